@@ -1,0 +1,442 @@
+//! The HTTP client: one keep-alive HTTP/1.1 connection per virtual user (hyper), reconnecting
+//! when the server closes it, with a per-user cookie jar, same-origin redirects, gzip decoding,
+//! a request timeout and distinct error kinds.
+
+use std::io::Read;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http::header::{HeaderMap, HeaderName, HeaderValue};
+use http::{Method, Request, StatusCode, Uri};
+use http_body_util::{BodyExt, Full};
+use hyper::client::conn::http1;
+use hyper_util::rt::TokioIo;
+use tokio::net::TcpStream;
+
+/// Why a request produced no response (mirrors the contract's `http-error`).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum HttpError {
+    #[error("connection failed: {0}")]
+    Connect(String),
+    #[error("timed out")]
+    Timeout,
+    #[error("connection reset: {0}")]
+    Reset(String),
+    #[error("TLS error: {0}")]
+    Tls(String),
+    #[error("invalid request: {0}")]
+    InvalidRequest(String),
+    #[error("invalid response: {0}")]
+    InvalidResponse(String),
+    #[error("denied by the sandbox: {0}")]
+    Denied(String),
+    #[error("cancelled: the run is stopping")]
+    Cancelled,
+    #[error("{0}")]
+    Other(String),
+}
+
+/// The origin every request of a run goes to (`scheme://host:port`).
+#[derive(Debug, Clone)]
+pub struct Target {
+    /// `http` or `https`.
+    pub scheme: String,
+    /// Host name or IP literal as written (no brackets).
+    pub host: String,
+    pub port: u16,
+    /// `scheme://host[:port]` as used in the `Host` header and reports.
+    pub origin: String,
+    /// Value of the `Host` header.
+    authority: HeaderValue,
+    /// Optional path prefix of the target URL (`http://h/api` → `/api`), prepended to paths.
+    pub base_path: String,
+}
+
+/// Errors in a target URL given by the user.
+#[derive(Debug, thiserror::Error)]
+pub enum TargetError {
+    #[error("invalid target URL `{0}`: {1} — use e.g. http://127.0.0.1:8888")]
+    Invalid(String, String),
+}
+
+impl Target {
+    /// Parses `http://host:port[/base]` (or `https://`).
+    pub fn parse(url: &str) -> Result<Self, TargetError> {
+        let bad = |why: &str| TargetError::Invalid(url.to_string(), why.to_string());
+        let uri: Uri = url
+            .trim_end_matches('/')
+            .parse()
+            .map_err(|_| bad("not a URL"))?;
+        let scheme = uri
+            .scheme_str()
+            .ok_or_else(|| bad("missing http:// or https://"))?;
+        if scheme != "http" && scheme != "https" {
+            return Err(bad("only http and https are supported"));
+        }
+        let host = uri.host().ok_or_else(|| bad("missing host"))?;
+        let host = host
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .to_string();
+        let default_port = if scheme == "https" { 443 } else { 80 };
+        let port = uri.port_u16().unwrap_or(default_port);
+        let host_for_url = if host.contains(':') {
+            format!("[{host}]")
+        } else {
+            host.clone()
+        };
+        let authority = if port == default_port {
+            host_for_url.clone()
+        } else {
+            format!("{host_for_url}:{port}")
+        };
+        let origin = format!("{scheme}://{authority}");
+        let base_path = uri.path().trim_end_matches('/').to_string();
+        Ok(Target {
+            scheme: scheme.to_string(),
+            host,
+            port,
+            authority: HeaderValue::from_str(&authority).map_err(|_| bad("bad host"))?,
+            origin,
+            base_path,
+        })
+    }
+
+    /// Resolves a plugin-given path or absolute URL against this origin. An absolute URL to any
+    /// other origin is refused: the sandbox only reaches the run's target.
+    pub fn resolve(&self, path: &str) -> Result<Uri, HttpError> {
+        let rest = if let Some(after) = path.strip_prefix(&self.origin) {
+            if !(after.is_empty() || after.starts_with('/') || after.starts_with('?')) {
+                return Err(HttpError::Denied(format!(
+                    "{path} is not on the target {}",
+                    self.origin
+                )));
+            }
+            after.to_string()
+        } else if path.contains("://") || path.starts_with("//") {
+            return Err(HttpError::Denied(format!(
+                "{path} is outside the run's target {}",
+                self.origin
+            )));
+        } else if path.starts_with('/') {
+            format!("{}{}", self.base_path, path)
+        } else {
+            format!("{}/{}", self.base_path, path)
+        };
+        let rest = if rest.is_empty() {
+            "/".to_string()
+        } else {
+            rest
+        };
+        rest.parse::<Uri>()
+            .map_err(|e| HttpError::InvalidRequest(format!("bad path `{path}`: {e}")))
+    }
+
+    /// `host:port` for connecting.
+    fn connect_addr(&self) -> String {
+        if self.host.contains(':') {
+            format!("[{}]:{}", self.host, self.port)
+        } else {
+            format!("{}:{}", self.host, self.port)
+        }
+    }
+}
+
+/// Settings shared by every connection of a run.
+#[derive(Clone)]
+pub struct ClientConfig {
+    pub target: Arc<Target>,
+    /// Headers added to every request (auth from `API_TOKEN` / `API_KEY`).
+    pub default_headers: Arc<HeaderMap>,
+    /// The run's request timeout (a request may override it).
+    pub timeout: Duration,
+    /// Set for https targets.
+    pub tls: Option<Arc<rustls::ClientConfig>>,
+}
+
+/// One request as the plugin built it.
+pub struct OutgoingRequest {
+    pub method: Method,
+    pub uri: Uri,
+    pub headers: Vec<(HeaderName, HeaderValue)>,
+    pub body: Bytes,
+    pub timeout: Option<Duration>,
+    pub follow_redirects: bool,
+}
+
+/// A complete response with its measured latency.
+pub struct CompletedResponse {
+    pub status: StatusCode,
+    pub headers: HeaderMap,
+    pub body: Bytes,
+    /// From just before the request was written to the last body byte (summed over redirects).
+    pub latency: Duration,
+}
+
+type Sender = http1::SendRequest<Full<Bytes>>;
+
+/// One virtual user's connection: keep-alive, reconnect on close, cookie jar.
+pub struct Connection {
+    config: ClientConfig,
+    sender: Option<Sender>,
+    cookies: Vec<(String, String)>,
+    /// Connections opened so far (1 for a user whose connection was kept alive throughout).
+    pub connects: u64,
+}
+
+const MAX_REDIRECTS: usize = 10;
+
+impl Connection {
+    pub fn new(config: ClientConfig) -> Self {
+        Connection {
+            config,
+            sender: None,
+            cookies: Vec::new(),
+            connects: 0,
+        }
+    }
+
+    pub fn target(&self) -> &Target {
+        &self.config.target
+    }
+
+    /// Sends a request and reads the whole response, following same-origin redirects if asked.
+    pub async fn send(&mut self, req: OutgoingRequest) -> Result<CompletedResponse, HttpError> {
+        let timeout = req.timeout.unwrap_or(self.config.timeout);
+        match tokio::time::timeout(timeout, self.send_following(req)).await {
+            Ok(result) => result,
+            Err(_) => {
+                // The connection is in an unknown state after a timeout: start afresh next time.
+                self.sender = None;
+                Err(HttpError::Timeout)
+            }
+        }
+    }
+
+    async fn send_following(
+        &mut self,
+        mut req: OutgoingRequest,
+    ) -> Result<CompletedResponse, HttpError> {
+        let mut total = Duration::ZERO;
+        for _ in 0..=MAX_REDIRECTS {
+            let mut resp = self.send_once(&req).await?;
+            total += resp.latency;
+            resp.latency = total;
+            let location = resp
+                .headers
+                .get(http::header::LOCATION)
+                .and_then(|v| v.to_str().ok());
+            match (
+                req.follow_redirects && resp.status.is_redirection(),
+                location,
+            ) {
+                (true, Some(location)) => {
+                    req.uri = self.config.target.resolve(location)?;
+                    if matches!(resp.status.as_u16(), 301..=303) && req.method != Method::HEAD {
+                        req.method = Method::GET;
+                        req.body = Bytes::new();
+                    }
+                }
+                _ => return Ok(resp),
+            }
+        }
+        Err(HttpError::InvalidResponse(format!(
+            "more than {MAX_REDIRECTS} redirects"
+        )))
+    }
+
+    async fn send_once(&mut self, req: &OutgoingRequest) -> Result<CompletedResponse, HttpError> {
+        let request = self.build(req)?;
+        let sender = self.ready_sender().await?;
+        let started = Instant::now();
+        let response = match sender.send_request(request).await {
+            Ok(response) => response,
+            Err(err) => {
+                self.sender = None;
+                return Err(classify(&err));
+            }
+        };
+        let (parts, body) = response.into_parts();
+        let body = match body.collect().await {
+            Ok(collected) => collected.to_bytes(),
+            Err(err) => {
+                self.sender = None;
+                return Err(classify(&err));
+            }
+        };
+        let latency = started.elapsed();
+        if connection_close(&parts.headers) {
+            self.sender = None;
+        }
+        self.store_cookies(&parts.headers);
+        let body = decode_body(&parts.headers, body)?;
+        Ok(CompletedResponse {
+            status: parts.status,
+            headers: parts.headers,
+            body,
+            latency,
+        })
+    }
+
+    fn build(&self, req: &OutgoingRequest) -> Result<Request<Full<Bytes>>, HttpError> {
+        let mut builder = Request::builder()
+            .method(req.method.clone())
+            .uri(req.uri.clone());
+        let headers = builder
+            .headers_mut()
+            .ok_or_else(|| HttpError::InvalidRequest("bad request line".into()))?;
+        headers.insert(http::header::HOST, self.config.target.authority.clone());
+        for (name, value) in self.config.default_headers.iter() {
+            headers.insert(name.clone(), value.clone());
+        }
+        for (name, value) in &req.headers {
+            headers.append(name.clone(), value.clone());
+        }
+        if !self.cookies.is_empty() && !headers.contains_key(http::header::COOKIE) {
+            let jar: Vec<String> = self
+                .cookies
+                .iter()
+                .map(|(k, v)| format!("{k}={v}"))
+                .collect();
+            if let Ok(value) = HeaderValue::from_str(&jar.join("; ")) {
+                headers.insert(http::header::COOKIE, value);
+            }
+        }
+        builder
+            .body(Full::new(req.body.clone()))
+            .map_err(|e| HttpError::InvalidRequest(e.to_string()))
+    }
+
+    /// The live connection, opening a new one if there is none or the server closed it.
+    async fn ready_sender(&mut self) -> Result<&mut Sender, HttpError> {
+        if let Some(sender) = &mut self.sender {
+            if sender.ready().await.is_err() {
+                self.sender = None;
+            }
+        }
+        if self.sender.is_none() {
+            self.sender = Some(self.connect().await?);
+            self.connects += 1;
+        }
+        self.sender
+            .as_mut()
+            .ok_or_else(|| HttpError::Other("no connection".into()))
+    }
+
+    async fn connect(&self) -> Result<Sender, HttpError> {
+        let target = &self.config.target;
+        let tcp = TcpStream::connect(target.connect_addr())
+            .await
+            .map_err(|e| HttpError::Connect(format!("{}: {e}", target.origin)))?;
+        let _ = tcp.set_nodelay(true);
+        match &self.config.tls {
+            None => handshake(TokioIo::new(tcp)).await,
+            Some(tls) => {
+                let name = rustls::pki_types::ServerName::try_from(target.host.clone())
+                    .map_err(|e| HttpError::Tls(format!("bad server name {}: {e}", target.host)))?;
+                let stream = tokio_rustls::TlsConnector::from(tls.clone())
+                    .connect(name, tcp)
+                    .await
+                    .map_err(|e| HttpError::Tls(e.to_string()))?;
+                handshake(TokioIo::new(stream)).await
+            }
+        }
+    }
+
+    fn store_cookies(&mut self, headers: &HeaderMap) {
+        for value in headers.get_all(http::header::SET_COOKIE) {
+            let Ok(text) = value.to_str() else { continue };
+            let pair = text.split(';').next().unwrap_or("");
+            let Some((name, value)) = pair.split_once('=') else {
+                continue;
+            };
+            let (name, value) = (name.trim().to_string(), value.trim().to_string());
+            self.cookies.retain(|(k, _)| *k != name);
+            if !value.is_empty() {
+                self.cookies.push((name, value));
+            }
+        }
+    }
+
+    /// Local address of the live connection, if any (tests use it to tell connections apart).
+    pub fn is_connected(&self) -> bool {
+        self.sender.is_some()
+    }
+}
+
+async fn handshake<IO>(io: IO) -> Result<Sender, HttpError>
+where
+    IO: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
+{
+    let (sender, conn) = http1::handshake(io).await.map_err(|e| classify(&e))?;
+    // The connection task ends by itself when the sender is dropped or the server closes.
+    tokio::spawn(async move {
+        let _ = conn.await;
+    });
+    Ok(sender)
+}
+
+fn connection_close(headers: &HeaderMap) -> bool {
+    headers
+        .get(http::header::CONNECTION)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.eq_ignore_ascii_case("close"))
+}
+
+fn decode_body(headers: &HeaderMap, body: Bytes) -> Result<Bytes, HttpError> {
+    let encoding = headers
+        .get(http::header::CONTENT_ENCODING)
+        .and_then(|v| v.to_str().ok());
+    match encoding {
+        Some(e) if e.eq_ignore_ascii_case("gzip") => {
+            let mut out = Vec::with_capacity(body.len() * 4);
+            flate2::read::GzDecoder::new(&body[..])
+                .read_to_end(&mut out)
+                .map_err(|e| HttpError::InvalidResponse(format!("bad gzip body: {e}")))?;
+            Ok(out.into())
+        }
+        _ => Ok(body),
+    }
+}
+
+/// Maps a hyper error onto the contract's error kinds.
+fn classify(err: &hyper::Error) -> HttpError {
+    if err.is_timeout() {
+        return HttpError::Timeout;
+    }
+    if err.is_parse() || err.is_parse_status() {
+        return HttpError::InvalidResponse(err.to_string());
+    }
+    if err.is_incomplete_message() || err.is_closed() || err.is_canceled() {
+        return HttpError::Reset(err.to_string());
+    }
+    let mut source: Option<&dyn std::error::Error> = std::error::Error::source(err);
+    while let Some(inner) = source {
+        if let Some(io) = inner.downcast_ref::<std::io::Error>() {
+            return match io.kind() {
+                std::io::ErrorKind::ConnectionReset
+                | std::io::ErrorKind::ConnectionAborted
+                | std::io::ErrorKind::BrokenPipe
+                | std::io::ErrorKind::UnexpectedEof => HttpError::Reset(io.to_string()),
+                std::io::ErrorKind::TimedOut => HttpError::Timeout,
+                _ => HttpError::Other(io.to_string()),
+            };
+        }
+        source = inner.source();
+    }
+    HttpError::Other(err.to_string())
+}
+
+/// Resolves the target's address once, to fail early with a clear line when it is unreachable.
+pub async fn probe(target: &Target, timeout: Duration) -> Result<SocketAddr, HttpError> {
+    let connect = TcpStream::connect(target.connect_addr());
+    match tokio::time::timeout(timeout, connect).await {
+        Ok(Ok(stream)) => stream
+            .peer_addr()
+            .map_err(|e| HttpError::Connect(e.to_string())),
+        Ok(Err(e)) => Err(HttpError::Connect(format!("{}: {e}", target.origin))),
+        Err(_) => Err(HttpError::Timeout),
+    }
+}

@@ -1,0 +1,128 @@
+//! `perfhost plugin inspect|export`.
+
+use std::path::PathBuf;
+
+use crate::exit;
+use crate::plugin::{builtin, PluginSet, PluginSpec, RuntimeOptions, WaitTime};
+
+#[derive(Debug, clap::Subcommand)]
+pub enum PluginCommand {
+    /// Show what a plugin will do: contract version, user classes, weights, wait times, tasks, imports.
+    Inspect {
+        /// A .wasm file or a built-in name.
+        plugin: String,
+        /// Print as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Write a built-in plugin to a .wasm file (to share, or as a starting point).
+    Export {
+        /// auditor_user, burst_user or heavy_user.
+        name: String,
+        /// Output file (default: NAME.wasm).
+        #[arg(short, long)]
+        output: Option<PathBuf>,
+    },
+}
+
+pub fn main(cmd: PluginCommand) -> u8 {
+    match cmd {
+        PluginCommand::Export { name, output } => {
+            let Some(bytes) = builtin::bytes(&name) else {
+                eprintln!(
+                    "error: unknown built-in plugin `{name}`: the built-ins are {}",
+                    builtin::NAMES.join(", ")
+                );
+                return exit::USAGE;
+            };
+            let path = output.unwrap_or_else(|| {
+                PathBuf::from(format!("{}.wasm", name.trim_end_matches(".wasm")))
+            });
+            match std::fs::write(&path, bytes) {
+                Ok(()) => {
+                    println!("wrote {} ({} bytes)", path.display(), bytes.len());
+                    exit::OK
+                }
+                Err(err) => {
+                    eprintln!("error: cannot write {}: {err}", path.display());
+                    exit::USAGE
+                }
+            }
+        }
+        PluginCommand::Inspect { plugin, json } => {
+            let runtime = match tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            {
+                Ok(rt) => rt,
+                Err(err) => {
+                    eprintln!("error: {err}");
+                    return exit::USAGE;
+                }
+            };
+            let loaded = runtime.block_on(async {
+                let spec = PluginSpec::resolve(&plugin)?;
+                PluginSet::load(
+                    vec![spec],
+                    RuntimeOptions {
+                        max_users: 1,
+                        ..Default::default()
+                    },
+                )
+                .await
+            });
+            let set = match loaded {
+                Ok(set) => set,
+                Err(err) => {
+                    eprintln!("error: {err}");
+                    return exit::USAGE;
+                }
+            };
+            let info = &set.plugins[0];
+            if json {
+                println!("{}", serde_json::to_string_pretty(info).unwrap_or_default());
+                return exit::OK;
+            }
+            println!("plugin    {} ({})", info.name, info.source);
+            println!("contract  {}", info.contract);
+            println!(
+                "size      {} bytes, sha256 {}",
+                info.size_bytes, info.sha256
+            );
+            for class in &info.classes {
+                let wait = match &class.wait {
+                    WaitTime::Between { min_ms, max_ms } => format!("between {min_ms}–{max_ms} ms"),
+                    WaitTime::Constant { ms } => format!("constant {ms} ms"),
+                    WaitTime::ConstantPacing { ms } => format!("constant pacing {ms} ms"),
+                    WaitTime::ConstantThroughput { per_second } => {
+                        format!("constant throughput {per_second}/s")
+                    }
+                    WaitTime::Custom => "custom (next-wait-ms)".into(),
+                };
+                println!(
+                    "class     {} (weight {}, wait {wait}{})",
+                    class.name,
+                    class.weight,
+                    if class.sequential { ", sequential" } else { "" }
+                );
+                let total: u32 = class.tasks.iter().map(|t| t.weight).sum();
+                for (i, task) in class.tasks.iter().enumerate() {
+                    let share = if total > 0 {
+                        task.weight as f64 * 100.0 / total as f64
+                    } else {
+                        0.0
+                    };
+                    println!(
+                        "  task {i:<3} {:<28} weight {:>3} ({share:.0}%)",
+                        task.name, task.weight
+                    );
+                }
+            }
+            println!("imports");
+            for import in &info.imports {
+                println!("  {import}");
+            }
+            exit::OK
+        }
+    }
+}

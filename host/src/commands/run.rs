@@ -1,0 +1,462 @@
+//! `perfhost run`: resolve the plan, load the plugins, start the demo target if no target was
+//! named, run the engine, write the result and print the summary.
+
+use std::io::{BufRead, BufReader, IsTerminal, Write};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::Duration;
+
+use http::header::{HeaderMap, HeaderValue};
+
+use crate::client::{ClientConfig, Target};
+use crate::config::{Plan, RunArgs};
+use crate::engine::{self, EngineOptions, Live, StopHandle};
+use crate::exit;
+use crate::plugin::data::DataSets;
+use crate::plugin::{PluginSet, PluginSpec, RunEnv, RuntimeOptions};
+use crate::report::{self, PlanSummary, RunMeta, RunResult};
+
+/// Why a run could not start (exit 2 or 3).
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    #[error("{0}")]
+    Config(#[from] crate::config::ConfigError),
+    #[error("{0}")]
+    Plugin(#[from] crate::plugin::PluginError),
+    #[error("{0}")]
+    Data(#[from] crate::plugin::data::DataError),
+    #[error("{0}")]
+    Usage(String),
+    #[error("target {target} is unreachable: {why} — check -H/--host or LOAD_TEST_HOST, and that the server is running")]
+    Unreachable { target: String, why: String },
+    #[error("cannot start the built-in demo server: {0}")]
+    Demo(String),
+}
+
+impl RunError {
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            RunError::Unreachable { .. } | RunError::Demo(_) => exit::UNREACHABLE,
+            _ => exit::USAGE,
+        }
+    }
+}
+
+/// Runs a resolved plan to its end (or until `stop`), returning the result.
+pub async fn execute(
+    plan: &Plan,
+    stop: StopHandle,
+    live: Arc<Live>,
+    mut on_tick: impl FnMut(&crate::stats::HistoryPoint, Duration),
+) -> Result<RunResult, RunError> {
+    let specs = plan
+        .plugins
+        .iter()
+        .map(|p| PluginSpec::resolve(p))
+        .collect::<Result<Vec<_>, _>>()?;
+    let data = DataSets::load(&plan.data)?;
+    let set = PluginSet::load(
+        specs,
+        RuntimeOptions {
+            max_users: plan.users,
+            memory_cap: plan.memory_cap,
+            ..Default::default()
+        },
+    )
+    .await?;
+    let classes = engine::select_classes(&set, &plan.user_classes).map_err(RunError::Usage)?;
+
+    // No target named anywhere: the built-in demo server, as a child that never outlives us.
+    let mut demo: Option<DemoChild> = None;
+    let host = match &plan.host {
+        Some(h) => h.clone(),
+        None => {
+            let child = DemoChild::start().map_err(RunError::Demo)?;
+            eprintln!(
+                "No target given (-H or LOAD_TEST_HOST): started the built-in demo server at {} (pid {})",
+                child.url,
+                child.child.id()
+            );
+            let url = child.url.clone();
+            demo = Some(child);
+            url
+        }
+    };
+    let target = Arc::new(Target::parse(&host).map_err(|e| RunError::Usage(e.to_string()))?);
+    wait_reachable(&target, demo.is_some()).await?;
+
+    let mut headers = HeaderMap::new();
+    if let Some(token) = &plan.api_token {
+        let value = HeaderValue::from_str(&format!("Bearer {token}")).map_err(|_| {
+            RunError::Usage("API_TOKEN contains characters not allowed in a header".into())
+        })?;
+        headers.insert(http::header::AUTHORIZATION, value);
+    }
+    if let Some(key) = &plan.api_key {
+        let value = HeaderValue::from_str(key).map_err(|_| {
+            RunError::Usage("API_KEY contains characters not allowed in a header".into())
+        })?;
+        headers.insert("x-api-key", value);
+    }
+    let tls = if target.scheme == "https" {
+        Some(Arc::new(tls_config(plan.insecure)))
+    } else {
+        None
+    };
+    let env = Arc::new(RunEnv {
+        client: ClientConfig {
+            target: target.clone(),
+            default_headers: Arc::new(headers),
+            timeout: plan.request_timeout,
+            tls,
+        },
+        config_values: plan.config_values.clone().into_iter().collect(),
+        data,
+        seed: plan.seed,
+        cpu_budget: plan.cpu_budget,
+        memory_cap: plan.memory_cap,
+        trace: plan.trace,
+    });
+    let plugins = set.plugins.clone();
+    let options = EngineOptions {
+        users: plan.users,
+        spawn_rate: plan.spawn_rate,
+        run_time: plan.run_time,
+        iterations: plan.iterations,
+        stop_timeout: plan.stop_timeout,
+        seed: plan.seed,
+        reset_stats: plan.reset_stats,
+        workers: std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1),
+    };
+    let outcome = engine::run(
+        Arc::new(set),
+        env,
+        classes,
+        options,
+        stop,
+        live,
+        &mut on_tick,
+    )
+    .await;
+    drop(demo);
+
+    let seconds = outcome.duration.as_secs_f64();
+    let (stats, total) = outcome.stats.endpoint_stats(seconds);
+    Ok(RunResult {
+        schema: report::SCHEMA.into(),
+        meta: RunMeta {
+            run_name: plan.run_name.clone(),
+            target: target.origin.clone(),
+            perfhost_version: env!("CARGO_PKG_VERSION").into(),
+            seed: plan.seed,
+            start_time: outcome.started,
+            end_time: outcome.ended,
+            duration_s: seconds,
+            interrupted: outcome.interrupted,
+        },
+        plan: PlanSummary {
+            users: plan.users,
+            spawn_rate: plan.spawn_rate,
+            run_time_s: plan.run_time.map(|d| d.as_secs_f64()),
+            iterations: plan.iterations,
+            user_classes: plan.user_classes.clone(),
+            class_users: outcome.class_users,
+        },
+        plugins,
+        stats,
+        total,
+        failures: outcome.stats.failure_groups(),
+        failure_samples: outcome.stats.samples().to_vec(),
+        task_errors: outcome.stats.task_error_groups(),
+        denied_requests: outcome.stats.all.denied,
+        stopped_classes: outcome.stopped_classes,
+        history: outcome.stats.history,
+        generator: outcome.generator,
+    })
+}
+
+async fn wait_reachable(target: &Target, is_demo: bool) -> Result<(), RunError> {
+    let attempts = if is_demo { 50 } else { 1 };
+    let mut last = String::new();
+    for _ in 0..attempts {
+        match crate::client::probe(target, Duration::from_secs(5)).await {
+            Ok(_) => return Ok(()),
+            Err(e) => last = e.to_string(),
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    Err(RunError::Unreachable {
+        target: target.origin.clone(),
+        why: last,
+    })
+}
+
+fn tls_config(insecure: bool) -> rustls::ClientConfig {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let builder = rustls::ClientConfig::builder_with_provider(provider.clone())
+        .with_safe_default_protocol_versions()
+        .expect("ring supports the default TLS versions");
+    if insecure {
+        return builder
+            .dangerous()
+            .with_custom_certificate_verifier(Arc::new(AcceptAnyCert(provider)))
+            .with_no_client_auth();
+    }
+    let mut roots = rustls::RootCertStore::empty();
+    roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
+    builder.with_root_certificates(roots).with_no_client_auth()
+}
+
+/// `--insecure`: accepts any server certificate (signatures are still checked).
+#[derive(Debug)]
+struct AcceptAnyCert(Arc<rustls::crypto::CryptoProvider>);
+
+impl rustls::client::danger::ServerCertVerifier for AcceptAnyCert {
+    fn verify_server_cert(
+        &self,
+        _: &rustls::pki_types::CertificateDer<'_>,
+        _: &[rustls::pki_types::CertificateDer<'_>],
+        _: &rustls::pki_types::ServerName<'_>,
+        _: &[u8],
+        _: rustls::pki_types::UnixTime,
+    ) -> Result<rustls::client::danger::ServerCertVerified, rustls::Error> {
+        Ok(rustls::client::danger::ServerCertVerified::assertion())
+    }
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &rustls::pki_types::CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &rustls::pki_types::CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+        self.0.signature_verification_algorithms.supported_schemes()
+    }
+}
+
+/// The built-in demo server as a child process; killed and reaped on drop.
+struct DemoChild {
+    child: Child,
+    url: String,
+}
+
+impl DemoChild {
+    fn start() -> Result<Self, String> {
+        let exe = std::env::current_exe().map_err(|e| e.to_string())?;
+        let mut cmd = Command::new(exe);
+        cmd.args(["demo-server", "--bind", "127.0.0.1:0"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null());
+        // If perfhost dies without cleaning up (SIGKILL), the kernel ends the child too.
+        #[cfg(target_os = "linux")]
+        unsafe {
+            use std::os::unix::process::CommandExt;
+            cmd.pre_exec(|| {
+                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM);
+                Ok(())
+            });
+        }
+        let mut child = cmd.spawn().map_err(|e| e.to_string())?;
+        let stdout = child.stdout.take().ok_or("no stdout")?;
+        let mut line = String::new();
+        let read = BufReader::new(stdout).read_line(&mut line);
+        let url = line
+            .split_whitespace()
+            .find(|w| w.starts_with("http://"))
+            .map(str::to_string);
+        match (read, url) {
+            (Ok(_), Some(url)) => Ok(DemoChild { child, url }),
+            _ => {
+                let _ = child.kill();
+                let _ = child.wait();
+                Err(format!("it printed no address (got `{}`)", line.trim()))
+            }
+        }
+    }
+}
+
+impl Drop for DemoChild {
+    fn drop(&mut self) {
+        // SIGTERM first so it shuts down cleanly; then make sure.
+        unsafe {
+            libc::kill(self.child.id() as i32, libc::SIGTERM);
+        }
+        for _ in 0..50 {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The CLI entry: returns the exit code.
+pub fn main(args: RunArgs) -> u8 {
+    let plan = match Plan::resolve(&args, &|k| std::env::var(k).ok()) {
+        Ok(plan) => plan,
+        Err(err) => {
+            eprintln!("error: {err}");
+            return exit::USAGE;
+        }
+    };
+    if args.print_config {
+        print!("{}", plan.describe());
+        return exit::OK;
+    }
+    raise_fd_limit(plan.users);
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(err) => {
+            eprintln!("error: cannot start the runtime: {err}");
+            return exit::USAGE;
+        }
+    };
+    let stop = StopHandle::default();
+    let live = Arc::new(Live::default());
+    let result = runtime.block_on(async {
+        let signals = stop.clone();
+        tokio::spawn(async move {
+            wait_for_signal().await;
+            eprintln!("\nInterrupted: stopping users and writing results…");
+            signals.interrupt();
+        });
+        let tty = std::io::stderr().is_terminal();
+        let total = plan.run_time;
+        let users = plan.users;
+        execute(&plan, stop.clone(), live.clone(), |point, elapsed| {
+            status_line(point, elapsed, total, users, tty)
+        })
+        .await
+    });
+    if std::io::stderr().is_terminal() {
+        eprintln!();
+    }
+    let result = match result {
+        Ok(result) => result,
+        Err(err) => {
+            eprintln!("error: {err}");
+            return err.exit_code();
+        }
+    };
+    println!("{}", report::summary_table(&result));
+    if args.json {
+        println!("{}", result.stats_json());
+    }
+    let path = args
+        .json_file
+        .clone()
+        .or_else(|| (!args.no_report).then(|| report::default_json_path(&plan.run_name)));
+    if let Some(path) = path {
+        match result.write_json(&path) {
+            Ok(()) => eprintln!("Result written to {}", path.display()),
+            Err(err) => eprintln!("error: cannot write {}: {err}", path.display()),
+        }
+    }
+    if result.meta.interrupted {
+        exit::INTERRUPTED
+    } else if result.has_failures() {
+        exit::TEST_FAILED
+    } else {
+        exit::OK
+    }
+}
+
+async fn wait_for_signal() {
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = async { match term.as_mut() { Some(t) => { t.recv().await; } None => std::future::pending::<()>().await } } => {}
+    }
+}
+
+fn status_line(
+    point: &crate::stats::HistoryPoint,
+    elapsed: Duration,
+    total: Option<Duration>,
+    users: usize,
+    tty: bool,
+) {
+    let p95 = point
+        .percentiles_ms
+        .0
+        .iter()
+        .find(|(l, _)| l == "95")
+        .map(|(_, v)| *v)
+        .unwrap_or(0.0);
+    let bar = match total {
+        Some(t) if !t.is_zero() => {
+            let done = ((elapsed.as_secs_f64() / t.as_secs_f64()).min(1.0) * 20.0) as usize;
+            format!("[{}{}] ", "#".repeat(done), "-".repeat(20 - done))
+        }
+        _ => String::new(),
+    };
+    let text = format!(
+        "{bar}{:>5.0}s  users {}/{}  {:>8.1} req/s  failures {:>6.1}/s  p95 {:>7.1} ms",
+        elapsed.as_secs_f64(),
+        point.users,
+        users,
+        point.rps,
+        point.failures_per_s,
+        p95
+    );
+    let mut err = std::io::stderr().lock();
+    if tty {
+        let _ = write!(err, "\r{text}\x1b[K");
+    } else if elapsed.as_secs().is_multiple_of(10) {
+        let _ = writeln!(err, "{text}");
+    }
+    let _ = err.flush();
+}
+
+/// Raises the open-files limit to cover one connection per user (plus slack).
+fn raise_fd_limit(users: usize) {
+    let needed = (users as u64) * 2 + 256;
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: plain syscalls on a struct we own.
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) != 0 {
+            return;
+        }
+        if limit.rlim_cur < needed {
+            limit.rlim_cur = needed.min(limit.rlim_max);
+            let _ = libc::setrlimit(libc::RLIMIT_NOFILE, &limit);
+        }
+    }
+    if limit.rlim_cur < needed {
+        eprintln!(
+            "warning: the open-files limit ({}) is below what {users} users need ({needed}): raise it with `ulimit -n {needed}`",
+            limit.rlim_cur
+        );
+    }
+}

@@ -1,0 +1,704 @@
+//! The load engine: spawns virtual users at the spawn rate over one current-thread runtime per
+//! core, assigns classes deterministically by weight, picks tasks by weight, honours wait times,
+//! stops on time / iterations / signal, and feeds the statistics collector.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use rand_core::{Rng, SeedableRng};
+use rand_pcg::Pcg64Mcg;
+use tokio::sync::{mpsc, Notify};
+
+use crate::plugin::state::user_seed;
+use crate::plugin::{PluginSet, PluginUser, RunEnv, TaskOutcome, UserClass, WaitTime};
+use crate::stats::{RunStats, Shards};
+
+/// One user class of the run, with the plugin it comes from.
+#[derive(Debug, Clone)]
+pub struct ClassSlot {
+    pub plugin_index: usize,
+    pub class_index: u32,
+    pub class: UserClass,
+}
+
+/// What the engine needs to know of the plan.
+#[derive(Debug, Clone)]
+pub struct EngineOptions {
+    pub users: usize,
+    pub spawn_rate: f64,
+    pub run_time: Option<Duration>,
+    pub iterations: Option<u64>,
+    pub stop_timeout: Duration,
+    pub seed: u64,
+    pub reset_stats: bool,
+    /// Worker threads (default: the number of cores).
+    pub workers: usize,
+}
+
+/// Asks the run to stop (Ctrl-C, SIGTERM, a test).
+#[derive(Clone, Default)]
+pub struct StopHandle {
+    inner: Arc<StopInner>,
+}
+
+#[derive(Default)]
+struct StopInner {
+    stopping: AtomicBool,
+    interrupted: AtomicBool,
+    notify: Notify,
+}
+
+impl StopHandle {
+    /// Stops the run because of a signal: the result is marked interrupted.
+    pub fn interrupt(&self) {
+        self.inner.interrupted.store(true, Ordering::SeqCst);
+        self.stop();
+    }
+
+    pub fn stop(&self) {
+        self.inner.stopping.store(true, Ordering::SeqCst);
+        self.inner.notify.notify_waiters();
+    }
+
+    pub fn is_stopping(&self) -> bool {
+        self.inner.stopping.load(Ordering::SeqCst)
+    }
+
+    pub fn was_interrupted(&self) -> bool {
+        self.inner.interrupted.load(Ordering::SeqCst)
+    }
+
+    /// Resolves once the run is stopping.
+    pub async fn stopped(&self) {
+        loop {
+            let notified = self.inner.notify.notified();
+            if self.is_stopping() {
+                return;
+            }
+            notified.await;
+        }
+    }
+}
+
+/// Live counters the console and the collector read.
+#[derive(Default)]
+pub struct Live {
+    pub active_users: AtomicUsize,
+    pub spawned_users: AtomicUsize,
+    pub tasks_done: AtomicU64,
+}
+
+/// Per class: how its users fared, and whether it was stopped for trapping.
+#[derive(Default)]
+struct ClassHealth {
+    consecutive_traps: u64,
+    stopped: bool,
+    last_error: String,
+}
+
+/// Shared by all users of a run.
+struct Shared {
+    set: Arc<PluginSet>,
+    env: Arc<RunEnv>,
+    shards: Shards,
+    classes: Vec<ClassSlot>,
+    class_users: Vec<usize>,
+    health: Mutex<Vec<ClassHealth>>,
+    stop: StopHandle,
+    live: Arc<Live>,
+    /// Tickets for `-n`: each task run takes one.
+    iterations_left: Option<AtomicU64>,
+    seed: u64,
+}
+
+/// What a finished run hands to the reports.
+pub struct RunOutcome {
+    pub stats: RunStats,
+    pub started: f64,
+    pub ended: f64,
+    pub duration: Duration,
+    pub interrupted: bool,
+    /// Users per class name, as assigned.
+    pub class_users: BTreeMap<String, usize>,
+    /// Classes stopped because their users kept trapping, with the reason.
+    pub stopped_classes: Vec<String>,
+    pub generator: crate::report::GeneratorHealth,
+}
+
+/// Assigns `users` users to classes deterministically by weight (smooth weighted round-robin:
+/// 10 users at 7/2/1 are exactly 7, 2 and 1, and any prefix is as close to the weights as it
+/// can be).
+pub fn assign_classes(weights: &[u32], users: usize) -> Vec<usize> {
+    let total: i64 = weights.iter().map(|&w| i64::from(w)).sum();
+    let mut current = vec![0i64; weights.len()];
+    let mut out = Vec::with_capacity(users);
+    if total == 0 {
+        return out;
+    }
+    for _ in 0..users {
+        for (c, &w) in current.iter_mut().zip(weights) {
+            *c += i64::from(w);
+        }
+        let (best, _) = current
+            .iter()
+            .enumerate()
+            .max_by(|a, b| a.1.cmp(b.1).then(b.0.cmp(&a.0)))
+            .expect("at least one class");
+        current[best] -= total;
+        out.push(best);
+    }
+    out
+}
+
+/// The user classes of the plugin set, filtered by `--user-class`.
+pub fn select_classes(set: &PluginSet, only: &[String]) -> Result<Vec<ClassSlot>, String> {
+    let mut slots = Vec::new();
+    for (plugin_index, plugin) in set.plugins.iter().enumerate() {
+        for (class_index, class) in plugin.classes.iter().enumerate() {
+            if only.is_empty() || only.iter().any(|n| n.eq_ignore_ascii_case(&class.name)) {
+                slots.push(ClassSlot {
+                    plugin_index,
+                    class_index: class_index as u32,
+                    class: class.clone(),
+                });
+            }
+        }
+    }
+    for name in only {
+        if !slots
+            .iter()
+            .any(|s| s.class.name.eq_ignore_ascii_case(name))
+        {
+            let known: Vec<&str> = set
+                .plugins
+                .iter()
+                .flat_map(|p| p.classes.iter().map(|c| c.name.as_str()))
+                .collect();
+            return Err(format!(
+                "unknown user class `{name}` — the loaded plugins offer: {}",
+                known.join(", ")
+            ));
+        }
+    }
+    if slots.iter().all(|s| s.class.weight == 0) {
+        return Err("every selected user class has weight 0".into());
+    }
+    Ok(slots)
+}
+
+/// Runs the load until run time, iterations or a stop, and returns the statistics.
+pub async fn run(
+    set: Arc<PluginSet>,
+    env: Arc<RunEnv>,
+    classes: Vec<ClassSlot>,
+    options: EngineOptions,
+    stop: StopHandle,
+    live: Arc<Live>,
+    mut on_tick: impl FnMut(&crate::stats::HistoryPoint, Duration),
+) -> RunOutcome {
+    let workers = options.workers.max(1);
+    let shards = Shards::new(workers);
+    let weights: Vec<u32> = classes.iter().map(|c| c.class.weight).collect();
+    let assignment = assign_classes(&weights, options.users);
+    let mut class_users = vec![0usize; classes.len()];
+    for &c in &assignment {
+        class_users[c] += 1;
+    }
+    let shared = Arc::new(Shared {
+        set,
+        env,
+        shards: shards.clone(),
+        health: Mutex::new(classes.iter().map(|_| ClassHealth::default()).collect()),
+        class_users: class_users.clone(),
+        classes,
+        stop: stop.clone(),
+        live: live.clone(),
+        iterations_left: options.iterations.map(AtomicU64::new),
+        seed: options.seed,
+    });
+
+    // One current-thread runtime per worker thread; users are handed out round-robin.
+    let mut senders = Vec::new();
+    let mut threads = Vec::new();
+    for w in 0..workers {
+        let (tx, rx) = mpsc::unbounded_channel::<(u64, usize)>();
+        senders.push(tx);
+        let shared = shared.clone();
+        let stop_timeout = options.stop_timeout;
+        let thread = std::thread::Builder::new()
+            .name(format!("perfhost-worker-{w}"))
+            .spawn(move || worker(w, rx, shared, stop_timeout));
+        match thread {
+            Ok(t) => threads.push(t),
+            Err(err) => tracing::error!("cannot start worker thread: {err}"),
+        }
+    }
+
+    let started_wall = crate::stats::unix_now();
+    let started = Instant::now();
+    let deadline = options.run_time.map(|t| started + t);
+    let mut stats = RunStats::default();
+    let mut generator = crate::report::GeneratorMonitor::start();
+    let mut spawned = 0usize;
+    let mut ticker = tokio::time::interval(Duration::from_secs(1));
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    ticker.tick().await;
+    let mut last_tick = Instant::now();
+    let spawn_interval = Duration::from_secs_f64(1.0 / options.spawn_rate);
+    let mut next_spawn = Instant::now();
+    let mut ramp_done_reset = !options.reset_stats;
+
+    loop {
+        // Spawn every user whose time has come.
+        while spawned < assignment.len() && Instant::now() >= next_spawn && !stop.is_stopping() {
+            // Counted as active when handed out, so "no user left" cannot be seen before it starts.
+            live.active_users.fetch_add(1, Ordering::Relaxed);
+            if senders[spawned % workers]
+                .send((spawned as u64, assignment[spawned]))
+                .is_err()
+            {
+                live.active_users.fetch_sub(1, Ordering::Relaxed);
+            }
+            spawned += 1;
+            live.spawned_users.store(spawned, Ordering::Relaxed);
+            next_spawn += spawn_interval;
+        }
+        if !ramp_done_reset && spawned == assignment.len() {
+            ramp_done_reset = true;
+            let _ = shards.take_all();
+            stats.reset();
+            tracing::info!(
+                "all {} users spawned: statistics reset (--reset-stats)",
+                spawned
+            );
+        }
+        let all_done = spawned == assignment.len()
+            && live.active_users.load(Ordering::Relaxed) == 0
+            && spawned > 0;
+        if deadline.is_some_and(|d| Instant::now() >= d) || all_done {
+            stop.stop();
+        }
+        if stop.is_stopping() {
+            break;
+        }
+        let wake = [
+            Some(next_spawn).filter(|_| spawned < assignment.len()),
+            deadline,
+        ]
+        .into_iter()
+        .flatten()
+        .min()
+        .map(tokio::time::Instant::from_std);
+        tokio::select! {
+            _ = ticker.tick() => {
+                let elapsed = last_tick.elapsed();
+                last_tick = Instant::now();
+                let point = stats.absorb(shards.take_all(), live.active_users.load(Ordering::Relaxed) as u64, elapsed.as_secs_f64());
+                generator.sample(elapsed);
+                on_tick(point, started.elapsed());
+            }
+            _ = async { match wake { Some(at) => tokio::time::sleep_until(at).await, None => std::future::pending().await } } => {}
+            _ = stop.stopped() => {}
+            // Users ending by themselves (-n, stop-user) end the run when none is left.
+            _ = tokio::time::sleep(Duration::from_millis(50)), if spawned == assignment.len() => {}
+        }
+    }
+
+    // Stop: users finish their current task within the stop timeout (handled per worker).
+    drop(senders);
+    let joiner = tokio::task::spawn_blocking(move || {
+        for t in threads {
+            let _ = t.join();
+        }
+    });
+    let _ = joiner.await;
+    let elapsed = last_tick.elapsed();
+    stats.absorb(shards.take_all(), 0, elapsed.as_secs_f64().max(0.001));
+    generator.sample(elapsed);
+
+    let health = shared
+        .health
+        .lock()
+        .map(|h| {
+            h.iter()
+                .map(|c| (c.stopped, c.last_error.clone()))
+                .collect::<Vec<_>>()
+        })
+        .unwrap_or_default();
+    let stopped_classes = shared
+        .classes
+        .iter()
+        .zip(health)
+        .filter(|(_, (stopped, _))| *stopped)
+        .map(|(slot, (_, err))| format!("{}: {}", slot.class.name, err))
+        .collect();
+    RunOutcome {
+        stats,
+        started: started_wall,
+        ended: crate::stats::unix_now(),
+        duration: started.elapsed(),
+        interrupted: stop.was_interrupted(),
+        class_users: shared
+            .classes
+            .iter()
+            .zip(&class_users)
+            .map(|(s, &n)| (s.class.name.clone(), n))
+            .fold(BTreeMap::new(), |mut m, (k, n)| {
+                *m.entry(k).or_insert(0) += n;
+                m
+            }),
+        stopped_classes,
+        generator: generator.finish(),
+    }
+}
+
+fn worker(
+    index: usize,
+    mut rx: mpsc::UnboundedReceiver<(u64, usize)>,
+    shared: Arc<Shared>,
+    stop_timeout: Duration,
+) {
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(err) => {
+            tracing::error!("cannot start worker runtime: {err}");
+            return;
+        }
+    };
+    runtime.block_on(async move {
+        let mut users = tokio::task::JoinSet::new();
+        loop {
+            tokio::select! {
+                next = rx.recv() => match next {
+                    Some((id, class)) => {
+                        let shared = shared.clone();
+                        users.spawn(async move {
+                            let _active = ActiveGuard(shared.live.clone());
+                            user_loop(id, class, index, shared).await;
+                        });
+                    }
+                    None => break,
+                },
+                Some(_) = users.join_next(), if !users.is_empty() => {}
+            }
+        }
+        // Stopping: let users finish their task, then cancel what is left (in-flight requests
+        // are recorded as cancelled by the plugin host).
+        let drain = async { while users.join_next().await.is_some() {} };
+        if tokio::time::timeout(stop_timeout, drain).await.is_err() {
+            users.abort_all();
+            while users.join_next().await.is_some() {}
+        }
+    });
+}
+
+struct ActiveGuard(Arc<Live>);
+
+impl Drop for ActiveGuard {
+    fn drop(&mut self) {
+        self.0.active_users.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// Milliseconds until the next task, per the class's wait time.
+fn wait_after(wait: &WaitTime, task_time: Duration, rng: &mut Pcg64Mcg) -> Option<Duration> {
+    match *wait {
+        WaitTime::Between { min_ms, max_ms } => {
+            let span = u64::from(max_ms - min_ms) + 1;
+            Some(Duration::from_millis(
+                u64::from(min_ms) + rng.next_u64() % span,
+            ))
+        }
+        WaitTime::Constant { ms } => Some(Duration::from_millis(ms.into())),
+        WaitTime::ConstantPacing { ms } => {
+            Some(Duration::from_millis(ms.into()).saturating_sub(task_time))
+        }
+        WaitTime::ConstantThroughput { per_second } if per_second > 0.0 => {
+            Some(Duration::from_secs_f64(1.0 / per_second).saturating_sub(task_time))
+        }
+        WaitTime::ConstantThroughput { .. } => Some(Duration::ZERO),
+        WaitTime::Custom => None,
+    }
+}
+
+fn pick_task(tasks: &[crate::plugin::TaskInfo], rng: &mut Pcg64Mcg) -> u32 {
+    let total: u64 = tasks.iter().map(|t| u64::from(t.weight)).sum();
+    if total == 0 {
+        return 0;
+    }
+    let mut roll = rng.next_u64() % total;
+    for (i, t) in tasks.iter().enumerate() {
+        if roll < u64::from(t.weight) {
+            return i as u32;
+        }
+        roll -= u64::from(t.weight);
+    }
+    0
+}
+
+/// Sleeps, unless the run stops first. Returns false when stopping.
+async fn pause(shared: &Shared, d: Duration) -> bool {
+    if d.is_zero() {
+        return !shared.stop.is_stopping();
+    }
+    tokio::select! {
+        _ = tokio::time::sleep(d) => !shared.stop.is_stopping(),
+        _ = shared.stop.stopped() => false,
+    }
+}
+
+/// One virtual user from creation to stop, re-created after a trap.
+async fn user_loop(id: u64, class: usize, worker: usize, shared: Arc<Shared>) {
+    let slot = &shared.classes[class];
+    let shard = shared.shards.0[worker % shared.shards.0.len()].clone();
+    let mut rng = Pcg64Mcg::seed_from_u64(user_seed(shared.seed, id, 5));
+    let tasks = &slot.class.tasks;
+    'life: loop {
+        if shared.stop.is_stopping() || class_stopped(&shared, class) {
+            return;
+        }
+        let mut user = match PluginUser::create(
+            &shared.set,
+            slot.plugin_index,
+            slot.class_index,
+            id,
+            shared.env.clone(),
+            shard.clone(),
+        )
+        .await
+        {
+            Ok(user) => user,
+            Err(err) => {
+                shard.record_task_error(
+                    &format!("{}.constructor", slot.class.name),
+                    &err.to_string(),
+                );
+                if trapped(&shared, class, &err.to_string())
+                    || !pause(&shared, restart_wait(&slot.class.wait, &mut rng)).await
+                {
+                    return;
+                }
+                continue 'life;
+            }
+        };
+        match user.on_start().await {
+            Ok(TaskOutcome::Error(message)) => {
+                shard.record_task_error(&format!("{}.on_start", slot.class.name), &message)
+            }
+            Ok(TaskOutcome::StopUser) => {
+                let _ = user.on_stop().await;
+                return;
+            }
+            Ok(_) => {}
+            Err(err) => {
+                shard.record_task_error(&format!("{}.on_start", slot.class.name), &err.to_string());
+                if trapped(&shared, class, &err.to_string())
+                    || !pause(&shared, restart_wait(&slot.class.wait, &mut rng)).await
+                {
+                    return;
+                }
+                continue 'life;
+            }
+        }
+        loop {
+            if shared.stop.is_stopping() || class_stopped(&shared, class) {
+                let _ = user.on_stop().await;
+                return;
+            }
+            if let Some(left) = &shared.iterations_left {
+                if left
+                    .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+                    .is_err()
+                {
+                    let _ = user.on_stop().await;
+                    return;
+                }
+            }
+            let task = if slot.class.sequential {
+                match user.next_task().await {
+                    Ok(Some(t)) if (t as usize) < tasks.len() => t,
+                    Ok(_) => pick_task(tasks, &mut rng),
+                    Err(err) => {
+                        shard.record_task_error(
+                            &format!("{}.next_task", slot.class.name),
+                            &err.to_string(),
+                        );
+                        let _ = trapped(&shared, class, &err.to_string());
+                        if !pause(&shared, restart_wait(&slot.class.wait, &mut rng)).await {
+                            return;
+                        }
+                        continue 'life;
+                    }
+                }
+            } else {
+                pick_task(tasks, &mut rng)
+            };
+            let task_name = tasks
+                .get(task as usize)
+                .map(|t| t.name.as_str())
+                .unwrap_or("?");
+            let began = Instant::now();
+            let result = user.run_task(task).await;
+            shared.live.tasks_done.fetch_add(1, Ordering::Relaxed);
+            let mut skip_wait = false;
+            match result {
+                Ok(TaskOutcome::Ok) => healthy(&shared, class),
+                Ok(TaskOutcome::Reschedule) => {
+                    healthy(&shared, class);
+                    skip_wait = true;
+                }
+                Ok(TaskOutcome::Error(message)) => {
+                    healthy(&shared, class);
+                    shard
+                        .record_task_error(&format!("{}.{}", slot.class.name, task_name), &message);
+                }
+                Ok(TaskOutcome::StopUser) => {
+                    let _ = user.on_stop().await;
+                    return;
+                }
+                Err(err) => {
+                    // The instance is unusable after a trap: drop the whole Store, restart later.
+                    shard.record_task_error(
+                        &format!("{}.{}", slot.class.name, task_name),
+                        &err.to_string(),
+                    );
+                    drop(user);
+                    if trapped(&shared, class, &err.to_string())
+                        || !pause(&shared, restart_wait(&slot.class.wait, &mut rng)).await
+                    {
+                        return;
+                    }
+                    continue 'life;
+                }
+            }
+            if skip_wait {
+                continue;
+            }
+            let wait = match wait_after(&slot.class.wait, began.elapsed(), &mut rng) {
+                Some(w) => w,
+                None => match user.next_wait_ms().await {
+                    Ok(ms) => Duration::from_millis(ms.into()),
+                    Err(err) => {
+                        shard.record_task_error(
+                            &format!("{}.next_wait", slot.class.name),
+                            &err.to_string(),
+                        );
+                        continue 'life;
+                    }
+                },
+            };
+            if !pause(&shared, wait).await {
+                let _ = user.on_stop().await;
+                return;
+            }
+        }
+    }
+}
+
+/// A trapped user waits before it is re-created — never a hot loop, even with zero waits.
+fn restart_wait(wait: &WaitTime, rng: &mut Pcg64Mcg) -> Duration {
+    wait_after(wait, Duration::ZERO, rng)
+        .unwrap_or_default()
+        .max(Duration::from_millis(100))
+}
+
+fn class_stopped(shared: &Shared, class: usize) -> bool {
+    shared
+        .health
+        .lock()
+        .map(|h| h[class].stopped)
+        .unwrap_or(false)
+}
+
+fn healthy(shared: &Shared, class: usize) {
+    if let Ok(mut h) = shared.health.lock() {
+        h[class].consecutive_traps = 0;
+    }
+}
+
+/// Counts a trap; returns true when the class is (now) stopped because its users keep trapping.
+fn trapped(shared: &Shared, class: usize, message: &str) -> bool {
+    let Ok(mut health) = shared.health.lock() else {
+        return false;
+    };
+    let h = &mut health[class];
+    h.consecutive_traps += 1;
+    h.last_error = message.to_string();
+    // Every user of the class trapped about twice in a row with no task succeeding between.
+    let limit = (2 * shared.class_users[class] as u64).max(5);
+    if !h.stopped && h.consecutive_traps >= limit {
+        h.stopped = true;
+        tracing::error!(
+            "user class {} stopped: its users trapped {} times in a row (last: {message}) — fix the plugin; other classes keep running",
+            shared.classes[class].class.name,
+            h.consecutive_traps
+        );
+    }
+    h.stopped
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn classes_are_assigned_exactly_by_weight() {
+        let a = assign_classes(&[7, 2, 1], 10);
+        assert_eq!(
+            (0..3)
+                .map(|c| a.iter().filter(|&&x| x == c).count())
+                .collect::<Vec<_>>(),
+            vec![7, 2, 1]
+        );
+        let a = assign_classes(&[7, 2, 1], 100);
+        assert_eq!(
+            (0..3)
+                .map(|c| a.iter().filter(|&&x| x == c).count())
+                .collect::<Vec<_>>(),
+            vec![70, 20, 10]
+        );
+        let a = assign_classes(&[1, 1], 3);
+        assert_eq!(a.len(), 3);
+        assert!(assign_classes(&[0], 3).is_empty());
+    }
+
+    #[test]
+    fn waits_follow_their_kind() {
+        let mut rng = Pcg64Mcg::seed_from_u64(1);
+        for _ in 0..100 {
+            let w = wait_after(
+                &WaitTime::Between {
+                    min_ms: 10,
+                    max_ms: 20,
+                },
+                Duration::ZERO,
+                &mut rng,
+            )
+            .unwrap();
+            assert!(w >= Duration::from_millis(10) && w <= Duration::from_millis(20));
+        }
+        let pacing = WaitTime::ConstantPacing { ms: 100 };
+        assert_eq!(
+            wait_after(&pacing, Duration::from_millis(30), &mut rng),
+            Some(Duration::from_millis(70))
+        );
+        assert_eq!(
+            wait_after(&pacing, Duration::from_millis(300), &mut rng),
+            Some(Duration::ZERO)
+        );
+        let tput = WaitTime::ConstantThroughput { per_second: 4.0 };
+        assert_eq!(
+            wait_after(&tput, Duration::from_millis(50), &mut rng),
+            Some(Duration::from_millis(200))
+        );
+        assert_eq!(
+            wait_after(&WaitTime::Custom, Duration::ZERO, &mut rng),
+            None
+        );
+    }
+}

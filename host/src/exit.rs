@@ -1,0 +1,14 @@
+//! Process exit codes, one table for every command (documented in the README).
+
+/// Ran and passed.
+pub const OK: u8 = 0;
+/// The test failed: a request failure, a failed threshold, a `compare` regression.
+pub const TEST_FAILED: u8 = 1;
+/// Usage, configuration or plugin error: nothing ran.
+pub const USAGE: u8 = 2;
+/// Target unreachable or health gate failed.
+pub const UNREACHABLE: u8 = 3;
+/// Memory-leak warning from the profiler.
+pub const LEAK: u8 = 4;
+/// Interrupted (Ctrl-C / SIGTERM); results up to the interruption are still written.
+pub const INTERRUPTED: u8 = 130;

@@ -1,0 +1,22 @@
+//! The built-in behaviours, compiled from `plugins/` by the build script and embedded.
+
+/// Where the build put every plugin `.wasm` (built-ins and test fixtures).
+pub const PLUGIN_DIR: &str = env!("PERFHOST_PLUGIN_DIR");
+
+/// The built-in plugin names, in their default order.
+pub const NAMES: [&str; 3] = ["auditor_user", "burst_user", "heavy_user"];
+
+static AUDITOR_USER: &[u8] =
+    include_bytes!(concat!(env!("PERFHOST_PLUGIN_DIR"), "/auditor_user.wasm"));
+static BURST_USER: &[u8] = include_bytes!(concat!(env!("PERFHOST_PLUGIN_DIR"), "/burst_user.wasm"));
+static HEAVY_USER: &[u8] = include_bytes!(concat!(env!("PERFHOST_PLUGIN_DIR"), "/heavy_user.wasm"));
+
+/// The component bytes of a built-in plugin.
+pub fn bytes(name: &str) -> Option<&'static [u8]> {
+    match name.trim_end_matches(".wasm") {
+        "auditor_user" => Some(AUDITOR_USER),
+        "burst_user" => Some(BURST_USER),
+        "heavy_user" => Some(HEAVY_USER),
+        _ => None,
+    }
+}

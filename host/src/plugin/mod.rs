@@ -1,0 +1,399 @@
+//! The plugin runtime: loads behaviour components (a file or a built-in name), checks that they
+//! speak our contract, compiles them once (cached on disk), and instantiates one sandboxed
+//! Store per virtual user.
+
+pub mod bindings;
+pub mod builtin;
+mod cache;
+pub mod data;
+mod host_impl;
+pub mod state;
+mod user;
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use wasmtime::component::{Component, HasSelf, Linker};
+use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
+
+pub use cache::{cache_hits, compiles};
+pub use state::RunEnv;
+pub use user::{PluginUser, TaskOutcome, UserError};
+
+use bindings::{PluginPre, CONTRACT_PACKAGE, CONTRACT_VERSION};
+use state::UserState;
+
+/// Linear memory of one user, at most (the design's 64 MiB).
+pub const DEFAULT_MEMORY_CAP: usize = 64 << 20;
+/// Guest CPU time one call into a plugin may take before it is stopped.
+pub const DEFAULT_CPU_BUDGET: Duration = Duration::from_secs(1);
+/// Epoch tick: how often a running guest is checked against its CPU budget (and yields).
+const EPOCH_TICK: Duration = Duration::from_millis(10);
+
+/// Problems loading a plugin; each message names the plugin and the fix.
+#[derive(Debug, thiserror::Error)]
+pub enum PluginError {
+    #[error("cannot read plugin {path}: {source} — check the path given to --plugin")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("unknown plugin `{0}`: give a .wasm file or a built-in name ({names})", names = builtin::NAMES.join(", "))]
+    UnknownBuiltin(String),
+    #[error("{0} is not a WebAssembly file (bad magic bytes) — give a component built for wasm32-wasip2")]
+    NotWasm(String),
+    #[error("{0} is a core WebAssembly module, not a component — build it for wasm32-wasip2 (or wrap it with `wasm-tools component new`)")]
+    CoreModule(String),
+    #[error("{name} is not a valid WebAssembly component: {why} — rebuild it")]
+    Invalid { name: String, why: String },
+    #[error("{name} was built for {found}, but this perfhost speaks {CONTRACT_PACKAGE}@{CONTRACT_VERSION} — rebuild the plugin against this perfhost's wit/")]
+    Version { name: String, found: String },
+    #[error("{name} does not export {CONTRACT_PACKAGE}/behaviour — it is not a perfhost plugin (it must target the world `plugin` in wit/)")]
+    NotAPlugin { name: String },
+    #[error("{name} needs imports this sandbox does not provide ({why}) — plugins may import only {CONTRACT_PACKAGE}@{CONTRACT_VERSION} and WASI 0.2 cli/clocks/random/io")]
+    Imports { name: String, why: String },
+    #[error("{name}: describe() failed: {why}")]
+    Describe { name: String, why: String },
+    #[error("{name}: {why}")]
+    Unusable { name: String, why: String },
+    #[error("cannot set up the WebAssembly engine: {0}")]
+    Engine(String),
+}
+
+/// How a user waits between tasks (the contract's `wait-time`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case", tag = "kind")]
+pub enum WaitTime {
+    Between { min_ms: u32, max_ms: u32 },
+    Constant { ms: u32 },
+    ConstantPacing { ms: u32 },
+    ConstantThroughput { per_second: f64 },
+    Custom,
+}
+
+/// A user class as the plugin describes it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct UserClass {
+    pub name: String,
+    pub weight: u32,
+    pub wait: WaitTime,
+    pub tasks: Vec<TaskInfo>,
+    pub sequential: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TaskInfo {
+    pub name: String,
+    pub weight: u32,
+}
+
+/// What a loaded plugin is, for reports and `perfhost plugin inspect`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct PluginInfo {
+    /// File stem or built-in name.
+    pub name: String,
+    /// Where it came from: a path or `built-in`.
+    pub source: String,
+    /// SHA-256 of the component bytes.
+    pub sha256: String,
+    pub contract: String,
+    pub classes: Vec<UserClass>,
+    pub imports: Vec<String>,
+    pub size_bytes: usize,
+    /// The compiled artefact came from the on-disk cache (no compilation this time).
+    pub from_cache: bool,
+}
+
+/// A plugin as given on the command line.
+#[derive(Debug, Clone)]
+pub struct PluginSpec {
+    pub name: String,
+    pub source: String,
+    pub bytes: Arc<Vec<u8>>,
+}
+
+impl PluginSpec {
+    /// `auditor_user` (built-in) or a path to a `.wasm` file.
+    pub fn resolve(arg: &str) -> Result<Self, PluginError> {
+        let path = Path::new(arg);
+        let looks_like_path = arg.contains('/') || arg.ends_with(".wasm") || path.exists();
+        if !looks_like_path {
+            let bytes =
+                builtin::bytes(arg).ok_or_else(|| PluginError::UnknownBuiltin(arg.to_string()))?;
+            return Ok(PluginSpec {
+                name: arg.to_string(),
+                source: "built-in".into(),
+                bytes: Arc::new(bytes.to_vec()),
+            });
+        }
+        let bytes = std::fs::read(path).map_err(|source| PluginError::Read {
+            path: path.into(),
+            source,
+        })?;
+        let name = path
+            .file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_else(|| arg.to_string());
+        Ok(PluginSpec {
+            name,
+            source: arg.to_string(),
+            bytes: Arc::new(bytes),
+        })
+    }
+}
+
+/// Sandbox and sizing settings of the runtime.
+#[derive(Debug, Clone)]
+pub struct RuntimeOptions {
+    /// Most users alive at once (sizes the instance pool, plus headroom).
+    pub max_users: usize,
+    pub memory_cap: usize,
+    /// Compiled-component cache folder; `None` disables the cache.
+    pub cache_dir: Option<PathBuf>,
+}
+
+impl Default for RuntimeOptions {
+    fn default() -> Self {
+        RuntimeOptions {
+            max_users: 100,
+            memory_cap: DEFAULT_MEMORY_CAP,
+            cache_dir: cache::default_dir(),
+        }
+    }
+}
+
+/// One engine with every plugin compiled for it.
+pub(crate) struct EngineSlot {
+    pub engine: Engine,
+    pub pres: Vec<PluginPre<UserState>>,
+    _ticker: EpochTicker,
+}
+
+/// The loaded plugins, ready to instantiate users.
+pub struct PluginSet {
+    pub plugins: Vec<PluginInfo>,
+    specs: Vec<PluginSpec>,
+    options: RuntimeOptions,
+    pooled: EngineSlot,
+    /// Built on first need when the pool is exhausted (a ramp beyond the plan, trap churn).
+    on_demand: OnceLock<Result<EngineSlot, String>>,
+    warned_fallback: AtomicBool,
+}
+
+impl PluginSet {
+    /// Loads, validates and describes every plugin.
+    pub async fn load(
+        specs: Vec<PluginSpec>,
+        options: RuntimeOptions,
+    ) -> Result<Self, PluginError> {
+        let engine = new_engine(Some(&options))?;
+        let (pres, plugins) = compile_all(&engine, &specs, &options).await?;
+        Ok(PluginSet {
+            plugins,
+            specs,
+            pooled: EngineSlot {
+                _ticker: EpochTicker::start(&engine),
+                engine,
+                pres,
+            },
+            options,
+            on_demand: OnceLock::new(),
+            warned_fallback: AtomicBool::new(false),
+        })
+    }
+
+    /// The on-demand engine used once the pool is exhausted.
+    pub(crate) fn fallback(&self) -> Result<&EngineSlot, String> {
+        let slot = self.on_demand.get_or_init(|| {
+            let engine = new_engine(None).map_err(|e| e.to_string())?;
+            let mut pres = Vec::new();
+            for spec in &self.specs {
+                let (component, _) = cache::load_or_compile(&engine, &spec.bytes, &self.options)
+                    .map_err(|e| e.to_string())?;
+                let linker = linker(&engine).map_err(|e| e.to_string())?;
+                let pre = linker
+                    .instantiate_pre(&component)
+                    .map_err(|e| e.to_string())?;
+                pres.push(PluginPre::new(pre).map_err(|e| e.to_string())?);
+            }
+            Ok(EngineSlot {
+                _ticker: EpochTicker::start(&engine),
+                engine,
+                pres,
+            })
+        });
+        if !self.warned_fallback.swap(true, Ordering::Relaxed) {
+            tracing::warn!(
+                "the instance pool sized for {} users is full: further users use on-demand allocation (slower to create)",
+                self.options.max_users
+            );
+        }
+        slot.as_ref().map_err(Clone::clone)
+    }
+
+    pub(crate) fn pooled(&self) -> &EngineSlot {
+        &self.pooled
+    }
+}
+
+async fn compile_all(
+    engine: &Engine,
+    specs: &[PluginSpec],
+    options: &RuntimeOptions,
+) -> Result<(Vec<PluginPre<UserState>>, Vec<PluginInfo>), PluginError> {
+    let mut pres = Vec::new();
+    let mut infos = Vec::new();
+    for spec in specs {
+        check_header(&spec.name, &spec.bytes)?;
+        let (component, from_cache) = cache::load_or_compile(engine, &spec.bytes, options)
+            .map_err(|why| PluginError::Invalid {
+                name: spec.name.clone(),
+                why: why.to_string(),
+            })?;
+        check_contract(engine, &spec.name, &component)?;
+        let linker = linker(engine).map_err(|e| PluginError::Engine(e.to_string()))?;
+        let pre = linker
+            .instantiate_pre(&component)
+            .map_err(|e| PluginError::Imports {
+                name: spec.name.clone(),
+                why: format!("{e:#}"),
+            })?;
+        let pre = PluginPre::new(pre).map_err(|e| PluginError::NotAPlugin {
+            name: format!("{} ({e})", spec.name),
+        })?;
+        let classes = user::describe(engine, &pre, &spec.name).await?;
+        let imports = component
+            .component_type()
+            .imports(engine)
+            .map(|(name, _)| name.to_string())
+            .collect();
+        infos.push(PluginInfo {
+            name: spec.name.clone(),
+            source: spec.source.clone(),
+            sha256: hex(&Sha256::digest(&spec.bytes[..])),
+            contract: format!("{CONTRACT_PACKAGE}@{CONTRACT_VERSION}"),
+            classes,
+            imports,
+            size_bytes: spec.bytes.len(),
+            from_cache,
+        });
+        pres.push(pre);
+    }
+    Ok((pres, infos))
+}
+
+pub fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Tells a broken file, a core module and a component apart before compiling.
+fn check_header(name: &str, bytes: &[u8]) -> Result<(), PluginError> {
+    if bytes.len() < 8 || &bytes[..4] != b"\0asm" {
+        return Err(PluginError::NotWasm(name.to_string()));
+    }
+    match bytes[4..8] {
+        [1, 0, 0, 0] => Err(PluginError::CoreModule(name.to_string())),
+        _ => Ok(()),
+    }
+}
+
+/// Finds the behaviour export and checks its version.
+fn check_contract(engine: &Engine, name: &str, component: &Component) -> Result<(), PluginError> {
+    let wanted = format!("{CONTRACT_PACKAGE}/behaviour@{CONTRACT_VERSION}");
+    let ty = component.component_type();
+    let mut other = None;
+    for (export, _) in ty.exports(engine) {
+        if export == wanted {
+            return Ok(());
+        }
+        if let Some(version) = export.strip_prefix(&format!("{CONTRACT_PACKAGE}/behaviour@")) {
+            other = Some(format!("{CONTRACT_PACKAGE}@{version}"));
+        }
+    }
+    match other {
+        Some(found) => Err(PluginError::Version {
+            name: name.to_string(),
+            found,
+        }),
+        None => Err(PluginError::NotAPlugin {
+            name: name.to_string(),
+        }),
+    }
+}
+
+fn linker(engine: &Engine) -> wasmtime::Result<Linker<UserState>> {
+    let mut linker = Linker::new(engine);
+    wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
+    bindings::Plugin::add_to_linker::<UserState, HasSelf<UserState>>(&mut linker, |state| state)?;
+    Ok(linker)
+}
+
+/// The engine: async (users await the client), epoch interruption (CPU budget), and for the
+/// pooled engine an instance pool sized from the plan.
+fn new_engine(pool: Option<&RuntimeOptions>) -> Result<Engine, PluginError> {
+    let mut config = Config::new();
+    config.epoch_interruption(true);
+    // Small stacks and reservations keep thousands of users cheap: a 64 MiB reservation instead
+    // of the 4 GiB default avoids reserving ~20 TiB of address space at 5k users (the price is
+    // explicit bounds checks in guest code).
+    config.max_wasm_stack(256 << 10);
+    config.async_stack_size(512 << 10);
+    config.memory_reservation(DEFAULT_MEMORY_CAP as u64);
+    config.memory_guard_size(64 << 10);
+    config.memory_reservation_for_growth(0);
+    if let Some(options) = pool {
+        // Per-user needs measured for a Rust guest: core instances 4, tables 2, memories 1,
+        // stacks 1. Headroom covers trap replacements and interpreted-language guests.
+        let users = (options.max_users as u32).saturating_mul(5) / 4 + 16;
+        let mut pooling = PoolingAllocationConfig::default();
+        pooling
+            .total_component_instances(users)
+            .total_core_instances(users.saturating_mul(8))
+            .total_memories(users.saturating_mul(2))
+            .total_tables(users.saturating_mul(4))
+            .total_stacks(users)
+            .max_core_instances_per_component(64)
+            .max_memories_per_component(8)
+            .max_tables_per_component(16)
+            .max_memory_size(options.memory_cap)
+            .max_component_instance_size(1 << 20)
+            .max_core_instance_size(1 << 20);
+        config.allocation_strategy(InstanceAllocationStrategy::Pooling(pooling));
+    }
+    Engine::new(&config).map_err(|e| PluginError::Engine(format!("{e:#}")))
+}
+
+/// Advances the engine's epoch every tick, so running guests get checked and yield.
+struct EpochTicker {
+    stop: Arc<AtomicBool>,
+}
+
+impl EpochTicker {
+    fn start(engine: &Engine) -> Self {
+        let stop = Arc::new(AtomicBool::new(false));
+        let weak = engine.weak();
+        let flag = stop.clone();
+        let _ = std::thread::Builder::new()
+            .name("perfhost-epoch".into())
+            .spawn(move || {
+                while !flag.load(Ordering::Relaxed) {
+                    std::thread::sleep(EPOCH_TICK);
+                    match weak.upgrade() {
+                        Some(engine) => engine.increment_epoch(),
+                        None => break,
+                    }
+                }
+            });
+        EpochTicker { stop }
+    }
+}
+
+impl Drop for EpochTicker {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+    }
+}

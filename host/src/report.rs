@@ -1,0 +1,333 @@
+//! The run's result (the canonical JSON artefact) and the console output rendered from it.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use serde::{Deserialize, Serialize};
+
+use crate::plugin::PluginInfo;
+use crate::stats::{EndpointStats, FailureGroup, FailureSample, HistoryPoint, TaskErrorGroup};
+
+/// Version of the JSON result schema (`docs/result.schema.json`).
+pub const SCHEMA: &str = "perfhost-result/1";
+
+/// perfhost's own health during the run.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct GeneratorHealth {
+    /// Process CPU per second, in percent of one core.
+    pub cpu_percent: Vec<f64>,
+    /// How late the 1 s collector tick ran each second, in ms (scheduling lag).
+    pub tick_lag_ms: Vec<f64>,
+    pub max_cpu_percent: f64,
+    pub cores: usize,
+    /// The generator, not the target, limited the run (CPU above 90% of all cores).
+    pub generator_saturated: bool,
+}
+
+/// Samples perfhost's CPU once per collector tick.
+pub struct GeneratorMonitor {
+    health: GeneratorHealth,
+    last_cpu: Duration,
+    last: Instant,
+    warned: bool,
+}
+
+fn process_cpu() -> Duration {
+    // SAFETY: getrusage only writes into the struct we pass.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    if unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut usage) } != 0 {
+        return Duration::ZERO;
+    }
+    let tv = |t: libc::timeval| {
+        Duration::from_secs(t.tv_sec as u64) + Duration::from_micros(t.tv_usec as u64)
+    };
+    tv(usage.ru_utime) + tv(usage.ru_stime)
+}
+
+impl GeneratorMonitor {
+    pub fn start() -> Self {
+        let cores = std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1);
+        GeneratorMonitor {
+            health: GeneratorHealth {
+                cores,
+                ..Default::default()
+            },
+            last_cpu: process_cpu(),
+            last: Instant::now(),
+            warned: false,
+        }
+    }
+
+    /// Records one interval of length `interval` (as the ticker measured it).
+    pub fn sample(&mut self, interval: Duration) {
+        let now = Instant::now();
+        let cpu = process_cpu();
+        let wall = now.duration_since(self.last).as_secs_f64().max(1e-3);
+        let percent = (cpu.saturating_sub(self.last_cpu)).as_secs_f64() / wall * 100.0;
+        self.last_cpu = cpu;
+        self.last = now;
+        self.health
+            .cpu_percent
+            .push((percent * 10.0).round() / 10.0);
+        self.health
+            .tick_lag_ms
+            .push(((interval.as_secs_f64() - 1.0).max(0.0) * 1000.0 * 10.0).round() / 10.0);
+        self.health.max_cpu_percent = self.health.max_cpu_percent.max(percent);
+        if percent > 90.0 * self.health.cores as f64 {
+            self.health.generator_saturated = true;
+            if !self.warned {
+                self.warned = true;
+                tracing::warn!(
+                    "perfhost is using {percent:.0}% CPU of {} cores: the generator, not the target, may be limiting this run",
+                    self.health.cores
+                );
+            }
+        }
+    }
+
+    pub fn finish(self) -> GeneratorHealth {
+        self.health
+    }
+}
+
+/// Run metadata.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RunMeta {
+    pub run_name: String,
+    pub target: String,
+    pub perfhost_version: String,
+    pub seed: u64,
+    pub start_time: f64,
+    pub end_time: f64,
+    pub duration_s: f64,
+    pub interrupted: bool,
+}
+
+/// The plan as it ran (no secrets).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct PlanSummary {
+    pub users: usize,
+    pub spawn_rate: f64,
+    pub run_time_s: Option<f64>,
+    pub iterations: Option<u64>,
+    pub user_classes: Vec<String>,
+    pub class_users: BTreeMap<String, usize>,
+}
+
+/// The canonical result of a run: every other report renders from it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RunResult {
+    pub schema: String,
+    pub meta: RunMeta,
+    pub plan: PlanSummary,
+    pub plugins: Vec<PluginInfo>,
+    pub stats: Vec<EndpointStats>,
+    pub total: EndpointStats,
+    pub failures: Vec<FailureGroup>,
+    pub failure_samples: Vec<FailureSample>,
+    pub task_errors: Vec<TaskErrorGroup>,
+    /// Requests the sandbox refused because they left the target origin.
+    pub denied_requests: u64,
+    /// Classes stopped because their users kept trapping.
+    pub stopped_classes: Vec<String>,
+    pub history: Vec<HistoryPoint>,
+    pub generator: GeneratorHealth,
+}
+
+impl RunResult {
+    /// True when the run should exit 1: a failed request or a task error.
+    pub fn has_failures(&self) -> bool {
+        self.total.failures > 0 || !self.task_errors.is_empty() || !self.stopped_classes.is_empty()
+    }
+
+    pub fn write_json(&self, path: &Path) -> std::io::Result<()> {
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir)?;
+        }
+        let text = serde_json::to_string_pretty(self).map_err(std::io::Error::other)?;
+        std::fs::write(path, text)
+    }
+
+    /// The stats part printed by `--json` (as Locust's `--json`: a list of rows).
+    pub fn stats_json(&self) -> String {
+        #[derive(Serialize)]
+        struct Row<'a> {
+            method: &'a str,
+            name: &'a str,
+            num_requests: u64,
+            num_failures: u64,
+            min_response_time: f64,
+            max_response_time: f64,
+            avg_response_time: f64,
+            median_response_time: f64,
+            p95_response_time: f64,
+            p99_response_time: f64,
+            avg_content_length: f64,
+            rps: f64,
+        }
+        let rows: Vec<Row> = self
+            .stats
+            .iter()
+            .map(|s| Row {
+                method: &s.method,
+                name: &s.name,
+                num_requests: s.requests,
+                num_failures: s.failures,
+                min_response_time: s.min_ms,
+                max_response_time: s.max_ms,
+                avg_response_time: s.avg_ms,
+                median_response_time: s.median_ms,
+                p95_response_time: s.percentile(95.0),
+                p99_response_time: s.percentile(99.0),
+                avg_content_length: s.avg_content_bytes,
+                rps: s.rps,
+            })
+            .collect();
+        serde_json::to_string_pretty(&rows).unwrap_or_else(|_| "[]".into())
+    }
+}
+
+/// `reports/<run-name>_<YYYYmmdd_HHMMSS>.json`.
+pub fn default_json_path(run_name: &str) -> PathBuf {
+    PathBuf::from("reports").join(format!("{run_name}_{}.json", timestamp()))
+}
+
+/// Local-time-free UTC timestamp `YYYYmmdd_HHMMSS`.
+pub fn timestamp() -> String {
+    let secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    let (days, rest) = (secs / 86400, secs % 86400);
+    let (y, m, d) = civil_from_days(days as i64);
+    format!(
+        "{y:04}{m:02}{d:02}_{:02}{:02}{:02}",
+        rest / 3600,
+        (rest % 3600) / 60,
+        rest % 60
+    )
+}
+
+/// Days since 1970-01-01 → (year, month, day) (Howard Hinnant's algorithm).
+fn civil_from_days(z: i64) -> (i64, u32, u32) {
+    let z = z + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36524 - doe / 146_096) / 365;
+    let y = yoe + era * 400;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    (if m <= 2 { y + 1 } else { y }, m, d)
+}
+
+/// The end-of-run table, like Locust's.
+pub fn summary_table(result: &RunResult) -> String {
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "{:<8} {:<32} {:>8} {:>12} | {:>7} {:>7} {:>7} {:>7} | {:>8} {:>9}",
+        "Type", "Name", "# reqs", "# fails", "Avg", "Min", "Max", "Med", "req/s", "failures/s"
+    );
+    let line = "-".repeat(118);
+    let _ = writeln!(out, "{line}");
+    let row = |out: &mut String, s: &EndpointStats| {
+        let pct = if s.requests > 0 {
+            s.failures as f64 * 100.0 / s.requests as f64
+        } else {
+            0.0
+        };
+        let _ = writeln!(
+            out,
+            "{:<8} {:<32} {:>8} {:>5}({:>5.2}%) | {:>7.0} {:>7.0} {:>7.0} {:>7.0} | {:>8.2} {:>9.2}",
+            s.method,
+            truncate(&s.name, 32),
+            s.requests,
+            s.failures,
+            pct,
+            s.avg_ms,
+            s.min_ms,
+            s.max_ms,
+            s.median_ms,
+            s.rps,
+            s.failures_per_s
+        );
+    };
+    for s in &result.stats {
+        row(&mut out, s);
+    }
+    let _ = writeln!(out, "{line}");
+    row(&mut out, &result.total);
+    let _ = writeln!(out);
+    let _ = writeln!(out, "Response time percentiles (ms)");
+    let _ = write!(out, "{:<8} {:<32}", "Type", "Name");
+    for (label, _) in &result.total.percentiles_ms.0 {
+        let _ = write!(out, " {:>7}", format!("{label}%"));
+    }
+    let _ = writeln!(out, " {:>8}", "# reqs");
+    for s in result.stats.iter().chain(std::iter::once(&result.total)) {
+        let _ = write!(out, "{:<8} {:<32}", s.method, truncate(&s.name, 32));
+        for (_, v) in &s.percentiles_ms.0 {
+            let _ = write!(out, " {:>7.0}", v.ceil());
+        }
+        let _ = writeln!(out, " {:>8}", s.requests);
+    }
+    if !result.failures.is_empty() {
+        let _ = writeln!(out, "\nFailures");
+        for f in &result.failures {
+            let _ = writeln!(
+                out,
+                "{:>8}  {} {}: {}",
+                f.occurrences,
+                f.method,
+                f.name,
+                truncate(&f.error, 120)
+            );
+        }
+    }
+    if !result.task_errors.is_empty() {
+        let _ = writeln!(out, "\nTask errors");
+        for e in &result.task_errors {
+            let _ = writeln!(
+                out,
+                "{:>8}  {}: {}",
+                e.occurrences,
+                e.location,
+                truncate(&e.message, 120)
+            );
+        }
+    }
+    for class in &result.stopped_classes {
+        let _ = writeln!(out, "\nStopped user class {class}");
+    }
+    if result.denied_requests > 0 {
+        let _ = writeln!(
+            out,
+            "\n{} requests denied by the sandbox (outside the target origin)",
+            result.denied_requests
+        );
+    }
+    if result.generator.generator_saturated {
+        let _ = writeln!(
+            out,
+            "\nWARNING: perfhost's CPU peaked at {:.0}% of {} cores: the generator may have limited this run",
+            result.generator.max_cpu_percent, result.generator.cores
+        );
+    }
+    out
+}
+
+fn truncate(s: &str, n: usize) -> String {
+    if s.chars().count() <= n {
+        s.to_string()
+    } else {
+        let mut t: String = s.chars().take(n.saturating_sub(1)).collect();
+        t.push('…');
+        t
+    }
+}

@@ -1,0 +1,191 @@
+//! The engine and `perfhost run` end to end against servers on 127.0.0.1.
+
+use std::time::Duration;
+
+use crate::support::{self, Mode, RecordingServer};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn classes_are_assigned_exactly_and_counts_add_up() {
+    let server = RecordingServer::start(Mode::Auditor).await;
+    let mut plan = support::plan(&server.url(), &["auditor_user", "burst_user", "heavy_user"]);
+    plan.users = 10;
+    plan.spawn_rate = 100.0;
+    plan.run_time = Some(Duration::from_secs(3));
+    let result = support::run(&plan).await;
+    let classes: Vec<(String, usize)> = result.plan.class_users.clone().into_iter().collect();
+    assert_eq!(
+        classes,
+        vec![
+            ("AuditorUser".into(), 7),
+            ("BurstUser".into(), 2),
+            ("HeavyUser".into(), 1)
+        ]
+    );
+    // What the server saw equals completed + failed (+ cancelled) as perfhost reports them.
+    assert_eq!(server.seen().len() as u64, result.total.requests);
+    assert_eq!(result.total.failures, 0);
+    assert!(result.history.len() >= 2, "one history point per second");
+    let duration = result.meta.duration_s;
+    assert!(
+        (2.9..6.0).contains(&duration),
+        "run time stops the run ({duration})"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn iterations_stop_the_run() {
+    let server = RecordingServer::start(Mode::Auditor).await;
+    let mut plan = support::plan(&server.url(), &["burst_user"]);
+    plan.users = 3;
+    plan.run_time = None;
+    plan.iterations = Some(9);
+    let result = support::run(&plan).await;
+    assert_eq!(result.total.requests, 9);
+    assert_eq!(server.seen().len(), 9);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failing_endpoint_shows_its_failures_with_a_sample() {
+    let server = RecordingServer::start(Mode::FailVerify).await;
+    let mut plan = support::plan(&server.url(), &["burst_user"]);
+    plan.users = 2;
+    plan.run_time = None;
+    plan.iterations = Some(6);
+    let result = support::run(&plan).await;
+    let row = result
+        .stats
+        .iter()
+        .find(|s| s.name == "/verify (burst)")
+        .expect("row");
+    assert_eq!((row.requests, row.failures), (6, 6));
+    assert!(result
+        .failures
+        .iter()
+        .any(|f| f.name == "/verify (burst)" && f.occurrences == 6));
+    let sample = result
+        .failure_samples
+        .first()
+        .expect("a failing response kept as a sample");
+    assert_eq!(sample.status, Some(500));
+    assert!(sample.body.contains("internal_error"), "{}", sample.body);
+    assert!(result.has_failures());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stalled_server_gives_timeouts_not_a_hung_run() {
+    let server = RecordingServer::start(Mode::Stall).await;
+    let mut plan = support::plan(&server.url(), &["burst_user"]);
+    plan.users = 2;
+    plan.run_time = Some(Duration::from_secs(3));
+    plan.request_timeout = Duration::from_millis(500);
+    let result = support::run(&plan).await;
+    assert!(
+        result
+            .failures
+            .iter()
+            .any(|f| f.error.contains("timed out")),
+        "{:?}",
+        result.failures
+    );
+    assert!(result.meta.duration_s < 10.0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unreachable_target_is_reported_before_the_run() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    drop(listener);
+    let plan = support::plan(&url, &["burst_user"]);
+    let err =
+        perfhost::commands::run::execute(&plan, Default::default(), Default::default(), |_, _| {})
+            .await
+            .err()
+            .expect("unreachable");
+    assert_eq!(err.exit_code(), perfhost::exit::UNREACHABLE);
+    assert!(err.to_string().contains("unreachable"), "{err}");
+}
+
+/// SIGINT mid-run: exit 130 and a complete JSON result.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigint_writes_the_result_and_exits_130() {
+    let server = RecordingServer::start(Mode::Auditor).await;
+    let dir = std::env::temp_dir().join(format!("perfhost-sigint-{}", std::process::id()));
+    let json = dir.join("result.json");
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_perfhost"))
+        .args([
+            "run",
+            "-u",
+            "4",
+            "-t",
+            "60s",
+            "--plugin",
+            "burst_user",
+            "--config",
+            "/dev/null",
+            "-H",
+            &server.url(),
+            "--json-file",
+        ])
+        .arg(&json)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    unsafe {
+        libc::kill(child.id() as i32, libc::SIGINT);
+    }
+    let status = tokio::task::spawn_blocking(move || child.wait())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(status.code(), Some(130));
+    let result: perfhost::report::RunResult =
+        serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    assert!(result.meta.interrupted);
+    assert!(result.total.requests > 0);
+    assert_eq!(server.seen().len() as u64, result.total.requests);
+}
+
+/// No target anywhere: a demo server child appears, all three behaviours run, none is left.
+#[test]
+fn zero_config_run_uses_the_demo_server_and_leaves_no_child() {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_perfhost"))
+        .args([
+            "run",
+            "-u",
+            "10",
+            "-t",
+            "4s",
+            "--no-report",
+            "--json",
+            "--config",
+            "/dev/null",
+        ])
+        .env_remove("LOAD_TEST_HOST")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "stdout: {stdout}\nstderr: {stderr}"
+    );
+    assert!(stderr.contains("built-in demo server"), "{stderr}");
+    for name in ["/verify (standard)", "/verify (burst)", "/verify (large)"] {
+        assert!(stdout.contains(name), "{name} ran: {stdout}");
+    }
+    // The child is gone (its pid is printed on the "started" line).
+    let pid: u32 = stderr
+        .split("(pid ")
+        .nth(1)
+        .and_then(|r| r.split(')').next())
+        .and_then(|p| p.parse().ok())
+        .expect("pid printed");
+    let alive = std::fs::read_to_string(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+    assert!(
+        !alive.contains("demo-server"),
+        "demo server {pid} still running"
+    );
+}

@@ -1,0 +1,6 @@
+//! All integration tests in one binary (each test binary links wasmtime again).
+
+mod demo;
+mod engine;
+mod plugins;
+mod support;

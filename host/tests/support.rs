@@ -1,0 +1,177 @@
+//! Test helpers: a recording HTTP server on 127.0.0.1 that answers like the Auditor API, and
+//! plans that point perfhost at it.
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper::{Request, Response};
+use hyper_util::rt::TokioIo;
+use perfhost::config::{Plan, RunArgs};
+use perfhost::engine::{Live, StopHandle};
+use perfhost::report::RunResult;
+use tokio::net::TcpListener;
+
+/// One request as the server saw it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Seen {
+    pub method: String,
+    pub path: String,
+    pub body: String,
+}
+
+/// How the recording server answers.
+#[derive(Clone, Copy, PartialEq)]
+pub enum Mode {
+    /// Valid Auditor answers.
+    Auditor,
+    /// 500 on /verify.
+    FailVerify,
+    /// Never answers /verify (a stall).
+    Stall,
+}
+
+pub struct RecordingServer {
+    pub addr: SocketAddr,
+    pub seen: Arc<Mutex<Vec<Seen>>>,
+    stop: tokio::sync::watch::Sender<bool>,
+}
+
+const VERIFY_OK: &str = r#"{"verification_id":"v-1","timestamp":"2026-01-01T00:00:00Z","duration_ms":1.0,"answer":{"text":"x","total_sentences":1,"has_citations":true,"citations":["§ 823 BGB"]},"sources":{"count":1,"fingerprints":["ab"]},"verification":{"verified_sentences":1,"total_sentences":1,"verification_rate":1.0},"confidence":{"score":0.8,"verified":true,"trust_label":"high","components":{"semantic_similarity":0.8,"retrieval_quality":0.8,"citation_presence":1.0,"coverage":1.0}},"metadata":{}}"#;
+
+impl RecordingServer {
+    pub async fn start(mode: Mode) -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind loopback");
+        let addr = listener.local_addr().expect("local addr");
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let (stop, mut stopped) = tokio::sync::watch::channel(false);
+        let log = seen.clone();
+        tokio::spawn(async move {
+            loop {
+                let stream = tokio::select! {
+                    accepted = listener.accept() => match accepted { Ok((s, _)) => s, Err(_) => continue },
+                    _ = stopped.changed() => return,
+                };
+                let log = log.clone();
+                tokio::spawn(async move {
+                    let service = service_fn(move |req: Request<hyper::body::Incoming>| {
+                        let log = log.clone();
+                        async move {
+                            let method = req.method().to_string();
+                            let path = req
+                                .uri()
+                                .path_and_query()
+                                .map(|p| p.to_string())
+                                .unwrap_or_default();
+                            let body = req
+                                .into_body()
+                                .collect()
+                                .await
+                                .map(|b| b.to_bytes())
+                                .unwrap_or_default();
+                            log.lock().unwrap().push(Seen {
+                                method,
+                                path: path.clone(),
+                                body: String::from_utf8_lossy(&body).into_owned(),
+                            });
+                            let (status, text) = match (mode, path.split('?').next().unwrap_or(""))
+                            {
+                                (Mode::Stall, "/verify") => {
+                                    tokio::time::sleep(Duration::from_secs(3600)).await;
+                                    (200, String::new())
+                                }
+                                (Mode::FailVerify, "/verify") => (
+                                    500,
+                                    r#"{"error":"internal_error","detail":"boom"}"#.to_string(),
+                                ),
+                                (_, "/verify") => (200, VERIFY_OK.to_string()),
+                                (_, "/health") => {
+                                    (200, r#"{"status":"healthy","version":"0.1.0"}"#.to_string())
+                                }
+                                (_, "/metrics") => {
+                                    (200, "auditor_verify_requests_total 1\n".to_string())
+                                }
+                                _ => (404, r#"{"detail":"Not Found"}"#.to_string()),
+                            };
+                            Ok::<_, Infallible>(
+                                Response::builder()
+                                    .status(status)
+                                    .header("content-type", "application/json")
+                                    .body(Full::new(Bytes::from(text)))
+                                    .unwrap(),
+                            )
+                        }
+                    });
+                    let _ = http1::Builder::new()
+                        .serve_connection(TokioIo::new(stream), service)
+                        .await;
+                });
+            }
+        });
+        RecordingServer { addr, seen, stop }
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    pub fn seen(&self) -> Vec<Seen> {
+        self.seen.lock().unwrap().clone()
+    }
+}
+
+impl Drop for RecordingServer {
+    fn drop(&mut self) {
+        let _ = self.stop.send(true);
+    }
+}
+
+/// A plan against `url` with the given plugins; tweak fields after.
+pub fn plan(url: &str, plugins: &[&str]) -> Plan {
+    let args = RunArgs {
+        host: Some(url.to_string()),
+        plugins: plugins.iter().map(|p| p.to_string()).collect(),
+        config: Some(std::path::PathBuf::from("/dev/null")),
+        ..Default::default()
+    };
+    let mut plan = Plan::resolve(&args, &|_| None).expect("valid plan");
+    plan.seed = 42;
+    plan.stop_timeout = Duration::from_secs(2);
+    plan
+}
+
+/// Path of a plugin built from `plugins/` (fixtures included).
+pub fn fixture(name: &str) -> String {
+    format!("{}/{name}.wasm", perfhost::plugin::builtin::PLUGIN_DIR)
+}
+
+/// Runs a plan to its end, bounded by a generous outer timeout.
+pub async fn run(plan: &Plan) -> RunResult {
+    let fut = perfhost::commands::run::execute(
+        plan,
+        StopHandle::default(),
+        Arc::new(Live::default()),
+        |_, _| {},
+    );
+    tokio::time::timeout(Duration::from_secs(60), fut)
+        .await
+        .expect("run ended in time")
+        .expect("run started")
+}
+
+pub fn task_error<'a>(
+    result: &'a RunResult,
+    needle: &str,
+) -> Option<&'a perfhost::stats::TaskErrorGroup> {
+    result
+        .task_errors
+        .iter()
+        .find(|e| e.message.contains(needle))
+}
