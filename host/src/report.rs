@@ -244,7 +244,7 @@ pub fn summary_table(result: &RunResult) -> String {
         };
         let _ = writeln!(
             out,
-            "{:<8} {:<32} {:>8} {:>5}({:>5.2}%) | {:>7.0} {:>7.0} {:>7.0} {:>7.0} | {:>8.2} {:>9.2}",
+            "{:<8} {:<32} {:>8} {:>5}({:>5.2}%) | {:>7.1} {:>7.1} {:>7.1} {:>7.1} | {:>8.2} {:>9.2}",
             s.method,
             truncate(&s.name, 32),
             s.requests,
@@ -273,7 +273,7 @@ pub fn summary_table(result: &RunResult) -> String {
     for s in result.stats.iter().chain(std::iter::once(&result.total)) {
         let _ = write!(out, "{:<8} {:<32}", s.method, truncate(&s.name, 32));
         for (_, v) in &s.percentiles_ms.0 {
-            let _ = write!(out, " {:>7.0}", v.ceil());
+            let _ = write!(out, " {:>7.1}", v);
         }
         let _ = writeln!(out, " {:>8}", s.requests);
     }

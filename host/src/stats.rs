@@ -569,3 +569,58 @@ impl RunStats {
         self.history.clear();
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Percentiles equal a brute-force computation over the same samples within HDR precision.
+    #[test]
+    fn percentiles_match_brute_force() {
+        let shard = Shard::default();
+        let mut samples = Vec::new();
+        let mut x: u64 = 0x2545_F491_4F6C_DD1D;
+        for _ in 0..20_000 {
+            // xorshift: a spread of latencies from 50 µs to ~2 s, heavy-tailed.
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            let us = 50 + (x % 1000) * (x % 1000) * 2;
+            samples.push(us);
+            shard.record(&RequestRecord { method: "GET", name: "/x", latency_us: us, content_bytes: 10, error: None }, None);
+        }
+        samples.sort_unstable();
+        let mut run = RunStats::default();
+        run.absorb(shard.take(), 1, 1.0);
+        let (rows, total) = run.endpoint_stats(1.0);
+        assert_eq!(rows.len(), 1);
+        assert_eq!(total.requests, 20_000);
+        for &p in &PERCENTILES {
+            let rank = ((p / 100.0) * samples.len() as f64).ceil().max(1.0) as usize;
+            let exact = samples[rank.min(samples.len()) - 1] as f64 / 1000.0;
+            let got = total.percentile(p);
+            assert!((got - exact).abs() <= exact * 0.001 + 0.001, "p{p}: hdr {got} vs exact {exact}");
+        }
+        let avg = samples.iter().sum::<u64>() as f64 / samples.len() as f64 / 1000.0;
+        assert!((total.avg_ms - avg).abs() < 1e-9);
+        assert_eq!(total.min_ms, samples[0] as f64 / 1000.0);
+        // The serialized histogram round-trips.
+        let h = deserialize_histogram(&total.histogram).expect("decodes");
+        assert_eq!(h.len(), 20_000);
+    }
+
+    #[test]
+    fn names_beyond_the_cap_are_counted_as_other() {
+        let shard = Shard::default();
+        for i in 0..(MAX_NAMES + 20) {
+            let name = format!("/item/{i}");
+            shard.record(&RequestRecord { method: "GET", name: &name, latency_us: 100, content_bytes: 0, error: None }, None);
+        }
+        let mut run = RunStats::default();
+        run.absorb(shard.take(), 1, 1.0);
+        let (rows, total) = run.endpoint_stats(1.0);
+        assert_eq!(rows.len(), MAX_NAMES + 1);
+        assert_eq!(total.requests as usize, MAX_NAMES + 20);
+        assert!(rows.iter().any(|r| r.name == "other" && r.requests == 20));
+    }
+}

@@ -189,3 +189,103 @@ fn zero_config_run_uses_the_demo_server_and_leaves_no_child() {
         "demo server {pid} still running"
     );
 }
+
+/// Each recorded latency ≥ the server's own service time for that request, and the median
+/// difference is small (the probe plugin records `measured − server` per request).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn recorded_latency_covers_the_server_time_and_adds_little() {
+    let config = perfhost::demo::DemoConfig {
+        latency: Some(perfhost::demo::LatencyRange { min: Duration::from_millis(2), max: Duration::from_millis(12) }),
+        ..Default::default()
+    };
+    let server = perfhost::demo::start(config, "127.0.0.1:0".parse().unwrap()).await.unwrap();
+    let mut plan = support::plan(&server.url(), &[&support::fixture("fixture_latency_probe")]);
+    plan.users = 4;
+    plan.run_time = None;
+    plan.iterations = Some(200);
+    let result = support::run(&plan).await;
+    let overhead = result.stats.iter().find(|s| s.method == "overhead").expect("overhead events");
+    assert_eq!(overhead.requests, 200);
+    assert_eq!(overhead.failures, 0, "a latency below the server's own time: {:?}", result.failures);
+    assert!(overhead.median_ms < 2.0, "median overhead {} ms", overhead.median_ms);
+    server.shutdown().await;
+}
+
+/// Waits are honoured and each user keeps one connection (timestamps taken by the server).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn waits_are_honoured_over_one_keep_alive_connection_per_user() {
+    let server = RecordingServer::start(Mode::Auditor).await;
+    let mut plan = support::plan(&server.url(), &[&support::fixture("fixture_sequential")]);
+    plan.users = 2;
+    plan.run_time = None;
+    plan.iterations = Some(20);
+    support::run(&plan).await;
+    let seen = server.seen();
+    let mut by_conn: std::collections::BTreeMap<u16, Vec<Duration>> = Default::default();
+    for s in &seen {
+        by_conn.entry(s.peer_port).or_default().push(s.at);
+    }
+    assert_eq!(by_conn.len(), 2, "one keep-alive connection per user");
+    for times in by_conn.values() {
+        for pair in times.windows(2) {
+            let gap = pair[1] - pair[0];
+            // constant(100): never sooner; later only by the scheduling slack of a busy machine.
+            assert!(gap >= Duration::from_millis(99) && gap < Duration::from_millis(400), "gap {gap:?}");
+        }
+    }
+}
+
+/// Users start at the spawn rate: first requests are 1/rate apart.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn users_start_at_the_spawn_rate() {
+    let server = RecordingServer::start(Mode::Auditor).await;
+    let mut plan = support::plan(&server.url(), &[&support::fixture("fixture_sequential")]);
+    plan.users = 5;
+    plan.spawn_rate = 4.0;
+    plan.run_time = Some(Duration::from_millis(2500));
+    support::run(&plan).await;
+    let mut firsts: std::collections::BTreeMap<u16, Duration> = Default::default();
+    for s in server.seen() {
+        firsts.entry(s.peer_port).or_insert(s.at);
+    }
+    let mut starts: Vec<Duration> = firsts.into_values().collect();
+    starts.sort();
+    assert_eq!(starts.len(), 5);
+    for pair in starts.windows(2) {
+        let gap = (pair[1] - pair[0]).as_secs_f64();
+        assert!((0.15..0.40).contains(&gap), "spawn gap {gap:.3} s at 4 users/s");
+    }
+}
+
+/// A server that dies mid-run: connection errors, and the run still completes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_killed_mid_run_gives_connection_errors() {
+    let server = perfhost::demo::start(Default::default(), "127.0.0.1:0".parse().unwrap()).await.unwrap();
+    let mut plan = support::plan(&server.url(), &["burst_user"]);
+    plan.users = 3;
+    plan.run_time = Some(Duration::from_secs(3));
+    let run = tokio::spawn(async move { support::run(&plan).await });
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    server.shutdown().await;
+    let result = run.await.unwrap();
+    assert!(result.total.requests > result.total.failures && result.total.failures > 0);
+    assert!(
+        result.failures.iter().any(|f| f.error.contains("connection")),
+        "connection errors expected: {:?}",
+        result.failures
+    );
+}
+
+/// --reset-stats drops what happened during the ramp-up.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reset_stats_drops_the_ramp_up() {
+    let server = RecordingServer::start(Mode::Auditor).await;
+    let mut plan = support::plan(&server.url(), &[&support::fixture("fixture_sequential")]);
+    plan.users = 3;
+    plan.spawn_rate = 2.0;
+    plan.run_time = Some(Duration::from_secs(3));
+    plan.reset_stats = true;
+    let result = support::run(&plan).await;
+    let seen = server.seen().len() as u64;
+    assert!(result.total.requests > 0 && result.total.requests + 5 < seen, "{} recorded of {seen}", result.total.requests);
+}

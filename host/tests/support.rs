@@ -23,6 +23,10 @@ pub struct Seen {
     pub method: String,
     pub path: String,
     pub body: String,
+    /// The client's port: one per connection (keep-alive ⇒ one per user).
+    pub peer_port: u16,
+    /// When the request arrived, relative to the server's start.
+    pub at: Duration,
 }
 
 /// How the recording server answers.
@@ -53,17 +57,20 @@ impl RecordingServer {
         let seen = Arc::new(Mutex::new(Vec::new()));
         let (stop, mut stopped) = tokio::sync::watch::channel(false);
         let log = seen.clone();
+        let epoch = std::time::Instant::now();
         tokio::spawn(async move {
             loop {
                 let stream = tokio::select! {
-                    accepted = listener.accept() => match accepted { Ok((s, _)) => s, Err(_) => continue },
+                    accepted = listener.accept() => match accepted { Ok((s, peer)) => (s, peer.port()), Err(_) => continue },
                     _ = stopped.changed() => return,
                 };
+                let (stream, peer_port) = stream;
                 let log = log.clone();
                 tokio::spawn(async move {
                     let service = service_fn(move |req: Request<hyper::body::Incoming>| {
                         let log = log.clone();
                         async move {
+                            let at = epoch.elapsed();
                             let method = req.method().to_string();
                             let path = req
                                 .uri()
@@ -80,6 +87,8 @@ impl RecordingServer {
                                 method,
                                 path: path.clone(),
                                 body: String::from_utf8_lossy(&body).into_owned(),
+                                peer_port,
+                                at,
                             });
                             let (status, text) = match (mode, path.split('?').next().unwrap_or(""))
                             {

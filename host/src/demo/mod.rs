@@ -260,3 +260,42 @@ fn describe(c: &DemoConfig) -> String {
         parts.join(", ")
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct Wrapper {
+        #[command(flatten)]
+        args: DemoArgs,
+    }
+
+    #[test]
+    fn args_become_a_config() {
+        let w = Wrapper::try_parse_from([
+            "x",
+            "--latency",
+            "1ms..2ms",
+            "--rate-limit",
+            "10/s",
+            "--rate-limit-burst",
+            "3",
+            "--no-metrics",
+            "--leak",
+            "1MB/s",
+            "--api-key",
+            "k",
+        ])
+        .expect("valid arguments");
+        let c = DemoConfig::from(&w.args);
+        assert_eq!(c.rate_limit.map(|r| (r.limit, r.burst)), Some((10, 3)));
+        assert!(!c.metrics);
+        assert_eq!(c.leak_bytes_per_sec, Some(1024.0 * 1024.0));
+        assert_eq!(c.api_key.as_deref(), Some("k"));
+        let defaults = Wrapper::try_parse_from(["x"]).expect("no arguments");
+        assert_eq!(DemoConfig::from(&defaults.args), DemoConfig::default());
+        assert!(Wrapper::try_parse_from(["x", "--rate-limit-burst", "3"]).is_err());
+    }
+}

@@ -585,18 +585,20 @@ async fn dispatch(state: &State, req: Request<Incoming>, start: Instant) -> Resp
 /// Starlette's `redirect_slashes`: `/health/` → 307 to `/health`; anything else 404.
 fn not_found_or_redirect(path: &str, query: Option<&str>) -> Response<Body> {
     let trimmed = path.trim_end_matches('/');
-    if path.len() > 1 && trimmed.len() < path.len() && !trimmed.is_empty() {
-        if Route::of(trimmed) != Route::NotFound {
-            let target = match query {
-                Some(q) => format!("{trimmed}?{q}"),
-                None => trimmed.to_string(),
-            };
-            if let Ok(location) = HeaderValue::from_str(&target) {
-                let mut resp = respond(StatusCode::TEMPORARY_REDIRECT, "text/plain", Bytes::new());
-                resp.headers_mut().remove(CONTENT_TYPE);
-                resp.headers_mut().insert(LOCATION, location);
-                return resp;
-            }
+    if path.len() > 1
+        && trimmed.len() < path.len()
+        && !trimmed.is_empty()
+        && Route::of(trimmed) != Route::NotFound
+    {
+        let target = match query {
+            Some(q) => format!("{trimmed}?{q}"),
+            None => trimmed.to_string(),
+        };
+        if let Ok(location) = HeaderValue::from_str(&target) {
+            let mut resp = respond(StatusCode::TEMPORARY_REDIRECT, "text/plain", Bytes::new());
+            resp.headers_mut().remove(CONTENT_TYPE);
+            resp.headers_mut().insert(LOCATION, location);
+            return resp;
         }
     }
     detail(StatusCode::NOT_FOUND, "Not Found")

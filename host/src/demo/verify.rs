@@ -366,8 +366,8 @@ fn check_score(value: Option<&Value>, prefix: &[Loc], errors: &mut Vec<FieldErro
             return None;
         }
     };
-    // NaN fails `ge` like in pydantic; written as negations so NaN lands in the first branch.
-    if !(number >= 0.0) {
+    // NaN fails `ge`, as in pydantic.
+    if number.is_nan() || number < 0.0 {
         errors.push(
             FieldError::new(
                 "greater_than_equal",
@@ -379,7 +379,7 @@ fn check_score(value: Option<&Value>, prefix: &[Loc], errors: &mut Vec<FieldErro
         );
         return None;
     }
-    if !(number <= 1.0) {
+    if number > 1.0 {
         errors.push(
             FieldError::new(
                 "less_than_equal",

@@ -1,0 +1,396 @@
+#!/usr/bin/env bash
+# Compares HTTP load generators on ONE core against nginx on the other, loopback only, and
+# measures perfhost's memory per virtual user. A benchmark, not a test: results go to
+# docs/benchmarks.md ("Generator comparison").
+#
+#   bash bench/generators.sh                  # everything (~3.5 min with the defaults)
+#   DURATION=30 bash bench/generators.sh      # longer generator runs
+#   GENERATORS="wrk perfhost" MEMORY=0 bash bench/generators.sh
+#
+# Part 1 — throughput and CPU: nginx (worker_processes 1, a 96-byte static file at /, access
+# log off) runs pinned to SERVER_CPU; each generator runs alone, pinned to GEN_CPU, for
+# DURATION seconds with CONNECTIONS connections/users, doing keep-alive GET / as fast as it
+# can: wrk -t1, oha, perfhost with the plain_get plugin (plugins/examples/plain_get, no wait,
+# body not read), Locust (FastHttpUser, no wait), and perfhost again at BIG_USERS users.
+# Reported per generator: requests and requests/s (from the tool's own output; perfhost:
+# total.requests / meta.duration_s of its JSON result), generator CPU (user+sys of the whole
+# process, from /usr/bin/time) per request, its peak RSS, and the CPU share each side used
+# (nginx's worker from /proc/PID/stat) — whichever side is near 100% is the limit.
+#
+# Part 2 — memory: perfhost demo-server pinned to SERVER_CPU, perfhost pinned to GEN_CPU
+# running the built-in auditor_user behaviour (waits 1–3 s) at each of MEM_USERS users
+# (-r MEM_SPAWN_RATE, -t MEM_RUN_TIME s); perfhost's VmRSS is sampled MEM_SAMPLE_AT s after
+# start, once every user runs. Marginal KiB per user = (RSS[last] − RSS[first]) / (users
+# difference).
+#
+# Environment: DURATION (15, seconds), CONNECTIONS (100), BIG_USERS (1000), SERVER_CPU (1),
+# GEN_CPU (0), GENERATORS ("wrk oha perfhost locust perfhost-big"), MEMORY (1; 0 skips part 2),
+# MEM_USERS ("1000 10000"), MEM_SPAWN_RATE (2000), MEM_RUN_TIME (40), MEM_SAMPLE_AT (30),
+# PERFHOST_BIN (target/release/perfhost), OUT_DIR (raw outputs; default a new /tmp folder).
+# Needs: nginx and wrk (Debian: apt-get install -y nginx wrk), /usr/bin/time (apt-get install
+# -y time), taskset (util-linux), python3; optional: oha (cargo install oha --locked) and
+# locust (pip install locust) — a missing optional generator is reported and skipped.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+BIN=${PERFHOST_BIN:-target/release/perfhost}
+PLAIN_GET=target/wasm-plugins/wasm32-wasip2/release/plain_get.wasm
+DURATION=${DURATION:-15}
+CONNECTIONS=${CONNECTIONS:-100}
+BIG_USERS=${BIG_USERS:-1000}
+SERVER_CPU=${SERVER_CPU:-1}
+GEN_CPU=${GEN_CPU:-0}
+GENERATORS=${GENERATORS:-"wrk oha perfhost locust perfhost-big"}
+MEMORY=${MEMORY:-1}
+MEM_USERS=${MEM_USERS:-"1000 10000"}
+MEM_SPAWN_RATE=${MEM_SPAWN_RATE:-2000}
+MEM_RUN_TIME=${MEM_RUN_TIME:-40}
+MEM_SAMPLE_AT=${MEM_SAMPLE_AT:-30}
+# A run that has not ended this long after its nominal duration is killed (and reported).
+GRACE=60
+TICKS=$(getconf CLK_TCK)
+
+die() { echo "error: $*" >&2; exit 2; }
+need() { command -v "$1" >/dev/null || die "$1 not found — $2"; }
+need nginx "install it with: apt-get install -y nginx"
+need wrk "install it with: apt-get install -y wrk"
+need taskset "install util-linux"
+need python3 "install python3"
+[ -x /usr/bin/time ] || die "/usr/bin/time not found — install it with: apt-get install -y time"
+[[ "$DURATION" =~ ^[0-9]+$ ]] || die "DURATION is whole seconds, e.g. DURATION=15 (got '$DURATION')"
+if [ ! -x "$BIN" ] || [ ! -f "$PLAIN_GET" ]; then cargo build --release -j 2; fi
+[ -f "$PLAIN_GET" ] || die "$PLAIN_GET missing after the build (is plugins/examples/plain_get a workspace member?)"
+
+# 10,000 users need 10,000 sockets in perfhost and as many in the target.
+hard=$(ulimit -Hn)
+[ "$hard" = unlimited ] && hard=1048576
+ulimit -n "$hard"
+NOFILE=$(ulimit -n)
+
+OUT=${OUT_DIR:-$(mktemp -d /tmp/perfhost-bench.XXXXXX)}
+mkdir -p "$OUT"
+chmod 755 "$OUT" # nginx's worker runs as nobody and must read www/
+NGINX_PID="" DEMO_PID="" MEM_PID=""
+cleanup() {
+  for pid in $MEM_PID $DEMO_PID $NGINX_PID; do
+    kill "$pid" 2>/dev/null || true
+    wait "$pid" 2>/dev/null || true
+  done
+}
+trap cleanup EXIT
+
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+wait_port() { # PORT — until something accepts on 127.0.0.1:PORT (5 s at most)
+  for _ in $(seq 100); do
+    (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0
+    sleep 0.05
+  done
+  return 1
+}
+cpu_ticks() { # PID — utime+stime in clock ticks (fields 14 and 15 of /proc/PID/stat)
+  local stat
+  stat=$(cat "/proc/$1/stat" 2>/dev/null) || { echo 0; return; }
+  stat=${stat##*) } # the command name may hold spaces: cut through ") "
+  # shellcheck disable=SC2086
+  set -- $stat
+  echo $((${12} + ${13}))
+}
+now() { date +%s.%N; }
+calc() { python3 -c "print($1)"; }
+
+# ---------------------------------------------------------------------------------------------
+echo "# machine: $(nproc) cores, $(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -1), $(uname -sr)"
+echo "# versions: $("$BIN" --version 2>/dev/null || echo "perfhost ?"); $(nginx -v 2>&1 | sed 's/^nginx version: //'); $(wrk -v 2>&1 | head -1 | awk '{print $1, $2}')$(command -v oha >/dev/null && echo "; $(oha --version)")$(command -v locust >/dev/null && echo "; $(locust --version 2>/dev/null | awk '{print $1, $2}')")"
+echo "# pinning: target on CPU $SERVER_CPU, generator on CPU $GEN_CPU; ulimit -n $NOFILE; raw output in $OUT"
+
+ROWS=()
+add_row() { ROWS+=("$(printf '%-22s %7s %10s %10s %7s %8s %8s %6s %6s  %s' "$@")"); }
+print_table() {
+  echo
+  printf '%-22s %7s %10s %10s %7s %8s %8s %6s %6s  %s\n' generator users requests "req/s" \
+    "CPU s" "µs/req" "RSS MiB" "gen%" "srv%" notes
+  printf '%s\n' "${ROWS[@]}"
+}
+
+# ---------------------------------------------------------------------------------------------
+# Part 1: nginx on SERVER_CPU.
+start_nginx() {
+  local dir="$OUT/nginx"
+  mkdir -p "$dir/www"
+  chmod 755 "$dir" "$dir/www"
+  printf 'perfhost generator benchmark: a small static body served by nginx from a file, about 100 bytes.\n' >"$dir/www/index.html"
+  chmod 644 "$dir/www/index.html"
+  NGINX_PORT=$(free_port)
+  cat >"$dir/nginx.conf" <<EOF
+worker_processes 1;
+daemon off;
+pid $dir/nginx.pid;
+error_log $dir/error.log warn;
+worker_rlimit_nofile $NOFILE;
+events { worker_connections 16384; }
+http {
+    access_log off;
+    keepalive_requests 1000000;
+    keepalive_timeout 75s;
+    default_type text/plain;
+    client_body_temp_path $dir/tmp_body;
+    proxy_temp_path $dir/tmp_proxy;
+    fastcgi_temp_path $dir/tmp_fastcgi;
+    uwsgi_temp_path $dir/tmp_uwsgi;
+    scgi_temp_path $dir/tmp_scgi;
+    server {
+        listen 127.0.0.1:$NGINX_PORT;
+        root $dir/www;
+        index index.html;
+    }
+}
+EOF
+  taskset -c "$SERVER_CPU" nginx -p "$dir" -c "$dir/nginx.conf" >"$dir/stdout.log" 2>&1 &
+  NGINX_PID=$!
+  wait_port "$NGINX_PORT" || { cat "$dir/stdout.log" "$dir/error.log" >&2; die "nginx did not start"; }
+  NGINX_WORKER=$(pgrep -P "$NGINX_PID" | head -1)
+  [ -n "$NGINX_WORKER" ] || die "nginx started without a worker process"
+  URL="http://127.0.0.1:$NGINX_PORT"
+  echo "# target: taskset -c $SERVER_CPU nginx -c $dir/nginx.conf  ($URL/, $(wc -c <"$dir/www/index.html") bytes)"
+}
+
+# run_gen NAME USERS CMD... — runs CMD pinned to GEN_CPU under /usr/bin/time (and a timeout),
+# leaves stdout+stderr in $OUT/NAME.out and sets GEN_CPU_S, GEN_RSS_MIB, GEN_PCT, SRV_PCT, RC.
+run_gen() {
+  local name=$1 users=$2
+  shift 2
+  echo "# $name: taskset -c $GEN_CPU $*" | tee "$OUT/$name.cmd"
+  local srv0 t0 t1 srv1
+  srv0=$(cpu_ticks "$NGINX_WORKER")
+  t0=$(now)
+  RC=0
+  taskset -c "$GEN_CPU" /usr/bin/time -f "%U %S %M" -o "$OUT/$name.time" \
+    timeout -k 5 $((DURATION + GRACE)) "$@" >"$OUT/$name.out" 2>&1 || RC=$?
+  t1=$(now)
+  srv1=$(cpu_ticks "$NGINX_WORKER")
+  local u s m
+  read -r u s m < <(tail -1 "$OUT/$name.time")
+  GEN_CPU_S=$(calc "round($u + $s, 2)")
+  GEN_RSS_MIB=$(calc "round($m / 1024, 1)")
+  GEN_PCT=$(calc "round(($u + $s) / ($t1 - $t0) * 100)")
+  SRV_PCT=$(calc "round(($srv1 - $srv0) / $TICKS / ($t1 - $t0) * 100)")
+  [ "$RC" = 124 ] && echo "  $name did not end within $((DURATION + GRACE)) s and was killed" >&2
+  return 0
+}
+
+# row NAME USERS REQUESTS RPS NOTES
+row() {
+  local per="-"
+  [ "${3:-0}" -gt 0 ] 2>/dev/null && per=$(calc "round($GEN_CPU_S * 1e6 / $3, 1)")
+  local notes=$5
+  [ "$RC" != 0 ] && notes="exit $RC; $notes"
+  add_row "$1" "$2" "$3" "$4" "$GEN_CPU_S" "$per" "$GEN_RSS_MIB" "$GEN_PCT" "$SRV_PCT" "$notes"
+  echo "  -> $3 requests, $4 req/s, ${per} µs CPU/request, generator ${GEN_PCT}% / nginx ${SRV_PCT}% of a core${notes:+; $notes}"
+}
+
+gen_wrk() {
+  run_gen wrk "$CONNECTIONS" wrk -t1 -c"$CONNECTIONS" -d"${DURATION}s" "$URL/"
+  local reqs rps notes=""
+  reqs=$(awk '/ requests in / {print $1}' "$OUT/wrk.out")
+  rps=$(awk '/^Requests\/sec:/ {print $2}' "$OUT/wrk.out")
+  grep -q 'Socket errors' "$OUT/wrk.out" && notes=$(grep 'Socket errors' "$OUT/wrk.out" | sed 's/^ *//')
+  grep -q 'Non-2xx' "$OUT/wrk.out" && notes="$notes $(grep 'Non-2xx' "$OUT/wrk.out" | sed 's/^ *//')"
+  row "wrk -t1" "$CONNECTIONS" "${reqs:-0}" "${rps:--}" "$notes"
+}
+
+gen_oha() {
+  if ! command -v oha >/dev/null; then
+    echo "# oha: not installed (cargo install oha --locked) — skipped"
+    RC=0 GEN_CPU_S=- GEN_RSS_MIB=- GEN_PCT=- SRV_PCT=-
+    add_row oha "$CONNECTIONS" - - - - - - - "not installed: skipped"
+    return
+  fi
+  local fmt=(--output-format json)
+  oha --help 2>/dev/null | grep -q -- '--output-format' || fmt=(--json)
+  run_gen oha "$CONNECTIONS" oha -z "${DURATION}s" -c "$CONNECTIONS" --no-tui "${fmt[@]}" "$URL/"
+  local parsed
+  parsed=$(python3 - "$OUT/oha.out" <<'EOF'
+import json, sys
+text = open(sys.argv[1]).read()
+try:
+    d = json.loads(text[text.index("{"):])
+except ValueError:
+    print("0 - unparsable-output"); sys.exit()
+ok = sum(d.get("statusCodeDistribution", {}).values())
+errors = d.get("errorDistribution", {})
+note = "; ".join(f"{n} {e}" for e, n in errors.items()) or "-"
+print(ok, round(d["summary"]["requestsPerSec"], 2), note.replace(" ", "_"))
+EOF
+  )
+  local reqs rps notes
+  read -r reqs rps notes <<<"$parsed"
+  [ "$notes" = "-" ] && notes=""
+  row oha "$CONNECTIONS" "$reqs" "$rps" "${notes//_/ }"
+}
+
+gen_perfhost() { # NAME USERS
+  local name=$1 users=$2
+  rm -f "$OUT/$name.json"
+  run_gen "$name" "$users" "$BIN" run -H "$URL" --plugin "$PLAIN_GET" -u "$users" -r 1000 \
+    -t "${DURATION}s" --no-report --json-file "$OUT/$name.json"
+  if [ ! -f "$OUT/$name.json" ]; then
+    row "perfhost plain_get" "$users" 0 - "no result file: $(tail -1 "$OUT/$name.out")"
+    return
+  fi
+  local reqs rps notes
+  read -r reqs rps notes < <(python3 - "$OUT/$name.json" <<'EOF'
+import json, sys
+d = json.load(open(sys.argv[1]))
+t, g = d["total"], d.get("generator", {})
+notes = []
+if t.get("failures"):
+    notes.append(f"{t['failures']} failures")
+if d.get("task_errors"):
+    notes.append("task errors")
+if g.get("generator_saturated"):
+    notes.append(f"perfhost: generator saturated (max {g.get('max_cpu_percent', 0):.0f}% CPU)")
+print(t["requests"], round(t["requests"] / d["meta"]["duration_s"], 2), "_".join(n.replace(" ", "~") for n in notes) or "-")
+EOF
+  )
+  [ "$notes" = "-" ] && notes=""
+  notes=${notes//_/; }
+  row "perfhost plain_get" "$users" "$reqs" "$rps" "${notes//\~/ }"
+}
+
+gen_locust() {
+  if ! command -v locust >/dev/null; then
+    echo "# locust: not installed (pip install locust) — skipped"
+    RC=0 GEN_CPU_S=- GEN_RSS_MIB=- GEN_PCT=- SRV_PCT=-
+    add_row "locust FastHttpUser" "$CONNECTIONS" - - - - - - - "not installed: skipped"
+    return
+  fi
+  cat >"$OUT/locustfile.py" <<'EOF'
+from locust import FastHttpUser, constant, task
+
+
+class PlainGet(FastHttpUser):
+    wait_time = constant(0)
+
+    @task
+    def get(self):
+        self.client.get("/", name="/")
+EOF
+  run_gen locust "$CONNECTIONS" locust -f "$OUT/locustfile.py" --headless -H "$URL" \
+    -u "$CONNECTIONS" -r "$CONNECTIONS" -t "${DURATION}s" --only-summary
+  # The first "Aggregated" line is the request table: "Aggregated N F(x%) | avg min max med | req/s fail/s".
+  local reqs rps notes=""
+  reqs=$(awk '$1 == "Aggregated" {print $2; exit}' "$OUT/locust.out")
+  rps=$(awk -F'|' '$1 ~ /Aggregated/ {split($NF, a, " "); print a[1]; exit}' "$OUT/locust.out")
+  grep -q 'CPU usage above' "$OUT/locust.out" && notes="locust: CPU usage above 90% warning"
+  row "locust FastHttpUser" "$CONNECTIONS" "${reqs:-0}" "${rps:--}" "$notes"
+}
+
+if [ -n "$GENERATORS" ]; then
+  start_nginx
+  echo "# warm-up: 2 s of wrk (not measured)"
+  taskset -c "$GEN_CPU" wrk -t1 -c"$CONNECTIONS" -d2s "$URL/" >/dev/null
+  for g in $GENERATORS; do
+    case $g in
+      wrk) gen_wrk ;;
+      oha) gen_oha ;;
+      perfhost) gen_perfhost perfhost "$CONNECTIONS" ;;
+      perfhost-big) gen_perfhost perfhost-big "$BIG_USERS" ;;
+      locust) gen_locust ;;
+      *) die "unknown generator '$g' (wrk, oha, perfhost, locust, perfhost-big)" ;;
+    esac
+  done
+  if [ -s "$OUT/nginx/error.log" ]; then
+    echo "# nginx error.log:"
+    tail -5 "$OUT/nginx/error.log"
+  fi
+  kill -QUIT "$NGINX_PID" 2>/dev/null || true
+  wait "$NGINX_PID" 2>/dev/null || true
+  NGINX_PID=""
+  print_table
+  echo
+  echo "users = connections; CPU s = user+sys of the generator process; µs/req = CPU s / requests;"
+  echo "RSS = the generator's peak RSS; gen% / srv% = CPU of the generator / nginx's worker over the run (100 = one core)."
+fi
+
+# ---------------------------------------------------------------------------------------------
+# Part 2: perfhost RSS per user with realistic pacing (auditor_user waits 1–3 s).
+if [ "$MEMORY" != 0 ]; then
+  echo
+  echo "# memory: perfhost demo-server on CPU $SERVER_CPU, perfhost --plugin auditor_user on CPU $GEN_CPU"
+  taskset -c "$SERVER_CPU" "$BIN" demo-server --bind 127.0.0.1:0 --threads 1 >"$OUT/demo.out" 2>&1 &
+  DEMO_PID=$!
+  demo_url=""
+  for _ in $(seq 100); do
+    demo_url=$(sed -n 's/^perfhost demo-server listening on //p' "$OUT/demo.out")
+    [ -n "$demo_url" ] && break
+    sleep 0.05
+  done
+  [ -n "$demo_url" ] || { cat "$OUT/demo.out" >&2; die "demo-server did not start"; }
+  echo "# target: taskset -c $SERVER_CPU $BIN demo-server --bind 127.0.0.1:0 --threads 1  ($demo_url)"
+
+  MEM_ROWS=()
+  first_users="" first_rss="" last_users="" last_rss=""
+  for users in $MEM_USERS; do
+    name=mem-$users
+    rm -f "$OUT/$name.json"
+    cmd=("$BIN" run -H "$demo_url" --plugin auditor_user -u "$users" -r "$MEM_SPAWN_RATE"
+      -t "${MEM_RUN_TIME}s" --no-report --json-file "$OUT/$name.json")
+    echo "# $name: taskset -c $GEN_CPU ${cmd[*]}" | tee "$OUT/$name.cmd"
+    taskset -c "$GEN_CPU" "${cmd[@]}" >"$OUT/$name.out" 2>&1 &
+    MEM_PID=$!
+    rss="" threads="" fds=""
+    for ((i = 0; i < (MEM_RUN_TIME + GRACE) * 10; i++)); do
+      kill -0 "$MEM_PID" 2>/dev/null || break
+      if [ -z "$rss" ] && [ "$i" -ge $((MEM_SAMPLE_AT * 10)) ]; then
+        rss=$(awk '/^VmRSS:/ {print $2}' "/proc/$MEM_PID/status" 2>/dev/null || true)
+        threads=$(awk '/^Threads:/ {print $2}' "/proc/$MEM_PID/status" 2>/dev/null || true)
+        fds=$(find "/proc/$MEM_PID/fd" -mindepth 1 -maxdepth 1 2>/dev/null | wc -l || true)
+      fi
+      sleep 0.1
+    done
+    if kill -0 "$MEM_PID" 2>/dev/null; then
+      echo "  $name did not end within $((MEM_RUN_TIME + GRACE)) s: interrupting it" >&2
+      kill -INT "$MEM_PID" 2>/dev/null || true
+      sleep 5
+      kill -KILL "$MEM_PID" 2>/dev/null || true
+    fi
+    mem_rc=0
+    wait "$MEM_PID" || mem_rc=$?
+    MEM_PID=""
+    summary=$(python3 - "$OUT/$name.json" <<'EOF' 2>/dev/null || echo "no result file"
+import json, sys
+d = json.load(open(sys.argv[1]))
+t = d["total"]
+parts = [f"{t['requests']} requests ({t['requests'] / d['meta']['duration_s']:.0f}/s)", f"{t['failures']} failures"]
+if d.get("task_errors"):
+    first = d["task_errors"][0]
+    parts.append(f"{sum(e.get('occurrences', 1) for e in d['task_errors'])} task errors (e.g. {first.get('location')}: {first.get('message')})")
+if d.get("stopped_classes"):
+    parts.append(f"stopped classes: {d['stopped_classes']}")
+if d.get("generator", {}).get("generator_saturated"):
+    parts.append("generator saturated")
+print(", ".join(parts))
+EOF
+    )
+    if [ -z "$rss" ]; then
+      echo "  $name ended (exit $mem_rc) before the ${MEM_SAMPLE_AT} s sample; its last output:" >&2
+      tail -15 "$OUT/$name.out" | grep -v '^ *$' | grep -v -E '^(GET|POST|Type|---| +Aggregated)' >&2 || true
+      MEM_ROWS+=("$(printf '%-8s %10s %8s %6s %6s  %s' "$users" - - - - "exit $mem_rc before the sample: $summary")")
+      continue
+    fi
+    if [ "$mem_rc" != 0 ]; then
+      echo "  $name exited $mem_rc; its error/warning lines:" >&2
+      grep -i -E 'error|fail|warn|denied|trap' "$OUT/$name.out" | head -10 >&2 || true
+    fi
+    echo "  -> VmRSS $rss KiB at ${MEM_SAMPLE_AT} s ($threads threads, $fds fds); exit $mem_rc; $summary"
+    MEM_ROWS+=("$(printf '%-8s %10s %8s %6s %6s  %s' "$users" "$rss" "$(calc "round($rss / 1024, 1)")" "$threads" "$fds" "exit $mem_rc; $summary")")
+    if [ -z "$first_users" ]; then first_users=$users first_rss=$rss; fi
+    last_users=$users last_rss=$rss
+  done
+  echo
+  printf '%-8s %10s %8s %6s %6s  %s\n' users "RSS KiB" "RSS MiB" threads fds "run"
+  printf '%s\n' "${MEM_ROWS[@]}"
+  if [ -n "$first_users" ] && [ "$last_users" != "$first_users" ]; then
+    echo "marginal RSS per user: ($last_rss - $first_rss) KiB / ($last_users - $first_users) users = $(calc "round(($last_rss - $first_rss) / ($last_users - $first_users), 1)") KiB/user"
+  fi
+fi

@@ -1,0 +1,28 @@
+//! The plugin of the generator benchmark (`bench/generators.sh`, docs/benchmarks.md): every
+//! user loops `GET /` as fast as the server answers — no wait, no body read, default verdict —
+//! the same work as `wrk`/`oha` doing keep-alive GETs, so the per-request host CPU compares.
+use perfhost_sdk::prelude::*;
+
+/// A user that only ever fetches `/`.
+pub struct PlainGet;
+
+impl User for PlainGet {
+    const NAME: &'static str = "PlainGet";
+    const WEIGHT: u32 = 1;
+    const WAIT: WaitTime = constant(0);
+    const TASKS: &'static [Task<Self>] = &[task("get", 1, Self::get)];
+
+    fn new(_ctx: &Context) -> Self {
+        PlainGet
+    }
+}
+
+impl PlainGet {
+    fn get(&self, ctx: &Context) -> TaskResult {
+        // The response is dropped unread: its body is never copied into the guest.
+        ctx.get("/").name("/").send()?;
+        Ok(())
+    }
+}
+
+perfhost_sdk::export_behaviour!(PlainGet);
