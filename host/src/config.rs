@@ -81,6 +81,9 @@ pub struct RunArgs {
     /// Accept any TLS certificate (self-signed test servers).
     #[arg(long)]
     pub insecure: bool,
+    /// Also trust the CA certificates in this PEM file (https targets).
+    #[arg(long = "ca-cert", value_name = "FILE")]
+    pub ca_cert: Option<PathBuf>,
 }
 
 /// `perfhost.toml`: the equivalent of locust.conf.
@@ -148,6 +151,7 @@ pub struct Plan {
     pub cpu_budget: Duration,
     pub memory_cap: usize,
     pub insecure: bool,
+    pub ca_cert: Option<PathBuf>,
     /// Where each value came from (for --print-config).
     pub sources: BTreeMap<String, Source>,
     /// Auth headers from API_TOKEN / API_KEY (never printed or reported).
@@ -315,6 +319,7 @@ impl Plan {
                 .map(|m| m << 20)
                 .unwrap_or(crate::plugin::DEFAULT_MEMORY_CAP),
             insecure: args.insecure,
+            ca_cert: args.ca_cert.clone(),
             sources,
             api_token: env("API_TOKEN").filter(|s| !s.is_empty()),
             api_key: env("API_KEY").filter(|s| !s.is_empty()),

@@ -289,3 +289,56 @@ async fn reset_stats_drops_the_ramp_up() {
     let seen = server.seen().len() as u64;
     assert!(result.total.requests > 0 && result.total.requests + 5 < seen, "{} recorded of {seen}", result.total.requests);
 }
+
+/// The documented schema (docs/result.schema.json) names exactly the fields a real result has.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_result_matches_its_documented_schema() {
+    let server = RecordingServer::start(Mode::FailVerify).await;
+    let mut plan = support::plan(&server.url(), &["burst_user"]);
+    plan.users = 1;
+    plan.run_time = None;
+    plan.iterations = Some(2);
+    let result = serde_json::to_value(support::run(&plan).await).unwrap();
+    let schema: serde_json::Value =
+        serde_json::from_str(include_str!("../../docs/result.schema.json")).unwrap();
+    fn check(value: &serde_json::Value, schema: &serde_json::Value, at: &str) {
+        if let (Some(object), Some(props)) = (value.as_object(), schema["properties"].as_object()) {
+            for key in object.keys() {
+                assert!(props.contains_key(key), "{at}.{key} is not documented");
+            }
+            for key in schema["required"].as_array().into_iter().flatten() {
+                let key = key.as_str().unwrap();
+                assert!(object.contains_key(key), "{at}.{key} is documented as required but missing");
+            }
+            for (k, v) in object {
+                check(v, &props[k], &format!("{at}.{k}"));
+            }
+        }
+        if let (Some(items), Some(first)) = (value.as_array(), value.as_array().and_then(|a| a.first())) {
+            if schema["items"].is_object() && !items.is_empty() {
+                check(first, &schema["items"], &format!("{at}[0]"));
+            }
+        }
+    }
+    check(&result, &schema, "result");
+    assert_eq!(result["schema"], "perfhost-result/1");
+}
+
+/// --trace prints every request and response.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn trace_prints_requests_and_responses() {
+    let server = RecordingServer::start(Mode::Auditor).await;
+    let url = server.url();
+    let out = tokio::task::spawn_blocking(move || {
+        std::process::Command::new(env!("CARGO_BIN_EXE_perfhost"))
+            .args(["run", "-u", "1", "-n", "1", "--trace", "--no-report", "--plugin", "burst_user", "--config", "/dev/null", "-H", &url])
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert!(stderr.contains("--> POST /verify {\"answer\""), "{stderr}");
+    assert!(stderr.contains("<-- 200"), "{stderr}");
+}

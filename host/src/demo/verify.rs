@@ -120,34 +120,135 @@ fn python_json_error(text: &str, e: &serde_json::Error) -> (usize, &'static str)
         }
         byte_pos += line.len() + 1;
     }
-    if e.is_eof() {
-        // Python reports a truncated document at its end.
-        byte_pos = text.len();
-    }
+    let s = e.to_string();
+    let (byte_pos, msg) = if e.is_eof() {
+        // Python says what it expected at the end; replay the structure to find out.
+        eof_expectation(text)
+    } else if s.starts_with("trailing characters") {
+        (byte_pos, "Extra data")
+    } else if s.starts_with("key must be a string") {
+        (
+            byte_pos,
+            "Expecting property name enclosed in double quotes",
+        )
+    } else if s.starts_with("expected `:`") {
+        (byte_pos, "Expecting ':' delimiter")
+    } else if s.starts_with("expected `,` or `}`") || s.starts_with("expected `,` or `]`") {
+        (byte_pos, "Expecting ',' delimiter")
+    } else if s.starts_with("trailing comma") {
+        let msg = if text.as_bytes().get(byte_pos) == Some(&b'}') {
+            "Expecting property name enclosed in double quotes"
+        } else {
+            "Expecting value"
+        };
+        (byte_pos, msg)
+    } else if s.starts_with("control character") {
+        (byte_pos, "Invalid control character at")
+    } else if s.starts_with("invalid escape") {
+        // serde points after the backslash, Python at it.
+        (byte_pos.saturating_sub(1), "Invalid \\escape")
+    } else if s.starts_with("expected ident") {
+        // A misspelt literal (`tru`): Python points at its first letter.
+        let head = &text[..byte_pos.min(text.len())];
+        let start = head
+            .rfind(|c: char| !c.is_ascii_alphabetic())
+            .map_or(0, |i| i + 1);
+        (start, "Expecting value")
+    } else {
+        (byte_pos, "Expecting value")
+    };
     let mut byte_pos = byte_pos.min(text.len());
     while !text.is_char_boundary(byte_pos) {
         byte_pos -= 1;
     }
-    let pos = text[..byte_pos].chars().count();
-    let s = e.to_string();
-    let msg = if s.starts_with("trailing characters") {
-        "Extra data"
-    } else if s.starts_with("key must be a string") {
-        "Expecting property name enclosed in double quotes"
-    } else if s.starts_with("expected `:`") {
-        "Expecting ':' delimiter"
-    } else if s.starts_with("expected `,` or `}`") || s.starts_with("expected `,` or `]`") {
-        "Expecting ',' delimiter"
-    } else if s.starts_with("EOF while parsing a string") {
-        "Unterminated string starting at"
-    } else if s.starts_with("control character") {
-        "Invalid control character at"
-    } else if s.starts_with("invalid escape") {
-        "Invalid \\escape"
-    } else {
-        "Expecting value"
+    (text[..byte_pos].chars().count(), msg)
+}
+
+/// For a document that ends too early: where Python's decoder stops and what it expected.
+fn eof_expectation(text: &str) -> (usize, &'static str) {
+    #[derive(Clone, Copy, PartialEq)]
+    enum Want {
+        Value,
+        Key,
+        Colon,
+        CommaOrEnd,
+    }
+    let mut stack: Vec<bool> = Vec::new(); // true = object
+    let mut want = Want::Value;
+    let bytes = text.as_bytes();
+    let mut i = 0;
+    while i < bytes.len() {
+        let b = bytes[i];
+        match b {
+            b' ' | b'\t' | b'\n' | b'\r' => i += 1,
+            b'{' | b'[' => {
+                stack.push(b == b'{');
+                want = if b == b'{' { Want::Key } else { Want::Value };
+                i += 1;
+            }
+            b'}' | b']' => {
+                stack.pop();
+                want = Want::CommaOrEnd;
+                i += 1;
+            }
+            b':' => {
+                want = Want::Value;
+                i += 1;
+            }
+            b',' => {
+                want = if stack.last() == Some(&true) {
+                    Want::Key
+                } else {
+                    Want::Value
+                };
+                i += 1;
+            }
+            b'"' => {
+                let start = i;
+                i += 1;
+                let mut closed = false;
+                while i < bytes.len() {
+                    match bytes[i] {
+                        b'\\' => i += 2,
+                        b'"' => {
+                            closed = true;
+                            i += 1;
+                            break;
+                        }
+                        _ => i += 1,
+                    }
+                }
+                if !closed {
+                    return (start, "Unterminated string starting at");
+                }
+                want = if want == Want::Key {
+                    Want::Colon
+                } else {
+                    Want::CommaOrEnd
+                };
+            }
+            _ => {
+                let start = i;
+                while i < bytes.len() && !b" \t\n\r,:]}".contains(&bytes[i]) {
+                    i += 1;
+                }
+                let token = &text[start..i];
+                let number = token.parse::<f64>().is_ok();
+                if i == bytes.len() && !number && !matches!(token, "true" | "false" | "null") {
+                    // A literal cut short (`nul`): Python expected a value where it began.
+                    return (start, "Expecting value");
+                }
+                want = Want::CommaOrEnd;
+            }
+        }
+    }
+    let msg = match (want, stack.last()) {
+        (Want::Key, _) => "Expecting property name enclosed in double quotes",
+        (Want::Colon, _) => "Expecting ':' delimiter",
+        (Want::CommaOrEnd, Some(_)) => "Expecting ',' delimiter",
+        _ => "Expecting value",
     };
-    (pos, msg)
+    (text.len(), msg)
 }
 
 /// A validated source snippet.
@@ -366,8 +467,7 @@ fn check_score(value: Option<&Value>, prefix: &[Loc], errors: &mut Vec<FieldErro
             return None;
         }
     };
-    // NaN fails `ge`, as in pydantic.
-    if number.is_nan() || number < 0.0 {
+    if number < 0.0 {
         errors.push(
             FieldError::new(
                 "greater_than_equal",
@@ -379,7 +479,8 @@ fn check_score(value: Option<&Value>, prefix: &[Loc], errors: &mut Vec<FieldErro
         );
         return None;
     }
-    if number > 1.0 {
+    // NaN fails `le`, as in pydantic.
+    if number.is_nan() || number > 1.0 {
         errors.push(
             FieldError::new(
                 "less_than_equal",
@@ -1244,6 +1345,38 @@ mod tests {
         );
         assert_eq!(s.len(), 5, "{s:?}");
         assert_eq!(s[3], "Sie gilt nach § 195.");
+    }
+
+    #[test]
+    fn json_errors_read_like_pythons() {
+        let cases = [
+            (
+                "{\"answer\": 1,",
+                13,
+                "Expecting property name enclosed in double quotes",
+            ),
+            ("{\"a\" 1}", 5, "Expecting ':' delimiter"),
+            ("{\"a\": 1} x", 9, "Extra data"),
+            ("[1, 2", 5, "Expecting ',' delimiter"),
+            ("{\"a\": \"x", 6, "Unterminated string starting at"),
+            ("{\"a\": tru}", 6, "Expecting value"),
+            ("nul", 0, "Expecting value"),
+            ("{\"ä\": \"ü\" ]", 10, "Expecting ',' delimiter"),
+        ];
+        for (doc, pos, msg) in cases {
+            let Err(BodyRejection::Invalid(errors)) = decode_body(None, doc.as_bytes()) else {
+                panic!("{doc} decoded");
+            };
+            assert_eq!(errors[0].loc, [Loc::Key("body"), Loc::Index(pos)], "{doc}");
+            assert_eq!(errors[0].ctx, Some(json!({ "error": msg })), "{doc}");
+        }
+    }
+
+    #[test]
+    fn nan_scores_fail_le_like_pydantic() {
+        let body = json!({"answer": "a", "sources": [{"text": "b", "score": "nan"}]});
+        let errors = validate(&body).expect_err("invalid");
+        assert_eq!(errors[0].kind, "less_than_equal");
     }
 
     #[test]
