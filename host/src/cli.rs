@@ -20,6 +20,8 @@ pub enum Command {
     DemoServer(demo::DemoArgs),
     /// Run a load test (like `locust --headless`).
     Run(Box<crate::config::RunArgs>),
+    /// Measure the sandbox's cost: WASM users vs native Rust users, CPU per request and RSS.
+    Bench(crate::bench::BenchArgs),
     /// Inspect or export behaviour plugins.
     #[command(subcommand)]
     Plugin(crate::commands::plugin::PluginCommand),
@@ -33,6 +35,7 @@ pub fn main() -> ExitCode {
         Command::DemoServer(args) => demo::run_cli(args),
         Command::Run(args) => crate::commands::run::main(*args),
         Command::Plugin(cmd) => crate::commands::plugin::main(cmd),
+        Command::Bench(args) => crate::bench::main(args),
     };
     ExitCode::from(code)
 }

@@ -3,6 +3,7 @@
 //! Plan (`config`) → PluginSet (`plugin`) → Engine (`engine`, users call plugins, plugins call
 //! `client`) → Stats (`stats`) → Result (`report`).
 
+pub mod bench;
 pub mod cli;
 pub mod client;
 pub mod commands;

@@ -195,13 +195,13 @@ async fn wait_reachable(target: &Target, is_demo: bool) -> Result<(), RunError> 
 }
 
 /// The built-in demo server as a child process; killed and reaped on drop.
-struct DemoChild {
-    child: Child,
-    url: String,
+pub(crate) struct DemoChild {
+    pub child: Child,
+    pub url: String,
 }
 
 impl DemoChild {
-    fn start() -> Result<Self, String> {
+    pub fn start() -> Result<Self, String> {
         let exe = std::env::current_exe().map_err(|e| e.to_string())?;
         let mut cmd = Command::new(exe);
         cmd.args(["demo-server", "--bind", "127.0.0.1:0"])
@@ -376,7 +376,7 @@ fn status_line(
 }
 
 /// Raises the open-files limit to cover one connection per user (plus slack).
-fn raise_fd_limit(users: usize) {
+pub(crate) fn raise_fd_limit(users: usize) {
     let needed = (users as u64) * 2 + 256;
     let mut limit = libc::rlimit {
         rlim_cur: 0,

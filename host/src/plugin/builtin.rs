@@ -10,6 +10,8 @@ static AUDITOR_USER: &[u8] =
     include_bytes!(concat!(env!("PERFHOST_PLUGIN_DIR"), "/auditor_user.wasm"));
 static BURST_USER: &[u8] = include_bytes!(concat!(env!("PERFHOST_PLUGIN_DIR"), "/burst_user.wasm"));
 static HEAVY_USER: &[u8] = include_bytes!(concat!(env!("PERFHOST_PLUGIN_DIR"), "/heavy_user.wasm"));
+/// The WASM side of `perfhost bench` (not part of the default set).
+static BENCH_VERIFY: &[u8] = include_bytes!(concat!(env!("PERFHOST_PLUGIN_DIR"), "/bench_verify.wasm"));
 
 /// The component bytes of a built-in plugin.
 pub fn bytes(name: &str) -> Option<&'static [u8]> {
@@ -17,6 +19,7 @@ pub fn bytes(name: &str) -> Option<&'static [u8]> {
         "auditor_user" => Some(AUDITOR_USER),
         "burst_user" => Some(BURST_USER),
         "heavy_user" => Some(HEAVY_USER),
+        "bench_verify" => Some(BENCH_VERIFY),
         _ => None,
     }
 }

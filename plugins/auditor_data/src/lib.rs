@@ -10,6 +10,7 @@
 
 use std::fmt;
 
+#[cfg(feature = "sdk")]
 use perfhost_sdk::{Context, Response};
 use serde::de::{Deserializer, IgnoredAny, MapAccess, Visitor};
 use serde::Deserialize;
@@ -108,8 +109,15 @@ pub const STRICT: &str = r#""threshold":0.85,"strict_mode":true"#;
 ///
 /// `{"answer":…,"sources":[…],"threshold":…,"strict_mode":…}`, assembled by copying static
 /// JSON fragments into one exactly sized buffer.
+#[cfg(feature = "sdk")]
 pub fn verify_body(ctx: &Context, sources: usize, options: &str) -> Vec<u8> {
-    let answer = ctx.choose(ANSWERS);
+    verify_body_with(&mut |lo, hi| ctx.random_range(lo, hi), sources, options)
+}
+
+/// [`verify_body`] with the random source passed in: `pick(lo, hi)` returns a uniform index in
+/// `lo..hi`. Lets a native (non-WASM) user build exactly the same bodies.
+pub fn verify_body_with(pick: &mut dyn FnMut(usize, usize) -> usize, sources: usize, options: &str) -> Vec<u8> {
+    let answer = &ANSWERS[pick(0, ANSWERS.len())];
     let count = sources.clamp(1, SOURCES.len());
 
     // Source order: the answer's backing sources, then the rest shuffled (partial
@@ -126,7 +134,7 @@ pub fn verify_body(ctx: &Context, sources: usize, options: &str) -> Vec<u8> {
         }
     }
     for i in filled..count {
-        let j = ctx.random_range(i, SOURCES.len());
+        let j = pick(i, SOURCES.len());
         order.swap(i, j);
     }
     let chosen = &order[..count];
@@ -157,6 +165,7 @@ pub fn verify_body(ctx: &Context, sources: usize, options: &str) -> Vec<u8> {
 /// Checks a `/verify` response and records the verdict (the request must have used
 /// `catch_response`): success for a 200 whose body has the real response shape, else a
 /// failure naming what is wrong. The body is read only for a 200.
+#[cfg(feature = "sdk")]
 pub fn judge_verify(resp: &Response) {
     match resp.status() {
         200 => match check_verify_body(&resp.body()) {
