@@ -26,7 +26,9 @@
 # Environment: DURATION (15, seconds), CONNECTIONS (100), BIG_USERS (1000), SERVER_CPU (1),
 # GEN_CPU (0), GENERATORS ("wrk oha perfhost locust perfhost-big"), MEMORY (1; 0 skips part 2),
 # MEM_USERS ("1000 10000"), MEM_SPAWN_RATE (2000), MEM_RUN_TIME (40), MEM_SAMPLE_AT (30),
-# PERFHOST_BIN (target/release/perfhost), OUT_DIR (raw outputs; default a new /tmp folder).
+# PERFHOST_BIN (target/release/perfhost), OUT_DIR (raw outputs; default a new /tmp folder),
+# QUIET_MAX (15) and QUIET_WAIT (600): before each run, wait up to QUIET_WAIT s for the machine
+# to use under QUIET_MAX % of a core (builds running beside a benchmark distort it).
 # Needs: nginx and wrk (Debian: apt-get install -y nginx wrk), /usr/bin/time (apt-get install
 # -y time), taskset (util-linux), python3; optional: oha (cargo install oha --locked) and
 # locust (pip install locust) — a missing optional generator is reported and skipped.
@@ -48,6 +50,8 @@ MEM_RUN_TIME=${MEM_RUN_TIME:-40}
 MEM_SAMPLE_AT=${MEM_SAMPLE_AT:-30}
 # A run that has not ended this long after its nominal duration is killed (and reported).
 GRACE=60
+QUIET_MAX=${QUIET_MAX:-15}
+QUIET_WAIT=${QUIET_WAIT:-600}
 TICKS=$(getconf CLK_TCK)
 
 die() { echo "error: $*" >&2; exit 2; }
@@ -95,6 +99,29 @@ cpu_ticks() { # PID — utime+stime in clock ticks (fields 14 and 15 of /proc/PI
   set -- $stat
   echo $((${12} + ${13}))
 }
+busy_ticks() { # CPU ticks spent busy (user nice system irq softirq steal) on all cores so far
+  awk '/^cpu[0-9]/ {b += $2 + $3 + $4 + $7 + $8 + $9} END {print b}' /proc/stat
+}
+# Other work on the machine distorts every number here (this machine is shared with builds and
+# tests): wait until the cores are quiet — under QUIET_MAX % of one core used by anything, over
+# one second — for at most QUIET_WAIT seconds, then go on with a warning.
+wait_quiet() {
+  local waited=0 b0 b1 pct
+  while :; do
+    b0=$(busy_ticks)
+    sleep 1
+    b1=$(busy_ticks)
+    pct=$(((b1 - b0) * 100 / TICKS))
+    [ "$pct" -le "$QUIET_MAX" ] && return 0
+    if [ "$waited" -ge "$QUIET_WAIT" ]; then
+      echo "  warning: the machine is still busy (${pct}% of a core used by other processes): measuring anyway" >&2
+      return 0
+    fi
+    [ "$waited" = 0 ] && echo "  waiting for the machine to be quiet (${pct}% of a core busy; up to ${QUIET_WAIT} s)…" >&2
+    sleep 4
+    waited=$((waited + 5))
+  done
+}
 now() { date +%s.%N; }
 calc() { python3 -c "print($1)"; }
 
@@ -104,11 +131,11 @@ echo "# versions: $("$BIN" --version 2>/dev/null || echo "perfhost ?"); $(nginx 
 echo "# pinning: target on CPU $SERVER_CPU, generator on CPU $GEN_CPU; ulimit -n $NOFILE; raw output in $OUT"
 
 ROWS=()
-add_row() { ROWS+=("$(printf '%-22s %7s %10s %10s %7s %8s %8s %6s %6s  %s' "$@")"); }
+add_row() { ROWS+=("$(printf '%-22s %7s %10s %10s %7s %8s %8s %6s %6s %6s  %s' "$@")"); }
 print_table() {
   echo
-  printf '%-22s %7s %10s %10s %7s %8s %8s %6s %6s  %s\n' generator users requests "req/s" \
-    "CPU s" "µs/req" "RSS MiB" "gen%" "srv%" notes
+  printf '%-22s %7s %10s %10s %7s %8s %8s %6s %6s %6s  %s\n' generator users requests "req/s" \
+    "CPU s" "µs/req" "RSS MiB" "gen%" "srv%" "other%" notes
   printf '%s\n' "${ROWS[@]}"
 }
 
@@ -160,20 +187,26 @@ run_gen() {
   local name=$1 users=$2
   shift 2
   echo "# $name: taskset -c $GEN_CPU $*" | tee "$OUT/$name.cmd"
-  local srv0 t0 t1 srv1
+  wait_quiet
+  local srv0 t0 t1 srv1 all0 all1
   srv0=$(cpu_ticks "$NGINX_WORKER")
+  all0=$(busy_ticks)
   t0=$(now)
   RC=0
   taskset -c "$GEN_CPU" /usr/bin/time -f "%U %S %M" -o "$OUT/$name.time" \
     timeout -k 5 $((DURATION + GRACE)) "$@" >"$OUT/$name.out" 2>&1 || RC=$?
   t1=$(now)
   srv1=$(cpu_ticks "$NGINX_WORKER")
+  all1=$(busy_ticks)
   local u s m
   read -r u s m < <(tail -1 "$OUT/$name.time")
   GEN_CPU_S=$(calc "round($u + $s, 2)")
   GEN_RSS_MIB=$(calc "round($m / 1024, 1)")
   GEN_PCT=$(calc "round(($u + $s) / ($t1 - $t0) * 100)")
   SRV_PCT=$(calc "round(($srv1 - $srv0) / $TICKS / ($t1 - $t0) * 100)")
+  # Busy time of both cores not charged to the generator or nginx's worker: the kernel's
+  # loopback softirq work plus any other process (a build started meanwhile shows up here).
+  OTHER_PCT=$(calc "max(0, round((($all1 - $all0) / $TICKS - ($u + $s) - ($srv1 - $srv0) / $TICKS) / ($t1 - $t0) * 100))")
   [ "$RC" = 124 ] && echo "  $name did not end within $((DURATION + GRACE)) s and was killed" >&2
   return 0
 }
@@ -184,8 +217,8 @@ row() {
   [ "${3:-0}" -gt 0 ] 2>/dev/null && per=$(calc "round($GEN_CPU_S * 1e6 / $3, 1)")
   local notes=$5
   [ "$RC" != 0 ] && notes="exit $RC; $notes"
-  add_row "$1" "$2" "$3" "$4" "$GEN_CPU_S" "$per" "$GEN_RSS_MIB" "$GEN_PCT" "$SRV_PCT" "$notes"
-  echo "  -> $3 requests, $4 req/s, ${per} µs CPU/request, generator ${GEN_PCT}% / nginx ${SRV_PCT}% of a core${notes:+; $notes}"
+  add_row "$1" "$2" "$3" "$4" "$GEN_CPU_S" "$per" "$GEN_RSS_MIB" "$GEN_PCT" "$SRV_PCT" "$OTHER_PCT" "$notes"
+  echo "  -> $3 requests, $4 req/s, ${per} µs CPU/request, generator ${GEN_PCT}% / nginx ${SRV_PCT}% / other ${OTHER_PCT}% of a core${notes:+; $notes}"
 }
 
 gen_wrk() {
@@ -201,8 +234,7 @@ gen_wrk() {
 gen_oha() {
   if ! command -v oha >/dev/null; then
     echo "# oha: not installed (cargo install oha --locked) — skipped"
-    RC=0 GEN_CPU_S=- GEN_RSS_MIB=- GEN_PCT=- SRV_PCT=-
-    add_row oha "$CONNECTIONS" - - - - - - - "not installed: skipped"
+    add_row oha "$CONNECTIONS" - - - - - - - - "not installed: skipped"
     return
   fi
   local fmt=(--output-format json)
@@ -260,8 +292,7 @@ EOF
 gen_locust() {
   if ! command -v locust >/dev/null; then
     echo "# locust: not installed (pip install locust) — skipped"
-    RC=0 GEN_CPU_S=- GEN_RSS_MIB=- GEN_PCT=- SRV_PCT=-
-    add_row "locust FastHttpUser" "$CONNECTIONS" - - - - - - - "not installed: skipped"
+    add_row "locust FastHttpUser" "$CONNECTIONS" - - - - - - - - "not installed: skipped"
     return
   fi
   cat >"$OUT/locustfile.py" <<'EOF'
@@ -309,7 +340,8 @@ if [ -n "$GENERATORS" ]; then
   print_table
   echo
   echo "users = connections; CPU s = user+sys of the generator process; µs/req = CPU s / requests;"
-  echo "RSS = the generator's peak RSS; gen% / srv% = CPU of the generator / nginx's worker over the run (100 = one core)."
+  echo "RSS = the generator's peak RSS; gen% / srv% = CPU of the generator / nginx's worker over the run (100 = one core);"
+  echo "other% = the rest of both cores' busy time (kernel loopback work, and any other process: if large, rerun)."
 fi
 
 # ---------------------------------------------------------------------------------------------
@@ -333,6 +365,7 @@ if [ "$MEMORY" != 0 ]; then
   for users in $MEM_USERS; do
     name=mem-$users
     rm -f "$OUT/$name.json"
+    wait_quiet
     cmd=("$BIN" run -H "$demo_url" --plugin auditor_user -u "$users" -r "$MEM_SPAWN_RATE"
       -t "${MEM_RUN_TIME}s" --no-report --json-file "$OUT/$name.json")
     echo "# $name: taskset -c $GEN_CPU ${cmd[*]}" | tee "$OUT/$name.cmd"

@@ -81,6 +81,13 @@ pub struct RunArgs {
     /// Accept any TLS certificate (self-signed test servers).
     #[arg(long)]
     pub insecure: bool,
+    /// Write Locust-compatible CSV files PREFIX_stats.csv, PREFIX_stats_history.csv (appended
+    /// while the run goes), PREFIX_failures.csv and PREFIX_exceptions.csv.
+    #[arg(long, value_name = "PREFIX")]
+    pub csv: Option<PathBuf>,
+    /// Write a self-contained HTML report with charts.
+    #[arg(long, value_name = "FILE")]
+    pub html: Option<PathBuf>,
     /// Also trust the CA certificates in this PEM file (https targets).
     #[arg(long = "ca-cert", value_name = "FILE")]
     pub ca_cert: Option<PathBuf>,

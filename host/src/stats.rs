@@ -99,11 +99,22 @@ impl Seen {
     }
 }
 
+/// A borrowed (method, name) key: hashes like the owned tuple, so a row is found without
+/// allocating on the per-request path.
+#[derive(Hash)]
+struct RowKey<'a>(&'a str, &'a str);
+
+impl hashbrown::Equivalent<(String, String)> for RowKey<'_> {
+    fn equivalent(&self, key: &(String, String)) -> bool {
+        self.0 == key.0 && self.1 == key.1
+    }
+}
+
 /// What was recorded in one interval (or, merged, in the whole run).
 #[derive(Default, Clone)]
 pub struct Interval {
     /// Keyed by (method, name).
-    pub entries: HashMap<(String, String), Entry>,
+    pub entries: hashbrown::HashMap<(String, String), Entry>,
     failures: HashMap<(String, String, String), Seen>,
     task_errors: HashMap<(String, String), Seen>,
     samples: Vec<FailureSample>,
@@ -185,10 +196,11 @@ impl Shard {
 
     pub fn record(&self, rec: &RequestRecord<'_>, sample: Option<FailureSample>) {
         let mut interval = self.lock();
-        let entry = interval
-            .entries
-            .entry((rec.method.to_string(), rec.name.to_string()))
-            .or_insert_with(Entry::new);
+        let key = RowKey(rec.method, rec.name);
+        if !interval.entries.contains_key(&key) {
+            interval.entries.insert((rec.method.to_string(), rec.name.to_string()), Entry::new());
+        }
+        let Some(entry) = interval.entries.get_mut(&key) else { return };
         entry.requests += 1;
         entry.content_bytes += rec.content_bytes;
         entry.sum_us += rec.latency_us;

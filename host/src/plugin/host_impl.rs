@@ -325,11 +325,11 @@ impl HostUserContext for UserState {
         req: Resource<RequestState>,
     ) -> wasmtime::Result<Result<Resource<ResponseState>, WitHttpError>> {
         // `send` takes the request by ownership: no drop follows, so remove it here.
-        let req = self.table.delete(req)?;
+        let mut req = self.table.delete(req)?;
         let name = if req.name.is_empty() {
             req.path.clone()
         } else {
-            req.name.clone()
+            std::mem::take(&mut req.name)
         };
         let started = Instant::now();
         self.cpu.enter_host(started);
