@@ -20,6 +20,9 @@ pub enum Command {
     DemoServer(demo::DemoArgs),
     /// Run a load test (like `locust --headless`).
     Run(Box<crate::config::RunArgs>),
+    /// List and show scenario presets (run one with `perfhost run --scenario NAME`).
+    #[command(subcommand)]
+    Scenario(crate::commands::scenario::ScenarioCommand),
     /// Measure the sandbox's cost: WASM users vs native Rust users, CPU per request and RSS.
     Bench(crate::bench::BenchArgs),
     /// Inspect or export behaviour plugins.
@@ -36,6 +39,7 @@ pub fn main() -> ExitCode {
         Command::Run(args) => crate::commands::run::main(*args),
         Command::Plugin(cmd) => crate::commands::plugin::main(cmd),
         Command::Bench(args) => crate::bench::main(args),
+        Command::Scenario(cmd) => crate::commands::scenario::main(cmd),
     };
     ExitCode::from(code)
 }

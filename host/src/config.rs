@@ -66,6 +66,16 @@ pub struct RunArgs {
     /// Print the resolved plan and where each value came from, then exit.
     #[arg(long = "print-config")]
     pub print_config: bool,
+    /// Run a scenario: a preset name (see `perfhost scenario list`), a .toml file, or `all`.
+    /// Any flag given on the command line overrides the scenario's value.
+    #[arg(long, value_name = "NAME|FILE")]
+    pub scenario: Option<String>,
+    /// Print the resolved plan and its user/time curve without sending a request.
+    #[arg(long = "dry-run")]
+    pub dry_run: bool,
+    /// With `--scenario all`: the pause between scenarios.
+    #[arg(long, value_parser = parse_duration_arg, default_value = "30s")]
+    pub pause: Duration,
     /// Name of the run, used in report file names.
     #[arg(long = "run-name")]
     pub run_name: Option<String>,
@@ -124,6 +134,8 @@ pub enum ConfigError {
     Parse { path: PathBuf, message: String },
     #[error("{0}")]
     Invalid(String),
+    #[error("{0}")]
+    Scenario(crate::scenario::ScenarioError),
 }
 
 /// Where a resolved value came from.
@@ -132,6 +144,7 @@ pub enum ConfigError {
 pub enum Source {
     Cli,
     Env,
+    Scenario,
     File,
     Default,
 }
@@ -144,9 +157,13 @@ pub struct Plan {
     pub plugins: Vec<String>,
     pub users: usize,
     pub spawn_rate: f64,
+    /// The load shape's stages (from a scenario); empty: ramp to `users` and hold.
+    pub stages: Vec<crate::engine::Stage>,
     pub run_time: Option<Duration>,
     pub iterations: Option<u64>,
     pub user_classes: Vec<String>,
+    /// Class weights overriding the plugins' own (from a scenario).
+    pub class_weights: BTreeMap<String, u32>,
     pub seed: u64,
     pub stop_timeout: Duration,
     pub request_timeout: Duration,
@@ -159,6 +176,17 @@ pub struct Plan {
     pub memory_cap: usize,
     pub insecure: bool,
     pub ca_cert: Option<PathBuf>,
+    /// `--csv PREFIX` / `--html FILE`.
+    pub csv: Option<PathBuf>,
+    pub html: Option<PathBuf>,
+    /// The scenario asks for CSV / HTML reports next to the JSON result.
+    pub report_csv: bool,
+    pub report_html: bool,
+    /// Parsed thresholds (evaluated by the CI gate).
+    pub thresholds: Vec<crate::scenario::Threshold>,
+    /// The scenario this plan came from.
+    #[serde(skip)]
+    pub scenario: Option<crate::scenario::Scenario>,
     /// Where each value came from (for --print-config).
     pub sources: BTreeMap<String, Source>,
     /// Auth headers from API_TOKEN / API_KEY (never printed or reported).
@@ -172,118 +200,77 @@ pub struct Plan {
 const DEFAULT_RUN_TIME: Duration = Duration::from_secs(60);
 
 impl Plan {
-    /// Resolves CLI > env > file > defaults. `env` is passed in so tests control it.
-    pub fn resolve(
-        args: &RunArgs,
-        env: &dyn Fn(&str) -> Option<String>,
-    ) -> Result<Plan, ConfigError> {
+    /// Resolves CLI > environment > scenario > perfhost.toml > defaults. `env` is passed in so
+    /// tests control it.
+    pub fn resolve(args: &RunArgs, env: &dyn Fn(&str) -> Option<String>) -> Result<Plan, ConfigError> {
         let file = load_file(args.config.as_deref())?;
+        let scenario = match args.scenario.as_deref() {
+            Some(name) => Some(crate::scenario::load(name).map_err(ConfigError::Scenario)?),
+            None => None,
+        };
+        let sc = scenario.as_ref();
         let mut sources = BTreeMap::new();
-        let mut pick = |key: &str, cli: bool, envv: bool, file: bool| {
-            let source = if cli {
-                Source::Cli
-            } else if envv {
-                Source::Env
-            } else if file {
-                Source::File
-            } else {
-                Source::Default
-            };
+        // The first layer that has a value wins; its name is recorded for --print-config.
+        let mut pick = |key: &str, layers: [bool; 4]| {
+            let names = [Source::Cli, Source::Env, Source::Scenario, Source::File];
+            let source = layers.iter().position(|&set| set).map(|i| names[i]).unwrap_or(Source::Default);
             sources.insert(key.to_string(), source);
+        };
+        let file_duration = |v: &Option<String>, what: &str| {
+            v.as_deref().map(|t| parse_duration(t).map_err(|e| ConfigError::Invalid(format!("perfhost.toml {what}: {e}")))).transpose()
         };
 
         let env_host = env("LOAD_TEST_HOST").filter(|h| !h.trim().is_empty());
-        pick(
-            "host",
-            args.host.is_some(),
-            env_host.is_some(),
-            file.host.is_some(),
-        );
+        pick("host", [args.host.is_some(), env_host.is_some(), false, file.host.is_some()]);
         let host = args.host.clone().or(env_host).or(file.host.clone());
 
-        pick(
-            "plugins",
-            !args.plugins.is_empty(),
-            false,
-            file.plugins.is_some(),
-        );
+        let sc_plugins = sc.and_then(|s| s.plugins.clone());
+        pick("plugins", [!args.plugins.is_empty(), false, sc_plugins.is_some(), file.plugins.is_some()]);
         let plugins = if !args.plugins.is_empty() {
             args.plugins.clone()
         } else {
-            file.plugins.clone().unwrap_or_else(|| {
-                crate::plugin::builtin::NAMES
-                    .iter()
-                    .map(|s| s.to_string())
-                    .collect()
-            })
+            sc_plugins.or(file.plugins.clone()).unwrap_or_else(|| crate::plugin::builtin::NAMES.iter().map(|s| s.to_string()).collect())
         };
 
-        pick("users", args.users.is_some(), false, file.users.is_some());
-        let users = args.users.or(file.users).unwrap_or(10);
-        pick(
-            "spawn-rate",
-            args.spawn_rate.is_some(),
-            false,
-            file.spawn_rate.is_some(),
-        );
-        let spawn_rate = args
-            .spawn_rate
-            .or(file.spawn_rate)
-            .unwrap_or(users.max(1) as f64);
+        let sc_users = sc.and_then(|s| s.users);
+        pick("users", [args.users.is_some(), false, sc_users.is_some(), file.users.is_some()]);
+        let users = args.users.or(sc_users).or(file.users).unwrap_or(10);
+        let sc_rate = sc.and_then(|s| s.spawn_rate);
+        pick("spawn-rate", [args.spawn_rate.is_some(), false, sc_rate.is_some(), file.spawn_rate.is_some()]);
+        let spawn_rate = args.spawn_rate.or(sc_rate).or(file.spawn_rate).unwrap_or(users.max(1) as f64);
+        // A scenario's stages shape the run unless -u / -r ask for a plain ramp.
+        let stages = match sc {
+            Some(s) if args.users.is_none() && args.spawn_rate.is_none() => s.stages.clone(),
+            _ => Vec::new(),
+        };
 
-        let file_run_time = file
-            .run_time
-            .as_deref()
-            .map(|t| parse_duration(t).map_err(|e| ConfigError::Invalid(format!("run-time: {e}"))))
-            .transpose()?;
-        pick(
-            "run-time",
-            args.run_time.is_some(),
-            false,
-            file_run_time.is_some(),
-        );
-        pick(
-            "iterations",
-            args.iterations.is_some(),
-            false,
-            file.iterations.is_some(),
-        );
+        let file_run_time = file_duration(&file.run_time, "run-time")?;
+        let sc_run_time = sc.and_then(|s| s.duration());
+        pick("run-time", [args.run_time.is_some(), false, sc_run_time.is_some(), file_run_time.is_some()]);
+        pick("iterations", [args.iterations.is_some(), false, false, file.iterations.is_some()]);
         let iterations = args.iterations.or(file.iterations);
-        let run_time = args.run_time.or(file_run_time).or(if iterations.is_some() {
-            None
-        } else {
-            Some(DEFAULT_RUN_TIME)
-        });
+        let run_time = args
+            .run_time
+            .or(sc_run_time)
+            .or(file_run_time)
+            .or(if iterations.is_some() { None } else { Some(DEFAULT_RUN_TIME) });
 
-        pick("seed", args.seed.is_some(), false, file.seed.is_some());
+        pick("seed", [args.seed.is_some(), false, false, file.seed.is_some()]);
         let seed = args.seed.or(file.seed).unwrap_or_else(|| {
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map(|d| d.as_nanos() as u64)
-                .unwrap_or(1)
+            std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos() as u64).unwrap_or(1)
         });
-
-        let parse_opt = |v: &Option<String>, what: &str| {
-            v.as_deref()
-                .map(|t| {
-                    parse_duration(t).map_err(|e| ConfigError::Invalid(format!("{what}: {e}")))
-                })
-                .transpose()
-        };
-        let stop_timeout = args
-            .stop_timeout
-            .or(parse_opt(&file.stop_timeout, "stop-timeout")?)
-            .unwrap_or(Duration::from_secs(10));
-        let request_timeout = args
-            .request_timeout
-            .or(parse_opt(&file.request_timeout, "request-timeout")?)
-            .unwrap_or(Duration::from_secs(30));
+        let stop_timeout = args.stop_timeout.or(file_duration(&file.stop_timeout, "stop-timeout")?).unwrap_or(Duration::from_secs(10));
+        let request_timeout =
+            args.request_timeout.or(file_duration(&file.request_timeout, "request-timeout")?).unwrap_or(Duration::from_secs(30));
 
         let mut config_values = file.config.clone();
+        if let Some(s) = sc {
+            config_values.extend(s.config.clone());
+        }
         for kv in &args.config_values {
-            let (k, v) = kv.split_once('=').ok_or_else(|| {
-                ConfigError::Invalid(format!("--config-value `{kv}`: expected KEY=VALUE"))
-            })?;
+            let (k, v) = kv
+                .split_once('=')
+                .ok_or_else(|| ConfigError::Invalid(format!("--config-value `{kv}`: expected KEY=VALUE")))?;
             config_values.insert(k.to_string(), v.to_string());
         }
 
@@ -291,27 +278,29 @@ impl Plan {
             return Err(ConfigError::Invalid("--users must be at least 1".into()));
         }
         if !(spawn_rate > 0.0 && spawn_rate.is_finite()) {
-            return Err(ConfigError::Invalid(
-                "--spawn-rate must be a positive number of users per second".into(),
-            ));
+            return Err(ConfigError::Invalid("--spawn-rate must be a positive number of users per second".into()));
         }
         if let Some(host) = &host {
             crate::client::Target::parse(host).map_err(|e| ConfigError::Invalid(e.to_string()))?;
         }
+        let sc_classes = sc.map(|s| s.user_classes.clone()).filter(|c| !c.is_empty());
+        pick("user-classes", [!args.user_classes.is_empty(), false, sc_classes.is_some(), file.user_classes.is_some()]);
         let user_classes = if args.user_classes.is_empty() {
-            file.user_classes.clone().unwrap_or_default()
+            sc_classes.or(file.user_classes.clone()).unwrap_or_default()
         } else {
             args.user_classes.clone()
         };
-        let run_name = args.run_name.clone().unwrap_or_else(|| "run".to_string());
+        let run_name = args.run_name.clone().or(sc.map(|s| s.name.clone())).unwrap_or_else(|| "run".to_string());
         Ok(Plan {
             host,
             plugins,
             users,
             spawn_rate,
+            stages,
             run_time,
             iterations,
             user_classes,
+            class_weights: sc.map(|s| s.weights.clone()).unwrap_or_default(),
             seed,
             stop_timeout,
             request_timeout,
@@ -321,16 +310,29 @@ impl Plan {
             data: args.data.clone(),
             run_name,
             cpu_budget: args.cpu_budget.unwrap_or(crate::plugin::DEFAULT_CPU_BUDGET),
-            memory_cap: args
-                .memory_cap_mib
-                .map(|m| m << 20)
-                .unwrap_or(crate::plugin::DEFAULT_MEMORY_CAP),
+            memory_cap: args.memory_cap_mib.map(|m| m << 20).unwrap_or(crate::plugin::DEFAULT_MEMORY_CAP),
             insecure: args.insecure,
             ca_cert: args.ca_cert.clone(),
+            csv: args.csv.clone(),
+            html: args.html.clone(),
+            report_csv: sc.is_some_and(|s| s.report_csv),
+            report_html: sc.is_some_and(|s| s.report_html),
+            thresholds: sc.map(|s| s.thresholds.clone()).unwrap_or_default(),
+            scenario: scenario.clone(),
             sources,
             api_token: env("API_TOKEN").filter(|s| !s.is_empty()),
             api_key: env("API_KEY").filter(|s| !s.is_empty()),
         })
+    }
+
+    /// The load shape of this plan.
+    pub fn shape(&self) -> crate::engine::LoadShape {
+        crate::engine::LoadShape { users: self.users, spawn_rate: self.spawn_rate, stages: self.stages.clone() }
+    }
+
+    /// The most users alive at once.
+    pub fn max_users(&self) -> usize {
+        self.shape().max_users()
     }
 
     /// The text of `--print-config`: every value and where it came from. Secrets are masked.
@@ -355,7 +357,22 @@ impl Plan {
                 .unwrap_or_else(|| "built-in demo server".into()),
             src("host"),
         );
+        if let Some(sc) = &self.scenario {
+            line("scenario", sc.name.clone(), sc.source.clone());
+        }
         line("plugins", self.plugins.join(", "), src("plugins"));
+        let classes = if self.user_classes.is_empty() { "all".to_string() } else { self.user_classes.join(", ") };
+        line("user-classes", classes, src("user-classes"));
+        if !self.class_weights.is_empty() {
+            let w: Vec<String> = self.class_weights.iter().map(|(c, w)| format!("{c}={w}")).collect();
+            line("weights", w.join(", "), "scenario".into());
+        }
+        for (i, stage) in self.stages.iter().enumerate() {
+            line(&format!("stage {}", i + 1), format!("{} users over {}", stage.users, format_duration(stage.duration)), "scenario".into());
+        }
+        for t in &self.thresholds {
+            line("threshold", t.text.clone(), "scenario".into());
+        }
         line("users", self.users.to_string(), src("users"));
         line(
             "spawn-rate",

@@ -23,11 +23,89 @@ pub struct ClassSlot {
     pub class: UserClass,
 }
 
+/// One stage of a load shape: ramp linearly from the previous stage's users (0 at the start)
+/// to `users` over `duration`.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct Stage {
+    pub users: usize,
+    #[serde(with = "duration_secs")]
+    pub duration: Duration,
+}
+
+mod duration_secs {
+    use serde::{Deserialize, Deserializer, Serializer};
+    use std::time::Duration;
+
+    pub fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_f64(d.as_secs_f64())
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+        Ok(Duration::from_secs_f64(f64::deserialize(d)?.max(0.0)))
+    }
+}
+
+/// How many users the run wants at each moment.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LoadShape {
+    /// Without stages: ramp to `users` at `spawn_rate`, then hold.
+    pub users: usize,
+    pub spawn_rate: f64,
+    pub stages: Vec<Stage>,
+}
+
+impl LoadShape {
+    /// Users wanted `t` after the start.
+    pub fn target(&self, t: Duration) -> usize {
+        if self.stages.is_empty() {
+            let ramped = (t.as_secs_f64() * self.spawn_rate).floor() as usize + 1;
+            return ramped.min(self.users);
+        }
+        let mut start = Duration::ZERO;
+        let mut from = 0usize;
+        for stage in &self.stages {
+            let end = start + stage.duration;
+            if t < end {
+                let frac = if stage.duration.is_zero() { 1.0 } else { (t - start).as_secs_f64() / stage.duration.as_secs_f64() };
+                let users = from as f64 + (stage.users as f64 - from as f64) * frac;
+                return users.round().max(0.0) as usize;
+            }
+            start = end;
+            from = stage.users;
+        }
+        from
+    }
+
+    /// The most users alive at once.
+    pub fn max_users(&self) -> usize {
+        if self.stages.is_empty() {
+            self.users
+        } else {
+            self.stages.iter().map(|s| s.users).max().unwrap_or(0)
+        }
+    }
+
+    /// The stages' total length, if the shape has stages.
+    pub fn duration(&self) -> Option<Duration> {
+        (!self.stages.is_empty()).then(|| self.stages.iter().map(|s| s.duration).sum())
+    }
+
+    /// True once the shape no longer changes after `t` (ramp done, stages over).
+    fn settled(&self, t: Duration, alive: usize) -> bool {
+        match self.duration() {
+            Some(total) => t >= total,
+            None => alive >= self.users,
+        }
+    }
+}
+
 /// What the engine needs to know of the plan.
 #[derive(Debug, Clone)]
 pub struct EngineOptions {
     pub users: usize,
     pub spawn_rate: f64,
+    /// Optional load shape; empty: ramp to `users` at `spawn_rate` and hold.
+    pub stages: Vec<Stage>,
     pub run_time: Option<Duration>,
     pub iterations: Option<u64>,
     pub stop_timeout: Duration,
@@ -152,6 +230,30 @@ pub fn assign_classes(weights: &[u32], users: usize) -> Vec<usize> {
     out
 }
 
+/// The user classes of the plugin set, filtered by `--user-class`, with a scenario's weight
+/// overrides applied (by class name).
+pub fn select_classes_weighted(
+    set: &PluginSet,
+    only: &[String],
+    weights: &BTreeMap<String, u32>,
+) -> Result<Vec<ClassSlot>, String> {
+    let mut slots = select_classes(set, only)?;
+    for (name, weight) in weights {
+        let mut found = false;
+        for slot in slots.iter_mut().filter(|s| s.class.name.eq_ignore_ascii_case(name)) {
+            slot.class.weight = *weight;
+            found = true;
+        }
+        if !found {
+            return Err(format!("weights: unknown user class `{name}`"));
+        }
+    }
+    if slots.iter().all(|s| s.class.weight == 0) {
+        return Err("every selected user class has weight 0".into());
+    }
+    Ok(slots)
+}
+
 /// The user classes of the plugin set, filtered by `--user-class`.
 pub fn select_classes(set: &PluginSet, only: &[String]) -> Result<Vec<ClassSlot>, String> {
     let mut slots = Vec::new();
@@ -200,10 +302,13 @@ pub async fn run(
 ) -> RunOutcome {
     let workers = options.workers.max(1);
     let shards = Shards::new(workers);
+    let shape = LoadShape { users: options.users, spawn_rate: options.spawn_rate, stages: options.stages.clone() };
     let weights: Vec<u32> = classes.iter().map(|c| c.class.weight).collect();
-    let assignment = assign_classes(&weights, options.users);
+    // Slot k always holds a user of class `sequence[k]`: growing adds slots at the end and
+    // shrinking removes the newest, so any user count keeps the class mix as exact as it can be.
+    let sequence = assign_classes(&weights, shape.max_users());
     let mut class_users = vec![0usize; classes.len()];
-    for &c in &assignment {
+    for &c in &sequence {
         class_users[c] += 1;
     }
     let shared = Arc::new(Shared {
@@ -223,7 +328,7 @@ pub async fn run(
     let mut senders = Vec::new();
     let mut threads = Vec::new();
     for w in 0..workers {
-        let (tx, rx) = mpsc::unbounded_channel::<(u64, usize)>();
+        let (tx, rx) = mpsc::unbounded_channel::<Spawn>();
         senders.push(tx);
         let shared = shared.clone();
         let stop_timeout = options.stop_timeout;
@@ -238,59 +343,57 @@ pub async fn run(
 
     let started_wall = crate::stats::unix_now();
     let started = Instant::now();
-    let deadline = options.run_time.map(|t| started + t);
+    let run_time = options.run_time.or(shape.duration());
+    let deadline = run_time.map(|t| started + t);
     let mut stats = RunStats::default();
     let mut generator = crate::report::GeneratorMonitor::start();
-    let mut spawned = 0usize;
+    let mut alive: Vec<StopHandle> = Vec::new();
+    let mut next_id = 0u64;
     let mut ticker = tokio::time::interval(Duration::from_secs(1));
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     ticker.tick().await;
     let mut last_tick = Instant::now();
-    let spawn_interval = Duration::from_secs_f64(1.0 / options.spawn_rate);
-    let mut next_spawn = Instant::now();
+    let step = Duration::from_secs_f64((1.0 / options.spawn_rate).clamp(0.001, 0.05));
     let mut ramp_done_reset = !options.reset_stats;
 
     loop {
-        // Spawn every user whose time has come.
-        while spawned < assignment.len() && Instant::now() >= next_spawn && !stop.is_stopping() {
+        let now = started.elapsed();
+        let desired = if stop.is_stopping() { 0 } else { shape.target(now) };
+        while alive.len() < desired {
+            let user_stop = StopHandle::default();
             // Counted as active when handed out, so "no user left" cannot be seen before it starts.
             live.active_users.fetch_add(1, Ordering::Relaxed);
-            if senders[spawned % workers]
-                .send((spawned as u64, assignment[spawned]))
-                .is_err()
-            {
+            let spawn = Spawn { id: next_id, class: sequence[alive.len()], stop: user_stop.clone() };
+            if senders[(next_id as usize) % workers].send(spawn).is_err() {
                 live.active_users.fetch_sub(1, Ordering::Relaxed);
             }
-            spawned += 1;
-            live.spawned_users.store(spawned, Ordering::Relaxed);
-            next_spawn += spawn_interval;
+            alive.push(user_stop);
+            next_id += 1;
+            live.spawned_users.store(next_id as usize, Ordering::Relaxed);
         }
-        if !ramp_done_reset && spawned == assignment.len() {
+        while alive.len() > desired {
+            // The newest user goes first; it finishes its current task, then stops.
+            if let Some(user) = alive.pop() {
+                user.stop();
+            }
+        }
+        if !ramp_done_reset && alive.len() >= shape.max_users() {
             ramp_done_reset = true;
             let _ = shards.take_all();
             stats.reset();
-            tracing::info!(
-                "all {} users spawned: statistics reset (--reset-stats)",
-                spawned
-            );
+            tracing::info!("all {} users spawned: statistics reset (--reset-stats)", alive.len());
         }
-        let all_done = spawned == assignment.len()
-            && live.active_users.load(Ordering::Relaxed) == 0
-            && spawned > 0;
+        let active = live.active_users.load(Ordering::Relaxed);
+        let iterations_spent = shared.iterations_left.as_ref().is_some_and(|n| n.load(Ordering::SeqCst) == 0);
+        // Users ending by themselves (-n, stop-user) end the run when none is left.
+        let all_done = next_id > 0 && active == 0 && (iterations_spent || shape.settled(now, alive.len()) && shape.stages.is_empty());
         if deadline.is_some_and(|d| Instant::now() >= d) || all_done {
             stop.stop();
         }
         if stop.is_stopping() {
             break;
         }
-        let wake = [
-            Some(next_spawn).filter(|_| spawned < assignment.len()),
-            deadline,
-        ]
-        .into_iter()
-        .flatten()
-        .min()
-        .map(tokio::time::Instant::from_std);
+        let changing = !shape.settled(now, alive.len());
         tokio::select! {
             _ = ticker.tick() => {
                 let elapsed = last_tick.elapsed();
@@ -299,11 +402,14 @@ pub async fn run(
                 generator.sample(elapsed);
                 on_tick(point, started.elapsed());
             }
-            _ = async { match wake { Some(at) => tokio::time::sleep_until(at).await, None => std::future::pending().await } } => {}
+            _ = async { match deadline { Some(at) => tokio::time::sleep_until(at.into()).await, None => std::future::pending().await } } => {}
             _ = stop.stopped() => {}
-            // Users ending by themselves (-n, stop-user) end the run when none is left.
-            _ = tokio::time::sleep(Duration::from_millis(50)), if spawned == assignment.len() => {}
+            _ = tokio::time::sleep(step), if changing => {}
+            _ = tokio::time::sleep(Duration::from_millis(50)), if !changing => {}
         }
+    }
+    for user in &alive {
+        user.stop();
     }
 
     // Stop: users finish their current task within the stop timeout (handled per worker).
@@ -356,7 +462,7 @@ pub async fn run(
 
 fn worker(
     index: usize,
-    mut rx: mpsc::UnboundedReceiver<(u64, usize)>,
+    mut rx: mpsc::UnboundedReceiver<Spawn>,
     shared: Arc<Shared>,
     stop_timeout: Duration,
 ) {
@@ -375,11 +481,11 @@ fn worker(
         loop {
             tokio::select! {
                 next = rx.recv() => match next {
-                    Some((id, class)) => {
+                    Some(Spawn { id, class, stop }) => {
                         let shared = shared.clone();
                         users.spawn(async move {
                             let _active = ActiveGuard(shared.live.clone());
-                            user_loop(id, class, index, shared).await;
+                            user_loop(id, class, index, shared, stop).await;
                         });
                     }
                     None => break,
@@ -395,6 +501,13 @@ fn worker(
             while users.join_next().await.is_some() {}
         }
     });
+}
+
+/// A user handed to a worker: its id, class and own stop signal (for ramp-down).
+struct Spawn {
+    id: u64,
+    class: usize,
+    stop: StopHandle,
 }
 
 struct ActiveGuard(Arc<Live>);
@@ -442,24 +555,26 @@ fn pick_task(tasks: &[crate::plugin::TaskInfo], rng: &mut Pcg64Mcg) -> u32 {
 }
 
 /// Sleeps, unless the run stops first. Returns false when stopping.
-async fn pause(shared: &Shared, d: Duration) -> bool {
+async fn pause(shared: &Shared, me: &StopHandle, d: Duration) -> bool {
+    let go_on = || !shared.stop.is_stopping() && !me.is_stopping();
     if d.is_zero() {
-        return !shared.stop.is_stopping();
+        return go_on();
     }
     tokio::select! {
-        _ = tokio::time::sleep(d) => !shared.stop.is_stopping(),
+        _ = tokio::time::sleep(d) => go_on(),
         _ = shared.stop.stopped() => false,
+        _ = me.stopped() => false,
     }
 }
 
 /// One virtual user from creation to stop, re-created after a trap.
-async fn user_loop(id: u64, class: usize, worker: usize, shared: Arc<Shared>) {
+async fn user_loop(id: u64, class: usize, worker: usize, shared: Arc<Shared>, me: StopHandle) {
     let slot = &shared.classes[class];
     let shard = shared.shards.0[worker % shared.shards.0.len()].clone();
     let mut rng = Pcg64Mcg::seed_from_u64(user_seed(shared.seed, id, 5));
     let tasks = &slot.class.tasks;
     'life: loop {
-        if shared.stop.is_stopping() || class_stopped(&shared, class) {
+        if shared.stop.is_stopping() || me.is_stopping() || class_stopped(&shared, class) {
             return;
         }
         let mut user = match PluginUser::create(
@@ -479,7 +594,7 @@ async fn user_loop(id: u64, class: usize, worker: usize, shared: Arc<Shared>) {
                     &err.to_string(),
                 );
                 if trapped(&shared, class, &err.to_string())
-                    || !pause(&shared, restart_wait(&slot.class.wait, &mut rng)).await
+                    || !pause(&shared, &me, restart_wait(&slot.class.wait, &mut rng)).await
                 {
                     return;
                 }
@@ -498,7 +613,7 @@ async fn user_loop(id: u64, class: usize, worker: usize, shared: Arc<Shared>) {
             Err(err) => {
                 shard.record_task_error(&format!("{}.on_start", slot.class.name), &err.to_string());
                 if trapped(&shared, class, &err.to_string())
-                    || !pause(&shared, restart_wait(&slot.class.wait, &mut rng)).await
+                    || !pause(&shared, &me, restart_wait(&slot.class.wait, &mut rng)).await
                 {
                     return;
                 }
@@ -506,7 +621,7 @@ async fn user_loop(id: u64, class: usize, worker: usize, shared: Arc<Shared>) {
             }
         }
         loop {
-            if shared.stop.is_stopping() || class_stopped(&shared, class) {
+            if shared.stop.is_stopping() || me.is_stopping() || class_stopped(&shared, class) {
                 let _ = user.on_stop().await;
                 return;
             }
@@ -529,7 +644,7 @@ async fn user_loop(id: u64, class: usize, worker: usize, shared: Arc<Shared>) {
                             &err.to_string(),
                         );
                         let _ = trapped(&shared, class, &err.to_string());
-                        if !pause(&shared, restart_wait(&slot.class.wait, &mut rng)).await {
+                        if !pause(&shared, &me, restart_wait(&slot.class.wait, &mut rng)).await {
                             return;
                         }
                         continue 'life;
@@ -569,7 +684,7 @@ async fn user_loop(id: u64, class: usize, worker: usize, shared: Arc<Shared>) {
                     );
                     drop(user);
                     if trapped(&shared, class, &err.to_string())
-                        || !pause(&shared, restart_wait(&slot.class.wait, &mut rng)).await
+                        || !pause(&shared, &me, restart_wait(&slot.class.wait, &mut rng)).await
                     {
                         return;
                     }
@@ -592,7 +707,7 @@ async fn user_loop(id: u64, class: usize, worker: usize, shared: Arc<Shared>) {
                     }
                 },
             };
-            if !pause(&shared, wait).await {
+            if !pause(&shared, &me, wait).await {
                 let _ = user.on_stop().await;
                 return;
             }

@@ -13,4 +13,5 @@ pub mod engine;
 pub mod exit;
 pub mod plugin;
 pub mod report;
+pub mod scenario;
 pub mod stats;

@@ -4,4 +4,5 @@ mod client;
 mod demo;
 mod engine;
 mod plugins;
+mod scenarios;
 mod support;

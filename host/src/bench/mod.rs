@@ -107,6 +107,7 @@ pub async fn measure_wasm(set: Arc<PluginSet>, target: &Arc<Target>, users: usiz
     let options = EngineOptions {
         users,
         spawn_rate: 1e6,
+        stages: Vec::new(),
         run_time: Some(duration),
         iterations: None,
         stop_timeout: Duration::from_secs(5),

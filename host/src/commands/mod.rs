@@ -2,3 +2,4 @@
 
 pub mod plugin;
 pub mod run;
+pub mod scenario;

@@ -42,6 +42,23 @@ impl RunError {
     }
 }
 
+/// A problem found once plugins are loaded, pinned to the scenario file's field when the value
+/// came from a scenario.
+fn in_scenario(plan: &Plan, field: &str, message: String) -> Option<RunError> {
+    let sc = plan.scenario.as_ref()?;
+    let line = match field {
+        "plugins" => sc.plugins_line?,
+        "user-classes" if !sc.user_classes.is_empty() => sc.classes_line?,
+        _ => return None,
+    };
+    Some(RunError::Config(crate::config::ConfigError::Scenario(crate::scenario::ScenarioError {
+        file: sc.source.clone(),
+        line: Some(line),
+        field: field.to_string(),
+        message,
+    })))
+}
+
 /// Runs a resolved plan to its end (or until `stop`), returning the result.
 pub async fn execute(
     plan: &Plan,
@@ -53,18 +70,22 @@ pub async fn execute(
         .plugins
         .iter()
         .map(|p| PluginSpec::resolve(p))
-        .collect::<Result<Vec<_>, _>>()?;
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| in_scenario(plan, "plugins", e.to_string()).unwrap_or(RunError::Plugin(e)))?;
     let data = DataSets::load(&plan.data)?;
     let set = PluginSet::load(
         specs,
         RuntimeOptions {
-            max_users: plan.users,
+            max_users: plan.max_users(),
             memory_cap: plan.memory_cap,
             ..Default::default()
         },
     )
     .await?;
-    let classes = engine::select_classes(&set, &plan.user_classes).map_err(RunError::Usage)?;
+    let classes = engine::select_classes_weighted(&set, &plan.user_classes, &plan.class_weights).map_err(|e| {
+        let field = if e.starts_with("weights") { "weights" } else { "user-classes" };
+        in_scenario(plan, field, e.clone()).unwrap_or(RunError::Usage(e))
+    })?;
 
     // No target named anywhere: the built-in demo server, as a child that never outlives us.
     let mut demo: Option<DemoChild> = None;
@@ -122,6 +143,7 @@ pub async fn execute(
     let options = EngineOptions {
         users: plan.users,
         spawn_rate: plan.spawn_rate,
+        stages: plan.stages.clone(),
         run_time: plan.run_time,
         iterations: plan.iterations,
         stop_timeout: plan.stop_timeout,
@@ -164,6 +186,9 @@ pub async fn execute(
             iterations: plan.iterations,
             user_classes: plan.user_classes.clone(),
             class_users: outcome.class_users,
+            scenario: plan.scenario.as_ref().map(|s| s.name.clone()),
+            stages: plan.stages.clone(),
+            thresholds: plan.thresholds.clone(),
         },
         plugins,
         stats,
@@ -255,6 +280,9 @@ impl Drop for DemoChild {
 
 /// The CLI entry: returns the exit code.
 pub fn main(args: RunArgs) -> u8 {
+    if args.scenario.as_deref() == Some("all") {
+        return run_all(args);
+    }
     let plan = match Plan::resolve(&args, &|k| std::env::var(k).ok()) {
         Ok(plan) => plan,
         Err(err) => {
@@ -266,12 +294,15 @@ pub fn main(args: RunArgs) -> u8 {
         print!("{}", plan.describe());
         return exit::OK;
     }
-    raise_fd_limit(plan.users);
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
-        .enable_all()
-        .build()
-    {
+    if args.dry_run {
+        print!("{}", plan.describe());
+        let length = plan.run_time.unwrap_or(Duration::from_secs(60));
+        println!("
+{}", crate::scenario::curve(&plan.shape(), length));
+        return exit::OK;
+    }
+    raise_fd_limit(plan.max_users());
+    let runtime = match tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build() {
         Ok(rt) => rt,
         Err(err) => {
             eprintln!("error: cannot start the runtime: {err}");
@@ -279,53 +310,151 @@ pub fn main(args: RunArgs) -> u8 {
         }
     };
     let stop = StopHandle::default();
-    let live = Arc::new(Live::default());
-    let result = runtime.block_on(async {
+    runtime.block_on(async {
         let signals = stop.clone();
         tokio::spawn(async move {
             wait_for_signal().await;
             eprintln!("\nInterrupted: stopping users and writing results…");
             signals.interrupt();
         });
-        let tty = std::io::stderr().is_terminal();
-        let total = plan.run_time;
-        let users = plan.users;
-        execute(&plan, stop.clone(), live.clone(), |point, elapsed| {
-            status_line(point, elapsed, total, users, tty)
-        })
-        .await
-    });
-    if std::io::stderr().is_terminal() {
+        match run_and_report(&plan, &args, stop).await {
+            Ok((_, code)) => code,
+            Err(code) => code,
+        }
+    })
+}
+
+/// Runs one plan, prints the summary and writes the reports; returns the result and the exit
+/// code it deserves.
+async fn run_and_report(plan: &Plan, args: &RunArgs, stop: StopHandle) -> Result<(RunResult, u8), u8> {
+    let tty = std::io::stderr().is_terminal();
+    let (total, users) = (plan.run_time, plan.max_users());
+    let result = execute(plan, stop, Arc::new(Live::default()), |point, elapsed| status_line(point, elapsed, total, users, tty)).await;
+    if tty {
         eprintln!();
     }
     let result = match result {
         Ok(result) => result,
         Err(err) => {
             eprintln!("error: {err}");
-            return err.exit_code();
+            return Err(err.exit_code());
         }
     };
     println!("{}", report::summary_table(&result));
     if args.json {
         println!("{}", result.stats_json());
     }
-    let path = args
-        .json_file
-        .clone()
-        .or_else(|| (!args.no_report).then(|| report::default_json_path(&plan.run_name)));
+    let path = args.json_file.clone().or_else(|| (!args.no_report).then(|| report::default_json_path(&plan.run_name)));
     if let Some(path) = path {
         match result.write_json(&path) {
             Ok(()) => eprintln!("Result written to {}", path.display()),
             Err(err) => eprintln!("error: cannot write {}: {err}", path.display()),
         }
     }
-    if result.meta.interrupted {
+    let code = if result.meta.interrupted {
         exit::INTERRUPTED
     } else if result.has_failures() {
         exit::TEST_FAILED
     } else {
         exit::OK
+    };
+    Ok((result, code))
+}
+
+/// `--scenario all`: smoke, baseline, stress and burst in order, a pause between, one summary.
+fn run_all(args: RunArgs) -> u8 {
+    let runtime = match tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build() {
+        Ok(rt) => rt,
+        Err(err) => {
+            eprintln!("error: cannot start the runtime: {err}");
+            return exit::USAGE;
+        }
+    };
+    let mut plans = Vec::new();
+    for name in crate::scenario::ALL {
+        let scenario_args = RunArgs { scenario: Some(name.to_string()), json_file: None, ..args.clone() };
+        match Plan::resolve(&scenario_args, &|k| std::env::var(k).ok()) {
+            Ok(plan) => plans.push((plan, scenario_args)),
+            Err(err) => {
+                eprintln!("error: {err}");
+                return exit::USAGE;
+            }
+        }
     }
+    if args.dry_run || args.print_config {
+        for (plan, _) in &plans {
+            println!("== {} ==\n{}", plan.run_name, plan.describe());
+        }
+        return exit::OK;
+    }
+    raise_fd_limit(plans.iter().map(|(p, _)| p.max_users()).max().unwrap_or(1));
+    let stop = StopHandle::default();
+    runtime.block_on(async {
+        let signals = stop.clone();
+        tokio::spawn(async move {
+            wait_for_signal().await;
+            eprintln!("\nInterrupted: stopping users and writing results…");
+            signals.interrupt();
+        });
+        let mut rows = Vec::new();
+        let mut worst = exit::OK;
+        for (i, (plan, scenario_args)) in plans.iter().enumerate() {
+            if stop.is_stopping() {
+                break;
+            }
+            if i > 0 {
+                eprintln!("Pausing {} before {}…", crate::config::format_duration(args.pause), plan.run_name);
+                tokio::select! {
+                    _ = tokio::time::sleep(args.pause) => {}
+                    _ = stop.stopped() => break,
+                }
+            }
+            eprintln!("== scenario {} ==", plan.run_name);
+            // The engine stops its own handle at the end of a run: give each run a fresh one
+            // that a signal still reaches.
+            let run_stop = StopHandle::default();
+            let forward = {
+                let (signals, run_stop) = (stop.clone(), run_stop.clone());
+                tokio::spawn(async move {
+                    signals.stopped().await;
+                    run_stop.interrupt();
+                })
+            };
+            let outcome = run_and_report(plan, scenario_args, run_stop).await;
+            forward.abort();
+            match outcome {
+                Ok((result, code)) => {
+                    worst = worst.max(code);
+                    rows.push((plan.run_name.clone(), Some(result)));
+                }
+                Err(code) => {
+                    worst = worst.max(code);
+                    rows.push((plan.run_name.clone(), None));
+                }
+            }
+        }
+        println!("Summary of all scenarios");
+        println!("{:<10} {:>9} {:>9} {:>9} {:>9}  verdict", "scenario", "requests", "failures", "req/s", "p95 ms");
+        for (name, result) in rows {
+            match result {
+                Some(r) => println!(
+                    "{:<10} {:>9} {:>9} {:>9.1} {:>9.1}  {}",
+                    name,
+                    r.total.requests,
+                    r.total.failures,
+                    r.total.rps,
+                    r.total.percentile(95.0),
+                    if r.has_failures() { "FAILED" } else { "passed" }
+                ),
+                None => println!("{name:<10} did not run"),
+            }
+        }
+        if stop.was_interrupted() {
+            exit::INTERRUPTED
+        } else {
+            worst
+        }
+    })
 }
 
 async fn wait_for_signal() {

@@ -116,6 +116,12 @@ pub struct PlanSummary {
     pub iterations: Option<u64>,
     pub user_classes: Vec<String>,
     pub class_users: BTreeMap<String, usize>,
+    /// The scenario the plan came from, if any.
+    pub scenario: Option<String>,
+    /// The load shape's stages (users, duration in seconds).
+    pub stages: Vec<crate::engine::Stage>,
+    /// Thresholds declared by the scenario.
+    pub thresholds: Vec<crate::scenario::Threshold>,
 }
 
 /// The canonical result of a run: every other report renders from it.

@@ -1,0 +1,48 @@
+//! `perfhost scenario list|show`.
+
+use crate::exit;
+use crate::scenario;
+
+#[derive(Debug, clap::Subcommand)]
+pub enum ScenarioCommand {
+    /// The presets: name, users, spawn rate, duration, classes, description.
+    List,
+    /// A scenario's file, as it will run (a preset name, ./scenarios/NAME.toml, or a path).
+    Show {
+        name: String,
+    },
+}
+
+pub fn main(cmd: ScenarioCommand) -> u8 {
+    match cmd {
+        ScenarioCommand::List => match scenario::list_table() {
+            Ok(table) => {
+                print!("{table}");
+                println!("\nRun one with `perfhost run --scenario NAME` (add e.g. `--run-time 30s` to shorten it).");
+                exit::OK
+            }
+            Err(err) => {
+                eprintln!("error: {err}");
+                exit::USAGE
+            }
+        },
+        ScenarioCommand::Show { name } => {
+            let loaded = match scenario::load(&name) {
+                Ok(s) => s,
+                Err(err) => {
+                    eprintln!("error: {err}");
+                    return exit::USAGE;
+                }
+            };
+            let text = scenario::PRESETS
+                .iter()
+                .find(|(n, _)| loaded.source.ends_with("(built-in)") && *n == loaded.name)
+                .map(|(_, t)| t.to_string())
+                .or_else(|| std::fs::read_to_string(&loaded.source).ok())
+                .unwrap_or_default();
+            println!("# {}", loaded.source);
+            print!("{text}");
+            exit::OK
+        }
+    }
+}

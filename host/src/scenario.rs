@@ -1,0 +1,372 @@
+//! Scenario files: named, pre-configured load patterns (`scenarios/*.toml`, schema in
+//! `scenarios/README.md`). The eight presets of the Auditor suite are embedded in the binary;
+//! a file of the same name in `./scenarios/` or any path given wins, so teams copy and edit.
+
+use std::collections::BTreeMap;
+use std::ops::Range;
+use std::path::Path;
+use std::time::Duration;
+
+use serde::Deserialize;
+use toml::Spanned;
+
+use crate::config::{format_duration, parse_duration};
+use crate::engine::{LoadShape, Stage};
+
+/// The presets, in the order `perfhost scenario list` shows them.
+pub const PRESETS: [(&str, &str); 8] = [
+    ("smoke", include_str!("../../scenarios/smoke.toml")),
+    ("baseline", include_str!("../../scenarios/baseline.toml")),
+    ("stress", include_str!("../../scenarios/stress.toml")),
+    ("spike", include_str!("../../scenarios/spike.toml")),
+    ("burst", include_str!("../../scenarios/burst.toml")),
+    ("heavy", include_str!("../../scenarios/heavy.toml")),
+    ("endurance", include_str!("../../scenarios/endurance.toml")),
+    ("soak", include_str!("../../scenarios/soak.toml")),
+];
+
+/// What `--scenario all` runs, in order (as the suite's `scenarios.sh all`).
+pub const ALL: [&str; 4] = ["smoke", "baseline", "stress", "burst"];
+
+/// A scenario problem: one line naming the file, the line and the field.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{file}{}: field `{field}`: {message}", line.map(|l| format!(":{l}")).unwrap_or_default())]
+pub struct ScenarioError {
+    pub file: String,
+    pub line: Option<usize>,
+    pub field: String,
+    pub message: String,
+}
+
+/// A scenario threshold, parsed and kept with the plan (evaluated by the CI gate).
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct Threshold {
+    /// `avg`, `min`, `max`, `median`, `p50` … `p99.99`, `failure-rate` or `rps`.
+    pub metric: String,
+    /// `<`, `<=`, `>` or `>=`.
+    pub op: String,
+    /// Milliseconds for time metrics, a fraction for `failure-rate`, per second for `rps`.
+    pub value: f64,
+    /// As written in the file.
+    pub text: String,
+}
+
+/// A parsed, validated scenario.
+#[derive(Debug, Clone)]
+pub struct Scenario {
+    pub name: String,
+    pub description: String,
+    /// Where it came from: a path or `built-in`.
+    pub source: String,
+    pub plugins: Option<Vec<String>>,
+    pub user_classes: Vec<String>,
+    /// Class weights overriding the plugins' own.
+    pub weights: BTreeMap<String, u32>,
+    pub users: Option<usize>,
+    pub spawn_rate: Option<f64>,
+    pub run_time: Option<Duration>,
+    pub stages: Vec<Stage>,
+    pub thresholds: Vec<Threshold>,
+    pub config: BTreeMap<String, String>,
+    pub report_html: bool,
+    pub report_csv: bool,
+    /// Lines of fields checked only once plugins are loaded (unknown plugin or class).
+    pub plugins_line: Option<usize>,
+    pub classes_line: Option<usize>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+struct ScenarioFile {
+    name: Spanned<String>,
+    #[serde(default)]
+    description: String,
+    plugins: Option<Spanned<Vec<String>>>,
+    user_classes: Option<Spanned<Vec<String>>>,
+    weights: Option<Spanned<BTreeMap<String, i64>>>,
+    users: Option<Spanned<i64>>,
+    spawn_rate: Option<Spanned<f64>>,
+    run_time: Option<Spanned<String>>,
+    #[serde(default)]
+    stages: Vec<StageFile>,
+    #[serde(default)]
+    thresholds: Vec<Spanned<String>>,
+    #[serde(default)]
+    config: BTreeMap<String, String>,
+    #[serde(default)]
+    report: ReportFile,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct StageFile {
+    users: Spanned<i64>,
+    duration: Spanned<String>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct ReportFile {
+    #[serde(default)]
+    html: bool,
+    #[serde(default)]
+    csv: bool,
+}
+
+/// Line number (1-based) of a byte offset.
+fn line_of(text: &str, offset: usize) -> usize {
+    text[..offset.min(text.len())].matches('\n').count() + 1
+}
+
+/// Loads a scenario by preset name, `./scenarios/NAME.toml`, or a path.
+pub fn load(name_or_path: &str) -> Result<Scenario, ScenarioError> {
+    let as_path = Path::new(name_or_path);
+    let local = Path::new("scenarios").join(format!("{name_or_path}.toml"));
+    let (source, text) = if name_or_path.ends_with(".toml") || name_or_path.contains('/') {
+        let text = std::fs::read_to_string(as_path).map_err(|e| ScenarioError {
+            file: name_or_path.to_string(),
+            line: None,
+            field: "-".into(),
+            message: format!("cannot read the file: {e}"),
+        })?;
+        (name_or_path.to_string(), text)
+    } else if local.exists() {
+        let text = std::fs::read_to_string(&local).map_err(|e| ScenarioError {
+            file: local.display().to_string(),
+            line: None,
+            field: "-".into(),
+            message: format!("cannot read the file: {e}"),
+        })?;
+        (local.display().to_string(), text)
+    } else {
+        match PRESETS.iter().find(|(n, _)| *n == name_or_path) {
+            Some((n, text)) => (format!("scenarios/{n}.toml (built-in)"), text.to_string()),
+            None => {
+                return Err(ScenarioError {
+                    file: name_or_path.to_string(),
+                    line: None,
+                    field: "-".into(),
+                    message: format!(
+                        "no such scenario — the presets are {}, `all`, or give a .toml path",
+                        PRESETS.iter().map(|(n, _)| *n).collect::<Vec<_>>().join(", ")
+                    ),
+                })
+            }
+        }
+    };
+    parse(&source, &text)
+}
+
+/// Parses and validates scenario text; `file` names it in errors.
+pub fn parse(file: &str, text: &str) -> Result<Scenario, ScenarioError> {
+    let err = |span: Option<Range<usize>>, field: &str, message: String| ScenarioError {
+        file: file.to_string(),
+        line: span.map(|s| line_of(text, s.start)),
+        field: field.to_string(),
+        message,
+    };
+    let raw: ScenarioFile = toml::from_str(text).map_err(|e| {
+        let line = e.span().map(|s| line_of(text, s.start));
+        let message = e.message().trim().to_string();
+        // The field: the name in an "unknown field" message, else the key on the error's line.
+        let field = message
+            .strip_prefix("unknown field `")
+            .and_then(|r| r.split('`').next())
+            .map(str::to_string)
+            .or_else(|| {
+                line.and_then(|l| text.lines().nth(l - 1)).and_then(|l| l.split_once('=')).map(|(k, _)| k.trim().to_string())
+            })
+            .unwrap_or_else(|| "-".into());
+        ScenarioError { file: file.to_string(), line, field, message }
+    })?;
+
+    let positive = |v: &Spanned<i64>, field: &str| -> Result<usize, ScenarioError> {
+        if *v.get_ref() < 0 {
+            return Err(err(Some(v.span()), field, format!("{} is negative — give a number of users ≥ 0", v.get_ref())));
+        }
+        Ok(*v.get_ref() as usize)
+    };
+    let duration = |v: &Spanned<String>, field: &str| -> Result<Duration, ScenarioError> {
+        parse_duration(v.get_ref()).map_err(|m| err(Some(v.span()), field, m))
+    };
+
+    let name = raw.name.get_ref().trim().to_string();
+    if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_') {
+        return Err(err(Some(raw.name.span()), "name", "use letters, digits, - and _ (it names report files)".into()));
+    }
+    let users = raw.users.as_ref().map(|u| positive(u, "users")).transpose()?;
+    if let (Some(0), Some(u)) = (users, raw.users.as_ref()) {
+        return Err(err(Some(u.span()), "users", "must be at least 1".into()));
+    }
+    let spawn_rate = match &raw.spawn_rate {
+        Some(r) if !(*r.get_ref() > 0.0 && r.get_ref().is_finite()) => {
+            return Err(err(Some(r.span()), "spawn-rate", "must be a positive number of users per second".into()))
+        }
+        Some(r) => Some(*r.get_ref()),
+        None => None,
+    };
+    let run_time = raw.run_time.as_ref().map(|t| duration(t, "run-time")).transpose()?;
+    let mut stages = Vec::new();
+    for stage in &raw.stages {
+        let users = positive(&stage.users, "stages.users")?;
+        let d = duration(&stage.duration, "stages.duration")?;
+        stages.push(Stage { users, duration: d });
+    }
+    let mut weights = BTreeMap::new();
+    if let Some(w) = &raw.weights {
+        for (class, weight) in w.get_ref() {
+            if !(0..=u32::MAX as i64).contains(weight) {
+                return Err(err(Some(w.span()), "weights", format!("weight of {class} must be 0 or more")));
+            }
+            weights.insert(class.clone(), *weight as u32);
+        }
+    }
+    let mut thresholds = Vec::new();
+    for t in &raw.thresholds {
+        thresholds.push(parse_threshold(t.get_ref()).map_err(|m| err(Some(t.span()), "thresholds", m))?);
+    }
+    Ok(Scenario {
+        name,
+        description: raw.description.trim().to_string(),
+        source: file.to_string(),
+        plugins_line: raw.plugins.as_ref().map(|p| line_of(text, p.span().start)),
+        plugins: raw.plugins.map(|p| p.into_inner()),
+        classes_line: raw.user_classes.as_ref().map(|p| line_of(text, p.span().start)),
+        user_classes: raw.user_classes.map(|c| c.into_inner()).unwrap_or_default(),
+        weights,
+        users,
+        spawn_rate,
+        run_time,
+        stages,
+        thresholds,
+        config: raw.config,
+        report_html: raw.report.html,
+        report_csv: raw.report.csv,
+    })
+}
+
+/// `p95 < 800ms`, `failure-rate < 1%`, `rps >= 50`.
+pub fn parse_threshold(text: &str) -> Result<Threshold, String> {
+    let bad = || format!("`{text}` is not a threshold — write e.g. \"p95 < 800ms\", \"failure-rate < 1%\", \"rps >= 50\"");
+    let ops = ["<=", ">=", "<", ">"];
+    let (metric, op, value) = ops
+        .iter()
+        .find_map(|op| text.split_once(op).map(|(m, v)| (m.trim(), *op, v.trim())))
+        .ok_or_else(bad)?;
+    let is_time = matches!(metric, "avg" | "min" | "max" | "median")
+        || metric.strip_prefix('p').is_some_and(|p| p.parse::<f64>().is_ok_and(|p| (0.0..=100.0).contains(&p)));
+    let value = match metric {
+        "failure-rate" => {
+            let number = value.strip_suffix('%').ok_or_else(bad)?;
+            number.trim().parse::<f64>().map_err(|_| bad())? / 100.0
+        }
+        "rps" => value.parse::<f64>().map_err(|_| bad())?,
+        _ if is_time => parse_duration(value).map_err(|_| bad())?.as_secs_f64() * 1000.0,
+        _ => return Err(bad()),
+    };
+    Ok(Threshold { metric: metric.to_string(), op: op.to_string(), value, text: text.to_string() })
+}
+
+impl Scenario {
+    /// The classes this scenario runs, for `scenario list` ("all" when not restricted).
+    pub fn classes_label(&self) -> String {
+        if self.user_classes.is_empty() {
+            match &self.plugins {
+                None => "all three".into(),
+                Some(p) => p.join(", "),
+            }
+        } else {
+            self.user_classes.join(", ")
+        }
+    }
+
+    /// Total length: the stages', else the run time.
+    pub fn duration(&self) -> Option<Duration> {
+        if self.stages.is_empty() {
+            self.run_time
+        } else {
+            Some(self.stages.iter().map(|s| s.duration).sum())
+        }
+    }
+}
+
+/// `perfhost scenario list` as a table.
+pub fn list_table() -> Result<String, ScenarioError> {
+    let mut out = format!("{:<10} {:>6} {:>9} {:>10}  {:<24} {}\n", "name", "users", "spawn/s", "duration", "classes", "description");
+    for (name, _) in PRESETS {
+        let s = load(name)?;
+        out.push_str(&format!(
+            "{:<10} {:>6} {:>9} {:>10}  {:<24} {}\n",
+            s.name,
+            s.users.or(s.stages.iter().map(|st| st.users).max()).map(|u| u.to_string()).unwrap_or_else(|| "-".into()),
+            s.spawn_rate.map(|r| format!("{r}")).unwrap_or_else(|| "-".into()),
+            s.duration().map(format_duration).unwrap_or_else(|| "-".into()),
+            s.classes_label(),
+            s.description
+        ));
+    }
+    out.push_str(&format!("{:<10} {:>6} {:>9} {:>10}  {:<24} {}\n", "all", "", "", "", "", "smoke, baseline, stress and burst in order, one summary at the end"));
+    Ok(out)
+}
+
+/// The user/time curve of a shape, as text (for `--dry-run`).
+pub fn curve(shape: &LoadShape, run_time: Duration) -> String {
+    let points = 20usize;
+    let max = shape.max_users().max(1);
+    let mut out = String::from("time        users\n");
+    for i in 0..=points {
+        let t = run_time.mul_f64(i as f64 / points as f64);
+        let users = shape.target(t.min(run_time.saturating_sub(Duration::from_millis(1))));
+        let bar = "█".repeat((users * 40).div_ceil(max));
+        out.push_str(&format!("{:>8}  {:>7}  {bar}\n", format_duration(Duration::from_secs(t.as_secs())), users));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn error_of(text: &str) -> String {
+        parse("bad.toml", text).unwrap_err().to_string()
+    }
+
+    #[test]
+    fn malformed_files_name_file_line_and_field() {
+        assert_eq!(error_of("name = \"x\"\nuserz = 3\n"), "bad.toml:2: field `userz`: unknown field `userz`, expected one of `name`, `description`, `plugins`, `user-classes`, `weights`, `users`, `spawn-rate`, `run-time`, `stages`, `thresholds`, `config`, `report`");
+        assert!(error_of("name = \"x\"\n\nusers = \"ten\"\n").starts_with("bad.toml:3: field `users`: invalid type"));
+        assert_eq!(error_of("name = \"x\"\nusers = -5\n"), "bad.toml:2: field `users`: -5 is negative — give a number of users ≥ 0");
+        assert!(error_of("name = \"x\"\nrun-time = \"5 minutes\"\n").starts_with("bad.toml:2: field `run-time`: `5 minutes` is not a duration"));
+        assert!(error_of("name = \"x\"\n[[stages]]\nusers = 5\nduration = \"zz\"\n").starts_with("bad.toml:4: field `stages.duration`"));
+        assert!(error_of("name = \"x\"\nthresholds = [\"p95 about 3\"]\n").starts_with("bad.toml:2: field `thresholds`"));
+        assert!(error_of("description = \"no name\"\n").contains("missing field `name`"));
+    }
+
+    #[test]
+    fn thresholds_parse() {
+        let t = parse_threshold("p95 < 800ms").unwrap();
+        assert_eq!((t.metric.as_str(), t.op.as_str(), t.value), ("p95", "<", 800.0));
+        assert_eq!(parse_threshold("failure-rate <= 1%").unwrap().value, 0.01);
+        assert_eq!(parse_threshold("rps >= 50").unwrap().op, ">=");
+        assert!(parse_threshold("p101 < 3s").is_err());
+    }
+
+    #[test]
+    fn stages_ramp_linearly_up_and_down() {
+        let shape = LoadShape {
+            users: 0,
+            spawn_rate: 1.0,
+            stages: vec![
+                Stage { users: 10, duration: Duration::from_secs(10) },
+                Stage { users: 10, duration: Duration::from_secs(5) },
+                Stage { users: 0, duration: Duration::from_secs(5) },
+            ],
+        };
+        assert_eq!(shape.target(Duration::from_secs(0)), 0);
+        assert_eq!(shape.target(Duration::from_secs(5)), 5);
+        assert_eq!(shape.target(Duration::from_secs(12)), 10);
+        assert_eq!(shape.target(Duration::from_millis(17_500)), 5);
+        assert_eq!(shape.max_users(), 10);
+        assert_eq!(shape.duration(), Some(Duration::from_secs(20)));
+    }
+}
