@@ -374,3 +374,26 @@ async fn compiled_components_are_cached_on_disk() {
     assert_eq!(second.plugins[0].classes[0].name, "BurstUser");
     assert_eq!(second.plugins[0].classes[0].weight, 2);
 }
+
+#[test]
+fn inspect_shows_classes_and_export_writes_a_loadable_file() {
+    let exe = env!("CARGO_BIN_EXE_perfhost");
+    let out = std::process::Command::new(exe).args(["plugin", "inspect", "auditor_user"]).output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{text}");
+    for needle in ["perfhost:plugin@0.1.0", "AuditorUser (weight 7, wait between 1000–3000 ms)", "verify_standard", "weight  10 (59%)", "perfhost:plugin/host@0.1.0"] {
+        assert!(text.contains(needle), "{needle} in {text}");
+    }
+    let dir = tempdir();
+    let file = dir.join("copy.wasm");
+    let out = std::process::Command::new(exe).args(["plugin", "export", "heavy_user", "-o"]).arg(&file).output().unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    assert_eq!(std::fs::read(&file).unwrap(), perfhost::plugin::builtin::bytes("heavy_user").unwrap());
+    let out = std::process::Command::new(exe).args(["plugin", "inspect", "--json"]).arg(&file).output().unwrap();
+    let info: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(info["classes"][0]["name"], "HeavyUser");
+    let out = std::process::Command::new(exe).args(["plugin", "inspect"]).arg(fixture("fixture_other_version")).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("perfhost:plugin@0.2.0") && stderr.trim().lines().count() == 1, "{stderr}");
+}

@@ -54,7 +54,7 @@ pub enum PluginError {
     Version { name: String, found: String },
     #[error("{name} does not export {CONTRACT_PACKAGE}/behaviour — it is not a perfhost plugin (it must target the world `plugin` in wit/)")]
     NotAPlugin { name: String },
-    #[error("{name} needs imports this sandbox does not provide ({why}) — plugins may import only {CONTRACT_PACKAGE}@{CONTRACT_VERSION} and WASI 0.2 cli/clocks/random/io")]
+    #[error("{name} needs imports this sandbox does not provide ({why}) — plugins may import only {CONTRACT_PACKAGE}@{CONTRACT_VERSION} and WASI 0.2 (cli, clocks, random, io; filesystem and sockets are linked but have nothing to reach); build without e.g. wasi:http")]
     Imports { name: String, why: String },
     #[error("{name}: describe() failed: {why}")]
     Describe { name: String, why: String },

@@ -1,0 +1,62 @@
+//! `perfhost report RESULT.json [--html F] [--csv PREFIX] [--markdown F] [--png-dir DIR]`.
+
+use std::path::PathBuf;
+
+use crate::exit;
+use crate::report::{load_result, summary_table, write_reports, ReportOutputs};
+
+/// Render reports from a saved JSON result.
+#[derive(Debug, Clone, clap::Args)]
+pub struct ReportArgs {
+    /// A JSON result written by `perfhost run` (`--json-file`, or reports/*.json).
+    #[arg(value_name = "RESULT.json")]
+    pub result: PathBuf,
+    /// Write a self-contained HTML report with charts.
+    #[arg(long, value_name = "FILE")]
+    pub html: Option<PathBuf>,
+    /// Write Locust-compatible CSV files PREFIX_stats.csv, PREFIX_stats_history.csv,
+    /// PREFIX_failures.csv and PREFIX_exceptions.csv.
+    #[arg(long, value_name = "PREFIX")]
+    pub csv: Option<PathBuf>,
+    /// Write a Markdown summary for pull requests (`-` prints it to stdout).
+    #[arg(long, value_name = "FILE")]
+    pub markdown: Option<PathBuf>,
+    /// Write the charts as PNG files into this folder.
+    #[arg(long, value_name = "DIR")]
+    pub png_dir: Option<PathBuf>,
+}
+
+/// The CLI entry: 0 when the reports were written, 2 on unreadable input or a failed write.
+/// With no output option it prints the console summary of the result.
+pub fn cli_main(args: ReportArgs) -> u8 {
+    let result = match load_result(&args.result) {
+        Ok(result) => result,
+        Err(err) => {
+            eprintln!("error: {err}");
+            return exit::USAGE;
+        }
+    };
+    let outputs = ReportOutputs {
+        csv_prefix: args.csv,
+        html: args.html,
+        markdown: args.markdown,
+        png_dir: args.png_dir,
+    };
+    if outputs.is_empty() {
+        print!("{}", summary_table(&result));
+        eprintln!("(no --html, --csv, --markdown or --png-dir given: printed the summary only)");
+        return exit::OK;
+    }
+    match write_reports(&result, &outputs) {
+        Ok(written) => {
+            for path in written.iter().filter(|p| p.as_os_str() != "-") {
+                eprintln!("wrote {}", path.display());
+            }
+            exit::OK
+        }
+        Err(err) => {
+            eprintln!("error: {err}");
+            exit::USAGE
+        }
+    }
+}

@@ -1,0 +1,134 @@
+//! Writing reports: the one path `perfhost run --csv/--html` and `perfhost report` share.
+
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+
+use crate::report::csv::{self, create_parent, CsvPaths};
+use crate::report::{charts, html, markdown, RunResult, SCHEMA};
+
+/// Why a report could not be read or written.
+#[derive(Debug, thiserror::Error)]
+pub enum ReportError {
+    #[error("cannot read {}: {source}", path.display())]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{} is not valid JSON: {message}", path.display())]
+    Json { path: PathBuf, message: String },
+    #[error("{} is not a perfhost result: {message}", path.display())]
+    NotAResult { path: PathBuf, message: String },
+    #[error("cannot write {}: {source}", path.display())]
+    Write {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("cannot draw the {chart} chart: {message}")]
+    Chart { chart: String, message: String },
+}
+
+/// Which reports to write (each `None` is skipped).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ReportOutputs {
+    /// `PREFIX_stats.csv`, `PREFIX_stats_history.csv`, `PREFIX_failures.csv`,
+    /// `PREFIX_exceptions.csv`.
+    pub csv_prefix: Option<PathBuf>,
+    /// The self-contained HTML report.
+    pub html: Option<PathBuf>,
+    /// The Markdown summary; `-` writes it to stdout.
+    pub markdown: Option<PathBuf>,
+    /// A folder for the charts as PNG files.
+    pub png_dir: Option<PathBuf>,
+}
+
+impl ReportOutputs {
+    pub fn is_empty(&self) -> bool {
+        self.csv_prefix.is_none()
+            && self.html.is_none()
+            && self.markdown.is_none()
+            && self.png_dir.is_none()
+    }
+}
+
+fn write_file(path: &Path, text: &str) -> Result<(), ReportError> {
+    let wrap = |source| ReportError::Write {
+        path: path.to_path_buf(),
+        source,
+    };
+    create_parent(path).map_err(wrap)?;
+    std::fs::write(path, text).map_err(wrap)
+}
+
+/// Writes the requested reports of `result`; returns the files written, in order.
+pub fn write_reports(
+    result: &RunResult,
+    outputs: &ReportOutputs,
+) -> Result<Vec<PathBuf>, ReportError> {
+    let mut written = Vec::new();
+    if let Some(prefix) = &outputs.csv_prefix {
+        let paths = CsvPaths::new(prefix);
+        for (path, text) in [
+            (&paths.stats, csv::stats_csv(result)),
+            (&paths.history, csv::history_csv(result)),
+            (&paths.failures, csv::failures_csv(result)),
+            (&paths.exceptions, csv::exceptions_csv(result)),
+        ] {
+            write_file(path, &text)?;
+            written.push(path.clone());
+        }
+    }
+    if let Some(path) = &outputs.html {
+        write_file(path, &html::render(result))?;
+        written.push(path.clone());
+    }
+    if let Some(path) = &outputs.markdown {
+        let text = markdown::render(result);
+        if path.as_os_str() == "-" {
+            let mut out = std::io::stdout().lock();
+            out.write_all(text.as_bytes())
+                .and_then(|_| out.flush())
+                .map_err(|source| ReportError::Write {
+                    path: path.clone(),
+                    source,
+                })?;
+        } else {
+            write_file(path, &text)?;
+        }
+        written.push(path.clone());
+    }
+    if let Some(dir) = &outputs.png_dir {
+        written.extend(charts::write_pngs(result, dir)?);
+    }
+    Ok(written)
+}
+
+/// Reads a JSON result written by `perfhost run`, with one clear error naming the file.
+pub fn load_result(path: &Path) -> Result<RunResult, ReportError> {
+    let text = std::fs::read_to_string(path).map_err(|source| ReportError::Read {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    let value: serde_json::Value =
+        serde_json::from_str(&text).map_err(|e| ReportError::Json {
+            path: path.to_path_buf(),
+            message: e.to_string(),
+        })?;
+    let not_a_result = |message: String| ReportError::NotAResult {
+        path: path.to_path_buf(),
+        message,
+    };
+    match value.get("schema").and_then(|s| s.as_str()) {
+        Some(SCHEMA) => {}
+        Some(other) => {
+            return Err(not_a_result(format!(
+                "its schema is `{other}`, this perfhost reads `{SCHEMA}`"
+            )))
+        }
+        None => {
+            return Err(not_a_result(format!(
+                "it has no \"schema\": \"{SCHEMA}\" field (write one with `perfhost run --json-file FILE`)"
+            )))
+        }
+    }
+    serde_json::from_value(value).map_err(|e| not_a_result(e.to_string()))
+}
