@@ -28,7 +28,9 @@
 # MEM_USERS ("1000 10000"), MEM_SPAWN_RATE (2000), MEM_RUN_TIME (40), MEM_SAMPLE_AT (30),
 # PERFHOST_BIN (target/release/perfhost), OUT_DIR (raw outputs; default a new /tmp folder),
 # QUIET_MAX (15) and QUIET_WAIT (600): before each run, wait up to QUIET_WAIT s for the machine
-# to use under QUIET_MAX % of a core (builds running beside a benchmark distort it).
+# to use under QUIET_MAX % of a core (builds running beside a benchmark distort it); OTHER_MAX
+# (10) and RETRIES (2): a run during which other processes used over OTHER_MAX % of a core is
+# measured again, at most RETRIES times, and flagged in the table if it never ran alone.
 # Needs: nginx and wrk (Debian: apt-get install -y nginx wrk), /usr/bin/time (apt-get install
 # -y time), taskset (util-linux), python3; optional: oha (cargo install oha --locked) and
 # locust (pip install locust) — a missing optional generator is reported and skipped.
@@ -52,6 +54,8 @@ MEM_SAMPLE_AT=${MEM_SAMPLE_AT:-30}
 GRACE=60
 QUIET_MAX=${QUIET_MAX:-15}
 QUIET_WAIT=${QUIET_WAIT:-600}
+OTHER_MAX=${OTHER_MAX:-10}
+RETRIES=${RETRIES:-2}
 TICKS=$(getconf CLK_TCK)
 
 die() { echo "error: $*" >&2; exit 2; }
@@ -184,10 +188,20 @@ EOF
 # run_gen NAME USERS CMD... — runs CMD pinned to GEN_CPU under /usr/bin/time (and a timeout),
 # leaves stdout+stderr in $OUT/NAME.out and sets GEN_CPU_S, GEN_RSS_MIB, GEN_PCT, SRV_PCT, RC.
 run_gen() {
-  local name=$1 users=$2
+  local name=$1 users=$2 attempt
   shift 2
   echo "# $name: taskset -c $GEN_CPU $*" | tee "$OUT/$name.cmd"
-  wait_quiet
+  for ((attempt = 0; attempt <= RETRIES; attempt++)); do
+    wait_quiet
+    measure "$name" "$@"
+    [ "$OTHER_PCT" -le "$OTHER_MAX" ] && break
+    echo "  other processes used ${OTHER_PCT}% of a core during the run$([ "$attempt" -lt "$RETRIES" ] && echo ": measuring again")" >&2
+  done
+}
+
+measure() { # NAME CMD...
+  local name=$1
+  shift
   local srv0 t0 t1 srv1 all0 all1
   srv0=$(cpu_ticks "$NGINX_WORKER")
   all0=$(busy_ticks)
@@ -216,6 +230,7 @@ row() {
   local per="-"
   [ "${3:-0}" -gt 0 ] 2>/dev/null && per=$(calc "round($GEN_CPU_S * 1e6 / $3, 1)")
   local notes=$5
+  [ "$OTHER_PCT" -gt "$OTHER_MAX" ] && notes="BUSY MACHINE (other ${OTHER_PCT}%): not comparable; $notes"
   [ "$RC" != 0 ] && notes="exit $RC; $notes"
   add_row "$1" "$2" "$3" "$4" "$GEN_CPU_S" "$per" "$GEN_RSS_MIB" "$GEN_PCT" "$SRV_PCT" "$OTHER_PCT" "$notes"
   echo "  -> $3 requests, $4 req/s, ${per} µs CPU/request, generator ${GEN_PCT}% / nginx ${SRV_PCT}% / other ${OTHER_PCT}% of a core${notes:+; $notes}"

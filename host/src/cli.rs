@@ -28,6 +28,8 @@ pub enum Command {
     /// Inspect or export behaviour plugins.
     #[command(subcommand)]
     Plugin(crate::commands::plugin::PluginCommand),
+    /// Render reports (HTML, CSV, Markdown, PNG) from a saved JSON result.
+    Report(crate::report::ReportArgs),
 }
 
 /// Parses the command line, runs the command and maps its outcome to an exit code.
@@ -40,6 +42,7 @@ pub fn main() -> ExitCode {
         Command::Plugin(cmd) => crate::commands::plugin::main(cmd),
         Command::Bench(args) => crate::bench::main(args),
         Command::Scenario(cmd) => crate::commands::scenario::main(cmd),
+        Command::Report(args) => crate::report::cli_main(args),
     };
     ExitCode::from(code)
 }

@@ -458,7 +458,12 @@ pub fn tls_config(insecure: bool, ca_cert: Option<&Path>) -> Result<rustls::Clie
     roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
     if let Some(path) = ca_cert {
         use rustls::pki_types::pem::PemObject;
-        let bad = |e: &dyn std::fmt::Display| format!("--ca-cert {}: {e} — give a PEM file with CERTIFICATE blocks", path.display());
+        let bad = |e: &dyn std::fmt::Display| {
+            format!(
+                "--ca-cert {}: {e} — give a PEM file with CERTIFICATE blocks",
+                path.display()
+            )
+        };
         let certs = rustls::pki_types::CertificateDer::pem_file_iter(path).map_err(|e| bad(&e))?;
         let mut added = 0;
         for cert in certs {
@@ -517,4 +522,3 @@ impl rustls::client::danger::ServerCertVerifier for AcceptAnyCert {
         self.0.signature_verification_algorithms.supported_schemes()
     }
 }
-

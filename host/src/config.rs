@@ -202,7 +202,10 @@ const DEFAULT_RUN_TIME: Duration = Duration::from_secs(60);
 impl Plan {
     /// Resolves CLI > environment > scenario > perfhost.toml > defaults. `env` is passed in so
     /// tests control it.
-    pub fn resolve(args: &RunArgs, env: &dyn Fn(&str) -> Option<String>) -> Result<Plan, ConfigError> {
+    pub fn resolve(
+        args: &RunArgs,
+        env: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<Plan, ConfigError> {
         let file = load_file(args.config.as_deref())?;
         let scenario = match args.scenario.as_deref() {
             Some(name) => Some(crate::scenario::load(name).map_err(ConfigError::Scenario)?),
@@ -213,31 +216,81 @@ impl Plan {
         // The first layer that has a value wins; its name is recorded for --print-config.
         let mut pick = |key: &str, layers: [bool; 4]| {
             let names = [Source::Cli, Source::Env, Source::Scenario, Source::File];
-            let source = layers.iter().position(|&set| set).map(|i| names[i]).unwrap_or(Source::Default);
+            let source = layers
+                .iter()
+                .position(|&set| set)
+                .map(|i| names[i])
+                .unwrap_or(Source::Default);
             sources.insert(key.to_string(), source);
         };
         let file_duration = |v: &Option<String>, what: &str| {
-            v.as_deref().map(|t| parse_duration(t).map_err(|e| ConfigError::Invalid(format!("perfhost.toml {what}: {e}")))).transpose()
+            v.as_deref()
+                .map(|t| {
+                    parse_duration(t)
+                        .map_err(|e| ConfigError::Invalid(format!("perfhost.toml {what}: {e}")))
+                })
+                .transpose()
         };
 
         let env_host = env("LOAD_TEST_HOST").filter(|h| !h.trim().is_empty());
-        pick("host", [args.host.is_some(), env_host.is_some(), false, file.host.is_some()]);
+        pick(
+            "host",
+            [
+                args.host.is_some(),
+                env_host.is_some(),
+                false,
+                file.host.is_some(),
+            ],
+        );
         let host = args.host.clone().or(env_host).or(file.host.clone());
 
         let sc_plugins = sc.and_then(|s| s.plugins.clone());
-        pick("plugins", [!args.plugins.is_empty(), false, sc_plugins.is_some(), file.plugins.is_some()]);
+        pick(
+            "plugins",
+            [
+                !args.plugins.is_empty(),
+                false,
+                sc_plugins.is_some(),
+                file.plugins.is_some(),
+            ],
+        );
         let plugins = if !args.plugins.is_empty() {
             args.plugins.clone()
         } else {
-            sc_plugins.or(file.plugins.clone()).unwrap_or_else(|| crate::plugin::builtin::NAMES.iter().map(|s| s.to_string()).collect())
+            sc_plugins.or(file.plugins.clone()).unwrap_or_else(|| {
+                crate::plugin::builtin::NAMES
+                    .iter()
+                    .map(|s| s.to_string())
+                    .collect()
+            })
         };
 
         let sc_users = sc.and_then(|s| s.users);
-        pick("users", [args.users.is_some(), false, sc_users.is_some(), file.users.is_some()]);
+        pick(
+            "users",
+            [
+                args.users.is_some(),
+                false,
+                sc_users.is_some(),
+                file.users.is_some(),
+            ],
+        );
         let users = args.users.or(sc_users).or(file.users).unwrap_or(10);
         let sc_rate = sc.and_then(|s| s.spawn_rate);
-        pick("spawn-rate", [args.spawn_rate.is_some(), false, sc_rate.is_some(), file.spawn_rate.is_some()]);
-        let spawn_rate = args.spawn_rate.or(sc_rate).or(file.spawn_rate).unwrap_or(users.max(1) as f64);
+        pick(
+            "spawn-rate",
+            [
+                args.spawn_rate.is_some(),
+                false,
+                sc_rate.is_some(),
+                file.spawn_rate.is_some(),
+            ],
+        );
+        let spawn_rate = args
+            .spawn_rate
+            .or(sc_rate)
+            .or(file.spawn_rate)
+            .unwrap_or(users.max(1) as f64);
         // A scenario's stages shape the run unless -u / -r ask for a plain ramp.
         let stages = match sc {
             Some(s) if args.users.is_none() && args.spawn_rate.is_none() => s.stages.clone(),
@@ -246,31 +299,62 @@ impl Plan {
 
         let file_run_time = file_duration(&file.run_time, "run-time")?;
         let sc_run_time = sc.and_then(|s| s.duration());
-        pick("run-time", [args.run_time.is_some(), false, sc_run_time.is_some(), file_run_time.is_some()]);
-        pick("iterations", [args.iterations.is_some(), false, false, file.iterations.is_some()]);
+        pick(
+            "run-time",
+            [
+                args.run_time.is_some(),
+                false,
+                sc_run_time.is_some(),
+                file_run_time.is_some(),
+            ],
+        );
+        pick(
+            "iterations",
+            [
+                args.iterations.is_some(),
+                false,
+                false,
+                file.iterations.is_some(),
+            ],
+        );
         let iterations = args.iterations.or(file.iterations);
-        let run_time = args
-            .run_time
-            .or(sc_run_time)
-            .or(file_run_time)
-            .or(if iterations.is_some() { None } else { Some(DEFAULT_RUN_TIME) });
+        let run_time =
+            args.run_time
+                .or(sc_run_time)
+                .or(file_run_time)
+                .or(if iterations.is_some() {
+                    None
+                } else {
+                    Some(DEFAULT_RUN_TIME)
+                });
 
-        pick("seed", [args.seed.is_some(), false, false, file.seed.is_some()]);
+        pick(
+            "seed",
+            [args.seed.is_some(), false, false, file.seed.is_some()],
+        );
         let seed = args.seed.or(file.seed).unwrap_or_else(|| {
-            std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos() as u64).unwrap_or(1)
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_nanos() as u64)
+                .unwrap_or(1)
         });
-        let stop_timeout = args.stop_timeout.or(file_duration(&file.stop_timeout, "stop-timeout")?).unwrap_or(Duration::from_secs(10));
-        let request_timeout =
-            args.request_timeout.or(file_duration(&file.request_timeout, "request-timeout")?).unwrap_or(Duration::from_secs(30));
+        let stop_timeout = args
+            .stop_timeout
+            .or(file_duration(&file.stop_timeout, "stop-timeout")?)
+            .unwrap_or(Duration::from_secs(10));
+        let request_timeout = args
+            .request_timeout
+            .or(file_duration(&file.request_timeout, "request-timeout")?)
+            .unwrap_or(Duration::from_secs(30));
 
         let mut config_values = file.config.clone();
         if let Some(s) = sc {
             config_values.extend(s.config.clone());
         }
         for kv in &args.config_values {
-            let (k, v) = kv
-                .split_once('=')
-                .ok_or_else(|| ConfigError::Invalid(format!("--config-value `{kv}`: expected KEY=VALUE")))?;
+            let (k, v) = kv.split_once('=').ok_or_else(|| {
+                ConfigError::Invalid(format!("--config-value `{kv}`: expected KEY=VALUE"))
+            })?;
             config_values.insert(k.to_string(), v.to_string());
         }
 
@@ -278,19 +362,33 @@ impl Plan {
             return Err(ConfigError::Invalid("--users must be at least 1".into()));
         }
         if !(spawn_rate > 0.0 && spawn_rate.is_finite()) {
-            return Err(ConfigError::Invalid("--spawn-rate must be a positive number of users per second".into()));
+            return Err(ConfigError::Invalid(
+                "--spawn-rate must be a positive number of users per second".into(),
+            ));
         }
         if let Some(host) = &host {
             crate::client::Target::parse(host).map_err(|e| ConfigError::Invalid(e.to_string()))?;
         }
         let sc_classes = sc.map(|s| s.user_classes.clone()).filter(|c| !c.is_empty());
-        pick("user-classes", [!args.user_classes.is_empty(), false, sc_classes.is_some(), file.user_classes.is_some()]);
+        pick(
+            "user-classes",
+            [
+                !args.user_classes.is_empty(),
+                false,
+                sc_classes.is_some(),
+                file.user_classes.is_some(),
+            ],
+        );
         let user_classes = if args.user_classes.is_empty() {
             sc_classes.or(file.user_classes.clone()).unwrap_or_default()
         } else {
             args.user_classes.clone()
         };
-        let run_name = args.run_name.clone().or(sc.map(|s| s.name.clone())).unwrap_or_else(|| "run".to_string());
+        let run_name = args
+            .run_name
+            .clone()
+            .or(sc.map(|s| s.name.clone()))
+            .unwrap_or_else(|| "run".to_string());
         Ok(Plan {
             host,
             plugins,
@@ -310,7 +408,10 @@ impl Plan {
             data: args.data.clone(),
             run_name,
             cpu_budget: args.cpu_budget.unwrap_or(crate::plugin::DEFAULT_CPU_BUDGET),
-            memory_cap: args.memory_cap_mib.map(|m| m << 20).unwrap_or(crate::plugin::DEFAULT_MEMORY_CAP),
+            memory_cap: args
+                .memory_cap_mib
+                .map(|m| m << 20)
+                .unwrap_or(crate::plugin::DEFAULT_MEMORY_CAP),
             insecure: args.insecure,
             ca_cert: args.ca_cert.clone(),
             csv: args.csv.clone(),
@@ -327,7 +428,11 @@ impl Plan {
 
     /// The load shape of this plan.
     pub fn shape(&self) -> crate::engine::LoadShape {
-        crate::engine::LoadShape { users: self.users, spawn_rate: self.spawn_rate, stages: self.stages.clone() }
+        crate::engine::LoadShape {
+            users: self.users,
+            spawn_rate: self.spawn_rate,
+            stages: self.stages.clone(),
+        }
     }
 
     /// The most users alive at once.
@@ -361,14 +466,30 @@ impl Plan {
             line("scenario", sc.name.clone(), sc.source.clone());
         }
         line("plugins", self.plugins.join(", "), src("plugins"));
-        let classes = if self.user_classes.is_empty() { "all".to_string() } else { self.user_classes.join(", ") };
+        let classes = if self.user_classes.is_empty() {
+            "all".to_string()
+        } else {
+            self.user_classes.join(", ")
+        };
         line("user-classes", classes, src("user-classes"));
         if !self.class_weights.is_empty() {
-            let w: Vec<String> = self.class_weights.iter().map(|(c, w)| format!("{c}={w}")).collect();
+            let w: Vec<String> = self
+                .class_weights
+                .iter()
+                .map(|(c, w)| format!("{c}={w}"))
+                .collect();
             line("weights", w.join(", "), "scenario".into());
         }
         for (i, stage) in self.stages.iter().enumerate() {
-            line(&format!("stage {}", i + 1), format!("{} users over {}", stage.users, format_duration(stage.duration)), "scenario".into());
+            line(
+                &format!("stage {}", i + 1),
+                format!(
+                    "{} users over {}",
+                    stage.users,
+                    format_duration(stage.duration)
+                ),
+                "scenario".into(),
+            );
         }
         for t in &self.thresholds {
             line("threshold", t.text.clone(), "scenario".into());

@@ -66,7 +66,11 @@ impl LoadShape {
         for stage in &self.stages {
             let end = start + stage.duration;
             if t < end {
-                let frac = if stage.duration.is_zero() { 1.0 } else { (t - start).as_secs_f64() / stage.duration.as_secs_f64() };
+                let frac = if stage.duration.is_zero() {
+                    1.0
+                } else {
+                    (t - start).as_secs_f64() / stage.duration.as_secs_f64()
+                };
                 let users = from as f64 + (stage.users as f64 - from as f64) * frac;
                 return users.round().max(0.0) as usize;
             }
@@ -240,7 +244,10 @@ pub fn select_classes_weighted(
     let mut slots = select_classes(set, only)?;
     for (name, weight) in weights {
         let mut found = false;
-        for slot in slots.iter_mut().filter(|s| s.class.name.eq_ignore_ascii_case(name)) {
+        for slot in slots
+            .iter_mut()
+            .filter(|s| s.class.name.eq_ignore_ascii_case(name))
+        {
             slot.class.weight = *weight;
             found = true;
         }
@@ -302,7 +309,11 @@ pub async fn run(
 ) -> RunOutcome {
     let workers = options.workers.max(1);
     let shards = Shards::new(workers);
-    let shape = LoadShape { users: options.users, spawn_rate: options.spawn_rate, stages: options.stages.clone() };
+    let shape = LoadShape {
+        users: options.users,
+        spawn_rate: options.spawn_rate,
+        stages: options.stages.clone(),
+    };
     let weights: Vec<u32> = classes.iter().map(|c| c.class.weight).collect();
     // Slot k always holds a user of class `sequence[k]`: growing adds slots at the end and
     // shrinking removes the newest, so any user count keeps the class mix as exact as it can be.
@@ -358,18 +369,27 @@ pub async fn run(
 
     loop {
         let now = started.elapsed();
-        let desired = if stop.is_stopping() { 0 } else { shape.target(now) };
+        let desired = if stop.is_stopping() {
+            0
+        } else {
+            shape.target(now)
+        };
         while alive.len() < desired {
             let user_stop = StopHandle::default();
             // Counted as active when handed out, so "no user left" cannot be seen before it starts.
             live.active_users.fetch_add(1, Ordering::Relaxed);
-            let spawn = Spawn { id: next_id, class: sequence[alive.len()], stop: user_stop.clone() };
+            let spawn = Spawn {
+                id: next_id,
+                class: sequence[alive.len()],
+                stop: user_stop.clone(),
+            };
             if senders[(next_id as usize) % workers].send(spawn).is_err() {
                 live.active_users.fetch_sub(1, Ordering::Relaxed);
             }
             alive.push(user_stop);
             next_id += 1;
-            live.spawned_users.store(next_id as usize, Ordering::Relaxed);
+            live.spawned_users
+                .store(next_id as usize, Ordering::Relaxed);
         }
         while alive.len() > desired {
             // The newest user goes first; it finishes its current task, then stops.
@@ -381,12 +401,20 @@ pub async fn run(
             ramp_done_reset = true;
             let _ = shards.take_all();
             stats.reset();
-            tracing::info!("all {} users spawned: statistics reset (--reset-stats)", alive.len());
+            tracing::info!(
+                "all {} users spawned: statistics reset (--reset-stats)",
+                alive.len()
+            );
         }
         let active = live.active_users.load(Ordering::Relaxed);
-        let iterations_spent = shared.iterations_left.as_ref().is_some_and(|n| n.load(Ordering::SeqCst) == 0);
+        let iterations_spent = shared
+            .iterations_left
+            .as_ref()
+            .is_some_and(|n| n.load(Ordering::SeqCst) == 0);
         // Users ending by themselves (-n, stop-user) end the run when none is left.
-        let all_done = next_id > 0 && active == 0 && (iterations_spent || shape.settled(now, alive.len()) && shape.stages.is_empty());
+        let all_done = next_id > 0
+            && active == 0
+            && (iterations_spent || shape.settled(now, alive.len()) && shape.stages.is_empty());
         if deadline.is_some_and(|d| Instant::now() >= d) || all_done {
             stop.stop();
         }

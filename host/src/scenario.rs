@@ -148,7 +148,11 @@ pub fn load(name_or_path: &str) -> Result<Scenario, ScenarioError> {
                     field: "-".into(),
                     message: format!(
                         "no such scenario — the presets are {}, `all`, or give a .toml path",
-                        PRESETS.iter().map(|(n, _)| *n).collect::<Vec<_>>().join(", ")
+                        PRESETS
+                            .iter()
+                            .map(|(n, _)| *n)
+                            .collect::<Vec<_>>()
+                            .join(", ")
                     ),
                 })
             }
@@ -174,15 +178,26 @@ pub fn parse(file: &str, text: &str) -> Result<Scenario, ScenarioError> {
             .and_then(|r| r.split('`').next())
             .map(str::to_string)
             .or_else(|| {
-                line.and_then(|l| text.lines().nth(l - 1)).and_then(|l| l.split_once('=')).map(|(k, _)| k.trim().to_string())
+                line.and_then(|l| text.lines().nth(l - 1))
+                    .and_then(|l| l.split_once('='))
+                    .map(|(k, _)| k.trim().to_string())
             })
             .unwrap_or_else(|| "-".into());
-        ScenarioError { file: file.to_string(), line, field, message }
+        ScenarioError {
+            file: file.to_string(),
+            line,
+            field,
+            message,
+        }
     })?;
 
     let positive = |v: &Spanned<i64>, field: &str| -> Result<usize, ScenarioError> {
         if *v.get_ref() < 0 {
-            return Err(err(Some(v.span()), field, format!("{} is negative — give a number of users ≥ 0", v.get_ref())));
+            return Err(err(
+                Some(v.span()),
+                field,
+                format!("{} is negative — give a number of users ≥ 0", v.get_ref()),
+            ));
         }
         Ok(*v.get_ref() as usize)
     };
@@ -191,21 +206,41 @@ pub fn parse(file: &str, text: &str) -> Result<Scenario, ScenarioError> {
     };
 
     let name = raw.name.get_ref().trim().to_string();
-    if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_') {
-        return Err(err(Some(raw.name.span()), "name", "use letters, digits, - and _ (it names report files)".into()));
+    if name.is_empty()
+        || !name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+    {
+        return Err(err(
+            Some(raw.name.span()),
+            "name",
+            "use letters, digits, - and _ (it names report files)".into(),
+        ));
     }
-    let users = raw.users.as_ref().map(|u| positive(u, "users")).transpose()?;
+    let users = raw
+        .users
+        .as_ref()
+        .map(|u| positive(u, "users"))
+        .transpose()?;
     if let (Some(0), Some(u)) = (users, raw.users.as_ref()) {
         return Err(err(Some(u.span()), "users", "must be at least 1".into()));
     }
     let spawn_rate = match &raw.spawn_rate {
         Some(r) if !(*r.get_ref() > 0.0 && r.get_ref().is_finite()) => {
-            return Err(err(Some(r.span()), "spawn-rate", "must be a positive number of users per second".into()))
+            return Err(err(
+                Some(r.span()),
+                "spawn-rate",
+                "must be a positive number of users per second".into(),
+            ))
         }
         Some(r) => Some(*r.get_ref()),
         None => None,
     };
-    let run_time = raw.run_time.as_ref().map(|t| duration(t, "run-time")).transpose()?;
+    let run_time = raw
+        .run_time
+        .as_ref()
+        .map(|t| duration(t, "run-time"))
+        .transpose()?;
     let mut stages = Vec::new();
     for stage in &raw.stages {
         let users = positive(&stage.users, "stages.users")?;
@@ -216,14 +251,19 @@ pub fn parse(file: &str, text: &str) -> Result<Scenario, ScenarioError> {
     if let Some(w) = &raw.weights {
         for (class, weight) in w.get_ref() {
             if !(0..=u32::MAX as i64).contains(weight) {
-                return Err(err(Some(w.span()), "weights", format!("weight of {class} must be 0 or more")));
+                return Err(err(
+                    Some(w.span()),
+                    "weights",
+                    format!("weight of {class} must be 0 or more"),
+                ));
             }
             weights.insert(class.clone(), *weight as u32);
         }
     }
     let mut thresholds = Vec::new();
     for t in &raw.thresholds {
-        thresholds.push(parse_threshold(t.get_ref()).map_err(|m| err(Some(t.span()), "thresholds", m))?);
+        thresholds
+            .push(parse_threshold(t.get_ref()).map_err(|m| err(Some(t.span()), "thresholds", m))?);
     }
     Ok(Scenario {
         name,
@@ -231,7 +271,10 @@ pub fn parse(file: &str, text: &str) -> Result<Scenario, ScenarioError> {
         source: file.to_string(),
         plugins_line: raw.plugins.as_ref().map(|p| line_of(text, p.span().start)),
         plugins: raw.plugins.map(|p| p.into_inner()),
-        classes_line: raw.user_classes.as_ref().map(|p| line_of(text, p.span().start)),
+        classes_line: raw
+            .user_classes
+            .as_ref()
+            .map(|p| line_of(text, p.span().start)),
         user_classes: raw.user_classes.map(|c| c.into_inner()).unwrap_or_default(),
         weights,
         users,
@@ -247,14 +290,18 @@ pub fn parse(file: &str, text: &str) -> Result<Scenario, ScenarioError> {
 
 /// `p95 < 800ms`, `failure-rate < 1%`, `rps >= 50`.
 pub fn parse_threshold(text: &str) -> Result<Threshold, String> {
-    let bad = || format!("`{text}` is not a threshold — write e.g. \"p95 < 800ms\", \"failure-rate < 1%\", \"rps >= 50\"");
+    let bad = || {
+        format!("`{text}` is not a threshold — write e.g. \"p95 < 800ms\", \"failure-rate < 1%\", \"rps >= 50\"")
+    };
     let ops = ["<=", ">=", "<", ">"];
     let (metric, op, value) = ops
         .iter()
         .find_map(|op| text.split_once(op).map(|(m, v)| (m.trim(), *op, v.trim())))
         .ok_or_else(bad)?;
     let is_time = matches!(metric, "avg" | "min" | "max" | "median")
-        || metric.strip_prefix('p').is_some_and(|p| p.parse::<f64>().is_ok_and(|p| (0.0..=100.0).contains(&p)));
+        || metric
+            .strip_prefix('p')
+            .is_some_and(|p| p.parse::<f64>().is_ok_and(|p| (0.0..=100.0).contains(&p)));
     let value = match metric {
         "failure-rate" => {
             let number = value.strip_suffix('%').ok_or_else(bad)?;
@@ -264,7 +311,12 @@ pub fn parse_threshold(text: &str) -> Result<Threshold, String> {
         _ if is_time => parse_duration(value).map_err(|_| bad())?.as_secs_f64() * 1000.0,
         _ => return Err(bad()),
     };
-    Ok(Threshold { metric: metric.to_string(), op: op.to_string(), value, text: text.to_string() })
+    Ok(Threshold {
+        metric: metric.to_string(),
+        op: op.to_string(),
+        value,
+        text: text.to_string(),
+    })
 }
 
 impl Scenario {
@@ -292,20 +344,33 @@ impl Scenario {
 
 /// `perfhost scenario list` as a table.
 pub fn list_table() -> Result<String, ScenarioError> {
-    let mut out = format!("{:<10} {:>6} {:>9} {:>10}  {:<24} {}\n", "name", "users", "spawn/s", "duration", "classes", "description");
+    let mut out = format!(
+        "{:<10} {:>6} {:>9} {:>10}  {:<24} {}\n",
+        "name", "users", "spawn/s", "duration", "classes", "description"
+    );
     for (name, _) in PRESETS {
         let s = load(name)?;
         out.push_str(&format!(
             "{:<10} {:>6} {:>9} {:>10}  {:<24} {}\n",
             s.name,
-            s.users.or(s.stages.iter().map(|st| st.users).max()).map(|u| u.to_string()).unwrap_or_else(|| "-".into()),
-            s.spawn_rate.map(|r| format!("{r}")).unwrap_or_else(|| "-".into()),
-            s.duration().map(format_duration).unwrap_or_else(|| "-".into()),
+            s.users
+                .or(s.stages.iter().map(|st| st.users).max())
+                .map(|u| u.to_string())
+                .unwrap_or_else(|| "-".into()),
+            s.spawn_rate
+                .map(|r| format!("{r}"))
+                .unwrap_or_else(|| "-".into()),
+            s.duration()
+                .map(format_duration)
+                .unwrap_or_else(|| "-".into()),
             s.classes_label(),
             s.description
         ));
     }
-    out.push_str(&format!("{:<10} {:>6} {:>9} {:>10}  {:<24} {}\n", "all", "", "", "", "", "smoke, baseline, stress and burst in order, one summary at the end"));
+    out.push_str(&format!(
+        "{:<10} {:>6} {:>9} {:>10}  {:<24} {}\n",
+        "all", "", "", "", "", "smoke, baseline, stress and burst in order, one summary at the end"
+    ));
     Ok(out)
 }
 
@@ -318,7 +383,11 @@ pub fn curve(shape: &LoadShape, run_time: Duration) -> String {
         let t = run_time.mul_f64(i as f64 / points as f64);
         let users = shape.target(t.min(run_time.saturating_sub(Duration::from_millis(1))));
         let bar = "█".repeat((users * 40).div_ceil(max));
-        out.push_str(&format!("{:>8}  {:>7}  {bar}\n", format_duration(Duration::from_secs(t.as_secs())), users));
+        out.push_str(&format!(
+            "{:>8}  {:>7}  {bar}\n",
+            format_duration(Duration::from_secs(t.as_secs())),
+            users
+        ));
     }
     out
 }
@@ -334,18 +403,30 @@ mod tests {
     #[test]
     fn malformed_files_name_file_line_and_field() {
         assert_eq!(error_of("name = \"x\"\nuserz = 3\n"), "bad.toml:2: field `userz`: unknown field `userz`, expected one of `name`, `description`, `plugins`, `user-classes`, `weights`, `users`, `spawn-rate`, `run-time`, `stages`, `thresholds`, `config`, `report`");
-        assert!(error_of("name = \"x\"\n\nusers = \"ten\"\n").starts_with("bad.toml:3: field `users`: invalid type"));
-        assert_eq!(error_of("name = \"x\"\nusers = -5\n"), "bad.toml:2: field `users`: -5 is negative — give a number of users ≥ 0");
-        assert!(error_of("name = \"x\"\nrun-time = \"5 minutes\"\n").starts_with("bad.toml:2: field `run-time`: `5 minutes` is not a duration"));
-        assert!(error_of("name = \"x\"\n[[stages]]\nusers = 5\nduration = \"zz\"\n").starts_with("bad.toml:4: field `stages.duration`"));
-        assert!(error_of("name = \"x\"\nthresholds = [\"p95 about 3\"]\n").starts_with("bad.toml:2: field `thresholds`"));
+        assert!(error_of("name = \"x\"\n\nusers = \"ten\"\n")
+            .starts_with("bad.toml:3: field `users`: invalid type"));
+        assert_eq!(
+            error_of("name = \"x\"\nusers = -5\n"),
+            "bad.toml:2: field `users`: -5 is negative — give a number of users ≥ 0"
+        );
+        assert!(error_of("name = \"x\"\nrun-time = \"5 minutes\"\n")
+            .starts_with("bad.toml:2: field `run-time`: `5 minutes` is not a duration"));
+        assert!(
+            error_of("name = \"x\"\n[[stages]]\nusers = 5\nduration = \"zz\"\n")
+                .starts_with("bad.toml:4: field `stages.duration`")
+        );
+        assert!(error_of("name = \"x\"\nthresholds = [\"p95 about 3\"]\n")
+            .starts_with("bad.toml:2: field `thresholds`"));
         assert!(error_of("description = \"no name\"\n").contains("missing field `name`"));
     }
 
     #[test]
     fn thresholds_parse() {
         let t = parse_threshold("p95 < 800ms").unwrap();
-        assert_eq!((t.metric.as_str(), t.op.as_str(), t.value), ("p95", "<", 800.0));
+        assert_eq!(
+            (t.metric.as_str(), t.op.as_str(), t.value),
+            ("p95", "<", 800.0)
+        );
         assert_eq!(parse_threshold("failure-rate <= 1%").unwrap().value, 0.01);
         assert_eq!(parse_threshold("rps >= 50").unwrap().op, ">=");
         assert!(parse_threshold("p101 < 3s").is_err());
@@ -357,9 +438,18 @@ mod tests {
             users: 0,
             spawn_rate: 1.0,
             stages: vec![
-                Stage { users: 10, duration: Duration::from_secs(10) },
-                Stage { users: 10, duration: Duration::from_secs(5) },
-                Stage { users: 0, duration: Duration::from_secs(5) },
+                Stage {
+                    users: 10,
+                    duration: Duration::from_secs(10),
+                },
+                Stage {
+                    users: 10,
+                    duration: Duration::from_secs(5),
+                },
+                Stage {
+                    users: 0,
+                    duration: Duration::from_secs(5),
+                },
             ],
         };
         assert_eq!(shape.target(Duration::from_secs(0)), 0);

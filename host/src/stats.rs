@@ -198,9 +198,13 @@ impl Shard {
         let mut interval = self.lock();
         let key = RowKey(rec.method, rec.name);
         if !interval.entries.contains_key(&key) {
-            interval.entries.insert((rec.method.to_string(), rec.name.to_string()), Entry::new());
+            interval
+                .entries
+                .insert((rec.method.to_string(), rec.name.to_string()), Entry::new());
         }
-        let Some(entry) = interval.entries.get_mut(&key) else { return };
+        let Some(entry) = interval.entries.get_mut(&key) else {
+            return;
+        };
         entry.requests += 1;
         entry.content_bytes += rec.content_bytes;
         entry.sum_us += rec.latency_us;
@@ -432,6 +436,64 @@ pub struct HistoryPoint {
     pub percentiles_ms: Percentiles,
     /// Per (method, name): requests, failures and percentiles in this interval.
     pub endpoints: Vec<HistoryEndpoint>,
+    /// The whole run up to the end of this interval (absent in results of older versions).
+    #[serde(default)]
+    pub totals: Option<RunningTotals>,
+}
+
+/// Cumulative numbers of the run so far (Locust's "Total …" history columns).
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct RunningTotals {
+    pub requests: u64,
+    pub failures: u64,
+    pub median_ms: f64,
+    pub avg_ms: f64,
+    pub min_ms: f64,
+    pub max_ms: f64,
+    pub avg_content_bytes: f64,
+}
+
+impl RunningTotals {
+    fn from_entry(e: &Entry) -> Self {
+        let h = &e.histogram;
+        let ms = |us: u64| us as f64 / 1000.0;
+        let n = e.requests;
+        RunningTotals {
+            requests: n,
+            failures: e.failures,
+            median_ms: if h.is_empty() {
+                0.0
+            } else {
+                ms(h.value_at_quantile(0.5))
+            },
+            avg_ms: if n == 0 {
+                0.0
+            } else {
+                e.sum_us as f64 / n as f64 / 1000.0
+            },
+            min_ms: if h.is_empty() { 0.0 } else { ms(h.min()) },
+            max_ms: if h.is_empty() { 0.0 } else { ms(h.max()) },
+            avg_content_bytes: if n == 0 {
+                0.0
+            } else {
+                e.content_bytes as f64 / n as f64
+            },
+        }
+    }
+}
+
+impl From<&EndpointStats> for RunningTotals {
+    fn from(t: &EndpointStats) -> Self {
+        RunningTotals {
+            requests: t.requests,
+            failures: t.failures,
+            median_ms: t.median_ms,
+            avg_ms: t.avg_ms,
+            min_ms: t.min_ms,
+            max_ms: t.max_ms,
+            avg_content_bytes: t.avg_content_bytes,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -475,6 +537,8 @@ impl RunStats {
                 0.0
             }
         };
+        let interval_percentiles = percentiles(&total.histogram);
+        self.all.merge(interval);
         self.history.push(HistoryPoint {
             time: unix_now(),
             users,
@@ -482,10 +546,10 @@ impl RunStats {
             failures: total.failures,
             rps: per_s(total.requests),
             failures_per_s: per_s(total.failures),
-            percentiles_ms: percentiles(&total.histogram),
+            percentiles_ms: interval_percentiles,
             endpoints,
+            totals: Some(RunningTotals::from_entry(&self.all.total())),
         });
-        self.all.merge(interval);
         self.history.last().expect("just pushed")
     }
 
@@ -599,7 +663,16 @@ mod tests {
             x ^= x << 17;
             let us = 50 + (x % 1000) * (x % 1000) * 2;
             samples.push(us);
-            shard.record(&RequestRecord { method: "GET", name: "/x", latency_us: us, content_bytes: 10, error: None }, None);
+            shard.record(
+                &RequestRecord {
+                    method: "GET",
+                    name: "/x",
+                    latency_us: us,
+                    content_bytes: 10,
+                    error: None,
+                },
+                None,
+            );
         }
         samples.sort_unstable();
         let mut run = RunStats::default();
@@ -611,7 +684,10 @@ mod tests {
             let rank = ((p / 100.0) * samples.len() as f64).ceil().max(1.0) as usize;
             let exact = samples[rank.min(samples.len()) - 1] as f64 / 1000.0;
             let got = total.percentile(p);
-            assert!((got - exact).abs() <= exact * 0.001 + 0.001, "p{p}: hdr {got} vs exact {exact}");
+            assert!(
+                (got - exact).abs() <= exact * 0.001 + 0.001,
+                "p{p}: hdr {got} vs exact {exact}"
+            );
         }
         let avg = samples.iter().sum::<u64>() as f64 / samples.len() as f64 / 1000.0;
         assert!((total.avg_ms - avg).abs() < 1e-9);
@@ -626,7 +702,16 @@ mod tests {
         let shard = Shard::default();
         for i in 0..(MAX_NAMES + 20) {
             let name = format!("/item/{i}");
-            shard.record(&RequestRecord { method: "GET", name: &name, latency_us: 100, content_bytes: 0, error: None }, None);
+            shard.record(
+                &RequestRecord {
+                    method: "GET",
+                    name: &name,
+                    latency_us: 100,
+                    content_bytes: 0,
+                    error: None,
+                },
+                None,
+            );
         }
         let mut run = RunStats::default();
         run.absorb(shard.take(), 1, 1.0);

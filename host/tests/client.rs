@@ -16,19 +16,35 @@ use perfhost::client::{ClientConfig, Connection, HttpError, OutgoingRequest, Tar
 use tokio::net::TcpListener;
 
 async fn handle(req: Request<hyper::body::Incoming>) -> Result<Response<Full<Bytes>>, Infallible> {
-    let cookie = req.headers().get("cookie").and_then(|v| v.to_str().ok()).unwrap_or("").to_string();
+    let cookie = req
+        .headers()
+        .get("cookie")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_string();
     let response = match req.uri().path() {
-        "/login" => Response::builder().header("set-cookie", "session=abc123; Path=/; HttpOnly").body(Full::new(Bytes::from("in"))),
+        "/login" => Response::builder()
+            .header("set-cookie", "session=abc123; Path=/; HttpOnly")
+            .body(Full::new(Bytes::from("in"))),
         "/whoami" => Response::builder().body(Full::new(Bytes::from(cookie))),
-        "/old" => Response::builder().status(302).header("location", "/new").body(Full::new(Bytes::new())),
+        "/old" => Response::builder()
+            .status(302)
+            .header("location", "/new")
+            .body(Full::new(Bytes::new())),
         "/new" => Response::builder().body(Full::new(Bytes::from("arrived"))),
         "/gzip" => {
             let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
             enc.write_all(b"hello from gzip").unwrap();
-            Response::builder().header("content-encoding", "gzip").body(Full::new(Bytes::from(enc.finish().unwrap())))
+            Response::builder()
+                .header("content-encoding", "gzip")
+                .body(Full::new(Bytes::from(enc.finish().unwrap())))
         }
-        "/close" => Response::builder().header("connection", "close").body(Full::new(Bytes::from("bye"))),
-        _ => Response::builder().status(404).body(Full::new(Bytes::new())),
+        "/close" => Response::builder()
+            .header("connection", "close")
+            .body(Full::new(Bytes::from("bye"))),
+        _ => Response::builder()
+            .status(404)
+            .body(Full::new(Bytes::new())),
     };
     Ok(response.unwrap())
 }
@@ -45,11 +61,15 @@ async fn serve(tls: Option<tokio_rustls::TlsAcceptor>) -> String {
                 match tls {
                     Some(acceptor) => {
                         if let Ok(stream) = acceptor.accept(stream).await {
-                            let _ = http1::Builder::new().serve_connection(TokioIo::new(stream), service_fn(handle)).await;
+                            let _ = http1::Builder::new()
+                                .serve_connection(TokioIo::new(stream), service_fn(handle))
+                                .await;
                         }
                     }
                     None => {
-                        let _ = http1::Builder::new().serve_connection(TokioIo::new(stream), service_fn(handle)).await;
+                        let _ = http1::Builder::new()
+                            .serve_connection(TokioIo::new(stream), service_fn(handle))
+                            .await;
                     }
                 }
             });
@@ -70,9 +90,19 @@ fn connection(url: &str, tls: Option<rustls::ClientConfig>) -> Connection {
 async fn get(conn: &mut Connection, path: &str, follow: bool) -> Result<(u16, String), HttpError> {
     let uri = conn.target().resolve(path)?;
     let resp = conn
-        .send(OutgoingRequest { method: Method::GET, uri, headers: vec![], body: Bytes::new(), timeout: None, follow_redirects: follow })
+        .send(OutgoingRequest {
+            method: Method::GET,
+            uri,
+            headers: vec![],
+            body: Bytes::new(),
+            timeout: None,
+            follow_redirects: follow,
+        })
         .await?;
-    Ok((resp.status.as_u16(), String::from_utf8_lossy(&resp.body).into_owned()))
+    Ok((
+        resp.status.as_u16(),
+        String::from_utf8_lossy(&resp.body).into_owned(),
+    ))
 }
 
 #[tokio::test]
@@ -81,10 +111,24 @@ async fn cookies_redirects_gzip_and_reconnects() {
     let mut conn = connection(&url, None);
     assert_eq!(get(&mut conn, "/whoami", true).await.unwrap().1, "");
     get(&mut conn, "/login", true).await.unwrap();
-    assert_eq!(get(&mut conn, "/whoami", true).await.unwrap().1, "session=abc123", "per-user cookie jar");
-    assert_eq!(get(&mut conn, "/old", true).await.unwrap(), (200, "arrived".to_string()));
-    assert_eq!(get(&mut conn, "/old", false).await.unwrap().0, 302, "redirects can be left alone");
-    assert_eq!(get(&mut conn, "/gzip", true).await.unwrap().1, "hello from gzip");
+    assert_eq!(
+        get(&mut conn, "/whoami", true).await.unwrap().1,
+        "session=abc123",
+        "per-user cookie jar"
+    );
+    assert_eq!(
+        get(&mut conn, "/old", true).await.unwrap(),
+        (200, "arrived".to_string())
+    );
+    assert_eq!(
+        get(&mut conn, "/old", false).await.unwrap().0,
+        302,
+        "redirects can be left alone"
+    );
+    assert_eq!(
+        get(&mut conn, "/gzip", true).await.unwrap().1,
+        "hello from gzip"
+    );
     assert_eq!(conn.connects, 1, "one keep-alive connection so far");
     get(&mut conn, "/close", true).await.unwrap();
     get(&mut conn, "/whoami", true).await.unwrap();
@@ -114,9 +158,21 @@ async fn tls_with_a_private_ca_insecure_or_refused() {
     std::fs::write(&ca, key.cert.pem()).unwrap();
 
     let trusted = perfhost::client::tls_config(false, Some(&ca)).unwrap();
-    assert_eq!(get(&mut connection(&url, Some(trusted)), "/new", true).await.unwrap().1, "arrived");
+    assert_eq!(
+        get(&mut connection(&url, Some(trusted)), "/new", true)
+            .await
+            .unwrap()
+            .1,
+        "arrived"
+    );
     let insecure = perfhost::client::tls_config(true, None).unwrap();
-    assert_eq!(get(&mut connection(&url, Some(insecure)), "/new", true).await.unwrap().1, "arrived");
+    assert_eq!(
+        get(&mut connection(&url, Some(insecure)), "/new", true)
+            .await
+            .unwrap()
+            .1,
+        "arrived"
+    );
     let strict = perfhost::client::tls_config(false, None).unwrap();
     let refused = get(&mut connection(&url, Some(strict)), "/new", true).await;
     assert!(matches!(refused, Err(HttpError::Tls(_))), "{refused:?}");

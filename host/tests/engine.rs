@@ -99,8 +99,7 @@ async fn an_unreachable_target_is_reported_before_the_run() {
     let err =
         perfhost::commands::run::execute(&plan, Default::default(), Default::default(), |_, _| {})
             .await
-            .err()
-            .expect("unreachable");
+            .expect_err("unreachable");
     assert_eq!(err.exit_code(), perfhost::exit::UNREACHABLE);
     assert!(err.to_string().contains("unreachable"), "{err}");
 }
@@ -195,19 +194,36 @@ fn zero_config_run_uses_the_demo_server_and_leaves_no_child() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn recorded_latency_covers_the_server_time_and_adds_little() {
     let config = perfhost::demo::DemoConfig {
-        latency: Some(perfhost::demo::LatencyRange { min: Duration::from_millis(2), max: Duration::from_millis(12) }),
+        latency: Some(perfhost::demo::LatencyRange {
+            min: Duration::from_millis(2),
+            max: Duration::from_millis(12),
+        }),
         ..Default::default()
     };
-    let server = perfhost::demo::start(config, "127.0.0.1:0".parse().unwrap()).await.unwrap();
+    let server = perfhost::demo::start(config, "127.0.0.1:0".parse().unwrap())
+        .await
+        .unwrap();
     let mut plan = support::plan(&server.url(), &[&support::fixture("fixture_latency_probe")]);
     plan.users = 4;
     plan.run_time = None;
     plan.iterations = Some(200);
     let result = support::run(&plan).await;
-    let overhead = result.stats.iter().find(|s| s.method == "overhead").expect("overhead events");
+    let overhead = result
+        .stats
+        .iter()
+        .find(|s| s.method == "overhead")
+        .expect("overhead events");
     assert_eq!(overhead.requests, 200);
-    assert_eq!(overhead.failures, 0, "a latency below the server's own time: {:?}", result.failures);
-    assert!(overhead.median_ms < 2.0, "median overhead {} ms", overhead.median_ms);
+    assert_eq!(
+        overhead.failures, 0,
+        "a latency below the server's own time: {:?}",
+        result.failures
+    );
+    assert!(
+        overhead.median_ms < 2.0,
+        "median overhead {} ms",
+        overhead.median_ms
+    );
     server.shutdown().await;
 }
 
@@ -230,7 +246,10 @@ async fn waits_are_honoured_over_one_keep_alive_connection_per_user() {
         for pair in times.windows(2) {
             let gap = pair[1] - pair[0];
             // constant(100): never sooner; later only by the scheduling slack of a busy machine.
-            assert!(gap >= Duration::from_millis(99) && gap < Duration::from_millis(400), "gap {gap:?}");
+            assert!(
+                gap >= Duration::from_millis(99) && gap < Duration::from_millis(400),
+                "gap {gap:?}"
+            );
         }
     }
 }
@@ -253,14 +272,19 @@ async fn users_start_at_the_spawn_rate() {
     assert_eq!(starts.len(), 5);
     for pair in starts.windows(2) {
         let gap = (pair[1] - pair[0]).as_secs_f64();
-        assert!((0.15..0.40).contains(&gap), "spawn gap {gap:.3} s at 4 users/s");
+        assert!(
+            (0.15..0.40).contains(&gap),
+            "spawn gap {gap:.3} s at 4 users/s"
+        );
     }
 }
 
 /// A server that dies mid-run: connection errors, and the run still completes.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_server_killed_mid_run_gives_connection_errors() {
-    let server = perfhost::demo::start(Default::default(), "127.0.0.1:0".parse().unwrap()).await.unwrap();
+    let server = perfhost::demo::start(Default::default(), "127.0.0.1:0".parse().unwrap())
+        .await
+        .unwrap();
     let mut plan = support::plan(&server.url(), &["burst_user"]);
     plan.users = 3;
     plan.run_time = Some(Duration::from_secs(3));
@@ -270,7 +294,10 @@ async fn a_server_killed_mid_run_gives_connection_errors() {
     let result = run.await.unwrap();
     assert!(result.total.requests > result.total.failures && result.total.failures > 0);
     assert!(
-        result.failures.iter().any(|f| f.error.contains("connection")),
+        result
+            .failures
+            .iter()
+            .any(|f| f.error.contains("connection")),
         "connection errors expected: {:?}",
         result.failures
     );
@@ -287,7 +314,11 @@ async fn reset_stats_drops_the_ramp_up() {
     plan.reset_stats = true;
     let result = support::run(&plan).await;
     let seen = server.seen().len() as u64;
-    assert!(result.total.requests > 0 && result.total.requests + 5 < seen, "{} recorded of {seen}", result.total.requests);
+    assert!(
+        result.total.requests > 0 && result.total.requests + 5 < seen,
+        "{} recorded of {seen}",
+        result.total.requests
+    );
 }
 
 /// The documented schema (docs/result.schema.json) names exactly the fields a real result has.
@@ -308,13 +339,18 @@ async fn the_result_matches_its_documented_schema() {
             }
             for key in schema["required"].as_array().into_iter().flatten() {
                 let key = key.as_str().unwrap();
-                assert!(object.contains_key(key), "{at}.{key} is documented as required but missing");
+                assert!(
+                    object.contains_key(key),
+                    "{at}.{key} is documented as required but missing"
+                );
             }
             for (k, v) in object {
                 check(v, &props[k], &format!("{at}.{k}"));
             }
         }
-        if let (Some(items), Some(first)) = (value.as_array(), value.as_array().and_then(|a| a.first())) {
+        if let (Some(items), Some(first)) =
+            (value.as_array(), value.as_array().and_then(|a| a.first()))
+        {
             if schema["items"].is_object() && !items.is_empty() {
                 check(first, &schema["items"], &format!("{at}[0]"));
             }
@@ -331,7 +367,21 @@ async fn trace_prints_requests_and_responses() {
     let url = server.url();
     let out = tokio::task::spawn_blocking(move || {
         std::process::Command::new(env!("CARGO_BIN_EXE_perfhost"))
-            .args(["run", "-u", "1", "-n", "1", "--trace", "--no-report", "--plugin", "burst_user", "--config", "/dev/null", "-H", &url])
+            .args([
+                "run",
+                "-u",
+                "1",
+                "-n",
+                "1",
+                "--trace",
+                "--no-report",
+                "--plugin",
+                "burst_user",
+                "--config",
+                "/dev/null",
+                "-H",
+                &url,
+            ])
             .output()
             .unwrap()
     })

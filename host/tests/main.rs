@@ -4,5 +4,6 @@ mod client;
 mod demo;
 mod engine;
 mod plugins;
+mod report;
 mod scenarios;
 mod support;

@@ -99,7 +99,9 @@ async fn the_same_seed_gives_the_same_request_stream() {
         streams.push(server.seen());
     }
     let requests = |seen: &[support::Seen]| {
-        seen.iter().map(|s| (s.method.clone(), s.path.clone(), s.body.clone())).collect::<Vec<_>>()
+        seen.iter()
+            .map(|s| (s.method.clone(), s.path.clone(), s.body.clone()))
+            .collect::<Vec<_>>()
     };
     assert_eq!(requests(&streams[0]), requests(&streams[1]));
     let distinct: std::collections::HashSet<&str> =
@@ -378,22 +380,49 @@ async fn compiled_components_are_cached_on_disk() {
 #[test]
 fn inspect_shows_classes_and_export_writes_a_loadable_file() {
     let exe = env!("CARGO_BIN_EXE_perfhost");
-    let out = std::process::Command::new(exe).args(["plugin", "inspect", "auditor_user"]).output().unwrap();
+    let out = std::process::Command::new(exe)
+        .args(["plugin", "inspect", "auditor_user"])
+        .output()
+        .unwrap();
     let text = String::from_utf8_lossy(&out.stdout);
     assert_eq!(out.status.code(), Some(0), "{text}");
-    for needle in ["perfhost:plugin@0.1.0", "AuditorUser (weight 7, wait between 1000–3000 ms)", "verify_standard", "weight  10 (59%)", "perfhost:plugin/host@0.1.0"] {
+    for needle in [
+        "perfhost:plugin@0.1.0",
+        "AuditorUser (weight 7, wait between 1000–3000 ms)",
+        "verify_standard",
+        "weight  10 (59%)",
+        "perfhost:plugin/host@0.1.0",
+    ] {
         assert!(text.contains(needle), "{needle} in {text}");
     }
     let dir = tempdir();
     let file = dir.join("copy.wasm");
-    let out = std::process::Command::new(exe).args(["plugin", "export", "heavy_user", "-o"]).arg(&file).output().unwrap();
+    let out = std::process::Command::new(exe)
+        .args(["plugin", "export", "heavy_user", "-o"])
+        .arg(&file)
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(0));
-    assert_eq!(std::fs::read(&file).unwrap(), perfhost::plugin::builtin::bytes("heavy_user").unwrap());
-    let out = std::process::Command::new(exe).args(["plugin", "inspect", "--json"]).arg(&file).output().unwrap();
+    assert_eq!(
+        std::fs::read(&file).unwrap(),
+        perfhost::plugin::builtin::bytes("heavy_user").unwrap()
+    );
+    let out = std::process::Command::new(exe)
+        .args(["plugin", "inspect", "--json"])
+        .arg(&file)
+        .output()
+        .unwrap();
     let info: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(info["classes"][0]["name"], "HeavyUser");
-    let out = std::process::Command::new(exe).args(["plugin", "inspect"]).arg(fixture("fixture_other_version")).output().unwrap();
+    let out = std::process::Command::new(exe)
+        .args(["plugin", "inspect"])
+        .arg(fixture("fixture_other_version"))
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(2));
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(stderr.contains("perfhost:plugin@0.2.0") && stderr.trim().lines().count() == 1, "{stderr}");
+    assert!(
+        stderr.contains("perfhost:plugin@0.2.0") && stderr.trim().lines().count() == 1,
+        "{stderr}"
+    );
 }

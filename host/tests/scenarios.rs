@@ -9,7 +9,11 @@ use perfhost::config::{Plan, RunArgs};
 use crate::support::{self, Mode, RecordingServer};
 
 fn scenario_plan(name: &str) -> Plan {
-    let args = RunArgs { scenario: Some(name.into()), config: Some(PathBuf::from("/dev/null")), ..Default::default() };
+    let args = RunArgs {
+        scenario: Some(name.into()),
+        config: Some(PathBuf::from("/dev/null")),
+        ..Default::default()
+    };
     Plan::resolve(&args, &|_| None).unwrap()
 }
 
@@ -31,11 +35,19 @@ fn presets_resolve_to_the_suite_table() {
         let plan = scenario_plan(name);
         assert_eq!(plan.max_users(), users, "{name} users");
         assert_eq!(plan.spawn_rate, rate, "{name} spawn rate");
-        assert_eq!(plan.run_time, Some(Duration::from_secs(secs)), "{name} run time");
+        assert_eq!(
+            plan.run_time,
+            Some(Duration::from_secs(secs)),
+            "{name} run time"
+        );
         assert_eq!(plan.user_classes, classes, "{name} classes");
         assert_eq!(plan.run_name, name);
         if classes.is_empty() {
-            assert_eq!(plan.plugins, ["auditor_user", "burst_user", "heavy_user"], "{name}: all three ({all:?})");
+            assert_eq!(
+                plan.plugins,
+                ["auditor_user", "burst_user", "heavy_user"],
+                "{name}: all three ({all:?})"
+            );
         }
     }
     // spike ramps at 100/s to 500, holds, and drops.
@@ -47,7 +59,9 @@ fn presets_resolve_to_the_suite_table() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_preset_runs_shortened_without_failures() {
-    let server = perfhost::demo::start(Default::default(), "127.0.0.1:0".parse().unwrap()).await.unwrap();
+    let server = perfhost::demo::start(Default::default(), "127.0.0.1:0".parse().unwrap())
+        .await
+        .unwrap();
     for (name, _) in perfhost::scenario::PRESETS {
         let args = RunArgs {
             scenario: Some(name.into()),
@@ -61,7 +75,11 @@ async fn every_preset_runs_shortened_without_failures() {
         let result = support::run(&plan).await;
         assert!(result.total.requests > 0, "{name} sent requests");
         assert_eq!(result.total.failures, 0, "{name}: {:?}", result.failures);
-        assert!(result.task_errors.is_empty(), "{name}: {:?}", result.task_errors);
+        assert!(
+            result.task_errors.is_empty(),
+            "{name}: {:?}",
+            result.task_errors
+        );
         assert_eq!(result.plan.scenario.as_deref(), Some(name));
     }
     server.shutdown().await;
@@ -98,7 +116,11 @@ async fn users_follow_the_stages_up_and_down() {
         let t = Duration::from_secs_f64((point.time - result.meta.start_time).max(0.0));
         let expected = shape.target(t.min(Duration::from_millis(9_999))) as i64;
         // One spawn step: the shape moves 2 users per second here.
-        assert!((point.users as i64 - expected).abs() <= 2, "at {t:?}: {} users, shape says {expected}", point.users);
+        assert!(
+            (point.users as i64 - expected).abs() <= 2,
+            "at {t:?}: {} users, shape says {expected}",
+            point.users
+        );
         peak = peak.max(point.users);
     }
     assert_eq!(peak, 8);
@@ -109,7 +131,9 @@ async fn users_follow_the_stages_up_and_down() {
 /// `--scenario all` runs smoke, baseline, stress and burst in order, one report per scenario.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn all_runs_the_four_scenarios_in_order() {
-    let server = perfhost::demo::start(Default::default(), "127.0.0.1:0".parse().unwrap()).await.unwrap();
+    let server = perfhost::demo::start(Default::default(), "127.0.0.1:0".parse().unwrap())
+        .await
+        .unwrap();
     let dir = std::env::temp_dir().join(format!("perfhost-all-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let url = server.url();
@@ -117,25 +141,60 @@ async fn all_runs_the_four_scenarios_in_order() {
     let out = tokio::task::spawn_blocking(move || {
         Command::new(env!("CARGO_BIN_EXE_perfhost"))
             .current_dir(&cwd)
-            .args(["run", "--scenario", "all", "--run-time", "2s", "--pause", "1s", "--config", "/dev/null", "-H", &url])
+            .args([
+                "run",
+                "--scenario",
+                "all",
+                "--run-time",
+                "2s",
+                "--pause",
+                "1s",
+                "--config",
+                "/dev/null",
+                "-H",
+                &url,
+            ])
             .output()
             .unwrap()
     })
     .await
     .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert_eq!(out.status.code(), Some(0), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
-    let summary = stdout.split("Summary of all scenarios").nth(1).expect("one summary at the end");
-    let order: Vec<usize> = ["smoke", "baseline", "stress", "burst"].iter().map(|n| summary.find(n).expect(n)).collect();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let summary = stdout
+        .split("Summary of all scenarios")
+        .nth(1)
+        .expect("one summary at the end");
+    let order: Vec<usize> = ["smoke", "baseline", "stress", "burst"]
+        .iter()
+        .map(|n| summary.find(n).expect(n))
+        .collect();
     assert!(order.windows(2).all(|w| w[0] < w[1]), "in order: {summary}");
     let mut reports: Vec<(std::time::SystemTime, String)> = std::fs::read_dir(dir.join("reports"))
         .unwrap()
         .flatten()
-        .map(|e| (e.metadata().unwrap().modified().unwrap(), e.file_name().to_string_lossy().into_owned()))
+        .map(|e| {
+            (
+                e.metadata().unwrap().modified().unwrap(),
+                e.file_name().to_string_lossy().into_owned(),
+            )
+        })
         .collect();
     reports.sort();
-    let names: Vec<&str> = reports.iter().map(|(_, n)| n.split('_').next().unwrap()).collect();
-    assert_eq!(names, ["smoke", "baseline", "stress", "burst"], "{reports:?}");
+    let names: Vec<&str> = reports
+        .iter()
+        .map(|(_, n)| n.split('_').next().unwrap())
+        .collect();
+    assert_eq!(
+        names,
+        ["smoke", "baseline", "stress", "burst"],
+        "{reports:?}"
+    );
     server.shutdown().await;
 }
 
@@ -145,24 +204,59 @@ fn malformed_scenarios_exit_2_with_one_line() {
     let dir = std::env::temp_dir().join(format!("perfhost-bad-scenarios-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let cases = [
-        ("unknown_field", "name = \"x\"\nusers = 3\ncolour = \"red\"\n", ":3: field `colour`"),
-        ("wrong_type", "name = \"x\"\nusers = \"many\"\n", ":2: field `users`"),
-        ("negative_users", "name = \"x\"\n\nusers = -4\n", ":3: field `users`"),
-        ("bad_duration", "name = \"x\"\nrun-time = \"soon\"\n", ":2: field `run-time`"),
-        ("unknown_class", "name = \"x\"\nuser-classes = [\"GhostUser\"]\n", ":2: field `user-classes`"),
-        ("missing_plugin", "name = \"x\"\nplugins = [\"/nowhere/missing.wasm\"]\n", ":2: field `plugins`"),
+        (
+            "unknown_field",
+            "name = \"x\"\nusers = 3\ncolour = \"red\"\n",
+            ":3: field `colour`",
+        ),
+        (
+            "wrong_type",
+            "name = \"x\"\nusers = \"many\"\n",
+            ":2: field `users`",
+        ),
+        (
+            "negative_users",
+            "name = \"x\"\n\nusers = -4\n",
+            ":3: field `users`",
+        ),
+        (
+            "bad_duration",
+            "name = \"x\"\nrun-time = \"soon\"\n",
+            ":2: field `run-time`",
+        ),
+        (
+            "unknown_class",
+            "name = \"x\"\nuser-classes = [\"GhostUser\"]\n",
+            ":2: field `user-classes`",
+        ),
+        (
+            "missing_plugin",
+            "name = \"x\"\nplugins = [\"/nowhere/missing.wasm\"]\n",
+            ":2: field `plugins`",
+        ),
     ];
     for (name, text, expected) in cases {
         let file = dir.join(format!("{name}.toml"));
         std::fs::write(&file, text).unwrap();
         let out = Command::new(env!("CARGO_BIN_EXE_perfhost"))
-            .args(["run", "--no-report", "--config", "/dev/null", "-H", "http://127.0.0.1:9", "--scenario"])
+            .args([
+                "run",
+                "--no-report",
+                "--config",
+                "/dev/null",
+                "-H",
+                "http://127.0.0.1:9",
+                "--scenario",
+            ])
             .arg(&file)
             .output()
             .unwrap();
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert_eq!(out.status.code(), Some(2), "{name}: {stderr}");
         assert_eq!(stderr.trim().lines().count(), 1, "{name}: {stderr}");
-        assert!(stderr.contains(&format!("{name}.toml{expected}")), "{name}: {stderr}");
+        assert!(
+            stderr.contains(&format!("{name}.toml{expected}")),
+            "{name}: {stderr}"
+        );
     }
 }

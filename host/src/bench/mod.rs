@@ -65,7 +65,9 @@ fn process_cpu() -> Duration {
     if unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut usage) } != 0 {
         return Duration::ZERO;
     }
-    let tv = |t: libc::timeval| Duration::from_secs(t.tv_sec as u64) + Duration::from_micros(t.tv_usec as u64);
+    let tv = |t: libc::timeval| {
+        Duration::from_secs(t.tv_sec as u64) + Duration::from_micros(t.tv_usec as u64)
+    };
     tv(usage.ru_utime) + tv(usage.ru_stime)
 }
 
@@ -82,7 +84,12 @@ pub fn rss_kib() -> u64 {
 }
 
 fn client_config(target: &Arc<Target>) -> ClientConfig {
-    ClientConfig { target: target.clone(), default_headers: Arc::default(), timeout: Duration::from_secs(30), tls: None }
+    ClientConfig {
+        target: target.clone(),
+        default_headers: Arc::default(),
+        timeout: Duration::from_secs(30),
+        tls: None,
+    }
 }
 
 fn run_env(target: &Arc<Target>) -> Arc<RunEnv> {
@@ -98,11 +105,18 @@ fn run_env(target: &Arc<Target>) -> Arc<RunEnv> {
 }
 
 fn workers() -> usize {
-    std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)
+    std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1)
 }
 
 /// WASM users: the real engine with the `bench_verify` plugin.
-pub async fn measure_wasm(set: Arc<PluginSet>, target: &Arc<Target>, users: usize, duration: Duration) -> Measurement {
+pub async fn measure_wasm(
+    set: Arc<PluginSet>,
+    target: &Arc<Target>,
+    users: usize,
+    duration: Duration,
+) -> Measurement {
     let classes = engine::select_classes(&set, &[]).unwrap_or_default();
     let options = EngineOptions {
         users,
@@ -116,10 +130,26 @@ pub async fn measure_wasm(set: Arc<PluginSet>, target: &Arc<Target>, users: usiz
         workers: workers(),
     };
     let cpu = process_cpu();
-    let outcome = engine::run(set, run_env(target), classes, options, StopHandle::default(), Arc::new(Live::default()), |_, _| {}).await;
+    let outcome = engine::run(
+        set,
+        run_env(target),
+        classes,
+        options,
+        StopHandle::default(),
+        Arc::new(Live::default()),
+        |_, _| {},
+    )
+    .await;
     let cpu = process_cpu().saturating_sub(cpu);
     let total = outcome.stats.all.total();
-    Measurement { kind: "wasm", users, requests: total.requests, failures: total.failures, seconds: outcome.duration.as_secs_f64(), cpu }
+    Measurement {
+        kind: "wasm",
+        users,
+        requests: total.requests,
+        failures: total.failures,
+        seconds: outcome.duration.as_secs_f64(),
+        cpu,
+    }
 }
 
 /// Native users: the same loop written in Rust, on the same client and statistics, spread over
@@ -135,7 +165,12 @@ pub fn measure_native(target: &Arc<Target>, users: usize, duration: Duration) ->
         let (shards, stop, target) = (shards.clone(), stop.clone(), target.clone());
         let ids: Vec<usize> = (w..users).step_by(workers).collect();
         threads.push(std::thread::spawn(move || {
-            let Ok(runtime) = tokio::runtime::Builder::new_current_thread().enable_all().build() else { return };
+            let Ok(runtime) = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            else {
+                return;
+            };
             runtime.block_on(async move {
                 let mut set = tokio::task::JoinSet::new();
                 for id in ids {
@@ -153,10 +188,22 @@ pub fn measure_native(target: &Arc<Target>, users: usize, duration: Duration) ->
     }
     let cpu = process_cpu().saturating_sub(cpu);
     let total = shards.take_all().total();
-    Measurement { kind: "native", users, requests: total.requests, failures: total.failures, seconds: started.elapsed().as_secs_f64(), cpu }
+    Measurement {
+        kind: "native",
+        users,
+        requests: total.requests,
+        failures: total.failures,
+        seconds: started.elapsed().as_secs_f64(),
+        cpu,
+    }
 }
 
-async fn native_user(id: u64, target: &Arc<Target>, shard: &crate::stats::Shard, stop: &AtomicBool) {
+async fn native_user(
+    id: u64,
+    target: &Arc<Target>,
+    shard: &crate::stats::Shard,
+    stop: &AtomicBool,
+) {
     let mut conn = Connection::new(client_config(target));
     let mut rng = Pcg64Mcg::seed_from_u64(user_seed(1, id, 1));
     let content_type = (CONTENT_TYPE, HeaderValue::from_static("application/json"));
@@ -166,9 +213,18 @@ async fn native_user(id: u64, target: &Arc<Target>, shard: &crate::stats::Shard,
             3,
             auditor_data::STANDARD,
         );
-        let Ok(uri) = conn.target().resolve("/verify") else { return };
+        let Ok(uri) = conn.target().resolve("/verify") else {
+            return;
+        };
         let headers: Vec<(HeaderName, HeaderValue)> = vec![content_type.clone()];
-        let request = OutgoingRequest { method: Method::POST, uri, headers, body: Bytes::from(body), timeout: None, follow_redirects: true };
+        let request = OutgoingRequest {
+            method: Method::POST,
+            uri,
+            headers,
+            body: Bytes::from(body),
+            timeout: None,
+            follow_redirects: true,
+        };
         let began = Instant::now();
         let (latency, size, error) = match conn.send(request).await {
             Ok(resp) => {
@@ -200,7 +256,11 @@ pub async fn idle_rss_per_user(set: &PluginSet, target: &Arc<Target>, count: usi
     let before = rss_kib();
     let mut users = Vec::with_capacity(count);
     for id in 0..count {
-        users.push(PluginUser::create(set, 0, 0, id as u64, env.clone(), shard.clone()).await.ok()?);
+        users.push(
+            PluginUser::create(set, 0, 0, id as u64, env.clone(), shard.clone())
+                .await
+                .ok()?,
+        );
     }
     let after = rss_kib();
     drop(users);
@@ -209,14 +269,17 @@ pub async fn idle_rss_per_user(set: &PluginSet, target: &Arc<Target>, count: usi
 
 /// The CLI entry.
 pub fn main(args: BenchArgs) -> u8 {
-    let runtime = match tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build() {
+    let runtime = match crate::commands::run::control_runtime() {
         Ok(rt) => rt,
-        Err(err) => {
-            eprintln!("error: cannot start the runtime: {err}");
-            return exit::USAGE;
-        }
+        Err(code) => return code,
     };
-    let max_users = args.users.iter().copied().max().unwrap_or(100).max(args.idle_users);
+    let max_users = args
+        .users
+        .iter()
+        .copied()
+        .max()
+        .unwrap_or(100)
+        .max(args.idle_users);
     crate::commands::run::raise_fd_limit(max_users);
     runtime.block_on(async {
         let demo = match &args.host {

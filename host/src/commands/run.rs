@@ -51,12 +51,14 @@ fn in_scenario(plan: &Plan, field: &str, message: String) -> Option<RunError> {
         "user-classes" if !sc.user_classes.is_empty() => sc.classes_line?,
         _ => return None,
     };
-    Some(RunError::Config(crate::config::ConfigError::Scenario(crate::scenario::ScenarioError {
-        file: sc.source.clone(),
-        line: Some(line),
-        field: field.to_string(),
-        message,
-    })))
+    Some(RunError::Config(crate::config::ConfigError::Scenario(
+        crate::scenario::ScenarioError {
+            file: sc.source.clone(),
+            line: Some(line),
+            field: field.to_string(),
+            message,
+        },
+    )))
 }
 
 /// Runs a resolved plan to its end (or until `stop`), returning the result.
@@ -82,10 +84,15 @@ pub async fn execute(
         },
     )
     .await?;
-    let classes = engine::select_classes_weighted(&set, &plan.user_classes, &plan.class_weights).map_err(|e| {
-        let field = if e.starts_with("weights") { "weights" } else { "user-classes" };
-        in_scenario(plan, field, e.clone()).unwrap_or(RunError::Usage(e))
-    })?;
+    let classes = engine::select_classes_weighted(&set, &plan.user_classes, &plan.class_weights)
+        .map_err(|e| {
+            let field = if e.starts_with("weights") {
+                "weights"
+            } else {
+                "user-classes"
+            };
+            in_scenario(plan, field, e.clone()).unwrap_or(RunError::Usage(e))
+        })?;
 
     // No target named anywhere: the built-in demo server, as a child that never outlives us.
     let mut demo: Option<DemoChild> = None;
@@ -297,26 +304,21 @@ pub fn main(args: RunArgs) -> u8 {
     if args.dry_run {
         print!("{}", plan.describe());
         let length = plan.run_time.unwrap_or(Duration::from_secs(60));
-        println!("
-{}", crate::scenario::curve(&plan.shape(), length));
+        println!(
+            "
+{}",
+            crate::scenario::curve(&plan.shape(), length)
+        );
         return exit::OK;
     }
     raise_fd_limit(plan.max_users());
-    let runtime = match tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build() {
+    let runtime = match control_runtime() {
         Ok(rt) => rt,
-        Err(err) => {
-            eprintln!("error: cannot start the runtime: {err}");
-            return exit::USAGE;
-        }
+        Err(code) => return code,
     };
     let stop = StopHandle::default();
     runtime.block_on(async {
-        let signals = stop.clone();
-        tokio::spawn(async move {
-            wait_for_signal().await;
-            eprintln!("\nInterrupted: stopping users and writing results…");
-            signals.interrupt();
-        });
+        interrupt_on_signal(&stop);
         match run_and_report(&plan, &args, stop).await {
             Ok((_, code)) => code,
             Err(code) => code,
@@ -326,10 +328,47 @@ pub fn main(args: RunArgs) -> u8 {
 
 /// Runs one plan, prints the summary and writes the reports; returns the result and the exit
 /// code it deserves.
-async fn run_and_report(plan: &Plan, args: &RunArgs, stop: StopHandle) -> Result<(RunResult, u8), u8> {
+async fn run_and_report(
+    plan: &Plan,
+    args: &RunArgs,
+    stop: StopHandle,
+) -> Result<(RunResult, u8), u8> {
     let tty = std::io::stderr().is_terminal();
     let (total, users) = (plan.run_time, plan.max_users());
-    let result = execute(plan, stop, Arc::new(Live::default()), |point, elapsed| status_line(point, elapsed, total, users, tty)).await;
+    // Report files of one run share a stem: reports/<run-name>_<YYYYmmdd_HHMMSS>.*
+    let stem = std::path::PathBuf::from("reports").join(format!(
+        "{}_{}",
+        plan.run_name,
+        report::timestamp()
+    ));
+    let csv_prefix = plan
+        .csv
+        .clone()
+        .or_else(|| plan.report_csv.then(|| stem.clone()));
+    let html = plan
+        .html
+        .clone()
+        .or_else(|| plan.report_html.then(|| with_suffix(&stem, ".html")));
+    // The history CSV is appended while the run goes, so a crash loses nothing.
+    let mut history = match &csv_prefix {
+        Some(prefix) => match report::HistoryCsvWriter::create(prefix) {
+            Ok(writer) => Some(writer),
+            Err(err) => {
+                eprintln!("error: cannot write {}: {err}", prefix.display());
+                return Err(exit::USAGE);
+            }
+        },
+        None => None,
+    };
+    let result = execute(plan, stop, Arc::new(Live::default()), |point, elapsed| {
+        status_line(point, elapsed, total, users, tty);
+        if let Some(writer) = history.as_mut() {
+            if let Err(err) = writer.append(point) {
+                eprintln!("error: cannot write {}: {err}", writer.path().display());
+            }
+        }
+    })
+    .await;
     if tty {
         eprintln!();
     }
@@ -344,7 +383,25 @@ async fn run_and_report(plan: &Plan, args: &RunArgs, stop: StopHandle) -> Result
     if args.json {
         println!("{}", result.stats_json());
     }
-    let path = args.json_file.clone().or_else(|| (!args.no_report).then(|| report::default_json_path(&plan.run_name)));
+    let outputs = report::ReportOutputs {
+        csv_prefix,
+        html,
+        ..Default::default()
+    };
+    if outputs.csv_prefix.is_some() || outputs.html.is_some() {
+        match report::write_reports(&result, &outputs) {
+            Ok(paths) => {
+                for path in paths {
+                    eprintln!("Report written to {}", path.display());
+                }
+            }
+            Err(err) => eprintln!("error: {err}"),
+        }
+    }
+    let path = args
+        .json_file
+        .clone()
+        .or_else(|| (!args.no_report).then(|| with_suffix(&stem, ".json")));
     if let Some(path) = path {
         match result.write_json(&path) {
             Ok(()) => eprintln!("Result written to {}", path.display()),
@@ -363,16 +420,17 @@ async fn run_and_report(plan: &Plan, args: &RunArgs, stop: StopHandle) -> Result
 
 /// `--scenario all`: smoke, baseline, stress and burst in order, a pause between, one summary.
 fn run_all(args: RunArgs) -> u8 {
-    let runtime = match tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build() {
+    let runtime = match control_runtime() {
         Ok(rt) => rt,
-        Err(err) => {
-            eprintln!("error: cannot start the runtime: {err}");
-            return exit::USAGE;
-        }
+        Err(code) => return code,
     };
     let mut plans = Vec::new();
     for name in crate::scenario::ALL {
-        let scenario_args = RunArgs { scenario: Some(name.to_string()), json_file: None, ..args.clone() };
+        let scenario_args = RunArgs {
+            scenario: Some(name.to_string()),
+            json_file: None,
+            ..args.clone()
+        };
         match Plan::resolve(&scenario_args, &|k| std::env::var(k).ok()) {
             Ok(plan) => plans.push((plan, scenario_args)),
             Err(err) => {
@@ -390,12 +448,7 @@ fn run_all(args: RunArgs) -> u8 {
     raise_fd_limit(plans.iter().map(|(p, _)| p.max_users()).max().unwrap_or(1));
     let stop = StopHandle::default();
     runtime.block_on(async {
-        let signals = stop.clone();
-        tokio::spawn(async move {
-            wait_for_signal().await;
-            eprintln!("\nInterrupted: stopping users and writing results…");
-            signals.interrupt();
-        });
+        interrupt_on_signal(&stop);
         let mut rows = Vec::new();
         let mut worst = exit::OK;
         for (i, (plan, scenario_args)) in plans.iter().enumerate() {
@@ -403,7 +456,11 @@ fn run_all(args: RunArgs) -> u8 {
                 break;
             }
             if i > 0 {
-                eprintln!("Pausing {} before {}…", crate::config::format_duration(args.pause), plan.run_name);
+                eprintln!(
+                    "Pausing {} before {}…",
+                    crate::config::format_duration(args.pause),
+                    plan.run_name
+                );
                 tokio::select! {
                     _ = tokio::time::sleep(args.pause) => {}
                     _ = stop.stopped() => break,
@@ -434,7 +491,10 @@ fn run_all(args: RunArgs) -> u8 {
             }
         }
         println!("Summary of all scenarios");
-        println!("{:<10} {:>9} {:>9} {:>9} {:>9}  verdict", "scenario", "requests", "failures", "req/s", "p95 ms");
+        println!(
+            "{:<10} {:>9} {:>9} {:>9} {:>9}  verdict",
+            "scenario", "requests", "failures", "req/s", "p95 ms"
+        );
         for (name, result) in rows {
             match result {
                 Some(r) => println!(
@@ -455,6 +515,35 @@ fn run_all(args: RunArgs) -> u8 {
             worst
         }
     })
+}
+
+/// `reports/x_1` + `.json` (not `with_extension`: a run name may contain dots).
+fn with_suffix(stem: &std::path::Path, suffix: &str) -> std::path::PathBuf {
+    let mut name = stem.as_os_str().to_owned();
+    name.push(suffix);
+    name.into()
+}
+
+/// The runtime of a command's control loop (users run on the engine's own worker threads).
+pub(crate) fn control_runtime() -> Result<tokio::runtime::Runtime, u8> {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .map_err(|err| {
+            eprintln!("error: cannot start the runtime: {err}");
+            exit::USAGE
+        })
+}
+
+/// Ctrl-C / SIGTERM stop the run as interrupted (results are still written, exit 130).
+fn interrupt_on_signal(stop: &StopHandle) {
+    let stop = stop.clone();
+    tokio::spawn(async move {
+        wait_for_signal().await;
+        eprintln!("\nInterrupted: stopping users and writing results…");
+        stop.interrupt();
+    });
 }
 
 async fn wait_for_signal() {

@@ -8,9 +8,7 @@ pub enum ScenarioCommand {
     /// The presets: name, users, spawn rate, duration, classes, description.
     List,
     /// A scenario's file, as it will run (a preset name, ./scenarios/NAME.toml, or a path).
-    Show {
-        name: String,
-    },
+    Show { name: String },
 }
 
 pub fn main(cmd: ScenarioCommand) -> u8 {

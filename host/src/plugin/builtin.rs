@@ -11,7 +11,8 @@ static AUDITOR_USER: &[u8] =
 static BURST_USER: &[u8] = include_bytes!(concat!(env!("PERFHOST_PLUGIN_DIR"), "/burst_user.wasm"));
 static HEAVY_USER: &[u8] = include_bytes!(concat!(env!("PERFHOST_PLUGIN_DIR"), "/heavy_user.wasm"));
 /// The WASM side of `perfhost bench` (not part of the default set).
-static BENCH_VERIFY: &[u8] = include_bytes!(concat!(env!("PERFHOST_PLUGIN_DIR"), "/bench_verify.wasm"));
+static BENCH_VERIFY: &[u8] =
+    include_bytes!(concat!(env!("PERFHOST_PLUGIN_DIR"), "/bench_verify.wasm"));
 
 /// The component bytes of a built-in plugin.
 pub fn bytes(name: &str) -> Option<&'static [u8]> {

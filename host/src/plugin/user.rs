@@ -34,6 +34,15 @@ pub enum UserError {
     Create(String),
 }
 
+/// Calls a method of the plugin's `user` resource with the guest-CPU clock running.
+macro_rules! guest_call {
+    ($me:ident, $method:ident $(, $arg:expr)*) => {{
+        $me.store.data_mut().cpu.start_call();
+        let user = $me.user;
+        $me.plugin.perfhost_plugin_behaviour().user().$method(&mut $me.store, user $(, $arg)*).await
+    }};
+}
+
 /// A live virtual user.
 pub struct PluginUser {
     store: Store<UserState>,
@@ -153,66 +162,31 @@ impl PluginUser {
 
     /// Runs `on-start`.
     pub async fn on_start(&mut self) -> Result<TaskOutcome, UserError> {
-        self.store.data_mut().cpu.start_call();
-        let user = self.user;
-        let result = self
-            .plugin
-            .perfhost_plugin_behaviour()
-            .user()
-            .call_on_start(&mut self.store, user)
-            .await;
+        let result = guest_call!(self, call_on_start);
         self.finish_call(result.map(outcome))
     }
 
     /// Runs task `task`; afterwards every response without a verdict gets the default rule.
     pub async fn run_task(&mut self, task: u32) -> Result<TaskOutcome, UserError> {
-        self.store.data_mut().cpu.start_call();
-        let user = self.user;
-        let result = self
-            .plugin
-            .perfhost_plugin_behaviour()
-            .user()
-            .call_run_task(&mut self.store, user, task)
-            .await;
+        let result = guest_call!(self, call_run_task, task);
         self.finish_call(result.map(outcome))
     }
 
     /// For sequential classes: the plugin's choice of the next task.
     pub async fn next_task(&mut self) -> Result<Option<u32>, UserError> {
-        self.store.data_mut().cpu.start_call();
-        let user = self.user;
-        let result = self
-            .plugin
-            .perfhost_plugin_behaviour()
-            .user()
-            .call_next_task(&mut self.store, user)
-            .await;
+        let result = guest_call!(self, call_next_task);
         self.finish_call(result)
     }
 
     /// For custom wait times: the plugin's next wait in milliseconds.
     pub async fn next_wait_ms(&mut self) -> Result<u32, UserError> {
-        self.store.data_mut().cpu.start_call();
-        let user = self.user;
-        let result = self
-            .plugin
-            .perfhost_plugin_behaviour()
-            .user()
-            .call_next_wait_ms(&mut self.store, user)
-            .await;
+        let result = guest_call!(self, call_next_wait_ms);
         self.finish_call(result)
     }
 
     /// Runs `on-stop`, then drops the user's resource.
     pub async fn on_stop(mut self) -> Result<(), UserError> {
-        self.store.data_mut().cpu.start_call();
-        let user = self.user;
-        let result = self
-            .plugin
-            .perfhost_plugin_behaviour()
-            .user()
-            .call_on_stop(&mut self.store, user)
-            .await;
+        let result = guest_call!(self, call_on_stop);
         self.finish_call(result)?;
         let _ = self.user.resource_drop_async(&mut self.store).await;
         Ok(())

@@ -23,8 +23,11 @@ pub const MAX_DISTRIBUTION_PANELS: usize = 12;
 /// Log-spaced buckets per distribution panel.
 const DISTRIBUTION_BUCKETS: usize = 24;
 
-const WIDTH: u32 = 960;
+/// Line charts sit two abreast in the HTML report on a laptop screen.
+const LINE_WIDTH: u32 = 640;
 const LINE_HEIGHT: u32 = 360;
+/// The distribution grid spans the page.
+const WIDTH: u32 = 960;
 const PANEL_HEIGHT: u32 = 240;
 const PANEL_COLUMNS: usize = 3;
 
@@ -115,7 +118,7 @@ impl Chart {
 
     pub fn size(&self) -> (u32, u32) {
         match &self.kind {
-            ChartKind::Line(_) => (WIDTH, LINE_HEIGHT),
+            ChartKind::Line(_) => (LINE_WIDTH, LINE_HEIGHT),
             ChartKind::Distribution { panels, .. } => {
                 let rows = panels.len().div_ceil(PANEL_COLUMNS).max(1) as u32;
                 (WIDTH, 40 + rows * PANEL_HEIGHT)
@@ -151,7 +154,9 @@ impl Chart {
             encoder.set_color(png::ColorType::Rgb);
             encoder.set_depth(png::BitDepth::Eight);
             let mut writer = encoder.write_header().map_err(|e| e.to_string())?;
-            writer.write_image_data(&pixels).map_err(|e| e.to_string())?;
+            writer
+                .write_image_data(&pixels)
+                .map_err(|e| e.to_string())?;
             writer.finish().map_err(|e| e.to_string())?;
         }
         Ok(out)
@@ -178,18 +183,63 @@ fn nice_max(v: f64) -> f64 {
     }
 }
 
-fn axis_label(v: f64) -> String {
-    let a = v.abs();
-    if a == 0.0 {
-        "0".into()
-    } else if a >= 100.0 {
-        format!("{v:.0}")
-    } else if a >= 10.0 {
-        format!("{v:.1}")
-    } else if a >= 0.1 {
-        format!("{v:.2}")
+/// Decimals for axis labels of a range reaching `max`.
+fn decimals(max: f64) -> usize {
+    if max >= 20.0 {
+        0
+    } else if max >= 2.0 {
+        1
+    } else if max >= 0.2 {
+        2
     } else {
-        format!("{v:.3}")
+        3
+    }
+}
+
+fn axis_label(v: f64, decimals: usize) -> String {
+    format!("{v:.decimals$}")
+}
+
+/// Seconds as `m:ss` for long runs.
+fn time_label(v: f64, long: bool, decimals: usize) -> String {
+    if long {
+        let s = v.max(0.0).round() as u64;
+        format!("{}:{:02}", s / 60, s % 60)
+    } else {
+        format!("{v:.decimals$}")
+    }
+}
+
+/// Distinct 1-2-5 values within [lo, hi] for a log axis (at most `max` of them).
+fn log_key_points(lo: f64, hi: f64, max: usize) -> Vec<f64> {
+    let mut points = Vec::new();
+    let mut decade = 10f64.powf(lo.log10().floor());
+    while decade <= hi && points.len() < 64 {
+        for m in [1.0, 2.0, 5.0] {
+            let v = decade * m;
+            if v >= lo && v <= hi {
+                points.push(v);
+            }
+        }
+        decade *= 10.0;
+    }
+    while points.len() > max {
+        // Keep every other point, always the first.
+        points = points.into_iter().step_by(2).collect();
+    }
+    if points.len() < 2 {
+        points = vec![lo, hi];
+    }
+    points
+}
+
+fn ms_label(v: f64) -> String {
+    if v >= 100.0 {
+        format!("{v:.0}")
+    } else if v >= 1.0 {
+        format!("{}", (v * 10.0).round() / 10.0)
+    } else {
+        format!("{}", (v * 1000.0).round() / 1000.0)
     }
 }
 
@@ -216,20 +266,28 @@ fn draw_line_chart<DB: DrawingBackend>(
     } else {
         spec.title.clone()
     };
+    let long = x_max >= 120.0;
+    let x_decimals = decimals(x_max);
+    let y_decimals = decimals(y_max);
     let mut chart = ChartBuilder::on(root)
-        .caption(title, (FAMILY, 22))
-        .margin(12)
-        .x_label_area_size(40)
-        .y_label_area_size(64)
+        .caption(title, (FAMILY, 20))
+        .margin(10)
+        .x_label_area_size(42)
+        .y_label_area_size(60)
         .build_cartesian_2d(0.0..x_max, 0.0..y_max)
         .map_err(err)?;
     chart
         .configure_mesh()
-        .x_desc("seconds since start")
+        .x_desc(if long {
+            "time since start (m:ss)"
+        } else {
+            "seconds since start"
+        })
         .y_desc(spec.y_label.as_str())
-        .x_label_formatter(&|v| axis_label(*v))
-        .y_label_formatter(&|v| axis_label(*v))
-        .label_style((FAMILY, 13))
+        .x_label_formatter(&|v| time_label(*v, long, x_decimals))
+        .y_label_formatter(&|v| axis_label(*v, y_decimals))
+        .label_style((FAMILY, 14))
+        .axis_desc_style((FAMILY, 14))
         .light_line_style(RGBColor(235, 235, 235))
         .draw()
         .map_err(err)?;
@@ -276,7 +334,7 @@ fn draw_line_chart<DB: DrawingBackend>(
             .position(SeriesLabelPosition::UpperLeft)
             .background_style(WHITE.mix(0.85))
             .border_style(RGBColor(200, 200, 200))
-            .label_font((FAMILY, 13))
+            .label_font((FAMILY, 14))
             .draw()
             .map_err(err)?;
     }
@@ -296,9 +354,7 @@ fn draw_distribution<DB: DrawingBackend>(
     } else if omitted > 0 {
         caption.push_str(&format!(" ({omitted} quieter endpoints not shown)"));
     }
-    let root = root
-        .titled(&caption, (FAMILY, 22))
-        .map_err(err)?;
+    let root = root.titled(&caption, (FAMILY, 22)).map_err(err)?;
     let rows = panels.len().div_ceil(PANEL_COLUMNS).max(1);
     let areas = root.split_evenly((rows, PANEL_COLUMNS));
     for (panel, area) in panels.iter().zip(areas.iter()) {
@@ -308,34 +364,46 @@ fn draw_distribution<DB: DrawingBackend>(
             .map(|b| b.0)
             .unwrap_or(0.001)
             .max(0.001);
-        let hi = panel.buckets.last().map(|b| b.1).unwrap_or(1.0).max(lo * 1.5);
-        let y_max = nice_max(panel.buckets.iter().map(|b| b.2).max().unwrap_or(0) as f64);
+        let hi = panel
+            .buckets
+            .last()
+            .map(|b| b.1)
+            .unwrap_or(1.0)
+            .max(lo * 1.5);
+        let top = panel.buckets.iter().map(|b| b.2).max().unwrap_or(0);
+        let y_max = top + (top / 10).max(1);
+        let keys = log_key_points(lo, hi, 5);
         let mut chart = ChartBuilder::on(area)
             .caption(
                 format!("{} ({} req)", short(&panel.label, 38), panel.requests),
                 (FAMILY, 13),
             )
             .margin(6)
-            .x_label_area_size(28)
+            .x_label_area_size(30)
             .y_label_area_size(44)
-            .build_cartesian_2d((lo..hi).log_scale(), 0.0..y_max)
+            .build_cartesian_2d((lo..hi).log_scale().with_key_points(keys), 0u64..y_max)
             .map_err(err)?;
         chart
             .configure_mesh()
-            .x_desc("ms (log)")
-            .x_labels(5)
-            .y_labels(4)
-            .x_label_formatter(&|v| axis_label(*v))
-            .y_label_formatter(&|v| format!("{v:.0}"))
+            .x_desc("ms (log scale)")
+            .y_labels(5)
+            .x_label_formatter(&|v| ms_label(*v))
+            .y_label_formatter(&|v| v.to_string())
             .label_style((FAMILY, 11))
             .axis_desc_style((FAMILY, 11))
             .light_line_style(RGBColor(240, 240, 240))
             .draw()
             .map_err(err)?;
         chart
-            .draw_series(panel.buckets.iter().filter(|b| b.2 > 0).map(|&(from, to, n)| {
-                Rectangle::new([(from, 0.0), (to, n as f64)], BLUE.mix(0.75).filled())
-            }))
+            .draw_series(
+                panel
+                    .buckets
+                    .iter()
+                    .filter(|b| b.2 > 0)
+                    .map(|&(from, to, n)| {
+                        Rectangle::new([(from, 0), (to, n)], BLUE.mix(0.75).filled())
+                    }),
+            )
             .map_err(err)?;
     }
     Ok(())
@@ -459,28 +527,16 @@ pub fn charts(result: &RunResult) -> Vec<Chart> {
             }),
         },
     ];
-    let mut endpoints: Vec<_> = result.stats.iter().filter(|s| s.requests > 0).collect();
-    endpoints.sort_by(|a, b| b.requests.cmp(&a.requests).then(a.name.cmp(&b.name)));
-    let omitted = endpoints.len().saturating_sub(MAX_DISTRIBUTION_PANELS);
-    let panels = endpoints
-        .iter()
-        .take(MAX_DISTRIBUTION_PANELS)
-        .filter_map(|s| distribution_panel(&format!("{} {}", s.method, s.name), &s.histogram))
-        .collect();
-    out.push(Chart {
-        id: "distribution",
-        kind: ChartKind::Distribution {
-            title: "Response-time distribution per endpoint".into(),
-            panels,
-            omitted,
-        },
-    });
     let cpu = &result.generator.cpu_percent;
     if !cpu.is_empty() {
         out.push(Chart {
             id: "generator_cpu",
             kind: ChartKind::Line(LineChart {
-                title: format!("perfhost CPU ({} cores = {}%)", result.generator.cores, result.generator.cores * 100),
+                title: format!(
+                    "perfhost CPU ({} cores = {}%)",
+                    result.generator.cores,
+                    result.generator.cores * 100
+                ),
                 y_label: "% of one core".into(),
                 series: vec![Series {
                     name: "perfhost CPU".into(),
@@ -513,6 +569,22 @@ pub fn charts(result: &RunResult) -> Vec<Chart> {
             }),
         });
     }
+    let mut endpoints: Vec<_> = result.stats.iter().filter(|s| s.requests > 0).collect();
+    endpoints.sort_by(|a, b| b.requests.cmp(&a.requests).then(a.name.cmp(&b.name)));
+    let omitted = endpoints.len().saturating_sub(MAX_DISTRIBUTION_PANELS);
+    let panels = endpoints
+        .iter()
+        .take(MAX_DISTRIBUTION_PANELS)
+        .filter_map(|s| distribution_panel(&format!("{} {}", s.method, s.name), &s.histogram))
+        .collect();
+    out.push(Chart {
+        id: "distribution",
+        kind: ChartKind::Distribution {
+            title: "Response-time distribution per endpoint".into(),
+            panels,
+            omitted,
+        },
+    });
     out
 }
 
@@ -524,10 +596,12 @@ pub fn write_pngs(result: &RunResult, dir: &Path) -> Result<Vec<PathBuf>, super:
     })?;
     let mut written = Vec::new();
     for chart in charts(result) {
-        let bytes = chart.to_png().map_err(|message| super::ReportError::Chart {
-            chart: chart.id.to_string(),
-            message,
-        })?;
+        let bytes = chart
+            .to_png()
+            .map_err(|message| super::ReportError::Chart {
+                chart: chart.id.to_string(),
+                message,
+            })?;
         let path = dir.join(format!("{}.png", chart.id));
         std::fs::write(&path, bytes).map_err(|source| super::ReportError::Write {
             path: path.clone(),

@@ -13,7 +13,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use crate::report::RunResult;
-use crate::stats::{EndpointStats, HistoryPoint, Percentiles, PERCENTILES};
+use crate::stats::{EndpointStats, HistoryPoint, Percentiles, RunningTotals, PERCENTILES};
 
 /// `PREFIX_stats.csv` columns before the percentiles.
 const STATS_COLUMNS: [&str; 11] = [
@@ -94,12 +94,7 @@ impl CsvPaths {
     }
 
     pub fn all(&self) -> [&Path; 4] {
-        [
-            &self.stats,
-            &self.history,
-            &self.failures,
-            &self.exceptions,
-        ]
+        [&self.stats, &self.history, &self.failures, &self.exceptions]
     }
 }
 
@@ -440,6 +435,10 @@ impl HistoryTotals {
                 bucket_ms(lookup(&point.percentiles_ms, pct).unwrap_or(0.0)).to_string()
             }
         }));
+        // Exact totals: the run's final row, else those the point carries (newer results).
+        let exact = exact
+            .map(RunningTotals::from)
+            .or_else(|| point.totals.clone());
         match exact {
             Some(t) => {
                 let n = t.requests;
@@ -499,9 +498,9 @@ impl HistoryCsvWriter {
     pub fn create(prefix: &Path) -> std::io::Result<Self> {
         let path = CsvPaths::new(prefix).history;
         create_parent(&path)?;
-        let mut file = File::create(&path)?;
-        file.write_all(history_header().as_bytes())?;
-        file.flush()?;
+        std::fs::write(&path, history_header())?;
+        // Append mode: rows always land at the end, even if the file was rewritten meanwhile.
+        let file = std::fs::OpenOptions::new().append(true).open(&path)?;
         Ok(HistoryCsvWriter {
             file,
             path,

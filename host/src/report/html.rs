@@ -6,7 +6,7 @@
 
 use std::fmt::Write as _;
 
-use crate::report::charts::{self, Chart};
+use crate::report::charts::{self, Chart, ChartKind};
 use crate::report::csv::lookup;
 use crate::report::RunResult;
 use crate::stats::{EndpointStats, PERCENTILES};
@@ -52,7 +52,9 @@ pub fn verdict(result: &RunResult) -> Verdict {
         reasons.push(format!("{task_errors} task errors"));
     }
     for class in &result.stopped_classes {
-        reasons.push(format!("user class {class} was stopped (its users kept trapping)"));
+        reasons.push(format!(
+            "user class {class} was stopped (its users kept trapping)"
+        ));
     }
     // Thresholds: when they are evaluated (the CI gate), each failed check is pushed here as
     // one line ("p95 of POST /verify: 812 ms > 500 ms") and makes the verdict fail.
@@ -133,9 +135,10 @@ tbody tr:nth-child(even) { background:#fafbfc; }
 tfoot td { font-weight:600; border-top:2px solid var(--fg); }
 td.bad { color:var(--bad); font-weight:600; }
 .scroll { overflow-x:auto; }
-figure { margin:10px 0 18px; }
+.charts { display:grid; grid-template-columns:repeat(auto-fit,minmax(460px,1fr)); gap:14px; }
+figure { margin:0; min-width:0; }
+figure.wide { grid-column:1 / -1; }
 figure svg { width:100%; height:auto; display:block; border:1px solid var(--line); border-radius:4px; }
-figcaption { color:var(--muted); font-size:12px; margin-top:4px; }
 .sample { border:1px solid var(--line); border-radius:6px; margin:10px 0; }
 .sample header { background:var(--alt); padding:6px 10px; font-weight:600; word-break:break-word; }
 .sample .body { padding:6px 10px; }
@@ -147,6 +150,8 @@ footer { margin-top:32px; color:var(--muted); font-size:12px; }
   body { font-size:11px; }
   main { max-width:none; padding:0; }
   h2 { break-after:avoid; }
+  .charts { display:block; }
+  figure { margin:0 0 12px; }
   figure, .sample, tr, .verdict { break-inside:avoid; }
   pre { max-height:none; overflow:visible; }
   .scroll { overflow:visible; }
@@ -258,7 +263,10 @@ fn summary_section(h: &mut String, result: &RunResult) {
 fn warnings_section(h: &mut String, result: &RunResult) {
     let mut warnings = Vec::new();
     if result.meta.interrupted {
-        warnings.push("The run was interrupted (Ctrl-C / SIGTERM): the numbers cover it up to then.".to_string());
+        warnings.push(
+            "The run was interrupted (Ctrl-C / SIGTERM): the numbers cover it up to then."
+                .to_string(),
+        );
     }
     if result.generator.generator_saturated {
         warnings.push(format!(
@@ -289,10 +297,10 @@ fn warnings_section(h: &mut String, result: &RunResult) {
 
 fn stats_row(h: &mut String, s: &EndpointStats, method: &str, name: &str) {
     let fail_class = if s.failures > 0 { " class=\"bad\"" } else { "" };
-    let _ = write!(
+    let _ = writeln!(
         h,
         "<tr><td class=\"l\">{}</td><td class=\"name\">{}</td><td>{}</td><td{fail_class}>{}</td><td{fail_class}>{:.2}%</td>\
-         <td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{:.2}</td><td>{:.2}</td><td>{:.0}</td></tr>\n",
+         <td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{:.2}</td><td>{:.2}</td><td>{:.0}</td></tr>",
         esc(method),
         esc(name),
         s.requests,
@@ -327,29 +335,30 @@ fn stats_section(h: &mut String, result: &RunResult) {
 }
 
 fn charts_section(h: &mut String, charts: &[Chart]) {
-    h.push_str("<section id=\"charts\"><h2>Charts</h2>\n");
+    h.push_str("<section id=\"charts\"><h2>Charts</h2>\n<div class=\"charts\">\n");
     for chart in charts {
+        let wide = matches!(chart.kind, ChartKind::Distribution { .. });
         match chart.to_svg() {
             Ok(svg) => {
-                let svg = inline_svg(&svg, chart);
-                let _ = write!(
+                let _ = writeln!(
                     h,
-                    "<figure id=\"chart-{}\">{svg}<figcaption>{}</figcaption></figure>\n",
+                    "<figure id=\"chart-{}\"{}>{}</figure>",
                     chart.id,
-                    esc(chart.title())
+                    if wide { " class=\"wide\"" } else { "" },
+                    inline_svg(&svg, chart)
                 );
             }
             Err(e) => {
-                let _ = write!(
+                let _ = writeln!(
                     h,
-                    "<div class=\"warn\">The {} chart could not be drawn: {}</div>\n",
+                    "<div class=\"warn\">The {} chart could not be drawn: {}</div>",
                     esc(chart.title()),
                     esc(&e)
                 );
             }
         }
     }
-    h.push_str("</section>\n");
+    h.push_str("</div></section>\n");
 }
 
 /// Makes plotters' standalone SVG scale with the page and label it for screen readers.
@@ -445,23 +454,24 @@ fn samples_section(h: &mut String, result: &RunResult) {
     if result.failure_samples.is_empty() {
         return;
     }
-    let _ = write!(
-        h,
-        "<section id=\"samples\"><h2>Failure samples</h2><p class=\"muted\">What the server answered, for up to {} failing requests per name (body: first 2 KiB).</p>\n",
-        3
-    );
-    for s in &result.failure_samples {
+    h.push_str("<section id=\"samples\"><h2>Failure samples</h2><p class=\"muted\">What the server answered for some failing requests (a few per name; body: the first 2 KiB).</p>\n");
+    // Samples with a response first: they say more than connection errors.
+    let mut samples: Vec<_> = result.failure_samples.iter().collect();
+    samples.sort_by_key(|s| s.status.is_none());
+    for s in samples {
         let status = s
             .status
             .map(|c| format!("HTTP {c}"))
             .unwrap_or_else(|| "no response".into());
+        let mut title = format!("{} {} — {status}", s.method, s.name);
+        if s.error != status {
+            title.push_str(" — ");
+            title.push_str(&s.error);
+        }
         let _ = write!(
             h,
-            "<div class=\"sample\"><header>{} {} — {} — {}</header><div class=\"body\"><div class=\"muted\">{} · {}</div>",
-            esc(&s.method),
-            esc(&s.name),
-            esc(&status),
-            esc(&s.error),
+            "<div class=\"sample\"><header>{}</header><div class=\"body\"><div class=\"muted\">{} · {}</div>",
+            esc(&title),
             esc(&utc_datetime(s.time)),
             if s.headers.is_empty() {
                 "no headers".to_string()
@@ -494,7 +504,7 @@ fn health_section(h: &mut String, result: &RunResult) {
         g.cpu_percent.iter().sum::<f64>() / g.cpu_percent.len() as f64
     };
     let max_lag = g.tick_lag_ms.iter().copied().fold(0.0_f64, f64::max);
-    let _ = write!(
+    let _ = writeln!(
         h,
         "<section id=\"health\"><h2>Load generator</h2><table><tbody>\
          <tr><th class=\"l\">Cores</th><td class=\"l\">{}</td></tr>\
@@ -503,7 +513,7 @@ fn health_section(h: &mut String, result: &RunResult) {
          <tr><th class=\"l\">Saturated</th><td class=\"l\">{}</td></tr>\
          <tr><th class=\"l\">Denied requests</th><td class=\"l\">{}</td></tr>\
          <tr><th class=\"l\">Stopped user classes</th><td class=\"l\">{}</td></tr>\
-         </tbody></table></section>\n",
+         </tbody></table></section>",
         g.cores,
         g.max_cpu_percent,
         if g.generator_saturated {
@@ -520,13 +530,20 @@ fn health_section(h: &mut String, result: &RunResult) {
     );
 }
 
-/// A plan value as text: scalars as they are, lists and maps as compact JSON.
+/// A plan value as text: scalars as they are, maps as `k: v, …`, lists joined with `; `.
 fn plan_value(v: &serde_json::Value) -> String {
+    use serde_json::Value;
     match v {
-        serde_json::Value::Null => "—".into(),
-        serde_json::Value::String(s) => s.clone(),
-        serde_json::Value::Array(a) if a.is_empty() => "—".into(),
-        serde_json::Value::Object(o) if o.is_empty() => "—".into(),
+        Value::Null => "—".into(),
+        Value::String(s) => s.clone(),
+        Value::Array(a) if a.is_empty() => "—".into(),
+        Value::Object(o) if o.is_empty() => "—".into(),
+        Value::Array(a) => a.iter().map(plan_value).collect::<Vec<_>>().join("; "),
+        Value::Object(o) => o
+            .iter()
+            .map(|(k, v)| format!("{k}: {}", plan_value(v)))
+            .collect::<Vec<_>>()
+            .join(", "),
         other => other.to_string(),
     }
 }

@@ -2,13 +2,24 @@
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 
 use crate::plugin::PluginInfo;
 use crate::stats::{EndpointStats, FailureGroup, FailureSample, HistoryPoint, TaskErrorGroup};
+
+pub mod charts;
+mod command;
+pub mod csv;
+pub mod html;
+pub mod markdown;
+mod output;
+
+pub use command::{cli_main, ReportArgs};
+pub use csv::{CsvPaths, HistoryCsvWriter};
+pub use output::{load_result, write_reports, ReportError, ReportOutputs};
 
 /// Version of the JSON result schema (`docs/result.schema.json`).
 pub const SCHEMA: &str = "perfhost-result/1";
@@ -117,10 +128,13 @@ pub struct PlanSummary {
     pub user_classes: Vec<String>,
     pub class_users: BTreeMap<String, usize>,
     /// The scenario the plan came from, if any.
+    #[serde(default)]
     pub scenario: Option<String>,
     /// The load shape's stages (users, duration in seconds).
+    #[serde(default)]
     pub stages: Vec<crate::engine::Stage>,
     /// Thresholds declared by the scenario.
+    #[serde(default)]
     pub thresholds: Vec<crate::scenario::Threshold>,
 }
 
@@ -197,11 +211,6 @@ impl RunResult {
     }
 }
 
-/// `reports/<run-name>_<YYYYmmdd_HHMMSS>.json`.
-pub fn default_json_path(run_name: &str) -> PathBuf {
-    PathBuf::from("reports").join(format!("{run_name}_{}.json", timestamp()))
-}
-
 /// Local-time-free UTC timestamp `YYYYmmdd_HHMMSS`.
 pub fn timestamp() -> String {
     let secs = std::time::SystemTime::now()
@@ -219,7 +228,7 @@ pub fn timestamp() -> String {
 }
 
 /// Days since 1970-01-01 → (year, month, day) (Howard Hinnant's algorithm).
-fn civil_from_days(z: i64) -> (i64, u32, u32) {
+pub(crate) fn civil_from_days(z: i64) -> (i64, u32, u32) {
     let z = z + 719_468;
     let era = z.div_euclid(146_097);
     let doe = z - era * 146_097;

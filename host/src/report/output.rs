@@ -108,11 +108,10 @@ pub fn load_result(path: &Path) -> Result<RunResult, ReportError> {
         path: path.to_path_buf(),
         source,
     })?;
-    let value: serde_json::Value =
-        serde_json::from_str(&text).map_err(|e| ReportError::Json {
-            path: path.to_path_buf(),
-            message: e.to_string(),
-        })?;
+    let value: serde_json::Value = serde_json::from_str(&text).map_err(|e| ReportError::Json {
+        path: path.to_path_buf(),
+        message: e.to_string(),
+    })?;
     let not_a_result = |message: String| ReportError::NotAResult {
         path: path.to_path_buf(),
         message,

@@ -116,7 +116,11 @@ pub fn verify_body(ctx: &Context, sources: usize, options: &str) -> Vec<u8> {
 
 /// [`verify_body`] with the random source passed in: `pick(lo, hi)` returns a uniform index in
 /// `lo..hi`. Lets a native (non-WASM) user build exactly the same bodies.
-pub fn verify_body_with(pick: &mut dyn FnMut(usize, usize) -> usize, sources: usize, options: &str) -> Vec<u8> {
+pub fn verify_body_with(
+    pick: &mut dyn FnMut(usize, usize) -> usize,
+    sources: usize,
+    options: &str,
+) -> Vec<u8> {
     let answer = &ANSWERS[pick(0, ANSWERS.len())];
     let count = sources.clamp(1, SOURCES.len());
 
