@@ -375,6 +375,27 @@ if [ "$MEMORY" != 0 ]; then
   [ -n "$demo_url" ] || { cat "$OUT/demo.out" >&2; die "demo-server did not start"; }
   echo "# target: taskset -c $SERVER_CPU $BIN demo-server --bind 127.0.0.1:0 --threads 1  ($demo_url)"
 
+  # Where the RSS is: mappings grouped by file, or for anonymous ones by size (a per-user
+  # allocation such as a fiber stack shows up as thousands of same-sized mappings).
+  smaps_summary() { # SMAPS USERS
+    [ -s "$1" ] || return 0
+    python3 - "$1" "$2" <<'EOF'
+import re, sys
+groups, cur = {}, None
+for line in open(sys.argv[1]):
+    m = re.match(r"^([0-9a-f]+)-([0-9a-f]+) \S+ \S+ \S+ \S+\s*(.*)$", line)
+    if m:
+        size = (int(m.group(2), 16) - int(m.group(1), 16)) // 1024
+        path = m.group(3).strip()
+        cur = path if path else f"anonymous {size} KiB" if size < 1 << 20 else f"anonymous {size >> 20} GiB"
+        groups.setdefault(cur, [0, 0])[0] += 1
+    elif line.startswith("Rss:") and cur is not None:
+        groups[cur][1] += int(line.split()[1])
+users = int(sys.argv[2])
+for name, (count, rss) in sorted(groups.items(), key=lambda kv: -kv[1][1])[:6]:
+    print(f"     {rss:>9} KiB RSS ({rss / users:6.1f} KiB/user) in {count:>6} x {name}")
+EOF
+  }
   MEM_ROWS=()
   first_users="" first_rss="" last_users="" last_rss=""
   for users in $MEM_USERS; do
@@ -393,6 +414,7 @@ if [ "$MEMORY" != 0 ]; then
         rss=$(awk '/^VmRSS:/ {print $2}' "/proc/$MEM_PID/status" 2>/dev/null || true)
         threads=$(awk '/^Threads:/ {print $2}' "/proc/$MEM_PID/status" 2>/dev/null || true)
         fds=$(find "/proc/$MEM_PID/fd" -mindepth 1 -maxdepth 1 2>/dev/null | wc -l || true)
+        cat "/proc/$MEM_PID/smaps" >"$OUT/$name.smaps" 2>/dev/null || true
       fi
       sleep 0.1
     done
@@ -431,6 +453,7 @@ EOF
       grep -i -E 'error|fail|warn|denied|trap' "$OUT/$name.out" | head -10 >&2 || true
     fi
     echo "  -> VmRSS $rss KiB at ${MEM_SAMPLE_AT} s ($threads threads, $fds fds); exit $mem_rc; $summary"
+    smaps_summary "$OUT/$name.smaps" "$users"
     MEM_ROWS+=("$(printf '%-8s %10s %8s %6s %6s  %s' "$users" "$rss" "$(calc "round($rss / 1024, 1)")" "$threads" "$fds" "exit $mem_rc; $summary")")
     if [ -z "$first_users" ]; then first_users=$users first_rss=$rss; fi
     last_users=$users last_rss=$rss

@@ -18,13 +18,13 @@ pub struct RunArgs {
     /// Target origin, e.g. http://127.0.0.1:8000 (else LOAD_TEST_HOST, else the built-in demo server).
     #[arg(short = 'H', long = "host", visible_alias = "url", value_name = "URL")]
     pub host: Option<String>,
-    /// Number of concurrent virtual users.
+    /// Number of concurrent virtual users [default: 10].
     #[arg(short = 'u', long)]
     pub users: Option<usize>,
-    /// Users started per second.
+    /// Users started per second [default: all at once].
     #[arg(short = 'r', long = "spawn-rate")]
     pub spawn_rate: Option<f64>,
-    /// Stop after this long: 90s, 5m, 1h30m (a bare number is seconds).
+    /// Stop after this long: 90s, 5m, 1h30m (a bare number is seconds) [default: 60s].
     #[arg(short = 't', long = "run-time", value_parser = parse_duration_arg)]
     pub run_time: Option<Duration>,
     /// Stop after this many task runs in total.
@@ -36,10 +36,11 @@ pub struct RunArgs {
     /// Seed of every random choice (same seed ⇒ same request stream).
     #[arg(long)]
     pub seed: Option<u64>,
-    /// On stop, how long users may finish their current task before they are cancelled.
+    /// On stop, how long users may finish their current task before they are cancelled
+    /// [default: 10s].
     #[arg(long = "stop-timeout", value_parser = parse_duration_arg)]
     pub stop_timeout: Option<Duration>,
-    /// Timeout of one request.
+    /// Timeout of one request [default: 30s].
     #[arg(long = "request-timeout", value_parser = parse_duration_arg)]
     pub request_timeout: Option<Duration>,
     /// Drop the numbers of the ramp-up once all users are running.
@@ -79,10 +80,10 @@ pub struct RunArgs {
     /// Name of the run, used in report file names.
     #[arg(long = "run-name")]
     pub run_name: Option<String>,
-    /// Guest CPU time one plugin call may use before it is stopped.
+    /// Guest CPU time one plugin call may use before it is stopped [default: 1s].
     #[arg(long = "cpu-budget", value_parser = parse_duration_arg)]
     pub cpu_budget: Option<Duration>,
-    /// Memory one virtual user's plugin instance may use, in MiB.
+    /// Memory one virtual user's plugin instance may use, in MiB [default: 64].
     #[arg(long = "memory-cap-mib")]
     pub memory_cap_mib: Option<usize>,
     /// Do not write the default JSON report file.
