@@ -392,3 +392,18 @@ async fn trace_prints_requests_and_responses() {
     assert!(stderr.contains("--> POST /verify {\"answer\""), "{stderr}");
     assert!(stderr.contains("<-- 200"), "{stderr}");
 }
+
+/// The generic built-in requests the configured path in a loop, like wrk.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn http_get_requests_the_configured_path() {
+    let server = RecordingServer::start(Mode::Auditor).await;
+    let mut plan = support::plan(&server.url(), &["http_get"]);
+    plan.users = 2;
+    plan.run_time = None;
+    plan.iterations = Some(10);
+    plan.config_values.insert("path".into(), "/health?probe=1".into());
+    let result = support::run(&plan).await;
+    assert_eq!(result.total.requests, 10);
+    assert_eq!(result.total.failures, 0);
+    assert!(server.seen().iter().all(|s| s.method == "GET" && s.path == "/health?probe=1"));
+}

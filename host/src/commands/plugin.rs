@@ -17,7 +17,7 @@ pub enum PluginCommand {
     },
     /// Write a built-in plugin to a .wasm file (to share, or as a starting point).
     Export {
-        /// auditor_user, burst_user or heavy_user.
+        /// A built-in: auditor_user, burst_user, heavy_user, http_get or bench_verify.
         name: String,
         /// Output file (default: NAME.wasm).
         #[arg(short, long)]
@@ -31,7 +31,7 @@ pub fn main(cmd: PluginCommand) -> u8 {
             let Some(bytes) = builtin::bytes(&name) else {
                 eprintln!(
                     "error: unknown built-in plugin `{name}`: the built-ins are {}",
-                    builtin::NAMES.join(", ")
+                    builtin::ALL.join(", ")
                 );
                 return exit::USAGE;
             };

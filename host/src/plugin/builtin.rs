@@ -3,13 +3,18 @@
 /// Where the build put every plugin `.wasm` (built-ins and test fixtures).
 pub const PLUGIN_DIR: &str = env!("PERFHOST_PLUGIN_DIR");
 
-/// The built-in plugin names, in their default order.
+/// The built-in Auditor behaviours: what runs when no plugin is named, in this order.
 pub const NAMES: [&str; 3] = ["auditor_user", "burst_user", "heavy_user"];
+
+/// Every built-in: the Auditor behaviours, `http_get` (one path in a loop, for any service) and
+/// `bench_verify` (the WASM side of `perfhost bench`).
+pub const ALL: [&str; 5] = ["auditor_user", "burst_user", "heavy_user", "http_get", "bench_verify"];
 
 static AUDITOR_USER: &[u8] =
     include_bytes!(concat!(env!("PERFHOST_PLUGIN_DIR"), "/auditor_user.wasm"));
 static BURST_USER: &[u8] = include_bytes!(concat!(env!("PERFHOST_PLUGIN_DIR"), "/burst_user.wasm"));
 static HEAVY_USER: &[u8] = include_bytes!(concat!(env!("PERFHOST_PLUGIN_DIR"), "/heavy_user.wasm"));
+static HTTP_GET: &[u8] = include_bytes!(concat!(env!("PERFHOST_PLUGIN_DIR"), "/http_get.wasm"));
 /// The WASM side of `perfhost bench` (not part of the default set).
 static BENCH_VERIFY: &[u8] =
     include_bytes!(concat!(env!("PERFHOST_PLUGIN_DIR"), "/bench_verify.wasm"));
@@ -21,6 +26,7 @@ pub fn bytes(name: &str) -> Option<&'static [u8]> {
         "burst_user" => Some(BURST_USER),
         "heavy_user" => Some(HEAVY_USER),
         "bench_verify" => Some(BENCH_VERIFY),
+        "http_get" => Some(HTTP_GET),
         _ => None,
     }
 }

@@ -42,7 +42,7 @@ pub enum PluginError {
         path: PathBuf,
         source: std::io::Error,
     },
-    #[error("unknown plugin `{0}`: give a .wasm file or a built-in name ({names})", names = builtin::NAMES.join(", "))]
+    #[error("unknown plugin `{0}`: give a .wasm file or a built-in name ({names})", names = builtin::ALL.join(", "))]
     UnknownBuiltin(String),
     #[error("{0} is not a WebAssembly file (bad magic bytes) — give a component built for wasm32-wasip2")]
     NotWasm(String),
