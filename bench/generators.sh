@@ -3,7 +3,7 @@
 # measures perfhost's memory per virtual user. A benchmark, not a test: results go to
 # docs/benchmarks.md ("Generator comparison").
 #
-#   bash bench/generators.sh                  # everything (~3.5 min with the defaults)
+#   bash bench/generators.sh                  # everything (~4 min with the defaults, more if it must wait)
 #   DURATION=30 bash bench/generators.sh      # longer generator runs
 #   GENERATORS="wrk perfhost" MEMORY=0 bash bench/generators.sh
 #
@@ -20,8 +20,8 @@
 # Part 2 — memory: perfhost demo-server pinned to SERVER_CPU, perfhost pinned to GEN_CPU
 # running the built-in auditor_user behaviour (waits 1–3 s) at each of MEM_USERS users
 # (-r MEM_SPAWN_RATE, -t MEM_RUN_TIME s); perfhost's VmRSS is sampled MEM_SAMPLE_AT s after
-# start, once every user runs. Marginal KiB per user = (RSS[last] − RSS[first]) / (users
-# difference).
+# start, once every user runs, with a breakdown of /proc/PID/smaps (which mappings hold the
+# RSS). Marginal KiB per user = (RSS[last] − RSS[first]) / (users difference).
 #
 # Environment: DURATION (15, seconds), CONNECTIONS (100), BIG_USERS (1000), SERVER_CPU (1),
 # GEN_CPU (0), GENERATORS ("wrk oha perfhost locust perfhost-big"), MEMORY (1; 0 skips part 2),

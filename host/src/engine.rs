@@ -450,7 +450,7 @@ pub async fn run(
     let _ = joiner.await;
     let elapsed = last_tick.elapsed();
     stats.absorb(shards.take_all(), 0, elapsed.as_secs_f64().max(0.001));
-    generator.sample(elapsed);
+    generator.sample_shutdown(elapsed);
 
     let health = shared
         .health

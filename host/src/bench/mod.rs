@@ -19,6 +19,7 @@ use crate::engine::{self, EngineOptions, Live, StopHandle};
 use crate::exit;
 use crate::plugin::data::DataSets;
 use crate::plugin::state::user_seed;
+use crate::report::process_cpu;
 use crate::plugin::{PluginSet, PluginSpec, PluginUser, RunEnv, RuntimeOptions};
 use crate::stats::{RequestRecord, Shards};
 
@@ -57,18 +58,6 @@ impl Measurement {
         }
         self.cpu.as_secs_f64() * 1e6 / self.requests as f64
     }
-}
-
-fn process_cpu() -> Duration {
-    // SAFETY: getrusage only writes into the struct we pass.
-    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
-    if unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut usage) } != 0 {
-        return Duration::ZERO;
-    }
-    let tv = |t: libc::timeval| {
-        Duration::from_secs(t.tv_sec as u64) + Duration::from_micros(t.tv_usec as u64)
-    };
-    tv(usage.ru_utime) + tv(usage.ru_stime)
 }
 
 /// This process's resident set size in KiB.

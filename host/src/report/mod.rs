@@ -45,7 +45,8 @@ pub struct GeneratorMonitor {
     warned: bool,
 }
 
-fn process_cpu() -> Duration {
+/// CPU time (user + system) this process has used so far.
+pub(crate) fn process_cpu() -> Duration {
     // SAFETY: getrusage only writes into the struct we pass.
     let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
     if unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut usage) } != 0 {
@@ -74,7 +75,19 @@ impl GeneratorMonitor {
     }
 
     /// Records one interval of length `interval` (as the ticker measured it).
+    /// Records one interval of the running load and judges saturation.
     pub fn sample(&mut self, interval: Duration) {
+        let percent = self.record(interval);
+        self.judge(percent);
+    }
+
+    /// Records the last interval, which covers stopping the users: its CPU is shutdown work,
+    /// not load generation, so it does not count towards saturation.
+    pub fn sample_shutdown(&mut self, interval: Duration) {
+        self.record(interval);
+    }
+
+    fn record(&mut self, interval: Duration) -> f64 {
         let now = Instant::now();
         let cpu = process_cpu();
         let wall = now.duration_since(self.last).as_secs_f64().max(1e-3);
@@ -88,6 +101,10 @@ impl GeneratorMonitor {
             .tick_lag_ms
             .push(((interval.as_secs_f64() - 1.0).max(0.0) * 1000.0 * 10.0).round() / 10.0);
         self.health.max_cpu_percent = self.health.max_cpu_percent.max(percent);
+        percent
+    }
+
+    fn judge(&mut self, percent: f64) {
         if percent > 90.0 * self.health.cores as f64 {
             self.health.generator_saturated = true;
             if !self.warned {
