@@ -401,9 +401,13 @@ async fn http_get_requests_the_configured_path() {
     plan.users = 2;
     plan.run_time = None;
     plan.iterations = Some(10);
-    plan.config_values.insert("path".into(), "/health?probe=1".into());
+    plan.config_values
+        .insert("path".into(), "/health?probe=1".into());
     let result = support::run(&plan).await;
     assert_eq!(result.total.requests, 10);
     assert_eq!(result.total.failures, 0);
-    assert!(server.seen().iter().all(|s| s.method == "GET" && s.path == "/health?probe=1"));
+    assert!(server
+        .seen()
+        .iter()
+        .all(|s| s.method == "GET" && s.path == "/health?probe=1"));
 }

@@ -19,8 +19,8 @@ use crate::engine::{self, EngineOptions, Live, StopHandle};
 use crate::exit;
 use crate::plugin::data::DataSets;
 use crate::plugin::state::user_seed;
-use crate::report::process_cpu;
 use crate::plugin::{PluginSet, PluginSpec, PluginUser, RunEnv, RuntimeOptions};
+use crate::report::process_cpu;
 use crate::stats::{RequestRecord, Shards};
 
 /// Options of `perfhost bench`.

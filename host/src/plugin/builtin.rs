@@ -8,7 +8,13 @@ pub const NAMES: [&str; 3] = ["auditor_user", "burst_user", "heavy_user"];
 
 /// Every built-in: the Auditor behaviours, `http_get` (one path in a loop, for any service) and
 /// `bench_verify` (the WASM side of `perfhost bench`).
-pub const ALL: [&str; 5] = ["auditor_user", "burst_user", "heavy_user", "http_get", "bench_verify"];
+pub const ALL: [&str; 5] = [
+    "auditor_user",
+    "burst_user",
+    "heavy_user",
+    "http_get",
+    "bench_verify",
+];
 
 static AUDITOR_USER: &[u8] =
     include_bytes!(concat!(env!("PERFHOST_PLUGIN_DIR"), "/auditor_user.wasm"));

@@ -18,14 +18,19 @@ impl User for HttpGet {
     const TASKS: &'static [Task<Self>] = &[task("request", 1, Self::request)];
 
     fn new(ctx: &Context) -> Self {
-        HttpGet { method: ctx.config_or("method", "GET".to_string()), path: ctx.config_or("path", "/".to_string()) }
+        HttpGet {
+            method: ctx.config_or("method", "GET".to_string()),
+            path: ctx.config_or("path", "/".to_string()),
+        }
     }
 }
 
 impl HttpGet {
     fn request(&self, ctx: &Context) -> TaskResult {
         // The body is never read, so it is never copied into the plugin.
-        ctx.request(self.method.as_str(), self.path.as_str()).name(self.path.as_str()).send()?;
+        ctx.request(self.method.as_str(), self.path.as_str())
+            .name(self.path.as_str())
+            .send()?;
         Ok(())
     }
 }
