@@ -360,11 +360,6 @@ impl Connection {
             }
         }
     }
-
-    /// Local address of the live connection, if any (tests use it to tell connections apart).
-    pub fn is_connected(&self) -> bool {
-        self.sender.is_some()
-    }
 }
 
 async fn handshake<IO>(io: IO) -> Result<Sender, HttpError>

@@ -168,8 +168,6 @@ impl StopHandle {
 #[derive(Default)]
 pub struct Live {
     pub active_users: AtomicUsize,
-    pub spawned_users: AtomicUsize,
-    pub tasks_done: AtomicU64,
 }
 
 /// Per class: how its users fared, and whether it was stopped for trapping.
@@ -388,8 +386,6 @@ pub async fn run(
             }
             alive.push(user_stop);
             next_id += 1;
-            live.spawned_users
-                .store(next_id as usize, Ordering::Relaxed);
         }
         while alive.len() > desired {
             // The newest user goes first; it finishes its current task, then stops.
@@ -687,7 +683,6 @@ async fn user_loop(id: u64, class: usize, worker: usize, shared: Arc<Shared>, me
                 .unwrap_or("?");
             let began = Instant::now();
             let result = user.run_task(task).await;
-            shared.live.tasks_done.fetch_add(1, Ordering::Relaxed);
             let mut skip_wait = false;
             match result {
                 Ok(TaskOutcome::Ok) => healthy(&shared, class),

@@ -199,11 +199,6 @@ impl PluginUser {
         state.settle_pending();
         result.map_err(|err| UserError::Trapped(trap_message(&self.store, &err)))
     }
-
-    /// Opened connections so far (keep-alive check in tests).
-    pub fn connects(&self) -> u64 {
-        self.store.data().conn.connects
-    }
 }
 
 enum CreateError {
