@@ -365,28 +365,22 @@ async fn the_result_matches_its_documented_schema() {
 async fn trace_prints_requests_and_responses() {
     let server = RecordingServer::start(Mode::Auditor).await;
     let url = server.url();
-    let out = tokio::task::spawn_blocking(move || {
-        std::process::Command::new(env!("CARGO_BIN_EXE_perfhost"))
-            .args([
-                "run",
-                "-u",
-                "1",
-                "-n",
-                "1",
-                "--trace",
-                "--no-report",
-                "--plugin",
-                "burst_user",
-                "--config",
-                "/dev/null",
-                "-H",
-                &url,
-            ])
-            .output()
-            .unwrap()
-    })
-    .await
-    .unwrap();
+    let args = [
+        "run",
+        "-u",
+        "1",
+        "-n",
+        "1",
+        "--trace",
+        "--no-report",
+        "--plugin",
+        "burst_user",
+    ];
+    let out = support::perfhost(
+        &[&args[..], &["--config", "/dev/null", "-H", &url]].concat(),
+        &std::env::temp_dir(),
+    )
+    .await;
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(0), "{stderr}");
     assert!(stderr.contains("--> POST /verify {\"answer\""), "{stderr}");

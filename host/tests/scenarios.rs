@@ -137,28 +137,20 @@ async fn all_runs_the_four_scenarios_in_order() {
     let dir = std::env::temp_dir().join(format!("perfhost-all-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let url = server.url();
-    let cwd = dir.clone();
-    let out = tokio::task::spawn_blocking(move || {
-        Command::new(env!("CARGO_BIN_EXE_perfhost"))
-            .current_dir(&cwd)
-            .args([
-                "run",
-                "--scenario",
-                "all",
-                "--run-time",
-                "2s",
-                "--pause",
-                "1s",
-                "--config",
-                "/dev/null",
-                "-H",
-                &url,
-            ])
-            .output()
-            .unwrap()
-    })
-    .await
-    .unwrap();
+    let args = [
+        "run",
+        "--scenario",
+        "all",
+        "--run-time",
+        "2s",
+        "--pause",
+        "1s",
+        "--config",
+        "/dev/null",
+        "-H",
+        &url,
+    ];
+    let out = support::perfhost(&args, &dir).await;
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert_eq!(
         out.status.code(),

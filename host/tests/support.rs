@@ -184,3 +184,18 @@ pub fn task_error<'a>(
         .iter()
         .find(|e| e.message.contains(needle))
 }
+
+/// Runs the perfhost binary with `args` in `cwd` (off the async runtime) and returns its output.
+pub async fn perfhost(args: &[&str], cwd: &std::path::Path) -> std::process::Output {
+    let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
+    let cwd = cwd.to_path_buf();
+    tokio::task::spawn_blocking(move || {
+        std::process::Command::new(env!("CARGO_BIN_EXE_perfhost"))
+            .current_dir(cwd)
+            .args(args)
+            .output()
+            .expect("perfhost runs")
+    })
+    .await
+    .expect("the blocking task ends")
+}
