@@ -20,6 +20,7 @@ fn main() {
     println!("cargo:rerun-if-changed={}", root.join("wit").display());
     watch_sources(&plugins);
 
+    ensure_wasm_target(&root);
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let mut cmd = Command::new(cargo);
     cmd.current_dir(&plugins)
@@ -64,6 +65,29 @@ fn main() {
     }
     let wasm_dir = target_dir.join("wasm32-wasip2").join("release");
     println!("cargo:rustc-env=PERFHOST_PLUGIN_DIR={}", wasm_dir.display());
+}
+
+/// A fresh rustup toolchain lacks wasm32-wasip2 (rust-toolchain.toml lists it, but rustup only
+/// installs it with the toolchain): add it, so the README's first command works as it is.
+fn ensure_wasm_target(root: &Path) {
+    let rustc = std::env::var("RUSTC").unwrap_or_else(|_| "rustc".into());
+    let sysroot = Command::new(rustc)
+        .args(["--print", "sysroot"])
+        .output()
+        .ok()
+        .map(|o| PathBuf::from(String::from_utf8_lossy(&o.stdout).trim()));
+    if sysroot.is_some_and(|s| s.join("lib/rustlib/wasm32-wasip2").is_dir()) {
+        return;
+    }
+    println!("cargo:warning=installing the wasm32-wasip2 target with rustup (the built-in plugins are built for it)");
+    let added = Command::new("rustup")
+        .args(["target", "add", "wasm32-wasip2"])
+        .current_dir(root)
+        .status()
+        .is_ok_and(|s| s.success());
+    if !added {
+        panic!("the wasm32-wasip2 target is missing and `rustup target add wasm32-wasip2` failed: run it yourself, then build again");
+    }
 }
 
 /// `<target>/<profile>/build/perfhost-<hash>/out` → `<target>/wasm-plugins`.
