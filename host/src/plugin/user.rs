@@ -37,6 +37,9 @@ pub enum UserError {
 /// Calls a method of the plugin's `user` resource with the guest-CPU clock running.
 macro_rules! guest_call {
     ($me:ident, $method:ident $(, $arg:expr)*) => {{
+        // Deadlines are absolute: re-arm one tick from now, so a call that starts after a long
+        // wait does not run into an already-expired deadline (a callback and a yield per call).
+        $me.store.set_epoch_deadline(1);
         $me.store.data_mut().cpu.start_call();
         let user = $me.user;
         $me.plugin.perfhost_plugin_behaviour().user().$method(&mut $me.store, user $(, $arg)*).await
