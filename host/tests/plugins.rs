@@ -426,3 +426,42 @@ fn inspect_shows_classes_and_export_writes_a_loadable_file() {
         "{stderr}"
     );
 }
+
+/// More users than the instance pool was sized for: the rest fall back to on-demand allocation.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn users_beyond_the_pool_fall_back_to_on_demand_allocation() {
+    use std::sync::Arc;
+    let options = RuntimeOptions {
+        max_users: 1,
+        cache_dir: None,
+        ..Default::default()
+    };
+    let set = PluginSet::load(vec![PluginSpec::resolve("burst_user").unwrap()], options)
+        .await
+        .unwrap();
+    let env = Arc::new(perfhost::plugin::RunEnv {
+        client: perfhost::client::ClientConfig {
+            target: Arc::new(perfhost::client::Target::parse("http://127.0.0.1:9").unwrap()),
+            default_headers: Arc::default(),
+            timeout: Duration::from_secs(1),
+            tls: None,
+        },
+        config_values: Default::default(),
+        data: Default::default(),
+        seed: 1,
+        cpu_budget: perfhost::plugin::DEFAULT_CPU_BUDGET,
+        memory_cap: perfhost::plugin::DEFAULT_MEMORY_CAP,
+        trace: false,
+    });
+    let shard = Arc::new(perfhost::stats::Shard::default());
+    // The pool holds 1 × 5/4 + 16 = 17 users; 40 must all be created.
+    assert!(!set.uses_on_demand_allocation());
+    let mut users = Vec::new();
+    for id in 0..40 {
+        let user =
+            perfhost::plugin::PluginUser::create(&set, 0, 0, id, env.clone(), shard.clone()).await;
+        users.push(user.unwrap_or_else(|e| panic!("user {id}: {e}")));
+    }
+    assert_eq!(users.len(), 40);
+    assert!(set.uses_on_demand_allocation());
+}

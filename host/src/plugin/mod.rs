@@ -235,6 +235,11 @@ impl PluginSet {
         slot.as_ref().map_err(Clone::clone)
     }
 
+    /// True once users beyond the pool were created with on-demand allocation.
+    pub fn uses_on_demand_allocation(&self) -> bool {
+        self.on_demand.get().is_some()
+    }
+
     pub(crate) fn pooled(&self) -> &EngineSlot {
         &self.pooled
     }
