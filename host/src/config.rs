@@ -653,6 +653,43 @@ mod tests {
     }
 
     #[test]
+    fn perfhost_toml_fills_what_cli_and_env_leave_open() {
+        let dir = std::env::temp_dir().join(format!("perfhost-toml-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("perfhost.toml");
+        std::fs::write(
+            &file,
+            "host = \"http://127.0.0.1:7000\"\nusers = 25\nrun-time = \"2m\"\nplugins = [\"burst_user\"]\n[config]\nregion = \"eu\"\n",
+        )
+        .unwrap();
+        let args = RunArgs {
+            config: Some(file.clone()),
+            users: Some(3),
+            ..Default::default()
+        };
+        let plan = Plan::resolve(&args, &|_| None).unwrap();
+        assert_eq!(plan.host.as_deref(), Some("http://127.0.0.1:7000"));
+        assert_eq!((plan.users, plan.sources["users"]), (3, Source::Cli));
+        assert_eq!(
+            (plan.run_time, plan.sources["run-time"]),
+            (Some(Duration::from_secs(120)), Source::File)
+        );
+        assert_eq!(plan.plugins, ["burst_user"]);
+        assert_eq!(plan.config_values["region"], "eu");
+        let env = |k: &str| (k == "LOAD_TEST_HOST").then(|| "http://127.0.0.1:7001".to_string());
+        assert_eq!(
+            Plan::resolve(&args, &env).unwrap().host.as_deref(),
+            Some("http://127.0.0.1:7001")
+        );
+        std::fs::write(&file, "userz = 3\n").unwrap();
+        let err = Plan::resolve(&args, &|_| None).unwrap_err().to_string();
+        assert!(
+            err.contains("perfhost.toml") && err.contains("userz"),
+            "{err}"
+        );
+    }
+
+    #[test]
     fn cli_beats_env_beats_defaults() {
         let env = |k: &str| match k {
             "LOAD_TEST_HOST" => Some("http://127.0.0.1:1234".to_string()),

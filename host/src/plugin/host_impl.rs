@@ -475,15 +475,16 @@ impl UserState {
             timeout: req.timeout,
             follow_redirects: req.follow_redirects,
         };
-        let shard = self.shard.clone();
+        // Disjoint borrows: the guard reads the shard while the connection sends.
+        let UserState { shard, conn, .. } = self;
         let mut guard = InFlight {
-            shard: &shard,
+            shard,
             method: &req.method,
             name,
             started: Instant::now(),
             done: false,
         };
-        let result = self.conn.send(outgoing).await;
+        let result = conn.send(outgoing).await;
         guard.done = true;
         result
     }

@@ -248,21 +248,26 @@ pub fn stats_header() -> String {
     )
 }
 
+/// Request count, failure count, median, average, min, max and average content size, formatted
+/// as Locust writes them (the same seven columns in stats and history files).
+fn count_and_time_fields(t: &RunningTotals) -> [String; 7] {
+    let n = t.requests;
+    [
+        n.to_string(),
+        t.failures.to_string(),
+        median_field(t.median_ms, t.min_ms, t.max_ms, n),
+        py_float(if n == 0 { 0.0 } else { t.avg_ms }),
+        min_field(t.min_ms, n),
+        float_or_int_zero(t.max_ms, n),
+        float_or_int_zero(t.avg_content_bytes, n),
+    ]
+}
+
 fn stats_row(method: &str, name: &str, s: &EndpointStats) -> String {
     let n = s.requests;
-    let mut fields = vec![
-        method.to_string(),
-        name.to_string(),
-        n.to_string(),
-        s.failures.to_string(),
-        median_field(s.median_ms, s.min_ms, s.max_ms, n),
-        py_float(if n == 0 { 0.0 } else { s.avg_ms }),
-        min_field(s.min_ms, n),
-        float_or_int_zero(s.max_ms, n),
-        float_or_int_zero(s.avg_content_bytes, n),
-        py_float(s.rps),
-        py_float(s.failures_per_s),
-    ];
+    let mut fields = vec![method.to_string(), name.to_string()];
+    fields.extend(count_and_time_fields(&RunningTotals::from(s)));
+    fields.extend([py_float(s.rps), py_float(s.failures_per_s)]);
     fields.extend(percentile_fields(&s.percentiles_ms, n));
     csv_row(fields)
 }
@@ -440,18 +445,7 @@ impl HistoryTotals {
             .map(RunningTotals::from)
             .or_else(|| point.totals.clone());
         match exact {
-            Some(t) => {
-                let n = t.requests;
-                fields.extend([
-                    n.to_string(),
-                    t.failures.to_string(),
-                    median_field(t.median_ms, t.min_ms, t.max_ms, n),
-                    py_float(if n == 0 { 0.0 } else { t.avg_ms }),
-                    min_field(t.min_ms, n),
-                    float_or_int_zero(t.max_ms, n),
-                    float_or_int_zero(t.avg_content_bytes, n),
-                ]);
-            }
+            Some(t) => fields.extend(count_and_time_fields(&t)),
             None => {
                 let n = self.requests;
                 let (median, avg, min) = self.estimates();
