@@ -2,9 +2,11 @@
 //! when the server closes it, with a per-user cookie jar, same-origin redirects, gzip decoding,
 //! a request timeout and distinct error kinds.
 
+use std::future::Future;
 use std::io::Read;
 use std::net::SocketAddr;
 use std::path::Path;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -178,10 +180,35 @@ pub struct CompletedResponse {
 
 type Sender = http1::SendRequest<Full<Bytes>>;
 
+/// hyper's connection future (reads and writes the socket), type-erased over TCP and TLS.
+type Driver = Pin<Box<dyn Future<Output = ()> + Send>>;
+
+/// An open connection. Its driver is polled inline by whoever awaits a request on it rather than
+/// by a task of its own: one task wake-up and one task's memory fewer per request and per user.
+struct Live {
+    sender: Sender,
+    /// `None` once the connection has ended (closed by the server, or failed).
+    driver: Option<Driver>,
+}
+
+/// Awaits `work` while driving the connection, which `work` needs to make progress.
+async fn drive<F: Future>(driver: &mut Option<Driver>, work: F) -> F::Output {
+    let mut work = std::pin::pin!(work);
+    std::future::poll_fn(|cx| {
+        if let Some(running) = driver {
+            if running.as_mut().poll(cx).is_ready() {
+                *driver = None;
+            }
+        }
+        work.as_mut().poll(cx)
+    })
+    .await
+}
+
 /// One virtual user's connection: keep-alive, reconnect on close, cookie jar.
 pub struct Connection {
     config: ClientConfig,
-    sender: Option<Sender>,
+    live: Option<Live>,
     cookies: Vec<(String, String)>,
     /// Connections opened so far (1 for a user whose connection was kept alive throughout).
     pub connects: u64,
@@ -193,7 +220,7 @@ impl Connection {
     pub fn new(config: ClientConfig) -> Self {
         Connection {
             config,
-            sender: None,
+            live: None,
             cookies: Vec::new(),
             connects: 0,
         }
@@ -210,7 +237,7 @@ impl Connection {
             Ok(result) => result,
             Err(_) => {
                 // The connection is in an unknown state after a timeout: start afresh next time.
-                self.sender = None;
+                self.live = None;
                 Err(HttpError::Timeout)
             }
         }
@@ -250,26 +277,23 @@ impl Connection {
 
     async fn send_once(&mut self, req: &OutgoingRequest) -> Result<CompletedResponse, HttpError> {
         let request = self.build(req)?;
-        let sender = self.ready_sender().await?;
+        let live = self.ready_connection().await?;
         let started = Instant::now();
-        let response = match sender.send_request(request).await {
-            Ok(response) => response,
-            Err(err) => {
-                self.sender = None;
-                return Err(classify(&err));
-            }
+        let response = live.sender.send_request(request);
+        let exchange = async {
+            let (parts, body) = response.await?.into_parts();
+            Ok::<_, hyper::Error>((parts, body.collect().await?.to_bytes()))
         };
-        let (parts, body) = response.into_parts();
-        let body = match body.collect().await {
-            Ok(collected) => collected.to_bytes(),
+        let (parts, body) = match drive(&mut live.driver, exchange).await {
+            Ok(exchange) => exchange,
             Err(err) => {
-                self.sender = None;
+                self.live = None;
                 return Err(classify(&err));
             }
         };
         let latency = started.elapsed();
         if connection_close(&parts.headers) {
-            self.sender = None;
+            self.live = None;
         }
         self.store_cookies(&parts.headers);
         let body = decode_body(&parts.headers, body)?;
@@ -311,39 +335,21 @@ impl Connection {
     }
 
     /// The live connection, opening a new one if there is none or the server closed it.
-    async fn ready_sender(&mut self) -> Result<&mut Sender, HttpError> {
-        if let Some(sender) = &mut self.sender {
-            if sender.ready().await.is_err() {
-                self.sender = None;
+    async fn ready_connection(&mut self) -> Result<&mut Live, HttpError> {
+        if let Some(live) = &mut self.live {
+            // Driving it once lets hyper notice a close by the server while we were idle.
+            let ready = drive(&mut live.driver, live.sender.ready()).await;
+            if ready.is_err() {
+                self.live = None;
             }
         }
-        if self.sender.is_none() {
-            self.sender = Some(self.connect().await?);
+        if self.live.is_none() {
+            self.live = Some(connect(&self.config).await?);
             self.connects += 1;
         }
-        self.sender
+        self.live
             .as_mut()
             .ok_or_else(|| HttpError::Other("no connection".into()))
-    }
-
-    async fn connect(&self) -> Result<Sender, HttpError> {
-        let target = &self.config.target;
-        let tcp = TcpStream::connect(target.connect_addr())
-            .await
-            .map_err(|e| HttpError::Connect(format!("{}: {e}", target.origin)))?;
-        let _ = tcp.set_nodelay(true);
-        match &self.config.tls {
-            None => handshake(TokioIo::new(tcp)).await,
-            Some(tls) => {
-                let name = rustls::pki_types::ServerName::try_from(target.host.clone())
-                    .map_err(|e| HttpError::Tls(format!("bad server name {}: {e}", target.host)))?;
-                let stream = tokio_rustls::TlsConnector::from(tls.clone())
-                    .connect(name, tcp)
-                    .await
-                    .map_err(|e| HttpError::Tls(e.to_string()))?;
-                handshake(TokioIo::new(stream)).await
-            }
-        }
     }
 
     fn store_cookies(&mut self, headers: &HeaderMap) {
@@ -362,16 +368,37 @@ impl Connection {
     }
 }
 
-async fn handshake<IO>(io: IO) -> Result<Sender, HttpError>
+async fn connect(config: &ClientConfig) -> Result<Live, HttpError> {
+    let target = &config.target;
+    let tcp = TcpStream::connect(target.connect_addr())
+        .await
+        .map_err(|e| HttpError::Connect(format!("{}: {e}", target.origin)))?;
+    let _ = tcp.set_nodelay(true);
+    match &config.tls {
+        None => handshake(TokioIo::new(tcp)).await,
+        Some(tls) => {
+            let name = rustls::pki_types::ServerName::try_from(target.host.clone())
+                .map_err(|e| HttpError::Tls(format!("bad server name {}: {e}", target.host)))?;
+            let stream = tokio_rustls::TlsConnector::from(tls.clone())
+                .connect(name, tcp)
+                .await
+                .map_err(|e| HttpError::Tls(e.to_string()))?;
+            handshake(TokioIo::new(stream)).await
+        }
+    }
+}
+
+async fn handshake<IO>(io: IO) -> Result<Live, HttpError>
 where
     IO: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
 {
     let (sender, conn) = http1::handshake(io).await.map_err(|e| classify(&e))?;
-    // The connection task ends by itself when the sender is dropped or the server closes.
-    tokio::spawn(async move {
-        let _ = conn.await;
-    });
-    Ok(sender)
+    Ok(Live {
+        sender,
+        driver: Some(Box::pin(async move {
+            let _ = conn.await;
+        })),
+    })
 }
 
 fn connection_close(headers: &HeaderMap) -> bool {

@@ -458,7 +458,7 @@ impl UserState {
     ) -> Result<CompletedResponse, HttpError> {
         let method = Method::from_str(&req.method)
             .map_err(|_| HttpError::InvalidRequest(format!("bad method `{}`", req.method)))?;
-        let uri = self.conn.target().resolve(&req.path)?;
+        let uri = self.env.client.target.resolve(&req.path)?;
         let mut headers = Vec::with_capacity(req.headers.len());
         for (k, v) in &req.headers {
             let name = HeaderName::from_bytes(k.as_bytes())
@@ -475,16 +475,14 @@ impl UserState {
             timeout: req.timeout,
             follow_redirects: req.follow_redirects,
         };
-        // Disjoint borrows: the guard reads the shard while the connection sends.
-        let UserState { shard, conn, .. } = self;
         let mut guard = InFlight {
-            shard,
+            shard: &self.shard,
             method: &req.method,
             name,
             started: Instant::now(),
             done: false,
         };
-        let result = conn.send(outgoing).await;
+        let result = self.courier.exchange(outgoing).await;
         guard.done = true;
         result
     }

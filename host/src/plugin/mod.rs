@@ -5,6 +5,7 @@
 pub mod bindings;
 pub mod builtin;
 mod cache;
+mod courier;
 pub mod data;
 mod host_impl;
 pub mod state;

@@ -14,8 +14,9 @@ use wasmtime::{StoreLimits, StoreLimitsBuilder};
 use wasmtime_wasi::cli::{IsTerminal, StdoutStream};
 use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 
+use super::courier::Courier;
 use super::data::DataSets;
-use crate::client::{ClientConfig, Connection};
+use crate::client::ClientConfig;
 use crate::stats::Shard;
 
 /// What every user of a run shares.
@@ -79,7 +80,8 @@ pub struct UserState {
     pub limits: StoreLimits,
     pub env: Arc<RunEnv>,
     pub shard: Arc<Shard>,
-    pub conn: Connection,
+    /// Where `send` hands its request to the user's task (see courier.rs).
+    pub courier: Arc<Courier>,
     /// The user's own RNG for `random-u64`, seeded from (seed, user id).
     pub rng: Pcg64Mcg,
     pub user_id: u64,
@@ -117,13 +119,12 @@ impl UserState {
             .memory_size(env.memory_cap)
             .trap_on_grow_failure(true)
             .build();
-        let conn = Connection::new(env.client.clone());
         UserState {
             table: ResourceTable::new(),
             wasi,
             limits,
             shard,
-            conn,
+            courier: Arc::default(),
             rng: Pcg64Mcg::seed_from_u64(user_seed(env.seed, user_id, 1)),
             user_id,
             cpu: CpuClock::default(),

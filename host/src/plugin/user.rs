@@ -9,9 +9,11 @@ use wasmtime::{Engine, Store, UpdateDeadline};
 
 use super::bindings::perfhost::plugin::types::{self as wit, WaitTime as WitWait};
 use super::bindings::{Plugin, PluginPre};
+use super::courier::{self, Courier};
 use super::host_impl::UserContextState;
 use super::state::{RunEnv, UserState};
 use super::{PluginError, PluginSet, TaskInfo, UserClass, WaitTime};
+use crate::client::Connection;
 use crate::stats::Shard;
 
 /// What a task reported.
@@ -42,7 +44,9 @@ macro_rules! guest_call {
         $me.store.set_epoch_deadline(1);
         $me.store.data_mut().cpu.start_call();
         let user = $me.user;
-        $me.plugin.perfhost_plugin_behaviour().user().$method(&mut $me.store, user $(, $arg)*).await
+        let guest = $me.plugin.perfhost_plugin_behaviour().user();
+        let call = guest.$method(&mut $me.store, user $(, $arg)*);
+        courier::drive(&$me.courier, &mut $me.conn, call).await
     }};
 }
 
@@ -51,6 +55,9 @@ pub struct PluginUser {
     store: Store<UserState>,
     plugin: Plugin,
     user: ResourceAny,
+    /// The user's keep-alive connection, driven by the user's task (see courier.rs).
+    conn: Connection,
+    courier: Arc<Courier>,
     /// The plugin (index into the set) and class of this user.
     pub plugin_index: usize,
     pub class: u32,
@@ -145,17 +152,19 @@ impl PluginUser {
             .push(UserContextState)
             .map_err(|e| CreateError::Other(e.to_string()))?;
         store.data_mut().cpu.start_call();
-        let result = plugin
-            .perfhost_plugin_behaviour()
-            .user()
-            .call_constructor(&mut store, class, id, ctx)
-            .await;
+        let courier = store.data().courier.clone();
+        let mut conn = Connection::new(store.data().env.client.clone());
+        let guest = plugin.perfhost_plugin_behaviour().user();
+        let call = guest.call_constructor(&mut store, class, id, ctx);
+        let result = courier::drive(&courier, &mut conn, call).await;
         store.data_mut().cpu.end_call();
         match result {
             Ok(user) => Ok(PluginUser {
                 store,
                 plugin,
                 user,
+                conn,
+                courier,
                 plugin_index,
                 class,
             }),
@@ -191,7 +200,8 @@ impl PluginUser {
     pub async fn on_stop(mut self) -> Result<(), UserError> {
         let result = guest_call!(self, call_on_stop);
         self.finish_call(result)?;
-        let _ = self.user.resource_drop_async(&mut self.store).await;
+        let drop = self.user.resource_drop_async(&mut self.store);
+        let _ = courier::drive(&self.courier, &mut self.conn, drop).await;
         Ok(())
     }
 
