@@ -11,7 +11,7 @@
 # log off) runs pinned to SERVER_CPU; each generator runs alone, pinned to GEN_CPU, for
 # DURATION seconds with CONNECTIONS connections/users, doing keep-alive GET / as fast as it
 # can: wrk -t1, oha, perfhost with the plain_get plugin (plugins/examples/plain_get, no wait,
-# body not read), Locust (FastHttpUser, no wait), and perfhost again at BIG_USERS users.
+# body not read), Locust (FastHttpUser, no wait), and perfhost again at each of BIG_USERS users.
 # Reported per generator: requests and requests/s (from the tool's own output; perfhost:
 # total.requests / meta.duration_s of its JSON result), generator CPU (user+sys of the whole
 # process, from /usr/bin/time) per request, its peak RSS, and the CPU share each side used
@@ -23,7 +23,7 @@
 # start, once every user runs, with a breakdown of /proc/PID/smaps (which mappings hold the
 # RSS). Marginal KiB per user = (RSS[last] − RSS[first]) / (users difference).
 #
-# Environment: DURATION (15, seconds), CONNECTIONS (100), BIG_USERS (1000), SERVER_CPU (1),
+# Environment: DURATION (15, seconds), CONNECTIONS (100), BIG_USERS ("1000 5000"), SERVER_CPU (1),
 # GEN_CPU (0), GENERATORS ("wrk oha perfhost locust perfhost-big"), MEMORY (1; 0 skips part 2),
 # MEM_USERS ("1000 10000"), MEM_SPAWN_RATE (2000), MEM_RUN_TIME (40), MEM_SAMPLE_AT (30),
 # PERFHOST_BIN (target/release/perfhost), OUT_DIR (raw outputs; default a new /tmp folder),
@@ -41,7 +41,7 @@ BIN=${PERFHOST_BIN:-target/release/perfhost}
 PLAIN_GET=target/wasm-plugins/wasm32-wasip2/release/plain_get.wasm
 DURATION=${DURATION:-15}
 CONNECTIONS=${CONNECTIONS:-100}
-BIG_USERS=${BIG_USERS:-1000}
+BIG_USERS=${BIG_USERS:-"1000 5000"}
 SERVER_CPU=${SERVER_CPU:-1}
 GEN_CPU=${GEN_CPU:-0}
 GENERATORS=${GENERATORS:-"wrk oha perfhost locust perfhost-big"}
@@ -278,7 +278,8 @@ EOF
 gen_perfhost() { # NAME USERS
   local name=$1 users=$2
   rm -f "$OUT/$name.json"
-  run_gen "$name" "$users" "$BIN" run -H "$URL" --plugin "$PLAIN_GET" -u "$users" -r 1000 \
+  # All users start within the first second (spawn rate = users, at least 1,000/s).
+  run_gen "$name" "$users" "$BIN" run -H "$URL" --plugin "$PLAIN_GET" -u "$users" -r $((users > 1000 ? users : 1000)) \
     -t "${DURATION}s" --no-report --json-file "$OUT/$name.json"
   if [ ! -f "$OUT/$name.json" ]; then
     row "perfhost plain_get" "$users" 0 - "no result file: $(tail -1 "$OUT/$name.out")"
@@ -340,7 +341,7 @@ if [ -n "$GENERATORS" ]; then
       wrk) gen_wrk ;;
       oha) gen_oha ;;
       perfhost) gen_perfhost perfhost "$CONNECTIONS" ;;
-      perfhost-big) gen_perfhost perfhost-big "$BIG_USERS" ;;
+      perfhost-big) for u in $BIG_USERS; do gen_perfhost "perfhost-$u" "$u"; done ;;
       locust) gen_locust ;;
       *) die "unknown generator '$g' (wrk, oha, perfhost, locust, perfhost-big)" ;;
     esac

@@ -170,12 +170,13 @@ pub struct Live {
     pub active_users: AtomicUsize,
 }
 
-/// Per class: how its users fared, and whether it was stopped for trapping.
+/// Per class: how its users fared, and whether it was stopped for trapping. Atomics, because
+/// every task of every user reads them: a healthy run only ever loads them (no lock, no write).
 #[derive(Default)]
 struct ClassHealth {
-    consecutive_traps: u64,
-    stopped: bool,
-    last_error: String,
+    consecutive_traps: AtomicU64,
+    stopped: AtomicBool,
+    last_error: Mutex<String>,
 }
 
 /// Shared by all users of a run.
@@ -185,7 +186,7 @@ struct Shared {
     shards: Shards,
     classes: Vec<ClassSlot>,
     class_users: Vec<usize>,
-    health: Mutex<Vec<ClassHealth>>,
+    health: Vec<ClassHealth>,
     stop: StopHandle,
     live: Arc<Live>,
     /// Tickets for `-n`: each task run takes one.
@@ -324,7 +325,7 @@ pub async fn run(
         set,
         env,
         shards: shards.clone(),
-        health: Mutex::new(classes.iter().map(|_| ClassHealth::default()).collect()),
+        health: classes.iter().map(|_| ClassHealth::default()).collect(),
         class_users: class_users.clone(),
         classes,
         stop: stop.clone(),
@@ -448,15 +449,10 @@ pub async fn run(
     stats.absorb(shards.take_all(), 0, elapsed.as_secs_f64().max(0.001));
     generator.sample_shutdown(elapsed);
 
-    let health = shared
-        .health
-        .lock()
-        .map(|h| {
-            h.iter()
-                .map(|c| (c.stopped, c.last_error.clone()))
-                .collect::<Vec<_>>()
-        })
-        .unwrap_or_default();
+    let health = shared.health.iter().map(|c| {
+        let error = c.last_error.lock().map(|e| e.clone()).unwrap_or_default();
+        (c.stopped.load(Ordering::Relaxed), error)
+    });
     let stopped_classes = shared
         .classes
         .iter()
@@ -746,38 +742,32 @@ fn restart_wait(wait: &WaitTime, rng: &mut Pcg64Mcg) -> Duration {
 }
 
 fn class_stopped(shared: &Shared, class: usize) -> bool {
-    shared
-        .health
-        .lock()
-        .map(|h| h[class].stopped)
-        .unwrap_or(false)
+    shared.health[class].stopped.load(Ordering::Relaxed)
 }
 
 fn healthy(shared: &Shared, class: usize) {
-    if let Ok(mut h) = shared.health.lock() {
-        h[class].consecutive_traps = 0;
+    let h = &shared.health[class].consecutive_traps;
+    if h.load(Ordering::Relaxed) != 0 {
+        h.store(0, Ordering::Relaxed);
     }
 }
 
 /// Counts a trap; returns true when the class is (now) stopped because its users keep trapping.
 fn trapped(shared: &Shared, class: usize, message: &str) -> bool {
-    let Ok(mut health) = shared.health.lock() else {
-        return false;
-    };
-    let h = &mut health[class];
-    h.consecutive_traps += 1;
-    h.last_error = message.to_string();
+    let h = &shared.health[class];
+    let traps = h.consecutive_traps.fetch_add(1, Ordering::Relaxed) + 1;
+    if let Ok(mut last) = h.last_error.lock() {
+        *last = message.to_string();
+    }
     // Every user of the class trapped about twice in a row with no task succeeding between.
     let limit = (2 * shared.class_users[class] as u64).max(5);
-    if !h.stopped && h.consecutive_traps >= limit {
-        h.stopped = true;
+    if traps >= limit && !h.stopped.swap(true, Ordering::Relaxed) {
         tracing::error!(
-            "user class {} stopped: its users trapped {} times in a row (last: {message}) — fix the plugin; other classes keep running",
+            "user class {} stopped: its users trapped {traps} times in a row (last: {message}) — fix the plugin; other classes keep running",
             shared.classes[class].class.name,
-            h.consecutive_traps
         );
     }
-    h.stopped
+    h.stopped.load(Ordering::Relaxed)
 }
 
 #[cfg(test)]
