@@ -72,6 +72,27 @@ async fn a_failing_endpoint_shows_its_failures_with_a_sample() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn built_ins_against_another_service_get_a_hint() {
+    for (mode, hinted) in [(Mode::NotFound, true), (Mode::FailVerify, false)] {
+        let server = RecordingServer::start(mode).await;
+        let mut plan = support::plan(&server.url(), &["burst_user"]);
+        plan.users = 2;
+        plan.run_time = None;
+        plan.iterations = Some(4);
+        let result = support::run(&plan).await;
+        assert_eq!(result.total.failures, 4, "{mode:?}");
+        let hint = perfhost::report::wrong_target_hint(&result);
+        assert_eq!(hint.is_some(), hinted, "{mode:?}: {hint:?}");
+        if let Some(hint) = hint {
+            assert!(
+                hint.contains("--plugin http_get") && hint.contains(&server.url()),
+                "{hint}"
+            );
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stalled_server_gives_timeouts_not_a_hung_run() {
     let server = RecordingServer::start(Mode::Stall).await;
     let mut plan = support::plan(&server.url(), &["burst_user"]);

@@ -30,7 +30,7 @@ pub struct Seen {
 }
 
 /// How the recording server answers.
-#[derive(Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub enum Mode {
     /// Valid Auditor answers.
     Auditor,
@@ -38,6 +38,8 @@ pub enum Mode {
     FailVerify,
     /// Never answers /verify (a stall).
     Stall,
+    /// 404 for every path: a service that is not the Auditor API.
+    NotFound,
 }
 
 pub struct RecordingServer {
@@ -95,6 +97,9 @@ impl RecordingServer {
                                 (Mode::Stall, "/verify") => {
                                     tokio::time::sleep(Duration::from_secs(3600)).await;
                                     (200, String::new())
+                                }
+                                (Mode::NotFound, _) => {
+                                    (404, r#"{"detail":"Not Found"}"#.to_string())
                                 }
                                 (Mode::FailVerify, "/verify") => (
                                     500,

@@ -380,6 +380,9 @@ async fn run_and_report(
         }
     };
     println!("{}", report::summary_table(&result));
+    if let Some(hint) = report::wrong_target_hint(&result) {
+        eprintln!("{hint}");
+    }
     if args.json {
         println!("{}", result.stats_json());
     }

@@ -259,6 +259,25 @@ pub(crate) fn civil_from_days(z: i64) -> (i64, u32, u32) {
 }
 
 /// The end-of-run table, like Locust's.
+/// The built-in behaviours speak the Auditor API. When every request they sent failed with
+/// "no such endpoint" statuses, the target is most likely another service: say what to use.
+pub fn wrong_target_hint(result: &RunResult) -> Option<String> {
+    let auditor_builtins = ["auditor_user", "burst_user", "heavy_user"];
+    let only_builtins = !result.plugins.is_empty()
+        && result
+            .plugins
+            .iter()
+            .all(|p| p.source == "built-in" && auditor_builtins.contains(&p.name.as_str()));
+    let not_found = |error: &str| ["HTTP 404", "HTTP 405", "HTTP 501"].contains(&error);
+    let all_failed = result.total.requests > 0 && result.total.failures == result.total.requests;
+    (only_builtins && all_failed && result.failures.iter().all(|f| not_found(&f.error))).then(|| {
+        format!(
+            "hint: every request failed with 404/405/501 — the built-in behaviours speak the JuraGPT Auditor API (/health, /verify); for another service use `--plugin http_get --config-value path=/some/path` or a plugin of your own (docs/plugins.md). Target: {}",
+            result.meta.target
+        )
+    })
+}
+
 pub fn summary_table(result: &RunResult) -> String {
     let mut out = String::new();
     let _ = writeln!(
