@@ -93,6 +93,35 @@ async fn built_ins_against_another_service_get_a_hint() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_low_open_files_limit_is_named_with_the_fix() {
+    let server = RecordingServer::start(Mode::Auditor).await;
+    // 30 users need 30 * 2 + 256 = 316 descriptors by perfhost's reckoning.
+    for (limit, warned) in [(300, true), (400, false)] {
+        let url = server.url();
+        let output = tokio::task::spawn_blocking(move || {
+            std::process::Command::new("bash")
+                .args(["-c", &format!("ulimit -n {limit} && exec \"$0\" \"$@\"")])
+                .arg(env!("CARGO_BIN_EXE_perfhost"))
+                .args([
+                    "run", "-H", &url, "--plugin", "http_get", "-u", "30", "-n", "60",
+                ])
+                .args(["--config-value", "path=/health", "--no-report"])
+                .output()
+                .expect("perfhost runs")
+        })
+        .await
+        .expect("the blocking task ends");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(
+            stderr.contains("raise it with `ulimit -n 316`"),
+            warned,
+            "limit {limit}: {stderr}"
+        );
+        assert_eq!(output.status.code(), Some(0), "limit {limit}: {stderr}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stalled_server_gives_timeouts_not_a_hung_run() {
     let server = RecordingServer::start(Mode::Stall).await;
     let mut plan = support::plan(&server.url(), &["burst_user"]);
