@@ -80,10 +80,12 @@ pub struct RunArgs {
     /// Name of the run, used in report file names.
     #[arg(long = "run-name")]
     pub run_name: Option<String>,
-    /// Guest CPU time one plugin call may use before it is stopped [default: 1s].
+    /// Guest CPU time a plugin may compute without a break (without calling the host) before
+    /// its instance is stopped [default: 1s].
     #[arg(long = "cpu-budget", value_parser = parse_duration_arg)]
     pub cpu_budget: Option<Duration>,
-    /// Memory one virtual user's plugin instance may use, in MiB [default: 64].
+    /// Memory one plugin instance (the users of one class on one core) may use, in MiB
+    /// [default: 1024].
     #[arg(long = "memory-cap-mib")]
     pub memory_cap_mib: Option<usize>,
     /// Do not write the default JSON report file.

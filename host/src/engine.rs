@@ -11,9 +11,14 @@ use rand_core::{Rng, SeedableRng};
 use rand_pcg::Pcg64Mcg;
 use tokio::sync::{mpsc, Notify};
 
-use crate::plugin::state::user_seed;
-use crate::plugin::{PluginSet, PluginUser, RunEnv, TaskOutcome, UserClass, WaitTime};
-use crate::stats::{RunStats, Shards};
+use wasmtime::component::Accessor;
+
+use crate::plugin::bindings::Plugin;
+use crate::plugin::state::{user_seed, GroupState};
+use crate::plugin::{
+    Group, PluginSet, RunEnv, TaskOutcome, UserClass, UserHandle, WaitTime, GROUP_SIZE,
+};
+use crate::stats::{RunStats, Shard, Shards};
 
 /// One user class of the run, with the plugin it comes from.
 #[derive(Debug, Clone)]
@@ -185,7 +190,6 @@ struct Shared {
     env: Arc<RunEnv>,
     shards: Shards,
     classes: Vec<ClassSlot>,
-    class_users: Vec<usize>,
     health: Vec<ClassHealth>,
     stop: StopHandle,
     live: Arc<Live>,
@@ -326,7 +330,7 @@ pub async fn run(
         env,
         shards: shards.clone(),
         health: classes.iter().map(|_| ClassHealth::default()).collect(),
-        class_users: class_users.clone(),
+
         classes,
         stop: stop.clone(),
         live: live.clone(),
@@ -497,33 +501,155 @@ fn worker(
         }
     };
     runtime.block_on(async move {
-        let mut users = tokio::task::JoinSet::new();
+        // The groups of this worker: each one plugin instance holding up to GROUP_SIZE users
+        // of one class.
+        let mut groups: Vec<GroupSlot> = Vec::new();
+        let mut tasks = tokio::task::JoinSet::new();
         loop {
             tokio::select! {
                 next = rx.recv() => match next {
-                    Some(Spawn { id, class, stop }) => {
-                        let shared = shared.clone();
-                        users.spawn(async move {
-                            let _active = ActiveGuard(shared.live.clone());
-                            user_loop(id, class, index, shared, stop).await;
-                        });
+                    Some(spawn) => {
+                        let live = shared.live.clone();
+                        let slot = match groups.iter().position(|g| g.class == spawn.class && g.has_room()) {
+                            Some(i) => &groups[i],
+                            None => {
+                                let (tx, group_rx) = mpsc::unbounded_channel();
+                                let members = Arc::new(AtomicUsize::new(0));
+                                let group_id = user_seed(shared.seed, index as u64, groups.len() as u64);
+                                tasks.spawn(group_loop(spawn.class, index, group_id, group_rx, members.clone(), shared.clone()));
+                                groups.push(GroupSlot { class: spawn.class, tx, members });
+                                &groups[groups.len() - 1]
+                            }
+                        };
+                        slot.members.fetch_add(1, Ordering::Relaxed);
+                        if slot.tx.send((spawn, ActiveGuard(live))).is_err() {
+                            slot.members.fetch_sub(1, Ordering::Relaxed);
+                        }
                     }
                     None => break,
                 },
-                Some(_) = users.join_next(), if !users.is_empty() => {}
+                Some(_) = tasks.join_next(), if !tasks.is_empty() => {}
             }
         }
         // Stopping: let users finish their task, then cancel what is left (in-flight requests
         // are recorded as cancelled by the plugin host).
-        let drain = async { while users.join_next().await.is_some() {} };
+        drop(groups);
+        let drain = async { while tasks.join_next().await.is_some() {} };
         if tokio::time::timeout(stop_timeout, drain).await.is_err() {
-            users.abort_all();
-            while users.join_next().await.is_some() {}
+            tasks.abort_all();
+            while tasks.join_next().await.is_some() {}
         }
     });
 }
 
+/// A group as its worker sees it: which class, how to hand it users, how many it has.
+struct GroupSlot {
+    class: usize,
+    tx: mpsc::UnboundedSender<(Spawn, ActiveGuard)>,
+    members: Arc<AtomicUsize>,
+}
+
+impl GroupSlot {
+    fn has_room(&self) -> bool {
+        self.members.load(Ordering::Relaxed) < GROUP_SIZE
+    }
+}
+
+/// A user of a group: what re-creates it after the instance is lost, and its share of the
+/// active-user count.
+struct Member {
+    spawn: Spawn,
+    _active: ActiveGuard,
+}
+
+/// One group from its first user to its last: an instance of the class's plugin whose users
+/// run concurrently in it. A trap ends the instance and every user's current task; the group
+/// then records it, waits, and re-creates the instance and its users.
+async fn group_loop(
+    class: usize,
+    worker: usize,
+    group_id: u64,
+    mut rx: mpsc::UnboundedReceiver<(Spawn, ActiveGuard)>,
+    count: Arc<AtomicUsize>,
+    shared: Arc<Shared>,
+) {
+    let slot = &shared.classes[class];
+    let shard = shared.shards.0[worker % shared.shards.0.len()].clone();
+    let mut rng = Pcg64Mcg::seed_from_u64(user_seed(shared.seed, group_id, 6));
+    let members: Arc<Mutex<Vec<Member>>> = Arc::default();
+    let mut open = true;
+    loop {
+        let stopping = shared.stop.is_stopping() || class_stopped(&shared, class);
+        let empty = members.lock().map(|m| m.is_empty()).unwrap_or(true);
+        if stopping || (!open && empty) {
+            return;
+        }
+        let mut group = match Group::create(
+            &shared.set,
+            slot.plugin_index,
+            group_id,
+            shared.env.clone(),
+            shard.clone(),
+        )
+        .await
+        {
+            Ok(group) => group,
+            Err(err) => {
+                shard.record_task_error(&format!("{}.instance", slot.class.name), &err.to_string());
+                if trapped(&shared, class, &err.to_string())
+                    || !pause(&shared, None, restart_wait(&slot.class.wait, &mut rng)).await
+                {
+                    return;
+                }
+                continue;
+            }
+        };
+        let result = group
+            .run(async |accessor, plugin| {
+                let mut users = futures_util::stream::FuturesUnordered::new();
+                // After a lost instance its users start over in the new one.
+                let restart: Vec<Spawn> = members.lock().map(|m| m.iter().map(|m| m.spawn.clone()).collect()).unwrap_or_default();
+                for spawn in restart {
+                    users.push(user_loop(accessor, plugin, spawn, shard.clone(), &shared));
+                }
+                loop {
+                    tokio::select! {
+                        next = rx.recv(), if open => match next {
+                            Some((spawn, active)) => {
+                                users.push(user_loop(accessor, plugin, spawn.clone(), shard.clone(), &shared));
+                                if let Ok(mut m) = members.lock() {
+                                    m.push(Member { spawn, _active: active });
+                                }
+                            }
+                            None => open = false,
+                        },
+                        Some((id, ended)) = futures_util::StreamExt::next(&mut users) => {
+                            ended?;
+                            if let Ok(mut m) = members.lock() {
+                                m.retain(|m| m.spawn.id != id);
+                            }
+                            count.fetch_sub(1, Ordering::Relaxed);
+                        }
+                        else => return wasmtime::Result::<()>::Ok(()),
+                    }
+                }
+            })
+            .await;
+        let message = match result {
+            Ok(()) => return,
+            Err(err) => err.to_string(),
+        };
+        // The instance is gone, and with it every user's current task.
+        shard.record_task_error(&format!("{}.instance", slot.class.name), &message);
+        if trapped(&shared, class, &message)
+            || !pause(&shared, None, restart_wait(&slot.class.wait, &mut rng)).await
+        {
+            return;
+        }
+    }
+}
 /// A user handed to a worker: its id, class and own stop signal (for ramp-down).
+#[derive(Clone)]
 struct Spawn {
     id: u64,
     class: usize,
@@ -574,167 +700,116 @@ fn pick_task(tasks: &[crate::plugin::TaskInfo], rng: &mut Pcg64Mcg) -> u32 {
     0
 }
 
-/// Sleeps, unless the run stops first. Returns false when stopping.
-async fn pause(shared: &Shared, me: &StopHandle, d: Duration) -> bool {
-    let go_on = || !shared.stop.is_stopping() && !me.is_stopping();
+/// Sleeps, unless the run (or user `me`) stops first. Returns false when stopping.
+async fn pause(shared: &Shared, me: Option<&StopHandle>, d: Duration) -> bool {
+    let go_on = || !shared.stop.is_stopping() && !me.is_some_and(|me| me.is_stopping());
     if d.is_zero() {
         return go_on();
     }
+    let me_stopped = async {
+        match me {
+            Some(me) => me.stopped().await,
+            None => std::future::pending().await,
+        }
+    };
     tokio::select! {
         _ = tokio::time::sleep(d) => go_on(),
         _ = shared.stop.stopped() => false,
-        _ = me.stopped() => false,
+        _ = me_stopped => false,
     }
 }
 
-/// One virtual user from creation to stop, re-created after a trap.
-async fn user_loop(id: u64, class: usize, worker: usize, shared: Arc<Shared>, me: StopHandle) {
+/// One virtual user of a group, from creation to stop. Returns its id, and an error when a
+/// call into the plugin failed: that ends the group's instance (see `group_loop`).
+async fn user_loop(
+    accessor: &Accessor<GroupState>,
+    plugin: &Plugin,
+    spawn: Spawn,
+    shard: Arc<Shard>,
+    shared: &Shared,
+) -> (u64, wasmtime::Result<()>) {
+    let id = spawn.id;
+    (id, user_life(accessor, plugin, spawn, &shard, shared).await)
+}
+
+async fn user_life(
+    accessor: &Accessor<GroupState>,
+    plugin: &Plugin,
+    spawn: Spawn,
+    shard: &Shard,
+    shared: &Shared,
+) -> wasmtime::Result<()> {
+    let Spawn {
+        id,
+        class,
+        stop: me,
+    } = spawn;
     let slot = &shared.classes[class];
-    let shard = shared.shards.0[worker % shared.shards.0.len()].clone();
     let mut rng = Pcg64Mcg::seed_from_u64(user_seed(shared.seed, id, 5));
     let tasks = &slot.class.tasks;
-    'life: loop {
-        if shared.stop.is_stopping() || me.is_stopping() || class_stopped(&shared, class) {
-            return;
+    if shared.stop.is_stopping() || me.is_stopping() || class_stopped(shared, class) {
+        return Ok(());
+    }
+    let user = UserHandle::create(accessor, plugin, slot.class_index, id).await?;
+    match user.on_start(accessor, plugin).await? {
+        TaskOutcome::Error(message) => {
+            shard.record_task_error(&format!("{}.on_start", slot.class.name), &message)
         }
-        let mut user = match PluginUser::create(
-            &shared.set,
-            slot.plugin_index,
-            slot.class_index,
-            id,
-            shared.env.clone(),
-            shard.clone(),
-        )
-        .await
-        {
-            Ok(user) => user,
-            Err(err) => {
-                shard.record_task_error(
-                    &format!("{}.constructor", slot.class.name),
-                    &err.to_string(),
-                );
-                if trapped(&shared, class, &err.to_string())
-                    || !pause(&shared, &me, restart_wait(&slot.class.wait, &mut rng)).await
-                {
-                    return;
-                }
-                continue 'life;
+        TaskOutcome::StopUser => return user.on_stop(accessor, plugin).await,
+        _ => {}
+    }
+    loop {
+        if shared.stop.is_stopping() || me.is_stopping() || class_stopped(shared, class) {
+            return user.on_stop(accessor, plugin).await;
+        }
+        if let Some(left) = &shared.iterations_left {
+            if left
+                .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+                .is_err()
+            {
+                return user.on_stop(accessor, plugin).await;
             }
+        }
+        let task = if slot.class.sequential {
+            match user.next_task(accessor, plugin).await? {
+                Some(t) if (t as usize) < tasks.len() => t,
+                _ => pick_task(tasks, &mut rng),
+            }
+        } else {
+            pick_task(tasks, &mut rng)
         };
-        match user.on_start().await {
-            Ok(TaskOutcome::Error(message)) => {
-                shard.record_task_error(&format!("{}.on_start", slot.class.name), &message)
+        let task_name = tasks
+            .get(task as usize)
+            .map(|t| t.name.as_str())
+            .unwrap_or("?");
+        let began = Instant::now();
+        let mut skip_wait = false;
+        match user.run_task(accessor, plugin, task).await? {
+            TaskOutcome::Ok => healthy(shared, class),
+            TaskOutcome::Reschedule => {
+                healthy(shared, class);
+                skip_wait = true;
             }
-            Ok(TaskOutcome::StopUser) => {
-                let _ = user.on_stop().await;
-                return;
+            TaskOutcome::Error(message) => {
+                healthy(shared, class);
+                shard.record_task_error(&format!("{}.{}", slot.class.name, task_name), &message);
             }
-            Ok(_) => {}
-            Err(err) => {
-                shard.record_task_error(&format!("{}.on_start", slot.class.name), &err.to_string());
-                if trapped(&shared, class, &err.to_string())
-                    || !pause(&shared, &me, restart_wait(&slot.class.wait, &mut rng)).await
-                {
-                    return;
-                }
-                continue 'life;
-            }
+            TaskOutcome::StopUser => return user.on_stop(accessor, plugin).await,
         }
-        loop {
-            if shared.stop.is_stopping() || me.is_stopping() || class_stopped(&shared, class) {
-                let _ = user.on_stop().await;
-                return;
-            }
-            if let Some(left) = &shared.iterations_left {
-                if left
-                    .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
-                    .is_err()
-                {
-                    let _ = user.on_stop().await;
-                    return;
-                }
-            }
-            let task = if slot.class.sequential {
-                match user.next_task().await {
-                    Ok(Some(t)) if (t as usize) < tasks.len() => t,
-                    Ok(_) => pick_task(tasks, &mut rng),
-                    Err(err) => {
-                        shard.record_task_error(
-                            &format!("{}.next_task", slot.class.name),
-                            &err.to_string(),
-                        );
-                        let _ = trapped(&shared, class, &err.to_string());
-                        if !pause(&shared, &me, restart_wait(&slot.class.wait, &mut rng)).await {
-                            return;
-                        }
-                        continue 'life;
-                    }
-                }
-            } else {
-                pick_task(tasks, &mut rng)
-            };
-            let task_name = tasks
-                .get(task as usize)
-                .map(|t| t.name.as_str())
-                .unwrap_or("?");
-            let began = Instant::now();
-            let result = user.run_task(task).await;
-            let mut skip_wait = false;
-            match result {
-                Ok(TaskOutcome::Ok) => healthy(&shared, class),
-                Ok(TaskOutcome::Reschedule) => {
-                    healthy(&shared, class);
-                    skip_wait = true;
-                }
-                Ok(TaskOutcome::Error(message)) => {
-                    healthy(&shared, class);
-                    shard
-                        .record_task_error(&format!("{}.{}", slot.class.name, task_name), &message);
-                }
-                Ok(TaskOutcome::StopUser) => {
-                    let _ = user.on_stop().await;
-                    return;
-                }
-                Err(err) => {
-                    // The instance is unusable after a trap: drop the whole Store, restart later.
-                    shard.record_task_error(
-                        &format!("{}.{}", slot.class.name, task_name),
-                        &err.to_string(),
-                    );
-                    drop(user);
-                    if trapped(&shared, class, &err.to_string())
-                        || !pause(&shared, &me, restart_wait(&slot.class.wait, &mut rng)).await
-                    {
-                        return;
-                    }
-                    continue 'life;
-                }
-            }
-            if skip_wait {
-                continue;
-            }
-            let wait = match wait_after(&slot.class.wait, began.elapsed(), &mut rng) {
-                Some(w) => w,
-                None => match user.next_wait_ms().await {
-                    Ok(ms) => Duration::from_millis(ms.into()),
-                    Err(err) => {
-                        shard.record_task_error(
-                            &format!("{}.next_wait", slot.class.name),
-                            &err.to_string(),
-                        );
-                        continue 'life;
-                    }
-                },
-            };
-            if !pause(&shared, &me, wait).await {
-                let _ = user.on_stop().await;
-                return;
-            }
+        if skip_wait {
+            continue;
+        }
+        let wait = match wait_after(&slot.class.wait, began.elapsed(), &mut rng) {
+            Some(w) => w,
+            None => Duration::from_millis(user.next_wait_ms(accessor, plugin).await?.into()),
+        };
+        if !pause(shared, Some(&me), wait).await {
+            return user.on_stop(accessor, plugin).await;
         }
     }
 }
 
-/// A trapped user waits before it is re-created — never a hot loop, even with zero waits.
+/// A lost instance waits before it is re-created — never a hot loop, even with zero waits.
 fn restart_wait(wait: &WaitTime, rng: &mut Pcg64Mcg) -> Duration {
     wait_after(wait, Duration::ZERO, rng)
         .unwrap_or_default()
@@ -759,8 +834,8 @@ fn trapped(shared: &Shared, class: usize, message: &str) -> bool {
     if let Ok(mut last) = h.last_error.lock() {
         *last = message.to_string();
     }
-    // Every user of the class trapped about twice in a row with no task succeeding between.
-    let limit = (2 * shared.class_users[class] as u64).max(5);
+    // Its instances were lost this many times in a row with no task succeeding between.
+    let limit = 5;
     if traps >= limit && !h.stopped.swap(true, Ordering::Relaxed) {
         tracing::error!(
             "user class {} stopped: its users trapped {traps} times in a row (last: {message}) — fix the plugin; other classes keep running",

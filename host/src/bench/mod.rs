@@ -19,7 +19,7 @@ use crate::engine::{self, EngineOptions, Live, StopHandle};
 use crate::exit;
 use crate::plugin::data::DataSets;
 use crate::plugin::state::user_seed;
-use crate::plugin::{PluginSet, PluginSpec, PluginUser, RunEnv, RuntimeOptions};
+use crate::plugin::{Group, PluginSet, PluginSpec, RunEnv, RuntimeOptions, UserHandle, GROUP_SIZE};
 use crate::report::process_cpu;
 use crate::stats::{RequestRecord, Shards};
 
@@ -238,21 +238,34 @@ async fn native_user(
     }
 }
 
-/// RSS per idle WASM user: instantiate `count` users (constructor run), measure, drop.
+/// RSS per idle WASM user: create `count` users (constructor run) in groups of up to
+/// `GROUP_SIZE` per instance, as the engine does; measure; drop.
 pub async fn idle_rss_per_user(set: &PluginSet, target: &Arc<Target>, count: usize) -> Option<f64> {
     let env = run_env(target);
     let shard = Arc::new(crate::stats::Shard::default());
     let before = rss_kib();
-    let mut users = Vec::with_capacity(count);
-    for id in 0..count {
-        users.push(
-            PluginUser::create(set, 0, 0, id as u64, env.clone(), shard.clone())
-                .await
-                .ok()?,
-        );
+    let mut groups = Vec::new();
+    let mut created = 0;
+    while created < count {
+        let size = (count - created).min(GROUP_SIZE);
+        let mut group = Group::create(set, 0, groups.len() as u64, env.clone(), shard.clone())
+            .await
+            .ok()?;
+        let first = created as u64;
+        group
+            .run(async |accessor, plugin| {
+                for id in first..first + size as u64 {
+                    UserHandle::create(accessor, plugin, 0, id).await?;
+                }
+                Ok(())
+            })
+            .await
+            .ok()?;
+        groups.push(group);
+        created += size;
     }
     let after = rss_kib();
-    drop(users);
+    drop(groups);
     Some(after.saturating_sub(before) as f64 / count as f64)
 }
 
@@ -299,7 +312,7 @@ pub fn main(args: BenchArgs) -> u8 {
                 return exit::USAGE;
             }
         };
-        let set = match PluginSet::load(vec![spec], RuntimeOptions { max_users, ..Default::default() }).await {
+        let set = match PluginSet::load(vec![spec], RuntimeOptions::default()).await {
             Ok(set) => Arc::new(set),
             Err(err) => {
                 eprintln!("error: {err}");

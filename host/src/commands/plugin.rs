@@ -65,7 +65,6 @@ pub fn main(cmd: PluginCommand) -> u8 {
                 PluginSet::load(
                     vec![spec],
                     RuntimeOptions {
-                        max_users: 1,
                         ..Default::default()
                     },
                 )

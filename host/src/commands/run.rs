@@ -78,7 +78,6 @@ pub async fn execute(
     let set = PluginSet::load(
         specs,
         RuntimeOptions {
-            max_users: plan.max_users(),
             memory_cap: plan.memory_cap,
             ..Default::default()
         },

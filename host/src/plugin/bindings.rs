@@ -3,12 +3,10 @@
 wasmtime::component::bindgen!({
     path: "../wit",
     world: "plugin",
-    imports: {
-        // `send` awaits hyper: the guest is suspended, other users run meanwhile.
-        "perfhost:plugin/host.[method]user-context.send": async | trappable,
-        default: trappable,
-    },
-    exports: { default: async },
+    // `send` is an `async func` in the contract: it gets the store's accessor and runs while
+    // the instance's other users go on. Exports are called concurrently, one task per user call.
+    imports: { default: trappable },
+    exports: { default: async | store },
     with: {
         "perfhost:plugin/host.request": super::host_impl::RequestState,
         "perfhost:plugin/host.response": super::host_impl::ResponseState,
@@ -18,4 +16,4 @@ wasmtime::component::bindgen!({
 
 /// The contract version this host speaks.
 pub const CONTRACT_PACKAGE: &str = "perfhost:plugin";
-pub const CONTRACT_VERSION: &str = "0.1.0";
+pub const CONTRACT_VERSION: &str = "0.2.0";

@@ -7,14 +7,17 @@ use bytes::Bytes;
 use http::header::{HeaderName, HeaderValue};
 use http::Method;
 use rand_core::Rng;
-use wasmtime::component::Resource;
+use rand_pcg::Pcg64Mcg;
+use wasmtime::component::{Accessor, HasSelf, Resource};
 
-use super::bindings::perfhost::plugin::host::{Host, HostRequest, HostResponse, HostUserContext};
+use super::bindings::perfhost::plugin::host::{
+    Host, HostRequest, HostResponse, HostUserContext, HostUserContextWithStore,
+};
 use super::bindings::perfhost::plugin::types::{
     DataError, Host as TypesHost, HttpError as WitHttpError, LogLevel,
 };
-use super::state::UserState;
-use crate::client::{CompletedResponse, HttpError, OutgoingRequest};
+use super::state::GroupState;
+use crate::client::{CompletedResponse, Connection, HttpError, OutgoingRequest};
 use crate::stats::{FailureSample, RequestRecord, Shard, SAMPLE_BODY_BYTES};
 
 /// A request being built by the guest.
@@ -31,6 +34,8 @@ pub struct RequestState {
 
 /// A completed response held for the guest; its verdict may still be pending.
 pub struct ResponseState {
+    /// The `user-context` (table rep) of the user that sent it.
+    owner: u32,
     method: String,
     name: String,
     response: CompletedResponse,
@@ -38,11 +43,25 @@ pub struct ResponseState {
     settled: bool,
 }
 
-/// The per-user context handle; everything it needs lives in the store's `UserState`.
-pub struct UserContextState;
+/// One virtual user's own state. Many users share an instance (and its Store); each has one of
+/// these, reached through the `user-context` handle its calls pass.
+pub struct UserContextState {
+    pub user_id: u64,
+    /// The user's RNG for `random-u64`, seeded from (seed, user id).
+    pub rng: Pcg64Mcg,
+    /// Catch-response responses without a verdict yet (table reps).
+    pub pending: Vec<u32>,
+    /// The user's keep-alive connection; taken out while a request is in flight, so no borrow
+    /// of the Store spans the exchange.
+    pub conn: Option<Connection>,
+}
 
-impl TypesHost for UserState {}
-impl Host for UserState {}
+impl TypesHost for GroupState {}
+impl Host for GroupState {}
+
+fn user_of(rep: u32) -> Resource<UserContextState> {
+    Resource::new_borrow(rep)
+}
 
 fn wit_error(err: &HttpError) -> WitHttpError {
     match err {
@@ -108,21 +127,25 @@ fn header_pairs(headers: &http::HeaderMap) -> Vec<(String, String)> {
         .collect()
 }
 
-impl UserState {
-    /// Applies the default rule to every response the guest kept unsettled (end of a task or a
-    /// trap). Called by the user loop.
-    pub fn settle_pending(&mut self) {
-        let UserState {
-            table,
-            shard,
-            pending,
-            ..
-        } = self;
-        for rep in pending.drain(..) {
+impl GroupState {
+    /// Applies the default rule to every response user `ctx` kept unsettled (end of a task).
+    pub fn settle_pending(&mut self, ctx: u32) {
+        let Ok(user) = self.table.get_mut(&user_of(ctx)) else {
+            return;
+        };
+        let pending = std::mem::take(&mut user.pending);
+        for rep in pending {
             let resource: Resource<ResponseState> = Resource::new_own(rep);
-            if let Ok(state) = table.get_mut(&resource) {
-                settle(shard, state, None);
+            if let Ok(state) = self.table.get_mut(&resource) {
+                settle(&self.shard, state, None);
             }
+        }
+    }
+
+    /// Forgets a response in its owner's pending list (table slots are reused).
+    fn forget_pending(&mut self, owner: u32, rep: u32) {
+        if let Ok(user) = self.table.get_mut(&user_of(owner)) {
+            user.pending.retain(|r| *r != rep);
         }
     }
 
@@ -132,16 +155,10 @@ impl UserState {
         resp: &Resource<ResponseState>,
         verdict: Result<(), String>,
     ) -> wasmtime::Result<()> {
-        let rep = resp.rep();
-        let UserState {
-            table,
-            shard,
-            pending,
-            ..
-        } = self;
-        let state = table.get_mut(resp)?;
-        settle(shard, state, Some(verdict));
-        pending.retain(|r| *r != rep);
+        let state = self.table.get_mut(resp)?;
+        settle(&self.shard, state, Some(verdict));
+        let owner = state.owner;
+        self.forget_pending(owner, resp.rep());
         Ok(())
     }
 
@@ -198,7 +215,7 @@ impl Drop for InFlight<'_> {
     }
 }
 
-impl HostRequest for UserState {
+impl HostRequest for GroupState {
     fn new(
         &mut self,
         method: String,
@@ -262,7 +279,7 @@ impl HostRequest for UserState {
     }
 }
 
-impl HostResponse for UserState {
+impl HostResponse for GroupState {
     fn status(&mut self, resp: Resource<ResponseState>) -> wasmtime::Result<u16> {
         Ok(self.table.get(&resp)?.response.status.as_u16())
     }
@@ -310,20 +327,29 @@ impl HostResponse for UserState {
 
     fn drop(&mut self, resp: Resource<ResponseState>) -> wasmtime::Result<()> {
         let rep = resp.rep();
-        // Table slots are reused: forget this one before another response takes it.
-        self.pending.retain(|r| *r != rep);
         let mut state = self.table.delete(resp)?;
+        // Table slots are reused: forget this one before another response takes it.
+        self.forget_pending(state.owner, rep);
         settle(&self.shard, &mut state, None);
         Ok(())
     }
 }
 
-impl HostUserContext for UserState {
-    async fn send(
+/// What `send` takes out of the Store before awaiting the exchange.
+struct Outgoing {
+    req: RequestState,
+    name: String,
+    conn: Connection,
+    shard: std::sync::Arc<Shard>,
+}
+
+impl GroupState {
+    fn begin_send(
         &mut self,
-        _ctx: Resource<UserContextState>,
+        ctx: &Resource<UserContextState>,
         req: Resource<RequestState>,
-    ) -> wasmtime::Result<Result<Resource<ResponseState>, WitHttpError>> {
+    ) -> wasmtime::Result<(Result<OutgoingRequest, HttpError>, Outgoing)> {
+        self.clock.host_activity();
         // `send` takes the request by ownership: no drop follows, so remove it here.
         let mut req = self.table.delete(req)?;
         let name = if req.name.is_empty() {
@@ -331,16 +357,44 @@ impl HostUserContext for UserState {
         } else {
             std::mem::take(&mut req.name)
         };
-        let started = Instant::now();
-        self.cpu.enter_host(started);
-        let result = self.send_request(&req, &name).await;
-        self.cpu.leave_host();
+        let client = &self.env.client;
+        let conn = self
+            .table
+            .get_mut(ctx)?
+            .conn
+            .take()
+            .unwrap_or_else(|| Connection::new(client.clone()));
+        let request = outgoing_request(&self.env.client.target, &req);
+        let sent = Outgoing {
+            req,
+            name,
+            conn,
+            shard: self.shard.clone(),
+        };
+        Ok((request, sent))
+    }
+
+    fn end_send(
+        &mut self,
+        ctx: &Resource<UserContextState>,
+        sent: Outgoing,
+        result: Result<CompletedResponse, HttpError>,
+        started: Instant,
+    ) -> wasmtime::Result<Result<Resource<ResponseState>, WitHttpError>> {
+        self.clock.host_activity();
+        let Outgoing {
+            req, name, conn, ..
+        } = sent;
+        let user = self.table.get_mut(ctx)?;
+        user.conn = Some(conn);
+        let user_id = user.user_id;
         match result {
             Ok(response) => {
                 if self.env.trace {
-                    trace_exchange(self.user_id, &req, &response);
+                    trace_exchange(user_id, &req, &response);
                 }
                 let mut state = ResponseState {
+                    owner: ctx.rep(),
                     method: req.method,
                     name,
                     response,
@@ -351,15 +405,15 @@ impl HostUserContext for UserState {
                 }
                 let handle = self.table.push(state)?;
                 if req.catch_response {
-                    self.pending.push(handle.rep());
+                    self.table.get_mut(ctx)?.pending.push(handle.rep());
                 }
                 Ok(Ok(handle))
             }
             Err(err) => {
                 if self.env.trace {
                     eprintln!(
-                        "[user {}] {} {} -> error: {err}",
-                        self.user_id, req.method, req.path
+                        "[user {user_id}] {} {} -> error: {err}",
+                        req.method, req.path
                     );
                 }
                 self.record_error(&req.method, &name, started.elapsed(), &err);
@@ -367,23 +421,53 @@ impl HostUserContext for UserState {
             }
         }
     }
+}
 
-    fn random_u64(&mut self, _ctx: Resource<UserContextState>) -> wasmtime::Result<u64> {
-        Ok(self.rng.next_u64())
+impl<T> HostUserContextWithStore<T> for HasSelf<GroupState> {
+    async fn send(
+        accessor: &Accessor<T, Self>,
+        ctx: Resource<UserContextState>,
+        req: Resource<RequestState>,
+    ) -> wasmtime::Result<Result<Resource<ResponseState>, WitHttpError>> {
+        let (request, mut sent) = accessor.with(|mut access| access.get().begin_send(&ctx, req))?;
+        let started = Instant::now();
+        let result = match request {
+            Ok(request) => {
+                let mut guard = InFlight {
+                    shard: &sent.shard,
+                    method: &sent.req.method,
+                    name: &sent.name,
+                    started,
+                    done: false,
+                };
+                let result = sent.conn.send(request).await;
+                guard.done = true;
+                result
+            }
+            Err(err) => Err(err),
+        };
+        accessor.with(|mut access| access.get().end_send(&ctx, sent, result, started))
+    }
+}
+
+impl HostUserContext for GroupState {
+    fn random_u64(&mut self, ctx: Resource<UserContextState>) -> wasmtime::Result<u64> {
+        Ok(self.table.get_mut(&ctx)?.rng.next_u64())
     }
 
-    fn random_f64(&mut self, _ctx: Resource<UserContextState>) -> wasmtime::Result<f64> {
+    fn random_f64(&mut self, ctx: Resource<UserContextState>) -> wasmtime::Result<f64> {
         // 53 random bits → [0, 1).
-        Ok((self.rng.next_u64() >> 11) as f64 * (1.0 / (1u64 << 53) as f64))
+        let bits = self.table.get_mut(&ctx)?.rng.next_u64();
+        Ok((bits >> 11) as f64 * (1.0 / (1u64 << 53) as f64))
     }
 
     fn log(
         &mut self,
-        _ctx: Resource<UserContextState>,
+        ctx: Resource<UserContextState>,
         level: LogLevel,
         message: String,
     ) -> wasmtime::Result<()> {
-        let user = self.user_id;
+        let user = self.table.get(&ctx)?.user_id;
         match level {
             LogLevel::Trace => tracing::trace!(user, "{message}"),
             LogLevel::Debug => tracing::debug!(user, "{message}"),
@@ -404,10 +488,11 @@ impl HostUserContext for UserState {
 
     fn data_next(
         &mut self,
-        _ctx: Resource<UserContextState>,
+        ctx: Resource<UserContextState>,
         name: String,
     ) -> wasmtime::Result<Result<String, DataError>> {
-        Ok(match self.env.data.next(&name, self.user_id) {
+        let user_id = self.table.get(&ctx)?.user_id;
+        Ok(match self.env.data.next(&name, user_id) {
             Ok(row) => Ok(row),
             Err(super::data::NextError::Unknown) => Err(DataError::Unknown(name)),
             Err(super::data::NextError::Exhausted) => Err(DataError::Exhausted),
@@ -440,8 +525,8 @@ impl HostUserContext for UserState {
         Ok(self.env.client.target.origin.clone())
     }
 
-    fn user_id(&mut self, _ctx: Resource<UserContextState>) -> wasmtime::Result<u64> {
-        Ok(self.user_id)
+    fn user_id(&mut self, ctx: Resource<UserContextState>) -> wasmtime::Result<u64> {
+        Ok(self.table.get(&ctx)?.user_id)
     }
 
     fn drop(&mut self, ctx: Resource<UserContextState>) -> wasmtime::Result<()> {
@@ -450,42 +535,30 @@ impl HostUserContext for UserState {
     }
 }
 
-impl UserState {
-    async fn send_request(
-        &mut self,
-        req: &RequestState,
-        name: &str,
-    ) -> Result<CompletedResponse, HttpError> {
-        let method = Method::from_str(&req.method)
-            .map_err(|_| HttpError::InvalidRequest(format!("bad method `{}`", req.method)))?;
-        let uri = self.env.client.target.resolve(&req.path)?;
-        let mut headers = Vec::with_capacity(req.headers.len());
-        for (k, v) in &req.headers {
-            let name = HeaderName::from_bytes(k.as_bytes())
-                .map_err(|_| HttpError::InvalidRequest(format!("bad header name `{k}`")))?;
-            let value = HeaderValue::from_str(v)
-                .map_err(|_| HttpError::InvalidRequest(format!("bad value for header `{k}`")))?;
-            headers.push((name, value));
-        }
-        let outgoing = OutgoingRequest {
-            method,
-            uri,
-            headers,
-            body: req.body.clone(),
-            timeout: req.timeout,
-            follow_redirects: req.follow_redirects,
-        };
-        let mut guard = InFlight {
-            shard: &self.shard,
-            method: &req.method,
-            name,
-            started: Instant::now(),
-            done: false,
-        };
-        let result = self.courier.exchange(outgoing).await;
-        guard.done = true;
-        result
+/// The client's form of a guest's request, or why it cannot be sent.
+fn outgoing_request(
+    target: &crate::client::Target,
+    req: &RequestState,
+) -> Result<OutgoingRequest, HttpError> {
+    let method = Method::from_str(&req.method)
+        .map_err(|_| HttpError::InvalidRequest(format!("bad method `{}`", req.method)))?;
+    let uri = target.resolve(&req.path)?;
+    let mut headers = Vec::with_capacity(req.headers.len());
+    for (k, v) in &req.headers {
+        let name = HeaderName::from_bytes(k.as_bytes())
+            .map_err(|_| HttpError::InvalidRequest(format!("bad header name `{k}`")))?;
+        let value = HeaderValue::from_str(v)
+            .map_err(|_| HttpError::InvalidRequest(format!("bad value for header `{k}`")))?;
+        headers.push((name, value));
     }
+    Ok(OutgoingRequest {
+        method,
+        uri,
+        headers,
+        body: req.body.clone(),
+        timeout: req.timeout,
+        follow_redirects: req.follow_redirects,
+    })
 }
 
 fn trace_exchange(user: u64, req: &RequestState, resp: &CompletedResponse) {

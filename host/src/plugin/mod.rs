@@ -1,11 +1,11 @@
 //! The plugin runtime: loads behaviour components (a file or a built-in name), checks that they
 //! speak our contract, compiles them once (cached on disk), and instantiates one sandboxed
-//! Store per virtual user.
+//! Store per group of virtual users: the users of a group are concurrent tasks in one instance
+//! (component-model async).
 
 pub mod bindings;
 pub mod builtin;
 mod cache;
-mod courier;
 pub mod data;
 mod host_impl;
 pub mod state;
@@ -13,27 +13,28 @@ mod user;
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use wasmtime::component::{Component, HasSelf, Linker};
-use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
+use wasmtime::{Config, Engine};
 
 pub use cache::{cache_hits, compiles};
 pub use state::RunEnv;
-pub use user::{PluginUser, TaskOutcome, UserError};
+pub use user::{Group, GroupError, TaskOutcome, UserHandle, GROUP_SIZE};
 
 use bindings::{PluginPre, CONTRACT_PACKAGE, CONTRACT_VERSION};
-use state::UserState;
+use state::GroupState;
 
-/// Linear memory of one user, at most (the design's 64 MiB).
-pub const DEFAULT_MEMORY_CAP: usize = 64 << 20;
-/// Guest CPU time one call into a plugin may take before it is stopped.
+/// Linear memory of one plugin instance (a group of up to `GROUP_SIZE` users), at most.
+pub const DEFAULT_MEMORY_CAP: usize = 1 << 30;
+/// Guest CPU time a plugin may run without a break (without calling the host) before it is
+/// stopped.
 pub const DEFAULT_CPU_BUDGET: Duration = Duration::from_secs(1);
 /// Epoch tick: how often a running guest is checked against its CPU budget (and yields).
-const EPOCH_TICK: Duration = Duration::from_millis(10);
+pub(crate) const EPOCH_TICK: Duration = Duration::from_millis(10);
 
 /// Problems loading a plugin; each message names the plugin and the fix.
 #[derive(Debug, thiserror::Error)]
@@ -147,11 +148,9 @@ impl PluginSpec {
     }
 }
 
-/// Sandbox and sizing settings of the runtime.
+/// Sandbox settings of the runtime.
 #[derive(Debug, Clone)]
 pub struct RuntimeOptions {
-    /// Most users alive at once (sizes the instance pool, plus headroom).
-    pub max_users: usize,
     pub memory_cap: usize,
     /// Compiled-component cache folder; `None` disables the cache.
     pub cache_dir: Option<PathBuf>,
@@ -160,29 +159,18 @@ pub struct RuntimeOptions {
 impl Default for RuntimeOptions {
     fn default() -> Self {
         RuntimeOptions {
-            max_users: 100,
             memory_cap: DEFAULT_MEMORY_CAP,
             cache_dir: cache::default_dir(),
         }
     }
 }
 
-/// One engine with every plugin compiled for it.
-pub(crate) struct EngineSlot {
-    pub engine: Engine,
-    pub pres: Vec<PluginPre<UserState>>,
-    _ticker: EpochTicker,
-}
-
-/// The loaded plugins, ready to instantiate users.
+/// The loaded plugins, ready to instantiate groups of users.
 pub struct PluginSet {
     pub plugins: Vec<PluginInfo>,
-    specs: Vec<PluginSpec>,
-    options: RuntimeOptions,
-    pooled: EngineSlot,
-    /// Built on first need when the pool is exhausted (a ramp beyond the plan, trap churn).
-    on_demand: OnceLock<Result<EngineSlot, String>>,
-    warned_fallback: AtomicBool,
+    pub(crate) engine: Engine,
+    pub(crate) pres: Vec<PluginPre<GroupState>>,
+    _ticker: EpochTicker,
 }
 
 impl PluginSet {
@@ -191,58 +179,14 @@ impl PluginSet {
         specs: Vec<PluginSpec>,
         options: RuntimeOptions,
     ) -> Result<Self, PluginError> {
-        let engine = new_engine(Some(&options))?;
+        let engine = new_engine()?;
         let (pres, plugins) = compile_all(&engine, &specs, &options).await?;
         Ok(PluginSet {
             plugins,
-            specs,
-            pooled: EngineSlot {
-                _ticker: EpochTicker::start(&engine),
-                engine,
-                pres,
-            },
-            options,
-            on_demand: OnceLock::new(),
-            warned_fallback: AtomicBool::new(false),
+            _ticker: EpochTicker::start(&engine),
+            engine,
+            pres,
         })
-    }
-
-    /// The on-demand engine used once the pool is exhausted.
-    pub(crate) fn fallback(&self) -> Result<&EngineSlot, String> {
-        let slot = self.on_demand.get_or_init(|| {
-            let engine = new_engine(None).map_err(|e| e.to_string())?;
-            let mut pres = Vec::new();
-            for spec in &self.specs {
-                let (component, _) = cache::load_or_compile(&engine, &spec.bytes, &self.options)
-                    .map_err(|e| e.to_string())?;
-                let linker = linker(&engine).map_err(|e| e.to_string())?;
-                let pre = linker
-                    .instantiate_pre(&component)
-                    .map_err(|e| e.to_string())?;
-                pres.push(PluginPre::new(pre).map_err(|e| e.to_string())?);
-            }
-            Ok(EngineSlot {
-                _ticker: EpochTicker::start(&engine),
-                engine,
-                pres,
-            })
-        });
-        if !self.warned_fallback.swap(true, Ordering::Relaxed) {
-            tracing::warn!(
-                "the instance pool sized for {} users is full: further users use on-demand allocation (slower to create)",
-                self.options.max_users
-            );
-        }
-        slot.as_ref().map_err(Clone::clone)
-    }
-
-    /// True once users beyond the pool were created with on-demand allocation.
-    pub fn uses_on_demand_allocation(&self) -> bool {
-        self.on_demand.get().is_some()
-    }
-
-    pub(crate) fn pooled(&self) -> &EngineSlot {
-        &self.pooled
     }
 }
 
@@ -250,7 +194,7 @@ async fn compile_all(
     engine: &Engine,
     specs: &[PluginSpec],
     options: &RuntimeOptions,
-) -> Result<(Vec<PluginPre<UserState>>, Vec<PluginInfo>), PluginError> {
+) -> Result<(Vec<PluginPre<GroupState>>, Vec<PluginInfo>), PluginError> {
     let mut pres = Vec::new();
     let mut infos = Vec::new();
     for spec in specs {
@@ -331,45 +275,23 @@ fn check_contract(engine: &Engine, name: &str, component: &Component) -> Result<
     }
 }
 
-fn linker(engine: &Engine) -> wasmtime::Result<Linker<UserState>> {
+fn linker(engine: &Engine) -> wasmtime::Result<Linker<GroupState>> {
     let mut linker = Linker::new(engine);
     wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
-    bindings::Plugin::add_to_linker::<UserState, HasSelf<UserState>>(&mut linker, |state| state)?;
+    bindings::Plugin::add_to_linker::<GroupState, HasSelf<GroupState>>(&mut linker, |state| state)?;
     Ok(linker)
 }
 
-/// The engine: async (users await the client), epoch interruption (CPU budget), and for the
-/// pooled engine an instance pool sized from the plan.
-fn new_engine(pool: Option<&RuntimeOptions>) -> Result<Engine, PluginError> {
+/// The engine: component-model async (the users of a group are concurrent tasks in one
+/// instance) and epoch interruption (CPU budget). Instances are few (one per group), so they
+/// are allocated on demand with wasmtime's default memory reservation.
+fn new_engine() -> Result<Engine, PluginError> {
     let mut config = Config::new();
+    config.wasm_component_model_async(true);
+    config.concurrency_support(true);
     config.epoch_interruption(true);
-    // Small stacks and reservations keep thousands of users cheap: a 64 MiB reservation instead
-    // of the 4 GiB default avoids reserving ~20 TiB of address space at 5k users (the price is
-    // explicit bounds checks in guest code).
     config.max_wasm_stack(256 << 10);
     config.async_stack_size(512 << 10);
-    config.memory_reservation(DEFAULT_MEMORY_CAP as u64);
-    config.memory_guard_size(64 << 10);
-    config.memory_reservation_for_growth(0);
-    if let Some(options) = pool {
-        // Per-user needs measured for a Rust guest: core instances 4, tables 2, memories 1,
-        // stacks 1. Headroom covers trap replacements and interpreted-language guests.
-        let users = (options.max_users as u32).saturating_mul(5) / 4 + 16;
-        let mut pooling = PoolingAllocationConfig::default();
-        pooling
-            .total_component_instances(users)
-            .total_core_instances(users.saturating_mul(8))
-            .total_memories(users.saturating_mul(2))
-            .total_tables(users.saturating_mul(4))
-            .total_stacks(users)
-            .max_core_instances_per_component(64)
-            .max_memories_per_component(8)
-            .max_tables_per_component(16)
-            .max_memory_size(options.memory_cap)
-            .max_component_instance_size(1 << 20)
-            .max_core_instance_size(1 << 20);
-        config.allocation_strategy(InstanceAllocationStrategy::Pooling(pooling));
-    }
     Engine::new(&config).map_err(|e| PluginError::Engine(format!("{e:#}")))
 }
 

@@ -1,11 +1,12 @@
-//! What one virtual user's Store holds: its resource table, its sandboxed WASI context, its
-//! limits, its connection, RNG and statistics shard, and the clock of its guest CPU time.
+//! What the Store of a group of virtual users holds: the resource table (with each user's own
+//! state), the sandboxed WASI context, the limits, the statistics shard, and the clock of the
+//! guest's CPU time.
 
 use std::collections::{HashMap, VecDeque};
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use rand_core::SeedableRng;
 use rand_pcg::Pcg64Mcg;
@@ -14,7 +15,6 @@ use wasmtime::{StoreLimits, StoreLimitsBuilder};
 use wasmtime_wasi::cli::{IsTerminal, StdoutStream};
 use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 
-use super::courier::Courier;
 use super::data::DataSets;
 use crate::client::ClientConfig;
 use crate::stats::Shard;
@@ -26,73 +26,58 @@ pub struct RunEnv {
     pub config_values: HashMap<String, String>,
     pub data: DataSets,
     pub seed: u64,
-    /// Guest CPU time one call into the plugin may use (time awaiting the host not counted).
+    /// Guest CPU time the plugin may run without a break (without calling the host).
     pub cpu_budget: Duration,
-    /// Linear memory one user may grow to.
+    /// Linear memory one plugin instance (a group of users) may grow to.
     pub memory_cap: usize,
     /// Print every request and response (`--trace`).
     pub trace: bool,
 }
 
-/// Guest CPU accounting: wall time inside a plugin call minus time spent awaiting the host.
+/// Guest CPU accounting for a Store whose instance runs many users' tasks concurrently. The
+/// epoch callback fires while guest code runs; if, from one callback to the next, nothing
+/// reached the host (no call into the guest began or ended, no host function ran), the guest
+/// ran on its own the whole tick. Enough such ticks in a row exceed the budget.
 #[derive(Default)]
-pub struct CpuClock {
-    call_started: Option<Instant>,
-    in_host: Duration,
-    host_since: Option<Instant>,
+pub struct GuestClock {
+    activity: u64,
+    seen: u64,
+    idle_ticks: u32,
 }
 
-impl CpuClock {
-    pub fn start_call(&mut self) {
-        self.call_started = Some(Instant::now());
-        self.in_host = Duration::ZERO;
-        self.host_since = None;
+impl GuestClock {
+    /// Something other than uninterrupted guest computation happened.
+    pub fn host_activity(&mut self) {
+        self.activity = self.activity.wrapping_add(1);
     }
 
-    pub fn end_call(&mut self) {
-        self.call_started = None;
-    }
-
-    pub fn enter_host(&mut self, now: Instant) {
-        self.host_since = Some(now);
-    }
-
-    pub fn leave_host(&mut self) {
-        if let Some(since) = self.host_since.take() {
-            self.in_host += since.elapsed();
+    /// Called from the epoch callback: how many ticks the guest has now run without a break.
+    pub fn tick(&mut self) -> u32 {
+        if self.activity == self.seen {
+            self.idle_ticks += 1;
+        } else {
+            self.seen = self.activity;
+            self.idle_ticks = 1;
         }
-    }
-
-    /// Guest time used by the current call so far.
-    pub fn guest_time(&self) -> Duration {
-        match (self.call_started, self.host_since) {
-            // Awaiting the host right now: the guest is not running.
-            (_, Some(_)) | (None, _) => Duration::ZERO,
-            (Some(started), None) => started.elapsed().saturating_sub(self.in_host),
-        }
+        self.idle_ticks
     }
 }
 
-/// The Store data of one virtual user.
-pub struct UserState {
+/// The Store data of one group of virtual users (one plugin instance): the resource table
+/// (which also holds each user's own state, see `UserContextState`), the sandboxed WASI
+/// context, the limits, and where statistics go.
+pub struct GroupState {
     pub table: ResourceTable,
     pub wasi: WasiCtx,
     pub limits: StoreLimits,
     pub env: Arc<RunEnv>,
     pub shard: Arc<Shard>,
-    /// Where `send` hands its request to the user's task (see courier.rs).
-    pub courier: Arc<Courier>,
-    /// The user's own RNG for `random-u64`, seeded from (seed, user id).
-    pub rng: Pcg64Mcg,
-    pub user_id: u64,
-    pub cpu: CpuClock,
-    /// Catch-response responses without a verdict yet (table reps).
-    pub pending: Vec<u32>,
+    pub clock: GuestClock,
     /// The guest's last stderr lines: a panic message arrives there before the trap.
     pub stderr_tail: Arc<Mutex<VecDeque<String>>>,
 }
 
-impl WasiView for UserState {
+impl WasiView for GroupState {
     fn ctx(&mut self) -> WasiCtxView<'_> {
         WasiCtxView {
             ctx: &mut self.wasi,
@@ -111,26 +96,34 @@ pub fn user_seed(seed: u64, user_id: u64, stream: u64) -> u64 {
     z ^ (z >> 31)
 }
 
-impl UserState {
-    pub fn new(env: Arc<RunEnv>, shard: Arc<Shard>, user_id: u64) -> Self {
+impl GroupState {
+    /// `group_id` seeds the group's WASI randomness (a user's own numbers come from its
+    /// `user-context`, seeded per user).
+    pub fn new(env: Arc<RunEnv>, shard: Arc<Shard>, group_id: u64) -> Self {
         let stderr_tail = Arc::new(Mutex::new(VecDeque::new()));
-        let wasi = sandboxed_wasi(env.seed, user_id, stderr_tail.clone());
+        let wasi = sandboxed_wasi(env.seed, group_id, stderr_tail.clone());
         let limits = StoreLimitsBuilder::new()
             .memory_size(env.memory_cap)
             .trap_on_grow_failure(true)
             .build();
-        UserState {
+        GroupState {
             table: ResourceTable::new(),
             wasi,
             limits,
             shard,
-            courier: Arc::default(),
-            rng: Pcg64Mcg::seed_from_u64(user_seed(env.seed, user_id, 1)),
-            user_id,
-            cpu: CpuClock::default(),
-            pending: Vec::new(),
+            clock: GuestClock::default(),
             stderr_tail,
             env,
+        }
+    }
+
+    /// A new user's own state.
+    pub fn new_user(&self, user_id: u64) -> super::host_impl::UserContextState {
+        super::host_impl::UserContextState {
+            user_id,
+            rng: Pcg64Mcg::seed_from_u64(user_seed(self.env.seed, user_id, 1)),
+            pending: Vec::new(),
+            conn: None,
         }
     }
 
@@ -149,33 +142,33 @@ impl UserState {
 }
 
 /// WASI with nothing to reach: no preopens, no env, no args, no network (sockets deny every
-/// address), stdin closed; stdout/stderr go to perfhost's log; random is the user's seeded RNG.
-fn sandboxed_wasi(seed: u64, user_id: u64, stderr_tail: Arc<Mutex<VecDeque<String>>>) -> WasiCtx {
+/// address), stdin closed; stdout/stderr go to perfhost's log; random is the group's seeded RNG.
+fn sandboxed_wasi(seed: u64, group_id: u64, stderr_tail: Arc<Mutex<VecDeque<String>>>) -> WasiCtx {
     let mut builder = WasiCtxBuilder::new();
     builder
         .stdout(GuestOutput {
-            user_id,
+            group_id,
             stream: "stdout",
             tail: None,
         })
         .stderr(GuestOutput {
-            user_id,
+            group_id,
             stream: "stderr",
             tail: Some(stderr_tail),
         })
         .allow_tcp(false)
         .allow_udp(false)
         .allow_ip_name_lookup(false)
-        .secure_random(rand_pcg::Pcg64::seed_from_u64(user_seed(seed, user_id, 2)))
-        .insecure_random(rand_pcg::Pcg64::seed_from_u64(user_seed(seed, user_id, 3)))
-        .insecure_random_seed(u128::from(user_seed(seed, user_id, 4)));
+        .secure_random(rand_pcg::Pcg64::seed_from_u64(user_seed(seed, group_id, 2)))
+        .insecure_random(rand_pcg::Pcg64::seed_from_u64(user_seed(seed, group_id, 3)))
+        .insecure_random_seed(u128::from(user_seed(seed, group_id, 4)));
     builder.build()
 }
 
 /// A guest's stdout or stderr, written line by line into perfhost's log.
 #[derive(Clone)]
 struct GuestOutput {
-    user_id: u64,
+    group_id: u64,
     stream: &'static str,
     tail: Option<Arc<Mutex<VecDeque<String>>>>,
 }
@@ -208,7 +201,7 @@ impl LineLogger {
             let line: Vec<u8> = self.buf.drain(..=pos).collect();
             let line = String::from_utf8_lossy(&line[..line.len() - 1]).into_owned();
             tracing::info!(
-                user = self.out.user_id,
+                group = self.out.group_id,
                 stream = self.out.stream,
                 "plugin: {line}"
             );

@@ -1,20 +1,22 @@
-//! One virtual user: a Store with its own instance of the plugin and the plugin's `user`
-//! resource. A trap stays inside this user: the Store is then dropped whole and the engine
-//! creates a fresh user after the wait time.
+//! Groups of virtual users. A group is one Store with one instance of a plugin; each of its
+//! users is a `user` resource in that instance, and their calls run concurrently
+//! (component-model async): while one user awaits a response the others run. A trap in any
+//! call poisons the instance, so it ends the whole group; the engine then re-creates it.
 
 use std::sync::Arc;
 
-use wasmtime::component::{ResourceAny, ResourceTable};
+use wasmtime::component::{Accessor, ResourceAny, ResourceTable};
 use wasmtime::{Engine, Store, UpdateDeadline};
 
 use super::bindings::perfhost::plugin::types::{self as wit, WaitTime as WitWait};
 use super::bindings::{Plugin, PluginPre};
-use super::courier::{self, Courier};
-use super::host_impl::UserContextState;
-use super::state::{RunEnv, UserState};
-use super::{PluginError, PluginSet, TaskInfo, UserClass, WaitTime};
-use crate::client::Connection;
+use super::state::{GroupState, RunEnv};
+use super::{PluginError, PluginSet, TaskInfo, UserClass, WaitTime, EPOCH_TICK};
 use crate::stats::Shard;
+
+/// Users per plugin instance at most: bounds what one trap takes down and how far one
+/// instance's memory grows.
+pub const GROUP_SIZE: usize = 10_000;
 
 /// What a task reported.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -25,52 +27,32 @@ pub enum TaskOutcome {
     Reschedule,
 }
 
-/// A user's call into its plugin failed: the user is unusable from here on.
+/// Why a group's instance is gone.
 #[derive(Debug, Clone, thiserror::Error)]
-pub enum UserError {
-    /// The guest trapped (panic, CPU budget, memory cap, …); the message says which.
+pub enum GroupError {
+    /// A guest call trapped (panic, CPU budget, memory cap, …); the message says which.
     #[error("{0}")]
     Trapped(String),
-    /// The user could not be created.
-    #[error("cannot create user: {0}")]
+    /// The instance could not be created.
+    #[error("cannot create the plugin instance: {0}")]
     Create(String),
 }
 
-/// Calls a method of the plugin's `user` resource with the guest-CPU clock running.
-macro_rules! guest_call {
-    ($me:ident, $method:ident $(, $arg:expr)*) => {{
-        // Deadlines are absolute: re-arm one tick from now, so a call that starts after a long
-        // wait does not run into an already-expired deadline (a callback and a yield per call).
-        $me.store.set_epoch_deadline(1);
-        $me.store.data_mut().cpu.start_call();
-        let user = $me.user;
-        let guest = $me.plugin.perfhost_plugin_behaviour().user();
-        let call = guest.$method(&mut $me.store, user $(, $arg)*);
-        courier::drive(&$me.courier, &mut $me.conn, call).await
-    }};
-}
-
-/// A live virtual user.
-pub struct PluginUser {
-    store: Store<UserState>,
+/// One plugin instance and the Store that holds it.
+pub struct Group {
+    store: Store<GroupState>,
     plugin: Plugin,
-    user: ResourceAny,
-    /// The user's keep-alive connection, driven by the user's task (see courier.rs).
-    conn: Connection,
-    courier: Arc<Courier>,
-    /// The plugin (index into the set) and class of this user.
-    pub plugin_index: usize,
-    pub class: u32,
 }
 
-fn new_store(engine: &Engine, state: UserState) -> Store<UserState> {
+fn new_store(engine: &Engine, state: GroupState) -> Store<GroupState> {
     let mut store = Store::new(engine, state);
     store.limiter(|state| &mut state.limits);
-    // The deadline is absolute: after a long await on the host it fires at once, so the
-    // callback measures the guest's own time and only then decides.
-    store.epoch_deadline_callback(|ctx| {
-        let state = ctx.data();
-        if state.cpu.guest_time() > state.env.cpu_budget {
+    // The deadline callback runs while guest code runs. Yielding lets the group's other users
+    // go on; a guest that computed the whole budget without reaching the host is stopped.
+    store.epoch_deadline_callback(|mut ctx| {
+        let state = ctx.data_mut();
+        let ran = EPOCH_TICK * state.clock.tick();
+        if ran > state.env.cpu_budget {
             return Err(wasmtime::Error::new(BudgetExceeded(
                 state.env.cpu_budget.as_millis() as u64,
             )));
@@ -88,7 +70,7 @@ impl std::fmt::Display for BudgetExceeded {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(
             f,
-            "the plugin used more than its {} ms CPU budget in one call (endless loop?)",
+            "the plugin computed for more than its {} ms CPU budget without a break (endless loop?)",
             self.0
         )
     }
@@ -96,143 +78,155 @@ impl std::fmt::Display for BudgetExceeded {
 
 impl std::error::Error for BudgetExceeded {}
 
-impl PluginUser {
-    /// Instantiates plugin `plugin_index` for user `id` of class `class` and runs its constructor.
+impl Group {
+    /// Instantiates plugin `plugin_index`; `group_id` seeds the instance's WASI randomness.
     pub async fn create(
         set: &PluginSet,
         plugin_index: usize,
-        class: u32,
-        id: u64,
+        group_id: u64,
         env: Arc<RunEnv>,
         shard: Arc<Shard>,
-    ) -> Result<Self, UserError> {
-        match Self::create_in(
-            set.pooled(),
-            plugin_index,
-            class,
-            id,
-            env.clone(),
-            shard.clone(),
-        )
-        .await
-        {
-            Err(CreateError::PoolFull) => {
-                let slot = set.fallback().map_err(UserError::Create)?;
-                Self::create_in(slot, plugin_index, class, id, env, shard)
-                    .await
-                    .map_err(|e| e.into_user_error())
-            }
-            other => other.map_err(|e| e.into_user_error()),
-        }
-    }
-
-    async fn create_in(
-        slot: &super::EngineSlot,
-        plugin_index: usize,
-        class: u32,
-        id: u64,
-        env: Arc<RunEnv>,
-        shard: Arc<Shard>,
-    ) -> Result<Self, CreateError> {
-        let pre = slot
+    ) -> Result<Self, GroupError> {
+        let pre = set
             .pres
             .get(plugin_index)
-            .ok_or_else(|| CreateError::Other("no such plugin".into()))?;
-        let mut store = new_store(&slot.engine, UserState::new(env, shard, id));
-        let plugin = match pre.instantiate_async(&mut store).await {
-            Ok(plugin) => plugin,
-            Err(err) if err.is::<wasmtime::PoolConcurrencyLimitError>() => {
-                return Err(CreateError::PoolFull)
-            }
-            Err(err) => return Err(CreateError::Other(format!("{err:#}"))),
-        };
-        let ctx = store
-            .data_mut()
-            .table
-            .push(UserContextState)
-            .map_err(|e| CreateError::Other(e.to_string()))?;
-        store.data_mut().cpu.start_call();
-        let courier = store.data().courier.clone();
-        let mut conn = Connection::new(store.data().env.client.clone());
+            .ok_or_else(|| GroupError::Create("no such plugin".into()))?;
+        let mut store = new_store(&set.engine, GroupState::new(env, shard, group_id));
+        let plugin = pre
+            .instantiate_async(&mut store)
+            .await
+            .map_err(|err| GroupError::Create(format!("{err:#}")))?;
+        Ok(Group { store, plugin })
+    }
+
+    /// Runs `body`, which drives the group's users through the accessor. A trap in any guest
+    /// call ends it early and comes back as `GroupError::Trapped` with a clear message.
+    pub async fn run<R: Send>(
+        &mut self,
+        body: impl AsyncFnOnce(&Accessor<GroupState>, &Plugin) -> wasmtime::Result<R> + Send,
+    ) -> Result<R, GroupError> {
+        let Group { store, plugin } = self;
+        let result = store
+            .run_concurrent(async |accessor| body(accessor, plugin).await)
+            .await;
+        result
+            .and_then(|inner| inner)
+            .map_err(|err| GroupError::Trapped(trap_message(store, &err)))
+    }
+}
+
+/// One user inside a group: its `user` resource and its `user-context` (table rep).
+pub struct UserHandle {
+    user: ResourceAny,
+    ctx: u32,
+}
+
+/// Notes host activity (for the CPU budget) around every call into the guest.
+fn activity(accessor: &Accessor<GroupState>) {
+    accessor.with(|mut access| access.get().clock.host_activity());
+}
+
+impl UserHandle {
+    /// Creates user `id` of class `class` in the group's instance.
+    pub async fn create(
+        accessor: &Accessor<GroupState>,
+        plugin: &Plugin,
+        class: u32,
+        id: u64,
+    ) -> wasmtime::Result<Self> {
+        let ctx = accessor.with(|mut access| {
+            let state = access.get();
+            state.clock.host_activity();
+            let user = state.new_user(id);
+            state.table.push(user)
+        })?;
+        let rep = ctx.rep();
         let guest = plugin.perfhost_plugin_behaviour().user();
-        let call = guest.call_constructor(&mut store, class, id, ctx);
-        let result = courier::drive(&courier, &mut conn, call).await;
-        store.data_mut().cpu.end_call();
-        match result {
-            Ok(user) => Ok(PluginUser {
-                store,
-                plugin,
-                user,
-                conn,
-                courier,
-                plugin_index,
-                class,
-            }),
-            Err(err) => Err(CreateError::Trapped(trap_message(&store, &err))),
-        }
+        let user = guest.call_constructor(accessor, class, id, ctx).await?;
+        activity(accessor);
+        Ok(UserHandle { user, ctx: rep })
     }
 
     /// Runs `on-start`.
-    pub async fn on_start(&mut self) -> Result<TaskOutcome, UserError> {
-        let result = guest_call!(self, call_on_start);
-        self.finish_call(result.map(outcome))
+    pub async fn on_start(
+        &self,
+        accessor: &Accessor<GroupState>,
+        plugin: &Plugin,
+    ) -> wasmtime::Result<TaskOutcome> {
+        activity(accessor);
+        let guest = plugin.perfhost_plugin_behaviour().user();
+        let result = guest.call_on_start(accessor, self.user).await;
+        self.settle(accessor);
+        result.map(outcome)
     }
 
     /// Runs task `task`; afterwards every response without a verdict gets the default rule.
-    pub async fn run_task(&mut self, task: u32) -> Result<TaskOutcome, UserError> {
-        let result = guest_call!(self, call_run_task, task);
-        self.finish_call(result.map(outcome))
+    pub async fn run_task(
+        &self,
+        accessor: &Accessor<GroupState>,
+        plugin: &Plugin,
+        task: u32,
+    ) -> wasmtime::Result<TaskOutcome> {
+        activity(accessor);
+        let guest = plugin.perfhost_plugin_behaviour().user();
+        let result = guest.call_run_task(accessor, self.user, task).await;
+        self.settle(accessor);
+        result.map(outcome)
     }
 
     /// For sequential classes: the plugin's choice of the next task.
-    pub async fn next_task(&mut self) -> Result<Option<u32>, UserError> {
-        let result = guest_call!(self, call_next_task);
-        self.finish_call(result)
+    pub async fn next_task(
+        &self,
+        accessor: &Accessor<GroupState>,
+        plugin: &Plugin,
+    ) -> wasmtime::Result<Option<u32>> {
+        activity(accessor);
+        let guest = plugin.perfhost_plugin_behaviour().user();
+        let result = guest.call_next_task(accessor, self.user).await;
+        activity(accessor);
+        result
     }
 
     /// For custom wait times: the plugin's next wait in milliseconds.
-    pub async fn next_wait_ms(&mut self) -> Result<u32, UserError> {
-        let result = guest_call!(self, call_next_wait_ms);
-        self.finish_call(result)
+    pub async fn next_wait_ms(
+        &self,
+        accessor: &Accessor<GroupState>,
+        plugin: &Plugin,
+    ) -> wasmtime::Result<u32> {
+        activity(accessor);
+        let guest = plugin.perfhost_plugin_behaviour().user();
+        let result = guest.call_next_wait_ms(accessor, self.user).await;
+        activity(accessor);
+        result
     }
 
-    /// Runs `on-stop`, then drops the user's resource.
-    pub async fn on_stop(mut self) -> Result<(), UserError> {
-        let result = guest_call!(self, call_on_stop);
-        self.finish_call(result)?;
-        let drop = self.user.resource_drop_async(&mut self.store);
-        let _ = courier::drive(&self.courier, &mut self.conn, drop).await;
-        Ok(())
+    /// Runs `on-stop`. The guest's `user` value stays in the instance until the instance ends
+    /// (a guest destructor cannot be called from inside the group's concurrent run); it is a
+    /// few hundred bytes, and only users removed by a load shape leave one behind.
+    pub async fn on_stop(
+        self,
+        accessor: &Accessor<GroupState>,
+        plugin: &Plugin,
+    ) -> wasmtime::Result<()> {
+        activity(accessor);
+        let guest = plugin.perfhost_plugin_behaviour().user();
+        let result = guest.call_on_stop(accessor, self.user).await;
+        self.settle(accessor);
+        result
     }
 
-    /// Settles pending verdicts; a trap becomes a `UserError` carrying a clear message.
-    fn finish_call<T>(&mut self, result: wasmtime::Result<T>) -> Result<T, UserError> {
-        let state = self.store.data_mut();
-        state.cpu.end_call();
-        state.settle_pending();
-        result.map_err(|err| UserError::Trapped(trap_message(&self.store, &err)))
-    }
-}
-
-enum CreateError {
-    PoolFull,
-    Trapped(String),
-    Other(String),
-}
-
-impl CreateError {
-    fn into_user_error(self) -> UserError {
-        match self {
-            CreateError::PoolFull => UserError::Create("the instance pool is full".into()),
-            CreateError::Trapped(m) => UserError::Trapped(m),
-            CreateError::Other(m) => UserError::Create(m),
-        }
+    fn settle(&self, accessor: &Accessor<GroupState>) {
+        accessor.with(|mut access| {
+            let state = access.get();
+            state.clock.host_activity();
+            state.settle_pending(self.ctx);
+        });
     }
 }
 
 /// One line saying why the guest stopped: its panic message, the CPU budget, the memory cap,
 /// or the trap itself.
-fn trap_message(store: &Store<UserState>, err: &wasmtime::Error) -> String {
+fn trap_message(store: &Store<GroupState>, err: &wasmtime::Error) -> String {
     if let Some(budget) = err.downcast_ref::<BudgetExceeded>() {
         return budget.to_string();
     }
@@ -265,7 +259,7 @@ fn outcome(o: wit::TaskOutcome) -> TaskOutcome {
 /// Calls `describe()` in a throwaway store.
 pub(super) async fn describe(
     engine: &Engine,
-    pre: &PluginPre<UserState>,
+    pre: &PluginPre<GroupState>,
     name: &str,
 ) -> Result<Vec<UserClass>, PluginError> {
     let env = Arc::new(RunEnv {
@@ -285,7 +279,7 @@ pub(super) async fn describe(
         memory_cap: super::DEFAULT_MEMORY_CAP,
         trace: false,
     });
-    let mut state = UserState::new(env, Arc::new(Shard::default()), u64::MAX);
+    let mut state = GroupState::new(env, Arc::new(Shard::default()), u64::MAX);
     state.table = ResourceTable::new();
     let mut store = new_store(engine, state);
     let failed = |why: String| PluginError::Describe {
@@ -296,11 +290,15 @@ pub(super) async fn describe(
         .instantiate_async(&mut store)
         .await
         .map_err(|e| failed(format!("{e:#}")))?;
-    store.data_mut().cpu.start_call();
-    let classes = plugin
-        .perfhost_plugin_behaviour()
-        .call_describe(&mut store)
+    let classes = store
+        .run_concurrent(async |accessor| {
+            plugin
+                .perfhost_plugin_behaviour()
+                .call_describe(accessor)
+                .await
+        })
         .await
+        .and_then(|classes| classes)
         .map_err(|e| failed(trap_message(&store, &e)))?;
     if classes.is_empty() {
         return Err(failed("it declares no user class".into()));

@@ -13,19 +13,19 @@ impl User for AuditorUser {
     const WEIGHT: u32 = 7;
     const WAIT: WaitTime = between(1_000, 3_000);
     const TASKS: &'static [Task<Self>] = &[
-        task("verify_standard", 10, Self::verify_standard),
-        task("verify_many_sources", 3, Self::verify_many_sources),
-        task("verify_strict", 2, Self::verify_strict),
-        task("health", 1, Self::health),
-        task("metrics", 1, Self::metrics),
+        task!("verify_standard", 10, Self::verify_standard),
+        task!("verify_many_sources", 3, Self::verify_many_sources),
+        task!("verify_strict", 2, Self::verify_strict),
+        task!("health", 1, Self::health),
+        task!("metrics", 1, Self::metrics),
     ];
 
     fn new(_ctx: &Context) -> Self {
         AuditorUser
     }
 
-    fn on_start(&self, ctx: &Context) -> TaskResult {
-        ctx.get("/health").name("/health").send()?;
+    async fn on_start(&self, ctx: &Context) -> TaskResult {
+        ctx.get("/health").name("/health").send().await?;
         Ok(())
     }
 }
@@ -36,32 +36,43 @@ struct Health {
 }
 
 impl AuditorUser {
-    fn verify(ctx: &Context, sources: usize, options: &str, name: &'static str) -> TaskResult {
+    async fn verify(
+        ctx: &Context,
+        sources: usize,
+        options: &str,
+        name: &'static str,
+    ) -> TaskResult {
         let body = verify_body(ctx, sources, options);
         let resp = ctx
             .post("/verify")
             .name(name)
             .json_bytes(body)
             .catch_response()
-            .send()?;
+            .send()
+            .await?;
         judge_verify(&resp);
         Ok(())
     }
 
-    fn verify_standard(&self, ctx: &Context) -> TaskResult {
-        Self::verify(ctx, 3, STANDARD, "/verify (standard)")
+    async fn verify_standard(&self, ctx: &Context) -> TaskResult {
+        Self::verify(ctx, 3, STANDARD, "/verify (standard)").await
     }
 
-    fn verify_many_sources(&self, ctx: &Context) -> TaskResult {
-        Self::verify(ctx, 4, STANDARD, "/verify (many sources)")
+    async fn verify_many_sources(&self, ctx: &Context) -> TaskResult {
+        Self::verify(ctx, 4, STANDARD, "/verify (many sources)").await
     }
 
-    fn verify_strict(&self, ctx: &Context) -> TaskResult {
-        Self::verify(ctx, 3, STRICT, "/verify (strict mode)")
+    async fn verify_strict(&self, ctx: &Context) -> TaskResult {
+        Self::verify(ctx, 3, STRICT, "/verify (strict mode)").await
     }
 
-    fn health(&self, ctx: &Context) -> TaskResult {
-        let resp = ctx.get("/health").name("/health").catch_response().send()?;
+    async fn health(&self, ctx: &Context) -> TaskResult {
+        let resp = ctx
+            .get("/health")
+            .name("/health")
+            .catch_response()
+            .send()
+            .await?;
         match resp.status() {
             200 => match resp.json::<Health>() {
                 Ok(Health { status: Some(s) }) if s == "healthy" => resp.success(),
@@ -76,12 +87,13 @@ impl AuditorUser {
         Ok(())
     }
 
-    fn metrics(&self, ctx: &Context) -> TaskResult {
+    async fn metrics(&self, ctx: &Context) -> TaskResult {
         let resp = ctx
             .get("/metrics")
             .name("/metrics")
             .catch_response()
-            .send()?;
+            .send()
+            .await?;
         // 404: metrics are disabled on this deployment, which is fine.
         match resp.status() {
             200 | 404 => resp.success(),

@@ -12,7 +12,7 @@ impl User for BenchVerify {
     const NAME: &'static str = "BenchVerify";
     const WEIGHT: u32 = 1;
     const WAIT: WaitTime = constant(0);
-    const TASKS: &'static [Task<Self>] = &[task("verify", 1, Self::verify)];
+    const TASKS: &'static [Task<Self>] = &[task!("verify", 1, Self::verify)];
 
     fn new(_ctx: &Context) -> Self {
         BenchVerify
@@ -20,13 +20,14 @@ impl User for BenchVerify {
 }
 
 impl BenchVerify {
-    fn verify(&self, ctx: &Context) -> TaskResult {
+    async fn verify(&self, ctx: &Context) -> TaskResult {
         let resp = ctx
             .post("/verify")
             .name("/verify (bench)")
             .json_bytes(verify_body(ctx, 3, STANDARD))
             .catch_response()
-            .send()?;
+            .send()
+            .await?;
         judge_verify(&resp);
         Ok(())
     }

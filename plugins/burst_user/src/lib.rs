@@ -12,7 +12,7 @@ impl User for BurstUser {
     const NAME: &'static str = "BurstUser";
     const WEIGHT: u32 = 2;
     const WAIT: WaitTime = between(100, 500);
-    const TASKS: &'static [Task<Self>] = &[task("verify", 1, Self::verify)];
+    const TASKS: &'static [Task<Self>] = &[task!("verify", 1, Self::verify)];
 
     fn new(_ctx: &Context) -> Self {
         BurstUser
@@ -20,13 +20,14 @@ impl User for BurstUser {
 }
 
 impl BurstUser {
-    fn verify(&self, ctx: &Context) -> TaskResult {
+    async fn verify(&self, ctx: &Context) -> TaskResult {
         let resp = ctx
             .post("/verify")
             .name("/verify (burst)")
             .json_bytes(verify_body(ctx, 2, STANDARD))
             .catch_response()
-            .send()?;
+            .send()
+            .await?;
         match resp.status() {
             200 | 429 => resp.success(),
             status => resp.failure(format!("HTTP {status}")),

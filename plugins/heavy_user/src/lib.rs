@@ -11,7 +11,7 @@ impl User for HeavyUser {
     const NAME: &'static str = "HeavyUser";
     const WEIGHT: u32 = 1;
     const WAIT: WaitTime = between(2_000, 5_000);
-    const TASKS: &'static [Task<Self>] = &[task("verify", 1, Self::verify)];
+    const TASKS: &'static [Task<Self>] = &[task!("verify", 1, Self::verify)];
 
     fn new(_ctx: &Context) -> Self {
         HeavyUser
@@ -19,13 +19,14 @@ impl User for HeavyUser {
 }
 
 impl HeavyUser {
-    fn verify(&self, ctx: &Context) -> TaskResult {
+    async fn verify(&self, ctx: &Context) -> TaskResult {
         let resp = ctx
             .post("/verify")
             .name("/verify (large)")
             .json_bytes(verify_body(ctx, SOURCES.len(), STANDARD))
             .catch_response()
-            .send()?;
+            .send()
+            .await?;
         judge_verify(&resp);
         Ok(())
     }

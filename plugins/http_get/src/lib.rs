@@ -15,7 +15,7 @@ impl User for HttpGet {
     const NAME: &'static str = "HttpGet";
     const WEIGHT: u32 = 1;
     const WAIT: WaitTime = constant(0);
-    const TASKS: &'static [Task<Self>] = &[task("request", 1, Self::request)];
+    const TASKS: &'static [Task<Self>] = &[task!("request", 1, Self::request)];
 
     fn new(ctx: &Context) -> Self {
         HttpGet {
@@ -26,11 +26,12 @@ impl User for HttpGet {
 }
 
 impl HttpGet {
-    fn request(&self, ctx: &Context) -> TaskResult {
+    async fn request(&self, ctx: &Context) -> TaskResult {
         // The body is never read, so it is never copied into the plugin.
         ctx.request(self.method.as_str(), self.path.as_str())
             .name(self.path.as_str())
-            .send()?;
+            .send()
+            .await?;
         Ok(())
     }
 }

@@ -1,12 +1,14 @@
 //! The glue between [`User`] classes and the contract's `behaviour` export.
 
+use std::future::Future;
 use std::marker::PhantomData;
+use std::pin::Pin;
 
 use crate::bindings::exports::perfhost::plugin::behaviour::GuestUser;
 use crate::bindings::perfhost::plugin::host::UserContext;
 use crate::bindings::perfhost::plugin::types::{TaskInfo, TaskOutcome, UserClass};
 use crate::context::Context;
-use crate::user::{TaskError, User};
+use crate::user::{TaskError, TaskFuture, User};
 
 /// Turns user classes into the component's exports. List every [`User`] class of the plugin,
 /// in the order their indices should have:
@@ -94,27 +96,21 @@ pub mod __private {
 
     /// A [`User`] behind a vtable, so one resource type serves every class.
     pub trait ErasedUser {
-        fn on_start(&self, ctx: &Context) -> TaskOutcome;
-        fn run_task(&self, ctx: &Context, task: u32) -> TaskOutcome;
+        fn on_start<'a>(&'a self, ctx: &'a Context) -> TaskFuture<'a>;
+        fn run_task<'a>(&'a self, ctx: &'a Context, task: u32) -> Option<TaskFuture<'a>>;
         fn next_task(&self, ctx: &Context) -> Option<u32>;
         fn next_wait_ms(&self, ctx: &Context) -> u32;
-        fn on_stop(&self, ctx: &Context);
+        fn on_stop<'a>(&'a self, ctx: &'a Context) -> Pin<Box<dyn Future<Output = ()> + 'a>>;
+        fn describe_missing_task(&self, task: u32) -> String;
     }
 
     impl<U: User> ErasedUser for U {
-        fn on_start(&self, ctx: &Context) -> TaskOutcome {
-            TaskError::into_outcome(User::on_start(self, ctx))
+        fn on_start<'a>(&'a self, ctx: &'a Context) -> TaskFuture<'a> {
+            Box::pin(User::on_start(self, ctx))
         }
 
-        fn run_task(&self, ctx: &Context, task: u32) -> TaskOutcome {
-            match U::TASKS.get(task as usize) {
-                Some(t) => TaskError::into_outcome((t.run)(self, ctx)),
-                None => TaskOutcome::Error(format!(
-                    "class {} has no task {task} (it has {})",
-                    U::NAME,
-                    U::TASKS.len()
-                )),
-            }
+        fn run_task<'a>(&'a self, ctx: &'a Context, task: u32) -> Option<TaskFuture<'a>> {
+            U::TASKS.get(task as usize).map(|t| (t.run)(self, ctx))
         }
 
         fn next_task(&self, ctx: &Context) -> Option<u32> {
@@ -125,8 +121,16 @@ pub mod __private {
             User::next_wait_ms(self, ctx)
         }
 
-        fn on_stop(&self, ctx: &Context) {
-            User::on_stop(self, ctx)
+        fn on_stop<'a>(&'a self, ctx: &'a Context) -> Pin<Box<dyn Future<Output = ()> + 'a>> {
+            Box::pin(User::on_stop(self, ctx))
+        }
+
+        fn describe_missing_task(&self, task: u32) -> String {
+            format!(
+                "class {} has no task {task} (it has {})",
+                U::NAME,
+                U::TASKS.len()
+            )
         }
     }
 
@@ -155,12 +159,15 @@ pub mod __private {
             }
         }
 
-        fn on_start(&self) -> TaskOutcome {
-            self.user.on_start(&self.ctx)
+        async fn on_start(&self) -> TaskOutcome {
+            TaskError::into_outcome(self.user.on_start(&self.ctx).await)
         }
 
-        fn run_task(&self, task: u32) -> TaskOutcome {
-            self.user.run_task(&self.ctx, task)
+        async fn run_task(&self, task: u32) -> TaskOutcome {
+            match self.user.run_task(&self.ctx, task) {
+                Some(run) => TaskError::into_outcome(run.await),
+                None => TaskOutcome::Error(self.user.describe_missing_task(task)),
+            }
         }
 
         fn next_task(&self) -> Option<u32> {
@@ -171,8 +178,8 @@ pub mod __private {
             self.user.next_wait_ms(&self.ctx)
         }
 
-        fn on_stop(&self) {
-            self.user.on_stop(&self.ctx)
+        async fn on_stop(&self) {
+            self.user.on_stop(&self.ctx).await
         }
     }
 }

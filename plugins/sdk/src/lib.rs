@@ -2,7 +2,7 @@
 //!
 //! Write perfhost virtual-user behaviours in Rust. A plugin is a
 //! WebAssembly component (`cargo build --release --target wasm32-wasip2`) that implements the
-//! `perfhost:plugin@0.1.0` contract; this crate generates the bindings for it and adds an
+//! `perfhost:plugin@0.2.0` contract; this crate generates the bindings for it and adds an
 //! ergonomic layer on top:
 //!
 //! * a declarative [`User`] trait: class name, weight, [wait time](crate::between), weighted
@@ -32,8 +32,8 @@
 //!     const WEIGHT: u32 = 3;
 //!     const WAIT: WaitTime = between(1_000, 3_000);
 //!     const TASKS: &'static [Task<Self>] = &[
-//!         task("home", 3, Self::home),
-//!         task("product", 1, Self::product),
+//!         task!("home", 3, Self::home),
+//!         task!("product", 1, Self::product),
 //!     ];
 //!
 //!     fn new(_ctx: &Context) -> Self {
@@ -42,19 +42,20 @@
 //! }
 //!
 //! impl Shopper {
-//!     fn home(&self, ctx: &Context) -> TaskResult {
-//!         ctx.get("/").name("home").send()?;
+//!     async fn home(&self, ctx: &Context) -> TaskResult {
+//!         ctx.get("/").name("home").send().await?;
 //!         self.pages.set(self.pages.get() + 1);
 //!         Ok(())
 //!     }
 //!
-//!     fn product(&self, ctx: &Context) -> TaskResult {
+//!     async fn product(&self, ctx: &Context) -> TaskResult {
 //!         let id = ctx.random_range(1, 100);
 //!         let resp = ctx
 //!             .get(format!("/products/{id}"))
 //!             .name("/products/[id]")
 //!             .catch_response()
-//!             .send()?;
+//!             .send()
+//!             .await?;
 //!         match resp.status() {
 //!             200 | 404 => resp.success(),
 //!             status => resp.failure(format!("unexpected status {status}")),
@@ -70,9 +71,11 @@
 //!
 //! ## Rules
 //!
+//! * **Tasks are `async fn`s** and `send()` is awaited: while one user waits for its response,
+//!   the other users of the same instance run. Declare them with [`task!`].
 //! * **No global mutable state.** Keep per-user state in the user value (methods take `&self`:
-//!   use [`Cell`](std::cell::Cell) / [`RefCell`](std::cell::RefCell)). The host may one day run
-//!   many users in one instance; a `static` would then be shared between them.
+//!   use [`Cell`](std::cell::Cell) / [`RefCell`](std::cell::RefCell)). The host runs many
+//!   users in one instance; a `static` is shared between them.
 //! * **Randomness comes from the context** ([`Context::random_u64`] and the helpers built on
 //!   it): it is seeded from (`--seed`, user id), so runs are reproducible.
 //! * **Tasks are referred to by index** into [`User::TASKS`]; their names are only for reports.
@@ -115,7 +118,7 @@ pub use request::RequestBuilder;
 pub use response::Response;
 pub use user::{
     between, constant, constant_pacing, constant_throughput, custom, reschedule, stop_user, task,
-    RandomRange, Task, TaskError, TaskResult, User,
+    RandomRange, Task, TaskError, TaskFn, TaskFuture, TaskResult, User,
 };
 
 pub use bindings::perfhost::plugin::types::{

@@ -120,12 +120,13 @@ impl<'a> RequestBuilder<'a> {
         self
     }
 
-    /// Sends the request on this user's keep-alive connection and waits for the full response.
+    /// Sends the request on this user's keep-alive connection and waits for the full response;
+    /// other users run meanwhile.
     ///
     /// The host measures and records it under its name. An `Err` is recorded too (as a failed
     /// request), so a task may simply end with `?` — see
     /// [`TaskError::Request`](crate::TaskError::Request).
-    pub fn send(self) -> Result<Response, HttpError> {
+    pub async fn send(self) -> Result<Response, HttpError> {
         if let Some(err) = self.error {
             return Err(HttpError::InvalidRequest(err));
         }
@@ -157,6 +158,6 @@ impl<'a> RequestBuilder<'a> {
         if self.catch_response {
             request.catch_response();
         }
-        self.ctx.raw().send(request).map(Response::new)
+        self.ctx.raw().send(request).await.map(Response::new)
     }
 }

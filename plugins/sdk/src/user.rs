@@ -4,6 +4,8 @@ use crate::bindings::perfhost::plugin::types::{
     DataError, HttpError, TaskOutcome, WaitRange, WaitTime,
 };
 use crate::context::Context;
+use std::future::Future;
+use std::pin::Pin;
 
 /// A kind of virtual user (Locust's `HttpUser` subclass).
 ///
@@ -29,13 +31,15 @@ pub trait User: Sized + 'static {
     fn new(ctx: &Context) -> Self;
 
     /// Runs once before the first task (Locust's `on_start`), e.g. to log in.
-    fn on_start(&self, ctx: &Context) -> TaskResult {
+    #[allow(async_fn_in_trait)] // plugins are single-threaded: no `Send` bound is wanted
+    async fn on_start(&self, ctx: &Context) -> TaskResult {
         let _ = ctx;
         Ok(())
     }
 
     /// Runs once when the user stops (Locust's `on_stop`).
-    fn on_stop(&self, ctx: &Context) {
+    #[allow(async_fn_in_trait)]
+    async fn on_stop(&self, ctx: &Context) {
         let _ = ctx;
     }
 
@@ -59,16 +63,30 @@ pub struct Task<U> {
     pub name: &'static str,
     /// Relative weight when the host picks the next task at random.
     pub weight: u32,
-    /// The task itself.
-    pub run: fn(&U, &Context) -> TaskResult,
+    /// The task itself (see [`task!`](crate::task!)).
+    pub run: TaskFn<U>,
 }
 
-/// Declares a task: `task("checkout", 2, Self::checkout)`.
-pub const fn task<U>(
-    name: &'static str,
-    weight: u32,
-    run: fn(&U, &Context) -> TaskResult,
-) -> Task<U> {
+/// A running task: the future of an `async fn(&self, &Context) -> TaskResult`.
+pub type TaskFuture<'a> = Pin<Box<dyn Future<Output = TaskResult> + 'a>>;
+
+/// How a [`Task`] starts: [`task!`](crate::task!) makes one from an `async fn` method.
+pub type TaskFn<U> = for<'a> fn(&'a U, &'a Context) -> TaskFuture<'a>;
+
+/// Declares a task from an `async fn(&self, ctx: &Context) -> TaskResult` method:
+/// `task!("checkout", 2, Self::checkout)`.
+#[macro_export]
+macro_rules! task {
+    ($name:expr, $weight:expr, $method:path $(,)?) => {
+        $crate::task($name, $weight, |user, ctx| {
+            ::std::boxed::Box::pin($method(user, ctx))
+        })
+    };
+}
+
+/// Declares a task from a function returning a boxed future; [`task!`](crate::task!) writes
+/// that function for an `async fn` method.
+pub const fn task<U>(name: &'static str, weight: u32, run: TaskFn<U>) -> Task<U> {
     Task { name, weight, run }
 }
 

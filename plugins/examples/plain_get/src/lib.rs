@@ -10,7 +10,7 @@ impl User for PlainGet {
     const NAME: &'static str = "PlainGet";
     const WEIGHT: u32 = 1;
     const WAIT: WaitTime = constant(0);
-    const TASKS: &'static [Task<Self>] = &[task("get", 1, Self::get)];
+    const TASKS: &'static [Task<Self>] = &[task!("get", 1, Self::get)];
 
     fn new(_ctx: &Context) -> Self {
         PlainGet
@@ -18,9 +18,9 @@ impl User for PlainGet {
 }
 
 impl PlainGet {
-    fn get(&self, ctx: &Context) -> TaskResult {
+    async fn get(&self, ctx: &Context) -> TaskResult {
         // The response is dropped unread: its body is never copied into the guest.
-        ctx.get("/").name("/").send()?;
+        ctx.get("/").name("/").send().await?;
         Ok(())
     }
 }

@@ -12,8 +12,10 @@ impl User for Visitor {
     const NAME: &'static str = "Visitor";
     const WEIGHT: u32 = 1;
     const WAIT: WaitTime = between(1_000, 3_000);
-    const TASKS: &'static [Task<Self>] =
-        &[task("health", 3, Self::health), task("item", 1, Self::item)];
+    const TASKS: &'static [Task<Self>] = &[
+        task!("health", 3, Self::health),
+        task!("item", 1, Self::item),
+    ];
 
     fn new(_ctx: &Context) -> Self {
         Visitor::default()
@@ -21,8 +23,13 @@ impl User for Visitor {
 }
 
 impl Visitor {
-    fn health(&self, ctx: &Context) -> TaskResult {
-        let resp = ctx.get("/health").name("/health").catch_response().send()?;
+    async fn health(&self, ctx: &Context) -> TaskResult {
+        let resp = ctx
+            .get("/health")
+            .name("/health")
+            .catch_response()
+            .send()
+            .await?;
         match resp.json_value() {
             Ok(body) if body["status"] == "healthy" => resp.success(),
             _ => resp.failure("status is not healthy"),
@@ -30,9 +37,12 @@ impl Visitor {
         Ok(())
     }
 
-    fn item(&self, ctx: &Context) -> TaskResult {
+    async fn item(&self, ctx: &Context) -> TaskResult {
         let id = ctx.random_range(1, 1_000);
-        ctx.get(format!("/items/{id}")).name("/items/[id]").send()?;
+        ctx.get(format!("/items/{id}"))
+            .name("/items/[id]")
+            .send()
+            .await?;
         self.items_seen.set(self.items_seen.get() + 1);
         Ok(())
     }
