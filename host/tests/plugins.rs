@@ -255,6 +255,35 @@ async fn sequential_classes_follow_next_task() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_users_of_a_class_share_one_instance_per_core() {
+    let server = RecordingServer::start(Mode::Auditor).await;
+    let mut plan = support::plan(&server.url(), &[&fixture("fixture_shared_instance")]);
+    plan.users = 6;
+    plan.spawn_rate = 100.0;
+    plan.run_time = Some(Duration::from_secs(2));
+    support::run(&plan).await;
+    // Each user reports the how-manyth user of its instance it was (a global counter there).
+    let mut nth: Vec<u32> = server
+        .seen()
+        .iter()
+        .filter_map(|s| s.path.split("nth=").nth(1)?.parse().ok())
+        .collect();
+    nth.sort_unstable();
+    assert_eq!(nth.len(), 6, "{nth:?}");
+    let instances = nth.iter().filter(|&&n| n == 1).count();
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    assert!(
+        (1..=cores).contains(&instances),
+        "{instances} instances: {nth:?}"
+    );
+    assert_eq!(
+        nth.iter().max(),
+        Some(&(6u32.div_ceil(instances as u32))),
+        "{nth:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn test_data_is_handed_out_once_in_unique_mode() {
     let dir = tempdir();
     let file = dir.join("users.csv");
