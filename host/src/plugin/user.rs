@@ -15,8 +15,10 @@ use super::{PluginError, PluginSet, TaskInfo, UserClass, WaitTime, EPOCH_TICK};
 use crate::stats::Shard;
 
 /// Users per plugin instance at most: bounds what one trap takes down and how far one
-/// instance's memory grows.
-pub const GROUP_SIZE: usize = 10_000;
+/// instance's memory grows. Measured (plain GET, one core): wasmtime's per-request cost grows
+/// with the tasks in one instance, while each extra instance adds its own event-loop work;
+/// 500 balanced the two best at 1,000 and 5,000 users (docs/benchmarks.md).
+pub const GROUP_SIZE: usize = 500;
 
 /// What a task reported.
 #[derive(Debug, Clone, PartialEq, Eq)]
