@@ -84,7 +84,7 @@ pub struct RunArgs {
     /// its instance is stopped [default: 1s].
     #[arg(long = "cpu-budget", value_parser = parse_duration_arg)]
     pub cpu_budget: Option<Duration>,
-    /// Memory one plugin instance (the users of one class on one core) may use, in MiB
+    /// Memory one plugin instance (up to 500 users of one class) may use, in MiB
     /// [default: 1024].
     #[arg(long = "memory-cap-mib")]
     pub memory_cap_mib: Option<usize>,
