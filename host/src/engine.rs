@@ -510,24 +510,7 @@ fn worker(
         loop {
             tokio::select! {
                 next = rx.recv() => match next {
-                    Some(spawn) => {
-                        let live = shared.live.clone();
-                        let slot = match groups.iter().position(|g| g.class == spawn.class && g.has_room()) {
-                            Some(i) => &groups[i],
-                            None => {
-                                let (tx, group_rx) = mpsc::unbounded_channel();
-                                let members = Arc::new(AtomicUsize::new(0));
-                                let group_id = user_seed(shared.seed, index as u64, groups.len() as u64);
-                                tasks.spawn(group_loop(spawn.class, index, group_id, group_rx, members.clone(), shared.clone()));
-                                groups.push(GroupSlot { class: spawn.class, tx, members });
-                                &groups[groups.len() - 1]
-                            }
-                        };
-                        slot.members.fetch_add(1, Ordering::Relaxed);
-                        if slot.tx.send((spawn, ActiveGuard(live))).is_err() {
-                            slot.members.fetch_sub(1, Ordering::Relaxed);
-                        }
-                    }
+                    Some(spawn) => hand_to_group(spawn, index, &mut groups, &mut tasks, &shared),
                     None => break,
                 },
                 Some(_) = tasks.join_next(), if !tasks.is_empty() => {}
@@ -552,6 +535,47 @@ fn worker(
 /// helps (22.5 vs 35 µs): measured plain GET on one core, docs/benchmarks.md.
 const UNCONSTRAINED_FROM: usize = 2_500;
 
+/// Gives a new user to a group of its class with room, starting a new group if none has.
+fn hand_to_group(
+    spawn: Spawn,
+    worker: usize,
+    groups: &mut Vec<GroupSlot>,
+    tasks: &mut tokio::task::JoinSet<()>,
+    shared: &Arc<Shared>,
+) {
+    let index = match groups
+        .iter()
+        .position(|g| g.class == spawn.class && g.has_room())
+    {
+        Some(i) => i,
+        None => {
+            let (tx, rx) = mpsc::unbounded_channel();
+            let members = Arc::new(AtomicUsize::new(0));
+            let group_id = user_seed(shared.seed, worker as u64, groups.len() as u64);
+            let class = spawn.class;
+            tasks.spawn(group_loop(
+                class,
+                worker,
+                group_id,
+                rx,
+                members.clone(),
+                shared.clone(),
+            ));
+            groups.push(GroupSlot { class, tx, members });
+            groups.len() - 1
+        }
+    };
+    let slot = &groups[index];
+    slot.members.fetch_add(1, Ordering::Relaxed);
+    if slot
+        .tx
+        .send((spawn, ActiveGuard(shared.live.clone())))
+        .is_err()
+    {
+        slot.members.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
 /// A group as its worker sees it: which class, how to hand it users, how many it has.
 struct GroupSlot {
     class: usize,
@@ -563,6 +587,14 @@ impl GroupSlot {
     fn has_room(&self) -> bool {
         self.members.load(Ordering::Relaxed) < GROUP_SIZE
     }
+}
+
+/// The group's current users, to start over in a new instance after a lost one.
+fn member_spawns(members: &Mutex<Vec<Member>>) -> Vec<Spawn> {
+    members
+        .lock()
+        .map(|m| m.iter().map(|m| m.spawn.clone()).collect())
+        .unwrap_or_default()
 }
 
 /// A user of a group: what re-creates it after the instance is lost, and its share of the
@@ -615,34 +647,34 @@ async fn group_loop(
             }
         };
         let run = group.run(async |accessor, plugin| {
-                let mut users = futures_util::stream::FuturesUnordered::new();
-                // After a lost instance its users start over in the new one.
-                let restart: Vec<Spawn> = members.lock().map(|m| m.iter().map(|m| m.spawn.clone()).collect()).unwrap_or_default();
-                for spawn in restart {
-                    users.push(user_loop(accessor, plugin, spawn, shard.clone(), &shared));
-                }
-                loop {
-                    tokio::select! {
-                        next = rx.recv(), if open => match next {
-                            Some((spawn, active)) => {
-                                users.push(user_loop(accessor, plugin, spawn.clone(), shard.clone(), &shared));
-                                if let Ok(mut m) = members.lock() {
-                                    m.push(Member { spawn, _active: active });
-                                }
-                            }
-                            None => open = false,
-                        },
-                        Some((id, ended)) = futures_util::StreamExt::next(&mut users) => {
-                            ended?;
+            let mut users = futures_util::stream::FuturesUnordered::new();
+            // After a lost instance its users start over in the new one.
+            for spawn in member_spawns(&members) {
+                users.push(user_loop(accessor, plugin, spawn, shard.clone(), &shared));
+            }
+            loop {
+                tokio::select! {
+                    next = rx.recv(), if open => match next {
+                        Some((spawn, active)) => {
+                            let shard = shard.clone();
+                            users.push(user_loop(accessor, plugin, spawn.clone(), shard, &shared));
                             if let Ok(mut m) = members.lock() {
-                                m.retain(|m| m.spawn.id != id);
+                                m.push(Member { spawn, _active: active });
                             }
-                            count.fetch_sub(1, Ordering::Relaxed);
                         }
-                        else => return wasmtime::Result::<()>::Ok(()),
+                        None => open = false,
+                    },
+                    Some((id, ended)) = futures_util::StreamExt::next(&mut users) => {
+                        ended?;
+                        if let Ok(mut m) = members.lock() {
+                            m.retain(|m| m.spawn.id != id);
+                        }
+                        count.fetch_sub(1, Ordering::Relaxed);
                     }
+                    else => return wasmtime::Result::<()>::Ok(()),
                 }
-            });
+            }
+        });
         let result = if shared.unconstrained {
             tokio::task::coop::unconstrained(run).await
         } else {
