@@ -329,10 +329,7 @@ fn rand_suffix() -> u64 {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_components_are_rejected_with_one_clear_line() {
     let dir = tempdir();
-    let options = || RuntimeOptions {
-        cache_dir: None,
-        ..Default::default()
-    };
+    let options = || RuntimeOptions { cache_dir: None };
     let load = |path: std::path::PathBuf| async move {
         let spec = PluginSpec::resolve(path.to_str().unwrap())?;
         PluginSet::load(vec![spec], options()).await
@@ -390,7 +387,6 @@ async fn compiled_components_are_cached_on_disk() {
     let dir = tempdir();
     let options = || RuntimeOptions {
         cache_dir: Some(dir.clone()),
-        ..Default::default()
     };
     let first = PluginSet::load(vec![PluginSpec::resolve("burst_user").unwrap()], options())
         .await

@@ -62,13 +62,7 @@ pub fn main(cmd: PluginCommand) -> u8 {
             };
             let loaded = runtime.block_on(async {
                 let spec = PluginSpec::resolve(&plugin)?;
-                PluginSet::load(
-                    vec![spec],
-                    RuntimeOptions {
-                        ..Default::default()
-                    },
-                )
-                .await
+                PluginSet::load(vec![spec], RuntimeOptions::default()).await
             });
             let set = match loaded {
                 Ok(set) => set,

@@ -75,14 +75,7 @@ pub async fn execute(
         .collect::<Result<Vec<_>, _>>()
         .map_err(|e| in_scenario(plan, "plugins", e.to_string()).unwrap_or(RunError::Plugin(e)))?;
     let data = DataSets::load(&plan.data)?;
-    let set = PluginSet::load(
-        specs,
-        RuntimeOptions {
-            memory_cap: plan.memory_cap,
-            ..Default::default()
-        },
-    )
-    .await?;
+    let set = PluginSet::load(specs, RuntimeOptions::default()).await?;
     let classes = engine::select_classes_weighted(&set, &plan.user_classes, &plan.class_weights)
         .map_err(|e| {
             let field = if e.starts_with("weights") {

@@ -148,10 +148,9 @@ impl PluginSpec {
     }
 }
 
-/// Sandbox settings of the runtime.
+/// Settings of the runtime (the sandbox limits travel in `RunEnv`).
 #[derive(Debug, Clone)]
 pub struct RuntimeOptions {
-    pub memory_cap: usize,
     /// Compiled-component cache folder; `None` disables the cache.
     pub cache_dir: Option<PathBuf>,
 }
@@ -159,7 +158,6 @@ pub struct RuntimeOptions {
 impl Default for RuntimeOptions {
     fn default() -> Self {
         RuntimeOptions {
-            memory_cap: DEFAULT_MEMORY_CAP,
             cache_dir: cache::default_dir(),
         }
     }

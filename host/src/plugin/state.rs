@@ -241,3 +241,21 @@ impl tokio::io::AsyncWrite for LineLogger {
         Poll::Ready(Ok(()))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::GuestClock;
+
+    #[test]
+    fn the_guest_clock_counts_only_ticks_without_host_activity() {
+        let mut clock = GuestClock::default();
+        clock.host_activity();
+        // The first tick after host activity starts a new stretch of guest computing.
+        assert_eq!(clock.tick(), 1);
+        assert_eq!(clock.tick(), 2);
+        assert_eq!(clock.tick(), 3);
+        clock.host_activity();
+        assert_eq!(clock.tick(), 1);
+        assert_eq!(clock.tick(), 2);
+    }
+}

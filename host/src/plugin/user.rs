@@ -5,7 +5,7 @@
 
 use std::sync::Arc;
 
-use wasmtime::component::{Accessor, ResourceAny, ResourceTable};
+use wasmtime::component::{Accessor, ResourceAny};
 use wasmtime::{Engine, Store, UpdateDeadline};
 
 use super::bindings::perfhost::plugin::types::{self as wit, WaitTime as WitWait};
@@ -123,7 +123,8 @@ pub struct UserHandle {
     ctx: u32,
 }
 
-/// Notes host activity (for the CPU budget) around every call into the guest.
+/// Notes host activity (for the CPU budget) when a call into the guest returns; the end of
+/// one call also stands for the start of the next.
 fn activity(accessor: &Accessor<GroupState>) {
     accessor.with(|mut access| access.get().clock.host_activity());
 }
@@ -138,7 +139,6 @@ impl UserHandle {
     ) -> wasmtime::Result<Self> {
         let ctx = accessor.with(|mut access| {
             let state = access.get();
-            state.clock.host_activity();
             let user = state.new_user(id);
             state.table.push(user)
         })?;
@@ -155,7 +155,6 @@ impl UserHandle {
         accessor: &Accessor<GroupState>,
         plugin: &Plugin,
     ) -> wasmtime::Result<TaskOutcome> {
-        activity(accessor);
         let guest = plugin.perfhost_plugin_behaviour().user();
         let result = guest.call_on_start(accessor, self.user).await;
         self.settle(accessor);
@@ -169,7 +168,6 @@ impl UserHandle {
         plugin: &Plugin,
         task: u32,
     ) -> wasmtime::Result<TaskOutcome> {
-        activity(accessor);
         let guest = plugin.perfhost_plugin_behaviour().user();
         let result = guest.call_run_task(accessor, self.user, task).await;
         self.settle(accessor);
@@ -182,7 +180,6 @@ impl UserHandle {
         accessor: &Accessor<GroupState>,
         plugin: &Plugin,
     ) -> wasmtime::Result<Option<u32>> {
-        activity(accessor);
         let guest = plugin.perfhost_plugin_behaviour().user();
         let result = guest.call_next_task(accessor, self.user).await;
         activity(accessor);
@@ -195,7 +192,6 @@ impl UserHandle {
         accessor: &Accessor<GroupState>,
         plugin: &Plugin,
     ) -> wasmtime::Result<u32> {
-        activity(accessor);
         let guest = plugin.perfhost_plugin_behaviour().user();
         let result = guest.call_next_wait_ms(accessor, self.user).await;
         activity(accessor);
@@ -210,7 +206,6 @@ impl UserHandle {
         accessor: &Accessor<GroupState>,
         plugin: &Plugin,
     ) -> wasmtime::Result<()> {
-        activity(accessor);
         let guest = plugin.perfhost_plugin_behaviour().user();
         let result = guest.call_on_stop(accessor, self.user).await;
         self.settle(accessor);
@@ -281,8 +276,7 @@ pub(super) async fn describe(
         memory_cap: super::DEFAULT_MEMORY_CAP,
         trace: false,
     });
-    let mut state = GroupState::new(env, Arc::new(Shard::default()), u64::MAX);
-    state.table = ResourceTable::new();
+    let state = GroupState::new(env, Arc::new(Shard::default()), u64::MAX);
     let mut store = new_store(engine, state);
     let failed = |why: String| PluginError::Describe {
         name: name.to_string(),
