@@ -4,7 +4,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
-use crate::demo;
+use crate::commands;
 
 /// perfhost — HTTP load testing with virtual users written as WebAssembly components.
 #[derive(Debug, Parser)]
@@ -17,42 +17,32 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Serve the built-in JuraGPT Auditor API simulator (the default load target).
-    DemoServer(demo::DemoArgs),
+    DemoServer(commands::demo_server::DemoArgs),
     /// Run a load test (like `locust --headless`).
     Run(Box<crate::config::RunArgs>),
     /// List and show scenario presets (run one with `perfhost run --scenario NAME`).
     #[command(subcommand)]
-    Scenario(crate::commands::scenario::ScenarioCommand),
+    Scenario(commands::scenario::ScenarioCommand),
     /// Measure the sandbox's cost: WASM users vs native Rust users, CPU per request and RSS.
-    Bench(crate::bench::BenchArgs),
+    Bench(commands::bench::BenchArgs),
     /// Inspect or export behaviour plugins.
     #[command(subcommand)]
-    Plugin(crate::commands::plugin::PluginCommand),
+    Plugin(commands::plugin::PluginCommand),
     /// Render reports (HTML, CSV, Markdown, PNG) from a saved JSON result.
-    Report(crate::report::ReportArgs),
+    Report(commands::report::ReportArgs),
 }
 
 /// Parses the command line, runs the command and maps its outcome to an exit code.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_logging();
+    crate::logging::init();
     let code = match cli.command {
-        Command::DemoServer(args) => demo::run_cli(args),
-        Command::Run(args) => crate::commands::run::main(*args),
-        Command::Plugin(cmd) => crate::commands::plugin::main(cmd),
-        Command::Bench(args) => crate::bench::main(args),
-        Command::Scenario(cmd) => crate::commands::scenario::main(cmd),
-        Command::Report(args) => crate::report::cli_main(args),
+        Command::DemoServer(args) => commands::demo_server::main(args),
+        Command::Run(args) => commands::run::main(*args),
+        Command::Plugin(cmd) => commands::plugin::main(cmd),
+        Command::Bench(args) => commands::bench::main(args),
+        Command::Scenario(cmd) => commands::scenario::main(cmd),
+        Command::Report(args) => commands::report::main(args),
     };
     ExitCode::from(code)
-}
-
-fn init_logging() {
-    let filter = tracing_subscriber::EnvFilter::try_from_env("PERFHOST_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_target(false)
-        .try_init();
 }

@@ -18,6 +18,8 @@ use hyper::client::conn::http1;
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpStream;
 
+use crate::plan::{ClientOptions, ResolveError, Secret, Target};
+
 /// Why a request produced no response (mirrors the contract's `http-error`).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum HttpError {
@@ -41,110 +43,24 @@ pub enum HttpError {
     Other(String),
 }
 
-/// The origin every request of a run goes to (`scheme://host:port`).
-#[derive(Debug, Clone)]
-pub struct Target {
-    /// `http` or `https`.
-    pub scheme: String,
-    /// Host name or IP literal as written (no brackets).
-    pub host: String,
-    pub port: u16,
-    /// `scheme://host[:port]` as used in the `Host` header and reports.
-    pub origin: String,
-    /// Value of the `Host` header.
-    authority: HeaderValue,
-    /// Optional path prefix of the target URL (`http://h/api` → `/api`), prepended to paths.
-    pub base_path: String,
-}
-
-/// Errors in a target URL given by the user.
-#[derive(Debug, thiserror::Error)]
-pub enum TargetError {
-    #[error("invalid target URL `{0}`: {1} — use e.g. http://127.0.0.1:8888")]
-    Invalid(String, String),
-}
-
-impl Target {
-    /// Parses `http://host:port[/base]` (or `https://`).
-    pub fn parse(url: &str) -> Result<Self, TargetError> {
-        let bad = |why: &str| TargetError::Invalid(url.to_string(), why.to_string());
-        let uri: Uri = url
-            .trim_end_matches('/')
-            .parse()
-            .map_err(|_| bad("not a URL"))?;
-        let scheme = uri
-            .scheme_str()
-            .ok_or_else(|| bad("missing http:// or https://"))?;
-        if scheme != "http" && scheme != "https" {
-            return Err(bad("only http and https are supported"));
-        }
-        let host = uri.host().ok_or_else(|| bad("missing host"))?;
-        let host = host
-            .trim_start_matches('[')
-            .trim_end_matches(']')
-            .to_string();
-        let default_port = if scheme == "https" { 443 } else { 80 };
-        let port = uri.port_u16().unwrap_or(default_port);
-        let host_for_url = if host.contains(':') {
-            format!("[{host}]")
-        } else {
-            host.clone()
-        };
-        let authority = if port == default_port {
-            host_for_url.clone()
-        } else {
-            format!("{host_for_url}:{port}")
-        };
-        let origin = format!("{scheme}://{authority}");
-        let base_path = uri.path().trim_end_matches('/').to_string();
-        Ok(Target {
-            scheme: scheme.to_string(),
-            host,
-            port,
-            authority: HeaderValue::from_str(&authority).map_err(|_| bad("bad host"))?,
-            origin,
-            base_path,
-        })
-    }
-
-    /// Resolves a plugin-given path or absolute URL against this origin. An absolute URL to any
-    /// other origin is refused: the sandbox only reaches the run's target.
-    pub fn resolve(&self, path: &str) -> Result<Uri, HttpError> {
-        let rest = if let Some(after) = path.strip_prefix(&self.origin) {
-            if !(after.is_empty() || after.starts_with('/') || after.starts_with('?')) {
-                return Err(HttpError::Denied(format!(
-                    "{path} is not on the target {}",
-                    self.origin
-                )));
-            }
-            after.to_string()
-        } else if path.contains("://") || path.starts_with("//") {
-            return Err(HttpError::Denied(format!(
-                "{path} is outside the run's target {}",
-                self.origin
-            )));
-        } else if path.starts_with('/') {
-            format!("{}{}", self.base_path, path)
-        } else {
-            format!("{}/{}", self.base_path, path)
-        };
-        let rest = if rest.is_empty() {
-            "/".to_string()
-        } else {
-            rest
-        };
-        rest.parse::<Uri>()
-            .map_err(|e| HttpError::InvalidRequest(format!("bad path `{path}`: {e}")))
-    }
-
-    /// `host:port` for connecting.
-    fn connect_addr(&self) -> String {
-        if self.host.contains(':') {
-            format!("[{}]:{}", self.host, self.port)
-        } else {
-            format!("{}:{}", self.host, self.port)
+impl From<ResolveError> for HttpError {
+    fn from(err: ResolveError) -> Self {
+        match err {
+            ResolveError::Denied(m) => HttpError::Denied(m),
+            ResolveError::Invalid(m) => HttpError::InvalidRequest(m),
         }
     }
+}
+
+/// Why the client cannot be set up for a run.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ClientError {
+    #[error("{0} contains characters not allowed in a header")]
+    BadHeader(&'static str),
+    #[error("TLS setup failed: {0}")]
+    Tls(String),
+    #[error("--ca-cert {path}: {why} — give a PEM file with CERTIFICATE blocks")]
+    CaCert { path: String, why: String },
 }
 
 /// Settings shared by every connection of a run.
@@ -157,6 +73,47 @@ pub struct ClientConfig {
     pub timeout: Duration,
     /// Set for https targets.
     pub tls: Option<Arc<rustls::ClientConfig>>,
+}
+
+impl ClientConfig {
+    /// The client of a run against `target`, with the plan's credentials, timeout and TLS.
+    pub fn new(target: Arc<Target>, options: &ClientOptions) -> Result<Self, ClientError> {
+        let mut headers = HeaderMap::new();
+        if let Some(Secret(token)) = &options.api_token {
+            let value = HeaderValue::from_str(&format!("Bearer {token}"))
+                .map_err(|_| ClientError::BadHeader("API_TOKEN"))?;
+            headers.insert(http::header::AUTHORIZATION, value);
+        }
+        if let Some(Secret(key)) = &options.api_key {
+            let value =
+                HeaderValue::from_str(key).map_err(|_| ClientError::BadHeader("API_KEY"))?;
+            headers.insert("x-api-key", value);
+        }
+        let tls = if target.scheme == "https" {
+            Some(Arc::new(tls_config(
+                options.insecure,
+                options.ca_cert.as_deref(),
+            )?))
+        } else {
+            None
+        };
+        Ok(ClientConfig {
+            target,
+            default_headers: Arc::new(headers),
+            timeout: options.request_timeout,
+            tls,
+        })
+    }
+
+    /// A plain-HTTP client without credentials (benchmarks, plugin descriptions).
+    pub fn plain(target: Arc<Target>, timeout: Duration) -> Self {
+        ClientConfig {
+            target,
+            default_headers: Arc::default(),
+            timeout,
+            tls: None,
+        }
+    }
 }
 
 /// One request as the plugin built it.
@@ -465,11 +422,14 @@ pub async fn probe(target: &Target, timeout: Duration) -> Result<SocketAddr, Htt
 }
 
 /// TLS settings for https targets: the webpki roots plus `--ca-cert` (PEM), or `--insecure`.
-pub fn tls_config(insecure: bool, ca_cert: Option<&Path>) -> Result<rustls::ClientConfig, String> {
+pub fn tls_config(
+    insecure: bool,
+    ca_cert: Option<&Path>,
+) -> Result<rustls::ClientConfig, ClientError> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let builder = rustls::ClientConfig::builder_with_provider(provider.clone())
         .with_safe_default_protocol_versions()
-        .map_err(|e| format!("TLS setup failed: {e}"))?;
+        .map_err(|e| ClientError::Tls(e.to_string()))?;
     if insecure {
         return Ok(builder
             .dangerous()
@@ -480,11 +440,9 @@ pub fn tls_config(insecure: bool, ca_cert: Option<&Path>) -> Result<rustls::Clie
     roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
     if let Some(path) = ca_cert {
         use rustls::pki_types::pem::PemObject;
-        let bad = |e: &dyn std::fmt::Display| {
-            format!(
-                "--ca-cert {}: {e} — give a PEM file with CERTIFICATE blocks",
-                path.display()
-            )
+        let bad = |e: &dyn std::fmt::Display| ClientError::CaCert {
+            path: path.display().to_string(),
+            why: e.to_string(),
         };
         let certs = rustls::pki_types::CertificateDer::pem_file_iter(path).map_err(|e| bad(&e))?;
         let mut added = 0;

@@ -1,12 +1,20 @@
-//! From the command line, `perfhost.toml` and the environment to one resolved `Plan`.
-//! Precedence: CLI > environment > file > defaults; `--print-config` shows where each value
-//! came from.
+//! From the command line, the environment, a scenario and `perfhost.toml` to one resolved
+//! `Plan`. Every setting goes through one layered mechanism: each source gives a `Settings`
+//! (every field optional), the first layer that sets a field wins — CLI > environment >
+//! scenario > file > default — and its name is recorded for `--print-config`.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use serde::{Deserialize, Serialize};
+use serde::{Deserialize, Deserializer};
+
+use crate::plan::{
+    format_duration, parse_duration, ClassChoice, ClientOptions, DurationError, FieldError,
+    LoadShape, Outputs, Plan, SandboxLimits, Secret, Source, StopConditions, Target,
+};
+use crate::plugin::{builtin, DEFAULT_CPU_BUDGET, DEFAULT_MEMORY_CAP};
+use crate::scenario::{self, Scenario};
 
 /// Options of `perfhost run` (Locust's names where Locust has one).
 #[derive(Debug, Clone, Default, clap::Args)]
@@ -104,25 +112,210 @@ pub struct RunArgs {
     /// Also trust the CA certificates in this PEM file (https targets).
     #[arg(long = "ca-cert", value_name = "FILE")]
     pub ca_cert: Option<PathBuf>,
+    /// Log level: DEBUG, INFO, WARNING, ERROR (as Locust's -L) [default: INFO].
+    #[arg(
+        short = 'L',
+        long = "loglevel",
+        visible_alias = "log-level",
+        value_name = "LEVEL"
+    )]
+    pub log_level: Option<String>,
 }
 
-/// `perfhost.toml`: the equivalent of locust.conf.
-#[derive(Debug, Default, Deserialize)]
+/// One layer of settings, every field optional: `perfhost.toml` as a whole, and what the
+/// command line, the environment and a scenario set. Names are the file's keys.
+#[derive(Debug, Default, Clone, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
-pub struct FileConfig {
+pub struct Settings {
     pub host: Option<String>,
+    pub plugins: Option<Vec<String>>,
     pub users: Option<usize>,
     pub spawn_rate: Option<f64>,
-    pub run_time: Option<String>,
+    #[serde(default, deserialize_with = "duration_setting")]
+    pub run_time: Option<Duration>,
     pub iterations: Option<u64>,
-    pub plugins: Option<Vec<String>>,
     pub user_classes: Option<Vec<String>>,
     pub seed: Option<u64>,
+    #[serde(default, deserialize_with = "duration_setting")]
+    pub stop_timeout: Option<Duration>,
+    #[serde(default, deserialize_with = "duration_setting")]
+    pub request_timeout: Option<Duration>,
+    #[serde(default, deserialize_with = "duration_setting")]
+    pub cpu_budget: Option<Duration>,
+    pub memory_cap_mib: Option<usize>,
     pub log_level: Option<String>,
-    pub stop_timeout: Option<String>,
-    pub request_timeout: Option<String>,
+    pub run_name: Option<String>,
+    pub reset_stats: Option<bool>,
+    pub trace: Option<bool>,
+    pub insecure: Option<bool>,
+    pub ca_cert: Option<PathBuf>,
+    pub json_file: Option<PathBuf>,
+    pub csv: Option<PathBuf>,
+    pub html: Option<PathBuf>,
+    pub data: Option<Vec<String>>,
+    /// Values for plugins (`ctx.config(KEY)`); merged over layers, the higher one winning.
     #[serde(default)]
     pub config: BTreeMap<String, String>,
+}
+
+/// A duration in a settings file: `"2m"`, or a number of seconds.
+fn duration_setting<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Text {
+        Text(String),
+        Seconds(f64),
+    }
+    let text = match Option::<Text>::deserialize(d)? {
+        None => return Ok(None),
+        Some(Text::Text(t)) => t,
+        Some(Text::Seconds(s)) => s.to_string(),
+    };
+    parse_duration(&text)
+        .map(Some)
+        .map_err(serde::de::Error::custom)
+}
+
+/// The settings an environment variable can carry: `PERFHOST_<NAME>` (e.g. `PERFHOST_USERS`),
+/// as Locust reads `LOCUST_<NAME>`; `LOAD_TEST_HOST` for the host, as the Auditor suite does.
+const ENV_SETTINGS: [&str; 16] = [
+    "host",
+    "users",
+    "spawn-rate",
+    "run-time",
+    "iterations",
+    "seed",
+    "stop-timeout",
+    "request-timeout",
+    "cpu-budget",
+    "memory-cap-mib",
+    "log-level",
+    "run-name",
+    "reset-stats",
+    "insecure",
+    "ca-cert",
+    "trace",
+];
+
+impl Settings {
+    /// Sets `key` (a settings-file name) from text, as an environment variable gives it.
+    pub fn set(&mut self, key: &str, value: &str) -> Result<(), String> {
+        fn number<T: std::str::FromStr>(v: &str) -> Result<T, String> {
+            v.trim()
+                .parse()
+                .map_err(|_| format!("`{v}` is not a number"))
+        }
+        fn flag(v: &str) -> Result<bool, String> {
+            match v.trim().to_ascii_lowercase().as_str() {
+                "1" | "true" | "yes" | "on" => Ok(true),
+                "0" | "false" | "no" | "off" | "" => Ok(false),
+                _ => Err(format!("`{v}` is not true or false")),
+            }
+        }
+        let duration = |v: &str| parse_duration(v).map_err(|e| e.to_string());
+        let list = |v: &str| v.split(',').map(|s| s.trim().to_string()).collect();
+        match key {
+            "host" => self.host = Some(value.to_string()),
+            "plugins" => self.plugins = Some(list(value)),
+            "users" => self.users = Some(number(value)?),
+            "spawn-rate" => self.spawn_rate = Some(number(value)?),
+            "run-time" => self.run_time = Some(duration(value)?),
+            "iterations" => self.iterations = Some(number(value)?),
+            "user-classes" => self.user_classes = Some(list(value)),
+            "seed" => self.seed = Some(number(value)?),
+            "stop-timeout" => self.stop_timeout = Some(duration(value)?),
+            "request-timeout" => self.request_timeout = Some(duration(value)?),
+            "cpu-budget" => self.cpu_budget = Some(duration(value)?),
+            "memory-cap-mib" => self.memory_cap_mib = Some(number(value)?),
+            "log-level" => self.log_level = Some(value.to_string()),
+            "run-name" => self.run_name = Some(value.to_string()),
+            "reset-stats" => self.reset_stats = Some(flag(value)?),
+            "trace" => self.trace = Some(flag(value)?),
+            "insecure" => self.insecure = Some(flag(value)?),
+            "ca-cert" => self.ca_cert = Some(PathBuf::from(value)),
+            "json-file" => self.json_file = Some(PathBuf::from(value)),
+            "csv" => self.csv = Some(PathBuf::from(value)),
+            "html" => self.html = Some(PathBuf::from(value)),
+            _ => return Err(format!("unknown setting `{key}`")),
+        }
+        Ok(())
+    }
+
+    /// What the command line sets (flags given, values present).
+    fn from_args(args: &RunArgs) -> Result<Self, ConfigError> {
+        let mut config = BTreeMap::new();
+        for kv in &args.config_values {
+            let (k, v) = kv.split_once('=').ok_or_else(|| ConfigError::Invalid {
+                setting: "--config-value".into(),
+                message: format!("`{kv}`: expected KEY=VALUE"),
+            })?;
+            config.insert(k.to_string(), v.to_string());
+        }
+        let some_vec = |v: &Vec<String>| (!v.is_empty()).then(|| v.clone());
+        let flag = |b: bool| b.then_some(true);
+        Ok(Settings {
+            host: args.host.clone(),
+            plugins: some_vec(&args.plugins),
+            users: args.users,
+            spawn_rate: args.spawn_rate,
+            run_time: args.run_time,
+            iterations: args.iterations,
+            user_classes: some_vec(&args.user_classes),
+            seed: args.seed,
+            stop_timeout: args.stop_timeout,
+            request_timeout: args.request_timeout,
+            cpu_budget: args.cpu_budget,
+            memory_cap_mib: args.memory_cap_mib,
+            log_level: args.log_level.clone(),
+            run_name: args.run_name.clone(),
+            reset_stats: flag(args.reset_stats),
+            trace: flag(args.trace),
+            insecure: flag(args.insecure),
+            ca_cert: args.ca_cert.clone(),
+            json_file: args.json_file.clone(),
+            csv: args.csv.clone(),
+            html: args.html.clone(),
+            data: some_vec(&args.data),
+            config,
+        })
+    }
+
+    /// What the environment sets: `LOAD_TEST_HOST` and `PERFHOST_<NAME>`.
+    fn from_env(env: &dyn Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let mut settings = Settings::default();
+        for key in ENV_SETTINGS {
+            let var = format!("PERFHOST_{}", key.replace('-', "_").to_ascii_uppercase());
+            let value = match env(&var).filter(|v| !v.trim().is_empty()) {
+                Some(v) => v,
+                None if key == "host" => match env("LOAD_TEST_HOST") {
+                    Some(v) if !v.trim().is_empty() => v,
+                    _ => continue,
+                },
+                None => continue,
+            };
+            settings
+                .set(key, &value)
+                .map_err(|message| ConfigError::Invalid {
+                    setting: var,
+                    message,
+                })?;
+        }
+        Ok(settings)
+    }
+
+    /// What a scenario sets.
+    fn from_scenario(sc: &Scenario) -> Self {
+        Settings {
+            plugins: sc.plugins.clone(),
+            users: sc.users,
+            spawn_rate: sc.spawn_rate,
+            run_time: sc.duration(),
+            user_classes: (!sc.user_classes.is_empty()).then(|| sc.user_classes.clone()),
+            run_name: Some(sc.name.clone()),
+            config: sc.config.clone(),
+            ..Settings::default()
+        }
+    }
 }
 
 /// Configuration problems: one line naming the thing and the fix.
@@ -133,358 +326,374 @@ pub enum ConfigError {
         path: PathBuf,
         source: std::io::Error,
     },
-    #[error("config file {path}: {message}")]
-    Parse { path: PathBuf, message: String },
+    /// A field of a settings or scenario file, with its file and line.
     #[error("{0}")]
-    Invalid(String),
-    #[error("{0}")]
-    Scenario(crate::scenario::ScenarioError),
+    Field(#[from] FieldError),
+    /// A setting with a value that cannot be used.
+    #[error("{setting}: {message}")]
+    Invalid { setting: String, message: String },
 }
 
-/// Where a resolved value came from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Source {
-    Cli,
-    Env,
-    Scenario,
-    File,
-    Default,
+impl ConfigError {
+    fn invalid(setting: &str, message: impl Into<String>) -> Self {
+        ConfigError::Invalid {
+            setting: setting.to_string(),
+            message: message.into(),
+        }
+    }
 }
 
-/// The resolved plan of a run.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct Plan {
-    /// `None`: start the built-in demo server.
-    pub host: Option<String>,
-    pub plugins: Vec<String>,
-    pub users: usize,
-    pub spawn_rate: f64,
-    /// The load shape's stages (from a scenario); empty: ramp to `users` and hold.
-    pub stages: Vec<crate::engine::Stage>,
-    pub run_time: Option<Duration>,
-    pub iterations: Option<u64>,
-    pub user_classes: Vec<String>,
-    /// Class weights overriding the plugins' own (from a scenario).
-    pub class_weights: BTreeMap<String, u32>,
-    pub seed: u64,
-    pub stop_timeout: Duration,
-    pub request_timeout: Duration,
-    pub reset_stats: bool,
-    pub trace: bool,
-    pub config_values: BTreeMap<String, String>,
-    pub data: Vec<String>,
-    pub run_name: String,
-    pub cpu_budget: Duration,
-    pub memory_cap: usize,
-    pub insecure: bool,
-    pub ca_cert: Option<PathBuf>,
-    /// `--csv PREFIX` / `--html FILE`.
-    pub csv: Option<PathBuf>,
-    pub html: Option<PathBuf>,
-    /// The scenario asks for CSV / HTML reports next to the JSON result.
-    pub report_csv: bool,
-    pub report_html: bool,
-    /// Parsed thresholds (evaluated by the CI gate).
-    pub thresholds: Vec<crate::scenario::Threshold>,
-    /// The scenario this plan came from.
-    #[serde(skip)]
-    pub scenario: Option<crate::scenario::Scenario>,
-    /// Where each value came from (for --print-config).
-    pub sources: BTreeMap<String, Source>,
-    /// Auth headers from API_TOKEN / API_KEY (never printed or reported).
-    #[serde(skip)]
-    pub api_token: Option<String>,
-    #[serde(skip)]
-    pub api_key: Option<String>,
+/// The layers in precedence order, and the source of every value picked from them.
+struct Layers<'a> {
+    layers: Vec<(Source, &'a Settings)>,
+    sources: BTreeMap<&'static str, Source>,
+}
+
+impl<'a> Layers<'a> {
+    /// The value of the first layer that sets `key`; records where it came from.
+    fn pick<T>(&mut self, key: &'static str, get: impl Fn(&'a Settings) -> Option<T>) -> Option<T> {
+        for &(source, settings) in &self.layers {
+            if let Some(value) = get(settings) {
+                self.sources.insert(key, source);
+                return Some(value);
+            }
+        }
+        self.sources.insert(key, Source::Default);
+        None
+    }
+
+    /// `pick`, with a default.
+    fn pick_or<T>(
+        &mut self,
+        key: &'static str,
+        default: T,
+        get: impl Fn(&'a Settings) -> Option<T>,
+    ) -> T {
+        self.pick(key, get).unwrap_or(default)
+    }
+
+    /// Records that `key` came from `source` (values not picked from one layer).
+    fn note(&mut self, key: &'static str, source: Source) {
+        self.sources.insert(key, source);
+    }
 }
 
 /// Default run time when neither `-t` nor `-n` is given.
 const DEFAULT_RUN_TIME: Duration = Duration::from_secs(60);
+/// Default users, as Locust's headless default is 1 but a load test wants a few.
+const DEFAULT_USERS: usize = 10;
 
-impl Plan {
-    /// Resolves CLI > environment > scenario > perfhost.toml > defaults. `env` is passed in so
-    /// tests control it.
-    pub fn resolve(
-        args: &RunArgs,
-        env: &dyn Fn(&str) -> Option<String>,
-    ) -> Result<Plan, ConfigError> {
-        let file = load_file(args.config.as_deref())?;
-        let scenario = match args.scenario.as_deref() {
-            Some(name) => Some(crate::scenario::load(name).map_err(ConfigError::Scenario)?),
-            None => None,
-        };
-        let sc = scenario.as_ref();
-        let mut sources = BTreeMap::new();
-        // The first layer that has a value wins; its name is recorded for --print-config.
-        let mut pick = |key: &str, layers: [bool; 4]| {
-            let names = [Source::Cli, Source::Env, Source::Scenario, Source::File];
-            let source = layers
-                .iter()
-                .position(|&set| set)
-                .map(|i| names[i])
-                .unwrap_or(Source::Default);
-            sources.insert(key.to_string(), source);
-        };
-        let file_duration = |v: &Option<String>, what: &str| {
-            v.as_deref()
-                .map(|t| {
-                    parse_duration(t)
-                        .map_err(|e| ConfigError::Invalid(format!("perfhost.toml {what}: {e}")))
-                })
-                .transpose()
-        };
+/// Resolves CLI > environment > scenario > perfhost.toml > defaults. `env` is passed in so
+/// tests control it.
+pub fn resolve(args: &RunArgs, env: &dyn Fn(&str) -> Option<String>) -> Result<Plan, ConfigError> {
+    let file = load_file(args.config.as_deref())?;
+    resolve_layers(args, env, &file)
+}
 
-        let env_host = env("LOAD_TEST_HOST").filter(|h| !h.trim().is_empty());
-        pick(
-            "host",
-            [
-                args.host.is_some(),
-                env_host.is_some(),
-                false,
-                file.host.is_some(),
-            ],
-        );
-        let host = args.host.clone().or(env_host).or(file.host.clone());
+/// The plan of `args` alone: no environment, no settings file (for the library's own callers,
+/// such as `perfhost bench`, and tests).
+pub fn resolve_args(args: &RunArgs) -> Result<Plan, ConfigError> {
+    resolve_layers(args, &|_| None, &Settings::default())
+}
 
-        let sc_plugins = sc.and_then(|s| s.plugins.clone());
-        pick(
-            "plugins",
-            [
-                !args.plugins.is_empty(),
-                false,
-                sc_plugins.is_some(),
-                file.plugins.is_some(),
-            ],
-        );
-        let plugins = if !args.plugins.is_empty() {
-            args.plugins.clone()
-        } else {
-            sc_plugins.or(file.plugins.clone()).unwrap_or_else(|| {
-                crate::plugin::builtin::NAMES
-                    .iter()
-                    .map(|s| s.to_string())
-                    .collect()
-            })
-        };
-
-        let sc_users = sc.and_then(|s| s.users);
-        pick(
-            "users",
-            [
-                args.users.is_some(),
-                false,
-                sc_users.is_some(),
-                file.users.is_some(),
-            ],
-        );
-        let users = args.users.or(sc_users).or(file.users).unwrap_or(10);
-        let sc_rate = sc.and_then(|s| s.spawn_rate);
-        pick(
-            "spawn-rate",
-            [
-                args.spawn_rate.is_some(),
-                false,
-                sc_rate.is_some(),
-                file.spawn_rate.is_some(),
-            ],
-        );
-        let spawn_rate = args
-            .spawn_rate
-            .or(sc_rate)
-            .or(file.spawn_rate)
-            .unwrap_or(users.max(1) as f64);
-        // A scenario's stages shape the run unless -u / -r ask for a plain ramp.
-        let stages = match sc {
-            Some(s) if args.users.is_none() && args.spawn_rate.is_none() => s.stages.clone(),
-            _ => Vec::new(),
-        };
-
-        let file_run_time = file_duration(&file.run_time, "run-time")?;
-        let sc_run_time = sc.and_then(|s| s.duration());
-        pick(
-            "run-time",
-            [
-                args.run_time.is_some(),
-                false,
-                sc_run_time.is_some(),
-                file_run_time.is_some(),
-            ],
-        );
-        pick(
-            "iterations",
-            [
-                args.iterations.is_some(),
-                false,
-                false,
-                file.iterations.is_some(),
-            ],
-        );
-        let iterations = args.iterations.or(file.iterations);
-        let run_time =
-            args.run_time
-                .or(sc_run_time)
-                .or(file_run_time)
-                .or(if iterations.is_some() {
-                    None
-                } else {
-                    Some(DEFAULT_RUN_TIME)
-                });
-
-        pick(
-            "seed",
-            [args.seed.is_some(), false, false, file.seed.is_some()],
-        );
-        let seed = args.seed.or(file.seed).unwrap_or_else(|| {
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map(|d| d.as_nanos() as u64)
-                .unwrap_or(1)
-        });
-        let stop_timeout = args
-            .stop_timeout
-            .or(file_duration(&file.stop_timeout, "stop-timeout")?)
-            .unwrap_or(Duration::from_secs(10));
-        let request_timeout = args
-            .request_timeout
-            .or(file_duration(&file.request_timeout, "request-timeout")?)
-            .unwrap_or(Duration::from_secs(30));
-
-        let mut config_values = file.config.clone();
-        if let Some(s) = sc {
-            config_values.extend(s.config.clone());
-        }
-        for kv in &args.config_values {
-            let (k, v) = kv.split_once('=').ok_or_else(|| {
-                ConfigError::Invalid(format!("--config-value `{kv}`: expected KEY=VALUE"))
-            })?;
-            config_values.insert(k.to_string(), v.to_string());
-        }
-
-        if users == 0 {
-            return Err(ConfigError::Invalid("--users must be at least 1".into()));
-        }
-        if !(spawn_rate > 0.0 && spawn_rate.is_finite()) {
-            return Err(ConfigError::Invalid(
-                "--spawn-rate must be a positive number of users per second".into(),
-            ));
-        }
-        if let Some(host) = &host {
-            crate::client::Target::parse(host).map_err(|e| ConfigError::Invalid(e.to_string()))?;
-        }
-        let sc_classes = sc.map(|s| s.user_classes.clone()).filter(|c| !c.is_empty());
-        pick(
-            "user-classes",
-            [
-                !args.user_classes.is_empty(),
-                false,
-                sc_classes.is_some(),
-                file.user_classes.is_some(),
-            ],
-        );
-        let user_classes = if args.user_classes.is_empty() {
-            sc_classes.or(file.user_classes.clone()).unwrap_or_default()
-        } else {
-            args.user_classes.clone()
-        };
-        let run_name = args
-            .run_name
-            .clone()
-            .or(sc.map(|s| s.name.clone()))
-            .unwrap_or_else(|| "run".to_string());
-        Ok(Plan {
-            host,
-            plugins,
-            users,
-            spawn_rate,
-            stages,
-            run_time,
-            iterations,
-            user_classes,
-            class_weights: sc.map(|s| s.weights.clone()).unwrap_or_default(),
-            seed,
-            stop_timeout,
-            request_timeout,
-            reset_stats: args.reset_stats,
-            trace: args.trace,
-            config_values,
-            data: args.data.clone(),
-            run_name,
-            cpu_budget: args.cpu_budget.unwrap_or(crate::plugin::DEFAULT_CPU_BUDGET),
-            memory_cap: args
-                .memory_cap_mib
-                .map(|m| m << 20)
-                .unwrap_or(crate::plugin::DEFAULT_MEMORY_CAP),
-            insecure: args.insecure,
-            ca_cert: args.ca_cert.clone(),
-            csv: args.csv.clone(),
-            html: args.html.clone(),
-            report_csv: sc.is_some_and(|s| s.report_csv),
-            report_html: sc.is_some_and(|s| s.report_html),
-            thresholds: sc.map(|s| s.thresholds.clone()).unwrap_or_default(),
-            scenario: scenario.clone(),
-            sources,
-            api_token: env("API_TOKEN").filter(|s| !s.is_empty()),
-            api_key: env("API_KEY").filter(|s| !s.is_empty()),
-        })
+fn resolve_layers(
+    args: &RunArgs,
+    env: &dyn Fn(&str) -> Option<String>,
+    file: &Settings,
+) -> Result<Plan, ConfigError> {
+    let scenario = match args.scenario.as_deref() {
+        Some(name) => Some(scenario::load(name)?),
+        None => None,
+    };
+    let cli = Settings::from_args(args)?;
+    let environment = Settings::from_env(env)?;
+    let from_scenario = scenario.as_ref().map(Settings::from_scenario);
+    let mut layers = vec![(Source::Cli, &cli), (Source::Env, &environment)];
+    if let Some(sc) = &from_scenario {
+        layers.push((Source::Scenario, sc));
     }
+    layers.push((Source::File, file));
+    let mut l = Layers {
+        layers,
+        sources: BTreeMap::new(),
+    };
 
-    /// The load shape of this plan.
-    pub fn shape(&self) -> crate::engine::LoadShape {
-        crate::engine::LoadShape {
-            users: self.users,
-            spawn_rate: self.spawn_rate,
-            stages: self.stages.clone(),
+    let target = match l.pick("host", |s| s.host.clone()) {
+        Some(url) => {
+            Some(Target::parse(&url).map_err(|e| ConfigError::invalid("host", e.to_string()))?)
+        }
+        None => None,
+    };
+    let plugins = l.pick_or(
+        "plugins",
+        builtin::NAMES.iter().map(|s| s.to_string()).collect(),
+        |s| s.plugins.clone(),
+    );
+    let users = l.pick_or("users", DEFAULT_USERS, |s| s.users);
+    let spawn_rate = l.pick("spawn-rate", |s| s.spawn_rate);
+    if users == 0 {
+        return Err(ConfigError::invalid("--users", "must be at least 1"));
+    }
+    let spawn_rate = spawn_rate.unwrap_or(users as f64);
+    if !(spawn_rate > 0.0 && spawn_rate.is_finite()) {
+        return Err(ConfigError::invalid(
+            "--spawn-rate",
+            "must be a positive number of users per second",
+        ));
+    }
+    // A scenario's stages shape the run unless the command line or the environment ask for a
+    // plain ramp with -u / -r.
+    let plain_asked = [Source::Cli, Source::Env]
+        .iter()
+        .any(|s| l.sources.get("users") == Some(s) || l.sources.get("spawn-rate") == Some(s));
+    let load = match &scenario {
+        Some(sc) if !sc.stages.is_empty() && !plain_asked => {
+            l.note("stages", Source::Scenario);
+            LoadShape {
+                stages: sc.stages.clone(),
+            }
+        }
+        _ => {
+            l.note("stages", Source::Default);
+            LoadShape::ramp(users, spawn_rate)
+        }
+    };
+
+    let iterations = l.pick("iterations", |s| s.iterations);
+    if iterations == Some(0) {
+        return Err(ConfigError::invalid("--iterations", "must be at least 1"));
+    }
+    let run_time = match l.pick("run-time", |s| s.run_time) {
+        Some(t) => Some(t),
+        None if iterations.is_some() => None,
+        None => Some(DEFAULT_RUN_TIME),
+    };
+    if run_time.is_some_and(|t| t.is_zero()) {
+        return Err(ConfigError::invalid("--run-time", "must be longer than 0s"));
+    }
+    let stop = StopConditions {
+        run_time,
+        iterations,
+        stop_timeout: l.pick_or("stop-timeout", Duration::from_secs(10), |s| s.stop_timeout),
+    };
+    let seed = l.pick("seed", |s| s.seed).unwrap_or_else(|| {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos() as u64)
+            .unwrap_or(1)
+    });
+
+    let limits = SandboxLimits {
+        cpu_budget: l.pick_or("cpu-budget", DEFAULT_CPU_BUDGET, |s| s.cpu_budget),
+        memory_cap: match l.pick("memory-cap-mib", |s| s.memory_cap_mib) {
+            Some(0) => {
+                return Err(ConfigError::invalid(
+                    "--memory-cap-mib",
+                    "must be at least 1",
+                ))
+            }
+            Some(mib) => mib.checked_mul(1 << 20).ok_or_else(|| {
+                ConfigError::invalid(
+                    "--memory-cap-mib",
+                    "is more memory than this machine can address",
+                )
+            })?,
+            None => DEFAULT_MEMORY_CAP,
+        },
+    };
+    if limits.cpu_budget < Duration::from_millis(10) {
+        return Err(ConfigError::invalid(
+            "--cpu-budget",
+            "must be at least 10ms (the sandbox checks a running guest every 10 ms)",
+        ));
+    }
+    let request_timeout = l.pick_or("request-timeout", Duration::from_secs(30), |s| {
+        s.request_timeout
+    });
+    if request_timeout.is_zero() {
+        return Err(ConfigError::invalid(
+            "--request-timeout",
+            "must be longer than 0s",
+        ));
+    }
+    let api_token = env("API_TOKEN").filter(|s| !s.is_empty()).map(Secret);
+    let api_key = env("API_KEY").filter(|s| !s.is_empty()).map(Secret);
+    l.note(
+        "api-token",
+        if api_token.is_some() {
+            Source::Env
+        } else {
+            Source::Default
+        },
+    );
+    l.note(
+        "api-key",
+        if api_key.is_some() {
+            Source::Env
+        } else {
+            Source::Default
+        },
+    );
+    let client = ClientOptions {
+        request_timeout,
+        insecure: l.pick_or("insecure", false, |s| s.insecure),
+        ca_cert: l.pick("ca-cert", |s| s.ca_cert.clone()),
+        api_token,
+        api_key,
+    };
+
+    let classes = ClassChoice {
+        only: l.pick_or("user-classes", Vec::new(), |s| s.user_classes.clone()),
+        weights: scenario
+            .as_ref()
+            .map(|s| s.weights.clone())
+            .unwrap_or_default(),
+    };
+    let run_name = l.pick_or("run-name", "run".to_string(), |s| s.run_name.clone());
+    let outputs = Outputs {
+        run_name,
+        json: args.json,
+        json_file: l.pick("json-file", |s| s.json_file.clone()),
+        no_report: args.no_report,
+        csv: l.pick("csv", |s| s.csv.clone()),
+        html: l.pick("html", |s| s.html.clone()),
+        scenario_csv: scenario.as_ref().is_some_and(|s| s.report_csv),
+        scenario_html: scenario.as_ref().is_some_and(|s| s.report_html),
+    };
+    let log_level = l.pick_or("log-level", "info".to_string(), |s| s.log_level.clone());
+    let log_level = normalize_log_level(&log_level)
+        .ok_or_else(|| {
+            ConfigError::invalid(
+                "--loglevel",
+                format!("`{log_level}` is not a level — use DEBUG, INFO, WARNING or ERROR"),
+            )
+        })?
+        .to_string();
+
+    // Values for plugins: every layer contributes, the higher one winning per key.
+    let mut config_values = BTreeMap::new();
+    let mut config_source = Source::Default;
+    for (source, settings) in l.layers.iter().rev() {
+        if !settings.config.is_empty() {
+            config_values.extend(settings.config.clone());
+            config_source = *source;
         }
     }
-
-    /// The most users alive at once.
-    pub fn max_users(&self) -> usize {
-        self.shape().max_users()
-    }
-
-    /// The text of `--print-config`: every value and where it came from. Secrets are masked.
-    pub fn describe(&self) -> String {
-        let src = |k: &str| {
-            self.sources
-                .get(k)
-                .map(|s| format!("{s:?}").to_lowercase())
-                .unwrap_or_else(|| "default".into())
-        };
-        let dur = |d: Option<Duration>| {
-            d.map(format_duration)
-                .unwrap_or_else(|| "until -n is reached".into())
-        };
-        let mut out = String::new();
-        let mut line =
-            |k: &str, v: String, s: String| out.push_str(&format!("{k:<16} {v:<40} ({s})\n"));
-        line(
-            "host",
-            self.host
-                .clone()
-                .unwrap_or_else(|| "built-in demo server".into()),
-            src("host"),
-        );
-        if let Some(sc) = &self.scenario {
-            line("scenario", sc.name.clone(), sc.source.clone());
-        }
-        line("plugins", self.plugins.join(", "), src("plugins"));
-        let classes = if self.user_classes.is_empty() {
-            "all".to_string()
+    l.note("config", config_source);
+    l.note(
+        "thresholds",
+        if scenario.is_some() {
+            Source::Scenario
         } else {
-            self.user_classes.join(", ")
-        };
-        line("user-classes", classes, src("user-classes"));
-        if !self.class_weights.is_empty() {
-            let w: Vec<String> = self
-                .class_weights
-                .iter()
-                .map(|(c, w)| format!("{c}={w}"))
-                .collect();
-            line("weights", w.join(", "), "scenario".into());
+            Source::Default
+        },
+    );
+
+    let reset_stats = l.pick_or("reset-stats", false, |s| s.reset_stats);
+    let trace = l.pick_or("trace", false, |s| s.trace);
+    let data = l.pick_or("data", Vec::new(), |s| s.data.clone());
+    l.note("workers", Source::Default);
+    Ok(Plan {
+        target,
+        plugins,
+        classes,
+        load,
+        stop,
+        limits,
+        client,
+        outputs,
+        seed,
+        reset_stats,
+        trace,
+        config_values,
+        data,
+        thresholds: scenario
+            .as_ref()
+            .map(|s| s.thresholds.clone())
+            .unwrap_or_default(),
+        scenario: scenario.as_ref().map(Scenario::reference),
+        log_level,
+        workers: std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1),
+        sources: l.sources,
+    })
+}
+
+/// `DEBUG`, `info`, `WARNING`, `warn`, `critical` … → a tracing level name.
+pub fn normalize_log_level(level: &str) -> Option<&'static str> {
+    Some(match level.trim().to_ascii_lowercase().as_str() {
+        "trace" => "trace",
+        "debug" => "debug",
+        "info" => "info",
+        "warn" | "warning" => "warn",
+        "error" | "critical" | "fatal" => "error",
+        "off" | "none" => "off",
+        _ => return None,
+    })
+}
+
+/// The text of `--print-config`: every setting and where it came from. Secrets are masked.
+pub fn describe(plan: &Plan) -> String {
+    let src = |k: &str| {
+        plan.sources
+            .get(k)
+            .copied()
+            .unwrap_or(Source::Default)
+            .as_str()
+            .to_string()
+    };
+    let list = |v: &[String], empty: &str| {
+        if v.is_empty() {
+            empty.to_string()
+        } else {
+            v.join(", ")
         }
-        for (i, stage) in self.stages.iter().enumerate() {
-            line(
+    };
+    let path = |p: &Option<PathBuf>| {
+        p.as_ref()
+            .map(|p| p.display().to_string())
+            .unwrap_or_else(|| "-".into())
+    };
+    let hidden = |s: &Option<Secret>| if s.is_some() { "set (hidden)" } else { "-" }.to_string();
+    let flag = |b: bool| if b { "yes" } else { "no" }.to_string();
+    let mut rows: Vec<(String, String, String)> = Vec::new();
+    let mut row = |k: &str, v: String, s: String| rows.push((k.to_string(), v, s));
+    row(
+        "host",
+        plan.target
+            .as_ref()
+            .map(|t| format!("{}{}", t.origin, t.base_path))
+            .unwrap_or_else(|| "built-in demo server".into()),
+        src("host"),
+    );
+    if let Some(sc) = &plan.scenario {
+        row("scenario", sc.name.clone(), sc.source.clone());
+    }
+    row("plugins", plan.plugins.join(", "), src("plugins"));
+    row(
+        "user-classes",
+        list(&plan.classes.only, "all"),
+        src("user-classes"),
+    );
+    if !plan.classes.weights.is_empty() {
+        let w: Vec<String> = plan
+            .classes
+            .weights
+            .iter()
+            .map(|(c, w)| format!("{c}={w}"))
+            .collect();
+        row("weights", w.join(", "), "scenario".into());
+    }
+    row("users", plan.max_users().to_string(), src("users"));
+    row(
+        "spawn-rate",
+        format!("{}/s", plan.load.spawn_rate()),
+        src("spawn-rate"),
+    );
+    if plan.sources.get("stages") == Some(&Source::Scenario) {
+        for (i, stage) in plan.load.stages.iter().enumerate() {
+            row(
                 &format!("stage {}", i + 1),
                 format!(
                     "{} users over {}",
@@ -494,63 +703,83 @@ impl Plan {
                 "scenario".into(),
             );
         }
-        for t in &self.thresholds {
-            line("threshold", t.text.clone(), "scenario".into());
-        }
-        line("users", self.users.to_string(), src("users"));
-        line(
-            "spawn-rate",
-            format!("{}/s", self.spawn_rate),
-            src("spawn-rate"),
-        );
-        line("run-time", dur(self.run_time), src("run-time"));
-        line(
-            "iterations",
-            self.iterations
-                .map(|n| n.to_string())
-                .unwrap_or_else(|| "-".into()),
-            src("iterations"),
-        );
-        line("seed", self.seed.to_string(), src("seed"));
-        line(
-            "stop-timeout",
-            format_duration(self.stop_timeout),
-            "cli or default".into(),
-        );
-        line(
-            "request-timeout",
-            format_duration(self.request_timeout),
-            "cli or default".into(),
-        );
-        line(
-            "API_TOKEN",
-            if self.api_token.is_some() {
-                "set (hidden)".into()
-            } else {
-                "-".into()
-            },
-            "env".into(),
-        );
-        line(
-            "API_KEY",
-            if self.api_key.is_some() {
-                "set (hidden)".into()
-            } else {
-                "-".into()
-            },
-            "env".into(),
-        );
-        out
     }
+    row(
+        "run-time",
+        plan.stop
+            .run_time
+            .map(format_duration)
+            .unwrap_or_else(|| "until -n is reached".into()),
+        src("run-time"),
+    );
+    row(
+        "iterations",
+        plan.stop
+            .iterations
+            .map(|n| n.to_string())
+            .unwrap_or_else(|| "-".into()),
+        src("iterations"),
+    );
+    row(
+        "stop-timeout",
+        format_duration(plan.stop.stop_timeout),
+        src("stop-timeout"),
+    );
+    row("seed", plan.seed.to_string(), src("seed"));
+    row(
+        "request-timeout",
+        format_duration(plan.client.request_timeout),
+        src("request-timeout"),
+    );
+    row("insecure", flag(plan.client.insecure), src("insecure"));
+    row("ca-cert", path(&plan.client.ca_cert), src("ca-cert"));
+    row(
+        "API_TOKEN",
+        hidden(&plan.client.api_token),
+        src("api-token"),
+    );
+    row("API_KEY", hidden(&plan.client.api_key), src("api-key"));
+    row(
+        "cpu-budget",
+        format_duration(plan.limits.cpu_budget),
+        src("cpu-budget"),
+    );
+    row(
+        "memory-cap-mib",
+        (plan.limits.memory_cap >> 20).to_string(),
+        src("memory-cap-mib"),
+    );
+    row("reset-stats", flag(plan.reset_stats), src("reset-stats"));
+    row("trace", flag(plan.trace), src("trace"));
+    row("log-level", plan.log_level.clone(), src("log-level"));
+    row("run-name", plan.outputs.run_name.clone(), src("run-name"));
+    row("json-file", path(&plan.outputs.json_file), src("json-file"));
+    row("csv", path(&plan.outputs.csv), src("csv"));
+    row("html", path(&plan.outputs.html), src("html"));
+    row("data", list(&plan.data, "-"), src("data"));
+    let config: Vec<String> = plan
+        .config_values
+        .iter()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect();
+    row("config", list(&config, "-"), src("config"));
+    for t in &plan.thresholds {
+        row("threshold", t.text.clone(), src("thresholds"));
+    }
+    row("workers", plan.workers.to_string(), src("workers"));
+    rows.iter()
+        .map(|(k, v, s)| format!("{k:<16} {v:<40} ({s})\n"))
+        .collect()
 }
 
-fn load_file(explicit: Option<&Path>) -> Result<FileConfig, ConfigError> {
+/// Reads `perfhost.toml` (or the file given): one settings layer.
+fn load_file(explicit: Option<&Path>) -> Result<Settings, ConfigError> {
     let path = match explicit {
         Some(p) => p.to_path_buf(),
         None => {
             let default = PathBuf::from("perfhost.toml");
             if !default.exists() {
-                return Ok(FileConfig::default());
+                return Ok(Settings::default());
             }
             default
         }
@@ -559,100 +788,18 @@ fn load_file(explicit: Option<&Path>) -> Result<FileConfig, ConfigError> {
         path: path.clone(),
         source,
     })?;
-    toml::from_str(&text).map_err(|e| ConfigError::Parse {
-        path,
-        message: e.to_string().replace('\n', " "),
-    })
+    toml::from_str(&text)
+        .map_err(|e| scenario::toml_error(&path.display().to_string(), &text, &e).into())
 }
 
-/// Parses `90s`, `5m`, `2h`, `1h30m`, `250ms`; a bare number means seconds.
-pub fn parse_duration(text: &str) -> Result<Duration, String> {
-    let t = text.trim();
-    let bad = || {
-        format!("`{text}` is not a duration — use e.g. 90s, 5m, 1h30m, 250ms (a bare number is seconds)")
-    };
-    if t.is_empty() {
-        return Err(bad());
-    }
-    if let Ok(secs) = t.parse::<f64>() {
-        return if secs >= 0.0 && secs.is_finite() {
-            Ok(Duration::from_secs_f64(secs))
-        } else {
-            Err(bad())
-        };
-    }
-    let mut total = 0f64;
-    let mut number = String::new();
-    let mut chars = t.chars().peekable();
-    let mut any = false;
-    while let Some(c) = chars.next() {
-        if c.is_ascii_digit() || c == '.' {
-            number.push(c);
-            continue;
-        }
-        let value: f64 = number.parse().map_err(|_| bad())?;
-        number.clear();
-        let unit = match c {
-            'm' if chars.peek() == Some(&'s') => {
-                chars.next();
-                0.001
-            }
-            'h' => 3600.0,
-            'm' => 60.0,
-            's' => 1.0,
-            'd' => 86400.0,
-            _ => return Err(bad()),
-        };
-        total += value * unit;
-        any = true;
-    }
-    if !number.is_empty() || !any {
-        return Err(bad());
-    }
-    Ok(Duration::from_secs_f64(total))
-}
-
-fn parse_duration_arg(text: &str) -> Result<Duration, String> {
+/// clap's parser for duration flags.
+pub fn parse_duration_arg(text: &str) -> Result<Duration, DurationError> {
     parse_duration(text)
-}
-
-/// `90s`, `5m`, `1h30m`, `250ms`.
-pub fn format_duration(d: Duration) -> String {
-    let ms = d.as_millis();
-    if ms < 1000 {
-        return format!("{ms}ms");
-    }
-    let s = d.as_secs();
-    let (h, m, s) = (s / 3600, (s % 3600) / 60, s % 60);
-    let mut out = String::new();
-    if h > 0 {
-        out.push_str(&format!("{h}h"));
-    }
-    if m > 0 {
-        out.push_str(&format!("{m}m"));
-    }
-    if s > 0 || out.is_empty() {
-        out.push_str(&format!("{s}s"));
-    }
-    out
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn durations_parse_as_documented() {
-        assert_eq!(parse_duration("90s").unwrap(), Duration::from_secs(90));
-        assert_eq!(parse_duration("5m").unwrap(), Duration::from_secs(300));
-        assert_eq!(parse_duration("1h30m").unwrap(), Duration::from_secs(5400));
-        assert_eq!(parse_duration("250ms").unwrap(), Duration::from_millis(250));
-        assert_eq!(parse_duration("12").unwrap(), Duration::from_secs(12));
-        for bad in ["", "abc", "5x", "m", "-3", "5m3"] {
-            assert!(parse_duration(bad).is_err(), "{bad}");
-        }
-        assert_eq!(format_duration(Duration::from_secs(5400)), "1h30m");
-    }
 
     #[test]
     fn perfhost_toml_fills_what_cli_and_env_leave_open() {
@@ -669,22 +816,23 @@ mod tests {
             users: Some(3),
             ..Default::default()
         };
-        let plan = Plan::resolve(&args, &|_| None).unwrap();
-        assert_eq!(plan.host.as_deref(), Some("http://127.0.0.1:7000"));
-        assert_eq!((plan.users, plan.sources["users"]), (3, Source::Cli));
+        let plan = resolve(&args, &|_| None).unwrap();
+        let origin = |p: &Plan| p.target.as_ref().map(|t| t.origin.clone());
+        assert_eq!(origin(&plan).as_deref(), Some("http://127.0.0.1:7000"));
+        assert_eq!((plan.max_users(), plan.sources["users"]), (3, Source::Cli));
         assert_eq!(
-            (plan.run_time, plan.sources["run-time"]),
+            (plan.stop.run_time, plan.sources["run-time"]),
             (Some(Duration::from_secs(120)), Source::File)
         );
         assert_eq!(plan.plugins, ["burst_user"]);
         assert_eq!(plan.config_values["region"], "eu");
         let env = |k: &str| (k == "LOAD_TEST_HOST").then(|| "http://127.0.0.1:7001".to_string());
         assert_eq!(
-            Plan::resolve(&args, &env).unwrap().host.as_deref(),
+            origin(&resolve(&args, &env).unwrap()).as_deref(),
             Some("http://127.0.0.1:7001")
         );
         std::fs::write(&file, "userz = 3\n").unwrap();
-        let err = Plan::resolve(&args, &|_| None).unwrap_err().to_string();
+        let err = resolve(&args, &|_| None).unwrap_err().to_string();
         assert!(
             err.contains("perfhost.toml") && err.contains("userz"),
             "{err}"
@@ -703,22 +851,91 @@ mod tests {
             ..Default::default()
         };
         assert!(matches!(
-            Plan::resolve(&args, &env),
+            resolve(&args, &env),
             Err(ConfigError::Read { .. })
         ));
         let args = RunArgs::default();
-        let plan = Plan::resolve(&args, &env).unwrap();
-        assert_eq!(plan.host.as_deref(), Some("http://127.0.0.1:1234"));
+        let plan = resolve(&args, &env).unwrap();
+        let origin = |p: &Plan| p.target.as_ref().map(|t| t.origin.clone());
+        assert_eq!(origin(&plan).as_deref(), Some("http://127.0.0.1:1234"));
         assert_eq!(plan.sources["host"], Source::Env);
-        assert!(!plan.describe().contains("secret-key"));
+        assert!(!describe(&plan).contains("secret-key"));
         let args = RunArgs {
             host: Some("http://127.0.0.1:9".into()),
             users: Some(3),
             ..Default::default()
         };
-        let plan = Plan::resolve(&args, &env).unwrap();
-        assert_eq!(plan.host.as_deref(), Some("http://127.0.0.1:9"));
+        let plan = resolve(&args, &env).unwrap();
+        assert_eq!(origin(&plan).as_deref(), Some("http://127.0.0.1:9"));
         assert_eq!(plan.sources["host"], Source::Cli);
-        assert_eq!(plan.users, 3);
+        assert_eq!(plan.max_users(), 3);
+    }
+
+    /// `--print-config` names the layer each value came from: one value from each of the
+    /// command line, the environment, a scenario file and perfhost.toml, and a default.
+    #[test]
+    fn print_config_names_the_source_of_every_field() {
+        let dir = std::env::temp_dir().join(format!("perfhost-sources-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("perfhost.toml");
+        std::fs::write(
+            &file,
+            "stop-timeout = \"7s\"\nrequest-timeout = 9\nlog-level = \"debug\"\ncpu-budget = \"2s\"\nseed = 11\n",
+        )
+        .unwrap();
+        let sc = dir.join("sc.toml");
+        std::fs::write(&sc, "name = \"sc\"\nusers = 4\nrun-time = \"20s\"\n").unwrap();
+        let args = RunArgs {
+            config: Some(file),
+            scenario: Some(sc.display().to_string()),
+            request_timeout: Some(Duration::from_secs(3)),
+            ..Default::default()
+        };
+        let env = |k: &str| match k {
+            "PERFHOST_SEED" => Some("5".to_string()),
+            "LOAD_TEST_HOST" => Some("http://127.0.0.1:7002".to_string()),
+            _ => None,
+        };
+        let plan = resolve(&args, &env).unwrap();
+        let text = describe(&plan);
+        let source_of = |key: &str| {
+            let line = text
+                .lines()
+                .find(|l| l.split_whitespace().next() == Some(key))
+                .unwrap_or_else(|| panic!("no {key} line in\n{text}"));
+            line.rsplit('(')
+                .next()
+                .unwrap()
+                .trim_end_matches(')')
+                .to_string()
+        };
+        assert_eq!(plan.client.request_timeout, Duration::from_secs(3));
+        assert_eq!(source_of("request-timeout"), "cli");
+        assert_eq!(plan.seed, 5);
+        assert_eq!(source_of("seed"), "env");
+        assert_eq!(source_of("host"), "env");
+        assert_eq!(
+            (plan.max_users(), source_of("users").as_str()),
+            (4, "scenario")
+        );
+        assert_eq!(source_of("run-time"), "scenario");
+        assert_eq!(plan.stop.stop_timeout, Duration::from_secs(7));
+        assert_eq!(source_of("stop-timeout"), "file");
+        assert_eq!(
+            (plan.log_level.as_str(), source_of("log-level").as_str()),
+            ("debug", "file")
+        );
+        assert_eq!(source_of("cpu-budget"), "file");
+        assert_eq!(source_of("iterations"), "default");
+        assert_eq!(source_of("insecure"), "default");
+        // Every setting of the plan has a source, and every line names one.
+        for line in text.lines() {
+            let source = line.rsplit('(').next().unwrap_or("");
+            assert!(
+                ["cli)", "env)", "scenario)", "file)", "default)"].contains(&source)
+                    || line.starts_with("scenario"),
+                "{line}"
+            );
+        }
     }
 }

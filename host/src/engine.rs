@@ -13,12 +13,15 @@ use tokio::sync::{mpsc, Notify};
 
 use wasmtime::component::Accessor;
 
+use crate::monitor::{GeneratorHealth, GeneratorMonitor};
+use crate::plan::seed::{self, Stream};
+use crate::plan::{ClassChoice, Plan};
 use crate::plugin::bindings::Plugin;
-use crate::plugin::state::{user_seed, GroupState};
+use crate::plugin::state::GroupState;
 use crate::plugin::{
     Group, PluginSet, RunEnv, TaskOutcome, UserClass, UserHandle, WaitTime, GROUP_SIZE,
 };
-use crate::stats::{RunStats, Shard, Shards};
+use crate::stats::{FailureSample, RunStats, Shard, Shards};
 
 /// One user class of the run, with the plugin it comes from.
 #[derive(Debug, Clone)]
@@ -26,102 +29,6 @@ pub struct ClassSlot {
     pub plugin_index: usize,
     pub class_index: u32,
     pub class: UserClass,
-}
-
-/// One stage of a load shape: ramp linearly from the previous stage's users (0 at the start)
-/// to `users` over `duration`.
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
-pub struct Stage {
-    pub users: usize,
-    #[serde(with = "duration_secs")]
-    pub duration: Duration,
-}
-
-mod duration_secs {
-    use serde::{Deserialize, Deserializer, Serializer};
-    use std::time::Duration;
-
-    pub fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_f64(d.as_secs_f64())
-    }
-
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
-        Ok(Duration::from_secs_f64(f64::deserialize(d)?.max(0.0)))
-    }
-}
-
-/// How many users the run wants at each moment.
-#[derive(Debug, Clone, PartialEq)]
-pub struct LoadShape {
-    /// Without stages: ramp to `users` at `spawn_rate`, then hold.
-    pub users: usize,
-    pub spawn_rate: f64,
-    pub stages: Vec<Stage>,
-}
-
-impl LoadShape {
-    /// Users wanted `t` after the start.
-    pub fn target(&self, t: Duration) -> usize {
-        if self.stages.is_empty() {
-            let ramped = (t.as_secs_f64() * self.spawn_rate).floor() as usize + 1;
-            return ramped.min(self.users);
-        }
-        let mut start = Duration::ZERO;
-        let mut from = 0usize;
-        for stage in &self.stages {
-            let end = start + stage.duration;
-            if t < end {
-                let frac = if stage.duration.is_zero() {
-                    1.0
-                } else {
-                    (t - start).as_secs_f64() / stage.duration.as_secs_f64()
-                };
-                let users = from as f64 + (stage.users as f64 - from as f64) * frac;
-                return users.round().max(0.0) as usize;
-            }
-            start = end;
-            from = stage.users;
-        }
-        from
-    }
-
-    /// The most users alive at once.
-    pub fn max_users(&self) -> usize {
-        if self.stages.is_empty() {
-            self.users
-        } else {
-            self.stages.iter().map(|s| s.users).max().unwrap_or(0)
-        }
-    }
-
-    /// The stages' total length, if the shape has stages.
-    pub fn duration(&self) -> Option<Duration> {
-        (!self.stages.is_empty()).then(|| self.stages.iter().map(|s| s.duration).sum())
-    }
-
-    /// True once the shape no longer changes after `t` (ramp done, stages over).
-    fn settled(&self, t: Duration, alive: usize) -> bool {
-        match self.duration() {
-            Some(total) => t >= total,
-            None => alive >= self.users,
-        }
-    }
-}
-
-/// What the engine needs to know of the plan.
-#[derive(Debug, Clone)]
-pub struct EngineOptions {
-    pub users: usize,
-    pub spawn_rate: f64,
-    /// Optional load shape; empty: ramp to `users` at `spawn_rate` and hold.
-    pub stages: Vec<Stage>,
-    pub run_time: Option<Duration>,
-    pub iterations: Option<u64>,
-    pub stop_timeout: Duration,
-    pub seed: u64,
-    pub reset_stats: bool,
-    /// Worker threads (default: the number of cores).
-    pub workers: usize,
 }
 
 /// Asks the run to stop (Ctrl-C, SIGTERM, a test).
@@ -169,10 +76,39 @@ impl StopHandle {
     }
 }
 
-/// Live counters the console and the collector read.
+/// Live counters the collector reads.
 #[derive(Default)]
-pub struct Live {
-    pub active_users: AtomicUsize,
+struct Live {
+    active_users: AtomicUsize,
+}
+
+/// What the users of a run are: the loaded plugins, what every user shares, and the classes
+/// that run.
+pub struct Behaviours {
+    pub set: Arc<PluginSet>,
+    pub env: Arc<RunEnv>,
+    pub classes: Vec<ClassSlot>,
+}
+
+/// Why the chosen user classes cannot run.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ClassError {
+    #[error("unknown user class `{name}` — the loaded plugins offer: {known}")]
+    Unknown { name: String, known: String },
+    #[error("weights: unknown user class `{0}`")]
+    UnknownWeight(String),
+    #[error("every selected user class has weight 0")]
+    AllZero,
+}
+
+impl ClassError {
+    /// The setting the error is about (`user-classes` or `weights`).
+    pub fn field(&self) -> &'static str {
+        match self {
+            ClassError::UnknownWeight(_) => "weights",
+            _ => "user-classes",
+        }
+    }
 }
 
 /// Per class: how its users fared, and whether it was stopped for trapping. Atomics, because
@@ -211,7 +147,9 @@ pub struct RunOutcome {
     pub class_users: BTreeMap<String, usize>,
     /// Classes stopped because their users kept trapping, with the reason.
     pub stopped_classes: Vec<String>,
-    pub generator: crate::report::GeneratorHealth,
+    pub generator: GeneratorHealth,
+    /// Failing responses kept as samples.
+    pub samples: Vec<FailureSample>,
 }
 
 /// Assigns `users` users to classes deterministically by weight (smooth weighted round-robin:
@@ -241,13 +179,9 @@ pub fn assign_classes(weights: &[u32], users: usize) -> Vec<usize> {
 
 /// The user classes of the plugin set, filtered by `--user-class`, with a scenario's weight
 /// overrides applied (by class name).
-pub fn select_classes_weighted(
-    set: &PluginSet,
-    only: &[String],
-    weights: &BTreeMap<String, u32>,
-) -> Result<Vec<ClassSlot>, String> {
-    let mut slots = select_classes(set, only)?;
-    for (name, weight) in weights {
+pub fn select_classes(set: &PluginSet, choice: &ClassChoice) -> Result<Vec<ClassSlot>, ClassError> {
+    let mut slots = filter_classes(set, &choice.only)?;
+    for (name, weight) in &choice.weights {
         let mut found = false;
         for slot in slots
             .iter_mut()
@@ -257,17 +191,17 @@ pub fn select_classes_weighted(
             found = true;
         }
         if !found {
-            return Err(format!("weights: unknown user class `{name}`"));
+            return Err(ClassError::UnknownWeight(name.clone()));
         }
     }
     if slots.iter().all(|s| s.class.weight == 0) {
-        return Err("every selected user class has weight 0".into());
+        return Err(ClassError::AllZero);
     }
     Ok(slots)
 }
 
 /// The user classes of the plugin set, filtered by `--user-class`.
-pub fn select_classes(set: &PluginSet, only: &[String]) -> Result<Vec<ClassSlot>, String> {
+fn filter_classes(set: &PluginSet, only: &[String]) -> Result<Vec<ClassSlot>, ClassError> {
     let mut slots = Vec::new();
     for (plugin_index, plugin) in set.plugins.iter().enumerate() {
         for (class_index, class) in plugin.classes.iter().enumerate() {
@@ -290,35 +224,27 @@ pub fn select_classes(set: &PluginSet, only: &[String]) -> Result<Vec<ClassSlot>
                 .iter()
                 .flat_map(|p| p.classes.iter().map(|c| c.name.as_str()))
                 .collect();
-            return Err(format!(
-                "unknown user class `{name}` — the loaded plugins offer: {}",
-                known.join(", ")
-            ));
+            return Err(ClassError::Unknown {
+                name: name.clone(),
+                known: known.join(", "),
+            });
         }
-    }
-    if slots.iter().all(|s| s.class.weight == 0) {
-        return Err("every selected user class has weight 0".into());
     }
     Ok(slots)
 }
 
 /// Runs the load until run time, iterations or a stop, and returns the statistics.
+/// `on_tick` sees every one-second history point and the time since the start.
 pub async fn run(
-    set: Arc<PluginSet>,
-    env: Arc<RunEnv>,
-    classes: Vec<ClassSlot>,
-    options: EngineOptions,
+    plan: &Plan,
+    users: Behaviours,
     stop: StopHandle,
-    live: Arc<Live>,
     mut on_tick: impl FnMut(&crate::stats::HistoryPoint, Duration),
 ) -> RunOutcome {
-    let workers = options.workers.max(1);
+    let workers = plan.workers.max(1);
     let shards = Shards::new(workers);
-    let shape = LoadShape {
-        users: options.users,
-        spawn_rate: options.spawn_rate,
-        stages: options.stages.clone(),
-    };
+    let shape = &plan.load;
+    let Behaviours { set, env, classes } = users;
     let weights: Vec<u32> = classes.iter().map(|c| c.class.weight).collect();
     // Slot k always holds a user of class `sequence[k]`: growing adds slots at the end and
     // shrinking removes the newest, so any user count keeps the class mix as exact as it can be.
@@ -327,6 +253,7 @@ pub async fn run(
     for &c in &sequence {
         class_users[c] += 1;
     }
+    let live = Arc::new(Live::default());
     let shared = Arc::new(Shared {
         set,
         env,
@@ -336,8 +263,8 @@ pub async fn run(
         classes,
         stop: stop.clone(),
         live: live.clone(),
-        iterations_left: options.iterations.map(AtomicU64::new),
-        seed: options.seed,
+        iterations_left: plan.stop.iterations.map(AtomicU64::new),
+        seed: plan.seed,
     });
 
     // One current-thread runtime per worker thread; users are handed out round-robin.
@@ -347,7 +274,7 @@ pub async fn run(
         let (tx, rx) = mpsc::unbounded_channel::<Spawn>();
         senders.push(tx);
         let shared = shared.clone();
-        let stop_timeout = options.stop_timeout;
+        let stop_timeout = plan.stop.stop_timeout;
         let thread = std::thread::Builder::new()
             .name(format!("perfhost-worker-{w}"))
             .spawn(move || worker(w, rx, shared, stop_timeout));
@@ -359,18 +286,18 @@ pub async fn run(
 
     let started_wall = crate::stats::unix_now();
     let started = Instant::now();
-    let run_time = options.run_time.or(shape.duration());
-    let deadline = run_time.map(|t| started + t);
+    // Durations are capped at 30 days by the plan, so this cannot overflow.
+    let deadline = plan.stop.run_time.map(|t| started + t);
     let mut stats = RunStats::default();
-    let mut generator = crate::report::GeneratorMonitor::start();
+    let mut generator = GeneratorMonitor::start();
     let mut alive: Vec<StopHandle> = Vec::new();
     let mut next_id = 0u64;
     let mut ticker = tokio::time::interval(Duration::from_secs(1));
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     ticker.tick().await;
     let mut last_tick = Instant::now();
-    let step = Duration::from_secs_f64((1.0 / options.spawn_rate).clamp(0.001, 0.05));
-    let mut ramp_done_reset = !options.reset_stats;
+    let step = shape.step();
+    let mut ramp_done_reset = !plan.reset_stats;
 
     loop {
         let now = started.elapsed();
@@ -403,6 +330,7 @@ pub async fn run(
         if !ramp_done_reset && alive.len() >= shape.max_users() {
             ramp_done_reset = true;
             let _ = shards.take_all();
+            shards.samples().clear();
             stats.reset();
             tracing::info!(
                 "all {} users spawned: statistics reset (--reset-stats)",
@@ -417,14 +345,14 @@ pub async fn run(
         // Users ending by themselves (-n, stop-user) end the run when none is left.
         let all_done = next_id > 0
             && active == 0
-            && (iterations_spent || shape.settled(now, alive.len()) && shape.stages.is_empty());
+            && (iterations_spent || shape.settled(now) && alive.len() >= shape.target(now));
         if deadline.is_some_and(|d| Instant::now() >= d) || all_done {
             stop.stop();
         }
         if stop.is_stopping() {
             break;
         }
-        let changing = !shape.settled(now, alive.len());
+        let changing = !shape.settled(now);
         tokio::select! {
             _ = ticker.tick() => {
                 let elapsed = last_tick.elapsed();
@@ -436,6 +364,8 @@ pub async fn run(
             _ = async { match deadline { Some(at) => tokio::time::sleep_until(at.into()).await, None => std::future::pending().await } } => {}
             _ = stop.stopped() => {}
             _ = tokio::time::sleep(step), if changing => {}
+            // Once the shape is settled the loop only watches for users ending by themselves
+            // (-n, stop-user): 50 ms keeps that prompt at no measurable cost.
             _ = tokio::time::sleep(Duration::from_millis(50)), if !changing => {}
         }
     }
@@ -483,6 +413,7 @@ pub async fn run(
             }),
         stopped_classes,
         generator: generator.finish(),
+        samples: shards.samples().samples(),
     }
 }
 
@@ -551,7 +482,7 @@ fn hand_to_group(
         None => {
             let (tx, rx) = mpsc::unbounded_channel();
             let members = Arc::new(AtomicUsize::new(0));
-            let group_id = user_seed(shared.seed, worker as u64, groups.len() as u64);
+            let group_id = seed::group_id(shared.seed, worker as u64, groups.len() as u64);
             let class = spawn.class;
             tasks.spawn(group_loop(
                 class,
@@ -616,8 +547,9 @@ async fn group_loop(
     shared: Arc<Shared>,
 ) {
     let slot = &shared.classes[class];
-    let shard = shared.shards.0[worker % shared.shards.0.len()].clone();
-    let mut rng = Pcg64Mcg::seed_from_u64(user_seed(shared.seed, group_id, 6));
+    let shard = shared.shards.shard(worker);
+    let mut rng =
+        Pcg64Mcg::seed_from_u64(seed::derive(shared.seed, group_id, Stream::GroupRestart));
     let members: Arc<Mutex<Vec<Member>>> = Arc::default();
     let mut open = true;
     loop {
@@ -790,7 +722,7 @@ async fn user_life(
         stop: me,
     } = spawn;
     let slot = &shared.classes[class];
-    let mut rng = Pcg64Mcg::seed_from_u64(user_seed(shared.seed, id, 5));
+    let mut rng = Pcg64Mcg::seed_from_u64(seed::derive(shared.seed, id, Stream::UserTasks));
     let tasks = &slot.class.tasks;
     if shared.stop.is_stopping() || me.is_stopping() || class_stopped(shared, class) {
         return Ok(());
@@ -879,7 +811,9 @@ fn trapped(shared: &Shared, class: usize, message: &str) -> bool {
     if let Ok(mut last) = h.last_error.lock() {
         *last = message.to_string();
     }
-    // Its instances were lost this many times in a row with no task succeeding between.
+    // Its instances were lost this many times in a row with no task succeeding between: five
+    // rules out one unlucky trap (a panic on one bad data row) while a plugin that traps on
+    // every start is stopped within a few of its wait times, not re-created forever.
     let limit = 5;
     if traps >= limit && !h.stopped.swap(true, Ordering::Relaxed) {
         tracing::error!(

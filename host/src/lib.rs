@@ -1,9 +1,10 @@
 //! perfhost: a scriptable HTTP load engine whose virtual users are sandboxed WebAssembly
-//! components. One module per stage of the data path:
-//! Plan (`config`) → PluginSet (`plugin`) → Engine (`engine`, users call plugins, plugins call
-//! `client`) → Stats (`stats`) → Result (`report`).
+//! components. One module per stage of the data path (docs/architecture.md):
+//! Plan (`plan`, resolved by `config`) → PluginSet (`plugin`) → Engine (`engine`; users call
+//! plugins, plugins call `client`) → Stats (`stats`) → Result (`report`).
+//!
+//! The entry point is [`run`]: `perfhost::run(&plan, stop, on_tick)`.
 
-pub mod bench;
 pub mod cli;
 pub mod client;
 pub mod commands;
@@ -11,7 +12,14 @@ pub mod config;
 pub mod demo;
 pub mod engine;
 pub mod exit;
+pub mod logging;
+pub mod monitor;
+pub mod overhead;
+pub mod plan;
 pub mod plugin;
 pub mod report;
+pub mod runner;
 pub mod scenario;
 pub mod stats;
+
+pub use runner::{run, RunError};

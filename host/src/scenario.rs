@@ -10,8 +10,10 @@ use std::time::Duration;
 use serde::Deserialize;
 use toml::Spanned;
 
-use crate::config::{format_duration, parse_duration};
-use crate::engine::{LoadShape, Stage};
+use crate::plan::{
+    format_duration, parse_duration, parse_threshold, FieldError, LoadShape, ScenarioRef, Stage,
+    Threshold,
+};
 
 /// The presets, in the order `perfhost scenario list` shows them.
 pub const PRESETS: [(&str, &str); 8] = [
@@ -29,27 +31,7 @@ pub const PRESETS: [(&str, &str); 8] = [
 pub const ALL: [&str; 4] = ["smoke", "baseline", "stress", "burst"];
 
 /// A scenario problem: one line naming the file, the line and the field.
-#[derive(Debug, Clone, thiserror::Error)]
-#[error("{file}{}: field `{field}`: {message}", line.map(|l| format!(":{l}")).unwrap_or_default())]
-pub struct ScenarioError {
-    pub file: String,
-    pub line: Option<usize>,
-    pub field: String,
-    pub message: String,
-}
-
-/// A scenario threshold, parsed and kept with the plan (evaluated by the CI gate).
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
-pub struct Threshold {
-    /// `avg`, `min`, `max`, `median`, `p50` … `p99.99`, `failure-rate` or `rps`.
-    pub metric: String,
-    /// `<`, `<=`, `>` or `>=`.
-    pub op: String,
-    /// Milliseconds for time metrics, a fraction for `failure-rate`, per second for `rps`.
-    pub value: f64,
-    /// As written in the file.
-    pub text: String,
-}
+pub type ScenarioError = FieldError;
 
 /// A parsed, validated scenario.
 #[derive(Debug, Clone)]
@@ -70,9 +52,10 @@ pub struct Scenario {
     pub config: BTreeMap<String, String>,
     pub report_html: bool,
     pub report_csv: bool,
-    /// Lines of fields checked only once plugins are loaded (unknown plugin or class).
+    /// Lines of fields checked only once plugins are loaded (unknown plugin, class, weight).
     pub plugins_line: Option<usize>,
     pub classes_line: Option<usize>,
+    pub weights_line: Option<usize>,
 }
 
 #[derive(Deserialize)]
@@ -116,6 +99,29 @@ struct ReportFile {
 /// Line number (1-based) of a byte offset.
 fn line_of(text: &str, offset: usize) -> usize {
     text[..offset.min(text.len())].matches('\n').count() + 1
+}
+
+/// A TOML parse error as one `FILE:LINE: field `X`: message` line.
+pub fn toml_error(file: &str, text: &str, e: &toml::de::Error) -> FieldError {
+    let line = e.span().map(|s| line_of(text, s.start));
+    let message = e.message().trim().to_string();
+    // The field: the name in an "unknown field" message, else the key on the error's line.
+    let field = message
+        .strip_prefix("unknown field `")
+        .and_then(|r| r.split('`').next())
+        .map(str::to_string)
+        .or_else(|| {
+            line.and_then(|l| text.lines().nth(l - 1))
+                .and_then(|l| l.split_once('='))
+                .map(|(k, _)| k.trim().to_string())
+        })
+        .unwrap_or_else(|| "-".into());
+    FieldError {
+        file: file.to_string(),
+        line,
+        field,
+        message,
+    }
 }
 
 /// Loads a scenario by preset name, `./scenarios/NAME.toml`, or a path.
@@ -169,27 +175,7 @@ pub fn parse(file: &str, text: &str) -> Result<Scenario, ScenarioError> {
         field: field.to_string(),
         message,
     };
-    let raw: ScenarioFile = toml::from_str(text).map_err(|e| {
-        let line = e.span().map(|s| line_of(text, s.start));
-        let message = e.message().trim().to_string();
-        // The field: the name in an "unknown field" message, else the key on the error's line.
-        let field = message
-            .strip_prefix("unknown field `")
-            .and_then(|r| r.split('`').next())
-            .map(str::to_string)
-            .or_else(|| {
-                line.and_then(|l| text.lines().nth(l - 1))
-                    .and_then(|l| l.split_once('='))
-                    .map(|(k, _)| k.trim().to_string())
-            })
-            .unwrap_or_else(|| "-".into());
-        ScenarioError {
-            file: file.to_string(),
-            line,
-            field,
-            message,
-        }
-    })?;
+    let raw: ScenarioFile = toml::from_str(text).map_err(|e| toml_error(file, text, &e))?;
 
     let positive = |v: &Spanned<i64>, field: &str| -> Result<usize, ScenarioError> {
         if *v.get_ref() < 0 {
@@ -202,7 +188,7 @@ pub fn parse(file: &str, text: &str) -> Result<Scenario, ScenarioError> {
         Ok(*v.get_ref() as usize)
     };
     let duration = |v: &Spanned<String>, field: &str| -> Result<Duration, ScenarioError> {
-        parse_duration(v.get_ref()).map_err(|m| err(Some(v.span()), field, m))
+        parse_duration(v.get_ref()).map_err(|m| err(Some(v.span()), field, m.to_string()))
     };
 
     let name = raw.name.get_ref().trim().to_string();
@@ -262,8 +248,10 @@ pub fn parse(file: &str, text: &str) -> Result<Scenario, ScenarioError> {
     }
     let mut thresholds = Vec::new();
     for t in &raw.thresholds {
-        thresholds
-            .push(parse_threshold(t.get_ref()).map_err(|m| err(Some(t.span()), "thresholds", m))?);
+        thresholds.push(
+            parse_threshold(t.get_ref())
+                .map_err(|m| err(Some(t.span()), "thresholds", m.to_string()))?,
+        );
     }
     Ok(Scenario {
         name,
@@ -276,6 +264,7 @@ pub fn parse(file: &str, text: &str) -> Result<Scenario, ScenarioError> {
             .as_ref()
             .map(|p| line_of(text, p.span().start)),
         user_classes: raw.user_classes.map(|c| c.into_inner()).unwrap_or_default(),
+        weights_line: raw.weights.as_ref().map(|w| line_of(text, w.span().start)),
         weights,
         users,
         spawn_rate,
@@ -285,37 +274,6 @@ pub fn parse(file: &str, text: &str) -> Result<Scenario, ScenarioError> {
         config: raw.config,
         report_html: raw.report.html,
         report_csv: raw.report.csv,
-    })
-}
-
-/// `p95 < 800ms`, `failure-rate < 1%`, `rps >= 50`.
-pub fn parse_threshold(text: &str) -> Result<Threshold, String> {
-    let bad = || {
-        format!("`{text}` is not a threshold — write e.g. \"p95 < 800ms\", \"failure-rate < 1%\", \"rps >= 50\"")
-    };
-    let ops = ["<=", ">=", "<", ">"];
-    let (metric, op, value) = ops
-        .iter()
-        .find_map(|op| text.split_once(op).map(|(m, v)| (m.trim(), *op, v.trim())))
-        .ok_or_else(bad)?;
-    let is_time = matches!(metric, "avg" | "min" | "max" | "median")
-        || metric
-            .strip_prefix('p')
-            .is_some_and(|p| p.parse::<f64>().is_ok_and(|p| (0.0..=100.0).contains(&p)));
-    let value = match metric {
-        "failure-rate" => {
-            let number = value.strip_suffix('%').ok_or_else(bad)?;
-            number.trim().parse::<f64>().map_err(|_| bad())? / 100.0
-        }
-        "rps" => value.parse::<f64>().map_err(|_| bad())?,
-        _ if is_time => parse_duration(value).map_err(|_| bad())?.as_secs_f64() * 1000.0,
-        _ => return Err(bad()),
-    };
-    Ok(Threshold {
-        metric: metric.to_string(),
-        op: op.to_string(),
-        value,
-        text: text.to_string(),
     })
 }
 
@@ -329,6 +287,17 @@ impl Scenario {
             }
         } else {
             self.user_classes.join(", ")
+        }
+    }
+
+    /// Where this scenario and its fields are, for the plan.
+    pub fn reference(&self) -> ScenarioRef {
+        ScenarioRef {
+            name: self.name.clone(),
+            source: self.source.clone(),
+            plugins_line: self.plugins_line,
+            classes_line: self.classes_line,
+            weights_line: self.weights_line,
         }
     }
 
@@ -418,45 +387,5 @@ mod tests {
         assert!(error_of("name = \"x\"\nthresholds = [\"p95 about 3\"]\n")
             .starts_with("bad.toml:2: field `thresholds`"));
         assert!(error_of("description = \"no name\"\n").contains("missing field `name`"));
-    }
-
-    #[test]
-    fn thresholds_parse() {
-        let t = parse_threshold("p95 < 800ms").unwrap();
-        assert_eq!(
-            (t.metric.as_str(), t.op.as_str(), t.value),
-            ("p95", "<", 800.0)
-        );
-        assert_eq!(parse_threshold("failure-rate <= 1%").unwrap().value, 0.01);
-        assert_eq!(parse_threshold("rps >= 50").unwrap().op, ">=");
-        assert!(parse_threshold("p101 < 3s").is_err());
-    }
-
-    #[test]
-    fn stages_ramp_linearly_up_and_down() {
-        let shape = LoadShape {
-            users: 0,
-            spawn_rate: 1.0,
-            stages: vec![
-                Stage {
-                    users: 10,
-                    duration: Duration::from_secs(10),
-                },
-                Stage {
-                    users: 10,
-                    duration: Duration::from_secs(5),
-                },
-                Stage {
-                    users: 0,
-                    duration: Duration::from_secs(5),
-                },
-            ],
-        };
-        assert_eq!(shape.target(Duration::from_secs(0)), 0);
-        assert_eq!(shape.target(Duration::from_secs(5)), 5);
-        assert_eq!(shape.target(Duration::from_secs(12)), 10);
-        assert_eq!(shape.target(Duration::from_millis(17_500)), 5);
-        assert_eq!(shape.max_users(), 10);
-        assert_eq!(shape.duration(), Some(Duration::from_secs(20)));
     }
 }

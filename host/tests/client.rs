@@ -12,7 +12,8 @@ use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper::{Request, Response};
 use hyper_util::rt::TokioIo;
-use perfhost::client::{ClientConfig, Connection, HttpError, OutgoingRequest, Target};
+use perfhost::client::{ClientConfig, Connection, HttpError, OutgoingRequest};
+use perfhost::plan::Target;
 use tokio::net::TcpListener;
 
 async fn handle(req: Request<hyper::body::Incoming>) -> Result<Response<Full<Bytes>>, Infallible> {
@@ -179,6 +180,8 @@ async fn tls_with_a_private_ca_insecure_or_refused() {
 
     let not_pem = dir.join("bad.pem");
     std::fs::write(&not_pem, "hello").unwrap();
-    let err = perfhost::client::tls_config(false, Some(&not_pem)).unwrap_err();
+    let err = perfhost::client::tls_config(false, Some(&not_pem))
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("--ca-cert") && err.contains("PEM"), "{err}");
 }

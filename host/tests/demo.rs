@@ -1209,6 +1209,7 @@ fn sigterm_finishes_in_flight_requests_and_exits_0() {
     std::thread::sleep(Duration::from_millis(100));
     let pid = libc::pid_t::try_from(guard.0.id()).expect("pid");
     // SAFETY: sending a signal to our own child process, which is still running.
+    // SAFETY: kill(2) on the pid of the demo server this test started; no memory is involved.
     assert_eq!(unsafe { libc::kill(pid, libc::SIGTERM) }, 0);
     let mut reply = String::new();
     let _ = stream.read_to_string(&mut reply);

@@ -2,15 +2,16 @@
 
 use std::time::Duration;
 
+use perfhost::plan::{LoadShape, Secret};
+
 use crate::support::{self, Mode, RecordingServer};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn classes_are_assigned_exactly_and_counts_add_up() {
     let server = RecordingServer::start(Mode::Auditor).await;
     let mut plan = support::plan(&server.url(), &["auditor_user", "burst_user", "heavy_user"]);
-    plan.users = 10;
-    plan.spawn_rate = 100.0;
-    plan.run_time = Some(Duration::from_secs(3));
+    plan.load = LoadShape::ramp(10, 100.0);
+    plan.stop.run_time = Some(Duration::from_secs(3));
     let result = support::run(&plan).await;
     let classes: Vec<(String, usize)> = result.plan.class_users.clone().into_iter().collect();
     assert_eq!(
@@ -36,9 +37,9 @@ async fn classes_are_assigned_exactly_and_counts_add_up() {
 async fn iterations_stop_the_run() {
     let server = RecordingServer::start(Mode::Auditor).await;
     let mut plan = support::plan(&server.url(), &["burst_user"]);
-    plan.users = 3;
-    plan.run_time = None;
-    plan.iterations = Some(9);
+    plan.load = LoadShape::ramp(3, 10.0);
+    plan.stop.run_time = None;
+    plan.stop.iterations = Some(9);
     let result = support::run(&plan).await;
     assert_eq!(result.total.requests, 9);
     assert_eq!(server.seen().len(), 9);
@@ -48,9 +49,9 @@ async fn iterations_stop_the_run() {
 async fn a_failing_endpoint_shows_its_failures_with_a_sample() {
     let server = RecordingServer::start(Mode::FailVerify).await;
     let mut plan = support::plan(&server.url(), &["burst_user"]);
-    plan.users = 2;
-    plan.run_time = None;
-    plan.iterations = Some(6);
+    plan.load = LoadShape::ramp(2, 10.0);
+    plan.stop.run_time = None;
+    plan.stop.iterations = Some(6);
     let result = support::run(&plan).await;
     let row = result
         .stats
@@ -76,9 +77,9 @@ async fn built_ins_against_another_service_get_a_hint() {
     for (mode, hinted) in [(Mode::NotFound, true), (Mode::FailVerify, false)] {
         let server = RecordingServer::start(mode).await;
         let mut plan = support::plan(&server.url(), &["burst_user"]);
-        plan.users = 2;
-        plan.run_time = None;
-        plan.iterations = Some(4);
+        plan.load = LoadShape::ramp(2, 10.0);
+        plan.stop.run_time = None;
+        plan.stop.iterations = Some(4);
         let result = support::run(&plan).await;
         assert_eq!(result.total.failures, 4, "{mode:?}");
         let hint = perfhost::report::wrong_target_hint(&result);
@@ -125,9 +126,9 @@ async fn a_low_open_files_limit_is_named_with_the_fix() {
 async fn a_stalled_server_gives_timeouts_not_a_hung_run() {
     let server = RecordingServer::start(Mode::Stall).await;
     let mut plan = support::plan(&server.url(), &["burst_user"]);
-    plan.users = 2;
-    plan.run_time = Some(Duration::from_secs(3));
-    plan.request_timeout = Duration::from_millis(500);
+    plan.load = LoadShape::ramp(2, 10.0);
+    plan.stop.run_time = Some(Duration::from_secs(3));
+    plan.client.request_timeout = Duration::from_millis(500);
     let result = support::run(&plan).await;
     assert!(
         result
@@ -146,10 +147,9 @@ async fn an_unreachable_target_is_reported_before_the_run() {
     let url = format!("http://{}", listener.local_addr().unwrap());
     drop(listener);
     let plan = support::plan(&url, &["burst_user"]);
-    let err =
-        perfhost::commands::run::execute(&plan, Default::default(), Default::default(), |_, _| {})
-            .await
-            .expect_err("unreachable");
+    let err = perfhost::run(&plan, Default::default(), |_, _| {})
+        .await
+        .expect_err("unreachable");
     assert_eq!(err.exit_code(), perfhost::exit::UNREACHABLE);
     assert!(err.to_string().contains("unreachable"), "{err}");
 }
@@ -181,6 +181,7 @@ async fn sigint_writes_the_result_and_exits_130() {
         .spawn()
         .unwrap();
     tokio::time::sleep(Duration::from_secs(3)).await;
+    // SAFETY: kill(2) on our own child's pid; no memory is involved.
     unsafe {
         libc::kill(child.id() as i32, libc::SIGINT);
     }
@@ -254,9 +255,9 @@ async fn recorded_latency_covers_the_server_time_and_adds_little() {
         .await
         .unwrap();
     let mut plan = support::plan(&server.url(), &[&support::fixture("fixture_latency_probe")]);
-    plan.users = 4;
-    plan.run_time = None;
-    plan.iterations = Some(200);
+    plan.load = LoadShape::ramp(4, 10.0);
+    plan.stop.run_time = None;
+    plan.stop.iterations = Some(200);
     let result = support::run(&plan).await;
     let overhead = result
         .stats
@@ -282,9 +283,9 @@ async fn recorded_latency_covers_the_server_time_and_adds_little() {
 async fn waits_are_honoured_over_one_keep_alive_connection_per_user() {
     let server = RecordingServer::start(Mode::Auditor).await;
     let mut plan = support::plan(&server.url(), &[&support::fixture("fixture_sequential")]);
-    plan.users = 2;
-    plan.run_time = None;
-    plan.iterations = Some(20);
+    plan.load = LoadShape::ramp(2, 10.0);
+    plan.stop.run_time = None;
+    plan.stop.iterations = Some(20);
     support::run(&plan).await;
     let seen = server.seen();
     let mut by_conn: std::collections::BTreeMap<u16, Vec<Duration>> = Default::default();
@@ -309,9 +310,8 @@ async fn waits_are_honoured_over_one_keep_alive_connection_per_user() {
 async fn users_start_at_the_spawn_rate() {
     let server = RecordingServer::start(Mode::Auditor).await;
     let mut plan = support::plan(&server.url(), &[&support::fixture("fixture_sequential")]);
-    plan.users = 5;
-    plan.spawn_rate = 4.0;
-    plan.run_time = Some(Duration::from_millis(2500));
+    plan.load = LoadShape::ramp(5, 4.0);
+    plan.stop.run_time = Some(Duration::from_millis(2500));
     support::run(&plan).await;
     let mut firsts: std::collections::BTreeMap<u16, Duration> = Default::default();
     for s in server.seen() {
@@ -336,8 +336,8 @@ async fn a_server_killed_mid_run_gives_connection_errors() {
         .await
         .unwrap();
     let mut plan = support::plan(&server.url(), &["burst_user"]);
-    plan.users = 3;
-    plan.run_time = Some(Duration::from_secs(3));
+    plan.load = LoadShape::ramp(3, 10.0);
+    plan.stop.run_time = Some(Duration::from_secs(3));
     let run = tokio::spawn(async move { support::run(&plan).await });
     tokio::time::sleep(Duration::from_millis(1200)).await;
     server.shutdown().await;
@@ -358,9 +358,8 @@ async fn a_server_killed_mid_run_gives_connection_errors() {
 async fn reset_stats_drops_the_ramp_up() {
     let server = RecordingServer::start(Mode::Auditor).await;
     let mut plan = support::plan(&server.url(), &[&support::fixture("fixture_sequential")]);
-    plan.users = 3;
-    plan.spawn_rate = 2.0;
-    plan.run_time = Some(Duration::from_secs(3));
+    plan.load = LoadShape::ramp(3, 2.0);
+    plan.stop.run_time = Some(Duration::from_secs(3));
     plan.reset_stats = true;
     let result = support::run(&plan).await;
     let seen = server.seen().len() as u64;
@@ -371,14 +370,65 @@ async fn reset_stats_drops_the_ramp_up() {
     );
 }
 
+/// The log level from -L, from perfhost.toml or the environment decides what is logged: the
+/// info line of --reset-stats shows at the default level and not at ERROR.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_log_level_decides_what_is_logged() {
+    let server = RecordingServer::start(Mode::Auditor).await;
+    let dir = std::env::temp_dir().join(format!("perfhost-loglevel-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let url = server.url();
+    let plugin = support::fixture("fixture_sequential");
+    let base = [
+        "run",
+        "-H",
+        &url,
+        "--plugin",
+        &plugin,
+        "-u",
+        "1",
+        "-n",
+        "3",
+        "--reset-stats",
+        "--no-report",
+    ];
+    let stderr = |args: &[&str]| {
+        let args: Vec<String> = base.iter().chain(args).map(|a| a.to_string()).collect();
+        let dir = dir.clone();
+        async move {
+            let args: Vec<&str> = args.iter().map(String::as_str).collect();
+            let out = support::perfhost(&args, &dir).await;
+            String::from_utf8_lossy(&out.stderr).into_owned()
+        }
+    };
+    let info = "statistics reset";
+    assert!(
+        stderr(&[]).await.contains(info),
+        "shown at the default level"
+    );
+    assert!(
+        !stderr(&["-L", "ERROR"]).await.contains(info),
+        "hidden with -L ERROR"
+    );
+    std::fs::write(dir.join("perfhost.toml"), "log-level = \"warning\"\n").unwrap();
+    assert!(
+        !stderr(&[]).await.contains(info),
+        "hidden by log-level in perfhost.toml"
+    );
+    assert!(
+        stderr(&["-L", "debug"]).await.contains(info),
+        "the flag beats the file"
+    );
+}
+
 /// The documented schema (docs/result.schema.json) names exactly the fields a real result has.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_result_matches_its_documented_schema() {
     let server = RecordingServer::start(Mode::FailVerify).await;
     let mut plan = support::plan(&server.url(), &["burst_user"]);
-    plan.users = 1;
-    plan.run_time = None;
-    plan.iterations = Some(2);
+    plan.load = LoadShape::ramp(1, 10.0);
+    plan.stop.run_time = None;
+    plan.stop.iterations = Some(2);
     let result = serde_json::to_value(support::run(&plan).await).unwrap();
     let schema: serde_json::Value =
         serde_json::from_str(include_str!("../../docs/result.schema.json")).unwrap();
@@ -442,9 +492,9 @@ async fn trace_prints_requests_and_responses() {
 async fn http_get_requests_the_configured_path() {
     let server = RecordingServer::start(Mode::Auditor).await;
     let mut plan = support::plan(&server.url(), &["http_get"]);
-    plan.users = 2;
-    plan.run_time = None;
-    plan.iterations = Some(10);
+    plan.load = LoadShape::ramp(2, 10.0);
+    plan.stop.run_time = None;
+    plan.stop.iterations = Some(10);
     plan.config_values
         .insert("path".into(), "/health?probe=1".into());
     let result = support::run(&plan).await;
@@ -475,12 +525,12 @@ async fn api_credentials_are_sent_and_never_reported() {
             .await
             .unwrap();
         let mut plan = support::plan(&server.url(), &["burst_user"]);
-        plan.users = 1;
-        plan.run_time = None;
-        plan.api_key = key.map(str::to_string);
-        plan.api_token = token.map(str::to_string);
+        plan.load = LoadShape::ramp(1, 10.0);
+        plan.stop.run_time = None;
+        plan.client.api_key = key.map(|k| Secret(k.to_string()));
+        plan.client.api_token = token.map(|t| Secret(t.to_string()));
         let credentials = key.or(token).is_some();
-        plan.iterations = Some(if credentials { 3 } else { 1 });
+        plan.stop.iterations = Some(if credentials { 3 } else { 1 });
         let result = support::run(&plan).await;
         if credentials {
             assert_eq!(

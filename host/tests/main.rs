@@ -3,6 +3,7 @@
 mod client;
 mod demo;
 mod engine;
+mod layers;
 mod plugins;
 mod report;
 mod scenarios;

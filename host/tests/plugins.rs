@@ -3,6 +3,7 @@
 
 use std::time::Duration;
 
+use perfhost::plan::LoadShape;
 use perfhost::plugin::{PluginError, PluginSet, PluginSpec, RuntimeOptions};
 
 use crate::support::{self, fixture, Mode, RecordingServer};
@@ -26,9 +27,8 @@ fn assert_share(name: &str, hits: usize, total: usize, p: f64) {
 async fn auditor_user_sends_the_suite_requests_in_the_declared_proportions() {
     let server = RecordingServer::start(Mode::Auditor).await;
     let mut plan = support::plan(&server.url(), &["auditor_user"]);
-    plan.users = 150;
-    plan.spawn_rate = 1000.0;
-    plan.run_time = Some(Duration::from_secs(7));
+    plan.load = LoadShape::ramp(150, 1000.0);
+    plan.stop.run_time = Some(Duration::from_secs(7));
     let result = support::run(&plan).await;
     assert_eq!(result.total.failures, 0, "{:?}", result.failures);
     let seen = server.seen();
@@ -91,9 +91,9 @@ async fn the_same_seed_gives_the_same_request_stream() {
     for _ in 0..2 {
         let server = RecordingServer::start(Mode::Auditor).await;
         let mut plan = support::plan(&server.url(), &["burst_user"]);
-        plan.users = 1;
-        plan.run_time = None;
-        plan.iterations = Some(12);
+        plan.load = LoadShape::ramp(1, 10.0);
+        plan.stop.run_time = None;
+        plan.stop.iterations = Some(12);
         let result = support::run(&plan).await;
         assert_eq!(result.total.requests, 12);
         streams.push(server.seen());
@@ -113,9 +113,9 @@ async fn the_same_seed_gives_the_same_request_stream() {
 async fn burst_user_counts_429_as_success_and_heavy_user_sends_all_sources() {
     let server = RecordingServer::start(Mode::Auditor).await;
     let mut plan = support::plan(&server.url(), &["heavy_user"]);
-    plan.users = 3;
-    plan.run_time = None;
-    plan.iterations = Some(3);
+    plan.load = LoadShape::ramp(3, 10.0);
+    plan.stop.run_time = None;
+    plan.stop.iterations = Some(3);
     let result = support::run(&plan).await;
     assert_eq!(
         result
@@ -139,12 +139,12 @@ async fn burst_user_counts_429_as_success_and_heavy_user_sends_all_sources() {
 /// Each hostile plugin runs beside a well-behaved class; the host survives and says what happened.
 async fn hostile(
     name: &str,
-    tweak: impl FnOnce(&mut perfhost::config::Plan),
+    tweak: impl FnOnce(&mut perfhost::plan::Plan),
 ) -> (perfhost::report::RunResult, RecordingServer) {
     let server = RecordingServer::start(Mode::Auditor).await;
     let mut plan = support::plan(&server.url(), &[&fixture(name)]);
-    plan.users = 4;
-    plan.run_time = Some(Duration::from_secs(4));
+    plan.load = LoadShape::ramp(4, 10.0);
+    plan.stop.run_time = Some(Duration::from_secs(4));
     tweak(&mut plan);
     let result = support::run(&plan).await;
     let good = result
@@ -162,7 +162,7 @@ async fn hostile(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_endless_loop_is_stopped_at_the_cpu_budget() {
     let (result, _s) = hostile("fixture_infinite_loop", |p| {
-        p.cpu_budget = Duration::from_millis(200)
+        p.limits.cpu_budget = Duration::from_millis(200)
     })
     .await;
     assert!(
@@ -174,7 +174,7 @@ async fn an_endless_loop_is_stopped_at_the_cpu_budget() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_memory_bomb_is_stopped_at_the_cap() {
-    let (result, _s) = hostile("fixture_memory_bomb", |p| p.memory_cap = 16 << 20).await;
+    let (result, _s) = hostile("fixture_memory_bomb", |p| p.limits.memory_cap = 16 << 20).await;
     assert!(
         support::task_error(&result, "memory cap of 16 MiB").is_some(),
         "{:?}",
@@ -218,7 +218,7 @@ async fn requests_to_another_origin_are_denied_and_counted() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_class_that_traps_on_start_is_stopped_and_others_run_on() {
     let (result, _s) = hostile("fixture_trap_on_start", |p| {
-        p.run_time = Some(Duration::from_secs(6))
+        p.stop.run_time = Some(Duration::from_secs(6))
     })
     .await;
     assert_eq!(
@@ -243,9 +243,9 @@ async fn a_class_that_traps_on_start_is_stopped_and_others_run_on() {
 async fn sequential_classes_follow_next_task() {
     let server = RecordingServer::start(Mode::Auditor).await;
     let mut plan = support::plan(&server.url(), &[&fixture("fixture_sequential")]);
-    plan.users = 1;
-    plan.run_time = None;
-    plan.iterations = Some(6);
+    plan.load = LoadShape::ramp(1, 10.0);
+    plan.stop.run_time = None;
+    plan.stop.iterations = Some(6);
     support::run(&plan).await;
     let steps: Vec<String> = server.seen().iter().map(|s| s.path.clone()).collect();
     assert_eq!(
@@ -258,9 +258,8 @@ async fn sequential_classes_follow_next_task() {
 async fn the_users_of_a_class_share_one_instance_per_core() {
     let server = RecordingServer::start(Mode::Auditor).await;
     let mut plan = support::plan(&server.url(), &[&fixture("fixture_shared_instance")]);
-    plan.users = 6;
-    plan.spawn_rate = 100.0;
-    plan.run_time = Some(Duration::from_secs(2));
+    plan.load = LoadShape::ramp(6, 100.0);
+    plan.stop.run_time = Some(Duration::from_secs(2));
     support::run(&plan).await;
     // Each user reports the how-manyth user of its instance it was (a global counter there).
     let mut nth: Vec<u32> = server
@@ -290,9 +289,9 @@ async fn test_data_is_handed_out_once_in_unique_mode() {
     std::fs::write(&file, "name,city\nanna,berlin\nbob,koeln\ncarl,bonn\n").unwrap();
     let server = RecordingServer::start(Mode::Auditor).await;
     let mut plan = support::plan(&server.url(), &[&fixture("fixture_data")]);
-    plan.users = 2;
-    plan.run_time = None;
-    plan.iterations = Some(5);
+    plan.load = LoadShape::ramp(2, 10.0);
+    plan.stop.run_time = None;
+    plan.stop.iterations = Some(5);
     plan.data = vec![format!("users={}:unique", file.display())];
     let result = support::run(&plan).await;
     let mut users: Vec<String> = server

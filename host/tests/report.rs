@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use perfhost::plan::LoadShape;
 use perfhost::report::{self, HistoryCsvWriter, ReportOutputs, RunResult};
 
 use crate::support;
@@ -360,8 +361,8 @@ async fn html_report_of_a_real_run_renders_in_chromium() {
     .await
     .unwrap();
     let mut plan = support::plan(&server.url(), &["burst_user", "auditor_user"]);
-    plan.users = 3;
-    plan.run_time = Some(Duration::from_secs(3));
+    plan.load = LoadShape::ramp(3, 10.0);
+    plan.stop.run_time = Some(Duration::from_secs(3));
     let mut result = support::run(&plan).await;
     assert!(result.total.requests > 0 && result.total.failures > 0);
     // A plugin-chosen name and a server's body that try to inject markup.

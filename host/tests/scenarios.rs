@@ -4,7 +4,8 @@ use std::path::PathBuf;
 use std::process::Command;
 use std::time::Duration;
 
-use perfhost::config::{Plan, RunArgs};
+use perfhost::config::{self, RunArgs};
+use perfhost::plan::Plan;
 
 use crate::support::{self, Mode, RecordingServer};
 
@@ -14,7 +15,7 @@ fn scenario_plan(name: &str) -> Plan {
         config: Some(PathBuf::from("/dev/null")),
         ..Default::default()
     };
-    Plan::resolve(&args, &|_| None).unwrap()
+    config::resolve(&args, &|_| None).unwrap()
 }
 
 #[test]
@@ -34,14 +35,14 @@ fn presets_resolve_to_the_suite_table() {
     for (name, users, rate, secs, classes) in table {
         let plan = scenario_plan(name);
         assert_eq!(plan.max_users(), users, "{name} users");
-        assert_eq!(plan.spawn_rate, rate, "{name} spawn rate");
+        assert_eq!(plan.load.spawn_rate(), rate, "{name} spawn rate");
         assert_eq!(
-            plan.run_time,
+            plan.stop.run_time,
             Some(Duration::from_secs(secs)),
             "{name} run time"
         );
-        assert_eq!(plan.user_classes, classes, "{name} classes");
-        assert_eq!(plan.run_name, name);
+        assert_eq!(plan.classes.only, classes, "{name} classes");
+        assert_eq!(plan.outputs.run_name, name);
         if classes.is_empty() {
             assert_eq!(
                 plan.plugins,
@@ -51,7 +52,7 @@ fn presets_resolve_to_the_suite_table() {
         }
     }
     // spike ramps at 100/s to 500, holds, and drops.
-    let spike = scenario_plan("spike").shape();
+    let spike = scenario_plan("spike").load;
     assert_eq!(spike.target(Duration::from_secs(1)), 100);
     assert_eq!(spike.target(Duration::from_secs(60)), 500);
     assert!(spike.target(Duration::from_millis(119_000)) < 120);
@@ -71,7 +72,7 @@ async fn every_preset_runs_shortened_without_failures() {
             seed: Some(7),
             ..Default::default()
         };
-        let plan = Plan::resolve(&args, &|_| None).unwrap();
+        let plan = config::resolve(&args, &|_| None).unwrap();
         let result = support::run(&plan).await;
         assert!(result.total.requests > 0, "{name} sent requests");
         assert_eq!(result.total.failures, 0, "{name}: {:?}", result.failures);
@@ -106,9 +107,9 @@ async fn users_follow_the_stages_up_and_down() {
         config: Some(PathBuf::from("/dev/null")),
         ..Default::default()
     };
-    let plan = Plan::resolve(&args, &|_| None).unwrap();
+    let plan = config::resolve(&args, &|_| None).unwrap();
     assert_eq!(plan.max_users(), 8);
-    let shape = plan.shape();
+    let shape = plan.load.clone();
     let result = support::run(&plan).await;
     assert!(result.history.len() >= 8, "{} points", result.history.len());
     let mut peak = 0;

@@ -12,8 +12,9 @@ use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper::{Request, Response};
 use hyper_util::rt::TokioIo;
-use perfhost::config::{Plan, RunArgs};
-use perfhost::engine::{Live, StopHandle};
+use perfhost::config::RunArgs;
+use perfhost::engine::StopHandle;
+use perfhost::plan::Plan;
 use perfhost::report::RunResult;
 use tokio::net::TcpListener;
 
@@ -152,12 +153,11 @@ pub fn plan(url: &str, plugins: &[&str]) -> Plan {
     let args = RunArgs {
         host: Some(url.to_string()),
         plugins: plugins.iter().map(|p| p.to_string()).collect(),
-        config: Some(std::path::PathBuf::from("/dev/null")),
         ..Default::default()
     };
-    let mut plan = Plan::resolve(&args, &|_| None).expect("valid plan");
+    let mut plan = perfhost::config::resolve_args(&args).expect("valid plan");
     plan.seed = 42;
-    plan.stop_timeout = Duration::from_secs(2);
+    plan.stop.stop_timeout = Duration::from_secs(2);
     plan
 }
 
@@ -168,12 +168,7 @@ pub fn fixture(name: &str) -> String {
 
 /// Runs a plan to its end, bounded by a generous outer timeout.
 pub async fn run(plan: &Plan) -> RunResult {
-    let fut = perfhost::commands::run::execute(
-        plan,
-        StopHandle::default(),
-        Arc::new(Live::default()),
-        |_, _| {},
-    );
+    let fut = perfhost::run(plan, StopHandle::default(), |_, _| {});
     tokio::time::timeout(Duration::from_secs(60), fut)
         .await
         .expect("run ended in time")

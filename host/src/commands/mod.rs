@@ -1,5 +1,9 @@
-//! One file per subcommand.
+//! CLI glue, one file per subcommand: parse its arguments, call the library, print, map the
+//! outcome to an exit code.
 
+pub mod bench;
+pub mod demo_server;
 pub mod plugin;
+pub mod report;
 pub mod run;
 pub mod scenario;

@@ -91,28 +91,28 @@ fn settle(shard: &Shard, state: &mut ResponseState, verdict: Option<Result<(), S
         Some(Err(reason)) => Some(reason),
         None => (status >= 400).then(|| format!("HTTP {status}")),
     };
-    let sample = failure.as_ref().map(|error| FailureSample {
-        method: state.method.clone(),
-        name: state.name.clone(),
-        error: error.clone(),
-        status: Some(status),
-        headers: header_pairs(&state.response.headers),
-        body: String::from_utf8_lossy(
-            &state.response.body[..state.response.body.len().min(SAMPLE_BODY_BYTES)],
-        )
-        .into_owned(),
-        time: crate::stats::unix_now(),
-    });
-    shard.record(
-        &RequestRecord {
-            method: &state.method,
-            name: &state.name,
-            latency_us: state.response.latency.as_micros() as u64,
-            content_bytes: state.response.body.len() as u64,
-            error: failure.as_deref(),
-        },
-        sample,
-    );
+    let record = RequestRecord {
+        method: &state.method,
+        name: &state.name,
+        latency_us: state.response.latency.as_micros() as u64,
+        content_bytes: state.response.body.len() as u64,
+        error: failure.as_deref(),
+    };
+    match &failure {
+        None => shard.record(&record),
+        Some(error) => shard.record_failure(&record, || FailureSample {
+            method: state.method.clone(),
+            name: state.name.clone(),
+            error: error.clone(),
+            status: Some(status),
+            headers: header_pairs(&state.response.headers),
+            body: String::from_utf8_lossy(
+                &state.response.body[..state.response.body.len().min(SAMPLE_BODY_BYTES)],
+            )
+            .into_owned(),
+            time: crate::stats::unix_now(),
+        }),
+    }
 }
 
 fn header_pairs(headers: &http::HeaderMap) -> Vec<(String, String)> {
@@ -167,24 +167,22 @@ impl GroupState {
             self.shard.record_denied();
         }
         let message = err.to_string();
-        self.shard.record(
-            &RequestRecord {
-                method,
-                name,
-                latency_us: elapsed.as_micros() as u64,
-                content_bytes: 0,
-                error: Some(&message),
-            },
-            Some(FailureSample {
-                method: method.to_string(),
-                name: name.to_string(),
-                error: message.clone(),
-                status: None,
-                headers: Vec::new(),
-                body: String::new(),
-                time: crate::stats::unix_now(),
-            }),
-        );
+        let record = RequestRecord {
+            method,
+            name,
+            latency_us: elapsed.as_micros() as u64,
+            content_bytes: 0,
+            error: Some(&message),
+        };
+        self.shard.record_failure(&record, || FailureSample {
+            method: method.to_string(),
+            name: name.to_string(),
+            error: message.clone(),
+            status: None,
+            headers: Vec::new(),
+            body: String::new(),
+            time: crate::stats::unix_now(),
+        });
     }
 }
 
@@ -201,16 +199,13 @@ impl Drop for InFlight<'_> {
     fn drop(&mut self) {
         if !self.done {
             let message = HttpError::Cancelled.to_string();
-            self.shard.record(
-                &RequestRecord {
-                    method: self.method,
-                    name: self.name,
-                    latency_us: self.started.elapsed().as_micros() as u64,
-                    content_bytes: 0,
-                    error: Some(&message),
-                },
-                None,
-            );
+            self.shard.record(&RequestRecord {
+                method: self.method,
+                name: self.name,
+                latency_us: self.started.elapsed().as_micros() as u64,
+                content_bytes: 0,
+                error: Some(&message),
+            });
         }
     }
 }
@@ -508,16 +503,13 @@ impl HostUserContext for GroupState {
         size: u64,
         error: Option<String>,
     ) -> wasmtime::Result<()> {
-        self.shard.record(
-            &RequestRecord {
-                method: &kind,
-                name: &name,
-                latency_us: duration_us,
-                content_bytes: size,
-                error: error.as_deref(),
-            },
-            None,
-        );
+        self.shard.record(&RequestRecord {
+            method: &kind,
+            name: &name,
+            latency_us: duration_us,
+            content_bytes: size,
+            error: error.as_deref(),
+        });
         Ok(())
     }
 
@@ -537,7 +529,7 @@ impl HostUserContext for GroupState {
 
 /// The client's form of a guest's request, or why it cannot be sent.
 fn outgoing_request(
-    target: &crate::client::Target,
+    target: &crate::plan::Target,
     req: &RequestState,
 ) -> Result<OutgoingRequest, HttpError> {
     let method = Method::from_str(&req.method)

@@ -18,6 +18,8 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
+
+use crate::plan::SandboxLimits;
 use wasmtime::component::{Component, HasSelf, Linker};
 use wasmtime::{Config, Engine};
 
@@ -28,12 +30,22 @@ pub use user::{Group, GroupError, TaskOutcome, UserHandle, GROUP_SIZE};
 use bindings::{PluginPre, CONTRACT_PACKAGE, CONTRACT_VERSION};
 use state::GroupState;
 
-/// Linear memory of one plugin instance (a group of up to `GROUP_SIZE` users), at most.
+/// Linear memory of one plugin instance (a group of up to `GROUP_SIZE` users), at most: 500
+/// users of a Rust behaviour use ~20 MiB, so 1 GiB leaves room for data-heavy plugins while a
+/// runaway allocation is still stopped long before it threatens the machine.
 pub const DEFAULT_MEMORY_CAP: usize = 1 << 30;
 /// Guest CPU time a plugin may run without a break (without calling the host) before it is
-/// stopped.
+/// stopped: far above any honest task (JSON building takes microseconds), short enough that a
+/// stuck plugin is named within a second.
 pub const DEFAULT_CPU_BUDGET: Duration = Duration::from_secs(1);
-/// Epoch tick: how often a running guest is checked against its CPU budget (and yields).
+/// The sandbox limits when none are given.
+pub const DEFAULT_LIMITS: SandboxLimits = SandboxLimits {
+    cpu_budget: DEFAULT_CPU_BUDGET,
+    memory_cap: DEFAULT_MEMORY_CAP,
+};
+/// Epoch tick: how often a running guest is checked against its CPU budget (and yields, so
+/// the other users of its instance go on). 10 ms costs nothing measurable (one thread wakes
+/// 100 times a second) and bounds how long a spinning guest holds its worker before yielding.
 pub(crate) const EPOCH_TICK: Duration = Duration::from_millis(10);
 
 /// Problems loading a plugin; each message names the plugin and the fix.
@@ -288,7 +300,12 @@ fn new_engine() -> Result<Engine, PluginError> {
     config.wasm_component_model_async(true);
     config.concurrency_support(true);
     config.epoch_interruption(true);
+    // 256 KiB of wasm stack is far more than a behaviour's call depth needs (JSON building
+    // and the SDK's futures measured under 16 KiB) and stops runaway recursion early.
     config.max_wasm_stack(256 << 10);
+    // The fiber an instance's guest code runs on must hold the wasm stack plus the host
+    // frames of a guest→host call; wasmtime requires it to exceed `max_wasm_stack`. One per
+    // instance (not per user), so its size barely shows in memory per user.
     config.async_stack_size(512 << 10);
     Engine::new(&config).map_err(|e| PluginError::Engine(format!("{e:#}")))
 }

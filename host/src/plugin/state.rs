@@ -6,17 +6,18 @@ use std::collections::{HashMap, VecDeque};
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
-use std::time::Duration;
 
 use rand_core::SeedableRng;
 use rand_pcg::Pcg64Mcg;
 use wasmtime::component::ResourceTable;
-use wasmtime::{StoreLimits, StoreLimitsBuilder};
+use wasmtime::ResourceLimiter;
 use wasmtime_wasi::cli::{IsTerminal, StdoutStream};
 use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 
 use super::data::DataSets;
 use crate::client::ClientConfig;
+use crate::plan::seed::{self, Stream};
+use crate::plan::SandboxLimits;
 use crate::stats::Shard;
 
 /// What every user of a run shares.
@@ -26,12 +27,47 @@ pub struct RunEnv {
     pub config_values: HashMap<String, String>,
     pub data: DataSets,
     pub seed: u64,
-    /// Guest CPU time the plugin may run without a break (without calling the host).
-    pub cpu_budget: Duration,
-    /// Linear memory one plugin instance (a group of users) may grow to.
-    pub memory_cap: usize,
+    pub limits: SandboxLimits,
     /// Print every request and response (`--trace`).
     pub trace: bool,
+}
+
+/// The memory cap of one instance. A growth beyond it traps with `MemoryCapExceeded` and
+/// sets `exceeded`, so the trap is named without reading wasmtime's message text.
+pub struct MemoryCap {
+    cap: usize,
+    pub exceeded: bool,
+}
+
+/// The trap a memory growth beyond the cap raises.
+#[derive(Debug, thiserror::Error)]
+#[error("the plugin exceeded its memory cap of {} MiB", .cap >> 20)]
+pub struct MemoryCapExceeded {
+    pub cap: usize,
+}
+
+impl ResourceLimiter for MemoryCap {
+    fn memory_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        if desired > self.cap {
+            self.exceeded = true;
+            return Err(wasmtime::Error::new(MemoryCapExceeded { cap: self.cap }));
+        }
+        Ok(maximum.is_none_or(|max| desired <= max))
+    }
+
+    fn table_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        Ok(maximum.is_none_or(|max| desired <= max))
+    }
 }
 
 /// Guest CPU accounting for a Store whose instance runs many users' tasks concurrently. The
@@ -69,7 +105,7 @@ impl GuestClock {
 pub struct GroupState {
     pub table: ResourceTable,
     pub wasi: WasiCtx,
-    pub limits: StoreLimits,
+    pub limits: MemoryCap,
     pub env: Arc<RunEnv>,
     pub shard: Arc<Shard>,
     pub clock: GuestClock,
@@ -86,26 +122,16 @@ impl WasiView for GroupState {
     }
 }
 
-/// Mixes the run seed and user id into independent streams (splitmix64 finaliser).
-pub fn user_seed(seed: u64, user_id: u64, stream: u64) -> u64 {
-    let mut z = seed
-        ^ user_id.wrapping_mul(0x9E37_79B9_7F4A_7C15)
-        ^ stream.wrapping_mul(0xD1B5_4A32_D192_ED03);
-    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    z ^ (z >> 31)
-}
-
 impl GroupState {
     /// `group_id` seeds the group's WASI randomness (a user's own numbers come from its
     /// `user-context`, seeded per user).
     pub fn new(env: Arc<RunEnv>, shard: Arc<Shard>, group_id: u64) -> Self {
         let stderr_tail = Arc::new(Mutex::new(VecDeque::new()));
         let wasi = sandboxed_wasi(env.seed, group_id, stderr_tail.clone());
-        let limits = StoreLimitsBuilder::new()
-            .memory_size(env.memory_cap)
-            .trap_on_grow_failure(true)
-            .build();
+        let limits = MemoryCap {
+            cap: env.limits.memory_cap,
+            exceeded: false,
+        };
         GroupState {
             table: ResourceTable::new(),
             wasi,
@@ -121,7 +147,7 @@ impl GroupState {
     pub fn new_user(&self, user_id: u64) -> super::host_impl::UserContextState {
         super::host_impl::UserContextState {
             user_id,
-            rng: Pcg64Mcg::seed_from_u64(user_seed(self.env.seed, user_id, 1)),
+            rng: Pcg64Mcg::seed_from_u64(seed::derive(self.env.seed, user_id, Stream::UserContext)),
             pending: Vec::new(),
             conn: None,
         }
@@ -143,7 +169,11 @@ impl GroupState {
 
 /// WASI with nothing to reach: no preopens, no env, no args, no network (sockets deny every
 /// address), stdin closed; stdout/stderr go to perfhost's log; random is the group's seeded RNG.
-fn sandboxed_wasi(seed: u64, group_id: u64, stderr_tail: Arc<Mutex<VecDeque<String>>>) -> WasiCtx {
+fn sandboxed_wasi(
+    run_seed: u64,
+    group_id: u64,
+    stderr_tail: Arc<Mutex<VecDeque<String>>>,
+) -> WasiCtx {
     let mut builder = WasiCtxBuilder::new();
     builder
         .stdout(GuestOutput {
@@ -159,9 +189,21 @@ fn sandboxed_wasi(seed: u64, group_id: u64, stderr_tail: Arc<Mutex<VecDeque<Stri
         .allow_tcp(false)
         .allow_udp(false)
         .allow_ip_name_lookup(false)
-        .secure_random(rand_pcg::Pcg64::seed_from_u64(user_seed(seed, group_id, 2)))
-        .insecure_random(rand_pcg::Pcg64::seed_from_u64(user_seed(seed, group_id, 3)))
-        .insecure_random_seed(u128::from(user_seed(seed, group_id, 4)));
+        .secure_random(rand_pcg::Pcg64::seed_from_u64(seed::derive(
+            run_seed,
+            group_id,
+            Stream::WasiSecure,
+        )))
+        .insecure_random(rand_pcg::Pcg64::seed_from_u64(seed::derive(
+            run_seed,
+            group_id,
+            Stream::WasiInsecure,
+        )))
+        .insecure_random_seed(u128::from(seed::derive(
+            run_seed,
+            group_id,
+            Stream::WasiInsecureSeed,
+        )));
     builder.build()
 }
 

@@ -10,7 +10,7 @@ use wasmtime::{Engine, Store, UpdateDeadline};
 
 use super::bindings::perfhost::plugin::types::{self as wit, WaitTime as WitWait};
 use super::bindings::{Plugin, PluginPre};
-use super::state::{GroupState, RunEnv};
+use super::state::{GroupState, MemoryCapExceeded, RunEnv};
 use super::{PluginError, PluginSet, TaskInfo, UserClass, WaitTime, EPOCH_TICK};
 use crate::stats::Shard;
 
@@ -54,9 +54,10 @@ fn new_store(engine: &Engine, state: GroupState) -> Store<GroupState> {
     store.epoch_deadline_callback(|mut ctx| {
         let state = ctx.data_mut();
         let ran = EPOCH_TICK * state.clock.tick();
-        if ran > state.env.cpu_budget {
+        let budget = state.env.limits.cpu_budget;
+        if ran > budget {
             return Err(wasmtime::Error::new(BudgetExceeded(
-                state.env.cpu_budget.as_millis() as u64,
+                budget.as_millis() as u64
             )));
         }
         Ok(UpdateDeadline::Yield(1))
@@ -94,10 +95,10 @@ impl Group {
             .get(plugin_index)
             .ok_or_else(|| GroupError::Create("no such plugin".into()))?;
         let mut store = new_store(&set.engine, GroupState::new(env, shard, group_id));
-        let plugin = pre
-            .instantiate_async(&mut store)
-            .await
-            .map_err(|err| GroupError::Create(format!("{err:#}")))?;
+        let plugin = match pre.instantiate_async(&mut store).await {
+            Ok(plugin) => plugin,
+            Err(err) => return Err(GroupError::Create(trap_message(&store, &err))),
+        };
         Ok(Group { store, plugin })
     }
 
@@ -228,13 +229,13 @@ fn trap_message(store: &Store<GroupState>, err: &wasmtime::Error) -> String {
         return budget.to_string();
     }
     let state = store.data();
-    let text = format!("{err:#}");
-    if text.contains("forcing trap when growing memory") || text.contains("memory minimum size") {
-        return format!(
-            "the plugin exceeded its memory cap of {} MiB",
-            state.env.memory_cap >> 20
-        );
+    if state.limits.exceeded {
+        return MemoryCapExceeded {
+            cap: state.env.limits.memory_cap,
+        }
+        .to_string();
     }
+    let text = format!("{err:#}");
     if let Some(panic) = state.last_panic() {
         return format!("the plugin panicked: {panic}");
     }
@@ -259,21 +260,18 @@ pub(super) async fn describe(
     pre: &PluginPre<GroupState>,
     name: &str,
 ) -> Result<Vec<UserClass>, PluginError> {
+    // describe() sends nothing: its target is a placeholder no request can reach.
+    let target = crate::plan::Target::parse("http://127.0.0.1:9")
+        .map_err(|e| PluginError::Engine(e.to_string()))?;
     let env = Arc::new(RunEnv {
-        client: crate::client::ClientConfig {
-            target: Arc::new(
-                crate::client::Target::parse("http://127.0.0.1:9")
-                    .map_err(|e| PluginError::Engine(e.to_string()))?,
-            ),
-            default_headers: Arc::default(),
-            timeout: std::time::Duration::from_secs(1),
-            tls: None,
-        },
+        client: crate::client::ClientConfig::plain(
+            Arc::new(target),
+            std::time::Duration::from_secs(1),
+        ),
         config_values: Default::default(),
         data: Default::default(),
         seed: 0,
-        cpu_budget: super::DEFAULT_CPU_BUDGET,
-        memory_cap: super::DEFAULT_MEMORY_CAP,
+        limits: super::DEFAULT_LIMITS,
         trace: false,
     });
     let state = GroupState::new(env, Arc::new(Shard::default()), u64::MAX);

@@ -12,7 +12,7 @@ use plotters::prelude::*;
 use plotters::style::FontStyle;
 
 use crate::report::RunResult;
-use crate::stats::deserialize_histogram;
+use crate::stats::{deserialize_histogram, Percentile};
 
 /// DejaVu Sans 2.37 (Bitstream Vera license, `host/assets/fonts/LICENSE-DejaVu.txt`).
 static FONT: &[u8] = include_bytes!("../../assets/fonts/DejaVuSans.ttf");
@@ -486,13 +486,9 @@ pub fn charts(result: &RunResult) -> Vec<Chart> {
         points: t.iter().enumerate().map(|(i, &x)| (x, f(i))).collect(),
     };
     let h = &result.history;
-    let pct = |i: usize, p: f64| -> Option<f64> {
+    let pct = |i: usize, p: Percentile| -> Option<f64> {
         let point = &h[i];
-        if point.requests == 0 {
-            None
-        } else {
-            super::csv::lookup(&point.percentiles_ms, p)
-        }
+        (point.requests > 0).then(|| point.percentiles_ms.get(p))
     };
     let mut out = vec![
         Chart {
@@ -512,9 +508,9 @@ pub fn charts(result: &RunResult) -> Vec<Chart> {
                 title: "Response times (per second)".into(),
                 y_label: "ms".into(),
                 series: vec![
-                    series("p50", GREEN, &|i| pct(i, 50.0)),
-                    series("p95", ORANGE, &|i| pct(i, 95.0)),
-                    series("p99", PURPLE, &|i| pct(i, 99.0)),
+                    series("p50", GREEN, &|i| pct(i, Percentile::P50)),
+                    series("p95", ORANGE, &|i| pct(i, Percentile::P95)),
+                    series("p99", PURPLE, &|i| pct(i, Percentile::P99)),
                 ],
             }),
         },

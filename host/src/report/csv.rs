@@ -13,7 +13,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use crate::report::RunResult;
-use crate::stats::{EndpointStats, HistoryPoint, Percentiles, RunningTotals, PERCENTILES};
+use crate::stats::{EndpointStats, HistoryPoint, Percentile, Percentiles, RunningTotals};
 
 /// `PREFIX_stats.csv` columns before the percentiles.
 const STATS_COLUMNS: [&str; 11] = [
@@ -177,27 +177,23 @@ fn float_or_int_zero(v: f64, requests: u64) -> String {
 }
 
 fn percentile_fields(p: &Percentiles, requests: u64) -> Vec<String> {
-    PERCENTILES
-        .iter()
-        .map(|&pct| {
+    p.iter()
+        .map(|(_, ms)| {
             if requests == 0 {
                 "N/A".to_string()
             } else {
-                bucket_ms(lookup(p, pct).unwrap_or(0.0)).to_string()
+                bucket_ms(ms).to_string()
             }
         })
         .collect()
 }
 
-/// The value of percentile `pct` (e.g. 95.0) in a `Percentiles` list.
-pub(crate) fn lookup(p: &Percentiles, pct: f64) -> Option<f64> {
-    let label = format!("{pct}");
-    p.0.iter().find(|(l, _)| *l == label).map(|(_, v)| *v)
-}
-
 /// `50%`, `66%`, … `99.99%`, `100%`, as Locust's `get_readable_percentiles`.
 fn percentile_headers() -> Vec<String> {
-    PERCENTILES.iter().map(|p| format!("{p}%")).collect()
+    Percentile::ALL
+        .iter()
+        .map(|p| format!("{}%", p.label()))
+        .collect()
 }
 
 /// Python `csv.writer` (QUOTE_MINIMAL): quote a field holding `,`, `"`, `\r` or `\n`; double
@@ -347,14 +343,14 @@ pub fn history_header() -> String {
     )
 }
 
-/// Share of an interval's requests each reported percentile stands for, in `PERCENTILES`
-/// order (the value at p50 stands for the lower half, p66 for (50, 66], …).
-fn percentile_masses() -> [f64; PERCENTILES.len()] {
-    let mut masses = [0.0; PERCENTILES.len()];
+/// Share of an interval's requests each reported percentile stands for, in report order
+/// (the value at p50 stands for the lower half, p66 for (50, 66], …).
+fn percentile_masses() -> [f64; Percentile::ALL.len()] {
+    let mut masses = [0.0; Percentile::ALL.len()];
     let mut below = 0.0;
-    for (i, p) in PERCENTILES.iter().enumerate() {
-        masses[i] = (p - below) / 100.0;
-        below = *p;
+    for (i, p) in Percentile::ALL.iter().enumerate() {
+        masses[i] = (p.value() - below) / 100.0;
+        below = p.value();
     }
     masses
 }
@@ -379,13 +375,11 @@ impl HistoryTotals {
             return;
         }
         let n = point.requests as f64;
-        for (mass, pct) in percentile_masses().iter().zip(PERCENTILES) {
-            if let Some(ms) = lookup(&point.percentiles_ms, pct) {
-                let us = (ms.max(0.0) * 1000.0).round() as u64;
-                *self.sketch.entry(us).or_insert(0.0) += mass * n;
-                if pct == 100.0 {
-                    self.max_ms = self.max_ms.max(ms);
-                }
+        for (mass, (pct, ms)) in percentile_masses().iter().zip(point.percentiles_ms.iter()) {
+            let us = (ms.max(0.0) * 1000.0).round() as u64;
+            *self.sketch.entry(us).or_insert(0.0) += mass * n;
+            if pct == Percentile::P100 {
+                self.max_ms = self.max_ms.max(ms);
             }
         }
     }
@@ -431,13 +425,13 @@ impl HistoryTotals {
             format!("{:.6}", point.failures_per_s),
         ];
         // Locust: N/A until the first request; then the percentiles of the current window.
-        fields.extend(PERCENTILES.iter().map(|&pct| {
+        fields.extend(point.percentiles_ms.iter().map(|(_, ms)| {
             if self.requests == 0 {
                 "N/A".to_string()
             } else if point.requests == 0 {
                 "0".to_string()
             } else {
-                bucket_ms(lookup(&point.percentiles_ms, pct).unwrap_or(0.0)).to_string()
+                bucket_ms(ms).to_string()
             }
         }));
         // Exact totals: the run's final row, else those the point carries (newer results).

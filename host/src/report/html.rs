@@ -7,9 +7,8 @@
 use std::fmt::Write as _;
 
 use crate::report::charts::{self, Chart, ChartKind};
-use crate::report::csv::lookup;
 use crate::report::RunResult;
-use crate::stats::{EndpointStats, PERCENTILES};
+use crate::stats::{EndpointStats, Percentile};
 
 /// HTML-escapes text for element content and quoted attribute values.
 pub fn esc(s: &str) -> String {
@@ -244,8 +243,8 @@ fn summary_section(h: &mut String, result: &RunResult) {
             format!(
                 "{} / {} / {} ms",
                 fmt_ms(t.median_ms),
-                fmt_ms(t.percentile(95.0)),
-                fmt_ms(t.percentile(99.0))
+                fmt_ms(t.percentile(Percentile::P95)),
+                fmt_ms(t.percentile(Percentile::P99))
             )
         }),
         ("Users", result.plan.users.to_string()),
@@ -310,9 +309,9 @@ fn stats_row(h: &mut String, s: &EndpointStats, method: &str, name: &str) {
         fmt_ms(s.min_ms),
         fmt_ms(s.max_ms),
         fmt_ms(s.median_ms),
-        fmt_ms(s.percentile(90.0)),
-        fmt_ms(s.percentile(95.0)),
-        fmt_ms(s.percentile(99.0)),
+        fmt_ms(s.percentile(Percentile::P90)),
+        fmt_ms(s.percentile(Percentile::P95)),
+        fmt_ms(s.percentile(Percentile::P99)),
         s.rps,
         s.failures_per_s,
         s.avg_content_bytes
@@ -379,8 +378,8 @@ fn inline_svg(svg: &str, chart: &Chart) -> String {
 
 fn percentiles_section(h: &mut String, result: &RunResult) {
     h.push_str("<section id=\"percentiles\"><h2>Response-time percentiles (ms)</h2><div class=\"scroll\"><table><thead><tr><th class=\"l\">Type</th><th class=\"l\">Name</th>");
-    for p in PERCENTILES {
-        let _ = write!(h, "<th>{p}%</th>");
+    for p in Percentile::ALL {
+        let _ = write!(h, "<th>{}%</th>", p.label());
     }
     h.push_str("<th># reqs</th></tr></thead><tbody>\n");
     let row = |h: &mut String, s: &EndpointStats, method: &str, name: &str| {
@@ -390,12 +389,8 @@ fn percentiles_section(h: &mut String, result: &RunResult) {
             esc(method),
             esc(name)
         );
-        for p in PERCENTILES {
-            let _ = write!(
-                h,
-                "<td>{}</td>",
-                fmt_ms(lookup(&s.percentiles_ms, p).unwrap_or(0.0))
-            );
+        for (_, ms) in s.percentiles_ms.iter() {
+            let _ = write!(h, "<td>{}</td>", fmt_ms(ms));
         }
         let _ = writeln!(h, "<td>{}</td></tr>", s.requests);
     };

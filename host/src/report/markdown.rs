@@ -4,7 +4,7 @@ use std::fmt::Write as _;
 
 use crate::report::html::{fmt_duration, fmt_ms, percent, verdict};
 use crate::report::RunResult;
-use crate::stats::EndpointStats;
+use crate::stats::{EndpointStats, Percentile};
 
 /// Rows of failures / task errors listed before "… and N more".
 const MAX_LISTED: usize = 10;
@@ -56,8 +56,8 @@ fn row(out: &mut String, s: &EndpointStats, method: &str, name: &str, bold: bool
         percent(s.failures, s.requests),
         fmt_ms(s.avg_ms),
         fmt_ms(s.median_ms),
-        fmt_ms(s.percentile(95.0)),
-        fmt_ms(s.percentile(99.0)),
+        fmt_ms(s.percentile(Percentile::P95)),
+        fmt_ms(s.percentile(Percentile::P99)),
         s.rps
     );
 }

@@ -3,124 +3,27 @@
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::path::Path;
-use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 
+use crate::monitor::GeneratorHealth;
+use crate::plan::{Plan, Stage, Threshold};
 use crate::plugin::PluginInfo;
-use crate::stats::{EndpointStats, FailureGroup, FailureSample, HistoryPoint, TaskErrorGroup};
+use crate::stats::{
+    EndpointStats, FailureGroup, FailureSample, HistoryPoint, Percentile, TaskErrorGroup,
+};
 
 pub mod charts;
-mod command;
 pub mod csv;
 pub mod html;
 pub mod markdown;
 mod output;
 
-pub use command::{cli_main, ReportArgs};
 pub use csv::{CsvPaths, HistoryCsvWriter};
 pub use output::{load_result, write_reports, ReportError, ReportOutputs};
 
 /// Version of the JSON result schema (`docs/result.schema.json`).
 pub const SCHEMA: &str = "perfhost-result/1";
-
-/// perfhost's own health during the run.
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
-pub struct GeneratorHealth {
-    /// Process CPU per second, in percent of one core.
-    pub cpu_percent: Vec<f64>,
-    /// How late the 1 s collector tick ran each second, in ms (scheduling lag).
-    pub tick_lag_ms: Vec<f64>,
-    pub max_cpu_percent: f64,
-    pub cores: usize,
-    /// The generator, not the target, limited the run (CPU above 90% of all cores).
-    pub generator_saturated: bool,
-}
-
-/// Samples perfhost's CPU once per collector tick.
-pub struct GeneratorMonitor {
-    health: GeneratorHealth,
-    last_cpu: Duration,
-    last: Instant,
-    warned: bool,
-}
-
-/// CPU time (user + system) this process has used so far.
-pub(crate) fn process_cpu() -> Duration {
-    // SAFETY: getrusage only writes into the struct we pass.
-    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
-    if unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut usage) } != 0 {
-        return Duration::ZERO;
-    }
-    let tv = |t: libc::timeval| {
-        Duration::from_secs(t.tv_sec as u64) + Duration::from_micros(t.tv_usec as u64)
-    };
-    tv(usage.ru_utime) + tv(usage.ru_stime)
-}
-
-impl GeneratorMonitor {
-    pub fn start() -> Self {
-        let cores = std::thread::available_parallelism()
-            .map(|n| n.get())
-            .unwrap_or(1);
-        GeneratorMonitor {
-            health: GeneratorHealth {
-                cores,
-                ..Default::default()
-            },
-            last_cpu: process_cpu(),
-            last: Instant::now(),
-            warned: false,
-        }
-    }
-
-    /// Records one interval of length `interval` (as the ticker measured it).
-    /// Records one interval of the running load and judges saturation.
-    pub fn sample(&mut self, interval: Duration) {
-        let percent = self.record(interval);
-        self.judge(percent);
-    }
-
-    /// Records the last interval, which covers stopping the users: its CPU is shutdown work,
-    /// not load generation, so it does not count towards saturation.
-    pub fn sample_shutdown(&mut self, interval: Duration) {
-        self.record(interval);
-    }
-
-    fn record(&mut self, interval: Duration) -> f64 {
-        let now = Instant::now();
-        let cpu = process_cpu();
-        let wall = now.duration_since(self.last).as_secs_f64().max(1e-3);
-        let percent = (cpu.saturating_sub(self.last_cpu)).as_secs_f64() / wall * 100.0;
-        self.last_cpu = cpu;
-        self.last = now;
-        self.health
-            .cpu_percent
-            .push((percent * 10.0).round() / 10.0);
-        self.health
-            .tick_lag_ms
-            .push(((interval.as_secs_f64() - 1.0).max(0.0) * 1000.0 * 10.0).round() / 10.0);
-        self.health.max_cpu_percent = self.health.max_cpu_percent.max(percent);
-        percent
-    }
-
-    fn judge(&mut self, percent: f64) {
-        if percent > 90.0 * self.health.cores as f64 {
-            self.health.generator_saturated = true;
-            if !self.warned {
-                self.warned = true;
-                tracing::warn!(
-                    "perfhost is using {percent:.0}% CPU of {} cores: the generator, not the target, may be limiting this run",
-                    self.health.cores
-                );
-            }
-        }
-    }
-
-    pub fn finish(self) -> GeneratorHealth {
-        self.health
-    }
-}
 
 /// Run metadata.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -149,10 +52,27 @@ pub struct PlanSummary {
     pub scenario: Option<String>,
     /// The load shape's stages (users, duration in seconds).
     #[serde(default)]
-    pub stages: Vec<crate::engine::Stage>,
+    pub stages: Vec<Stage>,
     /// Thresholds declared by the scenario.
     #[serde(default)]
-    pub thresholds: Vec<crate::scenario::Threshold>,
+    pub thresholds: Vec<Threshold>,
+}
+
+impl PlanSummary {
+    /// What the result says of `plan`; `class_users` is how many users each class got.
+    pub fn new(plan: &Plan, class_users: BTreeMap<String, usize>) -> Self {
+        PlanSummary {
+            users: plan.max_users(),
+            spawn_rate: plan.load.spawn_rate(),
+            run_time_s: plan.stop.run_time.map(|d| d.as_secs_f64()),
+            iterations: plan.stop.iterations,
+            user_classes: plan.classes.only.clone(),
+            class_users,
+            scenario: plan.scenario.as_ref().map(|s| s.name.clone()),
+            stages: plan.load.stages.clone(),
+            thresholds: plan.thresholds.clone(),
+        }
+    }
 }
 
 /// The canonical result of a run: every other report renders from it.
@@ -218,8 +138,8 @@ impl RunResult {
                 max_response_time: s.max_ms,
                 avg_response_time: s.avg_ms,
                 median_response_time: s.median_ms,
-                p95_response_time: s.percentile(95.0),
-                p99_response_time: s.percentile(99.0),
+                p95_response_time: s.percentile(Percentile::P95),
+                p99_response_time: s.percentile(Percentile::P99),
                 avg_content_length: s.avg_content_bytes,
                 rps: s.rps,
             })
@@ -317,13 +237,13 @@ pub fn summary_table(result: &RunResult) -> String {
     let _ = writeln!(out);
     let _ = writeln!(out, "Response time percentiles (ms)");
     let _ = write!(out, "{:<8} {:<32}", "Type", "Name");
-    for (label, _) in &result.total.percentiles_ms.0 {
-        let _ = write!(out, " {:>7}", format!("{label}%"));
+    for p in Percentile::ALL {
+        let _ = write!(out, " {:>7}", format!("{}%", p.label()));
     }
     let _ = writeln!(out, " {:>8}", "# reqs");
     for s in result.stats.iter().chain(std::iter::once(&result.total)) {
         let _ = write!(out, "{:<8} {:<32}", s.method, truncate(&s.name, 32));
-        for (_, v) in &s.percentiles_ms.0 {
+        for (_, v) in s.percentiles_ms.iter() {
             let _ = write!(out, " {:>7.1}", v);
         }
         let _ = writeln!(out, " {:>8}", s.requests);

@@ -28,7 +28,7 @@ pub struct ReportArgs {
 
 /// The CLI entry: 0 when the reports were written, 2 on unreadable input or a failed write.
 /// With no output option it prints the console summary of the result.
-pub fn cli_main(args: ReportArgs) -> u8 {
+pub fn main(args: ReportArgs) -> u8 {
     let result = match load_result(&args.result) {
         Ok(result) => result,
         Err(err) => {

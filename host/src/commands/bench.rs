@@ -1,0 +1,117 @@
+//! `perfhost bench`: the cost of the sandbox — WASM users vs native Rust users, host CPU per
+//! request and RSS per user (measurements in `crate::overhead`).
+
+use std::io::Write as _;
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::demo::DemoChild;
+use crate::exit;
+use crate::overhead::{idle_rss_per_user, measure_native, measure_wasm, workers};
+use crate::plan::{format_duration, Target};
+use crate::plugin::{PluginSet, PluginSpec, RuntimeOptions};
+
+/// Options of `perfhost bench`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct BenchArgs {
+    /// User counts to measure (comma-separated).
+    #[arg(long, value_delimiter = ',', default_value = "100,1000")]
+    pub users: Vec<usize>,
+    /// How long each measurement runs.
+    #[arg(long, value_parser = crate::config::parse_duration_arg, default_value = "10s")]
+    pub duration: Duration,
+    /// Target (default: a built-in demo server started for the benchmark). Loopback only.
+    #[arg(short = 'H', long = "host")]
+    pub host: Option<String>,
+    /// Users instantiated for the idle-RSS measurement.
+    #[arg(long = "idle-users", default_value_t = 1000)]
+    pub idle_users: usize,
+}
+
+/// The CLI entry.
+pub fn main(args: BenchArgs) -> u8 {
+    let runtime = match crate::commands::run::control_runtime() {
+        Ok(rt) => rt,
+        Err(code) => return code,
+    };
+    let max_users = args
+        .users
+        .iter()
+        .copied()
+        .max()
+        .unwrap_or(100)
+        .max(args.idle_users);
+    crate::commands::run::raise_fd_limit(max_users);
+    runtime.block_on(async {
+        let demo = match &args.host {
+            Some(_) => None,
+            None => match DemoChild::start() {
+                Ok(child) => Some(child),
+                Err(err) => {
+                    eprintln!("error: cannot start the built-in demo server: {err}");
+                    return exit::UNREACHABLE;
+                }
+            },
+        };
+        let url = args.host.clone().or_else(|| demo.as_ref().map(|d| d.url.clone())).unwrap_or_default();
+        let target = match Target::parse(&url) {
+            Ok(t) => Arc::new(t),
+            Err(err) => {
+                eprintln!("error: {err}");
+                return exit::USAGE;
+            }
+        };
+        if crate::client::probe(&target, Duration::from_secs(5)).await.is_err() {
+            tokio::time::sleep(Duration::from_millis(300)).await;
+        }
+        let spec = match PluginSpec::resolve("bench_verify") {
+            Ok(spec) => spec,
+            Err(err) => {
+                eprintln!("error: {err}");
+                return exit::USAGE;
+            }
+        };
+        let set = match PluginSet::load(vec![spec], RuntimeOptions::default()).await {
+            Ok(set) => Arc::new(set),
+            Err(err) => {
+                eprintln!("error: {err}");
+                return exit::USAGE;
+            }
+        };
+        println!("perfhost bench: verify loop (3 sources, response checked) against {url}, {} per run, {} cores", format_duration(args.duration), workers());
+        println!("{:<8} {:>6} {:>10} {:>9} {:>10} {:>14}", "kind", "users", "requests", "failures", "req/s", "CPU µs/req");
+        let mut rows = Vec::new();
+        for &users in &args.users {
+            let native = {
+                let target = target.clone();
+                let duration = args.duration;
+                tokio::task::spawn_blocking(move || measure_native(&target, users, duration)).await.ok()
+            };
+            let wasm = measure_wasm(set.clone(), &target, users, args.duration).await;
+            for m in native.into_iter().chain(std::iter::once(wasm)) {
+                println!(
+                    "{:<8} {:>6} {:>10} {:>9} {:>10.0} {:>14.1}",
+                    m.kind,
+                    m.users,
+                    m.requests,
+                    m.failures,
+                    m.requests as f64 / m.seconds.max(1e-9),
+                    m.cpu_us_per_request()
+                );
+                let _ = std::io::stdout().flush();
+                rows.push(m);
+            }
+        }
+        for pair in rows.chunks(2) {
+            if let [native, wasm] = pair {
+                println!("wasm / native at {} users: {:.2}x CPU per request", wasm.users, wasm.cpu_us_per_request() / native.cpu_us_per_request().max(1e-9));
+            }
+        }
+        match idle_rss_per_user(&set, &target, args.idle_users).await {
+            Some(kib) => println!("idle RSS per WASM user ({} users instantiated): {kib:.1} KiB", args.idle_users),
+            None => println!("idle RSS per WASM user: could not instantiate {} users", args.idle_users),
+        }
+        drop(demo);
+        exit::OK
+    })
+}

@@ -1,0 +1,236 @@
+//! The cost of the sandbox (`perfhost bench`). Runs the same behaviour — verify in a loop with no
+//! wait, the bodies and the response check of the Auditor plugins — once as WASM users
+//! (`bench_verify` built-in) and once as native Rust users using the same client, statistics
+//! and body building, and prints host CPU µs per request and RSS per user for each.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http::header::{HeaderName, HeaderValue, CONTENT_TYPE};
+use http::Method;
+use rand_core::{Rng, SeedableRng};
+use rand_pcg::Pcg64Mcg;
+
+use crate::client::{ClientConfig, Connection, OutgoingRequest};
+use crate::config::RunArgs;
+use crate::engine::{self, Behaviours, StopHandle};
+use crate::monitor::{process_cpu, rss_kib};
+use crate::plan::seed::{self, Stream};
+use crate::plan::{ClassChoice, Target};
+use crate::plugin::data::DataSets;
+use crate::plugin::{Group, PluginSet, RunEnv, UserHandle, DEFAULT_LIMITS, GROUP_SIZE};
+use crate::stats::{RequestRecord, Shards};
+
+/// One measured row.
+#[derive(Debug, Clone)]
+pub struct Measurement {
+    pub kind: &'static str,
+    pub users: usize,
+    pub requests: u64,
+    pub failures: u64,
+    pub seconds: f64,
+    pub cpu: Duration,
+}
+
+impl Measurement {
+    pub fn cpu_us_per_request(&self) -> f64 {
+        if self.requests == 0 {
+            return 0.0;
+        }
+        self.cpu.as_secs_f64() * 1e6 / self.requests as f64
+    }
+}
+
+fn client_config(target: &Arc<Target>) -> ClientConfig {
+    ClientConfig::plain(target.clone(), Duration::from_secs(30))
+}
+
+fn run_env(target: &Arc<Target>) -> Arc<RunEnv> {
+    Arc::new(RunEnv {
+        client: client_config(target),
+        config_values: Default::default(),
+        data: DataSets::default(),
+        seed: 1,
+        limits: DEFAULT_LIMITS,
+        trace: false,
+    })
+}
+
+/// Worker threads of the measurement (as the engine: one per core).
+pub fn workers() -> usize {
+    std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1)
+}
+
+/// WASM users: the real engine with the `bench_verify` plugin.
+pub async fn measure_wasm(
+    set: Arc<PluginSet>,
+    target: &Arc<Target>,
+    users: usize,
+    duration: Duration,
+) -> Measurement {
+    let classes = engine::select_classes(&set, &ClassChoice::default()).unwrap_or_default();
+    let args = RunArgs {
+        users: Some(users),
+        spawn_rate: Some(1e6),
+        run_time: Some(duration),
+        stop_timeout: Some(Duration::from_secs(5)),
+        seed: Some(1),
+        ..Default::default()
+    };
+    let Ok(plan) = crate::config::resolve_args(&args) else {
+        return Measurement {
+            kind: "wasm",
+            users,
+            requests: 0,
+            failures: 0,
+            seconds: 0.0,
+            cpu: Duration::ZERO,
+        };
+    };
+    let behaviours = Behaviours {
+        set,
+        env: run_env(target),
+        classes,
+    };
+    let cpu = process_cpu();
+    let outcome = engine::run(&plan, behaviours, StopHandle::default(), |_, _| {}).await;
+    let cpu = process_cpu().saturating_sub(cpu);
+    let total = outcome.stats.all.total();
+    Measurement {
+        kind: "wasm",
+        users,
+        requests: total.requests,
+        failures: total.failures,
+        seconds: outcome.duration.as_secs_f64(),
+        cpu,
+    }
+}
+
+/// Native users: the same loop written in Rust, on the same client and statistics, spread over
+/// one current-thread runtime per core like the engine's workers.
+pub fn measure_native(target: &Arc<Target>, users: usize, duration: Duration) -> Measurement {
+    let workers = workers();
+    let shards = Shards::new(workers);
+    let stop = Arc::new(AtomicBool::new(false));
+    let started = Instant::now();
+    let cpu = process_cpu();
+    let mut threads = Vec::new();
+    for w in 0..workers {
+        let (shards, stop, target) = (shards.clone(), stop.clone(), target.clone());
+        let ids: Vec<usize> = (w..users).step_by(workers).collect();
+        threads.push(std::thread::spawn(move || {
+            let Ok(runtime) = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            else {
+                return;
+            };
+            runtime.block_on(async move {
+                let mut set = tokio::task::JoinSet::new();
+                for id in ids {
+                    let (shard, stop, target) = (shards.shard(w), stop.clone(), target.clone());
+                    set.spawn(async move { native_user(id as u64, &target, &shard, &stop).await });
+                }
+                while set.join_next().await.is_some() {}
+            });
+        }));
+    }
+    std::thread::sleep(duration);
+    stop.store(true, Ordering::Relaxed);
+    for t in threads {
+        let _ = t.join();
+    }
+    let cpu = process_cpu().saturating_sub(cpu);
+    let total = shards.take_all().total();
+    Measurement {
+        kind: "native",
+        users,
+        requests: total.requests,
+        failures: total.failures,
+        seconds: started.elapsed().as_secs_f64(),
+        cpu,
+    }
+}
+
+async fn native_user(
+    id: u64,
+    target: &Arc<Target>,
+    shard: &crate::stats::Shard,
+    stop: &AtomicBool,
+) {
+    let mut conn = Connection::new(client_config(target));
+    let mut rng = Pcg64Mcg::seed_from_u64(seed::derive(1, id, Stream::UserContext));
+    let content_type = (CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    while !stop.load(Ordering::Relaxed) {
+        let body = auditor_data::verify_body_with(
+            &mut |lo, hi| lo + (rng.next_u64() % (hi - lo) as u64) as usize,
+            3,
+            auditor_data::STANDARD,
+        );
+        let Ok(uri) = conn.target().resolve("/verify") else {
+            return;
+        };
+        let headers: Vec<(HeaderName, HeaderValue)> = vec![content_type.clone()];
+        let request = OutgoingRequest {
+            method: Method::POST,
+            uri,
+            headers,
+            body: Bytes::from(body),
+            timeout: None,
+            follow_redirects: true,
+        };
+        let began = Instant::now();
+        let (latency, size, error) = match conn.send(request).await {
+            Ok(resp) => {
+                let verdict = match resp.status.as_u16() {
+                    200 => auditor_data::check_verify_body(&resp.body).err(),
+                    status => Some(format!("HTTP {status}")),
+                };
+                (resp.latency, resp.body.len() as u64, verdict)
+            }
+            Err(err) => (began.elapsed(), 0, Some(err.to_string())),
+        };
+        shard.record(&RequestRecord {
+            method: "POST",
+            name: "/verify (bench)",
+            latency_us: latency.as_micros() as u64,
+            content_bytes: size,
+            error: error.as_deref(),
+        });
+    }
+}
+
+/// RSS per idle WASM user: create `count` users (constructor run) in groups of up to
+/// `GROUP_SIZE` per instance, as the engine does; measure; drop.
+pub async fn idle_rss_per_user(set: &PluginSet, target: &Arc<Target>, count: usize) -> Option<f64> {
+    let env = run_env(target);
+    let shard = Arc::new(crate::stats::Shard::default());
+    let before = rss_kib();
+    let mut groups = Vec::new();
+    let mut created = 0;
+    while created < count {
+        let size = (count - created).min(GROUP_SIZE);
+        let mut group = Group::create(set, 0, groups.len() as u64, env.clone(), shard.clone())
+            .await
+            .ok()?;
+        let first = created as u64;
+        group
+            .run(async |accessor, plugin| {
+                for id in first..first + size as u64 {
+                    UserHandle::create(accessor, plugin, 0, id).await?;
+                }
+                Ok(())
+            })
+            .await
+            .ok()?;
+        groups.push(group);
+        created += size;
+    }
+    let after = rss_kib();
+    drop(groups);
+    Some(after.saturating_sub(before) as f64 / count as f64)
+}

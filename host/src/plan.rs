@@ -1,0 +1,696 @@
+//! The resolved plan of a run and its parts: plain data that every later stage reads.
+//!
+//! `config` builds one `Plan` from the command line, the environment, a settings file and a
+//! scenario; `engine`, `plugin`, `client` and `report` take the parts they need. This module
+//! is the bottom layer: it imports nothing of ours (docs/architecture.md).
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use http::header::HeaderValue;
+use http::Uri;
+use serde::{Deserialize, Serialize};
+
+/// The resolved plan of a run.
+#[derive(Debug, Clone)]
+pub struct Plan {
+    /// The origin every request goes to; `None`: start the built-in demo server.
+    pub target: Option<Target>,
+    /// Plugins as given: built-in names or `.wasm` paths.
+    pub plugins: Vec<String>,
+    /// Which user classes run, and weight overrides.
+    pub classes: ClassChoice,
+    /// How many users run at each moment.
+    pub load: LoadShape,
+    /// When the run ends.
+    pub stop: StopConditions,
+    /// What a plugin may use.
+    pub limits: SandboxLimits,
+    /// How requests are sent.
+    pub client: ClientOptions,
+    /// Which reports are written, and where.
+    pub outputs: Outputs,
+    /// Seed of every random choice (`seed::derive` splits it into streams).
+    pub seed: u64,
+    /// Drop the numbers of the ramp-up once every user runs.
+    pub reset_stats: bool,
+    /// Print every request and response.
+    pub trace: bool,
+    /// Values plugins read with `ctx.config(KEY)`.
+    pub config_values: BTreeMap<String, String>,
+    /// `--data NAME=FILE[:MODE]` specifications (loaded when the run starts).
+    pub data: Vec<String>,
+    /// Pass/fail rules evaluated on the result.
+    pub thresholds: Vec<Threshold>,
+    /// The scenario this plan came from.
+    pub scenario: Option<ScenarioRef>,
+    /// Log level: trace, debug, info, warning or error.
+    pub log_level: String,
+    /// Worker threads running users (one current-thread runtime each).
+    pub workers: usize,
+    /// Where each value came from (for `--print-config`), by setting name.
+    pub sources: BTreeMap<&'static str, Source>,
+}
+
+impl Plan {
+    /// The most users alive at once.
+    pub fn max_users(&self) -> usize {
+        self.load.max_users()
+    }
+}
+
+/// Where a resolved value came from, in precedence order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Source {
+    Cli,
+    Env,
+    Scenario,
+    File,
+    Default,
+}
+
+impl Source {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Source::Cli => "cli",
+            Source::Env => "env",
+            Source::Scenario => "scenario",
+            Source::File => "file",
+            Source::Default => "default",
+        }
+    }
+}
+
+/// Which of the plugins' user classes run.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ClassChoice {
+    /// Only these classes (by name, case-insensitive); empty: all.
+    pub only: Vec<String>,
+    /// Weights overriding the plugins' own, by class name (from a scenario).
+    pub weights: BTreeMap<String, u32>,
+}
+
+/// When a run ends, and how it stops.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StopConditions {
+    /// Stop after this long (`None`: when the iterations are spent).
+    pub run_time: Option<Duration>,
+    /// Stop after this many task runs in total.
+    pub iterations: Option<u64>,
+    /// On stop, how long users may finish their task before they are cancelled.
+    pub stop_timeout: Duration,
+}
+
+/// What one plugin instance may use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SandboxLimits {
+    /// Guest CPU time a plugin may compute without calling the host before it is stopped.
+    pub cpu_budget: Duration,
+    /// Linear memory one plugin instance (a group of users) may grow to, in bytes.
+    pub memory_cap: usize,
+}
+
+/// How requests are sent.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClientOptions {
+    /// Timeout of one request (a request may set its own).
+    pub request_timeout: Duration,
+    /// Accept any TLS certificate.
+    pub insecure: bool,
+    /// Also trust the CAs in this PEM file.
+    pub ca_cert: Option<PathBuf>,
+    /// `API_TOKEN`: sent as `Authorization: Bearer …`.
+    pub api_token: Option<Secret>,
+    /// `API_KEY`: sent as `X-API-Key: …`.
+    pub api_key: Option<Secret>,
+}
+
+/// A value that must never be printed or reported: its `Debug` shows nothing of it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(pub String);
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Secret(hidden)")
+    }
+}
+
+/// Which reports a run writes.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Outputs {
+    /// Names report files: `reports/<run-name>_<timestamp>.*`.
+    pub run_name: String,
+    /// Print the final statistics as JSON to stdout.
+    pub json: bool,
+    /// The full JSON result (default: `reports/<run-name>_<timestamp>.json`).
+    pub json_file: Option<PathBuf>,
+    /// Write no default JSON file.
+    pub no_report: bool,
+    /// Locust-compatible CSV files with this prefix.
+    pub csv: Option<PathBuf>,
+    /// A self-contained HTML report.
+    pub html: Option<PathBuf>,
+    /// The scenario asks for CSV / HTML reports beside the JSON result.
+    pub scenario_csv: bool,
+    pub scenario_html: bool,
+}
+
+/// The scenario a plan came from, and where its fields are (for errors found once plugins are
+/// loaded: an unknown plugin, class or weight).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ScenarioRef {
+    pub name: String,
+    /// A path, or `scenarios/NAME.toml (built-in)`.
+    pub source: String,
+    pub plugins_line: Option<usize>,
+    pub classes_line: Option<usize>,
+    pub weights_line: Option<usize>,
+}
+
+/// A problem with one field of a settings or scenario file: one line naming the file, the line
+/// and the field (`smoke.toml:4: field `users`: …`).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{file}{}: field `{field}`: {message}", line.map(|l| format!(":{l}")).unwrap_or_default())]
+pub struct FieldError {
+    pub file: String,
+    pub line: Option<usize>,
+    pub field: String,
+    pub message: String,
+}
+
+impl ScenarioRef {
+    /// `message` about `field`, pinned to the scenario's line for it — when the value came from
+    /// the scenario.
+    pub fn pin(&self, field: &str, message: &str) -> Option<FieldError> {
+        let line = match field {
+            "plugins" => self.plugins_line?,
+            "user-classes" => self.classes_line?,
+            "weights" => self.weights_line?,
+            _ => return None,
+        };
+        Some(FieldError {
+            file: self.source.clone(),
+            line: Some(line),
+            field: field.to_string(),
+            message: message.to_string(),
+        })
+    }
+}
+
+// ---------- durations ----------
+
+/// The longest duration perfhost accepts anywhere (30 days): beyond it, a typo is likelier
+/// than intent, and `Instant + Duration` could overflow.
+pub const MAX_DURATION: Duration = Duration::from_secs(30 * 24 * 3600);
+
+/// A duration that is not one.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DurationError {
+    #[error("`{0}` is not a duration — use e.g. 90s, 5m, 1h30m, 250ms (a bare number is seconds)")]
+    Syntax(String),
+    #[error("`{0}` is negative — durations cannot be negative")]
+    Negative(String),
+    #[error("`{0}` is longer than the maximum of 30 days")]
+    TooLong(String),
+}
+
+/// Parses `90s`, `5m`, `2h`, `1h30m`, `250ms`, `1d`; a bare number means seconds.
+pub fn parse_duration(text: &str) -> Result<Duration, DurationError> {
+    let t = text.trim();
+    let bad = || DurationError::Syntax(text.to_string());
+    if let Some(magnitude) = t.strip_prefix('-') {
+        return match parse_duration(magnitude) {
+            Ok(d) if d.is_zero() => Ok(d),
+            Ok(_) | Err(DurationError::TooLong(_)) => Err(DurationError::Negative(text.into())),
+            Err(_) => Err(bad()),
+        };
+    }
+    if t.is_empty() {
+        return Err(bad());
+    }
+    let seconds = match t.parse::<f64>() {
+        Ok(secs) if secs.is_finite() => secs,
+        // `1e400` overflows to infinity; `inf` and `NaN` are no durations at all.
+        Ok(_) if t.chars().any(|c| c.is_ascii_digit()) => {
+            return Err(DurationError::TooLong(text.into()))
+        }
+        Ok(_) => return Err(bad()),
+        Err(_) => {
+            let mut total = 0f64;
+            let mut number = String::new();
+            let mut chars = t.chars().peekable();
+            let mut any = false;
+            while let Some(c) = chars.next() {
+                if c.is_ascii_digit() || c == '.' {
+                    number.push(c);
+                    continue;
+                }
+                let value: f64 = number.parse().map_err(|_| bad())?;
+                number.clear();
+                let unit = match c {
+                    'm' if chars.peek() == Some(&'s') => {
+                        chars.next();
+                        0.001
+                    }
+                    'h' => 3600.0,
+                    'm' => 60.0,
+                    's' => 1.0,
+                    'd' => 86400.0,
+                    _ => return Err(bad()),
+                };
+                total += value * unit;
+                any = true;
+            }
+            if !number.is_empty() || !any {
+                return Err(bad());
+            }
+            total
+        }
+    };
+    if seconds > MAX_DURATION.as_secs_f64() {
+        return Err(DurationError::TooLong(text.into()));
+    }
+    Ok(Duration::from_secs_f64(seconds.max(0.0)))
+}
+
+/// `90s`, `5m`, `1h30m`, `250ms`.
+pub fn format_duration(d: Duration) -> String {
+    let ms = d.as_millis();
+    if ms < 1000 {
+        return format!("{ms}ms");
+    }
+    let s = d.as_secs();
+    let (h, m, s) = (s / 3600, (s % 3600) / 60, s % 60);
+    let mut out = String::new();
+    if h > 0 {
+        out.push_str(&format!("{h}h"));
+    }
+    if m > 0 {
+        out.push_str(&format!("{m}m"));
+    }
+    if s > 0 || out.is_empty() {
+        out.push_str(&format!("{s}s"));
+    }
+    out
+}
+
+/// Serde: a duration as seconds (f64), as the JSON result writes it.
+pub mod duration_secs {
+    use serde::{Deserialize, Deserializer, Serializer};
+    use std::time::Duration;
+
+    pub fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_f64(d.as_secs_f64())
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+        let secs = f64::deserialize(d)?;
+        Duration::try_from_secs_f64(secs.max(0.0)).map_err(serde::de::Error::custom)
+    }
+}
+
+// ---------- the target ----------
+
+/// The origin every request of a run goes to, with an optional base path.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Target {
+    /// `http` or `https`.
+    pub scheme: String,
+    /// Host name or IP literal as written (no brackets).
+    pub host: String,
+    pub port: u16,
+    /// `scheme://host[:port]` as used in reports.
+    pub origin: String,
+    /// Value of the `Host` header.
+    pub authority: HeaderValue,
+    /// Path prefix of the target URL (`http://h/api` → `/api`), prepended to request paths.
+    pub base_path: String,
+}
+
+/// A target URL that cannot be used.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("invalid target URL `{url}`: {why} — use e.g. http://127.0.0.1:8888")]
+pub struct TargetError {
+    pub url: String,
+    pub why: String,
+}
+
+/// Why a request path cannot be resolved against the target.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ResolveError {
+    /// The sandbox reaches only the run's target origin.
+    #[error("{0}")]
+    Denied(String),
+    #[error("{0}")]
+    Invalid(String),
+}
+
+impl Target {
+    /// Parses `http://host:port[/base]` (or `https://`).
+    pub fn parse(url: &str) -> Result<Self, TargetError> {
+        let bad = |why: &str| TargetError {
+            url: url.to_string(),
+            why: why.to_string(),
+        };
+        let uri: Uri = url
+            .trim_end_matches('/')
+            .parse()
+            .map_err(|_| bad("not a URL"))?;
+        let scheme = uri
+            .scheme_str()
+            .ok_or_else(|| bad("missing http:// or https://"))?;
+        if scheme != "http" && scheme != "https" {
+            return Err(bad("only http and https are supported"));
+        }
+        let host = uri.host().ok_or_else(|| bad("missing host"))?;
+        let host = host
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .to_string();
+        let default_port = if scheme == "https" { 443 } else { 80 };
+        let port = uri.port_u16().unwrap_or(default_port);
+        let host_for_url = if host.contains(':') {
+            format!("[{host}]")
+        } else {
+            host.clone()
+        };
+        let authority = if port == default_port {
+            host_for_url.clone()
+        } else {
+            format!("{host_for_url}:{port}")
+        };
+        let origin = format!("{scheme}://{authority}");
+        let base_path = uri.path().trim_end_matches('/').to_string();
+        Ok(Target {
+            scheme: scheme.to_string(),
+            host,
+            port,
+            authority: HeaderValue::from_str(&authority).map_err(|_| bad("bad host"))?,
+            origin,
+            base_path,
+        })
+    }
+
+    /// Resolves a plugin-given path or absolute URL against this origin. An absolute URL to any
+    /// other origin is refused: the sandbox only reaches the run's target.
+    pub fn resolve(&self, path: &str) -> Result<Uri, ResolveError> {
+        let rest = if let Some(after) = path.strip_prefix(&self.origin) {
+            if !(after.is_empty() || after.starts_with('/') || after.starts_with('?')) {
+                return Err(ResolveError::Denied(format!(
+                    "{path} is not on the target {}",
+                    self.origin
+                )));
+            }
+            after.to_string()
+        } else if path.contains("://") || path.starts_with("//") {
+            return Err(ResolveError::Denied(format!(
+                "{path} is outside the run's target {}",
+                self.origin
+            )));
+        } else if path.starts_with('/') {
+            format!("{}{}", self.base_path, path)
+        } else {
+            format!("{}/{}", self.base_path, path)
+        };
+        let rest = if rest.is_empty() {
+            "/".to_string()
+        } else {
+            rest
+        };
+        rest.parse::<Uri>()
+            .map_err(|e| ResolveError::Invalid(format!("bad path `{path}`: {e}")))
+    }
+
+    /// `host:port` for connecting.
+    pub fn connect_addr(&self) -> String {
+        if self.host.contains(':') {
+            format!("[{}]:{}", self.host, self.port)
+        } else {
+            format!("{}:{}", self.host, self.port)
+        }
+    }
+}
+
+// ---------- the load shape ----------
+
+/// One stage of a load shape: from the previous stage's users (0 at the start), ramp linearly
+/// to `users` over `duration`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Stage {
+    pub users: usize,
+    #[serde(with = "duration_secs")]
+    pub duration: Duration,
+}
+
+/// How many users the run wants at each moment: a list of stages (as Goose's test plan), then
+/// the last stage's users held until a stop condition ends the run. A plain `-u N -r R` is one
+/// stage: ramp to N over N/R seconds.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct LoadShape {
+    pub stages: Vec<Stage>,
+}
+
+impl LoadShape {
+    /// Ramp to `users` at `spawn_rate` users per second, then hold.
+    pub fn ramp(users: usize, spawn_rate: f64) -> Self {
+        let seconds = users as f64 / spawn_rate;
+        let duration = Duration::try_from_secs_f64(seconds).unwrap_or(MAX_DURATION);
+        LoadShape {
+            stages: vec![Stage {
+                users,
+                duration: duration.min(MAX_DURATION),
+            }],
+        }
+    }
+
+    /// Users wanted `t` after the start. Going up, a stage adds its k-th user just after
+    /// (k−1)/rate; going down, it removes its k-th user at k/rate.
+    pub fn target(&self, t: Duration) -> usize {
+        let mut start = Duration::ZERO;
+        let mut from = 0usize;
+        for stage in &self.stages {
+            let end = start + stage.duration;
+            if t < end {
+                let done = (t - start).as_nanos();
+                let length = stage.duration.as_nanos().max(1);
+                return if stage.users >= from {
+                    let delta = (stage.users - from) as u128;
+                    from + (done * delta).div_ceil(length) as usize
+                } else {
+                    let delta = (from - stage.users) as u128;
+                    from - (done * delta / length) as usize
+                };
+            }
+            start = end;
+            from = stage.users;
+        }
+        from
+    }
+
+    /// The most users alive at once.
+    pub fn max_users(&self) -> usize {
+        self.stages.iter().map(|s| s.users).max().unwrap_or(0)
+    }
+
+    /// The stages' total length.
+    pub fn duration(&self) -> Duration {
+        self.stages.iter().map(|s| s.duration).sum()
+    }
+
+    /// True once the shape no longer changes after `t`.
+    pub fn settled(&self, t: Duration) -> bool {
+        t >= self.duration()
+    }
+
+    /// The first stage's users per second (the spawn rate of a plain ramp).
+    pub fn spawn_rate(&self) -> f64 {
+        match self.stages.first() {
+            Some(s) if !s.duration.is_zero() => s.users as f64 / s.duration.as_secs_f64(),
+            Some(s) => s.users as f64,
+            None => 0.0,
+        }
+    }
+
+    /// The shortest time between two changes of the user count (bounds how often the engine
+    /// looks at the shape).
+    pub fn step(&self) -> Duration {
+        let mut from = 0usize;
+        let mut step = Duration::from_millis(50);
+        for stage in &self.stages {
+            let delta = stage.users.abs_diff(from) as u32;
+            if delta > 0 {
+                step = step.min(stage.duration / delta);
+            }
+            from = stage.users;
+        }
+        step.max(Duration::from_millis(1))
+    }
+}
+
+// ---------- thresholds ----------
+
+/// A pass/fail rule on the result, as written in a scenario (`p95 < 800ms`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Threshold {
+    /// `avg`, `min`, `max`, `median`, `p50` … `p99.99`, `failure-rate` or `rps`.
+    pub metric: String,
+    /// `<`, `<=`, `>` or `>=`.
+    pub op: String,
+    /// Milliseconds for time metrics, a fraction for `failure-rate`, per second for `rps`.
+    pub value: f64,
+    /// As written.
+    pub text: String,
+}
+
+/// A threshold that cannot be parsed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "`{0}` is not a threshold — write e.g. \"p95 < 800ms\", \"failure-rate < 1%\", \"rps >= 50\""
+)]
+pub struct ThresholdError(pub String);
+
+/// `p95 < 800ms`, `failure-rate < 1%`, `rps >= 50`.
+pub fn parse_threshold(text: &str) -> Result<Threshold, ThresholdError> {
+    let bad = || ThresholdError(text.to_string());
+    let ops = ["<=", ">=", "<", ">"];
+    let (metric, op, value) = ops
+        .iter()
+        .find_map(|op| text.split_once(op).map(|(m, v)| (m.trim(), *op, v.trim())))
+        .ok_or_else(bad)?;
+    let is_time = matches!(metric, "avg" | "min" | "max" | "median")
+        || metric
+            .strip_prefix('p')
+            .is_some_and(|p| p.parse::<f64>().is_ok_and(|p| (0.0..=100.0).contains(&p)));
+    let value = match metric {
+        "failure-rate" => {
+            let number = value.strip_suffix('%').ok_or_else(bad)?;
+            number.trim().parse::<f64>().map_err(|_| bad())? / 100.0
+        }
+        "rps" => value.parse::<f64>().map_err(|_| bad())?,
+        _ if is_time => parse_duration(value).map_err(|_| bad())?.as_secs_f64() * 1000.0,
+        _ => return Err(bad()),
+    };
+    Ok(Threshold {
+        metric: metric.to_string(),
+        op: op.to_string(),
+        value,
+        text: text.to_string(),
+    })
+}
+
+// ---------- seeded random streams ----------
+
+/// The seed of a run split into independent streams. The streams are part of the contract:
+/// the README promises that one `--seed` gives the same task choices and `ctx.random` numbers
+/// per user in every guest language, so these numbers never change within a release.
+pub mod seed {
+    /// What a derived seed is for.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+    #[repr(u64)]
+    pub enum Stream {
+        /// A user's `random-u64` / `random-f64` (per user id).
+        UserContext = 1,
+        /// An instance's `wasi:random` secure stream (per group).
+        WasiSecure = 2,
+        /// An instance's `wasi:random` insecure stream (per group).
+        WasiInsecure = 3,
+        /// An instance's `wasi:random` insecure seed (per group).
+        WasiInsecureSeed = 4,
+        /// The engine's task choices and wait times of a user (per user id).
+        UserTasks = 5,
+        /// The waits before a lost instance is re-created (per group).
+        GroupRestart = 6,
+    }
+
+    /// Mixes the run seed, an id and a stream into an independent seed (splitmix64 finaliser).
+    pub fn derive(seed: u64, id: u64, stream: Stream) -> u64 {
+        mix(seed, id, stream as u64)
+    }
+
+    /// The id of a worker's `index`-th group (seeds its instance's WASI randomness).
+    pub fn group_id(seed: u64, worker: u64, index: u64) -> u64 {
+        mix(seed, worker, index)
+    }
+
+    fn mix(seed: u64, id: u64, salt: u64) -> u64 {
+        let mut z = seed
+            ^ id.wrapping_mul(0x9E37_79B9_7F4A_7C15)
+            ^ salt.wrapping_mul(0xD1B5_4A32_D192_ED03);
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_parse_as_documented() {
+        assert_eq!(parse_duration("90s").unwrap(), Duration::from_secs(90));
+        assert_eq!(parse_duration("5m").unwrap(), Duration::from_secs(300));
+        assert_eq!(parse_duration("1h30m").unwrap(), Duration::from_secs(5400));
+        assert_eq!(parse_duration("250ms").unwrap(), Duration::from_millis(250));
+        assert_eq!(parse_duration("12").unwrap(), Duration::from_secs(12));
+        for bad in ["", "abc", "5x", "m", "-3", "5m3"] {
+            assert!(parse_duration(bad).is_err(), "{bad}");
+        }
+        assert_eq!(format_duration(Duration::from_secs(5400)), "1h30m");
+    }
+
+    #[test]
+    fn stages_ramp_linearly_up_and_down() {
+        let shape = LoadShape {
+            stages: vec![
+                Stage {
+                    users: 10,
+                    duration: Duration::from_secs(10),
+                },
+                Stage {
+                    users: 10,
+                    duration: Duration::from_secs(5),
+                },
+                Stage {
+                    users: 0,
+                    duration: Duration::from_secs(5),
+                },
+            ],
+        };
+        assert_eq!(shape.target(Duration::from_secs(0)), 0);
+        assert_eq!(shape.target(Duration::from_secs(5)), 5);
+        assert_eq!(shape.target(Duration::from_secs(12)), 10);
+        assert_eq!(shape.target(Duration::from_millis(17_500)), 5);
+        assert_eq!(shape.max_users(), 10);
+        assert_eq!(shape.duration(), Duration::from_secs(20));
+    }
+
+    #[test]
+    fn a_plain_ramp_adds_one_user_per_interval() {
+        let shape = LoadShape::ramp(5, 4.0);
+        assert_eq!(shape.spawn_rate(), 4.0);
+        assert_eq!(shape.target(Duration::from_millis(1)), 1);
+        assert_eq!(shape.target(Duration::from_millis(251)), 2);
+        assert_eq!(shape.target(Duration::from_millis(1001)), 5);
+        assert_eq!(shape.target(Duration::from_secs(60)), 5);
+        assert_eq!(shape.step(), Duration::from_millis(50));
+        assert_eq!(
+            LoadShape::ramp(100, 1000.0).step(),
+            Duration::from_millis(1)
+        );
+    }
+
+    #[test]
+    fn thresholds_parse() {
+        let t = parse_threshold("p95 < 800ms").unwrap();
+        assert_eq!(
+            (t.metric.as_str(), t.op.as_str(), t.value),
+            ("p95", "<", 800.0)
+        );
+        assert_eq!(parse_threshold("failure-rate <= 1%").unwrap().value, 0.01);
+        assert_eq!(parse_threshold("rps >= 50").unwrap().op, ">=");
+        assert!(parse_threshold("p101 < 3s").is_err());
+    }
+}

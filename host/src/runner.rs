@@ -1,0 +1,168 @@
+//! The library's entry point, `perfhost::run(&Plan)`: load the plugins, start the built-in demo
+//! target when the plan names none, check the target is reachable, run the engine and build the
+//! result. `perfhost run`, `perfhost bench`, the tests and later the web UI all call it.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::client::{ClientConfig, ClientError};
+use crate::demo::{DemoChild, DemoChildError};
+use crate::engine::{self, Behaviours, ClassError, StopHandle};
+use crate::exit;
+use crate::plan::{FieldError, Plan, Source, Target};
+use crate::plugin::data::{DataError, DataSets};
+use crate::plugin::{PluginError, PluginSet, PluginSpec, RunEnv, RuntimeOptions};
+use crate::report::{PlanSummary, RunMeta, RunResult, SCHEMA};
+use crate::stats::HistoryPoint;
+
+/// Why a run could not start (nothing was sent).
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    #[error("{0}")]
+    Plugin(#[from] PluginError),
+    #[error("{0}")]
+    Data(#[from] DataError),
+    #[error("{0}")]
+    Classes(#[from] ClassError),
+    /// A plugin, class or weight problem pinned to the scenario line it came from.
+    #[error("{0}")]
+    Scenario(#[from] FieldError),
+    #[error("{0}")]
+    Client(#[from] ClientError),
+    #[error("target {target} is unreachable: {why} — check -H/--host or LOAD_TEST_HOST, and that the server is running")]
+    Unreachable { target: String, why: String },
+    #[error("cannot start the built-in demo server: {0}")]
+    Demo(#[from] DemoChildError),
+}
+
+impl RunError {
+    /// The process exit code this error deserves (README's table).
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            RunError::Unreachable { .. } | RunError::Demo(_) => exit::UNREACHABLE,
+            _ => exit::USAGE,
+        }
+    }
+}
+
+/// `message` about `field`, pinned to its scenario line when the scenario set that field.
+fn pinned(plan: &Plan, field: &'static str, err: RunError) -> RunError {
+    let from_scenario = field == "weights" || plan.sources.get(field) == Some(&Source::Scenario);
+    match &plan.scenario {
+        Some(sc) if from_scenario => sc
+            .pin(field, &err.to_string())
+            .map(RunError::Scenario)
+            .unwrap_or(err),
+        _ => err,
+    }
+}
+
+/// The plugins of a plan, loaded and described, and the classes that run.
+pub async fn load_plugins(plan: &Plan) -> Result<(PluginSet, Vec<engine::ClassSlot>), RunError> {
+    let specs = plan
+        .plugins
+        .iter()
+        .map(|p| PluginSpec::resolve(p))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| pinned(plan, "plugins", e.into()))?;
+    let set = PluginSet::load(specs, RuntimeOptions::default()).await?;
+    let classes = engine::select_classes(&set, &plan.classes).map_err(|e| {
+        let field = e.field();
+        pinned(plan, field, e.into())
+    })?;
+    Ok((set, classes))
+}
+
+/// Runs a plan to its end (or until `stop`), returning the result. `on_tick` sees every
+/// one-second history point and the time since the start.
+pub async fn run(
+    plan: &Plan,
+    stop: StopHandle,
+    on_tick: impl FnMut(&HistoryPoint, Duration),
+) -> Result<RunResult, RunError> {
+    let (set, classes) = load_plugins(plan).await?;
+    let data = DataSets::load(&plan.data)?;
+
+    // No target named anywhere: the built-in demo server, as a child that never outlives us.
+    let mut demo: Option<DemoChild> = None;
+    let target = match &plan.target {
+        Some(target) => target.clone(),
+        None => {
+            let child = DemoChild::start()?;
+            eprintln!(
+                "No target given (-H or LOAD_TEST_HOST): started the built-in demo server at {} (pid {})",
+                child.url,
+                child.child.id()
+            );
+            let target = Target::parse(&child.url).map_err(|e| RunError::Unreachable {
+                target: child.url.clone(),
+                why: e.to_string(),
+            })?;
+            demo = Some(child);
+            target
+        }
+    };
+    let target = Arc::new(target);
+    wait_reachable(&target, demo.is_some()).await?;
+
+    let env = Arc::new(RunEnv {
+        client: ClientConfig::new(target.clone(), &plan.client)?,
+        config_values: plan.config_values.clone().into_iter().collect(),
+        data,
+        seed: plan.seed,
+        limits: plan.limits,
+        trace: plan.trace,
+    });
+    let plugins = set.plugins.clone();
+    let behaviours = Behaviours {
+        set: Arc::new(set),
+        env,
+        classes,
+    };
+    let outcome = engine::run(plan, behaviours, stop, on_tick).await;
+    drop(demo);
+
+    let seconds = outcome.duration.as_secs_f64();
+    let (stats, total) = outcome.stats.endpoint_stats(seconds);
+    Ok(RunResult {
+        schema: SCHEMA.into(),
+        meta: RunMeta {
+            run_name: plan.outputs.run_name.clone(),
+            target: target.origin.clone(),
+            perfhost_version: env!("CARGO_PKG_VERSION").into(),
+            seed: plan.seed,
+            start_time: outcome.started,
+            end_time: outcome.ended,
+            duration_s: seconds,
+            interrupted: outcome.interrupted,
+        },
+        plan: PlanSummary::new(plan, outcome.class_users),
+        plugins,
+        stats,
+        total,
+        failures: outcome.stats.failure_groups(),
+        failure_samples: outcome.samples,
+        task_errors: outcome.stats.task_error_groups(),
+        denied_requests: outcome.stats.all.denied,
+        stopped_classes: outcome.stopped_classes,
+        history: outcome.stats.history,
+        generator: outcome.generator,
+    })
+}
+
+/// The built-in target gets a few seconds to come up; a named one is probed once.
+async fn wait_reachable(target: &Target, is_demo: bool) -> Result<(), RunError> {
+    let attempts = if is_demo { 50 } else { 1 };
+    let mut last = String::new();
+    for _ in 0..attempts {
+        match crate::client::probe(target, Duration::from_secs(5)).await {
+            Ok(_) => return Ok(()),
+            Err(e) => last = e.to_string(),
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    Err(RunError::Unreachable {
+        target: target.origin.clone(),
+        why: last,
+    })
+}

@@ -1,0 +1,271 @@
+//! Statistics: HDR histograms per (method, name) and in total, failures grouped with samples,
+//! task errors, and a per-interval history.
+//!
+//! - [`record`]: what the plugin host writes per request, sharded per worker thread;
+//! - [`summary`]: the serializable rows, groups and history points of the JSON result;
+//! - here: the run's merged statistics, folded in once a second.
+
+pub mod record;
+pub mod summary;
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+pub use record::{
+    new_histogram, Entry, FailureSample, Interval, RequestRecord, SampleBook, Shard, Shards,
+    SAMPLE_BODY_BYTES,
+};
+pub use summary::{
+    deserialize_histogram, serialize_histogram, EndpointStats, FailureGroup, HistoryEndpoint,
+    HistoryPoint, Percentile, Percentiles, RunningTotals, TaskErrorGroup,
+};
+
+/// Beyond this many distinct (method, name) rows, new names are recorded as `other`.
+pub const MAX_NAMES: usize = 500;
+
+/// Seconds since the Unix epoch, as a float.
+pub fn unix_now() -> f64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs_f64())
+        .unwrap_or(0.0)
+}
+
+/// The whole run, merged as it goes.
+#[derive(Default)]
+pub struct RunStats {
+    pub all: Interval,
+    pub history: Vec<HistoryPoint>,
+    warned_names: bool,
+}
+
+impl RunStats {
+    /// Folds one interval into the run and appends its history point.
+    pub fn absorb(&mut self, mut interval: Interval, users: u64, seconds: f64) -> &HistoryPoint {
+        self.cap_names(&mut interval);
+        let total = interval.total();
+        let mut endpoints: Vec<HistoryEndpoint> = interval
+            .entries
+            .iter()
+            .map(|((method, name), e)| HistoryEndpoint {
+                method: method.clone(),
+                name: name.clone(),
+                requests: e.requests,
+                failures: e.failures,
+                percentiles_ms: Percentiles::of(&e.histogram),
+            })
+            .collect();
+        endpoints.sort_by(|a, b| (&a.name, &a.method).cmp(&(&b.name, &b.method)));
+        let per_s = |n: u64| {
+            if seconds > 0.0 {
+                n as f64 / seconds
+            } else {
+                0.0
+            }
+        };
+        let interval_percentiles = Percentiles::of(&total.histogram);
+        self.all.merge(interval);
+        self.history.push(HistoryPoint {
+            time: unix_now(),
+            users,
+            requests: total.requests,
+            failures: total.failures,
+            rps: per_s(total.requests),
+            failures_per_s: per_s(total.failures),
+            percentiles_ms: interval_percentiles,
+            endpoints,
+            totals: Some(RunningTotals::from_entry(&self.all.total())),
+        });
+        self.history.last().expect("just pushed")
+    }
+
+    /// Folds rows beyond `MAX_NAMES` into `other`.
+    fn cap_names(&mut self, interval: &mut Interval) {
+        let known = self.all.entries.len();
+        let new_keys: Vec<(String, String)> = interval
+            .entries
+            .keys()
+            .filter(|k| !self.all.entries.contains_key(*k))
+            .cloned()
+            .collect();
+        if known + new_keys.len() <= MAX_NAMES {
+            return;
+        }
+        let room = MAX_NAMES.saturating_sub(known);
+        for key in new_keys.into_iter().skip(room) {
+            if let Some(entry) = interval.entries.remove(&key) {
+                let other = (key.0.clone(), "other".to_string());
+                interval
+                    .entries
+                    .entry(other)
+                    .or_insert_with(Entry::new)
+                    .add(&entry);
+            }
+        }
+        if !self.warned_names {
+            self.warned_names = true;
+            tracing::warn!(
+                "more than {MAX_NAMES} distinct request names: the rest are counted as `other` — give requests a fixed name (e.g. \"/items/[id]\")"
+            );
+        }
+    }
+
+    pub fn endpoint_stats(&self, seconds: f64) -> (Vec<EndpointStats>, EndpointStats) {
+        let mut rows: Vec<EndpointStats> = self
+            .all
+            .entries
+            .iter()
+            .map(|((method, name), e)| EndpointStats::from_entry(method, name, e, seconds))
+            .collect();
+        rows.sort_by(|a, b| (&a.name, &a.method).cmp(&(&b.name, &b.method)));
+        let total = EndpointStats::from_entry("", "Aggregated", &self.all.total(), seconds);
+        (rows, total)
+    }
+
+    pub fn failure_groups(&self) -> Vec<FailureGroup> {
+        let mut groups: Vec<FailureGroup> = self
+            .all
+            .failures
+            .iter()
+            .map(|((method, name, error), s)| FailureGroup {
+                method: method.clone(),
+                name: name.clone(),
+                error: error.clone(),
+                occurrences: s.count,
+                first_seen: s.first,
+                last_seen: s.last,
+            })
+            .collect();
+        groups.sort_by(|a, b| b.occurrences.cmp(&a.occurrences).then(a.name.cmp(&b.name)));
+        groups
+    }
+
+    pub fn task_error_groups(&self) -> Vec<TaskErrorGroup> {
+        let mut groups: Vec<TaskErrorGroup> = self
+            .all
+            .task_errors
+            .iter()
+            .map(|((location, message), s)| TaskErrorGroup {
+                location: location.clone(),
+                message: message.clone(),
+                occurrences: s.count,
+                first_seen: s.first,
+                last_seen: s.last,
+            })
+            .collect();
+        groups.sort_by(|a, b| {
+            b.occurrences
+                .cmp(&a.occurrences)
+                .then(a.location.cmp(&b.location))
+        });
+        groups
+    }
+
+    /// Forgets everything so far (`--reset-stats` once the ramp-up is done).
+    pub fn reset(&mut self) {
+        self.all = Interval::default();
+        self.history.clear();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Percentiles equal a brute-force computation over the same samples within HDR precision.
+    #[test]
+    fn percentiles_match_brute_force() {
+        let shard = Shard::default();
+        let mut samples = Vec::new();
+        let mut x: u64 = 0x2545_F491_4F6C_DD1D;
+        for _ in 0..20_000 {
+            // xorshift: a spread of latencies from 50 µs to ~2 s, heavy-tailed.
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            let us = 50 + (x % 1000) * (x % 1000) * 2;
+            samples.push(us);
+            shard.record(&RequestRecord {
+                method: "GET",
+                name: "/x",
+                latency_us: us,
+                content_bytes: 10,
+                error: None,
+            });
+        }
+        samples.sort_unstable();
+        let mut run = RunStats::default();
+        run.absorb(shard.take(), 1, 1.0);
+        let (rows, total) = run.endpoint_stats(1.0);
+        assert_eq!(rows.len(), 1);
+        assert_eq!(total.requests, 20_000);
+        for p in Percentile::ALL {
+            let rank = ((p.value() / 100.0) * samples.len() as f64).ceil().max(1.0) as usize;
+            let exact = samples[rank.min(samples.len()) - 1] as f64 / 1000.0;
+            let got = total.percentile(p);
+            assert!(
+                (got - exact).abs() <= exact * 0.001 + 0.001,
+                "{p:?}: hdr {got} vs exact {exact}"
+            );
+        }
+        let avg = samples.iter().sum::<u64>() as f64 / samples.len() as f64 / 1000.0;
+        assert!((total.avg_ms - avg).abs() < 1e-9);
+        assert_eq!(total.min_ms, samples[0] as f64 / 1000.0);
+        // The serialized histogram round-trips.
+        let h = deserialize_histogram(&total.histogram).expect("decodes");
+        assert_eq!(h.len(), 20_000);
+    }
+
+    /// A failure sample is built only while the run keeps samples: three per name, fifty in all.
+    #[test]
+    fn samples_are_built_only_when_kept() {
+        let shards = Shards::new(2);
+        let built = std::cell::Cell::new(0);
+        for i in 0..200 {
+            let name = format!("/n{}", i % 40);
+            let rec = RequestRecord {
+                method: "GET",
+                name: &name,
+                latency_us: 10,
+                content_bytes: 0,
+                error: Some("HTTP 500"),
+            };
+            shards.shard(i).record_failure(&rec, || {
+                built.set(built.get() + 1);
+                FailureSample {
+                    method: "GET".into(),
+                    name: name.clone(),
+                    error: "HTTP 500".into(),
+                    status: Some(500),
+                    headers: Vec::new(),
+                    body: String::new(),
+                    time: 0.0,
+                }
+            });
+        }
+        let kept = shards.samples().samples();
+        assert_eq!(kept.len(), 50);
+        assert_eq!(built.get(), 50, "every built sample was kept");
+        assert_eq!(shards.take_all().total().failures, 200);
+    }
+
+    #[test]
+    fn names_beyond_the_cap_are_counted_as_other() {
+        let shard = Shard::default();
+        for i in 0..(MAX_NAMES + 20) {
+            let name = format!("/item/{i}");
+            shard.record(&RequestRecord {
+                method: "GET",
+                name: &name,
+                latency_us: 100,
+                content_bytes: 0,
+                error: None,
+            });
+        }
+        let mut run = RunStats::default();
+        run.absorb(shard.take(), 1, 1.0);
+        let (rows, total) = run.endpoint_stats(1.0);
+        assert_eq!(rows.len(), MAX_NAMES + 1);
+        assert_eq!(total.requests as usize, MAX_NAMES + 20);
+        assert!(rows.iter().any(|r| r.name == "other" && r.requests == 20));
+    }
+}

@@ -1,0 +1,315 @@
+//! Recording: what the plugin host writes on every request. Each worker thread owns a `Shard`
+//! (an uncontended mutex) that its users record into; the collector takes every shard's
+//! interval once a second and merges it, so there is no global lock per request.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use hdrhistogram::Histogram;
+use serde::{Deserialize, Serialize};
+
+use super::unix_now;
+
+/// Latencies are recorded in microseconds, 3 significant digits, up to one hour.
+pub const MAX_LATENCY_US: u64 = 3_600_000_000;
+/// Failing responses kept as samples, per (method, name) and in total.
+const SAMPLES_PER_NAME: usize = 3;
+const MAX_SAMPLES: usize = 50;
+/// Bytes of a failing response's body kept in its sample.
+pub const SAMPLE_BODY_BYTES: usize = 2048;
+
+pub fn new_histogram() -> Histogram<u64> {
+    Histogram::new_with_bounds(1, MAX_LATENCY_US, 3).expect("static bounds are valid")
+}
+
+/// A failing response kept for the report: what the server actually said.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct FailureSample {
+    pub method: String,
+    pub name: String,
+    pub error: String,
+    pub status: Option<u16>,
+    pub headers: Vec<(String, String)>,
+    /// The first 2 KiB of the body, lossily decoded.
+    pub body: String,
+    pub time: f64,
+}
+
+/// Counts of one (method, name) row.
+#[derive(Clone)]
+pub struct Entry {
+    pub histogram: Histogram<u64>,
+    pub requests: u64,
+    pub failures: u64,
+    pub content_bytes: u64,
+    pub sum_us: u64,
+}
+
+impl Entry {
+    pub(super) fn new() -> Self {
+        Entry {
+            histogram: new_histogram(),
+            requests: 0,
+            failures: 0,
+            content_bytes: 0,
+            sum_us: 0,
+        }
+    }
+
+    pub(super) fn add(&mut self, other: &Entry) {
+        // Both histograms have the same bounds, so adding cannot fail.
+        let _ = self.histogram.add(&other.histogram);
+        self.requests += other.requests;
+        self.failures += other.failures;
+        self.content_bytes += other.content_bytes;
+        self.sum_us += other.sum_us;
+    }
+}
+
+/// How often something was seen, and when first and last.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Seen {
+    pub count: u64,
+    pub first: f64,
+    pub last: f64,
+}
+
+impl Seen {
+    fn now() -> Self {
+        let now = unix_now();
+        Seen {
+            count: 1,
+            first: now,
+            last: now,
+        }
+    }
+
+    fn merge(&mut self, other: Seen) {
+        self.count += other.count;
+        self.first = self.first.min(other.first);
+        self.last = self.last.max(other.last);
+    }
+}
+
+/// A borrowed (method, name) key: hashes like the owned tuple, so a row is found without
+/// allocating on the per-request path.
+#[derive(Hash)]
+struct RowKey<'a>(&'a str, &'a str);
+
+impl hashbrown::Equivalent<(String, String)> for RowKey<'_> {
+    fn equivalent(&self, key: &(String, String)) -> bool {
+        self.0 == key.0 && self.1 == key.1
+    }
+}
+
+/// What was recorded in one interval (or, merged, in the whole run).
+#[derive(Default, Clone)]
+pub struct Interval {
+    /// Keyed by (method, name).
+    pub entries: hashbrown::HashMap<(String, String), Entry>,
+    pub(super) failures: HashMap<(String, String, String), Seen>,
+    pub(super) task_errors: HashMap<(String, String), Seen>,
+    /// Requests the sandbox refused (another origin).
+    pub denied: u64,
+}
+
+fn merge_seen<K: std::hash::Hash + Eq>(into: &mut HashMap<K, Seen>, key: K, seen: Seen) {
+    into.entry(key)
+        .and_modify(|s| s.merge(seen))
+        .or_insert(seen);
+}
+
+impl Interval {
+    pub(super) fn merge(&mut self, other: Interval) {
+        for (key, entry) in other.entries {
+            match self.entries.get_mut(&key) {
+                Some(mine) => mine.add(&entry),
+                None => {
+                    self.entries.insert(key, entry);
+                }
+            }
+        }
+        for (key, seen) in other.failures {
+            merge_seen(&mut self.failures, key, seen);
+        }
+        for (key, seen) in other.task_errors {
+            merge_seen(&mut self.task_errors, key, seen);
+        }
+        self.denied += other.denied;
+    }
+
+    /// The sum over all rows.
+    pub fn total(&self) -> Entry {
+        let mut total = Entry::new();
+        for entry in self.entries.values() {
+            total.add(entry);
+        }
+        total
+    }
+}
+
+/// The failure samples of a run, shared by every shard: a sample is built only when it will be
+/// kept (a few per name, 50 in all), and once the book is full nothing is locked at all.
+#[derive(Default)]
+pub struct SampleBook {
+    full: AtomicBool,
+    samples: Mutex<Vec<FailureSample>>,
+}
+
+impl SampleBook {
+    fn lock(&self) -> MutexGuard<'_, Vec<FailureSample>> {
+        self.samples
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Keeps the sample `make` builds, if (method, name) still has room.
+    fn offer(&self, method: &str, name: &str, make: impl FnOnce() -> FailureSample) {
+        if self.full.load(Ordering::Relaxed) {
+            return;
+        }
+        let mut samples = self.lock();
+        let same = samples
+            .iter()
+            .filter(|s| s.method == method && s.name == name)
+            .count();
+        if samples.len() < MAX_SAMPLES && same < SAMPLES_PER_NAME {
+            samples.push(make());
+        }
+        if samples.len() >= MAX_SAMPLES {
+            self.full.store(true, Ordering::Relaxed);
+        }
+    }
+
+    /// The samples so far.
+    pub fn samples(&self) -> Vec<FailureSample> {
+        self.lock().clone()
+    }
+
+    /// Forgets every sample (`--reset-stats`).
+    pub fn clear(&self) {
+        self.lock().clear();
+        self.full.store(false, Ordering::Relaxed);
+    }
+}
+
+/// One request's outcome as the plugin host records it.
+pub struct RequestRecord<'a> {
+    pub method: &'a str,
+    pub name: &'a str,
+    pub latency_us: u64,
+    pub content_bytes: u64,
+    /// `Some(message)` for a failure.
+    pub error: Option<&'a str>,
+}
+
+/// A worker thread's recording shard.
+#[derive(Default)]
+pub struct Shard {
+    current: Mutex<Interval>,
+    book: Arc<SampleBook>,
+}
+
+impl Shard {
+    fn lock(&self) -> MutexGuard<'_, Interval> {
+        // A panic while holding the lock leaves counts that are still valid numbers.
+        self.current
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Records one request.
+    pub fn record(&self, rec: &RequestRecord<'_>) {
+        let mut interval = self.lock();
+        let key = RowKey(rec.method, rec.name);
+        if !interval.entries.contains_key(&key) {
+            interval
+                .entries
+                .insert((rec.method.to_string(), rec.name.to_string()), Entry::new());
+        }
+        let Some(entry) = interval.entries.get_mut(&key) else {
+            return;
+        };
+        entry.requests += 1;
+        entry.content_bytes += rec.content_bytes;
+        entry.sum_us += rec.latency_us;
+        let _ = entry
+            .histogram
+            .record(rec.latency_us.clamp(1, MAX_LATENCY_US));
+        if let Some(error) = rec.error {
+            entry.failures += 1;
+            let key = (
+                rec.method.to_string(),
+                rec.name.to_string(),
+                error.to_string(),
+            );
+            merge_seen(&mut interval.failures, key, Seen::now());
+        }
+    }
+
+    /// Records one failed request and offers a sample of it; `make` runs only if the sample
+    /// is kept.
+    pub fn record_failure(&self, rec: &RequestRecord<'_>, make: impl FnOnce() -> FailureSample) {
+        self.record(rec);
+        self.book.offer(rec.method, rec.name, make);
+    }
+
+    /// A task that ended with an error or a trap (Locust's exceptions), keyed by where and what.
+    pub fn record_task_error(&self, location: &str, message: &str) {
+        let key = (location.to_string(), message.to_string());
+        merge_seen(&mut self.lock().task_errors, key, Seen::now());
+    }
+
+    pub fn record_denied(&self) {
+        self.lock().denied += 1;
+    }
+
+    /// Takes what was recorded since the last call.
+    pub fn take(&self) -> Interval {
+        std::mem::take(&mut *self.lock())
+    }
+}
+
+/// Every worker's shard; the collector reads them all.
+#[derive(Clone, Default)]
+pub struct Shards {
+    pub shards: Arc<Vec<Arc<Shard>>>,
+    book: Arc<SampleBook>,
+}
+
+impl Shards {
+    pub fn new(count: usize) -> Self {
+        let book = Arc::new(SampleBook::default());
+        let shards = (0..count.max(1))
+            .map(|_| {
+                Arc::new(Shard {
+                    current: Mutex::default(),
+                    book: book.clone(),
+                })
+            })
+            .collect();
+        Shards {
+            shards: Arc::new(shards),
+            book,
+        }
+    }
+
+    /// The shard of worker `index`.
+    pub fn shard(&self, index: usize) -> Arc<Shard> {
+        self.shards[index % self.shards.len()].clone()
+    }
+
+    pub fn take_all(&self) -> Interval {
+        let mut merged = Interval::default();
+        for shard in self.shards.iter() {
+            merged.merge(shard.take());
+        }
+        merged
+    }
+
+    /// The failure samples of the run.
+    pub fn samples(&self) -> &SampleBook {
+        &self.book
+    }
+}

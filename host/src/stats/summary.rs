@@ -1,0 +1,330 @@
+//! The serializable summary of recorded statistics: rows of the statistics table, failure and
+//! task-error groups, history points. This is what the JSON result holds.
+
+use base64::Engine as _;
+use hdrhistogram::serialization::Serializer as _;
+use hdrhistogram::Histogram;
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+use super::record::Entry;
+
+/// A percentile every report shows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Percentile {
+    P50,
+    P66,
+    P75,
+    P80,
+    P90,
+    P95,
+    P98,
+    P99,
+    P99_9,
+    P99_99,
+    P100,
+}
+
+impl Percentile {
+    /// Every reported percentile, in report order (Locust's set).
+    pub const ALL: [Percentile; 11] = [
+        Percentile::P50,
+        Percentile::P66,
+        Percentile::P75,
+        Percentile::P80,
+        Percentile::P90,
+        Percentile::P95,
+        Percentile::P98,
+        Percentile::P99,
+        Percentile::P99_9,
+        Percentile::P99_99,
+        Percentile::P100,
+    ];
+
+    /// The percentile in percent (95.0).
+    pub fn value(self) -> f64 {
+        match self {
+            Percentile::P50 => 50.0,
+            Percentile::P66 => 66.0,
+            Percentile::P75 => 75.0,
+            Percentile::P80 => 80.0,
+            Percentile::P90 => 90.0,
+            Percentile::P95 => 95.0,
+            Percentile::P98 => 98.0,
+            Percentile::P99 => 99.0,
+            Percentile::P99_9 => 99.9,
+            Percentile::P99_99 => 99.99,
+            Percentile::P100 => 100.0,
+        }
+    }
+
+    /// As the JSON result and the CSV headers write it: `95`, `99.9`.
+    pub fn label(self) -> &'static str {
+        match self {
+            Percentile::P50 => "50",
+            Percentile::P66 => "66",
+            Percentile::P75 => "75",
+            Percentile::P80 => "80",
+            Percentile::P90 => "90",
+            Percentile::P95 => "95",
+            Percentile::P98 => "98",
+            Percentile::P99 => "99",
+            Percentile::P99_9 => "99.9",
+            Percentile::P99_99 => "99.99",
+            Percentile::P100 => "100",
+        }
+    }
+
+    fn index(self) -> usize {
+        self as usize
+    }
+}
+
+/// The reported percentiles of a histogram, in milliseconds. In JSON a list of
+/// `[label, value]` pairs in report order (`[["50", 7.5], ["66", 10.4], …]`).
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct Percentiles([f64; 11]);
+
+impl Percentiles {
+    pub fn of(histogram: &Histogram<u64>) -> Self {
+        let mut values = [0.0; 11];
+        if !histogram.is_empty() {
+            for p in Percentile::ALL {
+                values[p.index()] = histogram.value_at_quantile(p.value() / 100.0) as f64 / 1000.0;
+            }
+        }
+        Percentiles(values)
+    }
+
+    pub fn get(&self, p: Percentile) -> f64 {
+        self.0[p.index()]
+    }
+
+    /// Every percentile with its value, in report order.
+    pub fn iter(&self) -> impl Iterator<Item = (Percentile, f64)> + '_ {
+        Percentile::ALL.into_iter().map(|p| (p, self.get(p)))
+    }
+}
+
+impl Serialize for Percentiles {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_seq(self.iter().map(|(p, v)| (p.label(), v)))
+    }
+}
+
+impl<'de> Deserialize<'de> for Percentiles {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let pairs = Vec::<(String, f64)>::deserialize(d)?;
+        let mut values = [0.0; 11];
+        for (label, value) in pairs {
+            if let Some(p) = Percentile::ALL.into_iter().find(|p| p.label() == label) {
+                values[p.index()] = value;
+            }
+        }
+        Ok(Percentiles(values))
+    }
+}
+
+/// The counts and times every summary of an entry shares.
+struct Basics {
+    requests: u64,
+    failures: u64,
+    min_ms: f64,
+    avg_ms: f64,
+    max_ms: f64,
+    median_ms: f64,
+    avg_content_bytes: f64,
+}
+
+impl Basics {
+    fn of(entry: &Entry) -> Self {
+        let h = &entry.histogram;
+        let ms = |us: u64| us as f64 / 1000.0;
+        let n = entry.requests;
+        let per_request = |total: u64| {
+            if n == 0 {
+                0.0
+            } else {
+                total as f64 / n as f64
+            }
+        };
+        let (min_ms, max_ms, median_ms) = if h.is_empty() {
+            (0.0, 0.0, 0.0)
+        } else {
+            (ms(h.min()), ms(h.max()), ms(h.value_at_quantile(0.5)))
+        };
+        Basics {
+            requests: n,
+            failures: entry.failures,
+            min_ms,
+            avg_ms: per_request(entry.sum_us) / 1000.0,
+            max_ms,
+            median_ms,
+            avg_content_bytes: per_request(entry.content_bytes),
+        }
+    }
+}
+
+/// One row of the statistics table.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct EndpointStats {
+    pub method: String,
+    pub name: String,
+    pub requests: u64,
+    pub failures: u64,
+    pub min_ms: f64,
+    pub avg_ms: f64,
+    pub max_ms: f64,
+    pub median_ms: f64,
+    pub percentiles_ms: Percentiles,
+    pub avg_content_bytes: f64,
+    pub rps: f64,
+    pub failures_per_s: f64,
+    /// The full histogram, HDR V2 + DEFLATE, base64 — re-renderable and mergeable.
+    pub histogram: String,
+}
+
+impl EndpointStats {
+    pub fn from_entry(method: &str, name: &str, entry: &Entry, seconds: f64) -> Self {
+        let b = Basics::of(entry);
+        let per_s = |n: u64| {
+            if seconds > 0.0 {
+                n as f64 / seconds
+            } else {
+                0.0
+            }
+        };
+        EndpointStats {
+            method: method.to_string(),
+            name: name.to_string(),
+            requests: b.requests,
+            failures: b.failures,
+            min_ms: b.min_ms,
+            avg_ms: b.avg_ms,
+            max_ms: b.max_ms,
+            median_ms: b.median_ms,
+            percentiles_ms: Percentiles::of(&entry.histogram),
+            avg_content_bytes: b.avg_content_bytes,
+            rps: per_s(b.requests),
+            failures_per_s: per_s(b.failures),
+            histogram: serialize_histogram(&entry.histogram),
+        }
+    }
+
+    /// A reported percentile, in milliseconds.
+    pub fn percentile(&self, p: Percentile) -> f64 {
+        self.percentiles_ms.get(p)
+    }
+}
+
+pub fn serialize_histogram(h: &Histogram<u64>) -> String {
+    let mut buf = Vec::new();
+    let mut serializer = hdrhistogram::serialization::V2DeflateSerializer::new();
+    match serializer.serialize(h, &mut buf) {
+        Ok(_) => base64::engine::general_purpose::STANDARD.encode(buf),
+        Err(_) => String::new(),
+    }
+}
+
+pub fn deserialize_histogram(text: &str) -> Option<Histogram<u64>> {
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(text)
+        .ok()?;
+    hdrhistogram::serialization::Deserializer::new()
+        .deserialize(&mut &bytes[..])
+        .ok()
+}
+
+/// A failure group (Locust's failures table).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct FailureGroup {
+    pub method: String,
+    pub name: String,
+    pub error: String,
+    pub occurrences: u64,
+    pub first_seen: f64,
+    pub last_seen: f64,
+}
+
+/// A task error group (Locust's exceptions table).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct TaskErrorGroup {
+    /// `Class.task` where it happened.
+    pub location: String,
+    pub message: String,
+    pub occurrences: u64,
+    pub first_seen: f64,
+    pub last_seen: f64,
+}
+
+/// One point of the per-interval history.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct HistoryPoint {
+    /// End of the interval, Unix seconds.
+    pub time: f64,
+    pub users: u64,
+    pub requests: u64,
+    pub failures: u64,
+    pub rps: f64,
+    pub failures_per_s: f64,
+    pub percentiles_ms: Percentiles,
+    /// Per (method, name): requests, failures and percentiles in this interval.
+    pub endpoints: Vec<HistoryEndpoint>,
+    /// The whole run up to the end of this interval (absent in results of older versions).
+    #[serde(default)]
+    pub totals: Option<RunningTotals>,
+}
+
+/// Cumulative numbers of the run so far (Locust's "Total …" history columns).
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct RunningTotals {
+    pub requests: u64,
+    pub failures: u64,
+    pub median_ms: f64,
+    pub avg_ms: f64,
+    pub min_ms: f64,
+    pub max_ms: f64,
+    pub avg_content_bytes: f64,
+}
+
+impl RunningTotals {
+    pub(super) fn from_entry(e: &Entry) -> Self {
+        Basics::of(e).into()
+    }
+}
+
+impl From<Basics> for RunningTotals {
+    fn from(b: Basics) -> Self {
+        RunningTotals {
+            requests: b.requests,
+            failures: b.failures,
+            median_ms: b.median_ms,
+            avg_ms: b.avg_ms,
+            min_ms: b.min_ms,
+            max_ms: b.max_ms,
+            avg_content_bytes: b.avg_content_bytes,
+        }
+    }
+}
+
+impl From<&EndpointStats> for RunningTotals {
+    fn from(t: &EndpointStats) -> Self {
+        RunningTotals {
+            requests: t.requests,
+            failures: t.failures,
+            median_ms: t.median_ms,
+            avg_ms: t.avg_ms,
+            min_ms: t.min_ms,
+            max_ms: t.max_ms,
+            avg_content_bytes: t.avg_content_bytes,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct HistoryEndpoint {
+    pub method: String,
+    pub name: String,
+    pub requests: u64,
+    pub failures: u64,
+    pub percentiles_ms: Percentiles,
+}

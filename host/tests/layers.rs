@@ -1,0 +1,205 @@
+//! The module layering of `host/src` against the order declared in docs/architecture.md: a
+//! module may import only modules on lower lines. Every `crate::…` and `super::…` path counts,
+//! inline ones too (not only `use` lines).
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+/// `module → layer index` from the ```layers block of the architecture document.
+fn layers(doc: &str) -> BTreeMap<String, usize> {
+    let block = doc
+        .split("```layers")
+        .nth(1)
+        .and_then(|rest| rest.split("```").next())
+        .expect("docs/architecture.md has a ```layers block");
+    let mut out = BTreeMap::new();
+    for (i, line) in block.lines().filter(|l| !l.trim().is_empty()).enumerate() {
+        for module in line.split_whitespace() {
+            out.insert(module.to_string(), i);
+        }
+    }
+    out
+}
+
+/// The source without comments (doc comments name paths that are not imports).
+fn code_of(text: &str) -> String {
+    text.lines()
+        .map(|line| match line.find("//") {
+            Some(at) => &line[..at],
+            None => line,
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+fn ident_at(s: &str) -> String {
+    s.chars()
+        .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+        .collect()
+}
+
+/// The top-level modules a file's code names through `crate::` and `super::` paths.
+fn referenced(file_module: &str, top_level_file: bool, code: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut rest = code;
+    while let Some(at) = rest.find("crate::") {
+        let after = &rest[at + "crate::".len()..];
+        if let Some(group) = after.strip_prefix('{') {
+            // `crate::{a, b::c, d::{e, f}}`: the first name of every top-level item.
+            let mut depth = 0;
+            let mut item_start = true;
+            for (i, c) in group.char_indices() {
+                match c {
+                    '{' => depth += 1,
+                    '}' if depth == 0 => break,
+                    '}' => depth -= 1,
+                    ',' if depth == 0 => item_start = true,
+                    c if item_start && (c.is_ascii_alphabetic() || c == '_') => {
+                        out.push(ident_at(&group[i..]));
+                        item_start = false;
+                    }
+                    _ => {}
+                }
+            }
+        } else {
+            out.push(ident_at(after));
+        }
+        rest = after;
+    }
+    // `super::` leaves the file's module only from a top-level file's own scope; inside a
+    // folder module or a `mod tests` it stays in the module. Count it when it names another
+    // top-level module.
+    let mut rest = code;
+    while let Some(at) = rest.find("super::") {
+        let after = &rest[at + "super::".len()..];
+        let name = ident_at(after);
+        if top_level_file && !name.is_empty() && name != file_module {
+            out.push(name);
+        }
+        rest = after;
+    }
+    out
+}
+
+/// Every violation: `file: module a (layer i) imports b (layer j ≥ i)`.
+fn violations(layer_of: &BTreeMap<String, usize>, files: &[(String, String)]) -> Vec<String> {
+    let mut out = Vec::new();
+    for (path, text) in files {
+        let parts: Vec<&str> = path.split('/').collect();
+        let module = parts[0].trim_end_matches(".rs");
+        if module == "lib" || module == "main" {
+            continue;
+        }
+        let Some(&mine) = layer_of.get(module) else {
+            out.push(format!(
+                "{path}: module `{module}` is not in docs/architecture.md's layers"
+            ));
+            continue;
+        };
+        for name in referenced(module, parts.len() == 1, &code_of(text)) {
+            if name == module || name == "self" || name.is_empty() {
+                continue;
+            }
+            match layer_of.get(&name) {
+                Some(&theirs) if theirs < mine => {}
+                Some(&theirs) => out.push(format!(
+                    "{path}: `{module}` (layer {mine}) imports `{name}` (layer {theirs}): a module may import only lower layers"
+                )),
+                // A name that is no module of ours: an item re-exported at the crate root.
+                None => {}
+            }
+        }
+    }
+    out
+}
+
+fn sources(root: &Path, dir: &Path, out: &mut Vec<(String, String)>) {
+    for entry in std::fs::read_dir(dir).expect("readable source folder") {
+        let path = entry.expect("a folder entry").path();
+        if path.is_dir() {
+            sources(root, &path, out);
+        } else if path.extension().is_some_and(|e| e == "rs") {
+            let rel = path
+                .strip_prefix(root)
+                .expect("under the root")
+                .to_string_lossy()
+                .replace('\\', "/");
+            out.push((
+                rel,
+                std::fs::read_to_string(&path).expect("readable source"),
+            ));
+        }
+    }
+}
+
+#[test]
+fn modules_import_only_lower_layers() {
+    let manifest = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let doc = std::fs::read_to_string(manifest.join("../docs/architecture.md"))
+        .expect("docs/architecture.md");
+    let layer_of = layers(&doc);
+    let src = manifest.join("src");
+    let mut files = Vec::new();
+    sources(&src, &src, &mut files);
+    assert!(files.len() > 30, "found {} files", files.len());
+    let problems = violations(&layer_of, &files);
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
+
+    // Every module of the crate is in the list, and the list names no module that is gone.
+    let lib = std::fs::read_to_string(src.join("lib.rs")).expect("lib.rs");
+    let declared: Vec<String> = lib
+        .lines()
+        .filter_map(|l| l.trim().strip_prefix("pub mod "))
+        .map(|m| m.trim_end_matches(';').to_string())
+        .collect();
+    for module in &declared {
+        assert!(
+            layer_of.contains_key(module),
+            "lib.rs declares `{module}`, the layers do not"
+        );
+    }
+    for module in layer_of.keys() {
+        assert!(
+            declared.contains(module),
+            "the layers name `{module}`, lib.rs does not declare it"
+        );
+    }
+}
+
+#[test]
+fn the_check_flags_a_planted_cycle() {
+    let layer_of = layers("```layers\nplan\nengine\nreport\n```\n");
+    let clean = vec![
+        ("plan.rs".to_string(), "pub struct Stage;".to_string()),
+        (
+            "engine.rs".to_string(),
+            "use crate::plan::Stage;".to_string(),
+        ),
+        (
+            "report/mod.rs".to_string(),
+            "use crate::{engine, plan::{Stage}};\nmod tests { use super::*; }".to_string(),
+        ),
+    ];
+    assert_eq!(violations(&layer_of, &clean), Vec::<String>::new());
+
+    // The cycle written inline, as it once was: plan → engine while engine → plan.
+    let mut cycle = clean.clone();
+    cycle[0].1 = "pub struct Stage { shape: crate::engine::LoadShape }".into();
+    let found = violations(&layer_of, &cycle);
+    assert_eq!(found.len(), 1, "{found:?}");
+    assert!(
+        found[0].contains("`plan` (layer 0) imports `engine`"),
+        "{found:?}"
+    );
+
+    // A grouped import upwards, a `super::` from a top-level file, and a module on no layer.
+    let mut up = clean.clone();
+    up[1].1 = "use crate::{plan, report::Thing};\nfn f() { super::report::g() }".into();
+    up.push(("stray.rs".into(), String::new()));
+    let found = violations(&layer_of, &up);
+    assert_eq!(found.len(), 3, "{found:?}");
+    // A path in a comment is not an import.
+    let mut commented = clean;
+    commented[0].1 = "/// See `crate::engine::run`.\npub struct Stage;".into();
+    assert_eq!(violations(&layer_of, &commented), Vec::<String>::new());
+}
