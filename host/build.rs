@@ -111,6 +111,8 @@ fn watch_sources(dir: &Path) {
             continue;
         }
         if path.is_dir() {
+            // The folder too: cargo then notices a new crate or file in it, not only edits.
+            println!("cargo:rerun-if-changed={}", path.display());
             watch_sources(&path);
         } else {
             println!("cargo:rerun-if-changed={}", path.display());

@@ -67,13 +67,18 @@ pub enum ClientError {
 #[derive(Clone)]
 pub struct ClientConfig {
     pub target: Arc<Target>,
-    /// Headers added to every request (auth from `API_TOKEN` / `API_KEY`).
+    /// Headers added to every request (auth from `API_TOKEN` / `API_KEY` / URL user info).
     pub default_headers: Arc<HeaderMap>,
     /// The run's request timeout (a request may override it).
     pub timeout: Duration,
     /// Set for https targets.
     pub tls: Option<Arc<rustls::ClientConfig>>,
+    /// Bytes of a response body kept at most (`--max-body-size`); the rest is read and counted.
+    pub max_body_size: usize,
 }
+
+/// Default `--max-body-size`: far above any API answer, far below what 1,000 users could hold.
+pub const DEFAULT_MAX_BODY_SIZE: usize = 16 << 20;
 
 impl ClientConfig {
     /// The client of a run against `target`, with the plan's credentials, timeout and TLS.
@@ -102,6 +107,7 @@ impl ClientConfig {
             default_headers: Arc::new(headers),
             timeout: options.request_timeout,
             tls,
+            max_body_size: options.max_body_size,
         })
     }
 
@@ -112,8 +118,15 @@ impl ClientConfig {
             default_headers: Arc::default(),
             timeout,
             tls: None,
+            max_body_size: DEFAULT_MAX_BODY_SIZE,
         }
     }
+}
+
+/// `user:password` as HTTP Basic credentials (base64).
+pub fn basic_credentials(user: &str, password: &str) -> String {
+    use base64::Engine as _;
+    base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"))
 }
 
 /// One request as the plugin built it.
@@ -124,15 +137,77 @@ pub struct OutgoingRequest {
     pub body: Bytes,
     pub timeout: Option<Duration>,
     pub follow_redirects: bool,
+    /// Keep none of the response body (the plugin promised not to read it).
+    pub discard_body: bool,
 }
 
 /// A complete response with its measured latency.
 pub struct CompletedResponse {
     pub status: StatusCode,
     pub headers: HeaderMap,
+    /// The body as kept: all of it, its first `max_body_size` bytes, or nothing when discarded.
     pub body: Bytes,
+    /// The body's full size in bytes (decoded if gzip and kept, else as received).
+    pub body_size: u64,
+    /// The body was larger than `max_body_size`: only its beginning is in `body`.
+    pub truncated: bool,
     /// From just before the request was written to the last body byte (summed over redirects).
     pub latency: Duration,
+}
+
+/// Reads a response body frame by frame, keeping at most `keep` bytes and counting the rest.
+/// A body in one frame (the usual case) is kept without a copy.
+struct BodyReader {
+    keep: usize,
+    first: Option<Bytes>,
+    more: Option<Vec<u8>>,
+    size: u64,
+    truncated: bool,
+}
+
+impl BodyReader {
+    fn new(keep: usize) -> Self {
+        BodyReader {
+            keep,
+            first: None,
+            more: None,
+            size: 0,
+            truncated: false,
+        }
+    }
+
+    fn push(&mut self, mut data: Bytes) {
+        self.size += data.len() as u64;
+        let held =
+            self.first.as_ref().map_or(0, Bytes::len) + self.more.as_ref().map_or(0, Vec::len);
+        let room = self.keep.saturating_sub(held);
+        if data.len() > room {
+            self.truncated = true;
+            data.truncate(room);
+        }
+        if data.is_empty() {
+            return;
+        }
+        match (&mut self.first, &mut self.more) {
+            (None, _) => self.first = Some(data),
+            (Some(first), None) => {
+                let mut joined = Vec::with_capacity(first.len() + data.len());
+                joined.extend_from_slice(first);
+                joined.extend_from_slice(&data);
+                self.more = Some(joined);
+            }
+            (Some(_), Some(more)) => more.extend_from_slice(&data),
+        }
+    }
+
+    fn finish(self) -> (Bytes, u64, bool) {
+        let body = match (self.more, self.first) {
+            (Some(more), _) => Bytes::from(more),
+            (None, Some(first)) => first,
+            (None, None) => Bytes::new(),
+        };
+        (body, self.size, self.truncated)
+    }
 }
 
 type Sender = http1::SendRequest<Full<Bytes>>;
@@ -218,7 +293,7 @@ impl Connection {
                 location,
             ) {
                 (true, Some(location)) => {
-                    req.uri = self.config.target.resolve(location)?;
+                    req.uri = self.config.target.resolve_location(location)?;
                     if matches!(resp.status.as_u16(), 301..=303) && req.method != Method::HEAD {
                         req.method = Method::GET;
                         req.body = Bytes::new();
@@ -234,14 +309,25 @@ impl Connection {
 
     async fn send_once(&mut self, req: &OutgoingRequest) -> Result<CompletedResponse, HttpError> {
         let request = self.build(req)?;
+        let keep = if req.discard_body {
+            0
+        } else {
+            self.config.max_body_size
+        };
         let live = self.ready_connection().await?;
         let started = Instant::now();
         let response = live.sender.send_request(request);
         let exchange = async {
-            let (parts, body) = response.await?.into_parts();
-            Ok::<_, hyper::Error>((parts, body.collect().await?.to_bytes()))
+            let (parts, mut body) = response.await?.into_parts();
+            let mut reader = BodyReader::new(keep);
+            while let Some(frame) = body.frame().await {
+                if let Ok(data) = frame?.into_data() {
+                    reader.push(data);
+                }
+            }
+            Ok::<_, hyper::Error>((parts, reader))
         };
-        let (parts, body) = match drive(&mut live.driver, exchange).await {
+        let (parts, reader) = match drive(&mut live.driver, exchange).await {
             Ok(exchange) => exchange,
             Err(err) => {
                 self.live = None;
@@ -253,11 +339,17 @@ impl Connection {
             self.live = None;
         }
         self.store_cookies(&parts.headers);
-        let body = decode_body(&parts.headers, body)?;
+        let (body, body_size, truncated) = match reader.finish() {
+            // A partial or unkept body cannot be decoded: it is counted as received.
+            (body, size, cut) if cut || req.discard_body => (body, size, cut),
+            (body, size, _) => decode_body(&parts.headers, body, size, self.config.max_body_size)?,
+        };
         Ok(CompletedResponse {
             status: parts.status,
             headers: parts.headers,
             body,
+            body_size,
+            truncated,
             latency,
         })
     }
@@ -365,19 +457,31 @@ fn connection_close(headers: &HeaderMap) -> bool {
         .is_some_and(|v| v.eq_ignore_ascii_case("close"))
 }
 
-fn decode_body(headers: &HeaderMap, body: Bytes) -> Result<Bytes, HttpError> {
+/// The body (of `size` bytes) decoded if gzip, at most `keep` bytes of it — a gzip bomb is cut,
+/// not expanded — with its size and whether it was cut.
+fn decode_body(
+    headers: &HeaderMap,
+    body: Bytes,
+    size: u64,
+    keep: usize,
+) -> Result<(Bytes, u64, bool), HttpError> {
     let encoding = headers
         .get(http::header::CONTENT_ENCODING)
         .and_then(|v| v.to_str().ok());
     match encoding {
         Some(e) if e.eq_ignore_ascii_case("gzip") => {
-            let mut out = Vec::with_capacity(body.len() * 4);
+            let mut out = Vec::with_capacity((body.len() * 4).min(keep));
+            let limit = keep as u64 + 1;
             flate2::read::GzDecoder::new(&body[..])
+                .take(limit)
                 .read_to_end(&mut out)
                 .map_err(|e| HttpError::InvalidResponse(format!("bad gzip body: {e}")))?;
-            Ok(out.into())
+            let cut = out.len() > keep;
+            out.truncate(keep);
+            let size = out.len() as u64;
+            Ok((out.into(), size, cut))
         }
-        _ => Ok(body),
+        _ => Ok((body, size, false)),
     }
 }
 

@@ -9,9 +9,11 @@ use std::time::Duration;
 
 use serde::{Deserialize, Deserializer};
 
+use crate::client::DEFAULT_MAX_BODY_SIZE;
 use crate::plan::{
-    format_duration, parse_duration, ClassChoice, ClientOptions, DurationError, FieldError,
-    LoadShape, Outputs, Plan, SandboxLimits, Secret, Source, StopConditions, Target,
+    format_duration, format_size, parse_duration, parse_size, ClassChoice, ClientOptions,
+    DurationError, FieldError, LoadShape, Outputs, Plan, SandboxLimits, Secret, SizeError, Source,
+    StopConditions, Target,
 };
 use crate::plugin::{builtin, DEFAULT_CPU_BUDGET, DEFAULT_MEMORY_CAP};
 use crate::scenario::{self, Scenario};
@@ -33,7 +35,7 @@ pub struct RunArgs {
     #[arg(short = 'r', long = "spawn-rate")]
     pub spawn_rate: Option<f64>,
     /// Stop after this long: 90s, 5m, 1h30m (a bare number is seconds) [default: 60s].
-    #[arg(short = 't', long = "run-time", value_parser = parse_duration_arg)]
+    #[arg(short = 't', long = "run-time", value_parser = parse_duration_arg, allow_hyphen_values = true)]
     pub run_time: Option<Duration>,
     /// Stop after this many task runs in total.
     #[arg(short = 'n', long)]
@@ -46,10 +48,10 @@ pub struct RunArgs {
     pub seed: Option<u64>,
     /// On stop, how long users may finish their current task before they are cancelled
     /// [default: 10s].
-    #[arg(long = "stop-timeout", value_parser = parse_duration_arg)]
+    #[arg(long = "stop-timeout", value_parser = parse_duration_arg, allow_hyphen_values = true)]
     pub stop_timeout: Option<Duration>,
     /// Timeout of one request [default: 30s].
-    #[arg(long = "request-timeout", value_parser = parse_duration_arg)]
+    #[arg(long = "request-timeout", value_parser = parse_duration_arg, allow_hyphen_values = true)]
     pub request_timeout: Option<Duration>,
     /// Drop the numbers of the ramp-up once all users are running.
     #[arg(long = "reset-stats")]
@@ -83,14 +85,14 @@ pub struct RunArgs {
     #[arg(long = "dry-run")]
     pub dry_run: bool,
     /// With `--scenario all`: the pause between scenarios.
-    #[arg(long, value_parser = parse_duration_arg, default_value = "30s")]
+    #[arg(long, value_parser = parse_duration_arg, default_value = "30s", allow_hyphen_values = true)]
     pub pause: Duration,
     /// Name of the run, used in report file names.
     #[arg(long = "run-name")]
     pub run_name: Option<String>,
     /// Guest CPU time a plugin may compute without a break (without calling the host) before
     /// its instance is stopped [default: 1s].
-    #[arg(long = "cpu-budget", value_parser = parse_duration_arg)]
+    #[arg(long = "cpu-budget", value_parser = parse_duration_arg, allow_hyphen_values = true)]
     pub cpu_budget: Option<Duration>,
     /// Memory one plugin instance (up to 500 users of one class) may use, in MiB
     /// [default: 1024].
@@ -120,6 +122,14 @@ pub struct RunArgs {
         value_name = "LEVEL"
     )]
     pub log_level: Option<String>,
+    /// Bytes of a response body kept at most: 16MiB, 100MB, … (the rest is read, timed and
+    /// counted; a plugin reading a larger body records a failure naming this limit)
+    /// [default: 16MiB].
+    #[arg(long = "max-body-size", value_parser = parse_size_arg, value_name = "SIZE")]
+    pub max_body_size: Option<usize>,
+    /// Run even when the plan's estimated memory exceeds what the machine has available.
+    #[arg(long)]
+    pub force: bool,
 }
 
 /// One layer of settings, every field optional: `perfhost.toml` as a whole, and what the
@@ -153,6 +163,8 @@ pub struct Settings {
     pub csv: Option<PathBuf>,
     pub html: Option<PathBuf>,
     pub data: Option<Vec<String>>,
+    #[serde(default, deserialize_with = "size_setting")]
+    pub max_body_size: Option<usize>,
     /// Values for plugins (`ctx.config(KEY)`); merged over layers, the higher one winning.
     #[serde(default)]
     pub config: BTreeMap<String, String>,
@@ -176,9 +188,27 @@ fn duration_setting<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>,
         .map_err(serde::de::Error::custom)
 }
 
+/// A size in a settings file: `"16MiB"`, or a number of bytes.
+fn size_setting<'de, D: Deserializer<'de>>(d: D) -> Result<Option<usize>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Text {
+        Text(String),
+        Bytes(u64),
+    }
+    let text = match Option::<Text>::deserialize(d)? {
+        None => return Ok(None),
+        Some(Text::Text(t)) => t,
+        Some(Text::Bytes(b)) => b.to_string(),
+    };
+    parse_size(&text)
+        .map(Some)
+        .map_err(serde::de::Error::custom)
+}
+
 /// The settings an environment variable can carry: `PERFHOST_<NAME>` (e.g. `PERFHOST_USERS`),
 /// as Locust reads `LOCUST_<NAME>`; `LOAD_TEST_HOST` for the host, as the Auditor suite does.
-const ENV_SETTINGS: [&str; 16] = [
+const ENV_SETTINGS: [&str; 17] = [
     "host",
     "users",
     "spawn-rate",
@@ -195,6 +225,7 @@ const ENV_SETTINGS: [&str; 16] = [
     "insecure",
     "ca-cert",
     "trace",
+    "max-body-size",
 ];
 
 impl Settings {
@@ -236,6 +267,9 @@ impl Settings {
             "json-file" => self.json_file = Some(PathBuf::from(value)),
             "csv" => self.csv = Some(PathBuf::from(value)),
             "html" => self.html = Some(PathBuf::from(value)),
+            "max-body-size" => {
+                self.max_body_size = Some(parse_size(value).map_err(|e| e.to_string())?)
+            }
             _ => return Err(format!("unknown setting `{key}`")),
         }
         Ok(())
@@ -276,6 +310,7 @@ impl Settings {
             csv: args.csv.clone(),
             html: args.html.clone(),
             data: some_vec(&args.data),
+            max_body_size: args.max_body_size,
             config,
         })
     }
@@ -418,12 +453,17 @@ fn resolve_layers(
         sources: BTreeMap::new(),
     };
 
-    let target = match l.pick("host", |s| s.host.clone()) {
+    let host = l.pick("host", |s| s.host.clone());
+    let target = match &host {
         Some(url) => {
-            Some(Target::parse(&url).map_err(|e| ConfigError::invalid("host", e.to_string()))?)
+            Some(Target::parse(url).map_err(|e| ConfigError::invalid("host", e.to_string()))?)
         }
         None => None,
     };
+    let basic_auth = host
+        .as_deref()
+        .and_then(Target::credentials)
+        .map(|(user, password)| (user, Secret(password)));
     let plugins = l.pick_or(
         "plugins",
         builtin::NAMES.iter().map(|s| s.to_string()).collect(),
@@ -504,7 +544,7 @@ fn resolve_layers(
     if limits.cpu_budget < Duration::from_millis(10) {
         return Err(ConfigError::invalid(
             "--cpu-budget",
-            "must be at least 10ms (the sandbox checks a running guest every 10 ms)",
+            "must be at least 10ms (a budget shorter than that stops honest plugins on a busy machine)",
         ));
     }
     let request_timeout = l.pick_or("request-timeout", Duration::from_secs(30), |s| {
@@ -540,7 +580,15 @@ fn resolve_layers(
         ca_cert: l.pick("ca-cert", |s| s.ca_cert.clone()),
         api_token,
         api_key,
+        basic_auth,
+        max_body_size: l.pick_or("max-body-size", DEFAULT_MAX_BODY_SIZE, |s| s.max_body_size),
     };
+    if client.max_body_size == 0 {
+        return Err(ConfigError::invalid(
+            "--max-body-size",
+            "must be at least 1 byte (plugins that never read bodies use discard-body)",
+        ));
+    }
 
     let classes = ClassChoice {
         only: l.pick_or("user-classes", Vec::new(), |s| s.user_classes.clone()),
@@ -616,6 +664,7 @@ fn resolve_layers(
         workers: std::thread::available_parallelism()
             .map(|n| n.get())
             .unwrap_or(1),
+        force: args.force,
         sources: l.sources,
     })
 }
@@ -739,6 +788,14 @@ pub fn describe(plan: &Plan) -> String {
         src("api-token"),
     );
     row("API_KEY", hidden(&plan.client.api_key), src("api-key"));
+    if let Some((user, _)) = &plan.client.basic_auth {
+        row("basic-auth", format!("{user}:(hidden)"), src("host"));
+    }
+    row(
+        "max-body-size",
+        format_size(plan.client.max_body_size),
+        src("max-body-size"),
+    );
     row(
         "cpu-budget",
         format_duration(plan.limits.cpu_budget),
@@ -795,6 +852,11 @@ fn load_file(explicit: Option<&Path>) -> Result<Settings, ConfigError> {
 /// clap's parser for duration flags.
 pub fn parse_duration_arg(text: &str) -> Result<Duration, DurationError> {
     parse_duration(text)
+}
+
+/// clap's parser for size flags.
+pub fn parse_size_arg(text: &str) -> Result<usize, SizeError> {
+    parse_size(text)
 }
 
 #[cfg(test)]

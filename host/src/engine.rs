@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use rand_core::{Rng, SeedableRng};
 use rand_pcg::Pcg64Mcg;
-use tokio::sync::{mpsc, Notify};
+use tokio::sync::mpsc;
 
 use wasmtime::component::Accessor;
 
@@ -22,6 +22,7 @@ use crate::plugin::{
     Group, PluginSet, RunEnv, TaskOutcome, UserClass, UserHandle, WaitTime, GROUP_SIZE,
 };
 use crate::stats::{FailureSample, RunStats, Shard, Shards};
+pub use crate::stop::StopHandle;
 
 /// One user class of the run, with the plugin it comes from.
 #[derive(Debug, Clone)]
@@ -29,51 +30,6 @@ pub struct ClassSlot {
     pub plugin_index: usize,
     pub class_index: u32,
     pub class: UserClass,
-}
-
-/// Asks the run to stop (Ctrl-C, SIGTERM, a test).
-#[derive(Clone, Default)]
-pub struct StopHandle {
-    inner: Arc<StopInner>,
-}
-
-#[derive(Default)]
-struct StopInner {
-    stopping: AtomicBool,
-    interrupted: AtomicBool,
-    notify: Notify,
-}
-
-impl StopHandle {
-    /// Stops the run because of a signal: the result is marked interrupted.
-    pub fn interrupt(&self) {
-        self.inner.interrupted.store(true, Ordering::SeqCst);
-        self.stop();
-    }
-
-    pub fn stop(&self) {
-        self.inner.stopping.store(true, Ordering::SeqCst);
-        self.inner.notify.notify_waiters();
-    }
-
-    pub fn is_stopping(&self) -> bool {
-        self.inner.stopping.load(Ordering::SeqCst)
-    }
-
-    pub fn was_interrupted(&self) -> bool {
-        self.inner.interrupted.load(Ordering::SeqCst)
-    }
-
-    /// Resolves once the run is stopping.
-    pub async fn stopped(&self) {
-        loop {
-            let notified = self.inner.notify.notified();
-            if self.is_stopping() {
-                return;
-            }
-            notified.await;
-        }
-    }
 }
 
 /// Live counters the collector reads.
@@ -242,9 +198,9 @@ pub async fn run(
     mut on_tick: impl FnMut(&crate::stats::HistoryPoint, Duration),
 ) -> RunOutcome {
     let workers = plan.workers.max(1);
-    let shards = Shards::new(workers);
     let shape = &plan.load;
     let Behaviours { set, env, classes } = users;
+    let shards = Shards::new(workers, env.redactor.clone());
     let weights: Vec<u32> = classes.iter().map(|c| c.class.weight).collect();
     // Slot k always holds a user of class `sequence[k]`: growing adds slots at the end and
     // shrinking removes the newest, so any user count keeps the class mix as exact as it can be.
@@ -448,10 +404,15 @@ fn worker(
             }
         }
         // Stopping: let users finish their task, then cancel what is left (in-flight requests
-        // are recorded as cancelled by the plugin host).
+        // are recorded as cancelled by the plugin host) — at the stop timeout, or at once on a
+        // second interrupt.
         drop(groups);
         let drain = async { while tasks.join_next().await.is_some() {} };
-        if tokio::time::timeout(stop_timeout, drain).await.is_err() {
+        let finished = tokio::select! {
+            done = tokio::time::timeout(stop_timeout, drain) => done.is_ok(),
+            _ = shared.stop.forced() => false,
+        };
+        if !finished {
             tasks.abort_all();
             while tasks.join_next().await.is_some() {}
         }

@@ -9,6 +9,7 @@ pub mod cli;
 pub mod client;
 pub mod commands;
 pub mod config;
+pub mod console;
 pub mod demo;
 pub mod engine;
 pub mod exit;
@@ -21,5 +22,6 @@ pub mod report;
 pub mod runner;
 pub mod scenario;
 pub mod stats;
+pub mod stop;
 
 pub use runner::{run, RunError};

@@ -55,6 +55,8 @@ fn run_env(target: &Arc<Target>) -> Arc<RunEnv> {
         seed: 1,
         limits: DEFAULT_LIMITS,
         trace: false,
+        redactor: Default::default(),
+        stop: Default::default(),
     })
 }
 
@@ -114,7 +116,7 @@ pub async fn measure_wasm(
 /// one current-thread runtime per core like the engine's workers.
 pub fn measure_native(target: &Arc<Target>, users: usize, duration: Duration) -> Measurement {
     let workers = workers();
-    let shards = Shards::new(workers);
+    let shards = Shards::new(workers, Default::default());
     let stop = Arc::new(AtomicBool::new(false));
     let started = Instant::now();
     let cpu = process_cpu();
@@ -182,6 +184,7 @@ async fn native_user(
             body: Bytes::from(body),
             timeout: None,
             follow_redirects: true,
+            discard_body: false,
         };
         let began = Instant::now();
         let (latency, size, error) = match conn.send(request).await {

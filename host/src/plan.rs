@@ -49,6 +49,8 @@ pub struct Plan {
     pub log_level: String,
     /// Worker threads running users (one current-thread runtime each).
     pub workers: usize,
+    /// Run even when the estimated memory exceeds what the machine has available.
+    pub force: bool,
     /// Where each value came from (for `--print-config`), by setting name.
     pub sources: BTreeMap<&'static str, Source>,
 }
@@ -125,6 +127,85 @@ pub struct ClientOptions {
     pub api_token: Option<Secret>,
     /// `API_KEY`: sent as `X-API-Key: …`.
     pub api_key: Option<Secret>,
+    /// User and password from the target URL (`http://user:pw@host`): HTTP Basic auth.
+    pub basic_auth: Option<(String, Secret)>,
+    /// Bytes of a response body kept at most; the rest is read, timed and counted.
+    pub max_body_size: usize,
+}
+
+impl ClientOptions {
+    /// Every configured secret, as it may appear in text a target echoes back.
+    pub fn redactor(&self) -> Redactor {
+        let mut secrets: Vec<String> = [&self.api_token, &self.api_key]
+            .into_iter()
+            .flatten()
+            .map(|s| s.0.clone())
+            .collect();
+        if let Some((user, Secret(password))) = &self.basic_auth {
+            use base64::Engine as _;
+            secrets.push(password.clone());
+            secrets.push(
+                base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}")),
+            );
+        }
+        Redactor::new(secrets)
+    }
+}
+
+/// Replaces every configured secret in text perfhost writes — failure samples, the trace,
+/// plugin logs, task errors, reports — with `[redacted]`, also where a target echoed it
+/// percent-encoded or JSON-escaped.
+#[derive(Debug, Clone, Default)]
+pub struct Redactor {
+    needles: Vec<String>,
+}
+
+impl Redactor {
+    pub const MARK: &'static str = "[redacted]";
+
+    pub fn new(secrets: impl IntoIterator<Item = String>) -> Self {
+        let mut needles = Vec::new();
+        for secret in secrets.into_iter().filter(|s| !s.is_empty()) {
+            let quoted = serde_json::to_string(&secret).unwrap_or_default();
+            let json = quoted
+                .strip_prefix('"')
+                .and_then(|q| q.strip_suffix('"'))
+                .unwrap_or(&quoted)
+                .to_string();
+            needles.extend([percent_encode(&secret), json, secret]);
+        }
+        // Longest first, so a secret inside another's encoding is replaced whole.
+        needles.sort_by_key(|n| std::cmp::Reverse(n.len()));
+        needles.dedup();
+        Redactor { needles }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.needles.is_empty()
+    }
+
+    /// `text` with every secret replaced.
+    pub fn redact<'a>(&self, text: &'a str) -> std::borrow::Cow<'a, str> {
+        let mut out = std::borrow::Cow::Borrowed(text);
+        for needle in &self.needles {
+            if out.contains(needle.as_str()) {
+                out = std::borrow::Cow::Owned(out.replace(needle.as_str(), Self::MARK));
+            }
+        }
+        out
+    }
+}
+
+/// RFC 3986 percent-encoding of everything but unreserved characters.
+fn percent_encode(text: &str) -> String {
+    text.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
 }
 
 /// A value that must never be printed or reported: its `Debug` shows nothing of it.
@@ -296,6 +377,57 @@ pub fn format_duration(d: Duration) -> String {
     out
 }
 
+/// A size that is not one.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("`{0}` is not a size — use e.g. 16MiB, 100MB, 512KiB, 1GiB (a bare number is bytes)")]
+pub struct SizeError(pub String);
+
+/// Parses `16MiB`, `100MB`, `512KiB`, `1GiB`, `2048` (bytes); `k`/`M`/`G` and `KB`/`MB`/`GB`
+/// are decimal, `KiB`/`MiB`/`GiB` binary.
+pub fn parse_size(text: &str) -> Result<usize, SizeError> {
+    let t = text.trim();
+    let bad = || SizeError(text.to_string());
+    let split = t
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(t.len());
+    let (number, unit) = t.split_at(split);
+    let number: f64 = number.parse().map_err(|_| bad())?;
+    let unit = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1.0,
+        "k" | "kb" => 1e3,
+        "m" | "mb" => 1e6,
+        "g" | "gb" => 1e9,
+        "kib" => 1024.0,
+        "mib" => 1024.0 * 1024.0,
+        "gib" => 1024.0 * 1024.0 * 1024.0,
+        _ => return Err(bad()),
+    };
+    let bytes = number * unit;
+    if !bytes.is_finite() || bytes >= usize::MAX as f64 {
+        return Err(bad());
+    }
+    Ok(bytes as usize)
+}
+
+/// `16 MiB`, `512 KiB`, `100 B`.
+pub fn format_size(bytes: usize) -> String {
+    let b = bytes as f64;
+    let (kib, mib, gib, tib) = (
+        1024.0,
+        1024.0 * 1024.0,
+        1024.0 * 1024.0 * 1024.0,
+        1024f64.powi(4),
+    );
+    match b {
+        b if b >= tib => format!("{:.1} TiB", b / tib),
+        b if b >= gib && bytes.is_multiple_of(1 << 30) => format!("{} GiB", bytes >> 30),
+        b if b >= gib => format!("{:.1} GiB", b / gib),
+        b if b >= mib => format!("{:.0} MiB", b / mib),
+        b if b >= kib => format!("{:.0} KiB", b / kib),
+        _ => format!("{bytes} B"),
+    }
+}
+
 /// Serde: a duration as seconds (f64), as the JSON result writes it.
 pub mod duration_secs {
     use serde::{Deserialize, Deserializer, Serializer};
@@ -348,16 +480,48 @@ pub enum ResolveError {
 }
 
 impl Target {
-    /// Parses `http://host:port[/base]` (or `https://`).
+    /// The user and password of `http://user:pw@host` (percent-decoded), if the URL has them.
+    pub fn credentials(url: &str) -> Option<(String, String)> {
+        let authority = url.split_once("://")?.1.split(['/', '?', '#']).next()?;
+        let (userinfo, _) = authority.rsplit_once('@')?;
+        let (user, password) = userinfo.split_once(':').unwrap_or((userinfo, ""));
+        Some((percent_decode(user), percent_decode(password)))
+    }
+
+    /// Parses `http://host:port[/base]` (or `https://`); user info is left to `credentials`.
     pub fn parse(url: &str) -> Result<Self, TargetError> {
+        // The URL as the user gave it may hold a password: errors show it without user info.
+        let shown = match Self::credentials(url) {
+            Some(_) => match url.split_once("://") {
+                Some((scheme, rest)) => format!(
+                    "{scheme}://{}",
+                    rest.rsplit_once('@').map_or(rest, |(_, host)| host)
+                ),
+                None => url.to_string(),
+            },
+            None => url.to_string(),
+        };
         let bad = |why: &str| TargetError {
-            url: url.to_string(),
+            url: shown.clone(),
             why: why.to_string(),
         };
         let uri: Uri = url
             .trim_end_matches('/')
             .parse()
             .map_err(|_| bad("not a URL"))?;
+        // http::Uri drops a port it cannot read as u16 (`:99999`) instead of failing.
+        if let Some(authority) = uri.authority() {
+            let host_port = authority.as_str().rsplit('@').next().unwrap_or_default();
+            let port = match host_port.strip_prefix('[') {
+                Some(v6) => v6.split_once("]:").map(|(_, p)| p),
+                None => host_port.split_once(':').map(|(_, p)| p),
+            };
+            if let Some(port) = port {
+                if !port.parse::<u16>().is_ok_and(|p| p > 0) {
+                    return Err(bad(&format!("`{port}` is not a port (1–65535)")));
+                }
+            }
+        }
         let scheme = uri
             .scheme_str()
             .ok_or_else(|| bad("missing http:// or https://"))?;
@@ -393,9 +557,23 @@ impl Target {
         })
     }
 
-    /// Resolves a plugin-given path or absolute URL against this origin. An absolute URL to any
-    /// other origin is refused: the sandbox only reaches the run's target.
+    /// Resolves a plugin-given path or absolute URL against this origin and base path
+    /// (`base_url + path`, as Locust). An absolute URL to any other origin is refused: the
+    /// sandbox only reaches the run's target.
     pub fn resolve(&self, path: &str) -> Result<Uri, ResolveError> {
+        self.resolve_under(path, &self.base_path)
+    }
+
+    /// Resolves a redirect's `Location`: an absolute path is the server's own (the base path is
+    /// not prepended again); other origins are refused as for `resolve`.
+    pub fn resolve_location(&self, location: &str) -> Result<Uri, ResolveError> {
+        if location.starts_with('/') && !location.starts_with("//") {
+            return self.resolve_under(location, "");
+        }
+        self.resolve(location)
+    }
+
+    fn resolve_under(&self, path: &str, base_path: &str) -> Result<Uri, ResolveError> {
         let rest = if let Some(after) = path.strip_prefix(&self.origin) {
             if !(after.is_empty() || after.starts_with('/') || after.starts_with('?')) {
                 return Err(ResolveError::Denied(format!(
@@ -410,9 +588,9 @@ impl Target {
                 self.origin
             )));
         } else if path.starts_with('/') {
-            format!("{}{}", self.base_path, path)
+            format!("{base_path}{path}")
         } else {
-            format!("{}/{}", self.base_path, path)
+            format!("{base_path}/{path}")
         };
         let rest = if rest.is_empty() {
             "/".to_string()
@@ -431,6 +609,27 @@ impl Target {
             format!("{}:{}", self.host, self.port)
         }
     }
+}
+
+fn percent_decode(text: &str) -> String {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        match (bytes[i], bytes.get(i + 1..i + 3)) {
+            (b'%', Some(hex)) => match u8::from_str_radix(&String::from_utf8_lossy(hex), 16) {
+                Ok(b) => {
+                    out.push(b);
+                    i += 3;
+                    continue;
+                }
+                Err(_) => out.push(b'%'),
+            },
+            (b, _) => out.push(b),
+        }
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
 }
 
 // ---------- the load shape ----------
@@ -680,6 +879,65 @@ mod tests {
             LoadShape::ramp(100, 1000.0).step(),
             Duration::from_millis(1)
         );
+    }
+
+    #[test]
+    fn targets_keep_their_base_path_and_refuse_bad_ports() {
+        let t = Target::parse("http://user:pw@127.0.0.1:8080/api/v1/").unwrap();
+        assert_eq!(
+            (t.origin.as_str(), t.base_path.as_str()),
+            ("http://127.0.0.1:8080", "/api/v1")
+        );
+        assert_eq!(t.resolve("/verify").unwrap(), "/api/v1/verify");
+        assert_eq!(t.resolve("verify?x=1").unwrap(), "/api/v1/verify?x=1");
+        assert_eq!(
+            t.resolve("http://127.0.0.1:8080/api/v1/x").unwrap(),
+            "/api/v1/x"
+        );
+        assert_eq!(t.resolve_location("/api/v1/next").unwrap(), "/api/v1/next");
+        assert!(matches!(
+            t.resolve("http://127.0.0.2:8080/"),
+            Err(ResolveError::Denied(_))
+        ));
+        assert!(matches!(
+            t.resolve_location("//evil/"),
+            Err(ResolveError::Denied(_))
+        ));
+        assert_eq!(
+            Target::credentials("http://alice:p%40ss@h:1/"),
+            Some(("alice".into(), "p@ss".into()))
+        );
+        for bad in [
+            "http://h:99999",
+            "http://h:0",
+            "http://h:x",
+            "http://[::1]:70000",
+        ] {
+            let err = Target::parse(bad).unwrap_err().to_string();
+            assert!(err.contains("is not a port"), "{bad}: {err}");
+        }
+        assert!(!Target::parse("http://u:secret@h:99999")
+            .unwrap_err()
+            .to_string()
+            .contains("secret"));
+        assert_eq!(Target::parse("http://[::1]:8080").unwrap().port, 8080);
+    }
+
+    #[test]
+    fn secrets_are_redacted_also_encoded() {
+        let r = Redactor::new(["s3cr et\"".to_string()]);
+        let text = "a s3cr et\" b s3cr%20et%22 c s3cr et\\\" d";
+        assert_eq!(r.redact(text), "a [redacted] b [redacted] c [redacted] d");
+        assert!(Redactor::new([String::new()]).is_empty());
+    }
+
+    #[test]
+    fn sizes_parse() {
+        assert_eq!(parse_size("16MiB").unwrap(), 16 << 20);
+        assert_eq!(parse_size("100MB").unwrap(), 100_000_000);
+        assert_eq!(parse_size("2048").unwrap(), 2048);
+        assert!(parse_size("lots").is_err());
+        assert_eq!(format_size(16 << 20), "16 MiB");
     }
 
     #[test]

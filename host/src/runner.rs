@@ -9,7 +9,7 @@ use crate::client::{ClientConfig, ClientError};
 use crate::demo::{DemoChild, DemoChildError};
 use crate::engine::{self, Behaviours, ClassError, StopHandle};
 use crate::exit;
-use crate::plan::{FieldError, Plan, Source, Target};
+use crate::plan::{format_size, FieldError, Plan, Source, Target};
 use crate::plugin::data::{DataError, DataSets};
 use crate::plugin::{PluginError, PluginSet, PluginSpec, RunEnv, RuntimeOptions};
 use crate::report::{PlanSummary, RunMeta, RunResult, SCHEMA};
@@ -33,6 +33,44 @@ pub enum RunError {
     Unreachable { target: String, why: String },
     #[error("cannot start the built-in demo server: {0}")]
     Demo(#[from] DemoChildError),
+    #[error("{users} users need about {} of memory ({} per user, {} per plugin instance), but this machine has {} available — lower -u, or pass --force to run anyway", format_size(*.needed as usize), format_size(PER_USER_BYTES as usize), format_size(PER_INSTANCE_BYTES as usize), format_size(*.available as usize))]
+    Memory {
+        users: usize,
+        needed: u64,
+        available: u64,
+    },
+}
+
+/// Host memory one virtual user may cost: 24 KiB measured per idle `auditor_user` user
+/// (docs/benchmarks.md), plus its socket's kernel buffers and a response in flight — taken
+/// at 64 KiB so that a plan that passes the check does fit.
+pub const PER_USER_BYTES: u64 = 64 << 10;
+/// One plugin instance (up to 500 users of a class): a Rust behaviour's linear memory, Store
+/// and tables measured at ~2 MiB; 8 MiB leaves room for heavier plugins.
+pub const PER_INSTANCE_BYTES: u64 = 8 << 20;
+
+/// Refuses a plan whose users cannot fit in the machine's available memory (unless `--force`).
+pub fn check_memory(plan: &Plan) -> Result<(), RunError> {
+    if plan.force {
+        return Ok(());
+    }
+    let Some(available) = crate::monitor::available_memory() else {
+        return Ok(());
+    };
+    let users = plan.max_users();
+    // A class's users share instances per worker: at least one per worker, one per 500 users.
+    let instances = (users as u64).div_ceil(crate::plugin::GROUP_SIZE as u64) + plan.workers as u64;
+    let needed = (users as u64)
+        .saturating_mul(PER_USER_BYTES)
+        .saturating_add(instances.saturating_mul(PER_INSTANCE_BYTES));
+    if needed > available {
+        return Err(RunError::Memory {
+            users,
+            needed,
+            available,
+        });
+    }
+    Ok(())
 }
 
 impl RunError {
@@ -80,6 +118,7 @@ pub async fn run(
     stop: StopHandle,
     on_tick: impl FnMut(&HistoryPoint, Duration),
 ) -> Result<RunResult, RunError> {
+    check_memory(plan)?;
     let (set, classes) = load_plugins(plan).await?;
     let data = DataSets::load(&plan.data)?;
 
@@ -89,7 +128,7 @@ pub async fn run(
         Some(target) => target.clone(),
         None => {
             let child = DemoChild::start()?;
-            eprintln!(
+            crate::errln!(
                 "No target given (-H or LOAD_TEST_HOST): started the built-in demo server at {} (pid {})",
                 child.url,
                 child.child.id()
@@ -112,6 +151,8 @@ pub async fn run(
         seed: plan.seed,
         limits: plan.limits,
         trace: plan.trace,
+        redactor: Arc::new(plan.client.redactor()),
+        stop: stop.clone(),
     });
     let plugins = set.plugins.clone();
     let behaviours = Behaviours {

@@ -203,14 +203,17 @@ pub fn parse(file: &str, text: &str) -> Result<Scenario, ScenarioError> {
             "use letters, digits, - and _ (it names report files)".into(),
         ));
     }
-    let users = raw
-        .users
-        .as_ref()
-        .map(|u| positive(u, "users"))
-        .transpose()?;
-    if let (Some(0), Some(u)) = (users, raw.users.as_ref()) {
-        return Err(err(Some(u.span()), "users", "must be at least 1".into()));
-    }
+    let users = match &raw.users {
+        Some(u) if *u.get_ref() < 1 => {
+            return Err(err(
+                Some(u.span()),
+                "users",
+                format!("{} — the number of users must be at least 1", u.get_ref()),
+            ))
+        }
+        Some(u) => Some(*u.get_ref() as usize),
+        None => None,
+    };
     let spawn_rate = match &raw.spawn_rate {
         Some(r) if !(*r.get_ref() > 0.0 && r.get_ref().is_finite()) => {
             return Err(err(
@@ -376,7 +379,7 @@ mod tests {
             .starts_with("bad.toml:3: field `users`: invalid type"));
         assert_eq!(
             error_of("name = \"x\"\nusers = -5\n"),
-            "bad.toml:2: field `users`: -5 is negative — give a number of users ≥ 0"
+            "bad.toml:2: field `users`: -5 — the number of users must be at least 1"
         );
         assert!(error_of("name = \"x\"\nrun-time = \"5 minutes\"\n")
             .starts_with("bad.toml:2: field `run-time`: `5 minutes` is not a duration"));

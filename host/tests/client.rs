@@ -85,6 +85,7 @@ fn connection(url: &str, tls: Option<rustls::ClientConfig>) -> Connection {
         default_headers: Arc::default(),
         timeout: Duration::from_secs(5),
         tls: tls.map(Arc::new),
+        max_body_size: perfhost::client::DEFAULT_MAX_BODY_SIZE,
     })
 }
 
@@ -98,6 +99,7 @@ async fn get(conn: &mut Connection, path: &str, follow: bool) -> Result<(u16, St
             body: Bytes::new(),
             timeout: None,
             follow_redirects: follow,
+            discard_body: false,
         })
         .await?;
     Ok((

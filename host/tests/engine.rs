@@ -244,6 +244,7 @@ fn zero_config_run_uses_the_demo_server_and_leaves_no_child() {
 /// difference is small (the probe plugin records `measured − server` per request).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn recorded_latency_covers_the_server_time_and_adds_little() {
+    let _serial = support::serial().await;
     let config = perfhost::demo::DemoConfig {
         latency: Some(perfhost::demo::LatencyRange {
             min: Duration::from_millis(2),
@@ -281,6 +282,7 @@ async fn recorded_latency_covers_the_server_time_and_adds_little() {
 /// Waits are honoured and each user keeps one connection (timestamps taken by the server).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn waits_are_honoured_over_one_keep_alive_connection_per_user() {
+    let _serial = support::serial().await;
     let server = RecordingServer::start(Mode::Auditor).await;
     let mut plan = support::plan(&server.url(), &[&support::fixture("fixture_sequential")]);
     plan.load = LoadShape::ramp(2, 10.0);
@@ -308,6 +310,7 @@ async fn waits_are_honoured_over_one_keep_alive_connection_per_user() {
 /// Users start at the spawn rate: first requests are 1/rate apart.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn users_start_at_the_spawn_rate() {
+    let _serial = support::serial().await;
     let server = RecordingServer::start(Mode::Auditor).await;
     let mut plan = support::plan(&server.url(), &[&support::fixture("fixture_sequential")]);
     plan.load = LoadShape::ramp(5, 4.0);

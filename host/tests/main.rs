@@ -3,6 +3,8 @@
 mod client;
 mod demo;
 mod engine;
+mod faults;
+mod hostile;
 mod layers;
 mod plugins;
 mod report;

@@ -89,6 +89,7 @@ async fn every_preset_runs_shortened_without_failures() {
 /// Users sampled each second follow the stages within one spawn step, up and down.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn users_follow_the_stages_up_and_down() {
+    let _serial = support::serial().await;
     let server = RecordingServer::start(Mode::Auditor).await;
     let dir = std::env::temp_dir().join(format!("perfhost-stages-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();

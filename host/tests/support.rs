@@ -199,3 +199,10 @@ pub async fn perfhost(args: &[&str], cwd: &std::path::Path) -> std::process::Out
     .await
     .expect("the blocking task ends")
 }
+
+/// Tests whose assertions depend on timing take this lock, so they do not run beside each
+/// other on the 2 cores (`cargo test` runs tests in parallel).
+pub async fn serial() -> tokio::sync::MutexGuard<'static, ()> {
+    static LOCK: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+    LOCK.lock().await
+}

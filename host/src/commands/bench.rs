@@ -48,7 +48,7 @@ pub fn main(args: BenchArgs) -> u8 {
             None => match DemoChild::start() {
                 Ok(child) => Some(child),
                 Err(err) => {
-                    eprintln!("error: cannot start the built-in demo server: {err}");
+                    crate::errln!("error: cannot start the built-in demo server: {err}");
                     return exit::UNREACHABLE;
                 }
             },
@@ -57,7 +57,7 @@ pub fn main(args: BenchArgs) -> u8 {
         let target = match Target::parse(&url) {
             Ok(t) => Arc::new(t),
             Err(err) => {
-                eprintln!("error: {err}");
+                crate::errln!("error: {err}");
                 return exit::USAGE;
             }
         };
@@ -67,19 +67,19 @@ pub fn main(args: BenchArgs) -> u8 {
         let spec = match PluginSpec::resolve("bench_verify") {
             Ok(spec) => spec,
             Err(err) => {
-                eprintln!("error: {err}");
+                crate::errln!("error: {err}");
                 return exit::USAGE;
             }
         };
         let set = match PluginSet::load(vec![spec], RuntimeOptions::default()).await {
             Ok(set) => Arc::new(set),
             Err(err) => {
-                eprintln!("error: {err}");
+                crate::errln!("error: {err}");
                 return exit::USAGE;
             }
         };
-        println!("perfhost bench: verify loop (3 sources, response checked) against {url}, {} per run, {} cores", format_duration(args.duration), workers());
-        println!("{:<8} {:>6} {:>10} {:>9} {:>10} {:>14}", "kind", "users", "requests", "failures", "req/s", "CPU µs/req");
+        crate::outln!("perfhost bench: verify loop (3 sources, response checked) against {url}, {} per run, {} cores", format_duration(args.duration), workers());
+        crate::outln!("{:<8} {:>6} {:>10} {:>9} {:>10} {:>14}", "kind", "users", "requests", "failures", "req/s", "CPU µs/req");
         let mut rows = Vec::new();
         for &users in &args.users {
             let native = {
@@ -89,7 +89,7 @@ pub fn main(args: BenchArgs) -> u8 {
             };
             let wasm = measure_wasm(set.clone(), &target, users, args.duration).await;
             for m in native.into_iter().chain(std::iter::once(wasm)) {
-                println!(
+                crate::outln!(
                     "{:<8} {:>6} {:>10} {:>9} {:>10.0} {:>14.1}",
                     m.kind,
                     m.users,
@@ -104,12 +104,12 @@ pub fn main(args: BenchArgs) -> u8 {
         }
         for pair in rows.chunks(2) {
             if let [native, wasm] = pair {
-                println!("wasm / native at {} users: {:.2}x CPU per request", wasm.users, wasm.cpu_us_per_request() / native.cpu_us_per_request().max(1e-9));
+                crate::outln!("wasm / native at {} users: {:.2}x CPU per request", wasm.users, wasm.cpu_us_per_request() / native.cpu_us_per_request().max(1e-9));
             }
         }
         match idle_rss_per_user(&set, &target, args.idle_users).await {
-            Some(kib) => println!("idle RSS per WASM user ({} users instantiated): {kib:.1} KiB", args.idle_users),
-            None => println!("idle RSS per WASM user: could not instantiate {} users", args.idle_users),
+            Some(kib) => crate::outln!("idle RSS per WASM user ({} users instantiated): {kib:.1} KiB", args.idle_users),
+            None => crate::outln!("idle RSS per WASM user: could not instantiate {} users", args.idle_users),
         }
         drop(demo);
         exit::OK

@@ -150,7 +150,7 @@ pub fn main(args: DemoArgs) -> u8 {
     match run(args) {
         Ok(()) => exit::OK,
         Err(e) => {
-            eprintln!("error: {e}");
+            crate::errln!("error: {e}");
             exit::USAGE
         }
     }

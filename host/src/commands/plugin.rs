@@ -29,7 +29,7 @@ pub fn main(cmd: PluginCommand) -> u8 {
     match cmd {
         PluginCommand::Export { name, output } => {
             let Some(bytes) = builtin::bytes(&name) else {
-                eprintln!(
+                crate::errln!(
                     "error: unknown built-in plugin `{name}`: the built-ins are {}",
                     builtin::ALL.join(", ")
                 );
@@ -40,11 +40,11 @@ pub fn main(cmd: PluginCommand) -> u8 {
             });
             match std::fs::write(&path, bytes) {
                 Ok(()) => {
-                    println!("wrote {} ({} bytes)", path.display(), bytes.len());
+                    crate::outln!("wrote {} ({} bytes)", path.display(), bytes.len());
                     exit::OK
                 }
                 Err(err) => {
-                    eprintln!("error: cannot write {}: {err}", path.display());
+                    crate::errln!("error: cannot write {}: {err}", path.display());
                     exit::USAGE
                 }
             }
@@ -56,7 +56,7 @@ pub fn main(cmd: PluginCommand) -> u8 {
             {
                 Ok(rt) => rt,
                 Err(err) => {
-                    eprintln!("error: {err}");
+                    crate::errln!("error: {err}");
                     return exit::USAGE;
                 }
             };
@@ -67,20 +67,21 @@ pub fn main(cmd: PluginCommand) -> u8 {
             let set = match loaded {
                 Ok(set) => set,
                 Err(err) => {
-                    eprintln!("error: {err}");
+                    crate::errln!("error: {err}");
                     return exit::USAGE;
                 }
             };
             let info = &set.plugins[0];
             if json {
-                println!("{}", serde_json::to_string_pretty(info).unwrap_or_default());
+                crate::outln!("{}", serde_json::to_string_pretty(info).unwrap_or_default());
                 return exit::OK;
             }
-            println!("plugin    {} ({})", info.name, info.source);
-            println!("contract  {}", info.contract);
-            println!(
+            crate::outln!("plugin    {} ({})", info.name, info.source);
+            crate::outln!("contract  {}", info.contract);
+            crate::outln!(
                 "size      {} bytes, sha256 {}",
-                info.size_bytes, info.sha256
+                info.size_bytes,
+                info.sha256
             );
             for class in &info.classes {
                 let wait = match &class.wait {
@@ -92,7 +93,7 @@ pub fn main(cmd: PluginCommand) -> u8 {
                     }
                     WaitTime::Custom => "custom (next-wait-ms)".into(),
                 };
-                println!(
+                crate::outln!(
                     "class     {} (weight {}, wait {wait}{})",
                     class.name,
                     class.weight,
@@ -105,15 +106,16 @@ pub fn main(cmd: PluginCommand) -> u8 {
                     } else {
                         0.0
                     };
-                    println!(
+                    crate::outln!(
                         "  task {i:<3} {:<28} weight {:>3} ({share:.0}%)",
-                        task.name, task.weight
+                        task.name,
+                        task.weight
                     );
                 }
             }
-            println!("imports");
+            crate::outln!("imports");
             for import in &info.imports {
-                println!("  {import}");
+                crate::outln!("  {import}");
             }
             exit::OK
         }

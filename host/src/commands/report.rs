@@ -32,7 +32,7 @@ pub fn main(args: ReportArgs) -> u8 {
     let result = match load_result(&args.result) {
         Ok(result) => result,
         Err(err) => {
-            eprintln!("error: {err}");
+            crate::errln!("error: {err}");
             return exit::USAGE;
         }
     };
@@ -43,19 +43,21 @@ pub fn main(args: ReportArgs) -> u8 {
         png_dir: args.png_dir,
     };
     if outputs.is_empty() {
-        print!("{}", summary_table(&result));
-        eprintln!("(no --html, --csv, --markdown or --png-dir given: printed the summary only)");
+        crate::out!("{}", summary_table(&result));
+        crate::errln!(
+            "(no --html, --csv, --markdown or --png-dir given: printed the summary only)"
+        );
         return exit::OK;
     }
     match write_reports(&result, &outputs) {
         Ok(written) => {
             for path in written.iter().filter(|p| p.as_os_str() != "-") {
-                eprintln!("wrote {}", path.display());
+                crate::errln!("wrote {}", path.display());
             }
             exit::OK
         }
         Err(err) => {
-            eprintln!("error: {err}");
+            crate::errln!("error: {err}");
             exit::USAGE
         }
     }

@@ -20,23 +20,32 @@ pub fn main(args: RunArgs) -> u8 {
     let plan = match config::resolve(&args, &|k| std::env::var(k).ok()) {
         Ok(plan) => plan,
         Err(err) => {
-            eprintln!("error: {err}");
+            crate::errln!("error: {err}");
             return exit::USAGE;
         }
     };
     crate::logging::set_level(&plan.log_level);
     if args.print_config {
-        print!("{}", config::describe(&plan));
+        crate::out!("{}", config::describe(&plan));
         return exit::OK;
     }
     if args.dry_run {
-        print!("{}", config::describe(&plan));
+        // A dry run checks what the real run would: memory, plugins, classes and weights.
+        if let Err(err) = dry_check(&plan) {
+            crate::errln!("error: {err}");
+            return err.exit_code();
+        }
+        crate::out!("{}", config::describe(&plan));
         let length = plan
             .stop
             .run_time
             .unwrap_or(plan.load.duration().max(Duration::from_secs(60)));
-        println!("\n{}", crate::scenario::curve(&plan.load, length));
+        crate::outln!("\n{}", crate::scenario::curve(&plan.load, length));
         return exit::OK;
+    }
+    if let Err(err) = crate::runner::check_memory(&plan) {
+        crate::errln!("error: {err}");
+        return err.exit_code();
     }
     raise_fd_limit(plan.max_users());
     let runtime = match control_runtime() {
@@ -51,6 +60,18 @@ pub fn main(args: RunArgs) -> u8 {
             Err(code) => code,
         }
     })
+}
+
+/// What `--dry-run` checks before printing the plan.
+fn dry_check(plan: &Plan) -> Result<(), crate::RunError> {
+    crate::runner::check_memory(plan)?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| crate::RunError::Plugin(crate::plugin::PluginError::Engine(e.to_string())))?;
+    runtime
+        .block_on(crate::runner::load_plugins(plan))
+        .map(|_| ())
 }
 
 /// Runs one plan, prints the summary and writes the reports; returns the result and the exit
@@ -74,7 +95,7 @@ async fn run_and_report(plan: &Plan, stop: StopHandle) -> Result<(RunResult, u8)
         Some(prefix) => match report::HistoryCsvWriter::create(prefix) {
             Ok(writer) => Some(writer),
             Err(err) => {
-                eprintln!("error: cannot write {}: {err}", prefix.display());
+                crate::errln!("error: cannot write {}: {err}", prefix.display());
                 return Err(exit::USAGE);
             }
         },
@@ -84,27 +105,27 @@ async fn run_and_report(plan: &Plan, stop: StopHandle) -> Result<(RunResult, u8)
         status_line(point, elapsed, total, users, tty);
         if let Some(writer) = history.as_mut() {
             if let Err(err) = writer.append(point) {
-                eprintln!("error: cannot write {}: {err}", writer.path().display());
+                crate::errln!("error: cannot write {}: {err}", writer.path().display());
             }
         }
     })
     .await;
     if tty {
-        eprintln!();
+        crate::errln!();
     }
     let result = match result {
         Ok(result) => result,
         Err(err) => {
-            eprintln!("error: {err}");
+            crate::errln!("error: {err}");
             return Err(err.exit_code());
         }
     };
-    println!("{}", report::summary_table(&result));
+    crate::outln!("{}", report::summary_table(&result));
     if let Some(hint) = report::wrong_target_hint(&result) {
-        eprintln!("{hint}");
+        crate::errln!("{hint}");
     }
     if out.json {
-        println!("{}", result.stats_json());
+        crate::outln!("{}", result.stats_json());
     }
     let outputs = report::ReportOutputs {
         csv_prefix,
@@ -115,10 +136,10 @@ async fn run_and_report(plan: &Plan, stop: StopHandle) -> Result<(RunResult, u8)
         match report::write_reports(&result, &outputs) {
             Ok(paths) => {
                 for path in paths {
-                    eprintln!("Report written to {}", path.display());
+                    crate::errln!("Report written to {}", path.display());
                 }
             }
-            Err(err) => eprintln!("error: {err}"),
+            Err(err) => crate::errln!("error: {err}"),
         }
     }
     let path = out
@@ -127,8 +148,8 @@ async fn run_and_report(plan: &Plan, stop: StopHandle) -> Result<(RunResult, u8)
         .or_else(|| (!out.no_report).then(|| with_suffix(&stem, ".json")));
     if let Some(path) = path {
         match result.write_json(&path) {
-            Ok(()) => eprintln!("Result written to {}", path.display()),
-            Err(err) => eprintln!("error: cannot write {}: {err}", path.display()),
+            Ok(()) => crate::errln!("Result written to {}", path.display()),
+            Err(err) => crate::errln!("error: cannot write {}: {err}", path.display()),
         }
     }
     let code = if result.meta.interrupted {
@@ -157,7 +178,7 @@ fn run_all(args: RunArgs) -> u8 {
         match config::resolve(&scenario_args, &|k| std::env::var(k).ok()) {
             Ok(plan) => plans.push(plan),
             Err(err) => {
-                eprintln!("error: {err}");
+                crate::errln!("error: {err}");
                 return exit::USAGE;
             }
         }
@@ -167,7 +188,7 @@ fn run_all(args: RunArgs) -> u8 {
     }
     if args.dry_run || args.print_config {
         for plan in &plans {
-            println!(
+            crate::outln!(
                 "== {} ==\n{}",
                 plan.outputs.run_name,
                 config::describe(plan)
@@ -186,7 +207,7 @@ fn run_all(args: RunArgs) -> u8 {
                 break;
             }
             if i > 0 {
-                eprintln!(
+                crate::errln!(
                     "Pausing {} before {}…",
                     format_duration(args.pause),
                     plan.outputs.run_name
@@ -196,7 +217,7 @@ fn run_all(args: RunArgs) -> u8 {
                     _ = stop.stopped() => break,
                 }
             }
-            eprintln!("== scenario {} ==", plan.outputs.run_name);
+            crate::errln!("== scenario {} ==", plan.outputs.run_name);
             // The engine stops its own handle at the end of a run: give each run a fresh one
             // that a signal still reaches.
             let run_stop = StopHandle::default();
@@ -205,6 +226,8 @@ fn run_all(args: RunArgs) -> u8 {
                 tokio::spawn(async move {
                     signals.stopped().await;
                     run_stop.interrupt();
+                    signals.forced().await;
+                    run_stop.force();
                 })
             };
             let outcome = run_and_report(plan, run_stop).await;
@@ -220,14 +243,18 @@ fn run_all(args: RunArgs) -> u8 {
                 }
             }
         }
-        println!("Summary of all scenarios");
-        println!(
+        crate::outln!("Summary of all scenarios");
+        crate::outln!(
             "{:<10} {:>9} {:>9} {:>9} {:>9}  verdict",
-            "scenario", "requests", "failures", "req/s", "p95 ms"
+            "scenario",
+            "requests",
+            "failures",
+            "req/s",
+            "p95 ms"
         );
         for (name, result) in rows {
             match result {
-                Some(r) => println!(
+                Some(r) => crate::outln!(
                     "{:<10} {:>9} {:>9} {:>9.1} {:>9.1}  {}",
                     name,
                     r.total.requests,
@@ -236,7 +263,7 @@ fn run_all(args: RunArgs) -> u8 {
                     r.total.percentile(Percentile::P95),
                     if r.has_failures() { "FAILED" } else { "passed" }
                 ),
-                None => println!("{name:<10} did not run"),
+                None => crate::outln!("{name:<10} did not run"),
             }
         }
         if stop.was_interrupted() {
@@ -261,18 +288,22 @@ pub(crate) fn control_runtime() -> Result<tokio::runtime::Runtime, u8> {
         .enable_all()
         .build()
         .map_err(|err| {
-            eprintln!("error: cannot start the runtime: {err}");
+            crate::errln!("error: cannot start the runtime: {err}");
             exit::USAGE
         })
 }
 
-/// Ctrl-C / SIGTERM stop the run as interrupted (results are still written, exit 130).
+/// Ctrl-C / SIGTERM stop the run as interrupted (results are still written, exit 130); a
+/// second one cancels what is still in flight at once instead of waiting for the stop timeout.
 fn interrupt_on_signal(stop: &StopHandle) {
     let stop = stop.clone();
     tokio::spawn(async move {
         wait_for_signal().await;
-        eprintln!("\nInterrupted: stopping users and writing results…");
+        crate::errln!("\nInterrupted: stopping users and writing results… (interrupt again to cancel in-flight requests now)");
         stop.interrupt();
+        wait_for_signal().await;
+        crate::errln!("\nInterrupted again: cancelling in-flight requests and writing results now");
+        stop.force();
     });
 }
 
@@ -335,7 +366,7 @@ pub(crate) fn raise_fd_limit(users: usize) {
         }
     }
     if limit.rlim_cur < needed {
-        eprintln!(
+        crate::errln!(
             "warning: the open-files limit ({}) is below what {users} users need ({needed}): raise it with `ulimit -n {needed}`",
             limit.rlim_cur
         );

@@ -15,12 +15,12 @@ pub fn main(cmd: ScenarioCommand) -> u8 {
     match cmd {
         ScenarioCommand::List => match scenario::list_table() {
             Ok(table) => {
-                print!("{table}");
-                println!("\nRun one with `perfhost run --scenario NAME` (add e.g. `--run-time 30s` to shorten it).");
+                crate::out!("{table}");
+                crate::outln!("\nRun one with `perfhost run --scenario NAME` (add e.g. `--run-time 30s` to shorten it).");
                 exit::OK
             }
             Err(err) => {
-                eprintln!("error: {err}");
+                crate::errln!("error: {err}");
                 exit::USAGE
             }
         },
@@ -28,7 +28,7 @@ pub fn main(cmd: ScenarioCommand) -> u8 {
             let loaded = match scenario::load(&name) {
                 Ok(s) => s,
                 Err(err) => {
-                    eprintln!("error: {err}");
+                    crate::errln!("error: {err}");
                     return exit::USAGE;
                 }
             };
@@ -38,8 +38,8 @@ pub fn main(cmd: ScenarioCommand) -> u8 {
                 .map(|(_, t)| t.to_string())
                 .or_else(|| std::fs::read_to_string(&loaded.source).ok())
                 .unwrap_or_default();
-            println!("# {}", loaded.source);
-            print!("{text}");
+            crate::outln!("# {}", loaded.source);
+            crate::out!("{text}");
             exit::OK
         }
     }

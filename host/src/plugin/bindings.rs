@@ -16,4 +16,7 @@ wasmtime::component::bindgen!({
 
 /// The contract version this host speaks.
 pub const CONTRACT_PACKAGE: &str = "perfhost:plugin";
-pub const CONTRACT_VERSION: &str = "0.2.0";
+pub const CONTRACT_VERSION: &str = "0.2.1";
+/// The versions this host loads: every 0.2.x up to its own (0.2.x versions only add, and
+/// wasmtime's linker resolves a 0.2.0 import to the 0.2.1 definition).
+pub const COMPATIBLE_VERSIONS: [&str; 2] = ["0.2.0", "0.2.1"];

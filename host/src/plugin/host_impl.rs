@@ -18,6 +18,7 @@ use super::bindings::perfhost::plugin::types::{
 };
 use super::state::GroupState;
 use crate::client::{CompletedResponse, Connection, HttpError, OutgoingRequest};
+use crate::plan::{format_size, Redactor};
 use crate::stats::{FailureSample, RequestRecord, Shard, SAMPLE_BODY_BYTES};
 
 /// A request being built by the guest.
@@ -30,6 +31,7 @@ pub struct RequestState {
     timeout: Option<Duration>,
     follow_redirects: bool,
     catch_response: bool,
+    discard_body: bool,
 }
 
 /// A completed response held for the guest; its verdict may still be pending.
@@ -54,6 +56,8 @@ pub struct UserContextState {
     /// The user's keep-alive connection; taken out while a request is in flight, so no borrow
     /// of the Store spans the exchange.
     pub conn: Option<Connection>,
+    /// The user runs its `on-stop`: its requests still go out while the run stops.
+    pub in_on_stop: bool,
 }
 
 impl TypesHost for GroupState {}
@@ -95,7 +99,7 @@ fn settle(shard: &Shard, state: &mut ResponseState, verdict: Option<Result<(), S
         method: &state.method,
         name: &state.name,
         latency_us: state.response.latency.as_micros() as u64,
-        content_bytes: state.response.body.len() as u64,
+        content_bytes: state.response.body_size,
         error: failure.as_deref(),
     };
     match &failure {
@@ -139,6 +143,13 @@ impl GroupState {
             if let Ok(state) = self.table.get_mut(&resource) {
                 settle(&self.shard, state, None);
             }
+        }
+    }
+
+    /// User `ctx` runs its `on-stop`: its requests go out even while the run stops.
+    pub fn enter_on_stop(&mut self, ctx: u32) {
+        if let Ok(user) = self.table.get_mut(&user_of(ctx)) {
+            user.in_on_stop = true;
         }
     }
 
@@ -227,6 +238,7 @@ impl HostRequest for GroupState {
             timeout: None,
             follow_redirects: true,
             catch_response: false,
+            discard_body: false,
         })?)
     }
 
@@ -268,6 +280,11 @@ impl HostRequest for GroupState {
         Ok(())
     }
 
+    fn discard_body(&mut self, req: Resource<RequestState>) -> wasmtime::Result<()> {
+        self.table.get_mut(&req)?.discard_body = true;
+        Ok(())
+    }
+
     fn drop(&mut self, req: Resource<RequestState>) -> wasmtime::Result<()> {
         self.table.delete(req)?;
         Ok(())
@@ -301,11 +318,22 @@ impl HostResponse for GroupState {
     }
 
     fn body(&mut self, resp: Resource<ResponseState>) -> wasmtime::Result<Vec<u8>> {
-        Ok(self.table.get(&resp)?.response.body.to_vec())
+        let response = &self.table.get(&resp)?.response;
+        let body = response.body.to_vec();
+        if response.truncated {
+            // The plugin reads a body the host could not keep whole: say so in the stats.
+            let reason = format!(
+                "response body of {} exceeds --max-body-size {}: only its beginning was kept — raise --max-body-size, or use discard-body if the body is not needed",
+                format_size(response.body_size as usize),
+                format_size(self.env.client.max_body_size)
+            );
+            self.verdict(&resp, Err(reason))?;
+        }
+        Ok(body)
     }
 
     fn body_size(&mut self, resp: Resource<ResponseState>) -> wasmtime::Result<u64> {
-        Ok(self.table.get(&resp)?.response.body.len() as u64)
+        Ok(self.table.get(&resp)?.response.body_size)
     }
 
     fn elapsed_us(&mut self, resp: Resource<ResponseState>) -> wasmtime::Result<u64> {
@@ -336,6 +364,8 @@ struct Outgoing {
     name: String,
     conn: Connection,
     shard: std::sync::Arc<Shard>,
+    /// Never sent (the run is stopping): not recorded.
+    refused: bool,
 }
 
 impl GroupState {
@@ -353,18 +383,25 @@ impl GroupState {
             std::mem::take(&mut req.name)
         };
         let client = &self.env.client;
-        let conn = self
-            .table
-            .get_mut(ctx)?
+        let user = self.table.get_mut(ctx)?;
+        let conn = user
             .conn
             .take()
             .unwrap_or_else(|| Connection::new(client.clone()));
-        let request = outgoing_request(&self.env.client.target, &req);
+        // Once the run stops, new requests are refused at once (a plugin looping requests must
+        // not keep loading the target for the stop timeout); `on-stop` may still send.
+        let refused = self.env.stop.is_stopping() && !user.in_on_stop;
+        let request = if refused {
+            Err(HttpError::Cancelled)
+        } else {
+            outgoing_request(&self.env.client.target, &req)
+        };
         let sent = Outgoing {
             req,
             name,
             conn,
             shard: self.shard.clone(),
+            refused,
         };
         Ok((request, sent))
     }
@@ -378,7 +415,11 @@ impl GroupState {
     ) -> wasmtime::Result<Result<Resource<ResponseState>, WitHttpError>> {
         self.clock.host_activity();
         let Outgoing {
-            req, name, conn, ..
+            req,
+            name,
+            conn,
+            refused,
+            ..
         } = sent;
         let user = self.table.get_mut(ctx)?;
         user.conn = Some(conn);
@@ -386,8 +427,11 @@ impl GroupState {
         match result {
             Ok(response) => {
                 if self.env.trace {
-                    trace_exchange(user_id, &req, &response);
+                    trace_exchange(user_id, &req, &response, &self.env.redactor);
                 }
+                // A body cut at --max-body-size keeps its verdict open until the task ends: reading
+                // it makes the request a failure (see `body`).
+                let deferred = req.catch_response || response.truncated;
                 let mut state = ResponseState {
                     owner: ctx.rep(),
                     method: req.method,
@@ -395,23 +439,26 @@ impl GroupState {
                     response,
                     settled: false,
                 };
-                if !req.catch_response {
+                if !deferred {
                     settle(&self.shard, &mut state, None);
                 }
                 let handle = self.table.push(state)?;
-                if req.catch_response {
+                if deferred {
                     self.table.get_mut(ctx)?.pending.push(handle.rep());
                 }
                 Ok(Ok(handle))
             }
             Err(err) => {
                 if self.env.trace {
-                    eprintln!(
+                    let line = format!(
                         "[user {user_id}] {} {} -> error: {err}",
                         req.method, req.path
                     );
+                    crate::console::errln(&self.env.redactor.redact(&line));
                 }
-                self.record_error(&req.method, &name, started.elapsed(), &err);
+                if !refused {
+                    self.record_error(&req.method, &name, started.elapsed(), &err);
+                }
                 Ok(Err(wit_error(&err)))
             }
         }
@@ -463,12 +510,15 @@ impl HostUserContext for GroupState {
         message: String,
     ) -> wasmtime::Result<()> {
         let user = self.table.get(&ctx)?.user_id;
-        match level {
-            LogLevel::Trace => tracing::trace!(user, "{message}"),
-            LogLevel::Debug => tracing::debug!(user, "{message}"),
-            LogLevel::Info => tracing::info!(user, "{message}"),
-            LogLevel::Warn => tracing::warn!(user, "{message}"),
-            LogLevel::Error => tracing::error!(user, "{message}"),
+        let level = match level {
+            LogLevel::Trace => tracing::Level::TRACE,
+            LogLevel::Debug => tracing::Level::DEBUG,
+            LogLevel::Info => tracing::Level::INFO,
+            LogLevel::Warn => tracing::Level::WARN,
+            LogLevel::Error => tracing::Level::ERROR,
+        };
+        if let Ok(mut log) = self.log.lock() {
+            log.emit(level, Some(user), &message);
         }
         Ok(())
     }
@@ -550,22 +600,25 @@ fn outgoing_request(
         body: req.body.clone(),
         timeout: req.timeout,
         follow_redirects: req.follow_redirects,
+        discard_body: req.discard_body,
     })
 }
 
-fn trace_exchange(user: u64, req: &RequestState, resp: &CompletedResponse) {
+fn trace_exchange(user: u64, req: &RequestState, resp: &CompletedResponse, redactor: &Redactor) {
     let body = String::from_utf8_lossy(&req.body);
-    eprintln!(
+    let sent = format!(
         "[user {user}] --> {} {} {}",
         req.method,
         req.path,
         body.chars().take(2048).collect::<String>()
     );
+    crate::console::errln(&redactor.redact(&sent));
     let text = String::from_utf8_lossy(&resp.body);
-    eprintln!(
+    let received = format!(
         "[user {user}] <-- {} in {:.1} ms: {}",
         resp.status.as_u16(),
         resp.latency.as_secs_f64() * 1000.0,
         text.chars().take(2048).collect::<String>()
     );
+    crate::console::errln(&redactor.redact(&received));
 }

@@ -27,7 +27,7 @@ pub use cache::{cache_hits, compiles};
 pub use state::RunEnv;
 pub use user::{Group, GroupError, TaskOutcome, UserHandle, GROUP_SIZE};
 
-use bindings::{PluginPre, CONTRACT_PACKAGE, CONTRACT_VERSION};
+use bindings::{PluginPre, COMPATIBLE_VERSIONS, CONTRACT_PACKAGE, CONTRACT_VERSION};
 use state::GroupState;
 
 /// Linear memory of one plugin instance (a group of up to `GROUP_SIZE` users), at most: 500
@@ -43,10 +43,12 @@ pub const DEFAULT_LIMITS: SandboxLimits = SandboxLimits {
     cpu_budget: DEFAULT_CPU_BUDGET,
     memory_cap: DEFAULT_MEMORY_CAP,
 };
-/// Epoch tick: how often a running guest is checked against its CPU budget (and yields, so
-/// the other users of its instance go on). 10 ms costs nothing measurable (one thread wakes
-/// 100 times a second) and bounds how long a spinning guest holds its worker before yielding.
-pub(crate) const EPOCH_TICK: Duration = Duration::from_millis(10);
+/// Epoch tick: how often a running guest is checked against its CPU budget and yields, so
+/// the other users of its worker — other classes too — get their turn. A spinning plugin beside
+/// `burst_user` added 10 ms to BurstUser's p99 at a 10 ms tick and ~1 ms at 1 ms
+/// (docs/benchmarks.md, "A spinning plugin"); the ticker thread waking 1,000 times a second
+/// costs far less than that.
+pub(crate) const EPOCH_TICK: Duration = Duration::from_millis(1);
 
 /// Problems loading a plugin; each message names the plugin and the fix.
 #[derive(Debug, thiserror::Error)]
@@ -64,7 +66,7 @@ pub enum PluginError {
     CoreModule(String),
     #[error("{name} is not a valid WebAssembly component: {why} — rebuild it")]
     Invalid { name: String, why: String },
-    #[error("{name} was built for {found}, but this perfhost speaks {CONTRACT_PACKAGE}@{CONTRACT_VERSION} — rebuild the plugin against this perfhost's wit/")]
+    #[error("{name} was built for {found}, but this perfhost speaks {CONTRACT_PACKAGE}@{} — rebuild the plugin against this perfhost's wit/", COMPATIBLE_VERSIONS.join(" … "))]
     Version { name: String, found: String },
     #[error("{name} does not export {CONTRACT_PACKAGE}/behaviour — it is not a perfhost plugin (it must target the world `plugin` in wit/)")]
     NotAPlugin { name: String },
@@ -214,7 +216,7 @@ async fn compile_all(
                 name: spec.name.clone(),
                 why: why.to_string(),
             })?;
-        check_contract(engine, &spec.name, &component)?;
+        let contract = check_contract(engine, &spec.name, &component)?;
         let linker = linker(engine).map_err(|e| PluginError::Engine(e.to_string()))?;
         let pre = linker
             .instantiate_pre(&component)
@@ -235,7 +237,7 @@ async fn compile_all(
             name: spec.name.clone(),
             source: spec.source.clone(),
             sha256: hex(&Sha256::digest(&spec.bytes[..])),
-            contract: format!("{CONTRACT_PACKAGE}@{CONTRACT_VERSION}"),
+            contract,
             classes,
             imports,
             size_bytes: spec.bytes.len(),
@@ -261,16 +263,20 @@ fn check_header(name: &str, bytes: &[u8]) -> Result<(), PluginError> {
     }
 }
 
-/// Finds the behaviour export and checks its version.
-fn check_contract(engine: &Engine, name: &str, component: &Component) -> Result<(), PluginError> {
-    let wanted = format!("{CONTRACT_PACKAGE}/behaviour@{CONTRACT_VERSION}");
+/// Finds the behaviour export and checks its version; returns the contract it was built for.
+fn check_contract(
+    engine: &Engine,
+    name: &str,
+    component: &Component,
+) -> Result<String, PluginError> {
+    let prefix = format!("{CONTRACT_PACKAGE}/behaviour@");
     let ty = component.component_type();
     let mut other = None;
     for (export, _) in ty.exports(engine) {
-        if export == wanted {
-            return Ok(());
-        }
-        if let Some(version) = export.strip_prefix(&format!("{CONTRACT_PACKAGE}/behaviour@")) {
+        if let Some(version) = export.strip_prefix(&prefix) {
+            if COMPATIBLE_VERSIONS.contains(&version) {
+                return Ok(format!("{CONTRACT_PACKAGE}@{version}"));
+            }
             other = Some(format!("{CONTRACT_PACKAGE}@{version}"));
         }
     }

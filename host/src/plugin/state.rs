@@ -17,8 +17,9 @@ use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 use super::data::DataSets;
 use crate::client::ClientConfig;
 use crate::plan::seed::{self, Stream};
-use crate::plan::SandboxLimits;
+use crate::plan::{Redactor, SandboxLimits};
 use crate::stats::Shard;
+use crate::stop::StopHandle;
 
 /// What every user of a run shares.
 pub struct RunEnv {
@@ -30,6 +31,10 @@ pub struct RunEnv {
     pub limits: SandboxLimits,
     /// Print every request and response (`--trace`).
     pub trace: bool,
+    /// Takes every configured secret out of what is printed or logged.
+    pub redactor: Arc<Redactor>,
+    /// The run's stop: once set, new requests (outside `on-stop`) are refused.
+    pub stop: StopHandle,
 }
 
 /// The memory cap of one instance. A growth beyond it traps with `MemoryCapExceeded` and
@@ -67,6 +72,65 @@ impl ResourceLimiter for MemoryCap {
         maximum: Option<usize>,
     ) -> wasmtime::Result<bool> {
         Ok(maximum.is_none_or(|max| desired <= max))
+    }
+}
+
+/// Plugin log lines per instance and second, at most: enough for any debugging session, while
+/// a plugin logging in a loop cannot flood the terminal or the disk (a 1 GB stderr in 8 s was
+/// seen before this cap). Lines beyond are counted and reported once a second.
+pub const LOG_LINES_PER_SECOND: u32 = 50;
+
+/// Where an instance's log lines (`ctx.log`, stdout, stderr) go: redacted, each cut at
+/// `MAX_MESSAGE_BYTES`, at most `LOG_LINES_PER_SECOND` a second.
+pub struct LogGate {
+    group_id: u64,
+    redactor: Arc<Redactor>,
+    window: std::time::Instant,
+    lines: u32,
+    suppressed: u64,
+}
+
+impl LogGate {
+    pub fn new(group_id: u64, redactor: Arc<Redactor>) -> Self {
+        LogGate {
+            group_id,
+            redactor,
+            window: std::time::Instant::now(),
+            lines: 0,
+            suppressed: 0,
+        }
+    }
+
+    /// Logs `line` of `user` (or a stream's line, `user: None`) at `level`.
+    pub fn emit(&mut self, level: tracing::Level, user: Option<u64>, line: &str) {
+        if self.window.elapsed() >= std::time::Duration::from_secs(1) {
+            if self.suppressed > 0 {
+                tracing::warn!(
+                    group = self.group_id,
+                    "plugin: {} log lines suppressed (at most {LOG_LINES_PER_SECOND} a second per instance)",
+                    self.suppressed
+                );
+            }
+            self.window = std::time::Instant::now();
+            self.lines = 0;
+            self.suppressed = 0;
+        }
+        if self.lines >= LOG_LINES_PER_SECOND {
+            self.suppressed += 1;
+            return;
+        }
+        self.lines += 1;
+        let line = self.redactor.redact(line);
+        let line = crate::stats::cap_message(&line);
+        let group = self.group_id;
+        match (level, user) {
+            (tracing::Level::TRACE, Some(user)) => tracing::trace!(group, user, "plugin: {line}"),
+            (tracing::Level::DEBUG, Some(user)) => tracing::debug!(group, user, "plugin: {line}"),
+            (tracing::Level::WARN, Some(user)) => tracing::warn!(group, user, "plugin: {line}"),
+            (tracing::Level::ERROR, Some(user)) => tracing::error!(group, user, "plugin: {line}"),
+            (_, Some(user)) => tracing::info!(group, user, "plugin: {line}"),
+            (_, None) => tracing::info!(group, "plugin: {line}"),
+        }
     }
 }
 
@@ -111,6 +175,8 @@ pub struct GroupState {
     pub clock: GuestClock,
     /// The guest's last stderr lines: a panic message arrives there before the trap.
     pub stderr_tail: Arc<Mutex<VecDeque<String>>>,
+    /// The instance's log lines, rate-limited and redacted.
+    pub log: Arc<Mutex<LogGate>>,
 }
 
 impl WasiView for GroupState {
@@ -127,7 +193,8 @@ impl GroupState {
     /// `user-context`, seeded per user).
     pub fn new(env: Arc<RunEnv>, shard: Arc<Shard>, group_id: u64) -> Self {
         let stderr_tail = Arc::new(Mutex::new(VecDeque::new()));
-        let wasi = sandboxed_wasi(env.seed, group_id, stderr_tail.clone());
+        let log = Arc::new(Mutex::new(LogGate::new(group_id, env.redactor.clone())));
+        let wasi = sandboxed_wasi(env.seed, group_id, log.clone(), stderr_tail.clone());
         let limits = MemoryCap {
             cap: env.limits.memory_cap,
             exceeded: false,
@@ -139,6 +206,7 @@ impl GroupState {
             shard,
             clock: GuestClock::default(),
             stderr_tail,
+            log,
             env,
         }
     }
@@ -150,6 +218,7 @@ impl GroupState {
             rng: Pcg64Mcg::seed_from_u64(seed::derive(self.env.seed, user_id, Stream::UserContext)),
             pending: Vec::new(),
             conn: None,
+            in_on_stop: false,
         }
     }
 
@@ -172,18 +241,17 @@ impl GroupState {
 fn sandboxed_wasi(
     run_seed: u64,
     group_id: u64,
+    log: Arc<Mutex<LogGate>>,
     stderr_tail: Arc<Mutex<VecDeque<String>>>,
 ) -> WasiCtx {
     let mut builder = WasiCtxBuilder::new();
     builder
         .stdout(GuestOutput {
-            group_id,
-            stream: "stdout",
+            log: log.clone(),
             tail: None,
         })
         .stderr(GuestOutput {
-            group_id,
-            stream: "stderr",
+            log,
             tail: Some(stderr_tail),
         })
         .allow_tcp(false)
@@ -210,8 +278,7 @@ fn sandboxed_wasi(
 /// A guest's stdout or stderr, written line by line into perfhost's log.
 #[derive(Clone)]
 struct GuestOutput {
-    group_id: u64,
-    stream: &'static str,
+    log: Arc<Mutex<LogGate>>,
     tail: Option<Arc<Mutex<VecDeque<String>>>>,
 }
 
@@ -242,11 +309,9 @@ impl LineLogger {
         while let Some(pos) = self.buf.iter().position(|&b| b == b'\n') {
             let line: Vec<u8> = self.buf.drain(..=pos).collect();
             let line = String::from_utf8_lossy(&line[..line.len() - 1]).into_owned();
-            tracing::info!(
-                group = self.out.group_id,
-                stream = self.out.stream,
-                "plugin: {line}"
-            );
+            if let Ok(mut log) = self.out.log.lock() {
+                log.emit(tracing::Level::INFO, None, &line);
+            }
             if let Some(tail) = &self.out.tail {
                 if let Ok(mut tail) = tail.lock() {
                     if tail.len() == TAIL_LINES {

@@ -129,5 +129,31 @@ pub fn load_result(path: &Path) -> Result<RunResult, ReportError> {
             )))
         }
     }
-    serde_json::from_value(value).map_err(|e| not_a_result(e.to_string()))
+    let result: RunResult =
+        serde_json::from_value(value).map_err(|e| not_a_result(e.to_string()))?;
+    // A report drawn from a corrupt histogram would show wrong percentiles: refuse it.
+    for row in result.stats.iter().chain(std::iter::once(&result.total)) {
+        if row.histogram.is_empty() {
+            continue;
+        }
+        match crate::stats::deserialize_histogram(&row.histogram) {
+            Some(h) if h.len() == row.requests => {}
+            Some(h) => {
+                return Err(not_a_result(format!(
+                    "the histogram of `{} {}` holds {} values but the row counts {} requests",
+                    row.method,
+                    row.name,
+                    h.len(),
+                    row.requests
+                )))
+            }
+            None => {
+                return Err(not_a_result(format!(
+                    "the histogram of `{} {}` does not decode (HDR V2 + DEFLATE, base64)",
+                    row.method, row.name
+                )))
+            }
+        }
+    }
+    Ok(result)
 }

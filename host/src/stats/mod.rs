@@ -11,8 +11,8 @@ pub mod summary;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 pub use record::{
-    new_histogram, Entry, FailureSample, Interval, RequestRecord, SampleBook, Shard, Shards,
-    SAMPLE_BODY_BYTES,
+    cap_message, new_histogram, Entry, FailureSample, Interval, RequestRecord, SampleBook, Shard,
+    Shards, MAX_MESSAGE_BYTES, SAMPLE_BODY_BYTES,
 };
 pub use summary::{
     deserialize_histogram, serialize_histogram, EndpointStats, FailureGroup, HistoryEndpoint,
@@ -42,6 +42,7 @@ impl RunStats {
     /// Folds one interval into the run and appends its history point.
     pub fn absorb(&mut self, mut interval: Interval, users: u64, seconds: f64) -> &HistoryPoint {
         self.cap_names(&mut interval);
+        interval.cap_errors(&self.all);
         let total = interval.total();
         let mut endpoints: Vec<HistoryEndpoint> = interval
             .entries
@@ -218,7 +219,7 @@ mod tests {
     /// A failure sample is built only while the run keeps samples: three per name, fifty in all.
     #[test]
     fn samples_are_built_only_when_kept() {
-        let shards = Shards::new(2);
+        let shards = Shards::new(2, Default::default());
         let built = std::cell::Cell::new(0);
         for i in 0..200 {
             let name = format!("/n{}", i % 40);

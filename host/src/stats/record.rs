@@ -10,6 +10,7 @@ use hdrhistogram::Histogram;
 use serde::{Deserialize, Serialize};
 
 use super::unix_now;
+use crate::plan::Redactor;
 
 /// Latencies are recorded in microseconds, 3 significant digits, up to one hour.
 pub const MAX_LATENCY_US: u64 = 3_600_000_000;
@@ -114,6 +115,31 @@ pub struct Interval {
     pub denied: u64,
 }
 
+const OTHER_ERRORS: &str = "other errors (too many distinct messages)";
+const OTHER_TASK_ERRORS: &str = "other task errors (too many distinct messages)";
+
+fn cap_distinct<K: std::hash::Hash + Eq + Clone>(
+    known: &HashMap<K, Seen>,
+    incoming: &mut HashMap<K, Seen>,
+    other: impl Fn(&K) -> K,
+) {
+    let fresh: Vec<K> = incoming
+        .keys()
+        .filter(|k| !known.contains_key(*k))
+        .cloned()
+        .collect();
+    let room = MAX_DISTINCT_ERRORS.saturating_sub(known.len());
+    for key in fresh.into_iter().skip(room) {
+        let replacement = other(&key);
+        if replacement == key {
+            continue;
+        }
+        if let Some(seen) = incoming.remove(&key) {
+            merge_seen(incoming, replacement, seen);
+        }
+    }
+}
+
 fn merge_seen<K: std::hash::Hash + Eq>(into: &mut HashMap<K, Seen>, key: K, seen: Seen) {
     into.entry(key)
         .and_modify(|s| s.merge(seen))
@@ -137,6 +163,18 @@ impl Interval {
             merge_seen(&mut self.task_errors, key, seen);
         }
         self.denied += other.denied;
+    }
+
+    /// Folds failure kinds and task errors that `run` does not know yet into one "other" entry
+    /// each once `run` holds `MAX_DISTINCT_ERRORS` of them: a plugin inventing a new message
+    /// per task cannot grow the result without bound.
+    pub(super) fn cap_errors(&mut self, run: &Interval) {
+        cap_distinct(&run.failures, &mut self.failures, |k| {
+            (k.0.clone(), k.1.clone(), OTHER_ERRORS.to_string())
+        });
+        cap_distinct(&run.task_errors, &mut self.task_errors, |k| {
+            (k.0.clone(), OTHER_TASK_ERRORS.to_string())
+        });
     }
 
     /// The sum over all rows.
@@ -165,7 +203,13 @@ impl SampleBook {
     }
 
     /// Keeps the sample `make` builds, if (method, name) still has room.
-    fn offer(&self, method: &str, name: &str, make: impl FnOnce() -> FailureSample) {
+    fn offer(
+        &self,
+        method: &str,
+        name: &str,
+        redactor: &Redactor,
+        make: impl FnOnce() -> FailureSample,
+    ) {
         if self.full.load(Ordering::Relaxed) {
             return;
         }
@@ -175,7 +219,15 @@ impl SampleBook {
             .filter(|s| s.method == method && s.name == name)
             .count();
         if samples.len() < MAX_SAMPLES && same < SAMPLES_PER_NAME {
-            samples.push(make());
+            let mut sample = make();
+            if !redactor.is_empty() {
+                sample.error = redactor.redact(&sample.error).into_owned();
+                sample.body = redactor.redact(&sample.body).into_owned();
+                for (_, value) in &mut sample.headers {
+                    *value = redactor.redact(value).into_owned();
+                }
+            }
+            samples.push(sample);
         }
         if samples.len() >= MAX_SAMPLES {
             self.full.store(true, Ordering::Relaxed);
@@ -204,11 +256,37 @@ pub struct RequestRecord<'a> {
     pub error: Option<&'a str>,
 }
 
-/// A worker thread's recording shard.
+/// A worker thread's recording shard. Every text it records passes the run's `Redactor`, so
+/// no configured secret reaches a report.
 #[derive(Default)]
 pub struct Shard {
     current: Mutex<Interval>,
     book: Arc<SampleBook>,
+    redactor: Arc<Redactor>,
+}
+
+/// Longest text a plugin can make perfhost keep (a task error or failure reason): 2 KiB shows
+/// any real message; a plugin echoing megabytes cannot blow up the result.
+pub const MAX_MESSAGE_BYTES: usize = 2048;
+/// Distinct failure kinds (method, name, error) and task errors kept per interval: beyond,
+/// new ones are counted under one "other" entry.
+pub const MAX_DISTINCT_ERRORS: usize = 500;
+
+/// `text` cut to `MAX_MESSAGE_BYTES` (on a character boundary) with a marker saying how much
+/// was cut.
+pub fn cap_message(text: &str) -> std::borrow::Cow<'_, str> {
+    if text.len() <= MAX_MESSAGE_BYTES {
+        return std::borrow::Cow::Borrowed(text);
+    }
+    let mut end = MAX_MESSAGE_BYTES;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    std::borrow::Cow::Owned(format!(
+        "{}… [{} more bytes cut]",
+        &text[..end],
+        text.len() - end
+    ))
 }
 
 impl Shard {
@@ -239,12 +317,25 @@ impl Shard {
             .record(rec.latency_us.clamp(1, MAX_LATENCY_US));
         if let Some(error) = rec.error {
             entry.failures += 1;
+            let error = self.redactor.redact(error);
+            let error = cap_message(&error);
             let key = (
                 rec.method.to_string(),
                 rec.name.to_string(),
-                error.to_string(),
+                error.into_owned(),
             );
-            merge_seen(&mut interval.failures, key, Seen::now());
+            if interval.failures.len() >= MAX_DISTINCT_ERRORS
+                && !interval.failures.contains_key(&key)
+            {
+                let other = (
+                    key.0,
+                    key.1,
+                    "other errors (too many distinct messages)".to_string(),
+                );
+                merge_seen(&mut interval.failures, other, Seen::now());
+            } else {
+                merge_seen(&mut interval.failures, key, Seen::now());
+            }
         }
     }
 
@@ -252,13 +343,20 @@ impl Shard {
     /// is kept.
     pub fn record_failure(&self, rec: &RequestRecord<'_>, make: impl FnOnce() -> FailureSample) {
         self.record(rec);
-        self.book.offer(rec.method, rec.name, make);
+        self.book.offer(rec.method, rec.name, &self.redactor, make);
     }
 
     /// A task that ended with an error or a trap (Locust's exceptions), keyed by where and what.
     pub fn record_task_error(&self, location: &str, message: &str) {
-        let key = (location.to_string(), message.to_string());
-        merge_seen(&mut self.lock().task_errors, key, Seen::now());
+        let message = self.redactor.redact(message);
+        let mut key = (location.to_string(), cap_message(&message).into_owned());
+        let mut interval = self.lock();
+        if interval.task_errors.len() >= MAX_DISTINCT_ERRORS
+            && !interval.task_errors.contains_key(&key)
+        {
+            key.1 = OTHER_TASK_ERRORS.to_string();
+        }
+        merge_seen(&mut interval.task_errors, key, Seen::now());
     }
 
     pub fn record_denied(&self) {
@@ -272,20 +370,22 @@ impl Shard {
 }
 
 /// Every worker's shard; the collector reads them all.
-#[derive(Clone, Default)]
+#[derive(Clone)]
 pub struct Shards {
     pub shards: Arc<Vec<Arc<Shard>>>,
     book: Arc<SampleBook>,
 }
 
 impl Shards {
-    pub fn new(count: usize) -> Self {
+    /// `count` shards (at least one) that redact what `redactor` names.
+    pub fn new(count: usize, redactor: Arc<Redactor>) -> Self {
         let book = Arc::new(SampleBook::default());
         let shards = (0..count.max(1))
             .map(|_| {
                 Arc::new(Shard {
                     current: Mutex::default(),
                     book: book.clone(),
+                    redactor: redactor.clone(),
                 })
             })
             .collect();

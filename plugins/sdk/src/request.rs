@@ -29,6 +29,7 @@ pub struct RequestBuilder<'a> {
     timeout_ms: Option<u32>,
     follow_redirects: Option<bool>,
     catch_response: bool,
+    discard_body: bool,
     error: Option<String>,
 }
 
@@ -45,6 +46,7 @@ impl<'a> RequestBuilder<'a> {
             timeout_ms: None,
             follow_redirects: None,
             catch_response: false,
+            discard_body: false,
             error: None,
         }
     }
@@ -120,6 +122,14 @@ impl<'a> RequestBuilder<'a> {
         self
     }
 
+    /// Promises never to read the response's body: the host reads, times and counts it but
+    /// keeps none of it (`Response::body` is then empty; `body_size` is the full size). The
+    /// cheapest way to load an endpoint whose answer is not checked, as wrk and oha do.
+    pub fn discard_body(mut self) -> Self {
+        self.discard_body = true;
+        self
+    }
+
     /// Sends the request on this user's keep-alive connection and waits for the full response;
     /// other users run meanwhile.
     ///
@@ -157,6 +167,9 @@ impl<'a> RequestBuilder<'a> {
         }
         if self.catch_response {
             request.catch_response();
+        }
+        if self.discard_body {
+            request.discard_body();
         }
         self.ctx.raw().send(request).await.map(Response::new)
     }

@@ -1,0 +1,1301 @@
+//! perfhost tried as an attacker and a clumsy user would: the hostile-input sweep (a table of
+//! cases, each the perfhost binary against a real target on 127.0.0.1 with its expected exit
+//! code and message), and the dedicated tests of the hardening issue's items. The sweep's
+//! table is also docs/hostile.md (checked here, so the two cannot drift).
+
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use crate::faults::FaultServer;
+use crate::support::{self, fixture, Mode, RecordingServer};
+
+/// What a case runs against.
+#[derive(Clone, Copy, PartialEq)]
+enum Target {
+    /// No server (`{url}` is a closed port).
+    None,
+    /// The fault server.
+    Faults,
+}
+
+/// One case of the sweep.
+struct Case {
+    id: &'static str,
+    category: &'static str,
+    what: &'static str,
+    target: Target,
+    /// `{url}`, `{dir}` and `{fixtures}` are replaced.
+    args: &'static [&'static str],
+    /// Files written into `{dir}` before the run: (name, content).
+    files: &'static [(&'static str, &'static [u8])],
+    exit: i32,
+    /// Substrings the run's stderr must contain (all of them).
+    stderr: &'static [&'static str],
+    /// Substrings of the failures in `{dir}/out.json` (one of them, when given).
+    failure: &'static [&'static str],
+}
+
+const RUN: &str = "run";
+
+/// A target fault through `http_get`: 2 users for 2 s, 1 s request timeout.
+macro_rules! fault {
+    ($id:literal, $path:literal, $what:literal, $exit:expr, [$($failure:literal),*]) => {
+        Case {
+            id: $id,
+            category: "target fault",
+            what: $what,
+            target: Target::Faults,
+            args: &[RUN, "-H", "{url}", "--plugin", "http_get", "--config-value", concat!("path=", $path),
+                "-u", "2", "-t", "2s", "--request-timeout", "1s", "--stop-timeout", "1s",
+                "--no-report", "--json-file", "{dir}/out.json"],
+            files: &[],
+            exit: $exit,
+            stderr: &[],
+            failure: &[$($failure),*],
+        }
+    };
+}
+
+/// A command that must stop before sending anything, exit 2, with `stderr` in its message.
+macro_rules! refused {
+    ($id:literal, $category:literal, $what:literal, [$($arg:expr),*], [$($needle:literal),*]) => {
+        refused!($id, $category, $what, [$($arg),*], [$($needle),*], [])
+    };
+    ($id:literal, $category:literal, $what:literal, [$($arg:expr),*], [$($needle:literal),*], [$(($name:literal, $content:expr)),*]) => {
+        Case {
+            id: $id,
+            category: $category,
+            what: $what,
+            target: Target::None,
+            args: &[$($arg),*],
+            files: &[$(($name, $content)),*],
+            exit: 2,
+            stderr: &[$($needle),*],
+            failure: &[],
+        }
+    };
+}
+
+const RESULT_OK: &[u8] = include_bytes!("fixtures/result.json");
+
+fn cases() -> Vec<Case> {
+    vec![
+        // Target faults: counted as failures of the right kind, never a hang or a panic.
+        fault!(
+            "fault-rst",
+            "/rst",
+            "TCP reset before any answer",
+            1,
+            ["reset", "connection"]
+        ),
+        fault!(
+            "fault-close",
+            "/close",
+            "connection closed before any answer",
+            1,
+            ["reset", "connection", "closed"]
+        ),
+        fault!(
+            "fault-garbage",
+            "/garbage",
+            "bytes that are not HTTP",
+            1,
+            ["invalid response"]
+        ),
+        fault!(
+            "fault-short",
+            "/short",
+            "body shorter than its Content-Length",
+            1,
+            ["reset", "incomplete", "closed"]
+        ),
+        fault!(
+            "fault-trickle",
+            "/trickle",
+            "body trickling past the request timeout",
+            1,
+            ["timed out"]
+        ),
+        fault!(
+            "fault-hang",
+            "/hang",
+            "accepts and never answers",
+            1,
+            ["timed out"]
+        ),
+        fault!(
+            "fault-bigheader",
+            "/bigheader",
+            "10 MB response header",
+            1,
+            ["invalid response", "too large"]
+        ),
+        fault!(
+            "fault-big",
+            "/big",
+            "100 MB body, discarded by http_get",
+            0,
+            []
+        ),
+        fault!(
+            "fault-bigchunked",
+            "/bigchunked",
+            "100 MB chunked body, discarded",
+            0,
+            []
+        ),
+        fault!(
+            "fault-redirect-foreign",
+            "/redirect-foreign",
+            "redirect to another origin",
+            1,
+            ["denied"]
+        ),
+        fault!(
+            "fault-redirect-loop",
+            "/redirect-loop",
+            "redirect loop",
+            1,
+            ["redirects"]
+        ),
+        fault!("fault-503", "/503", "5xx answers", 1, ["HTTP 503"]),
+        Case {
+            id: "fault-unreachable",
+            category: "target fault",
+            what: "nothing listens on the port",
+            target: Target::None,
+            args: &[RUN, "-H", "{url}", "-n", "1", "--no-report"],
+            files: &[],
+            exit: 3,
+            stderr: &["unreachable", "check -H/--host"],
+            failure: &[],
+        },
+        // Bad plugin files: one line naming the file and the fix, exit 2.
+        refused!(
+            "plugin-random",
+            "bad plugin",
+            "random bytes",
+            [RUN, "--plugin", "{dir}/random.wasm", "--dry-run"],
+            ["not a WebAssembly file"],
+            [("random.wasm", b"\x93\x11\xfe\x00garbage\x01\x02\x03")]
+        ),
+        refused!(
+            "plugin-text",
+            "bad plugin",
+            "a text file",
+            [RUN, "--plugin", "{dir}/text.wasm", "--dry-run"],
+            ["not a WebAssembly file"],
+            [("text.wasm", b"fn main() {}\n")]
+        ),
+        refused!(
+            "plugin-empty",
+            "bad plugin",
+            "an empty file",
+            [RUN, "--plugin", "{dir}/empty.wasm", "--dry-run"],
+            ["not a WebAssembly file"],
+            [("empty.wasm", b"")]
+        ),
+        refused!(
+            "plugin-truncated",
+            "bad plugin",
+            "a component cut in half",
+            [RUN, "--plugin", "{dir}/cut.wasm", "--dry-run"],
+            ["not a valid WebAssembly component", "rebuild"]
+        ),
+        refused!(
+            "plugin-core-module",
+            "bad plugin",
+            "a core module, not a component",
+            [RUN, "--plugin", "{dir}/core.wasm", "--dry-run"],
+            ["core WebAssembly module", "wasm32-wasip2"],
+            [("core.wasm", b"\0asm\x01\0\0\0")]
+        ),
+        refused!(
+            "plugin-other-version",
+            "bad plugin",
+            "built for contract 0.1.0",
+            [
+                RUN,
+                "--plugin",
+                "{fixtures}/fixture_other_version.wasm",
+                "--dry-run"
+            ],
+            ["perfhost:plugin@0.1.0", "0.2.1"]
+        ),
+        refused!(
+            "plugin-missing",
+            "bad plugin",
+            "no such file",
+            [RUN, "--plugin", "{dir}/nope.wasm", "--dry-run"],
+            ["cannot read plugin", "--plugin"]
+        ),
+        refused!(
+            "plugin-unknown-builtin",
+            "bad plugin",
+            "no such built-in",
+            [RUN, "--plugin", "auditor_usr", "--dry-run"],
+            ["unknown plugin `auditor_usr`", "built-in"]
+        ),
+        refused!(
+            "plugin-unknown-class",
+            "bad plugin",
+            "--user-class names no class (dry run too)",
+            [
+                RUN,
+                "--plugin",
+                "burst_user",
+                "--user-class",
+                "Nope",
+                "--dry-run"
+            ],
+            ["unknown user class `Nope`", "BurstUser"]
+        ),
+        // Durations, counts and limits that cannot be meant.
+        refused!(
+            "arg-run-time-1e30",
+            "bad input",
+            "-t 1e30",
+            [RUN, "-t", "1e30"],
+            ["30 days"]
+        ),
+        refused!(
+            "arg-run-time-2e64",
+            "bad input",
+            "-t 18446744073709551616",
+            [RUN, "-t", "18446744073709551616"],
+            ["30 days"]
+        ),
+        refused!(
+            "arg-stop-timeout-1e30",
+            "bad input",
+            "--stop-timeout 1e30",
+            [RUN, "--stop-timeout", "1e30"],
+            ["30 days"]
+        ),
+        refused!(
+            "arg-request-timeout-1e30",
+            "bad input",
+            "--request-timeout 1e30",
+            [RUN, "--request-timeout", "1e30"],
+            ["30 days"]
+        ),
+        refused!(
+            "arg-cpu-budget-1e30",
+            "bad input",
+            "--cpu-budget 1e30",
+            [RUN, "--cpu-budget", "1e30"],
+            ["30 days"]
+        ),
+        refused!(
+            "arg-run-time-1.5e19-n",
+            "bad input",
+            "-t 1.5e19 -n 5",
+            [RUN, "-t", "1.5e19", "-n", "5"],
+            ["30 days"]
+        ),
+        refused!(
+            "arg-run-time-negative",
+            "bad input",
+            "-t -1",
+            [RUN, "-t", "-1"],
+            ["cannot be negative"]
+        ),
+        refused!(
+            "arg-run-time-zero",
+            "bad input",
+            "-t 0",
+            [RUN, "-t", "0"],
+            ["--run-time", "longer than 0s"]
+        ),
+        refused!(
+            "arg-iterations-zero",
+            "bad input",
+            "-n 0",
+            [RUN, "-n", "0"],
+            ["--iterations", "at least 1"]
+        ),
+        refused!(
+            "arg-request-timeout-zero",
+            "bad input",
+            "--request-timeout 0",
+            [RUN, "--request-timeout", "0"],
+            ["--request-timeout"]
+        ),
+        refused!(
+            "arg-cpu-budget-zero",
+            "bad input",
+            "--cpu-budget 0",
+            [RUN, "--cpu-budget", "0"],
+            ["--cpu-budget"]
+        ),
+        refused!(
+            "arg-memory-cap-zero",
+            "bad input",
+            "--memory-cap-mib 0",
+            [RUN, "--memory-cap-mib", "0"],
+            ["--memory-cap-mib", "at least 1"]
+        ),
+        refused!(
+            "arg-users-zero",
+            "bad input",
+            "-u 0",
+            [RUN, "-u", "0"],
+            ["--users", "at least 1"]
+        ),
+        refused!(
+            "arg-users-huge",
+            "bad input",
+            "-u 999999999: more memory than the machine has",
+            [RUN, "-u", "999999999", "-n", "1"],
+            ["999999999 users need about", "--force"]
+        ),
+        refused!(
+            "arg-bad-duration",
+            "bad input",
+            "-t 5minutes",
+            [RUN, "-t", "5minutes"],
+            ["not a duration"]
+        ),
+        refused!(
+            "arg-bad-host-port",
+            "bad input",
+            "-H with port 99999",
+            [RUN, "-H", "http://127.0.0.1:99999", "-n", "1"],
+            ["`99999` is not a port"]
+        ),
+        refused!(
+            "arg-bad-host-scheme",
+            "bad input",
+            "-H ftp://…",
+            [RUN, "-H", "ftp://127.0.0.1:21", "-n", "1"],
+            ["only http and https"]
+        ),
+        refused!(
+            "arg-bad-max-body",
+            "bad input",
+            "--max-body-size lots",
+            [RUN, "--max-body-size", "lots"],
+            ["not a size"]
+        ),
+        // Settings and scenario files.
+        refused!(
+            "toml-unknown-key",
+            "bad file",
+            "perfhost.toml with an unknown key",
+            [RUN, "--config", "{dir}/perfhost.toml", "--dry-run"],
+            ["perfhost.toml:2", "userz"],
+            [("perfhost.toml", b"users = 3\nuserz = 4\n")]
+        ),
+        refused!(
+            "toml-run-time-1e30",
+            "bad file",
+            "run-time = \"1e30\" in perfhost.toml",
+            [RUN, "--config", "{dir}/perfhost.toml", "--dry-run"],
+            ["perfhost.toml", "30 days"],
+            [("perfhost.toml", b"run-time = \"1e30\"\n")]
+        ),
+        refused!(
+            "toml-not-toml",
+            "bad file",
+            "perfhost.toml that is not TOML",
+            [RUN, "--config", "{dir}/perfhost.toml", "--dry-run"],
+            ["perfhost.toml:1"],
+            [("perfhost.toml", b"users: [3\n")]
+        ),
+        refused!(
+            "toml-missing",
+            "bad file",
+            "--config names no file",
+            [RUN, "--config", "{dir}/none.toml", "--dry-run"],
+            ["cannot read config file"]
+        ),
+        refused!(
+            "scenario-run-time-1e30",
+            "bad file",
+            "run-time = \"1e30\" in a scenario",
+            [RUN, "--scenario", "{dir}/s.toml", "--dry-run"],
+            ["s.toml:2", "run-time", "30 days"],
+            [("s.toml", b"name = \"s\"\nrun-time = \"1e30\"\n")]
+        ),
+        refused!(
+            "scenario-negative-users",
+            "bad file",
+            "users = -5 in a scenario",
+            [RUN, "--scenario", "{dir}/s.toml", "--dry-run"],
+            ["s.toml:2", "at least 1"],
+            [("s.toml", b"name = \"s\"\nusers = -5\n")]
+        ),
+        refused!(
+            "scenario-unknown-weight",
+            "bad file",
+            "weights for a class no plugin has (dry run too)",
+            [RUN, "--scenario", "{dir}/s.toml", "--dry-run"],
+            ["s.toml:3", "weights", "Nope"],
+            [(
+                "s.toml",
+                b"name = \"s\"\nplugins = [\"burst_user\"]\nweights = { Nope = 3 }\n"
+            )]
+        ),
+        refused!(
+            "scenario-unknown-preset",
+            "bad file",
+            "no such preset",
+            [RUN, "--scenario", "smok", "--dry-run"],
+            ["no such scenario", "smoke"]
+        ),
+        refused!(
+            "scenario-bad-threshold",
+            "bad file",
+            "a threshold that is not one",
+            [RUN, "--scenario", "{dir}/s.toml", "--dry-run"],
+            ["s.toml:2", "thresholds"],
+            [("s.toml", b"name = \"s\"\nthresholds = [\"p95 about 3\"]\n")]
+        ),
+        // --data files.
+        refused!(
+            "data-missing",
+            "bad data",
+            "--data names no file",
+            [
+                RUN,
+                "--data",
+                "rows={dir}/none.csv",
+                "-n",
+                "1",
+                "-H",
+                "{url}"
+            ],
+            ["cannot read data file"]
+        ),
+        refused!(
+            "data-syntax",
+            "bad data",
+            "--data without NAME=",
+            [RUN, "--data", "rows.csv", "-n", "1", "-H", "{url}"],
+            ["bad --data"]
+        ),
+        refused!(
+            "data-header-only",
+            "bad data",
+            "a CSV with a header and no rows",
+            [RUN, "--data", "rows={dir}/h.csv", "-n", "1", "-H", "{url}"],
+            ["has no rows"],
+            [("h.csv", b"a,b\n")]
+        ),
+        refused!(
+            "data-bad-jsonl",
+            "bad data",
+            "JSON lines that are not JSON",
+            [
+                RUN,
+                "--data",
+                "rows={dir}/r.jsonl",
+                "-n",
+                "1",
+                "-H",
+                "{url}"
+            ],
+            ["r.jsonl line 2"],
+            [("r.jsonl", b"{\"a\":1}\n{oops\n")]
+        ),
+        refused!(
+            "data-directory",
+            "bad data",
+            "a directory as data file",
+            [RUN, "--data", "rows={dir}", "-n", "1", "-H", "{url}"],
+            ["cannot read data file"]
+        ),
+        // perfhost report on what is not a result.
+        refused!(
+            "report-not-json",
+            "bad result",
+            "report of a text file",
+            ["report", "{dir}/r.json"],
+            ["is not valid JSON"],
+            [("r.json", b"hello")]
+        ),
+        refused!(
+            "report-empty",
+            "bad result",
+            "report of an empty file",
+            ["report", "{dir}/r.json"],
+            ["is not valid JSON"],
+            [("r.json", b"")]
+        ),
+        refused!(
+            "report-wrong-shape",
+            "bad result",
+            "report of other JSON",
+            ["report", "{dir}/r.json"],
+            ["not a perfhost result"],
+            [("r.json", b"{\"a\": [1, 2]}")]
+        ),
+        refused!(
+            "report-other-schema",
+            "bad result",
+            "report of a result of another schema version",
+            ["report", "{dir}/r.json"],
+            ["perfhost-result/9"],
+            [("r.json", b"{\"schema\": \"perfhost-result/9\"}")]
+        ),
+        refused!(
+            "report-truncated",
+            "bad result",
+            "report of a result cut in half",
+            ["report", "{dir}/r.json"],
+            ["is not valid JSON"]
+        ),
+        refused!(
+            "report-negative-count",
+            "bad result",
+            "report of a result with a negative count",
+            ["report", "{dir}/r.json"],
+            ["not a perfhost result"]
+        ),
+        refused!(
+            "report-corrupt-histogram",
+            "bad result",
+            "report of a result whose histogram is corrupt",
+            ["report", "{dir}/r.json"],
+            ["histogram", "does not decode"]
+        ),
+        refused!(
+            "report-missing",
+            "bad result",
+            "report of no file",
+            ["report", "{dir}/none.json"],
+            ["cannot read"]
+        ),
+    ]
+}
+
+/// Files some cases derive from real artefacts.
+fn derived_files(id: &str, dir: &Path) {
+    let write = |name: &str, bytes: &[u8]| std::fs::write(dir.join(name), bytes).unwrap();
+    match id {
+        "plugin-truncated" => {
+            let bytes = perfhost::plugin::builtin::bytes("burst_user").unwrap();
+            write("cut.wasm", &bytes[..bytes.len() / 2]);
+        }
+        "report-truncated" => write("r.json", &RESULT_OK[..RESULT_OK.len() / 2]),
+        "report-negative-count" => {
+            let text =
+                String::from_utf8_lossy(RESULT_OK).replacen("\"requests\": ", "\"requests\": -", 1);
+            write("r.json", text.as_bytes());
+        }
+        "report-corrupt-histogram" => {
+            let text = String::from_utf8_lossy(RESULT_OK).replacen(
+                "\"histogram\": \"HIST",
+                "\"histogram\": \"XXXX",
+                1,
+            );
+            write("r.json", text.as_bytes());
+        }
+        _ => {}
+    }
+}
+
+/// Runs one case; `Err` says why it did not hold.
+async fn run_case(case: &Case, fault_url: &str, closed_url: &str) -> Result<(), String> {
+    let dir = std::env::temp_dir().join(format!(
+        "perfhost-hostile-{}-{}",
+        std::process::id(),
+        case.id
+    ));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    for (name, content) in case.files {
+        std::fs::write(dir.join(name), content).unwrap();
+    }
+    derived_files(case.id, &dir);
+    let url = match case.target {
+        Target::Faults => fault_url,
+        Target::None => closed_url,
+    };
+    let fixtures = perfhost::plugin::builtin::PLUGIN_DIR;
+    let args: Vec<String> = case
+        .args
+        .iter()
+        .map(|a| {
+            a.replace("{url}", url)
+                .replace("{dir}", &dir.display().to_string())
+                .replace("{fixtures}", fixtures)
+        })
+        .collect();
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let out = tokio::time::timeout(Duration::from_secs(60), support::perfhost(&args, &dir))
+        .await
+        .map_err(|_| "did not end within 60 s".to_string())?;
+    let code = out.status.code().unwrap_or(-1);
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    let mut why = Vec::new();
+    if code != case.exit {
+        why.push(format!("exit {code}, expected {}", case.exit));
+    }
+    if stderr.contains("panicked") || code == 101 {
+        why.push("panicked".to_string());
+    }
+    for needle in case.stderr {
+        if !stderr.contains(needle) {
+            why.push(format!("stderr lacks `{needle}`"));
+        }
+    }
+    if case.exit == 2 && stderr.lines().filter(|l| l.starts_with("error")).count() != 1 {
+        why.push("not exactly one error line".to_string());
+    }
+    if !case.failure.is_empty() {
+        let json = std::fs::read_to_string(dir.join("out.json")).unwrap_or_default();
+        let result: serde_json::Value = serde_json::from_str(&json).unwrap_or_default();
+        let errors: Vec<String> = result["failures"]
+            .as_array()
+            .map(|f| {
+                f.iter()
+                    .map(|f| f["error"].as_str().unwrap_or("").to_string())
+                    .collect()
+            })
+            .unwrap_or_default();
+        if !errors
+            .iter()
+            .any(|e| case.failure.iter().any(|n| e.contains(n)))
+        {
+            why.push(format!(
+                "failures {errors:?} name none of {:?}",
+                case.failure
+            ));
+        }
+    }
+    if case.exit == 0 {
+        let json = std::fs::read_to_string(dir.join("out.json")).unwrap_or_default();
+        let result: serde_json::Value = serde_json::from_str(&json).unwrap_or_default();
+        if result["total"]["requests"].as_u64().unwrap_or(0) == 0 {
+            why.push("no request recorded".to_string());
+        }
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+    if why.is_empty() {
+        Ok(())
+    } else {
+        Err(format!(
+            "{}: {} — stderr: {}",
+            case.id,
+            why.join("; "),
+            stderr.trim()
+        ))
+    }
+}
+
+/// The sweep: every case holds. Prints the count held (the number the project tracks).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_hostile_sweep_holds() {
+    let faults = FaultServer::start().await;
+    let closed = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        format!("http://{}", l.local_addr().unwrap())
+    };
+    let fault_url = faults.url();
+    let cases = cases();
+    let mut failed = Vec::new();
+    // Three at a time: most cases are short processes that mostly wait.
+    for chunk in cases.chunks(3) {
+        let runs = chunk.iter().map(|case| run_case(case, &fault_url, &closed));
+        for result in futures_util::future::join_all(runs).await {
+            if let Err(why) = result {
+                failed.push(why);
+            }
+        }
+    }
+    eprintln!(
+        "hostile sweep: {}/{} cases held",
+        cases.len() - failed.len(),
+        cases.len()
+    );
+    assert!(failed.is_empty(), "{}", failed.join("\n"));
+}
+
+/// docs/hostile.md is this table.
+#[test]
+fn the_sweep_table_is_documented() {
+    let mut table =
+        String::from("| case | kind | input | expected | exit |\n|---|---|---|---|---|\n");
+    for case in cases() {
+        let expected = if !case.failure.is_empty() {
+            format!(
+                "failures name {}",
+                case.failure
+                    .iter()
+                    .map(|f| format!("`{f}`"))
+                    .collect::<Vec<_>>()
+                    .join(" or ")
+            )
+        } else if !case.stderr.is_empty() {
+            format!(
+                "one line with {}",
+                case.stderr
+                    .iter()
+                    .map(|f| format!("`{f}`"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )
+        } else {
+            "requests counted, nothing kept".to_string()
+        };
+        table.push_str(&format!(
+            "| {} | {} | {} | {} | {} |\n",
+            case.id,
+            case.category,
+            case.what.replace('|', "\\|"),
+            expected.replace('|', "\\|"),
+            case.exit
+        ));
+    }
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/hostile.md");
+    let doc = std::fs::read_to_string(&path).unwrap_or_default();
+    let begin = "<!-- sweep table: generated from host/tests/hostile.rs -->\n";
+    let end = "<!-- end of sweep table -->";
+    let current = doc
+        .split(begin)
+        .nth(1)
+        .and_then(|rest| rest.split(end).next())
+        .unwrap_or_default();
+    if current != table {
+        if std::env::var_os("PERFHOST_UPDATE_DOCS").is_some() {
+            let (head, tail) = match (doc.split_once(begin), doc.split_once(end)) {
+                (Some((head, _)), Some((_, tail))) => (head.to_string(), tail.to_string()),
+                _ => (doc.clone(), "\n".to_string()),
+            };
+            std::fs::write(&path, format!("{head}{begin}{table}{end}{tail}")).unwrap();
+        } else {
+            panic!("docs/hostile.md's table differs from the sweep: run `PERFHOST_UPDATE_DOCS=1 cargo test --release hostile` and commit it\n{table}");
+        }
+    }
+}
+
+/// Reads every file under `dir` (reports and result), for secret checks.
+fn all_text(dir: &Path) -> String {
+    let mut text = String::new();
+    for entry in std::fs::read_dir(dir).unwrap().flatten() {
+        let path = entry.path();
+        if path.is_file() {
+            text.push_str(&String::from_utf8_lossy(&std::fs::read(&path).unwrap()));
+        }
+    }
+    text
+}
+
+/// Item 1: a target that echoes headers, cookies and the query string in 2xx and 5xx bodies
+/// (and sets a cookie from the Authorization header): no configured secret — API_TOKEN,
+/// API_KEY, the URL's password or its Basic-auth form — reaches any file, stream or log.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn secrets_never_reach_any_output() {
+    let faults = FaultServer::start().await;
+    let dir = std::env::temp_dir().join(format!("perfhost-secrets-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let token = "tok-9f8e7d6c5b4a";
+    let key = "key-1a2b3c4d5e6f";
+    let password = "pw-0123456789";
+    let basic = perfhost::client::basic_credentials("alice", password);
+    let url_with_user = format!("http://alice:{password}@{}", faults.addr);
+    for (path, user_info) in [("/echo500?q=1", false), ("/echo?x=2", true)] {
+        let host = if user_info {
+            url_with_user.clone()
+        } else {
+            faults.url()
+        };
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_perfhost"))
+            .current_dir(&dir)
+            .env("API_KEY", key)
+            .env_remove("PERFHOST_LOG")
+            .envs((!user_info).then_some(("API_TOKEN", token)))
+            .args([
+                "run",
+                "-H",
+                &host,
+                "--plugin",
+                &fixture("fixture_body_reader"),
+            ])
+            .args([
+                "--config-value",
+                &format!("path={path}"),
+                "-u",
+                "1",
+                "-n",
+                "3",
+                "--trace",
+                "-L",
+                "debug",
+            ])
+            .args([
+                "--json-file",
+                "out.json",
+                "--csv",
+                "out",
+                "--html",
+                "out.html",
+            ])
+            .output()
+            .unwrap();
+        let mut everything = String::from_utf8_lossy(&out.stdout).into_owned();
+        everything.push_str(&String::from_utf8_lossy(&out.stderr));
+        everything.push_str(&all_text(&dir));
+        assert!(
+            everything.contains("[redacted]"),
+            "the echo was seen and redacted: {everything}"
+        );
+        for secret in [token, key, password, basic.as_str()] {
+            assert!(
+                !everything.contains(secret),
+                "{secret} leaked ({path}):\n{everything}"
+            );
+        }
+        let print = std::process::Command::new(env!("CARGO_BIN_EXE_perfhost"))
+            .args(["run", "--print-config", "-H", &url_with_user])
+            .env("API_KEY", key)
+            .output()
+            .unwrap();
+        let printed = String::from_utf8_lossy(&print.stdout);
+        assert!(
+            !printed.contains(password) && !printed.contains(key),
+            "{printed}"
+        );
+        assert!(printed.contains("alice:(hidden)"), "{printed}");
+    }
+}
+
+/// Peak RSS of a child process in KiB, sampled every 50 ms until it exits.
+fn run_measuring_rss(mut cmd: Command) -> (i32, u64, String) {
+    let mut child = cmd
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let status_path = format!("/proc/{}/status", child.id());
+    let mut peak = 0;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        if let Ok(text) = std::fs::read_to_string(&status_path) {
+            if let Some(kib) = text
+                .lines()
+                .find(|l| l.starts_with("VmHWM:"))
+                .and_then(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok())
+            {
+                peak = peak.max(kib);
+            }
+        }
+        if let Ok(Some(_)) = child.try_wait() {
+            break;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let out = child.wait_with_output().unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        peak,
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// Item 2: 20 users reading 100 MB bodies stay under 100 MiB RSS with `http_get` (bodies are
+/// discarded), and a body above --max-body-size read by a plugin is a failure naming the limit.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn big_bodies_keep_memory_bounded() {
+    let _serial = support::serial().await;
+    let faults = FaultServer::start().await;
+    let url = faults.url();
+    let dir = std::env::temp_dir().join(format!("perfhost-bigbody-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let json = dir.join("big.json");
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_perfhost"));
+    cmd.args([
+        "run",
+        "-H",
+        &url,
+        "--plugin",
+        "http_get",
+        "--config-value",
+        "path=/big",
+    ])
+    .args(["-u", "20", "-t", "4s", "--no-report", "--json-file"])
+    .arg(&json);
+    let (code, peak_kib, stderr) = tokio::task::spawn_blocking(move || run_measuring_rss(cmd))
+        .await
+        .unwrap();
+    let result: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    let requests = result["total"]["requests"].as_u64().unwrap();
+    assert_eq!(code, 0, "{stderr}");
+    assert!(requests >= 20, "{requests} bodies of 100 MB read");
+    assert!(
+        result["total"]["avg_content_bytes"].as_f64().unwrap() >= 100e6,
+        "the full size is counted: {}",
+        result["total"]
+    );
+    assert!(
+        peak_kib < 100 * 1024,
+        "peak RSS {peak_kib} KiB for 20 users reading 100 MB each"
+    );
+
+    let json = dir.join("read.json");
+    let out = support::perfhost(
+        &[
+            "run",
+            "-H",
+            &url,
+            "--plugin",
+            &fixture("fixture_body_reader"),
+            "--config-value",
+            "path=/big",
+            "-u",
+            "1",
+            "-n",
+            "2",
+            "--max-body-size",
+            "1MiB",
+            "--no-report",
+            "--json-file",
+            json.to_str().unwrap(),
+        ],
+        &dir,
+    )
+    .await;
+    let result: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(
+        result["total"]["failures"].as_u64(),
+        Some(2),
+        "{}",
+        result["failures"]
+    );
+    let error = result["failures"][0]["error"].as_str().unwrap();
+    assert!(
+        error.contains("--max-body-size 1 MiB") && error.contains("100 MiB"),
+        "{error}"
+    );
+}
+
+/// Item 4: a plugin spinning beside `burst_user` takes little from it — BurstUser's request
+/// count stays within 10% of its count alone and its latency within a few milliseconds.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_spinning_plugin_leaves_other_classes_alone() {
+    let _serial = support::serial().await;
+    let demo = perfhost::demo::start(Default::default(), "127.0.0.1:0".parse().unwrap())
+        .await
+        .unwrap();
+    let burst = |result: &perfhost::report::RunResult| {
+        result
+            .stats
+            .iter()
+            .find(|s| s.name == "/verify (burst)")
+            .map(|s| (s.requests, s.max_ms))
+            .unwrap_or((0, 0.0))
+    };
+    // BurstUser users get the same ids (0–3) in both runs, hence the same seeded waits: in the
+    // second, the spinner's users come after them (weights put BurstUser first).
+    let mut alone = support::plan(&demo.url(), &["burst_user"]);
+    alone.load = perfhost::plan::LoadShape::ramp(4, 100.0);
+    alone.stop.run_time = Some(Duration::from_secs(6));
+    let alone = support::run(&alone).await;
+    let mut both = support::plan(
+        &demo.url(),
+        &["burst_user", &fixture("fixture_infinite_loop")],
+    );
+    both.classes.only = vec!["BurstUser".into(), "Hostile".into()];
+    both.classes.weights = [("BurstUser".to_string(), 2), ("Hostile".to_string(), 1)].into();
+    both.load = perfhost::plan::LoadShape::ramp(6, 100.0);
+    both.stop.run_time = Some(Duration::from_secs(6));
+    let both = support::run(&both).await;
+    assert!(
+        support::task_error(&both, "CPU budget").is_some(),
+        "the spinner spun: {:?}",
+        both.task_errors
+    );
+    let ((n_alone, max_alone), (n_both, max_both)) = (burst(&alone), burst(&both));
+    let ratio = n_both as f64 / n_alone as f64;
+    assert!(
+        (0.9..=1.1).contains(&ratio),
+        "BurstUser {n_both} requests beside the spinner vs {n_alone} alone"
+    );
+    assert!(
+        max_both < max_alone + 50.0,
+        "BurstUser max latency {max_both} ms beside the spinner, {max_alone} ms alone"
+    );
+}
+
+/// Item 5: plugin output is capped — 4 MiB unique task errors keep the result small, and a
+/// plugin flooding its log is rate-limited with a count of what was suppressed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn plugin_output_is_capped() {
+    let server = RecordingServer::start(Mode::Auditor).await;
+    let dir = std::env::temp_dir().join(format!("perfhost-noisy-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let url = server.url();
+    let noisy = fixture("fixture_noisy");
+    let json = dir.join("errors.json");
+    let out = support::perfhost(
+        &[
+            "run",
+            "-H",
+            &url,
+            "--plugin",
+            &noisy,
+            "--user-class",
+            "BigErrors",
+            "-u",
+            "2",
+            "-t",
+            "3s",
+            "--no-report",
+            "--json-file",
+            json.to_str().unwrap(),
+        ],
+        &dir,
+    )
+    .await;
+    assert_eq!(out.status.code(), Some(1), "task errors fail the run");
+    let size = std::fs::metadata(&json).unwrap().len();
+    assert!(size < 2_000_000, "result of {size} bytes");
+    let result: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    let errors = result["task_errors"].as_array().unwrap();
+    assert!(!errors.is_empty());
+    for e in errors {
+        let message = e["message"].as_str().unwrap();
+        assert!(message.len() < 2200, "a message of {} bytes", message.len());
+        assert!(
+            message.contains("more bytes cut") || message.contains("other task errors"),
+            "{}",
+            &message[..80.min(message.len())]
+        );
+    }
+
+    let out = support::perfhost(
+        &[
+            "run",
+            "-H",
+            &url,
+            "--plugin",
+            &noisy,
+            "--user-class",
+            "Logger",
+            "-u",
+            "2",
+            "-t",
+            "3s",
+            "--no-report",
+        ],
+        &dir,
+    )
+    .await;
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        &stderr[..2000.min(stderr.len())]
+    );
+    assert!(
+        stderr.len() < 200_000,
+        "{} bytes of log in 3 s",
+        stderr.len()
+    );
+    assert!(
+        stderr.contains("log lines suppressed"),
+        "{}",
+        &stderr[..2000.min(stderr.len())]
+    );
+}
+
+/// Item 6: a closed pipe ends printing, not the program: a listing command exits 0, a run
+/// finishes and writes its result.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_closed_pipe_does_not_panic() {
+    let server = RecordingServer::start(Mode::Auditor).await;
+    let dir = std::env::temp_dir().join(format!("perfhost-epipe-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let json = dir.join("out.json");
+    let _ = std::fs::remove_file(&json);
+    let url = server.url();
+    let run_args = [
+        "run",
+        "-H",
+        url.as_str(),
+        "--plugin",
+        "burst_user",
+        "-u",
+        "2",
+        "-n",
+        "4",
+        "--json-file",
+        json.to_str().unwrap(),
+    ];
+    for args in [
+        &["plugin", "inspect", "burst_user"][..],
+        &["scenario", "list"][..],
+        &run_args[..],
+    ] {
+        let args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
+        let shown = args.clone();
+        let code = tokio::task::spawn_blocking(move || {
+            // `perfhost … 2>&1 | head -0`: both streams a pipe whose reader is gone.
+            let (reader, writer) = std::io::pipe().unwrap();
+            drop(reader);
+            let mut child = Command::new(env!("CARGO_BIN_EXE_perfhost"))
+                .args(&args)
+                .stdout(writer.try_clone().unwrap())
+                .stderr(writer)
+                .spawn()
+                .unwrap();
+            child.wait().unwrap().code()
+        })
+        .await
+        .unwrap();
+        assert_eq!(code, Some(0), "{shown:?}");
+    }
+    let result: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    assert_eq!(result["total"]["requests"].as_u64(), Some(4));
+}
+
+/// Item 7: a request body the sandbox cannot pass names its cause: 150 MiB is over the limit
+/// of one guest→host call, 300 MiB over a 256 MiB memory cap.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_huge_request_body_names_its_cause() {
+    let server = RecordingServer::start(Mode::Auditor).await;
+    for (mib, cap, cause) in [
+        ("150", 1 << 30, "more than 128 MiB to the host in one call"),
+        ("300", 256 << 20, "memory cap of 256 MiB"),
+    ] {
+        let mut plan = support::plan(&server.url(), &[&fixture("fixture_big_request")]);
+        plan.config_values.insert("mib".into(), mib.into());
+        plan.load = perfhost::plan::LoadShape::ramp(1, 10.0);
+        plan.stop.run_time = None;
+        plan.stop.iterations = Some(1);
+        plan.limits.memory_cap = cap;
+        let result = support::run(&plan).await;
+        let error = result
+            .task_errors
+            .first()
+            .map(|e| e.message.clone())
+            .unwrap_or_default();
+        assert!(error.contains(cause), "{mib} MiB: {:?}", result.task_errors);
+    }
+}
+
+/// Item 8: a base path in -H is kept and request paths join it, as Locust's `base_url + path`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_base_path_in_the_host_is_kept() {
+    let server = RecordingServer::start(Mode::Auditor).await;
+    let mut plan = support::plan(&format!("{}/api/v1/", server.url()), &["http_get"]);
+    plan.config_values
+        .insert("path".into(), "/verify?x=1".into());
+    plan.load = perfhost::plan::LoadShape::ramp(1, 10.0);
+    plan.stop.run_time = None;
+    plan.stop.iterations = Some(2);
+    let result = support::run(&plan).await;
+    let paths: Vec<String> = server.seen().into_iter().map(|s| s.path).collect();
+    assert_eq!(
+        paths,
+        ["/api/v1/verify?x=1", "/api/v1/verify?x=1"],
+        "{:?}",
+        result.failures
+    );
+}
+
+/// Item 11: once the run stops, a plugin looping requests in on_start sends nothing more.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_request_leaves_after_the_stop() {
+    let faults = FaultServer::start().await;
+    let mut plan = support::plan(&faults.url(), &[&fixture("fixture_start_loop")]);
+    plan.load = perfhost::plan::LoadShape::ramp(2, 10.0);
+    plan.stop.run_time = Some(Duration::from_secs(2));
+    plan.stop.stop_timeout = Duration::from_secs(3);
+    let started = Instant::now();
+    let result = support::run(&plan).await;
+    let at_stop = faults.requests.load(Ordering::Relaxed);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let later = faults.requests.load(Ordering::Relaxed);
+    assert!(
+        result.total.requests > 10,
+        "the loop ran: {}",
+        result.total.requests
+    );
+    assert_eq!(at_stop, later, "requests after the run returned");
+    // Every request the server saw was recorded, and none after the stop went out (the
+    // server's count equals the result's, give or take the ones in flight at the stop).
+    assert!(
+        result.total.requests + 2 >= at_stop,
+        "{} recorded, {at_stop} seen",
+        result.total.requests
+    );
+    assert!(started.elapsed() >= Duration::from_secs(2));
+}
+
+/// Item 11: a second Ctrl-C cancels in-flight requests at once (exit 130, result written),
+/// instead of waiting for the stop timeout.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_interrupt_forces_the_stop() {
+    let faults = FaultServer::start().await;
+    let dir = std::env::temp_dir().join(format!("perfhost-sigint2-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let json = dir.join("out.json");
+    let _ = std::fs::remove_file(&json);
+    let mut child = Command::new(env!("CARGO_BIN_EXE_perfhost"))
+        .args([
+            "run",
+            "-H",
+            &faults.url(),
+            "--plugin",
+            "http_get",
+            "--config-value",
+            "path=/hang",
+        ])
+        .args([
+            "-u",
+            "2",
+            "-t",
+            "60s",
+            "--stop-timeout",
+            "60s",
+            "--request-timeout",
+            "60s",
+            "--json-file",
+        ])
+        .arg(&json)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let pid = child.id() as i32;
+    // SAFETY: kill(2) on our own child's pid; no memory is involved.
+    unsafe { libc::kill(pid, libc::SIGINT) };
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let started = Instant::now();
+    // SAFETY: as above.
+    unsafe { libc::kill(pid, libc::SIGINT) };
+    let status = tokio::task::spawn_blocking(move || child.wait())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(status.code(), Some(130));
+    assert!(
+        started.elapsed() < Duration::from_secs(20),
+        "took {:?}",
+        started.elapsed()
+    );
+    let result: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    assert_eq!(result["meta"]["interrupted"], true);
+    let cancelled = result["failures"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|f| f["error"].as_str().unwrap_or("").contains("cancelled"));
+    assert!(cancelled, "{}", result["failures"]);
+}
