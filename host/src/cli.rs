@@ -23,7 +23,8 @@ pub enum Command {
     /// List and show scenario presets (run one with `perfhost run --scenario NAME`).
     #[command(subcommand)]
     Scenario(commands::scenario::ScenarioCommand),
-    /// Measure the sandbox's cost: WASM users vs native Rust users, CPU per request and RSS.
+    /// Benchmark a service: fixed request counts at fixed concurrency, graded (default: the
+    /// Auditor suite's benchmark.py). The sandbox's own cost is `perfhost plugin bench`.
     Bench(commands::bench::BenchArgs),
     /// Inspect or export behaviour plugins.
     #[command(subcommand)]

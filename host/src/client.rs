@@ -75,6 +75,8 @@ pub struct ClientConfig {
     pub tls: Option<Arc<rustls::ClientConfig>>,
     /// Bytes of a response body kept at most (`--max-body-size`); the rest is read and counted.
     pub max_body_size: usize,
+    /// Keep connections alive; `false`: a new one per request, its set-up timed.
+    pub keepalive: bool,
 }
 
 /// Default `--max-body-size`: far above any API answer, far below what 1,000 users could hold.
@@ -108,6 +110,7 @@ impl ClientConfig {
             timeout: options.request_timeout,
             tls,
             max_body_size: options.max_body_size,
+            keepalive: options.keepalive,
         })
     }
 
@@ -119,6 +122,7 @@ impl ClientConfig {
             timeout,
             tls: None,
             max_body_size: DEFAULT_MAX_BODY_SIZE,
+            keepalive: true,
         }
     }
 }
@@ -314,8 +318,19 @@ impl Connection {
         } else {
             self.config.max_body_size
         };
+        // Without keep-alive the connection's set-up is part of the request, as for a client
+        // that opens one per request.
+        let connect_started = Instant::now();
+        let keepalive = self.config.keepalive;
+        if !keepalive {
+            self.live = None;
+        }
         let live = self.ready_connection().await?;
-        let started = Instant::now();
+        let started = if keepalive {
+            Instant::now()
+        } else {
+            connect_started
+        };
         let response = live.sender.send_request(request);
         let exchange = async {
             let (parts, mut body) = response.await?.into_parts();
@@ -335,7 +350,7 @@ impl Connection {
             }
         };
         let latency = started.elapsed();
-        if connection_close(&parts.headers) {
+        if connection_close(&parts.headers) || !keepalive {
             self.live = None;
         }
         self.store_cookies(&parts.headers);

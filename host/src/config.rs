@@ -582,6 +582,7 @@ fn resolve_layers(
         api_key,
         basic_auth,
         max_body_size: l.pick_or("max-body-size", DEFAULT_MAX_BODY_SIZE, |s| s.max_body_size),
+        keepalive: true,
     };
     if client.max_body_size == 0 {
         return Err(ConfigError::invalid(
@@ -596,6 +597,8 @@ fn resolve_layers(
             .as_ref()
             .map(|s| s.weights.clone())
             .unwrap_or_default(),
+        task: None,
+        no_wait: false,
     };
     let run_name = l.pick_or("run-name", "run".to_string(), |s| s.run_name.clone());
     let outputs = Outputs {

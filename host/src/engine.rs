@@ -36,6 +36,10 @@ pub struct ClassSlot {
 #[derive(Default)]
 struct Live {
     active_users: AtomicUsize,
+    /// Woken when the last active user ends, so a run of `-n` iterations ends at once rather
+    /// than at the collector's next look (a benchmark case's duration would be off by up to
+    /// 50 ms).
+    all_gone: tokio::sync::Notify,
 }
 
 /// What the users of a run are: the loaded plugins, what every user shares, and the classes
@@ -55,6 +59,8 @@ pub enum ClassError {
     UnknownWeight(String),
     #[error("every selected user class has weight 0")]
     AllZero,
+    #[error("no selected user class has a task `{task}` — the tasks are: {known}")]
+    UnknownTask { task: String, known: String },
 }
 
 impl ClassError {
@@ -148,6 +154,35 @@ pub fn select_classes(set: &PluginSet, choice: &ClassChoice) -> Result<Vec<Class
         }
         if !found {
             return Err(ClassError::UnknownWeight(name.clone()));
+        }
+    }
+    if let Some(task) = &choice.task {
+        let known: Vec<String> = slots
+            .iter()
+            .flat_map(|s| s.class.tasks.iter().map(|t| t.name.clone()))
+            .collect();
+        // Only that task runs: the others keep their index (tasks are passed by index) with
+        // weight 0, and classes without it get no users.
+        for slot in &mut slots {
+            let has = slot.class.tasks.iter().any(|t| t.name == *task);
+            for t in &mut slot.class.tasks {
+                t.weight = u32::from(t.name == *task);
+            }
+            slot.class.sequential &= !has;
+            if !has {
+                slot.class.weight = 0;
+            }
+        }
+        if slots.iter().all(|s| s.class.weight == 0) {
+            return Err(ClassError::UnknownTask {
+                task: task.clone(),
+                known: known.join(", "),
+            });
+        }
+    }
+    if choice.no_wait {
+        for slot in &mut slots {
+            slot.class.wait = WaitTime::Constant { ms: 0 };
         }
     }
     if slots.iter().all(|s| s.class.weight == 0) {
@@ -319,6 +354,7 @@ pub async fn run(
             }
             _ = async { match deadline { Some(at) => tokio::time::sleep_until(at.into()).await, None => std::future::pending().await } } => {}
             _ = stop.stopped() => {}
+            _ = live.all_gone.notified() => {}
             _ = tokio::time::sleep(step), if changing => {}
             // Once the shape is settled the loop only watches for users ending by themselves
             // (-n, stop-user): 50 ms keeps that prompt at no measurable cost.
@@ -598,7 +634,9 @@ struct ActiveGuard(Arc<Live>);
 
 impl Drop for ActiveGuard {
     fn drop(&mut self) {
-        self.0.active_users.fetch_sub(1, Ordering::Relaxed);
+        if self.0.active_users.fetch_sub(1, Ordering::Relaxed) == 1 {
+            self.0.all_gone.notify_one();
+        }
     }
 }
 

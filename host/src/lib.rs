@@ -5,6 +5,7 @@
 //!
 //! The entry point is [`run`]: `perfhost::run(&plan, stop, on_tick)`.
 
+pub mod benchmark;
 pub mod cli;
 pub mod client;
 pub mod commands;
@@ -23,5 +24,6 @@ pub mod runner;
 pub mod scenario;
 pub mod stats;
 pub mod stop;
+pub mod suite;
 
 pub use runner::{run, RunError};

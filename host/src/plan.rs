@@ -92,6 +92,11 @@ pub struct ClassChoice {
     pub only: Vec<String>,
     /// Weights overriding the plugins' own, by class name (from a scenario).
     pub weights: BTreeMap<String, u32>,
+    /// Run only this task of each class (by name; a benchmark case's task).
+    pub task: Option<String>,
+    /// Users send their next task as soon as the last one ended, whatever the class's wait
+    /// (a benchmark case).
+    pub no_wait: bool,
 }
 
 /// When a run ends, and how it stops.
@@ -131,6 +136,9 @@ pub struct ClientOptions {
     pub basic_auth: Option<(String, Secret)>,
     /// Bytes of a response body kept at most; the rest is read, timed and counted.
     pub max_body_size: usize,
+    /// One kept-alive connection per user; `false`: a new connection for every request, its
+    /// set-up timed with the request (as benchmark.py's `requests.post` without a session).
+    pub keepalive: bool,
 }
 
 impl ClientOptions {

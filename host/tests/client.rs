@@ -86,6 +86,7 @@ fn connection(url: &str, tls: Option<rustls::ClientConfig>) -> Connection {
         timeout: Duration::from_secs(5),
         tls: tls.map(Arc::new),
         max_body_size: perfhost::client::DEFAULT_MAX_BODY_SIZE,
+        keepalive: true,
     })
 }
 

@@ -435,31 +435,7 @@ async fn the_result_matches_its_documented_schema() {
     let result = serde_json::to_value(support::run(&plan).await).unwrap();
     let schema: serde_json::Value =
         serde_json::from_str(include_str!("../../docs/result.schema.json")).unwrap();
-    fn check(value: &serde_json::Value, schema: &serde_json::Value, at: &str) {
-        if let (Some(object), Some(props)) = (value.as_object(), schema["properties"].as_object()) {
-            for key in object.keys() {
-                assert!(props.contains_key(key), "{at}.{key} is not documented");
-            }
-            for key in schema["required"].as_array().into_iter().flatten() {
-                let key = key.as_str().unwrap();
-                assert!(
-                    object.contains_key(key),
-                    "{at}.{key} is documented as required but missing"
-                );
-            }
-            for (k, v) in object {
-                check(v, &props[k], &format!("{at}.{k}"));
-            }
-        }
-        if let (Some(items), Some(first)) =
-            (value.as_array(), value.as_array().and_then(|a| a.first()))
-        {
-            if schema["items"].is_object() && !items.is_empty() {
-                check(first, &schema["items"], &format!("{at}[0]"));
-            }
-        }
-    }
-    check(&result, &schema, "result");
+    support::check_schema(&result, &schema, "result");
     assert_eq!(result["schema"], "perfhost-result/1");
 }
 

@@ -1,5 +1,6 @@
 //! All integration tests in one binary (each test binary links wasmtime again).
 
+mod bench;
 mod client;
 mod demo;
 mod engine;

@@ -449,3 +449,19 @@ fn inspect_shows_classes_and_export_writes_a_loadable_file() {
         "{stderr}"
     );
 }
+
+/// A plugin built against the released 0.2.0 contract (fixtures/contract_0_2_0, compiled from
+/// the frozen WIT) loads and runs on this 0.2.x host.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_plugin_built_against_0_2_0_still_runs() {
+    let server = RecordingServer::start(Mode::Auditor).await;
+    let mut plan = support::plan(&server.url(), &[&fixture("fixture_contract_0_2_0")]);
+    plan.load = LoadShape::ramp(2, 10.0);
+    plan.stop.run_time = None;
+    plan.stop.iterations = Some(10);
+    let result = support::run(&plan).await;
+    assert_eq!(result.plugins[0].contract, "perfhost:plugin@0.2.0");
+    assert_eq!((result.total.requests, result.total.failures), (10, 0));
+    assert!(result.task_errors.is_empty(), "{:?}", result.task_errors);
+    assert_eq!(server.seen().len(), 10);
+}

@@ -206,3 +206,28 @@ pub async fn serial() -> tokio::sync::MutexGuard<'static, ()> {
     static LOCK: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
     LOCK.lock().await
 }
+
+/// Every key of `value` is documented in `schema` (a JSON Schema's `properties`), and every
+/// key it calls required is there — recursively, arrays through their first item.
+pub fn check_schema(value: &serde_json::Value, schema: &serde_json::Value, at: &str) {
+    if let (Some(object), Some(props)) = (value.as_object(), schema["properties"].as_object()) {
+        for key in object.keys() {
+            assert!(props.contains_key(key), "{at}.{key} is not documented");
+        }
+        for key in schema["required"].as_array().into_iter().flatten() {
+            let key = key.as_str().unwrap();
+            assert!(
+                object.contains_key(key),
+                "{at}.{key} is documented as required but missing"
+            );
+        }
+        for (k, v) in object {
+            check_schema(v, &props[k], &format!("{at}.{k}"));
+        }
+    }
+    if let Some(first) = value.as_array().and_then(|a| a.first()) {
+        if schema["items"].is_object() {
+            check_schema(first, &schema["items"], &format!("{at}[0]"));
+        }
+    }
+}

@@ -1,117 +1,251 @@
-//! `perfhost bench`: the cost of the sandbox — WASM users vs native Rust users, host CPU per
-//! request and RSS per user (measurements in `crate::overhead`).
+//! `perfhost bench`: the benchmark suite (default: the Auditor suite's benchmark.py, case for
+//! case) against a service — health gate, progress, summary, grading, JSON/HTML/Markdown.
 
-use std::io::Write as _;
-use std::sync::Arc;
-use std::time::Duration;
+use std::io::IsTerminal;
+use std::path::PathBuf;
 
-use crate::demo::DemoChild;
+use crate::benchmark::{run_suite, Progress};
+use crate::config::{self, RunArgs};
+use crate::engine::StopHandle;
 use crate::exit;
-use crate::overhead::{idle_rss_per_user, measure_native, measure_wasm, workers};
-use crate::plan::{format_duration, Target};
-use crate::plugin::{PluginSet, PluginSpec, RuntimeOptions};
+use crate::plan::format_duration;
+use crate::report::bench::{self as bench_report, BenchResult, Level};
+
+/// Which grade fails the run (`--fail-on`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum FailOn {
+    /// Exit 1 when a case grades poor.
+    Poor,
+    /// Exit 1 when a case grades acceptable or poor.
+    Acceptable,
+}
 
 /// Options of `perfhost bench`.
 #[derive(Debug, Clone, clap::Args)]
 pub struct BenchArgs {
-    /// User counts to measure (comma-separated).
-    #[arg(long, value_delimiter = ',', default_value = "100,1000")]
-    pub users: Vec<usize>,
-    /// How long each measurement runs.
-    #[arg(long, value_parser = crate::config::parse_duration_arg, default_value = "10s")]
-    pub duration: Duration,
-    /// Target (default: a built-in demo server started for the benchmark). Loopback only.
-    #[arg(short = 'H', long = "host")]
+    /// Target, e.g. http://127.0.0.1:8888 (else LOAD_TEST_HOST, else the built-in demo server).
+    #[arg(short = 'H', long = "host", visible_alias = "url", value_name = "URL")]
     pub host: Option<String>,
-    /// Users instantiated for the idle-RSS measurement.
-    #[arg(long = "idle-users", default_value_t = 1000)]
-    pub idle_users: usize,
+    /// The suite: a TOML file of cases and grading tables (default: the built-in Auditor suite,
+    /// benchmark.py's seven cases; schema in scenarios/README.md).
+    #[arg(long, value_name = "FILE")]
+    pub suite: Option<PathBuf>,
+    /// Run every case with this plugin (a .wasm or a built-in such as http_get) instead of the
+    /// suite's.
+    #[arg(long, value_name = "FILE|NAME")]
+    pub plugin: Option<String>,
+    /// The JSON result [default: reports/benchmark_<YYYYmmdd_HHMMSS>.json].
+    #[arg(short = 'o', long, value_name = "FILE")]
+    pub output: Option<PathBuf>,
+    /// Also write the suite as a self-contained HTML page.
+    #[arg(long, value_name = "FILE")]
+    pub html: Option<PathBuf>,
+    /// Also write a Markdown summary (`-` prints it).
+    #[arg(long, value_name = "FILE")]
+    pub markdown: Option<PathBuf>,
+    /// A new connection for every request (benchmark.py's way; default: one kept-alive
+    /// connection per user). The connection's set-up is then part of each latency.
+    #[arg(long = "no-keepalive")]
+    pub no_keepalive: bool,
+    /// Exit 1 when a case grades `poor` (or `acceptable` or worse).
+    #[arg(long = "fail-on", value_enum, value_name = "GRADE")]
+    pub fail_on: Option<FailOn>,
+    /// Timeout of one request [default: 30s].
+    #[arg(long = "request-timeout", value_parser = config::parse_duration_arg, allow_hyphen_values = true)]
+    pub request_timeout: Option<std::time::Duration>,
+    /// A configuration value for every case's plugin (ctx.config(KEY)).
+    #[arg(long = "config-value", value_name = "KEY=VALUE")]
+    pub config_values: Vec<String>,
+    /// Settings file (default: ./perfhost.toml if present).
+    #[arg(long = "config", value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Seed of every random choice.
+    #[arg(long)]
+    pub seed: Option<u64>,
+    /// Accept any TLS certificate.
+    #[arg(long)]
+    pub insecure: bool,
+    /// Also trust the CA certificates in this PEM file.
+    #[arg(long = "ca-cert", value_name = "FILE")]
+    pub ca_cert: Option<PathBuf>,
+    /// Log level: DEBUG, INFO, WARNING, ERROR.
+    #[arg(
+        short = 'L',
+        long = "loglevel",
+        visible_alias = "log-level",
+        value_name = "LEVEL"
+    )]
+    pub log_level: Option<String>,
 }
 
-/// The CLI entry.
+/// The CLI entry: 0 when every case ran without a failed request (and `--fail-on` held), 1
+/// otherwise, 3 when the health gate failed, 2 for usage errors.
 pub fn main(args: BenchArgs) -> u8 {
+    let run_args = RunArgs {
+        host: args.host.clone(),
+        request_timeout: args.request_timeout,
+        config_values: args.config_values.clone(),
+        config: args.config.clone(),
+        seed: args.seed,
+        insecure: args.insecure,
+        ca_cert: args.ca_cert.clone(),
+        log_level: args.log_level.clone(),
+        ..Default::default()
+    };
+    let plan = match config::resolve(&run_args, &|k| std::env::var(k).ok()) {
+        Ok(plan) => plan,
+        Err(err) => {
+            crate::errln!("error: {err}");
+            return exit::USAGE;
+        }
+    };
+    crate::logging::set_level(&plan.log_level);
+    let mut suite = match crate::suite::load(args.suite.as_deref()) {
+        Ok(suite) => suite,
+        Err(err) => {
+            crate::errln!("error: {err}");
+            return exit::USAGE;
+        }
+    };
+    if let Some(plugin) = &args.plugin {
+        suite = suite.with_plugin(plugin);
+    }
+    if args.no_keepalive {
+        suite = suite.without_keepalive();
+    }
+    let most = suite.cases.iter().map(|c| c.concurrency).max().unwrap_or(1);
+    crate::commands::run::raise_fd_limit(most);
     let runtime = match crate::commands::run::control_runtime() {
         Ok(rt) => rt,
         Err(code) => return code,
     };
-    let max_users = args
-        .users
-        .iter()
-        .copied()
-        .max()
-        .unwrap_or(100)
-        .max(args.idle_users);
-    crate::commands::run::raise_fd_limit(max_users);
-    runtime.block_on(async {
-        let demo = match &args.host {
-            Some(_) => None,
-            None => match DemoChild::start() {
-                Ok(child) => Some(child),
-                Err(err) => {
-                    crate::errln!("error: cannot start the built-in demo server: {err}");
-                    return exit::UNREACHABLE;
-                }
-            },
-        };
-        let url = args.host.clone().or_else(|| demo.as_ref().map(|d| d.url.clone())).unwrap_or_default();
-        let target = match Target::parse(&url) {
-            Ok(t) => Arc::new(t),
-            Err(err) => {
-                crate::errln!("error: {err}");
-                return exit::USAGE;
-            }
-        };
-        if crate::client::probe(&target, Duration::from_secs(5)).await.is_err() {
-            tokio::time::sleep(Duration::from_millis(300)).await;
+    let tty = std::io::stderr().is_terminal();
+    let stop = StopHandle::default();
+    let result = runtime.block_on(async {
+        crate::commands::run::interrupt_on_signal(&stop);
+        crate::errln!(
+            "perfhost bench: suite {} ({}, {} cases)",
+            suite.name,
+            suite.source,
+            suite.cases.len()
+        );
+        run_suite(&plan, &suite, stop.clone(), |p| progress(p, tty)).await
+    });
+    let result = match result {
+        Ok(result) => result,
+        Err(err) => {
+            crate::errln!("error: {err}");
+            return err.exit_code();
         }
-        let spec = match PluginSpec::resolve("bench_verify") {
-            Ok(spec) => spec,
-            Err(err) => {
-                crate::errln!("error: {err}");
-                return exit::USAGE;
+    };
+    crate::outln!("\n{}", bench_report::summary(&result));
+    write_outputs(&result, &args);
+    exit_code(&result, args.fail_on, stop.was_interrupted())
+}
+
+fn progress(p: Progress<'_>, tty: bool) {
+    match p {
+        Progress::Case { index, count, case } => crate::errln!(
+            "\n[{}/{count}] {} — {}\n      {} requests, concurrency {}{}",
+            index + 1,
+            case.name,
+            case.description,
+            case.requests,
+            case.concurrency,
+            if case.keepalive {
+                ""
+            } else {
+                ", a new connection per request"
             }
-        };
-        let set = match PluginSet::load(vec![spec], RuntimeOptions::default()).await {
-            Ok(set) => Arc::new(set),
-            Err(err) => {
-                crate::errln!("error: {err}");
-                return exit::USAGE;
-            }
-        };
-        crate::outln!("perfhost bench: verify loop (3 sources, response checked) against {url}, {} per run, {} cores", format_duration(args.duration), workers());
-        crate::outln!("{:<8} {:>6} {:>10} {:>9} {:>10} {:>14}", "kind", "users", "requests", "failures", "req/s", "CPU µs/req");
-        let mut rows = Vec::new();
-        for &users in &args.users {
-            let native = {
-                let target = target.clone();
-                let duration = args.duration;
-                tokio::task::spawn_blocking(move || measure_native(&target, users, duration)).await.ok()
-            };
-            let wasm = measure_wasm(set.clone(), &target, users, args.duration).await;
-            for m in native.into_iter().chain(std::iter::once(wasm)) {
-                crate::outln!(
-                    "{:<8} {:>6} {:>10} {:>9} {:>10.0} {:>14.1}",
-                    m.kind,
-                    m.users,
-                    m.requests,
-                    m.failures,
-                    m.requests as f64 / m.seconds.max(1e-9),
-                    m.cpu_us_per_request()
-                );
-                let _ = std::io::stdout().flush();
-                rows.push(m);
+        ),
+        Progress::Tick { case, done } => {
+            let width = 30;
+            let filled = ((done as f64 / case.requests as f64).min(1.0) * width as f64) as usize;
+            let bar = format!(
+                "[{}{}] {done}/{}",
+                "#".repeat(filled),
+                "-".repeat(width - filled),
+                case.requests
+            );
+            if tty {
+                crate::console::write_err(format_args!("\r      {bar}\x1b[K"), false);
+            } else {
+                crate::errln!("      {bar}");
             }
         }
-        for pair in rows.chunks(2) {
-            if let [native, wasm] = pair {
-                crate::outln!("wasm / native at {} users: {:.2}x CPU per request", wasm.users, wasm.cpu_us_per_request() / native.cpu_us_per_request().max(1e-9));
+        Progress::Done(c) => {
+            if tty {
+                crate::console::write_err(format_args!("\r\x1b[K"), false);
             }
+            crate::errln!(
+                "      {}/{} successful ({:.1}%), {:.2} req/s in {}, latency p50 {:.1} ms, p95 {:.1} ms, p99 {:.1} ms",
+                c.successful_requests,
+                c.total_requests,
+                c.successful_requests as f64 * 100.0 / c.total_requests.max(1) as f64,
+                c.requests_per_second,
+                format_duration(std::time::Duration::from_secs_f64(c.duration_seconds)),
+                c.latency_p50_ms,
+                c.latency_p95_ms,
+                c.latency_p99_ms
+            );
         }
-        match idle_rss_per_user(&set, &target, args.idle_users).await {
-            Some(kib) => crate::outln!("idle RSS per WASM user ({} users instantiated): {kib:.1} KiB", args.idle_users),
-            None => crate::outln!("idle RSS per WASM user: could not instantiate {} users", args.idle_users),
+    }
+}
+
+fn write_outputs(result: &BenchResult, args: &BenchArgs) {
+    let json = args.output.clone().unwrap_or_else(|| {
+        PathBuf::from("reports").join(format!("benchmark_{}.json", crate::report::timestamp()))
+    });
+    match result.write_json(&json) {
+        Ok(()) => crate::errln!("Result written to {}", json.display()),
+        Err(err) => crate::errln!("error: cannot write {}: {err}", json.display()),
+    }
+    let write = |path: &PathBuf, text: String| {
+        if path.as_os_str() == "-" {
+            crate::out!("{text}");
+            return;
         }
-        drop(demo);
+        let written = path
+            .parent()
+            .filter(|d| !d.as_os_str().is_empty())
+            .map_or(Ok(()), std::fs::create_dir_all)
+            .and_then(|_| std::fs::write(path, text));
+        match written {
+            Ok(()) => crate::errln!("Report written to {}", path.display()),
+            Err(err) => crate::errln!("error: cannot write {}: {err}", path.display()),
+        }
+    };
+    if let Some(path) = &args.html {
+        write(path, bench_report::html(result));
+    }
+    if let Some(path) = &args.markdown {
+        write(path, bench_report::markdown(result));
+    }
+}
+
+/// 130 when interrupted; 1 for a failed request or a failed `--fail-on` gate; else 0.
+fn exit_code(result: &BenchResult, fail_on: Option<FailOn>, interrupted: bool) -> u8 {
+    if interrupted {
+        return exit::INTERRUPTED;
+    }
+    let gate = fail_on.map(|f| match f {
+        FailOn::Poor => Level::Poor,
+        FailOn::Acceptable => Level::Acceptable,
+    });
+    let graded_out = match (gate, result.grading.worst) {
+        (Some(gate), Some(worst)) => worst >= gate,
+        _ => false,
+    };
+    if graded_out {
+        crate::errln!(
+            "bench failed: a case graded {} (--fail-on {})",
+            result.grading.worst.map(Level::as_str).unwrap_or("-"),
+            gate.map(Level::as_str).unwrap_or("-")
+        );
+    }
+    if result.has_failures() || graded_out {
+        exit::TEST_FAILED
+    } else {
         exit::OK
-    })
+    }
 }

@@ -15,9 +15,13 @@ pub enum PluginCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Measure a plugin's cost in the sandbox: host CPU per request and memory per user (for
+    /// the built-in bench_verify, beside native Rust users doing the same work).
+    Bench(crate::commands::plugin_bench::PluginBenchArgs),
     /// Write a built-in plugin to a .wasm file (to share, or as a starting point).
     Export {
-        /// A built-in: auditor_user, burst_user, heavy_user, http_get or bench_verify.
+        /// A built-in: auditor_user, burst_user, heavy_user, http_get, auditor_benchmark or
+        /// bench_verify.
         name: String,
         /// Output file (default: NAME.wasm).
         #[arg(short, long)]
@@ -27,6 +31,7 @@ pub enum PluginCommand {
 
 pub fn main(cmd: PluginCommand) -> u8 {
     match cmd {
+        PluginCommand::Bench(args) => crate::commands::plugin_bench::main(args),
         PluginCommand::Export { name, output } => {
             let Some(bytes) = builtin::bytes(&name) else {
                 crate::errln!(

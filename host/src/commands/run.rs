@@ -295,7 +295,7 @@ pub(crate) fn control_runtime() -> Result<tokio::runtime::Runtime, u8> {
 
 /// Ctrl-C / SIGTERM stop the run as interrupted (results are still written, exit 130); a
 /// second one cancels what is still in flight at once instead of waiting for the stop timeout.
-fn interrupt_on_signal(stop: &StopHandle) {
+pub(crate) fn interrupt_on_signal(stop: &StopHandle) {
     let stop = stop.clone();
     tokio::spawn(async move {
         wait_for_signal().await;

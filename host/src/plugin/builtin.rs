@@ -6,13 +6,15 @@ pub const PLUGIN_DIR: &str = env!("PERFHOST_PLUGIN_DIR");
 /// The built-in Auditor behaviours: what runs when no plugin is named, in this order.
 pub const NAMES: [&str; 3] = ["auditor_user", "burst_user", "heavy_user"];
 
-/// Every built-in: the Auditor behaviours, `http_get` (one path in a loop, for any service) and
-/// `bench_verify` (the WASM side of `perfhost bench`).
-pub const ALL: [&str; 5] = [
+/// Every built-in: the Auditor behaviours, `http_get` (one path in a loop, for any service),
+/// `auditor_benchmark` (benchmark.py's request, for `perfhost bench`) and `bench_verify` (the
+/// WASM side of `perfhost plugin bench`).
+pub const ALL: [&str; 6] = [
     "auditor_user",
     "burst_user",
     "heavy_user",
     "http_get",
+    "auditor_benchmark",
     "bench_verify",
 ];
 
@@ -21,7 +23,12 @@ static AUDITOR_USER: &[u8] =
 static BURST_USER: &[u8] = include_bytes!(concat!(env!("PERFHOST_PLUGIN_DIR"), "/burst_user.wasm"));
 static HEAVY_USER: &[u8] = include_bytes!(concat!(env!("PERFHOST_PLUGIN_DIR"), "/heavy_user.wasm"));
 static HTTP_GET: &[u8] = include_bytes!(concat!(env!("PERFHOST_PLUGIN_DIR"), "/http_get.wasm"));
-/// The WASM side of `perfhost bench` (not part of the default set).
+/// benchmark.py's request (not part of the default set).
+static AUDITOR_BENCHMARK: &[u8] = include_bytes!(concat!(
+    env!("PERFHOST_PLUGIN_DIR"),
+    "/auditor_benchmark.wasm"
+));
+/// The WASM side of `perfhost plugin bench` (not part of the default set).
 static BENCH_VERIFY: &[u8] =
     include_bytes!(concat!(env!("PERFHOST_PLUGIN_DIR"), "/bench_verify.wasm"));
 
@@ -32,6 +39,7 @@ pub fn bytes(name: &str) -> Option<&'static [u8]> {
         "burst_user" => Some(BURST_USER),
         "heavy_user" => Some(HEAVY_USER),
         "bench_verify" => Some(BENCH_VERIFY),
+        "auditor_benchmark" => Some(AUDITOR_BENCHMARK),
         "http_get" => Some(HTTP_GET),
         _ => None,
     }

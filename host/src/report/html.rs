@@ -104,7 +104,7 @@ pub(crate) fn fmt_duration(seconds: f64) -> String {
     }
 }
 
-const CSS: &str = r#"
+pub(crate) const CSS: &str = r#"
 :root { --fg:#1d2329; --muted:#5b6670; --line:#d9dee3; --bg:#ffffff; --alt:#f5f7f9;
         --ok:#1f7a3a; --okbg:#e6f4ea; --bad:#b3261e; --badbg:#fce8e6; --warnbg:#fff4d6; --warn:#7a5300; }
 * { box-sizing: border-box; }

@@ -13,6 +13,7 @@ use crate::stats::{
     EndpointStats, FailureGroup, FailureSample, HistoryPoint, Percentile, TaskErrorGroup,
 };
 
+pub mod bench;
 pub mod charts;
 pub mod csv;
 pub mod html;

@@ -1,0 +1,163 @@
+//! `perfhost plugin bench [PLUGIN]`: the cost of the sandbox, for plugin authors — host CPU µs
+//! per request and idle RSS per user of any plugin; for the built-in `bench_verify`, beside
+//! native Rust users doing the same work on the same client (measurements in
+//! `crate::overhead`).
+
+use std::io::Write as _;
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::demo::DemoChild;
+use crate::exit;
+use crate::overhead::{idle_rss_per_user, measure_native, measure_wasm, workers};
+use crate::plan::{format_duration, Target};
+use crate::plugin::{PluginSet, PluginSpec, RuntimeOptions};
+
+/// Options of `perfhost plugin bench`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct PluginBenchArgs {
+    /// The plugin to measure: a .wasm file or a built-in name. `bench_verify` (the default) is
+    /// also run as native Rust users for the WASM/native ratio.
+    #[arg(default_value = "bench_verify")]
+    pub plugin: String,
+    /// User counts to measure (comma-separated).
+    #[arg(long, value_delimiter = ',', default_value = "100,1000")]
+    pub users: Vec<usize>,
+    /// How long each measurement runs.
+    #[arg(long, value_parser = crate::config::parse_duration_arg, default_value = "10s")]
+    pub duration: Duration,
+    /// Target (default: a built-in demo server started for the benchmark). Loopback only.
+    #[arg(short = 'H', long = "host")]
+    pub host: Option<String>,
+    /// Users instantiated for the idle-RSS measurement.
+    #[arg(long = "idle-users", default_value_t = 1000)]
+    pub idle_users: usize,
+}
+
+/// The CLI entry.
+#[allow(clippy::too_many_lines)]
+pub fn main(args: PluginBenchArgs) -> u8 {
+    let runtime = match crate::commands::run::control_runtime() {
+        Ok(rt) => rt,
+        Err(code) => return code,
+    };
+    let max_users = args
+        .users
+        .iter()
+        .copied()
+        .max()
+        .unwrap_or(100)
+        .max(args.idle_users);
+    crate::commands::run::raise_fd_limit(max_users);
+    runtime.block_on(async {
+        let demo = match &args.host {
+            Some(_) => None,
+            None => match DemoChild::start() {
+                Ok(child) => Some(child),
+                Err(err) => {
+                    crate::errln!("error: cannot start the built-in demo server: {err}");
+                    return exit::UNREACHABLE;
+                }
+            },
+        };
+        let url = args
+            .host
+            .clone()
+            .or_else(|| demo.as_ref().map(|d| d.url.clone()))
+            .unwrap_or_default();
+        let target = match Target::parse(&url) {
+            Ok(t) => Arc::new(t),
+            Err(err) => {
+                crate::errln!("error: {err}");
+                return exit::USAGE;
+            }
+        };
+        if crate::client::probe(&target, Duration::from_secs(5))
+            .await
+            .is_err()
+        {
+            tokio::time::sleep(Duration::from_millis(300)).await;
+        }
+        let native_twin = args.plugin == "bench_verify";
+        let spec = match PluginSpec::resolve(&args.plugin) {
+            Ok(spec) => spec,
+            Err(err) => {
+                crate::errln!("error: {err}");
+                return exit::USAGE;
+            }
+        };
+        let set = match PluginSet::load(vec![spec], RuntimeOptions::default()).await {
+            Ok(set) => Arc::new(set),
+            Err(err) => {
+                crate::errln!("error: {err}");
+                return exit::USAGE;
+            }
+        };
+        let what = if native_twin {
+            "bench_verify: verify loop (3 sources, response checked), WASM and native".to_string()
+        } else {
+            format!("{}: its tasks with no wait", args.plugin)
+        };
+        crate::outln!(
+            "perfhost plugin bench: {what} against {url}, {} per run, {} cores",
+            format_duration(args.duration),
+            workers()
+        );
+        crate::outln!(
+            "{:<8} {:>6} {:>10} {:>9} {:>10} {:>14}",
+            "kind",
+            "users",
+            "requests",
+            "failures",
+            "req/s",
+            "CPU µs/req"
+        );
+        let mut rows = Vec::new();
+        for &users in &args.users {
+            let native = if native_twin {
+                let target = target.clone();
+                let duration = args.duration;
+                tokio::task::spawn_blocking(move || measure_native(&target, users, duration))
+                    .await
+                    .ok()
+            } else {
+                None
+            };
+            let wasm = measure_wasm(set.clone(), &target, users, args.duration).await;
+            for m in native.into_iter().chain(std::iter::once(wasm)) {
+                crate::outln!(
+                    "{:<8} {:>6} {:>10} {:>9} {:>10.0} {:>14.1}",
+                    m.kind,
+                    m.users,
+                    m.requests,
+                    m.failures,
+                    m.requests as f64 / m.seconds.max(1e-9),
+                    m.cpu_us_per_request()
+                );
+                let _ = std::io::stdout().flush();
+                rows.push(m);
+            }
+        }
+        for pair in rows.chunks(2).filter(|_| native_twin) {
+            if let [native, wasm] = pair {
+                crate::outln!(
+                    "wasm / native at {} users: {:.2}x CPU per request",
+                    wasm.users,
+                    wasm.cpu_us_per_request() / native.cpu_us_per_request().max(1e-9)
+                );
+            }
+        }
+        match idle_rss_per_user(&set, &target, args.idle_users).await {
+            Some(kib) => crate::outln!(
+                "idle RSS per WASM user ({} users instantiated): {kib:.1} KiB",
+                args.idle_users
+            ),
+            None => crate::outln!(
+                "idle RSS per WASM user: could not instantiate {} users",
+                args.idle_users
+            ),
+        }
+        drop(demo);
+        exit::OK
+    })
+}
