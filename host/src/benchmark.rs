@@ -9,7 +9,7 @@ use crate::client::{ClientConfig, ClientError, Connection, HttpError, OutgoingRe
 use crate::demo::{DemoChild, DemoChildError};
 use crate::engine::StopHandle;
 use crate::exit;
-use crate::plan::{ClassChoice, LoadShape, Plan, StopConditions, Target};
+use crate::plan::{ClassChoice, ClientOptions, LoadShape, Plan, StopConditions, Target};
 use crate::report::bench::{
     BenchMeta, BenchResult, CaseGrades, CaseResult, Level, Overall, SuiteGrading, BENCH_SCHEMA,
 };
@@ -63,12 +63,21 @@ pub enum Progress<'a> {
 
 /// `GET path` on the target must answer 2xx.
 pub async fn health_gate(plan: &Plan, target: &Arc<Target>, path: &str) -> Result<(), BenchError> {
+    health_gate_with(target, &plan.client, path).await
+}
+
+/// `GET path` on the target, with these client options, must answer 2xx.
+pub async fn health_gate_with(
+    target: &Arc<Target>,
+    options: &ClientOptions,
+    path: &str,
+) -> Result<(), BenchError> {
     let url = format!("{}{}{}", target.origin, target.base_path, path);
     let bad = |why: String| BenchError::Health {
         url: url.clone(),
         why,
     };
-    let client = ClientConfig::new(target.clone(), &plan.client)?;
+    let client = ClientConfig::new(target.clone(), options)?;
     let mut conn = Connection::new(client);
     let uri = target.resolve(path).map_err(|e| bad(e.to_string()))?;
     let request = OutgoingRequest {

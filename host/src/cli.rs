@@ -26,6 +26,9 @@ pub enum Command {
     /// Benchmark a service: fixed request counts at fixed concurrency, graded (default: the
     /// Auditor suite's benchmark.py). The sandbox's own cost is `perfhost plugin bench`.
     Bench(commands::bench::BenchArgs),
+    /// Watch the server under test for memory leaks (as memory_profile.py): RSS, VMS,
+    /// threads, open files, growth per minute; exit 4 on a leak warning.
+    Profile(commands::profile::ProfileArgs),
     /// Inspect or export behaviour plugins.
     #[command(subcommand)]
     Plugin(commands::plugin::PluginCommand),
@@ -44,6 +47,7 @@ pub fn main() -> ExitCode {
         Command::Bench(args) => commands::bench::main(args),
         Command::Scenario(cmd) => commands::scenario::main(cmd),
         Command::Report(args) => commands::report::main(args),
+        Command::Profile(args) => commands::profile::main(args),
     };
     ExitCode::from(code)
 }

@@ -12,8 +12,8 @@ use serde::{Deserialize, Deserializer};
 use crate::client::DEFAULT_MAX_BODY_SIZE;
 use crate::plan::{
     format_duration, format_size, parse_duration, parse_size, ClassChoice, ClientOptions,
-    DurationError, FieldError, LoadShape, Outputs, Plan, SandboxLimits, Secret, SizeError, Source,
-    StopConditions, Target,
+    DurationError, FieldError, LoadShape, Outputs, Plan, ProcessQuery, ProfilePlan, SandboxLimits,
+    Secret, SizeError, Source, StopConditions, Target,
 };
 use crate::plugin::{builtin, DEFAULT_CPU_BUDGET, DEFAULT_MEMORY_CAP};
 use crate::scenario::{self, Scenario};
@@ -130,6 +130,27 @@ pub struct RunArgs {
     /// Run even when the plan's estimated memory exceeds what the machine has available.
     #[arg(long)]
     pub force: bool,
+    /// Sample the target process's memory during the run and judge it for leaks (a leak
+    /// warning then exits 4). The process: the built-in demo server, else the one listening
+    /// on a loopback target's port; or name it with --profile-pid/--profile-port/
+    /// --profile-match. On by default for the built-in target (reported, exit code unchanged).
+    #[arg(long)]
+    pub profile: bool,
+    /// Profile the process with this pid (implies --profile).
+    #[arg(long = "profile-pid", value_name = "PID")]
+    pub profile_pid: Option<u32>,
+    /// Profile the process listening on this local TCP port (implies --profile).
+    #[arg(long = "profile-port", value_name = "PORT")]
+    pub profile_port: Option<u16>,
+    /// Profile the process whose command line contains TEXT (implies --profile).
+    #[arg(long = "profile-match", value_name = "TEXT")]
+    pub profile_match: Option<String>,
+    /// Seconds between memory samples [default: 1s].
+    #[arg(long = "profile-interval", value_parser = parse_duration_arg, allow_hyphen_values = true)]
+    pub profile_interval: Option<Duration>,
+    /// Profile the process alone, not its children (workers).
+    #[arg(long = "profile-no-children")]
+    pub profile_no_children: bool,
 }
 
 /// One layer of settings, every field optional: `perfhost.toml` as a whole, and what the
@@ -644,6 +665,15 @@ fn resolve_layers(
     let trace = l.pick_or("trace", false, |s| s.trace);
     let data = l.pick_or("data", Vec::new(), |s| s.data.clone());
     l.note("workers", Source::Default);
+    let profile = profile_plan(args, target.is_none(), scenario.as_ref())?;
+    l.note(
+        "profile",
+        if profile.as_ref().is_some_and(|p| p.explicit) {
+            Source::Cli
+        } else {
+            Source::Default
+        },
+    );
     Ok(Plan {
         target,
         plugins,
@@ -668,8 +698,48 @@ fn resolve_layers(
             .map(|n| n.get())
             .unwrap_or(1),
         force: args.force,
+        profile,
         sources: l.sources,
     })
+}
+
+/// Memory sampling of the run: asked for with `--profile*`, or by default for the built-in
+/// target.
+fn profile_plan(
+    args: &RunArgs,
+    built_in: bool,
+    scenario: Option<&Scenario>,
+) -> Result<Option<ProfilePlan>, ConfigError> {
+    let query = match (args.profile_pid, args.profile_port, &args.profile_match) {
+        (Some(pid), None, None) => ProcessQuery::Pid(pid),
+        (None, Some(port), None) => ProcessQuery::Port(port),
+        (None, None, Some(text)) => ProcessQuery::Match(text.clone()),
+        (None, None, None) => ProcessQuery::Auto,
+        _ => {
+            return Err(ConfigError::invalid(
+                "--profile-pid/--profile-port/--profile-match",
+                "give one of them",
+            ))
+        }
+    };
+    let explicit = args.profile || query != ProcessQuery::Auto;
+    if !explicit && !built_in {
+        return Ok(None);
+    }
+    let interval = args.profile_interval.unwrap_or(Duration::from_secs(1));
+    if interval < Duration::from_millis(50) {
+        return Err(ConfigError::invalid(
+            "--profile-interval",
+            "must be at least 50ms",
+        ));
+    }
+    Ok(Some(ProfilePlan {
+        query,
+        children: !args.profile_no_children,
+        interval,
+        explicit,
+        tables: scenario.and_then(|s| s.profile).unwrap_or_default(),
+    }))
 }
 
 /// `DEBUG`, `info`, `WARNING`, `warn`, `critical` … → a tracing level name.

@@ -19,6 +19,7 @@ pub mod monitor;
 pub mod overhead;
 pub mod plan;
 pub mod plugin;
+pub mod profiler;
 pub mod report;
 pub mod runner;
 pub mod scenario;

@@ -51,6 +51,8 @@ pub struct Plan {
     pub workers: usize,
     /// Run even when the estimated memory exceeds what the machine has available.
     pub force: bool,
+    /// Sample the target process's memory during the run.
+    pub profile: Option<ProfilePlan>,
     /// Where each value came from (for `--print-config`), by setting name.
     pub sources: BTreeMap<&'static str, Source>,
 }
@@ -286,6 +288,106 @@ impl ScenarioRef {
             message: message.to_string(),
         })
     }
+}
+
+/// Which process is the target's (`--profile-pid`, `--profile-port`, `--profile-match`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ProcessQuery {
+    Pid(u32),
+    /// The process listening on this TCP port.
+    Port(u16),
+    /// The process whose command line contains this text.
+    Match(String),
+    /// The built-in demo server, or the process listening on a loopback target's port.
+    Auto,
+}
+
+/// Sampling the target's memory during a run.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ProfilePlan {
+    pub query: ProcessQuery,
+    /// Sum the process's children (workers) in.
+    pub children: bool,
+    pub interval: Duration,
+    /// Asked for (`--profile`, `--profile-*`): then a leak warning changes the exit code (4);
+    /// the default sampling of the built-in target only reports.
+    pub explicit: bool,
+    pub tables: LeakTables,
+}
+
+/// The tables a profile is judged by (MB, MB per minute, seconds); settable in a scenario's
+/// `[profile]` table. Defaults: memory_profile.py's thresholds and the suite README's targets.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields, rename_all = "kebab-case")]
+pub struct LeakTables {
+    /// Growth above this many MB/min: a moderate warning.
+    pub growth_moderate: f64,
+    /// Growth above this many MB/min: a high warning.
+    pub growth_high: f64,
+    /// Initial RSS below this is on target, below `initial_acceptable` acceptable (MB).
+    pub initial_target: f64,
+    pub initial_acceptable: f64,
+    /// Largest RSS below this is on target, below `max_acceptable` acceptable (MB).
+    pub max_target: f64,
+    pub max_acceptable: f64,
+    /// A verdict needs this long after the warm-up …
+    pub min_seconds: f64,
+    /// … and this many samples after it; else "too short to judge".
+    pub min_samples: usize,
+    /// The warm-up left out of the growth rate: this share of the profile, at most
+    /// `warmup_max_seconds`.
+    pub warmup_share: f64,
+    pub warmup_max_seconds: f64,
+}
+
+impl Default for LeakTables {
+    fn default() -> Self {
+        LeakTables {
+            growth_moderate: 5.0,
+            growth_high: 10.0,
+            initial_target: 500.0,
+            initial_acceptable: 1000.0,
+            max_target: 1000.0,
+            max_acceptable: 2000.0,
+            min_seconds: 30.0,
+            min_samples: 10,
+            warmup_share: 0.1,
+            warmup_max_seconds: 60.0,
+        }
+    }
+}
+
+// ---------- timestamps ----------
+
+/// `YYYY-mm-ddTHH:MM:SSZ` of whole Unix seconds, as Locust's `format_utc_timestamp`.
+pub fn utc_timestamp(unix: f64) -> String {
+    let secs = if unix.is_finite() && unix > 0.0 {
+        unix.floor() as i64
+    } else {
+        0
+    };
+    let (days, rest) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
+    let (y, m, d) = civil_from_days(days);
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
+        rest / 3600,
+        (rest % 3600) / 60,
+        rest % 60
+    )
+}
+
+/// Days since 1970-01-01 → (year, month, day) (Howard Hinnant's algorithm).
+pub fn civil_from_days(z: i64) -> (i64, u32, u32) {
+    let z = z + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36524 - doe / 146_096) / 365;
+    let y = yoe + era * 400;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    (if m <= 2 { y + 1 } else { y }, m, d)
 }
 
 // ---------- durations ----------
@@ -733,6 +835,38 @@ impl LoadShape {
             from = stage.users;
         }
         step.max(Duration::from_millis(1))
+    }
+}
+
+// ---------- grades ----------
+
+/// How a measured value compares with its table (benchmark grading, memory verdicts).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Grade {
+    Target,
+    Acceptable,
+    Poor,
+}
+
+impl Grade {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Grade::Target => "target",
+            Grade::Acceptable => "acceptable",
+            Grade::Poor => "poor",
+        }
+    }
+
+    /// Below `target` is target, below `acceptable` acceptable, else poor.
+    pub fn below(value: f64, target: f64, acceptable: f64) -> Grade {
+        if value < target {
+            Grade::Target
+        } else if value < acceptable {
+            Grade::Acceptable
+        } else {
+            Grade::Poor
+        }
     }
 }
 

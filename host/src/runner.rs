@@ -9,9 +9,11 @@ use crate::client::{ClientConfig, ClientError};
 use crate::demo::{DemoChild, DemoChildError};
 use crate::engine::{self, Behaviours, ClassError, StopHandle};
 use crate::exit;
-use crate::plan::{format_size, FieldError, Plan, Source, Target};
+use crate::monitor::target::FindError;
+use crate::plan::{format_size, FieldError, Plan, ProcessQuery, Source, Target};
 use crate::plugin::data::{DataError, DataSets};
 use crate::plugin::{PluginError, PluginSet, PluginSpec, RunEnv, RuntimeOptions};
+use crate::profiler::{self, RunSampler};
 use crate::report::{PlanSummary, RunMeta, RunResult, SCHEMA};
 use crate::stats::HistoryPoint;
 
@@ -33,6 +35,8 @@ pub enum RunError {
     Unreachable { target: String, why: String },
     #[error("cannot start the built-in demo server: {0}")]
     Demo(#[from] DemoChildError),
+    #[error("{0} — or run without --profile")]
+    Profile(#[from] crate::monitor::target::FindError),
     #[error("{users} users need about {} of memory ({} per user, {} per plugin instance), but this machine has {} available — lower -u, or pass --force to run anyway", format_size(*.needed as usize), format_size(PER_USER_BYTES as usize), format_size(PER_INSTANCE_BYTES as usize), format_size(*.available as usize))]
     Memory {
         users: usize,
@@ -143,6 +147,7 @@ pub async fn run(
     };
     let target = Arc::new(target);
     wait_reachable(&target, demo.is_some()).await?;
+    let sampler = start_profile(plan, demo.as_ref(), &target)?;
 
     let env = Arc::new(RunEnv {
         client: ClientConfig::new(target.clone(), &plan.client)?,
@@ -161,6 +166,10 @@ pub async fn run(
         classes,
     };
     let outcome = engine::run(plan, behaviours, stop, on_tick).await;
+    let memory = match sampler {
+        Some(sampler) => sampler.finish().await,
+        None => None,
+    };
     drop(demo);
 
     let seconds = outcome.duration.as_secs_f64();
@@ -188,7 +197,42 @@ pub async fn run(
         stopped_classes: outcome.stopped_classes,
         history: outcome.stats.history,
         generator: outcome.generator,
+        memory,
     })
+}
+
+/// Starts sampling the target's memory when the plan asks for it. Asked for explicitly, a
+/// process that cannot be found is an error; the default sampling of the built-in target never
+/// stops a run.
+fn start_profile(
+    plan: &Plan,
+    demo: Option<&DemoChild>,
+    target: &Target,
+) -> Result<Option<RunSampler>, RunError> {
+    let Some(p) = &plan.profile else {
+        return Ok(None);
+    };
+    let demo_pid = demo.map(|d| d.child.id());
+    if demo_pid.is_none() && p.query == ProcessQuery::Auto && !profiler::is_local(target) {
+        return Err(RunError::Profile(FindError::NoMatch(format!(
+            "(the target {} is not on this machine: name its process with --profile-pid or --profile-match)",
+            target.origin
+        ))));
+    }
+    match profiler::find(&p.query, p.children, demo_pid, Some(target)) {
+        Ok(process) => Ok(Some(RunSampler::start(
+            process,
+            format!("{}{}", target.origin, target.base_path),
+            p.interval,
+            p.tables,
+            p.explicit,
+        ))),
+        Err(err) if p.explicit => Err(err.into()),
+        Err(err) => {
+            tracing::debug!("not profiling the target: {err}");
+            Ok(None)
+        }
+    }
 }
 
 /// The built-in target gets a few seconds to come up; a named one is probed once.

@@ -11,8 +11,8 @@ use serde::Deserialize;
 use toml::Spanned;
 
 use crate::plan::{
-    format_duration, parse_duration, parse_threshold, FieldError, LoadShape, ScenarioRef, Stage,
-    Threshold,
+    format_duration, parse_duration, parse_threshold, FieldError, LeakTables, LoadShape,
+    ScenarioRef, Stage, Threshold,
 };
 
 /// The presets, in the order `perfhost scenario list` shows them.
@@ -52,6 +52,8 @@ pub struct Scenario {
     pub config: BTreeMap<String, String>,
     pub report_html: bool,
     pub report_csv: bool,
+    /// The memory verdict's tables (`[profile]`), when the scenario sets them.
+    pub profile: Option<LeakTables>,
     /// Lines of fields checked only once plugins are loaded (unknown plugin, class, weight).
     pub plugins_line: Option<usize>,
     pub classes_line: Option<usize>,
@@ -78,6 +80,7 @@ struct ScenarioFile {
     config: BTreeMap<String, String>,
     #[serde(default)]
     report: ReportFile,
+    profile: Option<LeakTables>,
 }
 
 #[derive(Deserialize)]
@@ -277,6 +280,7 @@ pub fn parse(file: &str, text: &str) -> Result<Scenario, ScenarioError> {
         config: raw.config,
         report_html: raw.report.html,
         report_csv: raw.report.csv,
+        profile: raw.profile,
     })
 }
 
@@ -374,7 +378,7 @@ mod tests {
 
     #[test]
     fn malformed_files_name_file_line_and_field() {
-        assert_eq!(error_of("name = \"x\"\nuserz = 3\n"), "bad.toml:2: field `userz`: unknown field `userz`, expected one of `name`, `description`, `plugins`, `user-classes`, `weights`, `users`, `spawn-rate`, `run-time`, `stages`, `thresholds`, `config`, `report`");
+        assert_eq!(error_of("name = \"x\"\nuserz = 3\n"), "bad.toml:2: field `userz`: unknown field `userz`, expected one of `name`, `description`, `plugins`, `user-classes`, `weights`, `users`, `spawn-rate`, `run-time`, `stages`, `thresholds`, `config`, `report`, `profile`");
         assert!(error_of("name = \"x\"\n\nusers = \"ten\"\n")
             .starts_with("bad.toml:3: field `users`: invalid type"));
         assert_eq!(

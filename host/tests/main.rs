@@ -8,6 +8,7 @@ mod faults;
 mod hostile;
 mod layers;
 mod plugins;
+mod profile;
 mod report;
 mod scenarios;
 mod support;

@@ -363,6 +363,14 @@ async fn html_report_of_a_real_run_renders_in_chromium() {
     let mut plan = support::plan(&server.url(), &["burst_user", "auditor_user"]);
     plan.load = LoadShape::ramp(3, 10.0);
     plan.stop.run_time = Some(Duration::from_secs(3));
+    // The demo server runs in this process: its memory is this process's.
+    plan.profile = Some(perfhost::plan::ProfilePlan {
+        query: perfhost::plan::ProcessQuery::Pid(std::process::id()),
+        children: false,
+        interval: Duration::from_millis(200),
+        explicit: true,
+        tables: Default::default(),
+    });
     let mut result = support::run(&plan).await;
     assert!(result.total.requests > 0 && result.total.failures > 0);
     // A plugin-chosen name and a server's body that try to inject markup.
@@ -400,6 +408,10 @@ async fn html_report_of_a_real_run_renders_in_chromium() {
     assert!(rows > result.stats.len(), "{rows} table rows");
     let charts = dom.matches("<svg class=\"chart\"").count();
     assert!(charts >= 4, "{charts} charts in the DOM");
+    assert!(
+        dom.contains("RSS of the server under test") && dom.contains("id=\"memory\""),
+        "the memory charts and section render"
+    );
     assert!(dom.matches("<text").count() > 20, "charts carry text");
     assert!(
         dom.contains("&lt;script&gt;alert('pwned')&lt;/script&gt;/verify"),

@@ -5,6 +5,7 @@ pub mod bench;
 pub mod demo_server;
 pub mod plugin;
 pub mod plugin_bench;
+pub mod profile;
 pub mod report;
 pub mod run;
 pub mod scenario;

@@ -121,6 +121,7 @@ async fn run_and_report(plan: &Plan, stop: StopHandle) -> Result<(RunResult, u8)
         }
     };
     crate::outln!("{}", report::summary_table(&result));
+
     if let Some(hint) = report::wrong_target_hint(&result) {
         crate::errln!("{hint}");
     }
@@ -156,10 +157,19 @@ async fn run_and_report(plan: &Plan, stop: StopHandle) -> Result<(RunResult, u8)
         exit::INTERRUPTED
     } else if result.has_failures() {
         exit::TEST_FAILED
+    } else if leak_warning(&result) {
+        exit::LEAK
     } else {
         exit::OK
     };
     Ok((result, code))
+}
+
+/// A leak warning from a profile that was asked for (`--profile*`): exit 4.
+fn leak_warning(result: &RunResult) -> bool {
+    result.memory.as_ref().is_some_and(|m| {
+        m.metadata.explicit && m.analysis.as_ref().is_some_and(|a| a.verdict.is_warning())
+    })
 }
 
 /// `--scenario all`: smoke, baseline, stress and burst in order, a pause between, one summary.

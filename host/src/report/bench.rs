@@ -15,24 +15,7 @@ use crate::stats::{FailureGroup, Percentiles};
 /// Version of the bench result schema (`docs/bench.schema.json`).
 pub const BENCH_SCHEMA: &str = "perfhost-bench/1";
 
-/// How a measured value compares with its table.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Level {
-    Target,
-    Acceptable,
-    Poor,
-}
-
-impl Level {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Level::Target => "target",
-            Level::Acceptable => "acceptable",
-            Level::Poor => "poor",
-        }
-    }
-}
+pub use crate::plan::Grade as Level;
 
 /// The grades of one case (absent where the suite has no table).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]

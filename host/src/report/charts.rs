@@ -11,6 +11,7 @@ use plotters::coord::Shift;
 use plotters::prelude::*;
 use plotters::style::FontStyle;
 
+use crate::monitor::{MemoryProfile, MemorySample};
 use crate::report::RunResult;
 use crate::stats::{deserialize_histogram, Percentile};
 
@@ -78,14 +79,6 @@ pub struct DistributionPanel {
     pub label: String,
     pub requests: u64,
     pub buckets: Vec<(f64, f64, u64)>,
-}
-
-/// A memory series of the server under test (from the memory profiler, when it exists).
-#[derive(Debug, Clone)]
-pub struct MemorySeries {
-    pub name: String,
-    /// (seconds since the start, MiB).
-    pub points: Vec<(f64, f64)>,
 }
 
 /// What a chart shows.
@@ -470,11 +463,82 @@ pub fn distribution_panel(label: &str, histogram: &str) -> Option<DistributionPa
     })
 }
 
-/// The memory profile of the server under test, when the result has one. None exists yet: when
-/// the memory profiler lands, map its samples here and the HTML report and `--png-dir` pick up
-/// the memory charts on their own.
-pub fn memory_profile(_result: &RunResult) -> Option<Vec<MemorySeries>> {
-    None
+/// The charts of a memory profile: RSS (the target's and perfhost's), VMS, threads and open
+/// files; `start` (Unix seconds) is time 0 of the x axis.
+pub fn profile_charts(profile: &MemoryProfile, start: f64) -> Vec<Chart> {
+    let s = &profile.samples;
+    let line = |name: &str, color: RGBColor, f: &dyn Fn(&MemorySample) -> f64| Series {
+        name: name.to_string(),
+        color,
+        points: s
+            .iter()
+            .map(|x| ((x.time - start).max(0.0), Some(f(x))))
+            .collect(),
+    };
+    let who = format!("pid {}", profile.metadata.target.pid);
+    vec![
+        Chart {
+            id: "memory_rss",
+            kind: ChartKind::Line(LineChart {
+                title: format!("RSS of the server under test ({who})"),
+                y_label: "MB".into(),
+                series: vec![
+                    line("server RSS", BLUE, &|x| x.rss_mb),
+                    line("perfhost RSS", GREY, &|x| x.perfhost_rss_mb),
+                ],
+            }),
+        },
+        Chart {
+            id: "memory_vms",
+            kind: ChartKind::Line(LineChart {
+                title: format!("Virtual memory of the server under test ({who})"),
+                y_label: "MB".into(),
+                series: vec![line("server VMS", GREEN, &|x| x.vms_mb)],
+            }),
+        },
+        Chart {
+            id: "threads_fds",
+            kind: ChartKind::Line(LineChart {
+                title: format!("Threads and open files of the server under test ({who})"),
+                y_label: "count".into(),
+                series: vec![
+                    line("threads", PURPLE, &|x| x.num_threads as f64),
+                    line("open files", ORANGE, &|x| x.num_fds as f64),
+                ],
+            }),
+        },
+    ]
+}
+
+/// `perfhost profile --plot`: the profile's charts stacked in one PNG.
+pub fn profile_png(profile: &MemoryProfile) -> Result<Vec<u8>, String> {
+    ensure_font()?;
+    let start = profile.samples.first().map_or(0.0, |s| s.time);
+    let charts = profile_charts(profile, start);
+    let (w, h) = (LINE_WIDTH + 320, LINE_HEIGHT * charts.len() as u32);
+    let mut pixels = vec![255u8; (w * h * 3) as usize];
+    {
+        let root = BitMapBackend::with_buffer(&mut pixels, (w, h)).into_drawing_area();
+        root.fill(&WHITE).map_err(|e| e.to_string())?;
+        for (area, chart) in root.split_evenly((charts.len(), 1)).iter().zip(&charts) {
+            if let ChartKind::Line(spec) = &chart.kind {
+                draw_line_chart(area, spec)?;
+            }
+        }
+        root.present().map_err(|e| e.to_string())?;
+    }
+    let mut out = Vec::new();
+    {
+        let mut encoder = png::Encoder::new(&mut out, w, h);
+        encoder.set_color(png::ColorType::Rgb);
+        encoder.set_depth(png::BitDepth::Eight);
+        let mut writer = encoder.write_header().map_err(|e| e.to_string())?;
+        writer
+            .write_image_data(&pixels)
+            .map_err(|e| e.to_string())?;
+        writer.finish().map_err(|e| e.to_string())?;
+    }
+    Ok(out)
 }
 
 /// Every chart of a result, in report order.
@@ -546,24 +610,8 @@ pub fn charts(result: &RunResult) -> Vec<Chart> {
             }),
         });
     }
-    if let Some(memory) = memory_profile(result) {
-        let colors = [BLUE, ORANGE, GREEN, PURPLE, RED, GREY];
-        out.push(Chart {
-            id: "memory",
-            kind: ChartKind::Line(LineChart {
-                title: "Memory of the server under test".into(),
-                y_label: "MiB".into(),
-                series: memory
-                    .into_iter()
-                    .enumerate()
-                    .map(|(i, m)| Series {
-                        name: m.name,
-                        color: colors[i % colors.len()],
-                        points: m.points.into_iter().map(|(x, y)| (x, Some(y))).collect(),
-                    })
-                    .collect(),
-            }),
-        });
+    if let Some(memory) = &result.memory {
+        out.extend(profile_charts(memory, result.meta.start_time));
     }
     let mut endpoints: Vec<_> = result.stats.iter().filter(|s| s.requests > 0).collect();
     endpoints.sort_by(|a, b| b.requests.cmp(&a.requests).then(a.name.cmp(&b.name)));

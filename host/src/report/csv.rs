@@ -216,22 +216,7 @@ fn csv_row<S: AsRef<str>>(fields: impl IntoIterator<Item = S>) -> String {
     line
 }
 
-/// `YYYY-mm-ddTHH:MM:SSZ` of whole Unix seconds, as Locust's `format_utc_timestamp`.
-pub fn utc_timestamp(unix: f64) -> String {
-    let secs = if unix.is_finite() && unix > 0.0 {
-        unix.floor() as i64
-    } else {
-        0
-    };
-    let (days, rest) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
-    let (y, m, d) = super::civil_from_days(days);
-    format!(
-        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
-        rest / 3600,
-        (rest % 3600) / 60,
-        rest % 60
-    )
-}
+pub use crate::plan::utc_timestamp;
 
 // ---------- PREFIX_stats.csv ----------
 

@@ -191,6 +191,7 @@ pub fn render_with_charts(result: &RunResult, charts: &[Chart]) -> String {
     failures_section(&mut h, result);
     task_errors_section(&mut h, result);
     samples_section(&mut h, result);
+    memory_section(&mut h, result);
     health_section(&mut h, result);
     plan_section(&mut h, result);
     let _ = write!(
@@ -523,6 +524,60 @@ fn health_section(h: &mut String, result: &RunResult) {
             esc(&result.stopped_classes.join(", "))
         }
     );
+}
+
+fn memory_section(h: &mut String, result: &RunResult) {
+    let Some(memory) = &result.memory else {
+        return;
+    };
+    let t = &memory.metadata.target;
+    let _ = write!(
+        h,
+        "<section id=\"memory\"><h2>Memory of the server under test</h2><p class=\"sub\">pid {} ({}), found by {}{}; a sample every {} s</p>",
+        t.pid,
+        esc(&t.command),
+        esc(&t.found_by),
+        if t.children { ", children summed in" } else { "" },
+        memory.metadata.interval
+    );
+    match &memory.analysis {
+        Some(a) => {
+            let verdict = match a.verdict {
+                crate::monitor::Verdict::Healthy => "healthy",
+                crate::monitor::Verdict::Moderate => "moderate growth — leak warning",
+                crate::monitor::Verdict::High => "high growth — leak warning",
+                crate::monitor::Verdict::TooShort => "too short to judge",
+            };
+            let _ = writeln!(
+                h,
+                "<table><tbody><tr><th class=\"l\">Verdict</th><td class=\"l{}\">{verdict}</td></tr>\
+                 <tr><th class=\"l\">RSS</th><td class=\"l\">initial {:.1} MB, final {:.1} MB, min {:.1}, max {:.1}, average {:.1}</td></tr>\
+                 <tr><th class=\"l\">Growth</th><td class=\"l\">{:+.2} MB/min (least squares after {:.0} s warm-up, R² {:.2})</td></tr>\
+                 <tr><th class=\"l\">VMS</th><td class=\"l\">{:.1} → {:.1} MB</td></tr>\
+                 <tr><th class=\"l\">Threads, open files</th><td class=\"l\">{} → {}, {} → {}</td></tr></tbody></table>",
+                if a.verdict.is_warning() { " bad" } else { "" },
+                a.rss.initial_mb,
+                a.rss.final_mb,
+                a.rss.min_mb,
+                a.rss.max_mb,
+                a.rss.avg_mb,
+                a.growth_rate_mb_per_min,
+                a.warmup_seconds,
+                a.growth_fit_r2,
+                a.vms.initial_mb,
+                a.vms.final_mb,
+                a.threads.initial,
+                a.threads.last,
+                a.fds.initial,
+                a.fds.last
+            );
+            for flag in &a.flags {
+                let _ = writeln!(h, "<div class=\"warn\">{}</div>", esc(flag));
+            }
+        }
+        None => h.push_str("<p>No sample was taken.</p>"),
+    }
+    h.push_str("<p class=\"muted\">Its charts are with the others above.</p></section>\n");
 }
 
 /// A plan value as text: scalars as they are, maps as `k: v, …`, lists joined with `; `.

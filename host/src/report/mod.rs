@@ -6,7 +6,7 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
-use crate::monitor::GeneratorHealth;
+use crate::monitor::{GeneratorHealth, MemoryProfile};
 use crate::plan::{Plan, Stage, Threshold};
 use crate::plugin::PluginInfo;
 use crate::stats::{
@@ -94,6 +94,10 @@ pub struct RunResult {
     pub stopped_classes: Vec<String>,
     pub history: Vec<HistoryPoint>,
     pub generator: GeneratorHealth,
+    /// The target's memory during the run (`--profile`; on by default for the built-in
+    /// target).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub memory: Option<MemoryProfile>,
 }
 
 impl RunResult {
@@ -165,19 +169,7 @@ pub fn timestamp() -> String {
     )
 }
 
-/// Days since 1970-01-01 → (year, month, day) (Howard Hinnant's algorithm).
-pub(crate) fn civil_from_days(z: i64) -> (i64, u32, u32) {
-    let z = z + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36524 - doe / 146_096) / 365;
-    let y = yoe + era * 400;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    (if m <= 2 { y + 1 } else { y }, m, d)
-}
+pub(crate) use crate::plan::civil_from_days;
 
 /// The end-of-run table, like Locust's.
 /// The built-in behaviours speak the Auditor API. When every request they sent failed with
@@ -283,6 +275,15 @@ pub fn summary_table(result: &RunResult) -> String {
             "\n{} requests denied by the sandbox (outside the target origin)",
             result.denied_requests
         );
+    }
+    if let Some(memory) = &result.memory {
+        if let Some(a) = &memory.analysis {
+            let who = format!(
+                "the target (pid {}, {})",
+                memory.metadata.target.pid, memory.metadata.target.found_by
+            );
+            let _ = writeln!(out, "\n{}", crate::monitor::leaks::summary_line(a, &who));
+        }
     }
     if result.generator.generator_saturated {
         let _ = writeln!(

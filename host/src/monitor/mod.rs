@@ -1,9 +1,44 @@
-//! Process sampling: the generator's own CPU and memory while it runs (the target process's
-//! memory comes with the profiler).
+//! Process sampling: the generator's own CPU and memory while it runs, and the target's
+//! processes (`target`: finding and sampling them; `leaks`: judging the samples).
+
+pub mod leaks;
+pub mod target;
 
 use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
+
+pub use leaks::{Analysis, Verdict};
+pub use target::{MemorySample, Sampler, TargetProcess};
+
+/// A target's memory over time: memory_profile.py's JSON (`metadata`, `samples`, `analysis`),
+/// written by `perfhost profile` and held in a run's result.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MemoryProfile {
+    pub metadata: ProfileMeta,
+    pub samples: Vec<MemorySample>,
+    /// `None` when no sample was taken.
+    pub analysis: Option<Analysis>,
+}
+
+/// What a profile is of.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ProfileMeta {
+    /// memory_profile.py's fields.
+    pub api_url: String,
+    /// Seconds between samples.
+    pub interval: f64,
+    /// Seconds asked for (a run's length for a run).
+    pub duration: f64,
+    /// ISO 8601, UTC: when sampling began.
+    pub timestamp: String,
+    /// The process (tree) sampled.
+    pub target: TargetProcess,
+    /// The tables the analysis used.
+    pub tables: crate::plan::LeakTables,
+    /// A leak warning changes the exit code (profiling was asked for).
+    pub explicit: bool,
+}
 
 /// perfhost's own health during the run.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
