@@ -19,6 +19,7 @@ pub enum Command {
     /// Serve the built-in JuraGPT Auditor API simulator (the default load target).
     DemoServer(commands::demo_server::DemoArgs),
     /// Run a load test (like `locust --headless`).
+    #[command(after_help = RUN_HELP)]
     Run(Box<crate::config::RunArgs>),
     /// List and show scenario presets (run one with `perfhost run --scenario NAME`).
     #[command(subcommand)]
@@ -32,9 +33,28 @@ pub enum Command {
     /// Inspect or export behaviour plugins.
     #[command(subcommand)]
     Plugin(commands::plugin::PluginCommand),
+    /// Compare two results (runs, benchmarks, or benchmark.py files): deltas per endpoint or
+    /// case and exit 1 on a regression — the CI gate.
+    Compare(commands::compare::CompareArgs),
     /// Render reports (HTML, CSV, Markdown, PNG) from a saved JSON result.
     Report(commands::report::ReportArgs),
 }
+
+/// What `perfhost run --help` adds below the options.
+const RUN_HELP: &str = "\
+Plugins (--plugin / -f): a .wasm component path, or a built-in: auditor_user, burst_user,
+heavy_user (the default set), http_get (GET one path: --config-value path=/x), auditor_benchmark,
+bench_verify.
+
+Thresholds (--threshold, repeatable): [SCOPE:]METRIC OP VALUE[; abort-on-fail[=GRACE]]
+  e.g. 'p95<500ms'  'failure-rate<1%'  'rps>50'  \"'POST /verify':p99<1s\"  'class=BurstUser:avg<200ms'
+
+Environment: LOAD_TEST_HOST (target), API_TOKEN (Authorization: Bearer), API_KEY (X-API-Key),
+PERFHOST_<OPTION> for any option (PERFHOST_USERS=10); ./perfhost.toml or ./locust.conf is read.
+Precedence: command line > environment > --scenario > config file > defaults (--print-config).
+
+Exit codes: 0 passed, 1 test failed (thresholds, or any failure without thresholds),
+2 usage error, 3 target unreachable, 4 memory-leak warning, 130 interrupted.";
 
 /// Parses the command line, runs the command and maps its outcome to an exit code.
 pub fn main() -> ExitCode {
@@ -48,6 +68,7 @@ pub fn main() -> ExitCode {
         Command::Scenario(cmd) => commands::scenario::main(cmd),
         Command::Report(args) => commands::report::main(args),
         Command::Profile(args) => commands::profile::main(args),
+        Command::Compare(args) => commands::compare::main(args),
     };
     ExitCode::from(code)
 }

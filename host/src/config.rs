@@ -22,9 +22,34 @@ use crate::scenario::{self, Scenario};
 #[derive(Debug, Clone, Default, clap::Args)]
 pub struct RunArgs {
     /// Behaviour plugin: a .wasm component or a built-in name (auditor_user, burst_user,
-    /// heavy_user). Repeat to mix; default: all three built-ins (weights 7/2/1).
-    #[arg(long = "plugin", value_name = "FILE|NAME")]
+    /// heavy_user; http_get for any service, one path in a loop; auditor_benchmark;
+    /// bench_verify). Repeat to mix; default: all three Auditor built-ins (weights 7/2/1).
+    /// `-f` as Locust's -f.
+    #[arg(short = 'f', long = "plugin", value_name = "FILE|NAME")]
     pub plugins: Vec<String>,
+    /// A pass/fail rule, repeatable: "p95<500ms", "failure-rate<1%", "rps>=50",
+    /// "'POST /verify (standard)':p99<1s", "class=BurstUser:avg<200ms; abort-on-fail=10s".
+    /// With thresholds they decide the test's verdict.
+    #[arg(long = "threshold", value_name = "EXPR")]
+    pub thresholds: Vec<String>,
+    /// Exit code when a request or task failed and there are no thresholds [default: 1].
+    #[arg(long = "exit-code-on-error", value_name = "N")]
+    pub exit_code_on_error: Option<u8>,
+    /// Write a JUnit XML file: one test case per threshold (or one for the run's failures).
+    #[arg(long, value_name = "FILE")]
+    pub junit: Option<PathBuf>,
+    /// Accepted for Locust command lines: perfhost runs headless unless a web UI is asked for.
+    #[arg(long)]
+    pub headless: bool,
+    /// Only the summary at the end, no live status line.
+    #[arg(long = "only-summary")]
+    pub only_summary: bool,
+    /// Print the statistics table every 10 s while the run goes.
+    #[arg(long = "print-stats")]
+    pub print_stats: bool,
+    /// With --csv: also a row per endpoint and interval in PREFIX_stats_history.csv.
+    #[arg(long = "csv-full-history")]
+    pub csv_full_history: bool,
     /// Target origin, e.g. http://127.0.0.1:8000 (else LOAD_TEST_HOST, else the built-in demo server).
     #[arg(short = 'H', long = "host", visible_alias = "url", value_name = "URL")]
     pub host: Option<String>,
@@ -186,6 +211,12 @@ pub struct Settings {
     pub data: Option<Vec<String>>,
     #[serde(default, deserialize_with = "size_setting")]
     pub max_body_size: Option<usize>,
+    pub only_summary: Option<bool>,
+    pub print_stats: Option<bool>,
+    pub csv_full_history: Option<bool>,
+    pub exit_code_on_error: Option<u8>,
+    pub junit: Option<PathBuf>,
+    pub thresholds: Option<Vec<String>>,
     /// Values for plugins (`ctx.config(KEY)`); merged over layers, the higher one winning.
     #[serde(default)]
     pub config: BTreeMap<String, String>,
@@ -291,6 +322,12 @@ impl Settings {
             "max-body-size" => {
                 self.max_body_size = Some(parse_size(value).map_err(|e| e.to_string())?)
             }
+            "only-summary" => self.only_summary = Some(flag(value)?),
+            "print-stats" => self.print_stats = Some(flag(value)?),
+            "csv-full-history" => self.csv_full_history = Some(flag(value)?),
+            "exit-code-on-error" => self.exit_code_on_error = Some(number(value)?),
+            "junit" => self.junit = Some(PathBuf::from(value)),
+            "threshold" | "thresholds" => self.thresholds = Some(list(value)),
             _ => return Err(format!("unknown setting `{key}`")),
         }
         Ok(())
@@ -332,6 +369,12 @@ impl Settings {
             html: args.html.clone(),
             data: some_vec(&args.data),
             max_body_size: args.max_body_size,
+            only_summary: flag(args.only_summary),
+            print_stats: flag(args.print_stats),
+            csv_full_history: flag(args.csv_full_history),
+            exit_code_on_error: args.exit_code_on_error,
+            junit: args.junit.clone(),
+            thresholds: some_vec(&args.thresholds),
             config,
         })
     }
@@ -622,6 +665,10 @@ fn resolve_layers(
         no_wait: false,
     };
     let run_name = l.pick_or("run-name", "run".to_string(), |s| s.run_name.clone());
+    let report_name = scenario
+        .as_ref()
+        .and_then(|s| s.report_name.clone())
+        .unwrap_or_else(|| run_name.clone());
     let outputs = Outputs {
         run_name,
         json: args.json,
@@ -631,6 +678,14 @@ fn resolve_layers(
         html: l.pick("html", |s| s.html.clone()),
         scenario_csv: scenario.as_ref().is_some_and(|s| s.report_csv),
         scenario_html: scenario.as_ref().is_some_and(|s| s.report_html),
+        report_name,
+        only_summary: l.pick_or("only-summary", false, |s| s.only_summary),
+        print_stats: l.pick_or("print-stats", false, |s| s.print_stats),
+        csv_full_history: l.pick_or("csv-full-history", false, |s| s.csv_full_history),
+        junit: l.pick("junit", |s| s.junit.clone()),
+        exit_code_on_error: l.pick_or("exit-code-on-error", crate::exit::TEST_FAILED, |s| {
+            s.exit_code_on_error
+        }),
     };
     let log_level = l.pick_or("log-level", "info".to_string(), |s| s.log_level.clone());
     let log_level = normalize_log_level(&log_level)
@@ -652,14 +707,24 @@ fn resolve_layers(
         }
     }
     l.note("config", config_source);
-    l.note(
-        "thresholds",
-        if scenario.is_some() {
-            Source::Scenario
-        } else {
-            Source::Default
-        },
-    );
+    // A scenario's thresholds, and those of the command line (or environment, or file).
+    let mut thresholds = scenario
+        .as_ref()
+        .map(|s| s.thresholds.clone())
+        .unwrap_or_default();
+    let from_scenario = !thresholds.is_empty();
+    for text in l
+        .pick("thresholds", |s| s.thresholds.clone())
+        .unwrap_or_default()
+    {
+        thresholds.push(
+            crate::plan::parse_threshold(&text)
+                .map_err(|e| ConfigError::invalid("--threshold", e.to_string()))?,
+        );
+    }
+    if from_scenario && l.sources.get("thresholds") == Some(&Source::Default) {
+        l.note("thresholds", Source::Scenario);
+    }
 
     let reset_stats = l.pick_or("reset-stats", false, |s| s.reset_stats);
     let trace = l.pick_or("trace", false, |s| s.trace);
@@ -688,10 +753,7 @@ fn resolve_layers(
         trace,
         config_values,
         data,
-        thresholds: scenario
-            .as_ref()
-            .map(|s| s.thresholds.clone())
-            .unwrap_or_default(),
+        thresholds,
         scenario: scenario.as_ref().map(Scenario::reference),
         log_level,
         workers: std::thread::available_parallelism()
@@ -902,24 +964,90 @@ pub fn describe(plan: &Plan) -> String {
         .collect()
 }
 
-/// Reads `perfhost.toml` (or the file given): one settings layer.
+/// Reads the settings file: the one given (`.toml`: perfhost's format; anything else, such as
+/// `locust.conf`: Locust's), else `./perfhost.toml`, else `./locust.conf`.
 fn load_file(explicit: Option<&Path>) -> Result<Settings, ConfigError> {
     let path = match explicit {
         Some(p) => p.to_path_buf(),
-        None => {
-            let default = PathBuf::from("perfhost.toml");
-            if !default.exists() {
-                return Ok(Settings::default());
-            }
-            default
-        }
+        None => match ["perfhost.toml", "locust.conf"]
+            .into_iter()
+            .map(PathBuf::from)
+            .find(|p| p.exists())
+        {
+            Some(found) => found,
+            None => return Ok(Settings::default()),
+        },
     };
     let text = std::fs::read_to_string(&path).map_err(|source| ConfigError::Read {
         path: path.clone(),
         source,
     })?;
-    toml::from_str(&text)
-        .map_err(|e| scenario::toml_error(&path.display().to_string(), &text, &e).into())
+    let shown = path.display().to_string();
+    if path.extension().is_some_and(|e| e == "toml") {
+        return toml::from_str(&text).map_err(|e| scenario::toml_error(&shown, &text, &e).into());
+    }
+    let (settings, ignored) = locust_conf(&shown, &text)?;
+    if !ignored.is_empty() {
+        tracing::warn!(
+            "{shown}: perfhost ignores {} (not supported yet)",
+            ignored.join(", ")
+        );
+    }
+    Ok(settings)
+}
+
+/// Locust's settings that mean nothing to a headless perfhost run.
+const LOCUST_ACCEPTED: [&str; 3] = ["headless", "autostart", "locustfile-is-plugin"];
+
+/// A `locust.conf`, read as Locust reads it: `key = value` (or `key: value`), unquoted, `#`
+/// and `;` comments, `[sections]` ignored. Returns the settings and the keys perfhost does not
+/// support (named in one warning, never silently dropped).
+pub fn locust_conf(file: &str, text: &str) -> Result<(Settings, Vec<String>), ConfigError> {
+    let mut settings = Settings::default();
+    let mut ignored = Vec::new();
+    for (i, raw) in text.lines().enumerate() {
+        let line = raw.trim();
+        if line.is_empty() || line.starts_with(['#', ';', '[']) {
+            continue;
+        }
+        let Some((key, value)) = line.split_once(['=', ':']) else {
+            ignored.push(line.to_string());
+            continue;
+        };
+        let (key, value) = (key.trim().replace('_', "-"), value.trim());
+        let bad = |message: String| FieldError {
+            file: file.to_string(),
+            line: Some(i + 1),
+            field: key.clone(),
+            message,
+        };
+        let known = match key.as_str() {
+            "loglevel" | "log-level" => settings.set("log-level", value),
+            "hatch-rate" => settings.set("spawn-rate", value),
+            "locustfile" | "f" => {
+                if value.ends_with(".wasm") {
+                    settings.plugins = Some(vec![value.to_string()]);
+                    Ok(())
+                } else {
+                    Err(format!(
+                        "`{value}` is a Locust file; perfhost runs WebAssembly plugins (docs/plugins.md) — set `locustfile = my_user.wasm` or use --plugin"
+                    ))
+                }
+            }
+            "stop-timeout" | "reset-stats" | "html" | "csv" | "csv-full-history"
+            | "only-summary" | "exit-code-on-error" | "print-stats" | "host" | "users"
+            | "spawn-rate" | "run-time" | "iterations" | "seed" | "json-file" => {
+                settings.set(&key, value)
+            }
+            k if LOCUST_ACCEPTED.contains(&k) => Ok(()),
+            _ => {
+                ignored.push(key.clone());
+                continue;
+            }
+        };
+        known.map_err(bad)?;
+    }
+    Ok((settings, ignored))
 }
 
 /// clap's parser for duration flags.

@@ -112,6 +112,10 @@ pub struct RunOutcome {
     pub generator: GeneratorHealth,
     /// Failing responses kept as samples.
     pub samples: Vec<FailureSample>,
+    /// The name of each class, by the index its statistics are kept under.
+    pub class_names: Vec<String>,
+    /// The threshold (as written) that stopped the run early (`abort-on-fail`).
+    pub aborted_by: Option<String>,
 }
 
 /// Assigns `users` users to classes deterministically by weight (smooth weighted round-robin:
@@ -289,6 +293,12 @@ pub async fn run(
     let mut last_tick = Instant::now();
     let step = shape.step();
     let mut ramp_done_reset = !plan.reset_stats;
+    let class_names: Vec<String> = shared
+        .classes
+        .iter()
+        .map(|c| c.class.name.clone())
+        .collect();
+    let mut aborted_by = None;
 
     loop {
         let now = started.elapsed();
@@ -351,6 +361,11 @@ pub async fn run(
                 let point = stats.absorb(shards.take_all(), live.active_users.load(Ordering::Relaxed) as u64, elapsed.as_secs_f64());
                 generator.sample(elapsed);
                 on_tick(point, started.elapsed());
+                if let Some(text) = abort_check(plan, &stats, &class_names, started.elapsed()) {
+                    tracing::warn!("threshold `{text}` failed: stopping the run (abort-on-fail)");
+                    aborted_by = Some(text);
+                    stop.stop();
+                }
             }
             _ = async { match deadline { Some(at) => tokio::time::sleep_until(at.into()).await, None => std::future::pending().await } } => {}
             _ = stop.stopped() => {}
@@ -406,7 +421,28 @@ pub async fn run(
         stopped_classes,
         generator: generator.finish(),
         samples: shards.samples().samples(),
+        class_names,
+        aborted_by,
     }
+}
+
+/// The first `abort-on-fail` threshold past its grace period that fails on the run so far.
+fn abort_check(
+    plan: &Plan,
+    stats: &RunStats,
+    class_names: &[String],
+    elapsed: Duration,
+) -> Option<String> {
+    let view = crate::stats::RunView {
+        interval: &stats.all,
+        class_names,
+        seconds: elapsed.as_secs_f64(),
+    };
+    plan.thresholds
+        .iter()
+        .filter(|t| t.abort_on_fail && elapsed.as_secs_f64() >= t.grace_s)
+        .find(|t| !crate::stats::thresholds::evaluate(t, &view).passed)
+        .map(|t| t.text.clone())
 }
 
 fn worker(
@@ -558,6 +594,7 @@ async fn group_loop(
         let mut group = match Group::create(
             &shared.set,
             slot.plugin_index,
+            class as u32,
             group_id,
             shared.env.clone(),
             shard.clone(),

@@ -203,6 +203,7 @@ async fn native_user(
             Err(err) => (began.elapsed(), 0, Some(err.to_string())),
         };
         shard.record(&RequestRecord {
+            class: 0,
             method: "POST",
             name: "/verify (bench)",
             latency_us: latency.as_micros() as u64,
@@ -222,7 +223,7 @@ pub async fn idle_rss_per_user(set: &PluginSet, target: &Arc<Target>, count: usi
     let mut created = 0;
     while created < count {
         let size = (count - created).min(GROUP_SIZE);
-        let mut group = Group::create(set, 0, groups.len() as u64, env.clone(), shard.clone())
+        let mut group = Group::create(set, 0, 0, groups.len() as u64, env.clone(), shard.clone())
             .await
             .ok()?;
         let first = created as u64;

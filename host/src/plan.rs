@@ -246,6 +246,22 @@ pub struct Outputs {
     /// The scenario asks for CSV / HTML reports beside the JSON result.
     pub scenario_csv: bool,
     pub scenario_html: bool,
+    /// The stem of the default report files (`reports/<stem>_<timestamp>.*`): the run name,
+    /// or a scenario's `[report] name` (scenarios.sh called the smoke run `smoke_test`).
+    pub report_name: String,
+    /// No live status while the run goes, only the summary at the end (Locust's
+    /// `--only-summary`).
+    pub only_summary: bool,
+    /// Print the statistics table every 10 s while the run goes (Locust's `--print-stats`).
+    pub print_stats: bool,
+    /// The history CSV also gets a row per endpoint and interval (Locust's
+    /// `--csv-full-history`).
+    pub csv_full_history: bool,
+    /// A JUnit XML file: one test case per threshold (or one for the run).
+    pub junit: Option<PathBuf>,
+    /// The exit code when the run fails by the failure rule (no thresholds): Locust's
+    /// `--exit-code-on-error`, default 1.
+    pub exit_code_on_error: u8,
 }
 
 /// The scenario a plan came from, and where its fields are (for errors found once plugins are
@@ -872,53 +888,231 @@ impl Grade {
 
 // ---------- thresholds ----------
 
-/// A pass/fail rule on the result, as written in a scenario (`p95 < 800ms`).
+/// What a threshold looks at.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "lowercase")]
+pub enum ThresholdScope {
+    /// Every request of the run.
+    #[default]
+    All,
+    /// One statistics row: its name, and its method when given (`'POST /verify (standard)'`).
+    Endpoint {
+        method: Option<String>,
+        name: String,
+    },
+    /// The requests of one user class (`class=AuditorUser`).
+    Class { name: String },
+}
+
+/// A pass/fail rule on the result, k6-style: `p95 < 500ms`, `failure-rate < 1%`,
+/// `'POST /verify (standard)':p99 < 1s`, `class=BurstUser:rps > 50`, `avg < 200ms;
+/// abort-on-fail=10s`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Threshold {
-    /// `avg`, `min`, `max`, `median`, `p50` … `p99.99`, `failure-rate` or `rps`.
+    /// `p50` … `p99.99` (any percentile), `avg`, `min`, `max`, `median`, `fail_ratio`, `rps`,
+    /// `requests` or `failures`.
     pub metric: String,
-    /// `<`, `<=`, `>` or `>=`.
+    /// `<`, `<=`, `>`, `>=` or `==`.
     pub op: String,
-    /// Milliseconds for time metrics, a fraction for `failure-rate`, per second for `rps`.
+    /// Milliseconds for time metrics, a fraction for `fail_ratio`, per second for `rps`, a
+    /// count for `requests` and `failures`.
     pub value: f64,
     /// As written.
     pub text: String,
+    #[serde(default)]
+    pub scope: ThresholdScope,
+    /// Checked every second while the run goes: a failure stops the run early.
+    #[serde(default)]
+    pub abort_on_fail: bool,
+    /// Seconds into the run before an abort is considered (early numbers are noisy).
+    #[serde(default)]
+    pub grace_s: f64,
 }
 
-/// A threshold that cannot be parsed.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error(
-    "`{0}` is not a threshold — write e.g. \"p95 < 800ms\", \"failure-rate < 1%\", \"rps >= 50\""
-)]
-pub struct ThresholdError(pub String);
+impl Threshold {
+    /// The percentile (`95.0`) of a `pNN` metric; `median` is 50.
+    pub fn percentile(&self) -> Option<f64> {
+        match self.metric.as_str() {
+            "median" => Some(50.0),
+            m => m.strip_prefix('p')?.parse().ok(),
+        }
+    }
 
-/// `p95 < 800ms`, `failure-rate < 1%`, `rps >= 50`.
+    /// Whether `measured` satisfies the rule.
+    pub fn holds(&self, measured: f64) -> bool {
+        match self.op.as_str() {
+            "<" => measured < self.value,
+            "<=" => measured <= self.value,
+            ">" => measured > self.value,
+            ">=" => measured >= self.value,
+            _ => (measured - self.value).abs() < 1e-9,
+        }
+    }
+
+    /// The unit the metric is in, for display.
+    pub fn unit(&self) -> &'static str {
+        match self.metric.as_str() {
+            "fail_ratio" => "",
+            "rps" => "/s",
+            "requests" | "failures" => "",
+            _ => " ms",
+        }
+    }
+}
+
+/// A threshold that cannot be parsed: the expression and what was expected.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("threshold `{text}`: {why} — write e.g. \"p95 < 500ms\", \"failure-rate < 1%\", \"rps >= 50\", \"'POST /verify (standard)':p99 < 1s\", \"class=BurstUser:avg < 200ms; abort-on-fail=10s\"")]
+pub struct ThresholdError {
+    pub text: String,
+    pub why: String,
+}
+
+/// Parses a threshold (grammar at `Threshold`).
 pub fn parse_threshold(text: &str) -> Result<Threshold, ThresholdError> {
-    let bad = || ThresholdError(text.to_string());
-    let ops = ["<=", ">=", "<", ">"];
+    let bad = |why: &str| ThresholdError {
+        text: text.to_string(),
+        why: why.to_string(),
+    };
+    let (rule, options) = match text.split_once(';') {
+        Some((rule, options)) => (rule.trim(), Some(options.trim())),
+        None => (text.trim(), None),
+    };
+    let (scope, rule) = split_scope(rule).map_err(|why| bad(&why))?;
+    let ops = ["<=", ">=", "==", "<", ">"];
     let (metric, op, value) = ops
         .iter()
-        .find_map(|op| text.split_once(op).map(|(m, v)| (m.trim(), *op, v.trim())))
-        .ok_or_else(bad)?;
-    let is_time = matches!(metric, "avg" | "min" | "max" | "median")
-        || metric
-            .strip_prefix('p')
-            .is_some_and(|p| p.parse::<f64>().is_ok_and(|p| (0.0..=100.0).contains(&p)));
-    let value = match metric {
-        "failure-rate" => {
-            let number = value.strip_suffix('%').ok_or_else(bad)?;
-            number.trim().parse::<f64>().map_err(|_| bad())? / 100.0
+        .find_map(|op| rule.split_once(op).map(|(m, v)| (m.trim(), *op, v.trim())))
+        .ok_or_else(|| bad("no comparison (<, <=, >, >=, ==)"))?;
+    // k6 writes p(95); Locust users say failure-rate and fail_ratio.
+    let metric = match metric {
+        m if m.starts_with("p(") && m.ends_with(')') => format!("p{}", &m[2..m.len() - 1]),
+        "failure-rate" | "failure_rate" | "fail-ratio" | "fail_ratio" | "error-rate" => {
+            "fail_ratio".to_string()
         }
-        "rps" => value.parse::<f64>().map_err(|_| bad())?,
-        _ if is_time => parse_duration(value).map_err(|_| bad())?.as_secs_f64() * 1000.0,
-        _ => return Err(bad()),
+        m => m.to_string(),
     };
+    let number = |v: &str| -> Result<f64, ThresholdError> {
+        v.trim()
+            .parse::<f64>()
+            .ok()
+            .filter(|n| n.is_finite() && *n >= 0.0)
+            .ok_or_else(|| bad(&format!("`{v}` is not a number ≥ 0")))
+    };
+    let value = match metric.as_str() {
+        "fail_ratio" => match value.strip_suffix('%') {
+            Some(pct) => number(pct)? / 100.0,
+            None => number(value)?,
+        },
+        "rps" => number(value.strip_suffix("/s").unwrap_or(value))?,
+        "requests" | "failures" => number(value)?,
+        m if m == "avg" || m == "min" || m == "max" || m == "median" || is_percentile(m) => {
+            time_ms(value).ok_or_else(|| bad(&format!("`{value}` is not a time — use ms, s or µs, e.g. 500ms")))?
+        }
+        m => {
+            return Err(bad(&format!(
+                "unknown metric `{m}` (use p50 … p99.99, avg, min, max, median, failure-rate, fail_ratio, rps, requests, failures)"
+            )))
+        }
+    };
+    let (mut abort_on_fail, mut grace_s) = (false, 0.0);
+    if let Some(options) = options.filter(|o| !o.is_empty()) {
+        for option in options.split(',').map(str::trim) {
+            match option.split_once('=') {
+                None if option == "abort-on-fail" => {
+                    abort_on_fail = true;
+                    grace_s = 10.0;
+                }
+                Some(("abort-on-fail", grace)) => {
+                    abort_on_fail = true;
+                    grace_s = parse_duration(grace)
+                        .map_err(|e| bad(&e.to_string()))?
+                        .as_secs_f64();
+                }
+                _ => {
+                    return Err(bad(&format!(
+                        "unknown option `{option}` (abort-on-fail or abort-on-fail=GRACE)"
+                    )))
+                }
+            }
+        }
+    }
     Ok(Threshold {
-        metric: metric.to_string(),
+        metric,
         op: op.to_string(),
         value,
         text: text.to_string(),
+        scope,
+        abort_on_fail,
+        grace_s,
     })
+}
+
+fn is_percentile(metric: &str) -> bool {
+    metric
+        .strip_prefix('p')
+        .is_some_and(|p| p.parse::<f64>().is_ok_and(|p| p > 0.0 && p <= 100.0))
+}
+
+/// `500ms`, `1.5s`, `800µs`/`800us`, or a bare number of milliseconds (as k6).
+fn time_ms(text: &str) -> Option<f64> {
+    let t = text.trim();
+    let (number, factor) = if let Some(n) = t.strip_suffix("ms") {
+        (n, 1.0)
+    } else if let Some(n) = t.strip_suffix("µs").or_else(|| t.strip_suffix("us")) {
+        (n, 0.001)
+    } else if let Some(n) = t.strip_suffix('s') {
+        (n, 1000.0)
+    } else {
+        (t, 1.0)
+    };
+    let n: f64 = number.trim().parse().ok()?;
+    (n.is_finite() && n >= 0.0).then_some(n * factor)
+}
+
+/// `'NAME':rule`, `"NAME":rule`, `class=NAME:rule` or just `rule`.
+fn split_scope(rule: &str) -> Result<(ThresholdScope, &str), String> {
+    let quoted = |s: &str| -> Option<(String, usize)> {
+        let quote = s.chars().next().filter(|c| *c == '\'' || *c == '"')?;
+        let end = s[1..].find(quote)? + 1;
+        Some((s[1..end].to_string(), end + 1))
+    };
+    let expect_colon = |rest: &str| -> Result<usize, String> {
+        if rest.trim_start().starts_with(':') {
+            Ok(rest.len() - rest.trim_start().len() + 1)
+        } else {
+            Err("a scope must be followed by `:` and the rule".into())
+        }
+    };
+    if let Some(class) = rule.strip_prefix("class=") {
+        let (name, used) = match quoted(class) {
+            Some(q) => q,
+            None => {
+                let end = class
+                    .find(':')
+                    .ok_or("`class=NAME` must be followed by `:` and the rule")?;
+                (class[..end].trim().to_string(), end)
+            }
+        };
+        let rest = &class[used..];
+        let colon = expect_colon(rest)?;
+        return Ok((ThresholdScope::Class { name }, rest[colon..].trim()));
+    }
+    if let Some((name, used)) = quoted(rule) {
+        let rest = &rule[used..];
+        let colon = expect_colon(rest)?;
+        let (method, name) = match name.split_once(' ') {
+            Some((m, n)) if !m.is_empty() && m.chars().all(|c| c.is_ascii_uppercase()) => {
+                (Some(m.to_string()), n.to_string())
+            }
+            _ => (None, name),
+        };
+        return Ok((
+            ThresholdScope::Endpoint { method, name },
+            rest[colon..].trim(),
+        ));
+    }
+    Ok((ThresholdScope::All, rule))
 }
 
 // ---------- seeded random streams ----------
@@ -1092,5 +1286,71 @@ mod tests {
         assert_eq!(parse_threshold("failure-rate <= 1%").unwrap().value, 0.01);
         assert_eq!(parse_threshold("rps >= 50").unwrap().op, ">=");
         assert!(parse_threshold("p101 < 3s").is_err());
+    }
+
+    #[test]
+    fn thresholds_take_every_metric_unit_and_scope() {
+        let ms = |t: &str| parse_threshold(t).unwrap().value;
+        assert_eq!(ms("p95<500ms"), 500.0);
+        assert_eq!(ms("p99 < 1.5s"), 1500.0);
+        assert_eq!(ms("p99.9 < 800µs"), 0.8);
+        assert_eq!(ms("avg < 800us"), 0.8);
+        assert_eq!(ms("max<2000"), 2000.0, "a bare number is ms, as k6");
+        assert_eq!(ms("fail_ratio < 0.05"), 0.05);
+        assert_eq!(ms("failure-rate < 5%"), 0.05);
+        assert_eq!(ms("rps > 50/s"), 50.0);
+        assert_eq!(ms("requests >= 1000"), 1000.0);
+        assert_eq!(ms("failures == 0"), 0.0);
+        assert_eq!(parse_threshold("p(95) < 200").unwrap().metric, "p95");
+        assert_eq!(parse_threshold("p50 < 2").unwrap().percentile(), Some(50.0));
+        for metric in ["p90", "p99.99", "min", "median"] {
+            assert!(
+                parse_threshold(&format!("{metric} < 1s")).is_ok(),
+                "{metric}"
+            );
+        }
+        let t = parse_threshold("'POST /verify (standard)':p95<800ms").unwrap();
+        assert_eq!(
+            t.scope,
+            ThresholdScope::Endpoint {
+                method: Some("POST".into()),
+                name: "/verify (standard)".into()
+            }
+        );
+        let t = parse_threshold("\"/health\" : p99 < 50ms").unwrap();
+        assert_eq!(
+            t.scope,
+            ThresholdScope::Endpoint {
+                method: None,
+                name: "/health".into()
+            }
+        );
+        let t = parse_threshold("class=BurstUser:rps > 5").unwrap();
+        assert_eq!(
+            t.scope,
+            ThresholdScope::Class {
+                name: "BurstUser".into()
+            }
+        );
+        let t = parse_threshold("class='Heavy User': p95 < 3s; abort-on-fail=30s").unwrap();
+        assert_eq!(
+            t.scope,
+            ThresholdScope::Class {
+                name: "Heavy User".into()
+            }
+        );
+        assert!(t.abort_on_fail && t.grace_s == 30.0);
+        assert!(parse_threshold("p95 < 1s; abort-on-fail").unwrap().grace_s == 10.0);
+        for (bad, why) in [
+            ("p95 about 3", "no comparison"),
+            ("p95 < fast", "not a time"),
+            ("latency < 3s", "unknown metric"),
+            ("rps > -1", "not a number"),
+            ("'x' p95 < 1s", "followed by `:`"),
+            ("p95 < 1s; abort", "unknown option"),
+        ] {
+            let err = parse_threshold(bad).unwrap_err().to_string();
+            assert!(err.contains(bad) && err.contains(why), "{bad}: {err}");
+        }
     }
 }

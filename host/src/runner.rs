@@ -35,6 +35,12 @@ pub enum RunError {
     Unreachable { target: String, why: String },
     #[error("cannot start the built-in demo server: {0}")]
     Demo(#[from] DemoChildError),
+    #[error("threshold `{text}` names the class `{class}`, which does not run here (classes: {known}) — fix the name after class=")]
+    ThresholdClass {
+        text: String,
+        class: String,
+        known: String,
+    },
     #[error("{0} — or run without --profile")]
     Profile(#[from] crate::monitor::target::FindError),
     #[error("{users} users need about {} of memory ({} per user, {} per plugin instance), but this machine has {} available — lower -u, or pass --force to run anyway", format_size(*.needed as usize), format_size(PER_USER_BYTES as usize), format_size(PER_INSTANCE_BYTES as usize), format_size(*.available as usize))]
@@ -112,6 +118,23 @@ pub async fn load_plugins(plan: &Plan) -> Result<(PluginSet, Vec<engine::ClassSl
         let field = e.field();
         pinned(plan, field, e.into())
     })?;
+    // A misspelt class would make its threshold measure nothing: refuse it before the run.
+    for t in &plan.thresholds {
+        if let crate::plan::ThresholdScope::Class { name } = &t.scope {
+            if !classes
+                .iter()
+                .any(|c| c.class.name.eq_ignore_ascii_case(name))
+            {
+                let known: Vec<&str> = classes.iter().map(|c| c.class.name.as_str()).collect();
+                let err = RunError::ThresholdClass {
+                    text: t.text.clone(),
+                    class: name.clone(),
+                    known: known.join(", "),
+                };
+                return Err(pinned(plan, "thresholds", err));
+            }
+        }
+    }
     Ok((set, classes))
 }
 
@@ -174,6 +197,20 @@ pub async fn run(
 
     let seconds = outcome.duration.as_secs_f64();
     let (stats, total) = outcome.stats.endpoint_stats(seconds);
+    let view = crate::stats::RunView {
+        interval: &outcome.stats.all,
+        class_names: &outcome.class_names,
+        seconds,
+    };
+    let thresholds = plan
+        .thresholds
+        .iter()
+        .map(|t| {
+            let mut result = crate::stats::thresholds::evaluate(t, &view);
+            result.aborted_run = outcome.aborted_by.as_deref() == Some(t.text.as_str());
+            result
+        })
+        .collect();
     Ok(RunResult {
         schema: SCHEMA.into(),
         meta: RunMeta {
@@ -185,6 +222,7 @@ pub async fn run(
             end_time: outcome.ended,
             duration_s: seconds,
             interrupted: outcome.interrupted,
+            aborted_by: outcome.aborted_by.clone(),
         },
         plan: PlanSummary::new(plan, outcome.class_users),
         plugins,
@@ -195,6 +233,8 @@ pub async fn run(
         task_errors: outcome.stats.task_error_groups(),
         denied_requests: outcome.stats.all.denied,
         stopped_classes: outcome.stopped_classes,
+        classes: outcome.stats.class_stats(&outcome.class_names, seconds),
+        thresholds,
         history: outcome.stats.history,
         generator: outcome.generator,
         memory,

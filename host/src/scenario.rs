@@ -52,6 +52,8 @@ pub struct Scenario {
     pub config: BTreeMap<String, String>,
     pub report_html: bool,
     pub report_csv: bool,
+    /// The report files' stem (`[report] name`), when not the scenario's name.
+    pub report_name: Option<String>,
     /// The memory verdict's tables (`[profile]`), when the scenario sets them.
     pub profile: Option<LeakTables>,
     /// Lines of fields checked only once plugins are loaded (unknown plugin, class, weight).
@@ -90,13 +92,31 @@ struct StageFile {
     duration: Spanned<String>,
 }
 
-#[derive(Deserialize, Default)]
+/// A scenario run writes what the Auditor suite's scenarios.sh wrote: the HTML report and the
+/// CSV files beside the JSON result, unless the `[report]` table says otherwise.
+#[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct ReportFile {
-    #[serde(default)]
+    #[serde(default = "yes")]
     html: bool,
-    #[serde(default)]
+    #[serde(default = "yes")]
     csv: bool,
+    /// The report files' stem instead of the scenario's name (`smoke_test` for `smoke`).
+    name: Option<String>,
+}
+
+fn yes() -> bool {
+    true
+}
+
+impl Default for ReportFile {
+    fn default() -> Self {
+        ReportFile {
+            html: true,
+            csv: true,
+            name: None,
+        }
+    }
 }
 
 /// Line number (1-based) of a byte offset.
@@ -280,6 +300,7 @@ pub fn parse(file: &str, text: &str) -> Result<Scenario, ScenarioError> {
         config: raw.config,
         report_html: raw.report.html,
         report_csv: raw.report.csv,
+        report_name: raw.report.name,
         profile: raw.profile,
     })
 }

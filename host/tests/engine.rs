@@ -432,7 +432,18 @@ async fn the_result_matches_its_documented_schema() {
     plan.load = LoadShape::ramp(1, 10.0);
     plan.stop.run_time = None;
     plan.stop.iterations = Some(2);
+    // Thresholds of every scope, so their documented fields are checked too.
+    plan.thresholds = [
+        "p95 < 5s; abort-on-fail=1m",
+        "'/verify (burst)':failures == 0",
+        "class=BurstUser:rps > 0",
+    ]
+    .iter()
+    .map(|t| perfhost::plan::parse_threshold(t).unwrap())
+    .collect();
     let result = serde_json::to_value(support::run(&plan).await).unwrap();
+    assert_eq!(result["thresholds"].as_array().unwrap().len(), 3);
+    assert_eq!(result["classes"][0]["name"], "BurstUser");
     let schema: serde_json::Value =
         serde_json::from_str(include_str!("../../docs/result.schema.json")).unwrap();
     support::check_schema(&result, &schema, "result");

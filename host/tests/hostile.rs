@@ -379,6 +379,41 @@ fn cases() -> Vec<Case> {
             [RUN, "--max-body-size", "lots"],
             ["not a size"]
         ),
+        refused!(
+            "arg-bad-threshold",
+            "bad input",
+            "--threshold 'p95 about 3'",
+            [RUN, "--threshold", "p95 about 3", "--dry-run"],
+            ["threshold `p95 about 3`", "no comparison", "p95 < 500ms"]
+        ),
+        refused!(
+            "arg-threshold-unknown-metric",
+            "bad input",
+            "--threshold 'latency<3s'",
+            [RUN, "--threshold", "latency<3s", "--dry-run"],
+            ["unknown metric `latency`"]
+        ),
+        refused!(
+            "arg-threshold-unknown-scope",
+            "bad input",
+            "--threshold 'class=Nope:p95<1s' (no such class)",
+            [RUN, "--threshold", "class=Nope:p95<1s", "--dry-run"],
+            ["Nope", "AuditorUser"]
+        ),
+        refused!(
+            "compare-missing-file",
+            "bad input",
+            "compare with a baseline that is not there",
+            ["compare", "{dir}/none.json", "{dir}/none.json"],
+            ["none.json"]
+        ),
+        refused!(
+            "compare-bad-allowance",
+            "bad input",
+            "compare --max-regression lots",
+            ["compare", "a.json", "b.json", "--max-regression", "lots"],
+            ["not a share"]
+        ),
         // Settings and scenario files.
         refused!(
             "toml-unknown-key",

@@ -5,6 +5,7 @@ mod client;
 mod demo;
 mod engine;
 mod faults;
+mod gate;
 mod hostile;
 mod layers;
 mod plugins;

@@ -141,7 +141,7 @@ fn history_writer_flushes_every_row() {
     let result = fixture_result();
     let dir = TempDir::new("history-writer");
     let prefix = dir.join("sub/live");
-    let mut writer = HistoryCsvWriter::create(&prefix).expect("created");
+    let mut writer = HistoryCsvWriter::create(&prefix, false).expect("created");
     let path = dir.join("sub/live_stats_history.csv");
     assert_eq!(writer.path(), path);
     let expected = read(&fixture("expected/result_stats_history.csv"));
@@ -371,6 +371,11 @@ async fn html_report_of_a_real_run_renders_in_chromium() {
         explicit: true,
         tables: Default::default(),
     });
+    // One threshold the 30% error rate fails, one it passes.
+    plan.thresholds = ["failure-rate < 1%", "requests > 0"]
+        .iter()
+        .map(|t| perfhost::plan::parse_threshold(t).unwrap())
+        .collect();
     let mut result = support::run(&plan).await;
     assert!(result.total.requests > 0 && result.total.failures > 0);
     // A plugin-chosen name and a server's body that try to inject markup.
@@ -413,6 +418,17 @@ async fn html_report_of_a_real_run_renders_in_chromium() {
         "the memory charts and section render"
     );
     assert!(dom.matches("<text").count() > 20, "charts carry text");
+    let thresholds = dom
+        .split("id=\"thresholds\"")
+        .nth(1)
+        .and_then(|t| t.split("</section>").next())
+        .expect("the thresholds section renders");
+    assert!(
+        thresholds.contains("failure-rate &lt; 1%")
+            && thresholds.contains("FAILED")
+            && thresholds.contains("passed"),
+        "each threshold's verdict: {thresholds}"
+    );
     assert!(
         dom.contains("&lt;script&gt;alert('pwned')&lt;/script&gt;/verify"),
         "the name is a text node in the DOM"

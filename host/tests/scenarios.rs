@@ -180,8 +180,31 @@ async fn all_runs_the_four_scenarios_in_order() {
         })
         .collect();
     reports.sort();
+    // Each scenario wrote what scenarios.sh wrote: the HTML report and the CSV family beside
+    // its JSON result (smoke's named smoke_test_…, as scenarios.sh named it).
+    for json in reports.iter().filter(|(_, n)| n.ends_with(".json")) {
+        let stem = json.1.trim_end_matches(".json");
+        for suffix in [
+            ".html",
+            "_stats.csv",
+            "_stats_history.csv",
+            "_failures.csv",
+            "_exceptions.csv",
+        ] {
+            let file = format!("{stem}{suffix}");
+            assert!(
+                reports.iter().any(|(_, n)| *n == file),
+                "{file}: {reports:?}"
+            );
+        }
+    }
+    assert!(
+        reports.iter().any(|(_, n)| n.starts_with("smoke_test_")),
+        "{reports:?}"
+    );
     let names: Vec<&str> = reports
         .iter()
+        .filter(|(_, n)| n.ends_with(".json"))
         .map(|(_, n)| n.split('_').next().unwrap())
         .collect();
     assert_eq!(
@@ -243,10 +266,16 @@ fn malformed_scenarios_exit_2_with_one_line() {
                 "--scenario",
             ])
             .arg(&file)
+            .current_dir(&dir)
             .output()
             .unwrap();
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert_eq!(out.status.code(), Some(2), "{name}: {stderr}");
+        // A run refused before its first request leaves no report file behind.
+        let left: Vec<_> = std::fs::read_dir(dir.join("reports"))
+            .map(|d| d.flatten().map(|e| e.file_name()).collect())
+            .unwrap_or_default();
+        assert!(left.is_empty(), "{name}: {left:?}");
         assert_eq!(stderr.trim().lines().count(), 1, "{name}: {stderr}");
         assert!(
             stderr.contains(&format!("{name}.toml{expected}")),

@@ -43,6 +43,9 @@ pub struct BenchArgs {
     /// Also write a Markdown summary (`-` prints it).
     #[arg(long, value_name = "FILE")]
     pub markdown: Option<PathBuf>,
+    /// Also write JUnit XML: one test case per benchmark case.
+    #[arg(long, value_name = "FILE")]
+    pub junit: Option<PathBuf>,
     /// A new connection for every request (benchmark.py's way; default: one kept-alive
     /// connection per user). The connection's set-up is then part of each latency.
     #[arg(long = "no-keepalive")]
@@ -221,6 +224,19 @@ fn write_outputs(result: &BenchResult, args: &BenchArgs) {
     if let Some(path) = &args.markdown {
         write(path, bench_report::markdown(result));
     }
+    if let Some(path) = &args.junit {
+        write(
+            path,
+            crate::report::junit::bench(result, gate(args.fail_on)),
+        );
+    }
+}
+
+fn gate(fail_on: Option<FailOn>) -> Option<Level> {
+    fail_on.map(|f| match f {
+        FailOn::Poor => Level::Poor,
+        FailOn::Acceptable => Level::Acceptable,
+    })
 }
 
 /// 130 when interrupted; 1 for a failed request or a failed `--fail-on` gate; else 0.
@@ -228,10 +244,7 @@ fn exit_code(result: &BenchResult, fail_on: Option<FailOn>, interrupted: bool) -
     if interrupted {
         return exit::INTERRUPTED;
     }
-    let gate = fail_on.map(|f| match f {
-        FailOn::Poor => Level::Poor,
-        FailOn::Acceptable => Level::Acceptable,
-    });
+    let gate = gate(fail_on);
     let graded_out = match (gate, result.grading.worst) {
         (Some(gate), Some(worst)) => worst >= gate,
         _ => false,

@@ -2,6 +2,7 @@
 //! outcome to an exit code.
 
 pub mod bench;
+pub mod compare;
 pub mod demo_server;
 pub mod plugin;
 pub mod plugin_bench;

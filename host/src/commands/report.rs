@@ -24,6 +24,12 @@ pub struct ReportArgs {
     /// Write the charts as PNG files into this folder.
     #[arg(long, value_name = "DIR")]
     pub png_dir: Option<PathBuf>,
+    /// With --csv: also a row per endpoint and interval in PREFIX_stats_history.csv.
+    #[arg(long = "csv-full-history")]
+    pub csv_full_history: bool,
+    /// Write JUnit XML: one test case per threshold (or one for the run's failures).
+    #[arg(long, value_name = "FILE")]
+    pub junit: Option<PathBuf>,
 }
 
 /// The CLI entry: 0 when the reports were written, 2 on unreadable input or a failed write.
@@ -41,6 +47,8 @@ pub fn main(args: ReportArgs) -> u8 {
         html: args.html,
         markdown: args.markdown,
         png_dir: args.png_dir,
+        csv_full_history: args.csv_full_history,
+        junit: args.junit,
     };
     if outputs.is_empty() {
         crate::out!("{}", summary_table(&result));

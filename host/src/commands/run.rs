@@ -81,7 +81,8 @@ async fn run_and_report(plan: &Plan, stop: StopHandle) -> Result<(RunResult, u8)
     let (total, users) = (plan.stop.run_time, plan.max_users());
     let out = &plan.outputs;
     // Report files of one run share a stem: reports/<run-name>_<YYYYmmdd_HHMMSS>.*
-    let stem = PathBuf::from("reports").join(format!("{}_{}", out.run_name, report::timestamp()));
+    let stem =
+        PathBuf::from("reports").join(format!("{}_{}", out.report_name, report::timestamp()));
     let csv_prefix = out
         .csv
         .clone()
@@ -92,7 +93,7 @@ async fn run_and_report(plan: &Plan, stop: StopHandle) -> Result<(RunResult, u8)
         .or_else(|| out.scenario_html.then(|| with_suffix(&stem, ".html")));
     // The history CSV is appended while the run goes, so a crash loses nothing.
     let mut history = match &csv_prefix {
-        Some(prefix) => match report::HistoryCsvWriter::create(prefix) {
+        Some(prefix) => match report::HistoryCsvWriter::create(prefix, out.csv_full_history) {
             Ok(writer) => Some(writer),
             Err(err) => {
                 crate::errln!("error: cannot write {}: {err}", prefix.display());
@@ -102,7 +103,12 @@ async fn run_and_report(plan: &Plan, stop: StopHandle) -> Result<(RunResult, u8)
         None => None,
     };
     let result = crate::run(plan, stop, |point, elapsed| {
-        status_line(point, elapsed, total, users, tty);
+        if !out.only_summary {
+            status_line(point, elapsed, total, users, tty);
+        }
+        if out.print_stats && elapsed.as_secs() > 0 && elapsed.as_secs().is_multiple_of(10) {
+            print_stats(point, elapsed);
+        }
         if let Some(writer) = history.as_mut() {
             if let Err(err) = writer.append(point) {
                 crate::errln!("error: cannot write {}: {err}", writer.path().display());
@@ -110,12 +116,16 @@ async fn run_and_report(plan: &Plan, stop: StopHandle) -> Result<(RunResult, u8)
         }
     })
     .await;
-    if tty {
+    if tty && !out.only_summary {
         crate::errln!();
     }
     let result = match result {
         Ok(result) => result,
         Err(err) => {
+            // Nothing ran (a RunError comes before the first request): no empty history file.
+            if let Some(writer) = history {
+                let _ = std::fs::remove_file(writer.path());
+            }
             crate::errln!("error: {err}");
             return Err(err.exit_code());
         }
@@ -130,10 +140,12 @@ async fn run_and_report(plan: &Plan, stop: StopHandle) -> Result<(RunResult, u8)
     }
     let outputs = report::ReportOutputs {
         csv_prefix,
-        html,
+        csv_full_history: out.csv_full_history,
+        html: html.clone(),
+        junit: out.junit.clone(),
         ..Default::default()
     };
-    if outputs.csv_prefix.is_some() || outputs.html.is_some() {
+    if !outputs.is_empty() {
         match report::write_reports(&result, &outputs) {
             Ok(paths) => {
                 for path in paths {
@@ -153,16 +165,71 @@ async fn run_and_report(plan: &Plan, stop: StopHandle) -> Result<(RunResult, u8)
             Err(err) => crate::errln!("error: cannot write {}: {err}", path.display()),
         }
     }
-    let code = if result.meta.interrupted {
+    if let Some(html) = &html {
+        // As scenarios.sh ended: where to look.
+        crate::errln!("Report: {}", html.display());
+    }
+    let code = exit_code(&result, out.exit_code_on_error);
+    Ok((result, code))
+}
+
+/// The exit code a result deserves, by the README's precedence: interrupted (130), then the
+/// test verdict (thresholds when there are any, else the failure rule with
+/// `--exit-code-on-error`), then a leak warning (4).
+pub fn exit_code(result: &RunResult, on_error: u8) -> u8 {
+    if result.meta.interrupted {
         exit::INTERRUPTED
-    } else if result.has_failures() {
-        exit::TEST_FAILED
-    } else if leak_warning(&result) {
+    } else if result.failed() {
+        if result.thresholds.is_empty() {
+            on_error
+        } else {
+            exit::TEST_FAILED
+        }
+    } else if leak_warning(result) {
         exit::LEAK
     } else {
         exit::OK
+    }
+}
+
+/// `--print-stats`: the last interval's rows, every 10 s.
+fn print_stats(point: &HistoryPoint, elapsed: Duration) {
+    crate::outln!(
+        "\n{:<8} {:<40} {:>8} {:>8} {:>9} {:>9}   at {:.0}s, {} users",
+        "Type",
+        "Name",
+        "reqs/s",
+        "fails/s",
+        "p50 ms",
+        "p95 ms",
+        elapsed.as_secs_f64(),
+        point.users
+    );
+    let seconds = if point.rps > 0.0 {
+        point.requests as f64 / point.rps
+    } else {
+        1.0
     };
-    Ok((result, code))
+    for e in &point.endpoints {
+        crate::outln!(
+            "{:<8} {:<40} {:>8.1} {:>8.1} {:>9.1} {:>9.1}",
+            e.method,
+            e.name.chars().take(40).collect::<String>(),
+            e.requests as f64 / seconds,
+            e.failures as f64 / seconds,
+            e.percentiles_ms.get(Percentile::P50),
+            e.percentiles_ms.get(Percentile::P95)
+        );
+    }
+    crate::outln!(
+        "{:<8} {:<40} {:>8.1} {:>8.1} {:>9.1} {:>9.1}",
+        "",
+        "Aggregated",
+        point.rps,
+        point.failures_per_s,
+        point.percentiles_ms.get(Percentile::P50),
+        point.percentiles_ms.get(Percentile::P95)
+    );
 }
 
 /// A leak warning from a profile that was asked for (`--profile*`): exit 4.
@@ -271,7 +338,7 @@ fn run_all(args: RunArgs) -> u8 {
                     r.total.failures,
                     r.total.rps,
                     r.total.percentile(Percentile::P95),
-                    if r.has_failures() { "FAILED" } else { "passed" }
+                    if r.failed() { "FAILED" } else { "passed" }
                 ),
                 None => crate::outln!("{name:<10} did not run"),
             }

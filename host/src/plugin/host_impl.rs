@@ -84,7 +84,12 @@ fn wit_error(err: &HttpError) -> WitHttpError {
 /// Records a response's verdict once; later calls change nothing. `verdict`: `None` applies the
 /// default rule (success when status < 400), `Some(Ok(()))` forces success, `Some(Err(reason))`
 /// records a failure.
-fn settle(shard: &Shard, state: &mut ResponseState, verdict: Option<Result<(), String>>) {
+fn settle(
+    shard: &Shard,
+    class: u32,
+    state: &mut ResponseState,
+    verdict: Option<Result<(), String>>,
+) {
     if state.settled {
         return;
     }
@@ -96,6 +101,7 @@ fn settle(shard: &Shard, state: &mut ResponseState, verdict: Option<Result<(), S
         None => (status >= 400).then(|| format!("HTTP {status}")),
     };
     let record = RequestRecord {
+        class,
         method: &state.method,
         name: &state.name,
         latency_us: state.response.latency.as_micros() as u64,
@@ -141,7 +147,7 @@ impl GroupState {
         for rep in pending {
             let resource: Resource<ResponseState> = Resource::new_own(rep);
             if let Ok(state) = self.table.get_mut(&resource) {
-                settle(&self.shard, state, None);
+                settle(&self.shard, self.class, state, None);
             }
         }
     }
@@ -167,7 +173,7 @@ impl GroupState {
         verdict: Result<(), String>,
     ) -> wasmtime::Result<()> {
         let state = self.table.get_mut(resp)?;
-        settle(&self.shard, state, Some(verdict));
+        settle(&self.shard, self.class, state, Some(verdict));
         let owner = state.owner;
         self.forget_pending(owner, resp.rep());
         Ok(())
@@ -179,6 +185,7 @@ impl GroupState {
         }
         let message = err.to_string();
         let record = RequestRecord {
+            class: self.class,
             method,
             name,
             latency_us: elapsed.as_micros() as u64,
@@ -200,6 +207,7 @@ impl GroupState {
 /// Records a request as `cancelled` if the user is dropped while it is in flight (run stop).
 struct InFlight<'a> {
     shard: &'a Shard,
+    class: u32,
     method: &'a str,
     name: &'a str,
     started: Instant,
@@ -211,6 +219,7 @@ impl Drop for InFlight<'_> {
         if !self.done {
             let message = HttpError::Cancelled.to_string();
             self.shard.record(&RequestRecord {
+                class: self.class,
                 method: self.method,
                 name: self.name,
                 latency_us: self.started.elapsed().as_micros() as u64,
@@ -353,7 +362,7 @@ impl HostResponse for GroupState {
         let mut state = self.table.delete(resp)?;
         // Table slots are reused: forget this one before another response takes it.
         self.forget_pending(state.owner, rep);
-        settle(&self.shard, &mut state, None);
+        settle(&self.shard, self.class, &mut state, None);
         Ok(())
     }
 }
@@ -364,6 +373,7 @@ struct Outgoing {
     name: String,
     conn: Connection,
     shard: std::sync::Arc<Shard>,
+    class: u32,
     /// Never sent (the run is stopping): not recorded.
     refused: bool,
 }
@@ -401,6 +411,7 @@ impl GroupState {
             name,
             conn,
             shard: self.shard.clone(),
+            class: self.class,
             refused,
         };
         Ok((request, sent))
@@ -440,7 +451,7 @@ impl GroupState {
                     settled: false,
                 };
                 if !deferred {
-                    settle(&self.shard, &mut state, None);
+                    settle(&self.shard, self.class, &mut state, None);
                 }
                 let handle = self.table.push(state)?;
                 if deferred {
@@ -477,6 +488,7 @@ impl<T> HostUserContextWithStore<T> for HasSelf<GroupState> {
             Ok(request) => {
                 let mut guard = InFlight {
                     shard: &sent.shard,
+                    class: sent.class,
                     method: &sent.req.method,
                     name: &sent.name,
                     started,
@@ -554,6 +566,7 @@ impl HostUserContext for GroupState {
         error: Option<String>,
     ) -> wasmtime::Result<()> {
         self.shard.record(&RequestRecord {
+            class: self.class,
             method: &kind,
             name: &name,
             latency_us: duration_us,

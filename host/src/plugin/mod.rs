@@ -62,6 +62,8 @@ pub enum PluginError {
     UnknownBuiltin(String),
     #[error("{0} is not a WebAssembly file (bad magic bytes) — give a component built for wasm32-wasip2")]
     NotWasm(String),
+    #[error("{0} is a Locust file: perfhost runs user classes compiled to WebAssembly components — port them with the SDK (docs/plugins.md), or start from the built-ins (auditor_user, burst_user, heavy_user, http_get)")]
+    LocustFile(String),
     #[error("{0} is a core WebAssembly module, not a component — build it for wasm32-wasip2 (or wrap it with `wasm-tools component new`)")]
     CoreModule(String),
     #[error("{name} is not a valid WebAssembly component: {why} — rebuild it")]
@@ -136,6 +138,9 @@ impl PluginSpec {
     /// `auditor_user` (built-in) or a path to a `.wasm` file.
     pub fn resolve(arg: &str) -> Result<Self, PluginError> {
         let path = Path::new(arg);
+        if arg.ends_with(".py") {
+            return Err(PluginError::LocustFile(arg.to_string()));
+        }
         let looks_like_path = arg.contains('/') || arg.ends_with(".wasm") || path.exists();
         if !looks_like_path {
             let bytes =

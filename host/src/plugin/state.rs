@@ -177,6 +177,8 @@ pub struct GroupState {
     pub stderr_tail: Arc<Mutex<VecDeque<String>>>,
     /// The instance's log lines, rate-limited and redacted.
     pub log: Arc<Mutex<LogGate>>,
+    /// The user class of this group (its index in the run): per-class statistics.
+    pub class: u32,
 }
 
 impl WasiView for GroupState {
@@ -191,7 +193,7 @@ impl WasiView for GroupState {
 impl GroupState {
     /// `group_id` seeds the group's WASI randomness (a user's own numbers come from its
     /// `user-context`, seeded per user).
-    pub fn new(env: Arc<RunEnv>, shard: Arc<Shard>, group_id: u64) -> Self {
+    pub fn new(env: Arc<RunEnv>, shard: Arc<Shard>, class: u32, group_id: u64) -> Self {
         let stderr_tail = Arc::new(Mutex::new(VecDeque::new()));
         let log = Arc::new(Mutex::new(LogGate::new(group_id, env.redactor.clone())));
         let wasi = sandboxed_wasi(env.seed, group_id, log.clone(), stderr_tail.clone());
@@ -207,6 +209,7 @@ impl GroupState {
             clock: GuestClock::default(),
             stderr_tail,
             log,
+            class,
             env,
         }
     }

@@ -94,10 +94,12 @@ impl std::fmt::Display for BudgetExceeded {
 impl std::error::Error for BudgetExceeded {}
 
 impl Group {
-    /// Instantiates plugin `plugin_index`; `group_id` seeds the instance's WASI randomness.
+    /// Instantiates plugin `plugin_index` for users of class `class` (the run's index);
+    /// `group_id` seeds the instance's WASI randomness.
     pub async fn create(
         set: &PluginSet,
         plugin_index: usize,
+        class: u32,
         group_id: u64,
         env: Arc<RunEnv>,
         shard: Arc<Shard>,
@@ -106,7 +108,7 @@ impl Group {
             .pres
             .get(plugin_index)
             .ok_or_else(|| GroupError::Create("no such plugin".into()))?;
-        let mut store = new_store(&set.engine, GroupState::new(env, shard, group_id));
+        let mut store = new_store(&set.engine, GroupState::new(env, shard, class, group_id));
         let plugin = match pre.instantiate_async(&mut store).await {
             Ok(plugin) => plugin,
             Err(err) => return Err(GroupError::Create(trap_message(&store, &err))),
@@ -304,7 +306,7 @@ pub(super) async fn describe(
         redactor: Default::default(),
         stop: Default::default(),
     });
-    let state = GroupState::new(env, Arc::new(Shard::default()), u64::MAX);
+    let state = GroupState::new(env, Arc::new(Shard::default()), 0, u64::MAX);
     let mut store = new_store(engine, state);
     let failed = |why: String| PluginError::Describe {
         name: name.to_string(),

@@ -352,15 +352,105 @@ struct HistoryTotals {
     sketch: BTreeMap<u64, f64>,
 }
 
+/// One row's interval figures: the aggregate of a point, or one endpoint of it.
+struct RowData<'a> {
+    time: f64,
+    users: u64,
+    method: &'a str,
+    name: &'a str,
+    rps: f64,
+    failures_per_s: f64,
+    requests: u64,
+    failures: u64,
+    percentiles: &'a Percentiles,
+    totals: Option<RunningTotals>,
+}
+
+impl<'a> RowData<'a> {
+    fn of_point(point: &'a HistoryPoint) -> Self {
+        RowData {
+            time: point.time,
+            users: point.users,
+            method: "",
+            name: "Aggregated",
+            rps: point.rps,
+            failures_per_s: point.failures_per_s,
+            requests: point.requests,
+            failures: point.failures,
+            percentiles: &point.percentiles_ms,
+            totals: point.totals.clone(),
+        }
+    }
+
+    /// The rows of one point's endpoints (`--csv-full-history`); their rates from the
+    /// interval's length, which the aggregate's rate gives.
+    fn of_endpoints(point: &'a HistoryPoint) -> impl Iterator<Item = RowData<'a>> {
+        let seconds = if point.rps > 0.0 {
+            point.requests as f64 / point.rps
+        } else {
+            1.0
+        };
+        point.endpoints.iter().map(move |e| RowData {
+            time: point.time,
+            users: point.users,
+            method: &e.method,
+            name: &e.name,
+            rps: e.requests as f64 / seconds,
+            failures_per_s: e.failures as f64 / seconds,
+            requests: e.requests,
+            failures: e.failures,
+            percentiles: &e.percentiles_ms,
+            totals: None,
+        })
+    }
+}
+
+/// The running totals of the history rows: the aggregate's, and with `--csv-full-history`
+/// each endpoint's.
+#[derive(Debug, Default, Clone)]
+struct HistoryBook {
+    full: bool,
+    aggregate: HistoryTotals,
+    endpoints: BTreeMap<(String, String), HistoryTotals>,
+}
+
+impl HistoryBook {
+    fn new(full: bool) -> Self {
+        HistoryBook {
+            full,
+            ..Default::default()
+        }
+    }
+
+    /// The rows of one point: each endpoint's first when full, then the Aggregated one.
+    fn rows(&mut self, point: &HistoryPoint, exact: Option<&EndpointStats>) -> String {
+        let mut out = String::new();
+        if self.full {
+            for row in RowData::of_endpoints(point) {
+                let totals = self
+                    .endpoints
+                    .entry((row.method.to_string(), row.name.to_string()))
+                    .or_default();
+                totals.add(&row);
+                out.push_str(&totals.row(&row, None));
+            }
+        }
+        let row = RowData::of_point(point);
+        self.aggregate.add(&row);
+        out.push_str(&self.aggregate.row(&row, exact));
+        out
+    }
+}
+
 impl HistoryTotals {
-    fn add(&mut self, point: &HistoryPoint) {
+    fn add(&mut self, point: &RowData<'_>) {
         self.requests += point.requests;
         self.failures += point.failures;
         if point.requests == 0 {
             return;
         }
         let n = point.requests as f64;
-        for (mass, (pct, ms)) in percentile_masses().iter().zip(point.percentiles_ms.iter()) {
+        for (mass, (pct, ms)) in percentile_masses().iter().zip(point.percentiles.iter()) {
             let us = (ms.max(0.0) * 1000.0).round() as u64;
             *self.sketch.entry(us).or_insert(0.0) += mass * n;
             if pct == Percentile::P100 {
@@ -400,17 +490,17 @@ impl HistoryTotals {
     }
 
     /// Row for `point` (already added); `exact` replaces the estimates (the run's final total).
-    fn row(&self, point: &HistoryPoint, exact: Option<&EndpointStats>) -> String {
+    fn row(&self, point: &RowData<'_>, exact: Option<&EndpointStats>) -> String {
         let mut fields = vec![
             (point.time.max(0.0).floor() as i64).to_string(),
             point.users.to_string(),
-            String::new(),
-            "Aggregated".to_string(),
+            point.method.to_string(),
+            point.name.to_string(),
             format!("{:.6}", point.rps),
             format!("{:.6}", point.failures_per_s),
         ];
         // Locust: N/A until the first request; then the percentiles of the current window.
-        fields.extend(point.percentiles_ms.iter().map(|(_, ms)| {
+        fields.extend(point.percentiles.iter().map(|(_, ms)| {
             if self.requests == 0 {
                 "N/A".to_string()
             } else if point.requests == 0 {
@@ -445,15 +535,15 @@ impl HistoryTotals {
 }
 
 /// `PREFIX_stats_history.csv` of a whole result: one Aggregated row per history point (as
-/// Locust without `--csv-full-history`); the last row's totals are the run's exact totals.
-pub fn history_csv(result: &RunResult) -> String {
+/// Locust without `--csv-full-history`; with `full`, each endpoint's row first); the last
+/// Aggregated row's totals are the run's exact totals.
+pub fn history_csv(result: &RunResult, full: bool) -> String {
     let mut out = history_header();
-    let mut totals = HistoryTotals::default();
+    let mut book = HistoryBook::new(full);
     let last = result.history.len().saturating_sub(1);
     for (i, point) in result.history.iter().enumerate() {
-        totals.add(point);
         let exact = (i == last).then_some(&result.total);
-        out.push_str(&totals.row(point, exact));
+        out.push_str(&book.rows(point, exact));
     }
     out
 }
@@ -463,12 +553,12 @@ pub fn history_csv(result: &RunResult) -> String {
 pub struct HistoryCsvWriter {
     file: File,
     path: PathBuf,
-    totals: HistoryTotals,
+    book: HistoryBook,
 }
 
 impl HistoryCsvWriter {
     /// Creates (truncates) `PREFIX_stats_history.csv` and writes its header.
-    pub fn create(prefix: &Path) -> std::io::Result<Self> {
+    pub fn create(prefix: &Path, full: bool) -> std::io::Result<Self> {
         let path = CsvPaths::new(prefix).history;
         create_parent(&path)?;
         std::fs::write(&path, history_header())?;
@@ -477,15 +567,14 @@ impl HistoryCsvWriter {
         Ok(HistoryCsvWriter {
             file,
             path,
-            totals: HistoryTotals::default(),
+            book: HistoryBook::new(full),
         })
     }
 
     /// Writes the row of one interval and flushes it.
     pub fn append(&mut self, point: &HistoryPoint) -> std::io::Result<()> {
-        self.totals.add(point);
-        let row = self.totals.row(point, None);
-        self.file.write_all(row.as_bytes())?;
+        let rows = self.book.rows(point, None);
+        self.file.write_all(rows.as_bytes())?;
         self.file.flush()
     }
 

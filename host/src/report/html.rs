@@ -33,11 +33,30 @@ pub struct Verdict {
     pub reasons: Vec<String>,
 }
 
-/// The run's verdict: failed when `RunResult::has_failures` says so (a failed request, a task
-/// error, a stopped class).
+/// The run's verdict (`RunResult::failed`): with thresholds, the failed ones; without, a failed
+/// request, a task error or a stopped class.
 pub fn verdict(result: &RunResult) -> Verdict {
     let mut reasons = Vec::new();
     let total = &result.total;
+    if !result.thresholds.is_empty() {
+        for t in result.thresholds.iter().filter(|t| !t.passed) {
+            reasons.push(t.describe());
+        }
+        if let Some(text) = &result.meta.aborted_by {
+            reasons.push(format!(
+                "the run was stopped early by `{text}` (abort-on-fail)"
+            ));
+        }
+        for class in &result.stopped_classes {
+            reasons.push(format!(
+                "user class {class} was stopped (its users kept trapping)"
+            ));
+        }
+        return Verdict {
+            passed: !result.failed(),
+            reasons,
+        };
+    }
     if total.failures > 0 {
         reasons.push(format!(
             "{} of {} requests failed ({:.2}%)",
@@ -55,9 +74,7 @@ pub fn verdict(result: &RunResult) -> Verdict {
             "user class {class} was stopped (its users kept trapping)"
         ));
     }
-    // Thresholds: when they are evaluated (the CI gate), each failed check is pushed here as
-    // one line ("p95 of POST /verify: 812 ms > 500 ms") and makes the verdict fail.
-    let passed = !result.has_failures() && reasons.is_empty();
+    let passed = !result.failed() && reasons.is_empty();
     Verdict { passed, reasons }
 }
 
@@ -191,6 +208,7 @@ pub fn render_with_charts(result: &RunResult, charts: &[Chart]) -> String {
     failures_section(&mut h, result);
     task_errors_section(&mut h, result);
     samples_section(&mut h, result);
+    thresholds_section(&mut h, result);
     memory_section(&mut h, result);
     health_section(&mut h, result);
     plan_section(&mut h, result);
@@ -524,6 +542,40 @@ fn health_section(h: &mut String, result: &RunResult) {
             esc(&result.stopped_classes.join(", "))
         }
     );
+}
+
+fn thresholds_section(h: &mut String, result: &RunResult) {
+    if result.thresholds.is_empty() {
+        return;
+    }
+    h.push_str("<section id=\"thresholds\"><h2>Thresholds</h2><table><thead><tr><th class=\"l\">Threshold</th><th>Measured</th><th>Limit</th><th>Margin</th><th class=\"l\">Verdict</th></tr></thead><tbody>\n");
+    for t in &result.thresholds {
+        let shown = |v: f64| {
+            if t.metric == "fail_ratio" {
+                format!("{:.2}%", v * 100.0)
+            } else {
+                format!("{}{}", fmt_ms(v), t.unit)
+            }
+        };
+        let _ = writeln!(
+            h,
+            "<tr><td class=\"name\">{}</td><td>{}</td><td>{} {}</td><td>{}</td><td class=\"l{}\">{}</td></tr>",
+            esc(&t.text),
+            t.measured.map(shown).unwrap_or_else(|| "no data".into()),
+            esc(&t.op),
+            shown(t.limit),
+            t.margin.map(shown).unwrap_or_else(|| "-".into()),
+            if t.passed { "" } else { " bad" },
+            if t.passed {
+                "passed"
+            } else if t.aborted_run {
+                "FAILED (stopped the run)"
+            } else {
+                "FAILED"
+            }
+        );
+    }
+    h.push_str("</tbody></table></section>\n");
 }
 
 fn memory_section(h: &mut String, result: &RunResult) {

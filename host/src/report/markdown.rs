@@ -99,6 +99,17 @@ pub fn render(result: &RunResult) -> String {
         row(&mut out, s, &s.method, &s.name, false);
     }
     row(&mut out, &result.total, "", "Aggregated", true);
+    if !result.thresholds.is_empty() {
+        let _ = writeln!(out, "\n**Thresholds**\n");
+        for t in &result.thresholds {
+            let _ = writeln!(
+                out,
+                "- {} {}",
+                if t.passed { "✅" } else { "❌" },
+                md_escape(&t.describe())
+            );
+        }
+    }
     if !result.failures.is_empty() {
         let _ = writeln!(out, "\n**Failures**\n");
         for f in result.failures.iter().take(MAX_LISTED) {

@@ -11,12 +11,15 @@ use crate::plan::{Plan, Stage, Threshold};
 use crate::plugin::PluginInfo;
 use crate::stats::{
     EndpointStats, FailureGroup, FailureSample, HistoryPoint, Percentile, TaskErrorGroup,
+    ThresholdResult,
 };
 
 pub mod bench;
 pub mod charts;
+pub mod compare;
 pub mod csv;
 pub mod html;
+pub mod junit;
 pub mod markdown;
 mod output;
 
@@ -37,6 +40,9 @@ pub struct RunMeta {
     pub end_time: f64,
     pub duration_s: f64,
     pub interrupted: bool,
+    /// The threshold (as written) that stopped the run early (`abort-on-fail`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub aborted_by: Option<String>,
 }
 
 /// The plan as it ran (no secrets).
@@ -94,6 +100,12 @@ pub struct RunResult {
     pub stopped_classes: Vec<String>,
     pub history: Vec<HistoryPoint>,
     pub generator: GeneratorHealth,
+    /// Every request of each user class (one row per class: `name` is the class).
+    #[serde(default)]
+    pub classes: Vec<EndpointStats>,
+    /// Each threshold's verdict, measured value and margin.
+    #[serde(default)]
+    pub thresholds: Vec<ThresholdResult>,
     /// The target's memory during the run (`--profile`; on by default for the built-in
     /// target).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -104,6 +116,17 @@ impl RunResult {
     /// True when the run should exit 1: a failed request or a task error.
     pub fn has_failures(&self) -> bool {
         self.total.failures > 0 || !self.task_errors.is_empty() || !self.stopped_classes.is_empty()
+    }
+
+    /// The test verdict. With thresholds they decide (a 0.5% failure rate passes
+    /// `failure-rate < 1%`), and a class stopped for trapping still fails; without, any failed
+    /// request or task error fails the run, as in Locust.
+    pub fn failed(&self) -> bool {
+        if self.thresholds.is_empty() {
+            self.has_failures()
+        } else {
+            self.thresholds.iter().any(|t| !t.passed) || !self.stopped_classes.is_empty()
+        }
     }
 
     pub fn write_json(&self, path: &Path) -> std::io::Result<()> {
@@ -268,6 +291,23 @@ pub fn summary_table(result: &RunResult) -> String {
     }
     for class in &result.stopped_classes {
         let _ = writeln!(out, "\nStopped user class {class}");
+    }
+    if !result.thresholds.is_empty() {
+        let _ = writeln!(out, "\nThresholds");
+        for t in &result.thresholds {
+            let _ = writeln!(
+                out,
+                "  {} {}",
+                if t.passed { "✓" } else { "✗" },
+                t.describe()
+            );
+        }
+        if let Some(text) = &result.meta.aborted_by {
+            let _ = writeln!(
+                out,
+                "  the run was stopped early by `{text}` (abort-on-fail)"
+            );
+        }
     }
     if result.denied_requests > 0 {
         let _ = writeln!(

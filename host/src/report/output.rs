@@ -39,6 +39,10 @@ pub struct ReportOutputs {
     pub markdown: Option<PathBuf>,
     /// A folder for the charts as PNG files.
     pub png_dir: Option<PathBuf>,
+    /// The history CSV gets a row per endpoint and interval too.
+    pub csv_full_history: bool,
+    /// A JUnit XML file.
+    pub junit: Option<PathBuf>,
 }
 
 impl ReportOutputs {
@@ -47,6 +51,7 @@ impl ReportOutputs {
             && self.html.is_none()
             && self.markdown.is_none()
             && self.png_dir.is_none()
+            && self.junit.is_none()
     }
 }
 
@@ -69,7 +74,10 @@ pub fn write_reports(
         let paths = CsvPaths::new(prefix);
         for (path, text) in [
             (&paths.stats, csv::stats_csv(result)),
-            (&paths.history, csv::history_csv(result)),
+            (
+                &paths.history,
+                csv::history_csv(result, outputs.csv_full_history),
+            ),
             (&paths.failures, csv::failures_csv(result)),
             (&paths.exceptions, csv::exceptions_csv(result)),
         ] {
@@ -94,6 +102,10 @@ pub fn write_reports(
         } else {
             write_file(path, &text)?;
         }
+        written.push(path.clone());
+    }
+    if let Some(path) = &outputs.junit {
+        write_file(path, &super::junit::run(result))?;
         written.push(path.clone());
     }
     if let Some(dir) = &outputs.png_dir {

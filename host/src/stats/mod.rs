@@ -7,6 +7,7 @@
 
 pub mod record;
 pub mod summary;
+pub mod thresholds;
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -18,6 +19,7 @@ pub use summary::{
     deserialize_histogram, serialize_histogram, EndpointStats, FailureGroup, HistoryEndpoint,
     HistoryPoint, Percentile, Percentiles, RunningTotals, TaskErrorGroup,
 };
+pub use thresholds::{RunView, ThresholdResult};
 
 /// Beyond this many distinct (method, name) rows, new names are recorded as `other`.
 pub const MAX_NAMES: usize = 500;
@@ -110,6 +112,16 @@ impl RunStats {
         }
     }
 
+    /// One row per user class (by its index; `names` gives each its name).
+    pub fn class_stats(&self, names: &[String], seconds: f64) -> Vec<EndpointStats> {
+        self.all
+            .classes
+            .iter()
+            .zip(names)
+            .map(|(e, name)| EndpointStats::from_entry("", name, e, seconds))
+            .collect()
+    }
+
     pub fn endpoint_stats(&self, seconds: f64) -> (Vec<EndpointStats>, EndpointStats) {
         let mut rows: Vec<EndpointStats> = self
             .all
@@ -186,6 +198,7 @@ mod tests {
             let us = 50 + (x % 1000) * (x % 1000) * 2;
             samples.push(us);
             shard.record(&RequestRecord {
+                class: 0,
                 method: "GET",
                 name: "/x",
                 latency_us: us,
@@ -224,6 +237,7 @@ mod tests {
         for i in 0..200 {
             let name = format!("/n{}", i % 40);
             let rec = RequestRecord {
+                class: 0,
                 method: "GET",
                 name: &name,
                 latency_us: 10,
@@ -255,6 +269,7 @@ mod tests {
         for i in 0..(MAX_NAMES + 20) {
             let name = format!("/item/{i}");
             shard.record(&RequestRecord {
+                class: 0,
                 method: "GET",
                 name: &name,
                 latency_us: 100,

@@ -58,7 +58,20 @@ impl Entry {
         }
     }
 
-    pub(super) fn add(&mut self, other: &Entry) {
+    /// Counts one request.
+    fn count(&mut self, rec: &RequestRecord<'_>) {
+        self.requests += 1;
+        self.content_bytes += rec.content_bytes;
+        self.sum_us += rec.latency_us;
+        if rec.error.is_some() {
+            self.failures += 1;
+        }
+        let _ = self
+            .histogram
+            .record(rec.latency_us.clamp(1, MAX_LATENCY_US));
+    }
+
+    pub fn add(&mut self, other: &Entry) {
         // Both histograms have the same bounds, so adding cannot fail.
         let _ = self.histogram.add(&other.histogram);
         self.requests += other.requests;
@@ -113,6 +126,8 @@ pub struct Interval {
     pub(super) task_errors: HashMap<(String, String), Seen>,
     /// Requests the sandbox refused (another origin).
     pub denied: u64,
+    /// Every request of each user class, by the class's index in the run.
+    pub classes: Vec<Entry>,
 }
 
 const OTHER_ERRORS: &str = "other errors (too many distinct messages)";
@@ -163,6 +178,12 @@ impl Interval {
             merge_seen(&mut self.task_errors, key, seen);
         }
         self.denied += other.denied;
+        for (i, entry) in other.classes.into_iter().enumerate() {
+            match self.classes.get_mut(i) {
+                Some(mine) => mine.add(&entry),
+                None => self.classes.push(entry),
+            }
+        }
     }
 
     /// Folds failure kinds and task errors that `run` does not know yet into one "other" entry
@@ -248,6 +269,8 @@ impl SampleBook {
 
 /// One request's outcome as the plugin host records it.
 pub struct RequestRecord<'a> {
+    /// The user class's index in the run (its row in `Interval::classes`).
+    pub class: u32,
     pub method: &'a str,
     pub name: &'a str,
     pub latency_us: u64,
@@ -309,14 +332,13 @@ impl Shard {
         let Some(entry) = interval.entries.get_mut(&key) else {
             return;
         };
-        entry.requests += 1;
-        entry.content_bytes += rec.content_bytes;
-        entry.sum_us += rec.latency_us;
-        let _ = entry
-            .histogram
-            .record(rec.latency_us.clamp(1, MAX_LATENCY_US));
+        entry.count(rec);
+        let class = rec.class as usize;
+        if interval.classes.len() <= class {
+            interval.classes.resize_with(class + 1, Entry::new);
+        }
+        interval.classes[class].count(rec);
         if let Some(error) = rec.error {
-            entry.failures += 1;
             let error = self.redactor.redact(error);
             let error = cap_message(&error);
             let key = (

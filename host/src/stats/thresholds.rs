@@ -1,0 +1,146 @@
+//! Evaluating thresholds on the exact histograms: at the end of a run, and every second for
+//! those that abort the run when they fail.
+
+use serde::{Deserialize, Serialize};
+
+use super::record::{Entry, Interval};
+use crate::plan::{Threshold, ThresholdScope};
+
+/// One threshold's verdict.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ThresholdResult {
+    /// As written.
+    pub text: String,
+    pub metric: String,
+    pub op: String,
+    /// The limit, in the metric's unit (ms, a fraction, per second, a count).
+    pub limit: f64,
+    /// What the run measured (`None`: no request matched the scope).
+    pub measured: Option<f64>,
+    pub passed: bool,
+    /// How far from failing (positive) or past the limit (negative), in the metric's unit.
+    pub margin: Option<f64>,
+    /// ` ms`, `/s` or empty.
+    pub unit: String,
+    pub scope: ThresholdScope,
+    /// This threshold stopped the run early.
+    #[serde(default)]
+    pub aborted_run: bool,
+}
+
+impl ThresholdResult {
+    /// `p95 < 500ms: 812.3 ms — FAILED by 312.3 ms`.
+    pub fn describe(&self) -> String {
+        let shown = |v: f64| {
+            if self.metric == "fail_ratio" {
+                format!("{:.2}%", v * 100.0)
+            } else {
+                format!("{v:.1}{}", self.unit)
+            }
+        };
+        match (self.measured, self.margin) {
+            (Some(m), Some(margin)) if self.passed => {
+                format!(
+                    "{}: {} — passed ({} to spare)",
+                    self.text,
+                    shown(m),
+                    shown(margin.abs())
+                )
+            }
+            (Some(m), Some(margin)) => {
+                format!(
+                    "{}: {} — FAILED by {}",
+                    self.text,
+                    shown(m),
+                    shown(margin.abs())
+                )
+            }
+            _ => format!("{}: no request matched — FAILED", self.text),
+        }
+    }
+}
+
+/// The statistics a threshold can look at.
+pub struct RunView<'a> {
+    pub interval: &'a Interval,
+    /// Class names by class index (`Interval::classes`).
+    pub class_names: &'a [String],
+    pub seconds: f64,
+}
+
+fn value_of(t: &Threshold, entry: &Entry, seconds: f64) -> Option<f64> {
+    let h = &entry.histogram;
+    let ms = |us: u64| us as f64 / 1000.0;
+    Some(match t.metric.as_str() {
+        "requests" => entry.requests as f64,
+        "failures" => entry.failures as f64,
+        "fail_ratio" => {
+            if entry.requests == 0 {
+                0.0
+            } else {
+                entry.failures as f64 / entry.requests as f64
+            }
+        }
+        "rps" => {
+            if seconds > 0.0 {
+                entry.requests as f64 / seconds
+            } else {
+                0.0
+            }
+        }
+        _ if entry.requests == 0 => return None,
+        "avg" => entry.sum_us as f64 / entry.requests as f64 / 1000.0,
+        "min" => ms(h.min()),
+        "max" => ms(h.max()),
+        _ => ms(h.value_at_quantile(t.percentile()? / 100.0)),
+    })
+}
+
+/// The entry a threshold's scope selects.
+fn scoped(t: &Threshold, view: &RunView<'_>) -> Option<Entry> {
+    match &t.scope {
+        ThresholdScope::All => Some(view.interval.total()),
+        ThresholdScope::Endpoint { method, name } => {
+            let mut found: Option<Entry> = None;
+            for ((m, n), e) in &view.interval.entries {
+                if n == name && method.as_ref().is_none_or(|want| want == m) {
+                    match &mut found {
+                        Some(f) => f.add(e),
+                        None => found = Some(e.clone()),
+                    }
+                }
+            }
+            found
+        }
+        ThresholdScope::Class { name } => {
+            let index = view
+                .class_names
+                .iter()
+                .position(|c| c.eq_ignore_ascii_case(name))?;
+            view.interval.classes.get(index).cloned()
+        }
+    }
+}
+
+/// One threshold's verdict on `view`.
+pub fn evaluate(t: &Threshold, view: &RunView<'_>) -> ThresholdResult {
+    let measured = scoped(t, view).and_then(|e| value_of(t, &e, view.seconds));
+    let passed = measured.is_some_and(|m| t.holds(m));
+    let margin = measured.map(|m| match t.op.as_str() {
+        "<" | "<=" => t.value - m,
+        ">" | ">=" => m - t.value,
+        _ => -(m - t.value).abs(),
+    });
+    ThresholdResult {
+        text: t.text.clone(),
+        metric: t.metric.clone(),
+        op: t.op.clone(),
+        limit: t.value,
+        measured,
+        passed,
+        margin,
+        unit: t.unit().to_string(),
+        scope: t.scope.clone(),
+        aborted_run: false,
+    }
+}
