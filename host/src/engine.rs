@@ -16,11 +16,9 @@ use wasmtime::component::Accessor;
 use crate::monitor::{GeneratorHealth, GeneratorMonitor};
 use crate::plan::seed::{self, Stream};
 use crate::plan::{ClassChoice, Plan};
-use crate::plugin::bindings::Plugin;
 use crate::plugin::state::GroupState;
-use crate::plugin::{
-    Group, PluginSet, RunEnv, TaskOutcome, UserClass, UserHandle, WaitTime, GROUP_SIZE,
-};
+use crate::plugin::Instance;
+use crate::plugin::{Group, PluginSet, RunEnv, TaskOutcome, UserClass, UserHandle, WaitTime};
 use crate::stats::{FailureSample, RunStats, Shard, Shards};
 pub use crate::stop::StopHandle;
 
@@ -463,7 +461,7 @@ fn worker(
     };
     runtime.block_on(async move {
         // The groups of this worker: each one plugin instance holding up to GROUP_SIZE users
-        // of one class.
+        // of one class (one user for a sync plugin).
         let mut groups: Vec<GroupSlot> = Vec::new();
         let mut tasks = tokio::task::JoinSet::new();
         loop {
@@ -525,7 +523,15 @@ fn hand_to_group(
                 members.clone(),
                 shared.clone(),
             ));
-            groups.push(GroupSlot { class, tx, members });
+            let capacity = shared
+                .set
+                .users_per_instance(shared.classes[class].plugin_index);
+            groups.push(GroupSlot {
+                class,
+                tx,
+                members,
+                capacity,
+            });
             groups.len() - 1
         }
     };
@@ -545,11 +551,13 @@ struct GroupSlot {
     class: usize,
     tx: mpsc::UnboundedSender<(Spawn, ActiveGuard)>,
     members: Arc<AtomicUsize>,
+    /// Users the plugin's instances hold at most (`PluginSet::users_per_instance`).
+    capacity: usize,
 }
 
 impl GroupSlot {
     fn has_room(&self) -> bool {
-        self.members.load(Ordering::Relaxed) < GROUP_SIZE
+        self.members.load(Ordering::Relaxed) < self.capacity
     }
 }
 
@@ -736,7 +744,7 @@ async fn pause(shared: &Shared, me: Option<&StopHandle>, d: Duration) -> bool {
 /// call into the plugin failed: that ends the group's instance (see `group_loop`).
 async fn user_loop(
     accessor: &Accessor<GroupState>,
-    plugin: &Plugin,
+    plugin: &Instance,
     spawn: Spawn,
     shard: Arc<Shard>,
     shared: &Shared,
@@ -747,7 +755,7 @@ async fn user_loop(
 
 async fn user_life(
     accessor: &Accessor<GroupState>,
-    plugin: &Plugin,
+    plugin: &Instance,
     spawn: Spawn,
     shard: &Shard,
     shared: &Shared,

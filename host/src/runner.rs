@@ -43,11 +43,13 @@ pub enum RunError {
     },
     #[error("{0} — or run without --profile")]
     Profile(#[from] crate::monitor::target::FindError),
-    #[error("{users} users need about {} of memory ({} per user, {} per plugin instance), but this machine has {} available — lower -u, or pass --force to run anyway", format_size(*.needed as usize), format_size(PER_USER_BYTES as usize), format_size(PER_INSTANCE_BYTES as usize), format_size(*.available as usize))]
+    #[error("{users} users need about {} of memory ({} per user, {detail}), but this machine has {} available — lower -u, or pass --force to run anyway", format_size(*.needed as usize), format_size(PER_USER_BYTES as usize), format_size(*.available as usize))]
     Memory {
         users: usize,
         needed: u64,
         available: u64,
+        /// What the plugin instances add.
+        detail: String,
     },
 }
 
@@ -59,8 +61,68 @@ pub const PER_USER_BYTES: u64 = 64 << 10;
 /// and tables measured at ~2 MiB; 8 MiB leaves room for heavier plugins.
 pub const PER_INSTANCE_BYTES: u64 = 8 << 20;
 
-/// Refuses a plan whose users cannot fit in the machine's available memory (unless `--force`).
+/// What a plugin instance costs besides its linear memory: its Store, resource table and the
+/// fiber its guest code runs on (touched part).
+pub const INSTANCE_OVERHEAD_BYTES: u64 = 1 << 20;
+
+/// Refuses a plan whose users cannot fit in the machine's available memory (unless `--force`),
+/// before any plugin is loaded: users sharing instances of the usual size.
 pub fn check_memory(plan: &Plan) -> Result<(), RunError> {
+    let users = plan.max_users() as u64;
+    // A class's users share instances per worker: at least one per worker, one per 500 users.
+    let instances = users.div_ceil(crate::plugin::GROUP_SIZE as u64) + plan.workers as u64;
+    let detail = format!(
+        "{} per plugin instance",
+        format_size(PER_INSTANCE_BYTES as usize)
+    );
+    fits(plan, instances.saturating_mul(PER_INSTANCE_BYTES), detail)
+}
+
+/// The same with the loaded plugins' own numbers: how many users share an instance (one, for
+/// a sync plugin) and what a fresh instance measured after `describe()` (a Python component's
+/// interpreter is tens of MiB).
+pub fn check_plugin_memory(
+    plan: &Plan,
+    set: &PluginSet,
+    classes: &[engine::ClassSlot],
+) -> Result<(), RunError> {
+    let weights: Vec<u32> = classes.iter().map(|c| c.class.weight).collect();
+    let mut users_of = vec![0u64; classes.len()];
+    for c in engine::assign_classes(&weights, plan.max_users()) {
+        users_of[c] += 1;
+    }
+    let mut bytes = 0u64;
+    let mut parts = Vec::new();
+    for (slot, &users) in classes.iter().zip(&users_of) {
+        let info = &set.plugins[slot.plugin_index];
+        let per_instance = info.users_per_instance.max(1) as u64;
+        let instances = users.div_ceil(per_instance) + (plan.workers as u64).min(users);
+        // A shared instance grows with its users' state: never planned below the usual size.
+        let fresh = info.instance_memory_bytes + INSTANCE_OVERHEAD_BYTES;
+        let cost = if per_instance == 1 {
+            fresh
+        } else {
+            fresh.max(PER_INSTANCE_BYTES)
+        };
+        bytes = bytes.saturating_add(instances.saturating_mul(cost));
+        if users > 0 {
+            parts.push(format!(
+                "{} × {} instances of {}{}",
+                instances,
+                format_size(cost as usize),
+                info.name,
+                if per_instance == 1 {
+                    " (one per user)"
+                } else {
+                    ""
+                }
+            ));
+        }
+    }
+    fits(plan, bytes, parts.join(", "))
+}
+
+fn fits(plan: &Plan, instance_bytes: u64, detail: String) -> Result<(), RunError> {
     if plan.force {
         return Ok(());
     }
@@ -68,16 +130,15 @@ pub fn check_memory(plan: &Plan) -> Result<(), RunError> {
         return Ok(());
     };
     let users = plan.max_users();
-    // A class's users share instances per worker: at least one per worker, one per 500 users.
-    let instances = (users as u64).div_ceil(crate::plugin::GROUP_SIZE as u64) + plan.workers as u64;
     let needed = (users as u64)
         .saturating_mul(PER_USER_BYTES)
-        .saturating_add(instances.saturating_mul(PER_INSTANCE_BYTES));
+        .saturating_add(instance_bytes);
     if needed > available {
         return Err(RunError::Memory {
             users,
             needed,
             available,
+            detail,
         });
     }
     Ok(())
@@ -147,6 +208,7 @@ pub async fn run(
 ) -> Result<RunResult, RunError> {
     check_memory(plan)?;
     let (set, classes) = load_plugins(plan).await?;
+    check_plugin_memory(plan, &set, &classes)?;
     let data = DataSets::load(&plan.data)?;
 
     // No target named anywhere: the built-in demo server, as a child that never outlives us.

@@ -222,7 +222,7 @@ fn cases() -> Vec<Case> {
                 "{fixtures}/fixture_other_version.wasm",
                 "--dry-run"
             ],
-            ["perfhost:plugin@0.1.0", "0.2.1"]
+            ["perfhost:plugin@0.1.0", "0.2.2"]
         ),
         refused!(
             "plugin-missing",

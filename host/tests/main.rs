@@ -7,6 +7,7 @@ mod engine;
 mod faults;
 mod gate;
 mod hostile;
+mod languages;
 mod layers;
 mod plugins;
 mod profile;

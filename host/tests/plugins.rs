@@ -410,11 +410,11 @@ fn inspect_shows_classes_and_export_writes_a_loadable_file() {
     let text = String::from_utf8_lossy(&out.stdout);
     assert_eq!(out.status.code(), Some(0), "{text}");
     for needle in [
-        "perfhost:plugin@0.2.1",
+        "perfhost:plugin@0.2.2",
         "AuditorUser (weight 7, wait between 1000–3000 ms)",
         "verify_standard",
         "weight  10 (59%)",
-        "perfhost:plugin/host@0.2.1",
+        "perfhost:plugin/host@0.2.2",
     ] {
         assert!(text.contains(needle), "{needle} in {text}");
     }

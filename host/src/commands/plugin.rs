@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 
 use crate::exit;
-use crate::plugin::{builtin, PluginSet, PluginSpec, RuntimeOptions, WaitTime};
+use crate::plugin::{builtin, PluginSet, PluginSpec, RuntimeOptions, WaitTime, World};
 
 #[derive(Debug, clap::Subcommand)]
 pub enum PluginCommand {
@@ -83,6 +83,33 @@ pub fn main(cmd: PluginCommand) -> u8 {
             }
             crate::outln!("plugin    {} ({})", info.name, info.source);
             crate::outln!("contract  {}", info.contract);
+            let world = match info.world {
+                World::Plugin => "plugin (async: users share an instance)",
+                World::PluginSync => "plugin-sync (one instance per user)",
+            };
+            crate::outln!("world     {world}");
+            if !info.sync_calls.is_empty() {
+                crate::outln!(
+                    "sync      {} lifted or lowered without the async option: run one user per instance",
+                    info.sync_calls.join(", ")
+                );
+            }
+            crate::outln!(
+                "users     {} per instance, {} KiB linear memory each",
+                info.users_per_instance,
+                info.instance_memory_bytes / 1024
+            );
+            if info.from_cache {
+                crate::outln!(
+                    "load      {:.0} ms (compiled artefact from the cache)",
+                    info.load_ms
+                );
+            } else {
+                crate::outln!(
+                    "load      {:.0} ms (compiled now; cached for next time)",
+                    info.load_ms
+                );
+            }
             crate::outln!(
                 "size      {} bytes, sha256 {}",
                 info.size_bytes,

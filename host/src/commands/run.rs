@@ -69,9 +69,8 @@ fn dry_check(plan: &Plan) -> Result<(), crate::RunError> {
         .enable_all()
         .build()
         .map_err(|e| crate::RunError::Plugin(crate::plugin::PluginError::Engine(e.to_string())))?;
-    runtime
-        .block_on(crate::runner::load_plugins(plan))
-        .map(|_| ())
+    let (set, classes) = runtime.block_on(crate::runner::load_plugins(plan))?;
+    crate::runner::check_plugin_memory(plan, &set, &classes)
 }
 
 /// Runs one plan, prints the summary and writes the reports; returns the result and the exit

@@ -1,4 +1,5 @@
-//! Rust bindings of the contract in `wit/`, generated at compile time.
+//! Rust bindings of the contract in `wit/`, generated at compile time: the async world
+//! `plugin` (many users per instance) and the sync world `plugin-sync` (one user per instance).
 
 wasmtime::component::bindgen!({
     path: "../wit",
@@ -14,9 +15,32 @@ wasmtime::component::bindgen!({
     },
 });
 
+/// The sync world. Its resources are the same host types as the async world's, and its plain
+/// `send` is still asynchronous on the host's side: the guest's call suspends its instance (the
+/// only user in it), never the thread. The types interface is shared with the async bindings.
+pub mod sync {
+    wasmtime::component::bindgen!({
+        path: "../wit",
+        world: "plugin-sync",
+        imports: {
+            "perfhost:plugin/host-sync.[method]user-context.send": async | trappable,
+            default: trappable,
+        },
+        exports: { default: async | store },
+        with: {
+            "perfhost:plugin/types": super::perfhost::plugin::types,
+            "perfhost:plugin/host-sync.request": crate::plugin::host_impl::RequestState,
+            "perfhost:plugin/host-sync.response": crate::plugin::host_impl::ResponseState,
+            "perfhost:plugin/host-sync.user-context": crate::plugin::host_impl::UserContextState,
+        },
+    });
+}
+
 /// The contract version this host speaks.
 pub const CONTRACT_PACKAGE: &str = "perfhost:plugin";
-pub const CONTRACT_VERSION: &str = "0.2.1";
+pub const CONTRACT_VERSION: &str = "0.2.2";
 /// The versions this host loads: every 0.2.x up to its own (0.2.x versions only add, and
-/// wasmtime's linker resolves a 0.2.0 import to the 0.2.1 definition).
-pub const COMPATIBLE_VERSIONS: [&str; 2] = ["0.2.0", "0.2.1"];
+/// wasmtime's linker resolves a 0.2.0 import to the 0.2.2 definition).
+pub const COMPATIBLE_VERSIONS: [&str; 3] = ["0.2.0", "0.2.1", "0.2.2"];
+/// The versions of the sync world (added in 0.2.2).
+pub const SYNC_VERSIONS: [&str; 1] = ["0.2.2"];

@@ -368,7 +368,7 @@ impl HostResponse for GroupState {
 }
 
 /// What `send` takes out of the Store before awaiting the exchange.
-struct Outgoing {
+pub(super) struct Outgoing {
     req: RequestState,
     name: String,
     conn: Connection,
@@ -379,7 +379,7 @@ struct Outgoing {
 }
 
 impl GroupState {
-    fn begin_send(
+    pub(super) fn begin_send(
         &mut self,
         ctx: &Resource<UserContextState>,
         req: Resource<RequestState>,
@@ -417,7 +417,7 @@ impl GroupState {
         Ok((request, sent))
     }
 
-    fn end_send(
+    pub(super) fn end_send(
         &mut self,
         ctx: &Resource<UserContextState>,
         sent: Outgoing,
@@ -482,26 +482,41 @@ impl<T> HostUserContextWithStore<T> for HasSelf<GroupState> {
         ctx: Resource<UserContextState>,
         req: Resource<RequestState>,
     ) -> wasmtime::Result<Result<Resource<ResponseState>, WitHttpError>> {
-        let (request, mut sent) = accessor.with(|mut access| access.get().begin_send(&ctx, req))?;
-        let started = Instant::now();
-        let result = match request {
-            Ok(request) => {
-                let mut guard = InFlight {
-                    shard: &sent.shard,
-                    class: sent.class,
-                    method: &sent.req.method,
-                    name: &sent.name,
-                    started,
-                    done: false,
-                };
-                let result = sent.conn.send(request).await;
-                guard.done = true;
-                result
-            }
-            Err(err) => Err(err),
-        };
-        accessor.with(|mut access| access.get().end_send(&ctx, sent, result, started))
+        send(accessor, ctx, req).await
     }
+}
+
+/// `user-context.send` of both worlds: the exchange runs outside the Store, so the instance's
+/// other users (async world) and the thread's other instances go on while it waits.
+pub(super) async fn send<T>(
+    accessor: &Accessor<T, HasSelf<GroupState>>,
+    ctx: Resource<UserContextState>,
+    req: Resource<RequestState>,
+) -> wasmtime::Result<Result<Resource<ResponseState>, WitHttpError>> {
+    let (request, mut sent) = accessor.with(|mut access| access.get().begin_send(&ctx, req))?;
+    let started = Instant::now();
+    let result = exchange(request, &mut sent, started).await;
+    accessor.with(|mut access| access.get().end_send(&ctx, sent, result, started))
+}
+
+/// The exchange itself, on the user's connection; a cancelled one is recorded as such.
+pub(super) async fn exchange(
+    request: Result<OutgoingRequest, HttpError>,
+    sent: &mut Outgoing,
+    started: Instant,
+) -> Result<CompletedResponse, HttpError> {
+    let request = request?;
+    let mut guard = InFlight {
+        shard: &sent.shard,
+        class: sent.class,
+        method: &sent.req.method,
+        name: &sent.name,
+        started,
+        done: false,
+    };
+    let result = sent.conn.send(request).await;
+    guard.done = true;
+    result
 }
 
 impl HostUserContext for GroupState {

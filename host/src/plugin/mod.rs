@@ -1,13 +1,16 @@
 //! The plugin runtime: loads behaviour components (a file or a built-in name), checks that they
 //! speak our contract, compiles them once (cached on disk), and instantiates one sandboxed
 //! Store per group of virtual users: the users of a group are concurrent tasks in one instance
-//! (component-model async).
+//! (component-model async). A plugin of the sync world — or one whose own canonical options
+//! make a call block — gets one instance per user instead.
 
+pub mod abi;
 pub mod bindings;
 pub mod builtin;
 mod cache;
 pub mod data;
 mod host_impl;
+mod host_sync;
 pub mod state;
 mod user;
 
@@ -25,9 +28,10 @@ use wasmtime::{Config, Engine};
 
 pub use cache::{cache_hits, compiles};
 pub use state::RunEnv;
-pub use user::{Group, GroupError, TaskOutcome, UserHandle, GROUP_SIZE};
+pub use user::{Group, GroupError, Instance, TaskOutcome, UserHandle, GROUP_SIZE};
 
-use bindings::{PluginPre, COMPATIBLE_VERSIONS, CONTRACT_PACKAGE, CONTRACT_VERSION};
+use bindings::sync::PluginSyncPre;
+use bindings::{PluginPre, COMPATIBLE_VERSIONS, CONTRACT_PACKAGE, CONTRACT_VERSION, SYNC_VERSIONS};
 use state::GroupState;
 
 /// Linear memory of one plugin instance (a group of up to `GROUP_SIZE` users), at most: 500
@@ -68,10 +72,10 @@ pub enum PluginError {
     CoreModule(String),
     #[error("{name} is not a valid WebAssembly component: {why} — rebuild it")]
     Invalid { name: String, why: String },
-    #[error("{name} was built for {found}, but this perfhost speaks {CONTRACT_PACKAGE}@{} — rebuild the plugin against this perfhost's wit/", COMPATIBLE_VERSIONS.join(" … "))]
+    #[error("{name} was built for {found}, but this perfhost speaks {CONTRACT_PACKAGE}@{} (world `plugin`) and @{} (world `plugin-sync`) — rebuild the plugin against this perfhost's wit/", COMPATIBLE_VERSIONS.join(" … "), SYNC_VERSIONS.join(" … "))]
     Version { name: String, found: String },
-    #[error("{name} does not export {CONTRACT_PACKAGE}/behaviour — it is not a perfhost plugin (it must target the world `plugin` in wit/)")]
-    NotAPlugin { name: String },
+    #[error("{name} does not export {CONTRACT_PACKAGE}/behaviour or behaviour-sync (it exports {exports}) — it is not a perfhost plugin: build it for the world `plugin` (async) or `plugin-sync` in wit/")]
+    NotAPlugin { name: String, exports: String },
     #[error("{name} needs imports this sandbox does not provide ({why}) — plugins may import only {CONTRACT_PACKAGE}@{CONTRACT_VERSION} and WASI 0.2 (cli, clocks, random, io; filesystem and sockets are linked but have nothing to reach); build without e.g. wasi:http")]
     Imports { name: String, why: String },
     #[error("{name}: describe() failed: {why}")]
@@ -109,6 +113,26 @@ pub struct TaskInfo {
     pub weight: u32,
 }
 
+/// The contract's two worlds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum World {
+    /// `plugin`: async functions, many users per instance.
+    #[default]
+    Plugin,
+    /// `plugin-sync`: plain functions, one user per instance (since 0.2.2).
+    PluginSync,
+}
+
+impl World {
+    pub fn name(self) -> &'static str {
+        match self {
+            World::Plugin => "plugin",
+            World::PluginSync => "plugin-sync",
+        }
+    }
+}
+
 /// What a loaded plugin is, for reports and `perfhost plugin inspect`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct PluginInfo {
@@ -124,6 +148,32 @@ pub struct PluginInfo {
     pub size_bytes: usize,
     /// The compiled artefact came from the on-disk cache (no compilation this time).
     pub from_cache: bool,
+    /// The world it was built for.
+    #[serde(default)]
+    pub world: World,
+    /// Contract calls its own canonical options make synchronous (`send`, `run-task`, …): in
+    /// the async world these make it run one user per instance.
+    #[serde(default)]
+    pub sync_calls: Vec<String>,
+    /// Users sharing one instance at most: `GROUP_SIZE`, or 1 for a sync plugin.
+    #[serde(default = "default_users_per_instance")]
+    pub users_per_instance: usize,
+    /// Linear memory of one fresh instance after `describe()`, in bytes.
+    #[serde(default)]
+    pub instance_memory_bytes: u64,
+    /// Time to compile the component (0 when it came from the cache), in milliseconds.
+    #[serde(default)]
+    pub load_ms: f64,
+}
+
+fn default_users_per_instance() -> usize {
+    GROUP_SIZE
+}
+
+/// A compiled plugin, ready to instantiate: its world decides the bindings.
+pub(crate) enum Pre {
+    Async(PluginPre<GroupState>),
+    Sync(PluginSyncPre<GroupState>),
 }
 
 /// A plugin as given on the command line.
@@ -186,7 +236,7 @@ impl Default for RuntimeOptions {
 pub struct PluginSet {
     pub plugins: Vec<PluginInfo>,
     pub(crate) engine: Engine,
-    pub(crate) pres: Vec<PluginPre<GroupState>>,
+    pub(crate) pres: Vec<Pre>,
     _ticker: EpochTicker,
 }
 
@@ -205,34 +255,73 @@ impl PluginSet {
             pres,
         })
     }
+
+    /// How many users of plugin `index` share one instance at most.
+    pub fn users_per_instance(&self, index: usize) -> usize {
+        self.plugins
+            .get(index)
+            .map_or(GROUP_SIZE, |p| p.users_per_instance)
+    }
 }
 
 async fn compile_all(
     engine: &Engine,
     specs: &[PluginSpec],
     options: &RuntimeOptions,
-) -> Result<(Vec<PluginPre<GroupState>>, Vec<PluginInfo>), PluginError> {
+) -> Result<(Vec<Pre>, Vec<PluginInfo>), PluginError> {
     let mut pres = Vec::new();
     let mut infos = Vec::new();
     for spec in specs {
         check_header(&spec.name, &spec.bytes)?;
+        let started = std::time::Instant::now();
         let (component, from_cache) = cache::load_or_compile(engine, &spec.bytes, options)
             .map_err(|why| PluginError::Invalid {
                 name: spec.name.clone(),
                 why: why.to_string(),
             })?;
-        let contract = check_contract(engine, &spec.name, &component)?;
-        let linker = linker(engine).map_err(|e| PluginError::Engine(e.to_string()))?;
-        let pre = linker
-            .instantiate_pre(&component)
-            .map_err(|e| PluginError::Imports {
-                name: spec.name.clone(),
-                why: format!("{e:#}"),
-            })?;
-        let pre = PluginPre::new(pre).map_err(|e| PluginError::NotAPlugin {
-            name: format!("{} ({e})", spec.name),
-        })?;
-        let classes = user::describe(engine, &pre, &spec.name).await?;
+        let load_ms = started.elapsed().as_secs_f64() * 1000.0;
+        let (contract, world) = check_contract(engine, &spec.name, &component)?;
+        let imports_error = |e: wasmtime::Error| PluginError::Imports {
+            name: spec.name.clone(),
+            why: format!("{e:#}"),
+        };
+        let not_a_plugin = |e: wasmtime::Error| {
+            PluginError::Unusable {
+            name: spec.name.clone(),
+            why: format!("its exports do not match the contract's world `{}`: {e:#} — rebuild it against this perfhost's wit/", world.name()),
+        }
+        };
+        let pre = match world {
+            World::Plugin => {
+                let linker = linker(engine).map_err(|e| PluginError::Engine(e.to_string()))?;
+                let pre = linker.instantiate_pre(&component).map_err(imports_error)?;
+                Pre::Async(PluginPre::new(pre).map_err(not_a_plugin)?)
+            }
+            World::PluginSync => {
+                let linker = sync_linker(engine).map_err(|e| PluginError::Engine(e.to_string()))?;
+                let pre = linker.instantiate_pre(&component).map_err(imports_error)?;
+                Pre::Sync(PluginSyncPre::new(pre).map_err(not_a_plugin)?)
+            }
+        };
+        // Decided from the component's own canonical options, not from the world it claims
+        // (in the sync world every call is sync by definition).
+        let sync_calls = match world {
+            World::Plugin => abi::sync_calls(&spec.bytes),
+            World::PluginSync => Vec::new(),
+        };
+        let users_per_instance = if world == World::PluginSync || !sync_calls.is_empty() {
+            1
+        } else {
+            GROUP_SIZE
+        };
+        if world == World::Plugin && !sync_calls.is_empty() {
+            tracing::warn!(
+                "plugin {}: {} made synchronously by the component's own ABI although it targets the async world — each user gets its own instance (more memory per user); rebuild without the --sync option of its bindings generator to share instances",
+                spec.name,
+                sync_calls.join(", ")
+            );
+        }
+        let (classes, instance_memory_bytes) = user::describe(engine, &pre, &spec.name).await?;
         let imports = component
             .component_type()
             .imports(engine)
@@ -247,6 +336,11 @@ async fn compile_all(
             imports,
             size_bytes: spec.bytes.len(),
             from_cache,
+            world,
+            sync_calls,
+            users_per_instance,
+            instance_memory_bytes,
+            load_ms,
         });
         pres.push(pre);
     }
@@ -268,21 +362,39 @@ fn check_header(name: &str, bytes: &[u8]) -> Result<(), PluginError> {
     }
 }
 
-/// Finds the behaviour export and checks its version; returns the contract it was built for.
+/// Finds the behaviour export (of either world) and checks its version; returns the contract
+/// and the world it was built for.
 fn check_contract(
     engine: &Engine,
     name: &str,
     component: &Component,
-) -> Result<String, PluginError> {
-    let prefix = format!("{CONTRACT_PACKAGE}/behaviour@");
+) -> Result<(String, World), PluginError> {
+    let worlds = [
+        (
+            format!("{CONTRACT_PACKAGE}/behaviour@"),
+            World::Plugin,
+            &COMPATIBLE_VERSIONS[..],
+        ),
+        (
+            format!("{CONTRACT_PACKAGE}/behaviour-sync@"),
+            World::PluginSync,
+            &SYNC_VERSIONS[..],
+        ),
+    ];
     let ty = component.component_type();
+    let exports: Vec<String> = ty.exports(engine).map(|(e, _)| e.to_string()).collect();
     let mut other = None;
-    for (export, _) in ty.exports(engine) {
-        if let Some(version) = export.strip_prefix(&prefix) {
-            if COMPATIBLE_VERSIONS.contains(&version) {
-                return Ok(format!("{CONTRACT_PACKAGE}@{version}"));
+    for export in &exports {
+        for (prefix, world, versions) in &worlds {
+            if let Some(version) = export.strip_prefix(prefix.as_str()) {
+                if versions.contains(&version) {
+                    return Ok((format!("{CONTRACT_PACKAGE}@{version}"), *world));
+                }
+                other = Some(format!(
+                    "{CONTRACT_PACKAGE}@{version} (world {})",
+                    world.name()
+                ));
             }
-            other = Some(format!("{CONTRACT_PACKAGE}@{version}"));
         }
     }
     match other {
@@ -292,6 +404,11 @@ fn check_contract(
         }),
         None => Err(PluginError::NotAPlugin {
             name: name.to_string(),
+            exports: if exports.is_empty() {
+                "nothing".into()
+            } else {
+                exports.join(", ")
+            },
         }),
     }
 }
@@ -300,6 +417,16 @@ fn linker(engine: &Engine) -> wasmtime::Result<Linker<GroupState>> {
     let mut linker = Linker::new(engine);
     wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
     bindings::Plugin::add_to_linker::<GroupState, HasSelf<GroupState>>(&mut linker, |state| state)?;
+    Ok(linker)
+}
+
+fn sync_linker(engine: &Engine) -> wasmtime::Result<Linker<GroupState>> {
+    let mut linker = Linker::new(engine);
+    wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
+    bindings::sync::PluginSync::add_to_linker::<GroupState, HasSelf<GroupState>>(
+        &mut linker,
+        |state| state,
+    )?;
     Ok(linker)
 }
 

@@ -42,6 +42,8 @@ pub struct RunEnv {
 pub struct MemoryCap {
     cap: usize,
     pub exceeded: bool,
+    /// Linear memory of the instance now, in bytes (every memory's growths summed).
+    pub bytes: usize,
 }
 
 /// The trap a memory growth beyond the cap raises.
@@ -54,7 +56,7 @@ pub struct MemoryCapExceeded {
 impl ResourceLimiter for MemoryCap {
     fn memory_growing(
         &mut self,
-        _current: usize,
+        current: usize,
         desired: usize,
         maximum: Option<usize>,
     ) -> wasmtime::Result<bool> {
@@ -62,7 +64,11 @@ impl ResourceLimiter for MemoryCap {
             self.exceeded = true;
             return Err(wasmtime::Error::new(MemoryCapExceeded { cap: self.cap }));
         }
-        Ok(maximum.is_none_or(|max| desired <= max))
+        let allowed = maximum.is_none_or(|max| desired <= max);
+        if allowed {
+            self.bytes += desired.saturating_sub(current);
+        }
+        Ok(allowed)
     }
 
     fn table_growing(
@@ -200,6 +206,7 @@ impl GroupState {
         let limits = MemoryCap {
             cap: env.limits.memory_cap,
             exceeded: false,
+            bytes: 0,
         };
         GroupState {
             table: ResourceTable::new(),

@@ -1,7 +1,8 @@
 //! Groups of virtual users. A group is one Store with one instance of a plugin; each of its
 //! users is a `user` resource in that instance, and their calls run concurrently
 //! (component-model async): while one user awaits a response the others run. A trap in any
-//! call poisons the instance, so it ends the whole group; the engine then re-creates it.
+//! call poisons the instance, so it ends the whole group; the engine then re-creates it. A
+//! plugin of the sync world has groups of one user: the same calls, through its own bindings.
 
 use std::sync::Arc;
 
@@ -9,9 +10,10 @@ use wasmtime::component::{Accessor, ResourceAny};
 use wasmtime::{Engine, Store, UpdateDeadline};
 
 use super::bindings::perfhost::plugin::types::{self as wit, WaitTime as WitWait};
-use super::bindings::{Plugin, PluginPre};
+use super::bindings::sync::PluginSync;
+use super::bindings::Plugin;
 use super::state::{GroupState, MemoryCapExceeded, RunEnv};
-use super::{PluginError, PluginSet, TaskInfo, UserClass, WaitTime, EPOCH_TICK};
+use super::{PluginError, PluginSet, Pre, TaskInfo, UserClass, WaitTime, EPOCH_TICK};
 use crate::stats::Shard;
 
 /// Users per plugin instance at most: bounds what one trap takes down and how far one
@@ -43,7 +45,33 @@ pub enum GroupError {
 /// One plugin instance and the Store that holds it.
 pub struct Group {
     store: Store<GroupState>,
-    plugin: Plugin,
+    plugin: Instance,
+}
+
+/// A plugin instance of either world.
+pub enum Instance {
+    Async(Plugin),
+    Sync(PluginSync),
+}
+
+impl Pre {
+    async fn instantiate(&self, store: &mut Store<GroupState>) -> wasmtime::Result<Instance> {
+        Ok(match self {
+            Pre::Async(pre) => Instance::Async(pre.instantiate_async(store).await?),
+            Pre::Sync(pre) => Instance::Sync(pre.instantiate_async(store).await?),
+        })
+    }
+}
+
+/// Calls the same `user` method in either world's bindings (the argument and result types
+/// are shared).
+macro_rules! call_user {
+    ($plugin:expr, $method:ident($($arg:expr),*)) => {
+        match $plugin {
+            Instance::Async(p) => p.perfhost_plugin_behaviour().user().$method($($arg),*).await,
+            Instance::Sync(p) => p.perfhost_plugin_behaviour_sync().user().$method($($arg),*).await,
+        }
+    };
 }
 
 fn new_store(engine: &Engine, state: GroupState) -> Store<GroupState> {
@@ -109,7 +137,7 @@ impl Group {
             .get(plugin_index)
             .ok_or_else(|| GroupError::Create("no such plugin".into()))?;
         let mut store = new_store(&set.engine, GroupState::new(env, shard, class, group_id));
-        let plugin = match pre.instantiate_async(&mut store).await {
+        let plugin = match pre.instantiate(&mut store).await {
             Ok(plugin) => plugin,
             Err(err) => return Err(GroupError::Create(trap_message(&store, &err))),
         };
@@ -120,7 +148,7 @@ impl Group {
     /// call ends it early and comes back as `GroupError::Trapped` with a clear message.
     pub async fn run<R: Send>(
         &mut self,
-        body: impl AsyncFnOnce(&Accessor<GroupState>, &Plugin) -> wasmtime::Result<R> + Send,
+        body: impl AsyncFnOnce(&Accessor<GroupState>, &Instance) -> wasmtime::Result<R> + Send,
     ) -> Result<R, GroupError> {
         let Group { store, plugin } = self;
         let result = store
@@ -148,7 +176,7 @@ impl UserHandle {
     /// Creates user `id` of class `class` in the group's instance.
     pub async fn create(
         accessor: &Accessor<GroupState>,
-        plugin: &Plugin,
+        plugin: &Instance,
         class: u32,
         id: u64,
     ) -> wasmtime::Result<Self> {
@@ -158,8 +186,7 @@ impl UserHandle {
             state.table.push(user)
         })?;
         let rep = ctx.rep();
-        let guest = plugin.perfhost_plugin_behaviour().user();
-        let user = guest.call_constructor(accessor, class, id, ctx).await?;
+        let user = call_user!(plugin, call_constructor(accessor, class, id, ctx))?;
         activity(accessor);
         Ok(UserHandle { user, ctx: rep })
     }
@@ -168,10 +195,9 @@ impl UserHandle {
     pub async fn on_start(
         &self,
         accessor: &Accessor<GroupState>,
-        plugin: &Plugin,
+        plugin: &Instance,
     ) -> wasmtime::Result<TaskOutcome> {
-        let guest = plugin.perfhost_plugin_behaviour().user();
-        let result = guest.call_on_start(accessor, self.user).await;
+        let result = call_user!(plugin, call_on_start(accessor, self.user));
         self.settle(accessor);
         result.map(outcome)
     }
@@ -180,11 +206,10 @@ impl UserHandle {
     pub async fn run_task(
         &self,
         accessor: &Accessor<GroupState>,
-        plugin: &Plugin,
+        plugin: &Instance,
         task: u32,
     ) -> wasmtime::Result<TaskOutcome> {
-        let guest = plugin.perfhost_plugin_behaviour().user();
-        let result = guest.call_run_task(accessor, self.user, task).await;
+        let result = call_user!(plugin, call_run_task(accessor, self.user, task));
         self.settle(accessor);
         result.map(outcome)
     }
@@ -193,10 +218,9 @@ impl UserHandle {
     pub async fn next_task(
         &self,
         accessor: &Accessor<GroupState>,
-        plugin: &Plugin,
+        plugin: &Instance,
     ) -> wasmtime::Result<Option<u32>> {
-        let guest = plugin.perfhost_plugin_behaviour().user();
-        let result = guest.call_next_task(accessor, self.user).await;
+        let result = call_user!(plugin, call_next_task(accessor, self.user));
         activity(accessor);
         result
     }
@@ -205,10 +229,9 @@ impl UserHandle {
     pub async fn next_wait_ms(
         &self,
         accessor: &Accessor<GroupState>,
-        plugin: &Plugin,
+        plugin: &Instance,
     ) -> wasmtime::Result<u32> {
-        let guest = plugin.perfhost_plugin_behaviour().user();
-        let result = guest.call_next_wait_ms(accessor, self.user).await;
+        let result = call_user!(plugin, call_next_wait_ms(accessor, self.user));
         activity(accessor);
         result
     }
@@ -219,11 +242,10 @@ impl UserHandle {
     pub async fn on_stop(
         self,
         accessor: &Accessor<GroupState>,
-        plugin: &Plugin,
+        plugin: &Instance,
     ) -> wasmtime::Result<()> {
         accessor.with(|mut access| access.get().enter_on_stop(self.ctx));
-        let guest = plugin.perfhost_plugin_behaviour().user();
-        let result = guest.call_on_stop(accessor, self.user).await;
+        let result = call_user!(plugin, call_on_stop(accessor, self.user));
         self.settle(accessor);
         result
     }
@@ -284,12 +306,12 @@ fn outcome(o: wit::TaskOutcome) -> TaskOutcome {
     }
 }
 
-/// Calls `describe()` in a throwaway store.
+/// Calls `describe()` in a throwaway store; also returns the instance's linear memory then.
 pub(super) async fn describe(
     engine: &Engine,
-    pre: &PluginPre<GroupState>,
+    pre: &Pre,
     name: &str,
-) -> Result<Vec<UserClass>, PluginError> {
+) -> Result<(Vec<UserClass>, u64), PluginError> {
     // describe() sends nothing: its target is a placeholder no request can reach.
     let target = crate::plan::Target::parse("http://127.0.0.1:9")
         .map_err(|e| PluginError::Engine(e.to_string()))?;
@@ -313,15 +335,17 @@ pub(super) async fn describe(
         why,
     };
     let plugin = pre
-        .instantiate_async(&mut store)
+        .instantiate(&mut store)
         .await
         .map_err(|e| failed(format!("{e:#}")))?;
     let classes = store
-        .run_concurrent(async |accessor| {
-            plugin
-                .perfhost_plugin_behaviour()
-                .call_describe(accessor)
-                .await
+        .run_concurrent(async |accessor| match &plugin {
+            Instance::Async(p) => p.perfhost_plugin_behaviour().call_describe(accessor).await,
+            Instance::Sync(p) => {
+                p.perfhost_plugin_behaviour_sync()
+                    .call_describe(accessor)
+                    .await
+            }
         })
         .await
         .and_then(|classes| classes)
@@ -329,6 +353,7 @@ pub(super) async fn describe(
     if classes.is_empty() {
         return Err(failed("it declares no user class".into()));
     }
+    let memory = store.data().limits.bytes as u64;
     let mut out = Vec::new();
     for class in classes {
         if class.tasks.is_empty() {
@@ -366,5 +391,5 @@ pub(super) async fn describe(
             sequential: class.sequential,
         });
     }
-    Ok(out)
+    Ok((out, memory))
 }

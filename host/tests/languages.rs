@@ -1,0 +1,251 @@
+//! Plugins from other toolchains: the sync world, a sync-lifted plugin of the async world, and
+//! the example plugins in Python, JavaScript and C (built by `plugins/examples/build.sh`)
+//! against the Rust `BurstUser`.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use perfhost::demo::{self, DemoConfig};
+use perfhost::plan::LoadShape;
+use perfhost::plugin::World;
+use perfhost::report::RunResult;
+
+use crate::support::{self, fixture, Mode, RecordingServer};
+
+/// 20 users for `secs` seconds of plugin `path` against `url`.
+async fn twenty_users(url: &str, path: &str, secs: u64) -> RunResult {
+    let mut plan = support::plan(url, &[path]);
+    plan.load = LoadShape::ramp(20, 1000.0);
+    plan.stop.run_time = Some(Duration::from_secs(secs));
+    support::run(&plan).await
+}
+
+/// HTTP requests per second of the run's measured window (the probe's custom `overhead`
+/// events are not requests).
+fn rate(result: &RunResult) -> f64 {
+    let requests: u64 = result
+        .stats
+        .iter()
+        .filter(|s| s.method == "POST")
+        .map(|s| s.requests)
+        .sum();
+    requests as f64 / result.meta.duration_s.max(0.001)
+}
+
+/// A sync plugin's blocking `send` holds only its own user: against a 200 ms server, 20 sync
+/// users make at least 80% of the requests 20 async users make (each user its own instance),
+/// whether the plugin targets the sync world or lifts the async world's functions sync.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sync_plugins_keep_their_users_concurrent() {
+    let _serial = support::serial().await;
+    let srv = demo::start(
+        DemoConfig {
+            latency: Some(demo::knobs::parse_latency("200ms").expect("latency")),
+            ..DemoConfig::default()
+        },
+        "127.0.0.1:0".parse().expect("addr"),
+    )
+    .await
+    .expect("demo server starts");
+    let url = format!("http://{}", srv.addr());
+
+    // Each sync plugin beside an async one that does the same: the Rust SDK's latency probe
+    // (a request 5 ms apart, as the two Rust fixtures) and the Rust BurstUser (as the C one).
+    let probe = fixture("fixture_latency_probe");
+    let mut pairs = vec![
+        (
+            probe.clone(),
+            fixture("fixture_sync_world"),
+            World::PluginSync,
+        ),
+        (probe, fixture("fixture_sync_lifted"), World::Plugin),
+    ];
+    if let Some(c) = example("burst_user_c_lifted.wasm") {
+        pairs.push(("burst_user".to_string(), c, World::Plugin));
+    }
+    for (reference, path, world) in pairs {
+        let baseline = twenty_users(&url, &reference, 3).await;
+        let info = &baseline.plugins[0];
+        assert_eq!(
+            (info.world, info.users_per_instance > 1),
+            (World::Plugin, true)
+        );
+        assert!(info.sync_calls.is_empty(), "{:?}", info.sync_calls);
+        let async_rate = rate(&baseline);
+        // 20 users: ~97 req/s for the probe, ~40 for BurstUser (its 100–500 ms waits).
+        assert!(async_rate > 25.0, "{reference} made {async_rate:.1} req/s");
+
+        let result = twenty_users(&url, &path, 3).await;
+        let info = &result.plugins[0];
+        assert_eq!(info.world, world, "{path}");
+        assert_eq!(info.users_per_instance, 1, "{path}");
+        if world == World::Plugin {
+            // Named from the component's canonical options.
+            for call in ["send", "run-task"] {
+                assert!(
+                    info.sync_calls.iter().any(|c| c == call),
+                    "{path}: {:?}",
+                    info.sync_calls
+                );
+            }
+        }
+        assert_eq!(result.total.failures, 0, "{path}: {:?}", result.failures);
+        let sync_rate = rate(&result);
+        assert!(
+            sync_rate >= 0.8 * async_rate,
+            "{path}: {sync_rate:.1} req/s against {reference}'s {async_rate:.1}"
+        );
+        eprintln!("{path}: {sync_rate:.1} req/s, async {reference}: {async_rate:.1}");
+    }
+    srv.shutdown().await;
+}
+
+/// The example plugins, or `None` (with a notice) when they were not built; in CI they must be.
+fn example(file: &str) -> Option<String> {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../plugins/target/examples")
+        .join(file);
+    if path.is_file() {
+        return Some(path.to_string_lossy().into_owned());
+    }
+    assert!(
+        std::env::var_os("CI").is_none(),
+        "{} is missing: CI must build the example plugins (plugins/examples/install-toolchains.sh, then plugins/examples/build.sh)",
+        path.display()
+    );
+    eprintln!(
+        "notice: {} not built, its checks are skipped (plugins/examples/build.sh builds it)",
+        path.display()
+    );
+    None
+}
+
+const EXAMPLES: [&str; 5] = [
+    "burst_user_py.wasm",
+    "burst_user_qjs.wasm",
+    "burst_user_sm.wasm",
+    "burst_user_c.wasm",
+    "burst_user_c_lifted.wasm",
+];
+
+/// The bodies one user sends in `iterations` tasks (seed 42).
+async fn bodies_of_one_user(plugin: &str, iterations: u64) -> Vec<String> {
+    let server = RecordingServer::start(Mode::Auditor).await;
+    let mut plan = support::plan(&server.url(), &[plugin]);
+    plan.load = LoadShape::ramp(1, 10.0);
+    plan.stop.run_time = None;
+    plan.stop.iterations = Some(iterations);
+    let result = support::run(&plan).await;
+    assert_eq!(result.total.failures, 0, "{plugin}: {:?}", result.failures);
+    server.seen().into_iter().map(|s| s.body).collect()
+}
+
+/// Each example is the Rust `BurstUser` again: the same class, the same bodies in the same
+/// order for the same seed, and under 20 concurrent users the same mix (all
+/// `POST /verify (burst)`, 429 and 200 successes) with a request count within 15% of Rust's
+/// (the 100–500 ms waits dominate the rate: 20 users make ~65 req/s).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn example_plugins_send_what_the_rust_burst_user_sends() {
+    let examples: Vec<String> = EXAMPLES.iter().filter_map(|f| example(f)).collect();
+    if examples.is_empty() {
+        return;
+    }
+    let _serial = support::serial().await;
+    let rust_bodies = bodies_of_one_user("burst_user", 6).await;
+    assert_eq!(rust_bodies.len(), 6);
+    for body in &rust_bodies {
+        let json: serde_json::Value = serde_json::from_str(body).expect("JSON body");
+        assert_eq!(json["sources"].as_array().map(Vec::len), Some(2), "{body}");
+        assert_eq!(json["threshold"], 0.75);
+    }
+    let server = RecordingServer::start(Mode::Auditor).await;
+    let rust = twenty_users(&server.url(), "burst_user", 4).await;
+    drop(server);
+    for plugin in &examples {
+        let info = &rust.plugins[0];
+        let bodies = bodies_of_one_user(plugin, 6).await;
+        assert_eq!(
+            bodies, rust_bodies,
+            "{plugin} sends other bodies than the Rust BurstUser"
+        );
+
+        let server = RecordingServer::start(Mode::Auditor).await;
+        let result = twenty_users(&server.url(), plugin, 4).await;
+        let theirs = &result.plugins[0];
+        assert_eq!(theirs.classes, info.classes, "{plugin}");
+        assert_eq!(result.total.failures, 0, "{plugin}: {:?}", result.failures);
+        assert!(
+            result.task_errors.is_empty(),
+            "{plugin}: {:?}",
+            result.task_errors
+        );
+        let names: Vec<(&str, &str)> = result
+            .stats
+            .iter()
+            .map(|s| (s.method.as_str(), s.name.as_str()))
+            .collect();
+        assert_eq!(names, [("POST", "/verify (burst)")], "{plugin}");
+        let seen = server.seen();
+        assert_eq!(seen.len() as u64, result.total.requests, "{plugin}");
+        assert!(seen
+            .iter()
+            .all(|s| s.method == "POST" && s.path == "/verify"));
+        let (ours, rusts) = (result.total.requests as f64, rust.total.requests as f64);
+        assert!(
+            (ours - rusts).abs() <= 0.15 * rusts,
+            "{plugin}: {ours} requests against Rust's {rusts}"
+        );
+    }
+}
+
+/// Memory planning counts what one instance of the plugin measured: 40,000 users of a sync
+/// plugin (an instance each, ~2 MiB) are refused before the run, naming the instances.
+#[tokio::test]
+async fn a_sync_plugin_that_would_not_fit_is_refused_before_the_run() {
+    let dir = std::env::temp_dir();
+    let plugin = fixture("fixture_sync_world");
+    let out = support::perfhost(
+        &[
+            "run",
+            "--plugin",
+            &plugin,
+            "-u",
+            "40000",
+            "-H",
+            "http://127.0.0.1:9",
+            "--dry-run",
+        ],
+        &dir,
+    )
+    .await;
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("40000 users need about")
+            && stderr.contains("instances of fixture_sync_world (one per user)")
+            && stderr.contains("--force")
+            && stderr.trim().lines().count() == 1,
+        "{stderr}"
+    );
+    // The same users of the async Rust plugin share instances and pass the check.
+    let out = support::perfhost(
+        &[
+            "run",
+            "--plugin",
+            &fixture("fixture_latency_probe"),
+            "-u",
+            "40000",
+            "-H",
+            "http://127.0.0.1:9",
+            "--dry-run",
+        ],
+        &dir,
+    )
+    .await;
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

