@@ -20,7 +20,7 @@ use crate::monitor::{process_cpu, rss_kib};
 use crate::plan::seed::{self, Stream};
 use crate::plan::{ClassChoice, Target};
 use crate::plugin::data::DataSets;
-use crate::plugin::{Group, PluginSet, RunEnv, UserHandle, DEFAULT_LIMITS, GROUP_SIZE};
+use crate::plugin::{Group, PluginSet, RunEnv, UserHandle, DEFAULT_LIMITS};
 use crate::stats::{RequestRecord, Shards};
 
 /// One measured row.
@@ -214,7 +214,7 @@ async fn native_user(
 }
 
 /// RSS per idle WASM user: create `count` users (constructor run) in groups of up to
-/// `GROUP_SIZE` per instance, as the engine does; measure; drop.
+/// as many per instance as the engine puts there (one, for a sync plugin); measure; drop.
 pub async fn idle_rss_per_user(set: &PluginSet, target: &Arc<Target>, count: usize) -> Option<f64> {
     let env = run_env(target);
     let shard = Arc::new(crate::stats::Shard::default());
@@ -222,7 +222,7 @@ pub async fn idle_rss_per_user(set: &PluginSet, target: &Arc<Target>, count: usi
     let mut groups = Vec::new();
     let mut created = 0;
     while created < count {
-        let size = (count - created).min(GROUP_SIZE);
+        let size = (count - created).min(set.users_per_instance(0));
         let mut group = Group::create(set, 0, 0, groups.len() as u64, env.clone(), shard.clone())
             .await
             .ok()?;

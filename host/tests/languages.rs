@@ -141,9 +141,9 @@ async fn bodies_of_one_user(plugin: &str, iterations: u64) -> Vec<String> {
 }
 
 /// Each example is the Rust `BurstUser` again: the same class, the same bodies in the same
-/// order for the same seed, and under 20 concurrent users the same mix (all
-/// `POST /verify (burst)`, 429 and 200 successes) with a request count within 15% of Rust's
-/// (the 100–500 ms waits dominate the rate: 20 users make ~65 req/s).
+/// order for the same seed, and under 20 concurrent users against the demo server the same
+/// mix (all `POST /verify (burst)`, every body valid and verified, no failure) with a request
+/// count within 15% of Rust's (the 100–500 ms waits set the rate: 20 users make ~65 req/s).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn example_plugins_send_what_the_rust_burst_user_sends() {
     let examples: Vec<String> = EXAMPLES.iter().filter_map(|f| example(f)).collect();
@@ -158,9 +158,13 @@ async fn example_plugins_send_what_the_rust_burst_user_sends() {
         assert_eq!(json["sources"].as_array().map(Vec::len), Some(2), "{body}");
         assert_eq!(json["threshold"], 0.75);
     }
-    let server = RecordingServer::start(Mode::Auditor).await;
-    let rust = twenty_users(&server.url(), "burst_user", 4).await;
-    drop(server);
+    // The concurrent runs go to the demo server, which validates every /verify body (422
+    // otherwise) and counts what it answered.
+    let demo = demo::start(DemoConfig::default(), "127.0.0.1:0".parse().expect("addr"))
+        .await
+        .expect("demo server starts");
+    let url = format!("http://{}", demo.addr());
+    let rust = twenty_users(&url, "burst_user", 4).await;
     for plugin in &examples {
         let info = &rust.plugins[0];
         let bodies = bodies_of_one_user(plugin, 6).await;
@@ -169,10 +173,29 @@ async fn example_plugins_send_what_the_rust_burst_user_sends() {
             "{plugin} sends other bodies than the Rust BurstUser"
         );
 
-        let server = RecordingServer::start(Mode::Auditor).await;
-        let result = twenty_users(&server.url(), plugin, 4).await;
+        let before = demo.stats();
+        let result = twenty_users(&url, plugin, 4).await;
+        let after = demo.stats();
         let theirs = &result.plugins[0];
         assert_eq!(theirs.classes, info.classes, "{plugin}");
+        // Python awaits `send` (users share an instance); the rest block, one user each.
+        let (world, shared) = if plugin.ends_with("_py.wasm") {
+            (World::Plugin, true)
+        } else if plugin.ends_with("_lifted.wasm") {
+            (World::Plugin, false)
+        } else {
+            (World::PluginSync, false)
+        };
+        assert_eq!(
+            (
+                theirs.world,
+                theirs.users_per_instance > 1,
+                theirs.sync_calls.is_empty()
+            ),
+            (world, shared, world == World::PluginSync || shared),
+            "{plugin}: {:?}",
+            theirs.sync_calls
+        );
         assert_eq!(result.total.failures, 0, "{plugin}: {:?}", result.failures);
         assert!(
             result.task_errors.is_empty(),
@@ -185,17 +208,25 @@ async fn example_plugins_send_what_the_rust_burst_user_sends() {
             .map(|s| (s.method.as_str(), s.name.as_str()))
             .collect();
         assert_eq!(names, [("POST", "/verify (burst)")], "{plugin}");
-        let seen = server.seen();
-        assert_eq!(seen.len() as u64, result.total.requests, "{plugin}");
-        assert!(seen
-            .iter()
-            .all(|s| s.method == "POST" && s.path == "/verify"));
+        // Every request reached the server as a valid /verify body and was verified.
+        assert_eq!(
+            after.requests - before.requests,
+            result.total.requests,
+            "{plugin}"
+        );
+        assert_eq!(
+            after.verified - before.verified,
+            result.total.requests,
+            "{plugin}"
+        );
+        assert_eq!(after.invalid, before.invalid, "{plugin}");
         let (ours, rusts) = (result.total.requests as f64, rust.total.requests as f64);
         assert!(
             (ours - rusts).abs() <= 0.15 * rusts,
             "{plugin}: {ours} requests against Rust's {rusts}"
         );
     }
+    demo.shutdown().await;
 }
 
 /// Memory planning counts what one instance of the plugin measured: 40,000 users of a sync

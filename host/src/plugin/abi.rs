@@ -112,9 +112,33 @@ pub fn sync_calls(bytes: &[u8]) -> Vec<String> {
     found
 }
 
-/// `[method]user-context.send`, `import-method-user-run-task`, … → the contract's name.
+/// The contract's name of a lowered import or lifted export: `[method]user-context.send` →
+/// `send`, `[method]user.run-task` (or a shim's `…-user-run-task`) → `run-task`. Exact
+/// resource names, so WASI's `outgoing-datagram-stream.send` is not taken for ours.
 fn contract_call(name: &str) -> Option<&'static str> {
-    SHARED_CALLS.into_iter().find(|call| {
-        name.ends_with(&format!(".{call}")) || name.ends_with(&format!("-{call}")) || name == *call
+    SHARED_CALLS.into_iter().find(|&call| {
+        let resource = if call == "send" {
+            "user-context"
+        } else {
+            "user"
+        };
+        name.ends_with(&format!("]{resource}.{call}"))
+            || name.ends_with(&format!("-{resource}-{call}"))
+            || name == format!("{resource}.{call}")
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::contract_call;
+
+    #[test]
+    fn only_the_contracts_own_calls_are_named() {
+        assert_eq!(contract_call("[method]user-context.send"), Some("send"));
+        assert_eq!(contract_call("[method]user.run-task"), Some("run-task"));
+        assert_eq!(contract_call("import-method-user-on-stop"), Some("on-stop"));
+        assert_eq!(contract_call("[method]outgoing-datagram-stream.send"), None);
+        assert_eq!(contract_call("[method]tcp-socket.send"), None);
+        assert_eq!(contract_call("[method]user.next-task"), None);
+    }
 }
