@@ -120,23 +120,33 @@ fn example(file: &str) -> Option<String> {
     None
 }
 
-const EXAMPLES: [&str; 5] = [
+const EXAMPLES: [&str; 7] = [
     "burst_user_py.wasm",
     "burst_user_qjs.wasm",
     "burst_user_sm.wasm",
     "burst_user_c.wasm",
     "burst_user_c_lifted.wasm",
+    "visitor_py_sdk.wasm",
+    "auditor_py_sdk.wasm",
 ];
 
 /// The bodies one user sends in `iterations` tasks (seed 42).
 async fn bodies_of_one_user(plugin: &str, iterations: u64) -> Vec<String> {
+    bodies_of_one_user_of(&[plugin], iterations).await
+}
+
+async fn bodies_of_one_user_of(plugins: &[&str], iterations: u64) -> Vec<String> {
     let server = RecordingServer::start(Mode::Auditor).await;
-    let mut plan = support::plan(&server.url(), &[plugin]);
+    let mut plan = support::plan(&server.url(), plugins);
     plan.load = LoadShape::ramp(1, 10.0);
     plan.stop.run_time = None;
     plan.stop.iterations = Some(iterations);
     let result = support::run(&plan).await;
-    assert_eq!(result.total.failures, 0, "{plugin}: {:?}", result.failures);
+    assert_eq!(
+        result.total.failures, 0,
+        "{plugins:?}: {:?}",
+        result.failures
+    );
     server.seen().into_iter().map(|s| s.body).collect()
 }
 
@@ -146,7 +156,11 @@ async fn bodies_of_one_user(plugin: &str, iterations: u64) -> Vec<String> {
 /// count within 15% of Rust's (the 100–500 ms waits set the rate: 20 users make ~65 req/s).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn example_plugins_send_what_the_rust_burst_user_sends() {
-    let examples: Vec<String> = EXAMPLES.iter().filter_map(|f| example(f)).collect();
+    let examples: Vec<String> = EXAMPLES
+        .iter()
+        .filter(|f| f.starts_with("burst_user"))
+        .filter_map(|f| example(f))
+        .collect();
     if examples.is_empty() {
         return;
     }
@@ -279,4 +293,247 @@ async fn a_sync_plugin_that_would_not_fit_is_refused_before_the_run() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
+}
+
+/// The Python SDK's two-task `Visitor` (plugins/examples/python-sdk): Locust's shape —
+/// `@task(3)`/`@task`, `between(1, 3)` in seconds, `async with … catch_response=True` — comes
+/// out as the same class, weights and request names as the Rust example, and the verdicts
+/// follow the rules (a 404 item is a failure by the default rule, a healthy /health a success).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_python_sdk_writes_users_the_locust_way() {
+    let Some(plugin) = example("visitor_py_sdk.wasm") else {
+        return;
+    };
+    let server = RecordingServer::start(Mode::Auditor).await;
+    let mut plan = support::plan(&server.url(), &[&plugin]);
+    plan.load = LoadShape::ramp(20, 1000.0);
+    plan.stop.run_time = None;
+    plan.stop.iterations = Some(60);
+    let result = support::run(&plan).await;
+    let class = &result.plugins[0].classes[0];
+    assert_eq!(class.name, "Visitor");
+    let tasks: Vec<(&str, u32)> = class
+        .tasks
+        .iter()
+        .map(|t| (t.name.as_str(), t.weight))
+        .collect();
+    assert_eq!(tasks, [("health", 3), ("item", 1)]);
+    assert!(result.task_errors.is_empty(), "{:?}", result.task_errors);
+    let stat = |name: &str| result.stats.iter().find(|s| s.name == name).cloned();
+    let health = stat("/health").expect("/health requests");
+    let items = stat("/items/[id]").map_or((0, 0), |s| (s.requests, s.failures));
+    assert_eq!(health.requests + items.0, 60);
+    assert_eq!(health.failures, 0);
+    assert_eq!(items.0, items.1, "every /items/[id] is a 404");
+    assert!(
+        (30..=56).contains(&health.requests),
+        "{} of 60 tasks were health, expected ~45",
+        health.requests
+    );
+    assert!(server
+        .seen()
+        .iter()
+        .all(|s| s.path == "/health" || s.path.starts_with("/items/")));
+}
+
+/// The Auditor suite's three classes written with the Python SDK
+/// (plugins/examples/python-sdk/auditor.py) are the Rust built-ins again: the same classes,
+/// weights, waits and tasks; the same bodies in the same order for one seed; and against the
+/// demo server with 30 users the same request names, no failure and a request count within 20%.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_python_sdk_auditor_users_match_the_built_ins() {
+    let Some(plugin) = example("auditor_py_sdk.wasm") else {
+        return;
+    };
+    let _serial = support::serial().await;
+    let built_ins = ["auditor_user", "burst_user", "heavy_user"];
+    assert_eq!(
+        bodies_of_one_user_of(&[&plugin], 8).await,
+        bodies_of_one_user_of(&built_ins, 8).await
+    );
+    let demo = demo::start(DemoConfig::default(), "127.0.0.1:0".parse().expect("addr"))
+        .await
+        .expect("demo server starts");
+    let url = format!("http://{}", demo.addr());
+    let thirty = |plugins: Vec<String>| {
+        let url = url.clone();
+        async move {
+            let plugins: Vec<&str> = plugins.iter().map(String::as_str).collect();
+            let mut plan = support::plan(&url, &plugins);
+            plan.load = LoadShape::ramp(30, 1000.0);
+            plan.stop.run_time = Some(Duration::from_secs(6));
+            support::run(&plan).await
+        }
+    };
+    let rust = thirty(built_ins.iter().map(|p| p.to_string()).collect()).await;
+    let python = thirty(vec![plugin.clone()]).await;
+    let classes =
+        |r: &RunResult| -> Vec<_> { r.plugins.iter().flat_map(|p| p.classes.clone()).collect() };
+    assert_eq!(classes(&python), classes(&rust));
+    assert_eq!(python.total.failures, 0, "{:?}", python.failures);
+    assert!(python.task_errors.is_empty(), "{:?}", python.task_errors);
+    let names = |r: &RunResult| -> std::collections::BTreeSet<String> {
+        r.stats
+            .iter()
+            .map(|s| format!("{} {}", s.method, s.name))
+            .collect()
+    };
+    // A name drawn rarely (metrics: 1 in 17 AuditorUser tasks) may be missing from one run.
+    let (ours, theirs) = (names(&python), names(&rust));
+    assert!(
+        ours.iter().all(|n| theirs.contains(n)) || theirs.len() < 7,
+        "{ours:?} vs {theirs:?}"
+    );
+    let (p, r) = (python.total.requests as f64, rust.total.requests as f64);
+    assert!(
+        (p - r).abs() <= 0.2 * r,
+        "{p} requests against the built-ins' {r}"
+    );
+    demo.shutdown().await;
+}
+
+/// `perfhost plugin new` makes a project that builds with its own script and runs unchanged:
+/// Rust always (the toolchain that builds perfhost builds it), Python when componentize-py is
+/// installed (always in CI). Each runs 6 tasks against a local server with no failure.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn plugin_new_projects_build_and_run_unchanged() {
+    // The Rust build takes both cores for a minute: not beside the timing-sensitive tests.
+    let _serial = support::serial().await;
+    let root = std::env::temp_dir().join(format!("perfhost-new-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&root);
+    std::fs::create_dir_all(&root).unwrap();
+    let python = example("burst_user_py.wasm").is_some();
+    let langs: &[&str] = if python {
+        &["rust", "python"]
+    } else {
+        &["rust"]
+    };
+    for lang in langs {
+        let name = format!("new_{lang}_user");
+        let project = root.join(&name);
+        let out = support::perfhost(
+            &[
+                "plugin",
+                "new",
+                &name,
+                "--lang",
+                lang,
+                "--dir",
+                project.to_str().unwrap(),
+            ],
+            &root,
+        )
+        .await;
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        // The project's own build script, with nothing of this test's cargo environment.
+        let script = project.join("build.sh");
+        let built = tokio::task::spawn_blocking(move || {
+            let mut cmd = std::process::Command::new("bash");
+            cmd.arg(script);
+            for (key, _) in std::env::vars() {
+                if key.starts_with("CARGO_") && key != "CARGO_HOME" {
+                    cmd.env_remove(key);
+                }
+            }
+            cmd.output().expect("bash runs")
+        })
+        .await
+        .unwrap();
+        assert!(
+            built.status.success(),
+            "{lang}: build.sh failed: {}",
+            String::from_utf8_lossy(&built.stderr)
+        );
+        let wasm = project.join(format!("{name}.wasm"));
+        let server = RecordingServer::start(Mode::Auditor).await;
+        let mut plan = support::plan(&server.url(), &[wasm.to_str().unwrap()]);
+        plan.load = LoadShape::ramp(2, 100.0);
+        plan.stop.run_time = None;
+        plan.stop.iterations = Some(6);
+        let result = support::run(&plan).await;
+        assert_eq!(
+            result.plugins[0].classes[0].name,
+            format!("New{}User", capitalised(lang))
+        );
+        assert_eq!(
+            (result.total.requests, result.total.failures),
+            (6, 0),
+            "{lang}"
+        );
+        assert!(
+            result.task_errors.is_empty(),
+            "{lang}: {:?}",
+            result.task_errors
+        );
+    }
+    // A second `new` into the same folder, or a bad name, is refused with one line.
+    let again = support::perfhost(
+        &[
+            "plugin",
+            "new",
+            "new_rust_user",
+            "--dir",
+            root.join("new_rust_user").to_str().unwrap(),
+        ],
+        &root,
+    )
+    .await;
+    assert_eq!(again.status.code(), Some(2));
+    let bad = support::perfhost(&["plugin", "new", "Bad-Name"], &root).await;
+    let stderr = String::from_utf8_lossy(&bad.stderr);
+    assert!(
+        bad.status.code() == Some(2) && stderr.contains("lower-case"),
+        "{stderr}"
+    );
+    let _ = std::fs::remove_dir_all(&root);
+}
+
+fn capitalised(word: &str) -> String {
+    let mut chars = word.chars();
+    chars.next().map_or(String::new(), |c| {
+        c.to_ascii_uppercase().to_string() + chars.as_str()
+    })
+}
+
+/// The JavaScript SDK's k6 shape (plugins/examples/js-sdk/health_check.js): one iteration of
+/// the default function per task, `check()` rows that fail when their predicate does, the
+/// default rule on the request itself, `sleep()` as the pause after the iteration.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_js_sdk_runs_k6_shaped_scripts() {
+    let Some(plugin) = example("health_check_js_sdk.wasm") else {
+        return;
+    };
+    for (mode, failing) in [(Mode::Auditor, false), (Mode::NotFound, true)] {
+        let server = RecordingServer::start(mode).await;
+        let mut plan = support::plan(&server.url(), &[&plugin]);
+        plan.load = LoadShape::ramp(2, 100.0);
+        plan.stop.run_time = None;
+        plan.stop.iterations = Some(10);
+        let result = support::run(&plan).await;
+        assert_eq!(result.plugins[0].classes[0].name, "HealthChecker");
+        assert!(result.task_errors.is_empty(), "{:?}", result.task_errors);
+        let row = |method: &str, name: &str| {
+            let s = result
+                .stats
+                .iter()
+                .find(|s| s.method == method && s.name == name)
+                .unwrap_or_else(|| panic!("no {method} {name} in {:?}", result.stats));
+            (s.requests, s.failures)
+        };
+        let failures = if failing { 10 } else { 0 };
+        assert_eq!(row("GET", "/health"), (10, failures), "{mode:?}");
+        assert_eq!(row("check", "status is 200"), (10, failures), "{mode:?}");
+        assert_eq!(row("check", "is healthy"), (10, failures), "{mode:?}");
+        // Only the path of the script's absolute URL was sent, to the run's target.
+        assert!(server.seen().iter().all(|s| s.path == "/health"));
+        // sleep(0.1) after each iteration: a user's 5 iterations take at least 4 pauses.
+        let seen = server.seen();
+        let span = seen.last().unwrap().at - seen.first().unwrap().at;
+        assert!(span >= Duration::from_millis(350), "{span:?}");
+    }
 }

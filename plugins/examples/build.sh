@@ -8,7 +8,10 @@
 #   burst_user_c_lifted.wasm  the same C against the async world, lifted sync (`--sync all`):
 #                             perfhost sees it in the canonical options and runs one user
 #                             per instance
-# Usage: plugins/examples/build.sh [python] [js] [c]   (default: all three)
+#   visitor_py_sdk.wasm       the two-task example of docs/plugins.md with the Python SDK
+#   auditor_py_sdk.wasm       the three Auditor user classes with the Python SDK
+#   health_check_js_sdk.wasm  a k6-shaped script with the JavaScript SDK
+# Usage: plugins/examples/build.sh [python] [python-sdk] [js] [js-sdk] [c]   (default: all)
 # Tools are looked up in PERFHOST_TOOLS (default ~/.cache/perfhost-tools, where
 # install-toolchains.sh puts them), then on PATH. Exit 3 when one is missing (the line names
 # what to install), 1 when a build fails.
@@ -22,7 +25,7 @@ export PATH="$TOOLS/bin:$TOOLS/venv/bin:$TOOLS/npm/node_modules/.bin:$PATH"
 mkdir -p "$out"
 
 langs=("$@")
-[ ${#langs[@]} -eq 0 ] && langs=(python js c)
+[ ${#langs[@]} -eq 0 ] && langs=(python python-sdk js js-sdk c)
 
 need() {
     if ! command -v "$1" >/dev/null 2>&1; then
@@ -50,6 +53,25 @@ build_python() {
     built burst_user_py.wasm "$t"
 }
 
+# A module written with the Python SDK (plugins/sdk-python): componentize-py's app is a
+# generated two-line module that imports it and the SDK's `Behaviour`.
+build_python_sdk() {
+    need componentize-py Python "plugins/examples/install-toolchains.sh python (pip install componentize-py==0.25.1)"
+    local t; t=$(date +%s%N)
+    local src; src="$(mktemp -d)"
+    local module
+    for module in visitor auditor; do
+        local src; src="$(mktemp -d)"
+        cp "$root"/plugins/sdk-python/*.py "$here"/python-sdk/*.py "$here"/python/auditor_data.py "$src/"
+        printf 'import %s  # noqa: F401  (its User subclasses register themselves)\nfrom perfhost import Behaviour  # noqa: F401\n' "$module" >"$src/app.py"
+        (cd "$src" && componentize-py -d "$root/wit" -w plugin componentize app \
+            -o "$out/${module}_py_sdk.wasm" >/dev/null)
+        rm -rf "$src"
+        built "${module}_py_sdk.wasm" "$t"
+        t=$(date +%s%N)
+    done
+}
+
 build_js() {
     need jco JavaScript "plugins/examples/install-toolchains.sh js (npm install @bytecodealliance/jco@1.35.0)"
     need componentize-js JavaScript "plugins/examples/install-toolchains.sh js (npm install @bytecodealliance/componentize-js@0.23.0)"
@@ -65,6 +87,20 @@ build_js() {
     (cd "$root" && componentize-js plugins/examples/js/burst_user.js --wit wit \
         --world-name plugin-sync -d http fetch-event -o "$out/burst_user_sm.wasm" >/dev/null)
     built burst_user_sm.wasm "$t"
+}
+
+# A k6-shaped script written with the JavaScript SDK (plugins/sdk-js): the entry module is
+# generated (it turns the script's exports into `behaviour-sync`), QuickJS backend.
+build_js_sdk() {
+    need jco JavaScript "plugins/examples/install-toolchains.sh js (npm install @bytecodealliance/jco@1.35.0)"
+    local t; t=$(date +%s%N)
+    local src; src="$(mktemp -d)"
+    cp -r "$root/wit" "$root/plugins/sdk-js/perfhost.js" "$here/js-sdk/health_check.js" "$src/"
+    printf 'import * as script from "./health_check.js";\nimport { plugin } from "./perfhost.js";\n\nexport const behaviourSync = plugin(script);\n' >"$src/app.js"
+    (cd "$src" && jco componentize app.js --wit ./wit --world-name plugin-sync --backend qjs \
+        --backend-qjs-disable-async -o "$out/health_check_js_sdk.wasm" >/dev/null)
+    rm -rf "$src"
+    built health_check_js_sdk.wasm "$t"
 }
 
 # build_c WORLD OUTPUT [wit-bindgen options]: bindings, compile, componentize.
@@ -108,9 +144,11 @@ build_c() {
 for lang in "${langs[@]}"; do
     case "$lang" in
         python) build_python ;;
+        python-sdk) build_python_sdk ;;
         js) build_js ;;
+        js-sdk) build_js_sdk ;;
         c) build_c ;;
-        *) echo "error: unknown language \`$lang\` (python, js or c)" >&2; exit 2 ;;
+        *) echo "error: unknown language \`$lang\` (python, python-sdk, js, js-sdk or c)" >&2; exit 2 ;;
     esac
 done
 echo "built into ${out#"$root"/}"

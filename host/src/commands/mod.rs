@@ -6,6 +6,7 @@ pub mod compare;
 pub mod demo_server;
 pub mod plugin;
 pub mod plugin_bench;
+pub mod plugin_new;
 pub mod profile;
 pub mod report;
 pub mod run;

@@ -1,4 +1,4 @@
-//! `perfhost plugin inspect|export`.
+//! `perfhost plugin inspect|bench|new|export`.
 
 use std::path::PathBuf;
 
@@ -18,6 +18,9 @@ pub enum PluginCommand {
     /// Measure a plugin's cost in the sandbox: host CPU per request and memory per user (for
     /// the built-in bench_verify, beside native Rust users doing the same work).
     Bench(crate::commands::plugin_bench::PluginBenchArgs),
+    /// Create a plugin project (Rust or Python) that builds and runs unchanged: the contract,
+    /// the SDK, a build script, one example task.
+    New(crate::commands::plugin_new::NewArgs),
     /// Write a built-in plugin to a .wasm file (to share, or as a starting point).
     Export {
         /// A built-in: auditor_user, burst_user, heavy_user, http_get, auditor_benchmark or
@@ -32,6 +35,7 @@ pub enum PluginCommand {
 pub fn main(cmd: PluginCommand) -> u8 {
     match cmd {
         PluginCommand::Bench(args) => crate::commands::plugin_bench::main(args),
+        PluginCommand::New(args) => crate::commands::plugin_new::main(args),
         PluginCommand::Export { name, output } => {
             let Some(bytes) = builtin::bytes(&name) else {
                 crate::errln!(
