@@ -537,3 +537,26 @@ async fn the_js_sdk_runs_k6_shaped_scripts() {
         assert!(span >= Duration::from_millis(350), "{span:?}");
     }
 }
+
+/// The Rust SDK's shorthands: a class without `NAME` is named after its type, and
+/// `task!(Self::health, 3)` / `task!(Self::item)` after their methods (weights 3 and 1) —
+/// the two-task example of docs/plugins.md, run against a local server.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_rust_sdk_names_classes_and_tasks_after_the_code() {
+    let server = RecordingServer::start(Mode::Auditor).await;
+    let mut plan = support::plan(&server.url(), &[&fixture("two_tasks")]);
+    plan.load = LoadShape::ramp(2, 100.0);
+    plan.stop.run_time = None;
+    plan.stop.iterations = Some(4);
+    let result = support::run(&plan).await;
+    let class = &result.plugins[0].classes[0];
+    assert_eq!((class.name.as_str(), class.weight), ("Visitor", 1));
+    let tasks: Vec<(&str, u32)> = class
+        .tasks
+        .iter()
+        .map(|t| (t.name.as_str(), t.weight))
+        .collect();
+    assert_eq!(tasks, [("health", 3), ("item", 1)]);
+    assert_eq!(result.total.requests, 4);
+    assert!(result.task_errors.is_empty(), "{:?}", result.task_errors);
+}

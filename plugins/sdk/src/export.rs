@@ -74,9 +74,19 @@ pub mod __private {
         P::CLASSES.iter().map(|class| (class.describe)()).collect()
     }
 
+    /// `User::NAME`, or the type's own name (`Visitor`) when it is left out.
+    fn class_name<U: User>() -> String {
+        if U::NAME.is_empty() {
+            let path = std::any::type_name::<U>();
+            path.rsplit("::").next().unwrap_or(path).to_string()
+        } else {
+            U::NAME.to_string()
+        }
+    }
+
     fn describe_class<U: User>() -> UserClass {
         UserClass {
-            name: U::NAME.to_string(),
+            name: class_name::<U>(),
             weight: U::WEIGHT,
             wait: U::WAIT,
             tasks: U::TASKS
@@ -128,7 +138,7 @@ pub mod __private {
         fn describe_missing_task(&self, task: u32) -> String {
             format!(
                 "class {} has no task {task} (it has {})",
-                U::NAME,
+                class_name::<U>(),
                 U::TASKS.len()
             )
         }

@@ -14,8 +14,8 @@ use std::pin::Pin;
 /// user of this class. Every method takes `&self`: keep mutable per-user state in
 /// [`Cell`](std::cell::Cell) / [`RefCell`](std::cell::RefCell) fields, never in globals.
 pub trait User: Sized + 'static {
-    /// Shown in reports; selectable with `--user-class NAME`.
-    const NAME: &'static str;
+    /// Shown in reports; selectable with `--user-class NAME`. Left out: the type's own name.
+    const NAME: &'static str = "";
     /// Relative share of the virtual users given to this class.
     const WEIGHT: u32 = 1;
     /// The pause between two tasks: [`between`], [`constant`], [`constant_pacing`],
@@ -74,9 +74,16 @@ pub type TaskFuture<'a> = Pin<Box<dyn Future<Output = TaskResult> + 'a>>;
 pub type TaskFn<U> = for<'a> fn(&'a U, &'a Context) -> TaskFuture<'a>;
 
 /// Declares a task from an `async fn(&self, ctx: &Context) -> TaskResult` method:
-/// `task!("checkout", 2, Self::checkout)`.
+/// `task!("checkout", 2, Self::checkout)`, or named after the method: `task!(Self::checkout, 2)`
+/// (Locust's `@task(2)`), `task!(Self::checkout)` (weight 1).
 #[macro_export]
 macro_rules! task {
+    (Self::$method:ident $(,)?) => {
+        $crate::task!(stringify!($method), 1, Self::$method)
+    };
+    (Self::$method:ident, $weight:expr $(,)?) => {
+        $crate::task!(stringify!($method), $weight, Self::$method)
+    };
     ($name:expr, $weight:expr, $method:path $(,)?) => {
         $crate::task($name, $weight, |user, ctx| {
             ::std::boxed::Box::pin($method(user, ctx))

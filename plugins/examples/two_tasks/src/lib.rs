@@ -9,13 +9,8 @@ pub struct Visitor {
 }
 
 impl User for Visitor {
-    const NAME: &'static str = "Visitor";
-    const WEIGHT: u32 = 1;
     const WAIT: WaitTime = between(1_000, 3_000);
-    const TASKS: &'static [Task<Self>] = &[
-        task!("health", 3, Self::health),
-        task!("item", 1, Self::item),
-    ];
+    const TASKS: &'static [Task<Self>] = &[task!(Self::health, 3), task!(Self::item)];
 
     fn new(_ctx: &Context) -> Self {
         Visitor::default()
