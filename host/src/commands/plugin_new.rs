@@ -1,4 +1,4 @@
-//! `perfhost plugin new NAME --lang rust|python`: a plugin project that builds and runs
+//! `perfhost plugin new NAME --lang rust|python|js`: a plugin project that builds and runs
 //! unchanged — the contract's WIT copied in, the SDK vendored (neither is on a registry yet),
 //! a build script that says what to install when a tool is missing, one example task and a
 //! README with the commands.
@@ -11,6 +11,7 @@ use crate::exit;
 pub enum Lang {
     Rust,
     Python,
+    Js,
 }
 
 #[derive(Debug, clap::Args)]
@@ -29,6 +30,7 @@ pub struct NewArgs {
 const WIT: &str = include_str!("../../../wit/perfhost.wit");
 const PY_SDK: &str = include_str!("../../../plugins/sdk-python/perfhost.py");
 const PY_ADAPTER: &str = include_str!("../../../plugins/sdk-python/behaviour.py");
+const JS_SDK: &str = include_str!("../../../plugins/sdk-js/perfhost.js");
 const RUST_SDK: [(&str, &str); 6] = [
     ("lib.rs", include_str!("../../../plugins/sdk/src/lib.rs")),
     (
@@ -69,6 +71,7 @@ pub fn main(args: NewArgs) -> u8 {
     let files = match args.lang {
         Lang::Rust => rust_files(&args.name),
         Lang::Python => python_files(&args.name),
+        Lang::Js => js_files(&args.name),
     };
     match write_all(&dir, &files) {
         Ok(()) => {
@@ -78,6 +81,7 @@ pub fn main(args: NewArgs) -> u8 {
                 match args.lang {
                     Lang::Rust => "Rust",
                     Lang::Python => "Python",
+                    Lang::Js => "JavaScript",
                 },
                 args.name,
                 dir.display(),
@@ -153,6 +157,27 @@ fn python_files(name: &str) -> Vec<(String, String)> {
             fill(include_str!("scaffold/README_python.md"), name),
         ),
         (".gitignore".into(), "*.wasm\n__pycache__/\n".into()),
+    ]
+}
+
+fn js_files(name: &str) -> Vec<(String, String)> {
+    vec![
+        ("wit/perfhost.wit".into(), WIT.into()),
+        ("perfhost.js".into(), JS_SDK.into()),
+        (
+            format!("{name}.js"),
+            fill(include_str!("scaffold/script.js"), name),
+        ),
+        ("app.js".into(), fill(include_str!("scaffold/app.js"), name)),
+        (
+            "build.sh".into(),
+            fill(include_str!("scaffold/build_js.sh"), name),
+        ),
+        (
+            "README.md".into(),
+            fill(include_str!("scaffold/README_js.md"), name),
+        ),
+        (".gitignore".into(), "*.wasm\n".into()),
     ]
 }
 
