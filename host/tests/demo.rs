@@ -2,10 +2,9 @@
 //! a raw HTTP/1.1 client, bounded request counts. Timing checks compare against the server's
 //! own `X-Service-Time-Us` and its stall schedule, never against wall-clock constants.
 
-use std::io::{BufRead, BufReader as StdBufReader, Read, Write};
+use std::io::{Read, Write};
 use std::net::SocketAddr;
 use std::process::{Command, Stdio};
-use std::sync::mpsc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use perfhost::demo::{self, DemoConfig, DemoServer};
@@ -1125,41 +1124,6 @@ async fn shutdown_finishes_in_flight_requests_then_stops_accepting() {
 // The real binary
 // ---------------------------------------------------------------------------------------------
 
-/// Kills and reaps the child however the test ends.
-struct ChildGuard(std::process::Child);
-
-impl Drop for ChildGuard {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-/// Starts `perfhost demo-server --bind 127.0.0.1:0 <args>` and returns it with its address.
-fn spawn_binary(args: &[&str]) -> (ChildGuard, SocketAddr) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_perfhost"))
-        .args(["demo-server", "--bind", "127.0.0.1:0"])
-        .args(args)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("spawn perfhost");
-    let stdout = child.stdout.take().expect("stdout");
-    let guard = ChildGuard(child);
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        let mut line = String::new();
-        let _ = StdBufReader::new(stdout).read_line(&mut line);
-        let _ = tx.send(line);
-    });
-    let line = rx.recv_timeout(STEP_TIMEOUT).expect("the listening line");
-    let url = line
-        .trim()
-        .strip_prefix("perfhost demo-server listening on http://")
-        .unwrap_or_else(|| panic!("unexpected first line {line:?}"));
-    (guard, url.parse().expect("an address"))
-}
-
 fn wait_exit(child: &mut std::process::Child) -> std::process::ExitStatus {
     let deadline = Instant::now() + STEP_TIMEOUT;
     loop {
@@ -1182,7 +1146,7 @@ fn vm_rss_kib(pid: u32) -> u64 {
 
 #[test]
 fn leak_knob_grows_rss_at_the_asked_rate() {
-    let (guard, _addr) = spawn_binary(&["--leak", "120MB/min", "--threads", "1"]);
+    let (guard, _addr) = crate::support::demo_child(&["--leak", "120MB/min", "--threads", "1"]);
     let pid = guard.0.id();
     std::thread::sleep(Duration::from_millis(500));
     let (t0, r0) = (Instant::now(), vm_rss_kib(pid));
@@ -1198,7 +1162,7 @@ fn leak_knob_grows_rss_at_the_asked_rate() {
 
 #[test]
 fn sigterm_finishes_in_flight_requests_and_exits_0() {
-    let (mut guard, addr) = spawn_binary(&["--latency", "300ms"]);
+    let (mut guard, addr) = crate::support::demo_child(&["--latency", "300ms"]);
     let mut stream = std::net::TcpStream::connect(addr).expect("connect");
     stream
         .set_read_timeout(Some(STEP_TIMEOUT))

@@ -3,7 +3,7 @@
 //! GitHub Actions workflow, whose `run:` steps are run here against the demo server.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
 
 use serde_json::Value;
@@ -31,35 +31,9 @@ async fn perfhost(args: &[&str], dir: &Path) -> (Option<i32>, String) {
 }
 
 /// A demo server child with `args`: (its guard, url).
-fn demo(args: &[&str]) -> (ChildGuard, String) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_perfhost"))
-        .args(["demo-server", "--bind", "127.0.0.1:0"])
-        .args(args)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    std::io::BufRead::read_line(
-        &mut std::io::BufReader::new(child.stdout.take().unwrap()),
-        &mut line,
-    )
-    .unwrap();
-    let url = line
-        .split_whitespace()
-        .find(|w| w.starts_with("http://"))
-        .unwrap()
-        .to_string();
-    (ChildGuard(child), url)
-}
-
-struct ChildGuard(std::process::Child);
-
-impl Drop for ChildGuard {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
+fn demo(args: &[&str]) -> (support::ChildGuard, String) {
+    let (guard, addr) = support::demo_child(args);
+    (guard, format!("http://{addr}"))
 }
 
 /// A server taking 600 ms fails `p95<500ms` with exit 1, saying by how much; with

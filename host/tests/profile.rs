@@ -4,37 +4,16 @@
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 
 use serde_json::Value;
 
 use crate::support;
 
-/// A child process killed on drop.
-struct Guard(Child);
-
-impl Drop for Guard {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 /// `perfhost demo-server ARGS` on a free port: (guard, port).
-fn demo_server(args: &[&str]) -> (Guard, u16) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_perfhost"))
-        .args(["demo-server", "--bind", "127.0.0.1:0"])
-        .args(args)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let port = line.trim().rsplit(':').next().unwrap().parse().unwrap();
-    (Guard(child), port)
+fn demo_server(args: &[&str]) -> (support::ChildGuard, u16) {
+    let (guard, addr) = support::demo_child(args);
+    (guard, addr.port())
 }
 
 fn dir(tag: &str) -> PathBuf {
@@ -129,7 +108,7 @@ async fn rising_files_and_an_exit_are_reported() {
         .read_line(&mut line)
         .unwrap();
     let port = line.trim().to_string();
-    let _guard = Guard(child);
+    let _guard = support::ChildGuard(child);
     let (code, out, json) = profile(
         &[
             "--port",

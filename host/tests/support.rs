@@ -231,3 +231,43 @@ pub fn check_schema(value: &serde_json::Value, schema: &serde_json::Value, at: &
         }
     }
 }
+
+/// Kills and reaps a child process however the test ends (`.0` is the child, e.g. for its pid).
+pub struct ChildGuard(pub std::process::Child);
+
+impl Drop for ChildGuard {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Starts `perfhost demo-server --bind 127.0.0.1:0 <args>` and returns it with the address
+/// from its first line (waited for at most 10 s).
+pub fn demo_child(args: &[&str]) -> (ChildGuard, SocketAddr) {
+    use std::io::BufRead as _;
+    use std::process::{Command, Stdio};
+    let mut child = Command::new(env!("CARGO_BIN_EXE_perfhost"))
+        .args(["demo-server", "--bind", "127.0.0.1:0"])
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn perfhost");
+    let stdout = child.stdout.take().expect("stdout");
+    let guard = ChildGuard(child);
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut line = String::new();
+        let _ = std::io::BufReader::new(stdout).read_line(&mut line);
+        let _ = tx.send(line);
+    });
+    let line = rx
+        .recv_timeout(Duration::from_secs(10))
+        .expect("the listening line");
+    let addr = line
+        .trim()
+        .strip_prefix("perfhost demo-server listening on http://")
+        .unwrap_or_else(|| panic!("unexpected first line {line:?}"));
+    (guard, addr.parse().expect("an address"))
+}
