@@ -564,3 +564,33 @@ async fn the_rust_sdk_names_classes_and_tasks_after_the_code() {
     assert_eq!(result.total.requests, 4);
     assert!(result.task_errors.is_empty(), "{:?}", result.task_errors);
 }
+
+/// `plugins/examples/build.sh` names what to install when a toolchain is missing (exit 3) and
+/// refuses an unknown language (exit 2), each in one line.
+#[test]
+fn the_examples_build_script_names_what_is_missing() {
+    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../plugins/examples/build.sh");
+    let run = |lang: &str| {
+        std::process::Command::new("bash")
+            .arg(&script)
+            .arg(lang)
+            .env_clear()
+            .env("PATH", "/usr/bin:/bin")
+            .env("PERFHOST_TOOLS", "/nonexistent/perfhost-tools")
+            .output()
+            .expect("bash runs")
+    };
+    if std::path::Path::new("/usr/bin/componentize-py").exists() {
+        return; // installed system-wide: nothing is missing to report
+    }
+    let missing = run("python");
+    let stderr = String::from_utf8_lossy(&missing.stderr);
+    assert_eq!(missing.status.code(), Some(3), "{stderr}");
+    assert!(
+        stderr.contains("`componentize-py` not found") && stderr.contains("install it with"),
+        "{stderr}"
+    );
+    assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
+    let unknown = run("cobol");
+    assert_eq!(unknown.status.code(), Some(2));
+}
