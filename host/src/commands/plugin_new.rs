@@ -1,4 +1,4 @@
-//! `perfhost plugin new NAME --lang rust|python|js`: a plugin project that builds and runs
+//! `perfhost plugin new NAME --lang rust|python|js|c`: a plugin project that builds and runs
 //! unchanged — the contract's WIT copied in, the SDK vendored (neither is on a registry yet),
 //! a build script that says what to install when a tool is missing, one example task and a
 //! README with the commands.
@@ -12,6 +12,7 @@ pub enum Lang {
     Rust,
     Python,
     Js,
+    C,
 }
 
 #[derive(Debug, clap::Args)]
@@ -31,6 +32,8 @@ const WIT: &str = include_str!("../../../wit/perfhost.wit");
 const PY_SDK: &str = include_str!("../../../plugins/sdk-python/perfhost.py");
 const PY_ADAPTER: &str = include_str!("../../../plugins/sdk-python/behaviour.py");
 const JS_SDK: &str = include_str!("../../../plugins/sdk-js/perfhost.js");
+const C_HEADER: &str = include_str!("../../../plugins/sdk-c/perfhost.h");
+const C_SDK: &str = include_str!("../../../plugins/sdk-c/perfhost.c");
 const RUST_SDK: [(&str, &str); 6] = [
     ("lib.rs", include_str!("../../../plugins/sdk/src/lib.rs")),
     (
@@ -72,6 +75,7 @@ pub fn main(args: NewArgs) -> u8 {
         Lang::Rust => rust_files(&args.name),
         Lang::Python => python_files(&args.name),
         Lang::Js => js_files(&args.name),
+        Lang::C => c_files(&args.name),
     };
     match write_all(&dir, &files) {
         Ok(()) => {
@@ -82,6 +86,7 @@ pub fn main(args: NewArgs) -> u8 {
                     Lang::Rust => "Rust",
                     Lang::Python => "Python",
                     Lang::Js => "JavaScript",
+                    Lang::C => "C",
                 },
                 args.name,
                 dir.display(),
@@ -176,6 +181,27 @@ fn js_files(name: &str) -> Vec<(String, String)> {
         (
             "README.md".into(),
             fill(include_str!("scaffold/README_js.md"), name),
+        ),
+        (".gitignore".into(), "*.wasm\n".into()),
+    ]
+}
+
+fn c_files(name: &str) -> Vec<(String, String)> {
+    vec![
+        ("wit/perfhost.wit".into(), WIT.into()),
+        ("perfhost.h".into(), C_HEADER.into()),
+        ("perfhost.c".into(), C_SDK.into()),
+        (
+            format!("{name}.c"),
+            fill(include_str!("scaffold/user.c"), name),
+        ),
+        (
+            "build.sh".into(),
+            fill(include_str!("scaffold/build_c.sh"), name),
+        ),
+        (
+            "README.md".into(),
+            fill(include_str!("scaffold/README_c.md"), name),
         ),
         (".gitignore".into(), "*.wasm\n".into()),
     ]

@@ -7,7 +7,6 @@ class Visitor(User):
     """A visitor: mostly checks the service's health, sometimes opens an item."""
 
     wait_time = between(1, 3)
-    items_seen = 0  # per-user state lives in the user, never in a global
 
     @task(3)
     async def health(self):
@@ -19,4 +18,3 @@ class Visitor(User):
     async def item(self):
         item_id = 1 + int(self.random() * 999)
         await self.client.get(f"/items/{item_id}", name="/items/[id]")
-        self.items_seen += 1

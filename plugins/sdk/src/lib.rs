@@ -132,6 +132,7 @@ pub use serde_json;
 
 /// Everything a behaviour usually needs: `use perfhost_sdk::prelude::*;`.
 pub mod prelude {
+    pub use crate::user;
     pub use crate::{
         between, constant, constant_pacing, constant_throughput, custom, reschedule, stop_user,
         task, Context, DataError, HttpError, HttpErrorExt, LogLevel, Response, Task, TaskError,

@@ -97,4 +97,16 @@ impl Response {
     pub fn failure(&self, reason: impl AsRef<str>) {
         self.inner.failure(reason.as_ref());
     }
+
+    /// [`success`](Response::success) when `ok`, else [`failure`](Response::failure) with
+    /// `reason`; returns `Ok(())` so it can end a task:
+    /// `resp.check(resp.status() == 200, "not OK")`.
+    pub fn check(&self, ok: bool, reason: impl AsRef<str>) -> crate::TaskResult {
+        if ok {
+            self.success();
+        } else {
+            self.failure(reason);
+        }
+        Ok(())
+    }
 }

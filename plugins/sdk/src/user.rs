@@ -91,6 +91,32 @@ macro_rules! task {
     };
 }
 
+/// Implements [`User`] for a `Default` type in one line:
+/// `user!(Visitor, wait = between(1_000, 3_000), tasks = [health: 3, item]);` is a class
+/// `Visitor` (weight 1) whose tasks are the methods `health` (weight 3) and `item` (weight 1).
+/// `name = "…"` and `weight = N` may come before `wait`. Each user starts as
+/// `Default::default()`; implement [`User`] by hand for anything more (`on_start`, a
+/// constructor that reads the context, sequential tasks).
+#[macro_export]
+macro_rules! user {
+    (
+        $user:ident $(, name = $name:expr)? $(, weight = $weight:expr)?, wait = $wait:expr,
+        tasks = [$($task:ident $(: $task_weight:expr)?),+ $(,)?] $(,)?
+    ) => {
+        impl $crate::User for $user {
+            $(const NAME: &'static str = $name;)?
+            $(const WEIGHT: u32 = $weight;)?
+            const WAIT: $crate::WaitTime = $wait;
+            const TASKS: &'static [$crate::Task<Self>] =
+                &[$($crate::task!(Self::$task $(, $task_weight)?)),+];
+
+            fn new(_ctx: &$crate::Context) -> Self {
+                ::std::default::Default::default()
+            }
+        }
+    };
+}
+
 /// Declares a task from a function returning a boxed future; [`task!`](crate::task!) writes
 /// that function for an `async fn` method.
 pub const fn task<U>(name: &'static str, weight: u32, run: TaskFn<U>) -> Task<U> {
