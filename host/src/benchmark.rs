@@ -109,6 +109,7 @@ pub fn case_plan(base: &Plan, case: &Case, requests: u64) -> Plan {
     };
     // Every user at once, each sending its next request as soon as its last one completed.
     plan.load = LoadShape::ramp(case.concurrency, 1e6);
+    plan.arrivals = None;
     plan.stop = StopConditions {
         run_time: None,
         iterations: Some(requests),

@@ -59,6 +59,20 @@ pub struct RunArgs {
     /// Users started per second [default: all at once].
     #[arg(short = 'r', long = "spawn-rate")]
     pub spawn_rate: Option<f64>,
+    /// Open workload model: this many task arrivals per second (`200/s`, `600/m`), each run
+    /// by a free user, whatever the server's speed (k6's constant-arrival-rate).
+    #[arg(long, value_name = "N/s")]
+    pub rate: Option<String>,
+    /// With --rate: the most users the pool may hold; an arrival finding none free beyond
+    /// it is dropped and counted [default: max(100, 1 s of arrivals)].
+    #[arg(long = "max-users")]
+    pub max_users: Option<usize>,
+    /// With --rate: users created before the first arrival [default: 0.1 s of arrivals].
+    #[arg(long = "pre-allocated-users")]
+    pub pre_allocated_users: Option<usize>,
+    /// With --rate: `even` spacing of arrivals, or `poisson` (exponential gaps) [default: even].
+    #[arg(long, value_name = "even|poisson")]
+    pub arrivals: Option<String>,
     /// Stop after this long: 90s, 5m, 1h30m (a bare number is seconds) [default: 60s].
     #[arg(short = 't', long = "run-time", value_parser = parse_duration_arg, allow_hyphen_values = true)]
     pub run_time: Option<Duration>,
@@ -187,6 +201,10 @@ pub struct Settings {
     pub plugins: Option<Vec<String>>,
     pub users: Option<usize>,
     pub spawn_rate: Option<f64>,
+    pub rate: Option<String>,
+    pub max_users: Option<usize>,
+    pub pre_allocated_users: Option<usize>,
+    pub arrivals: Option<String>,
     #[serde(default, deserialize_with = "duration_setting")]
     pub run_time: Option<Duration>,
     pub iterations: Option<u64>,
@@ -260,10 +278,14 @@ fn size_setting<'de, D: Deserializer<'de>>(d: D) -> Result<Option<usize>, D::Err
 
 /// The settings an environment variable can carry: `PERFHOST_<NAME>` (e.g. `PERFHOST_USERS`),
 /// as Locust reads `LOCUST_<NAME>`; `LOAD_TEST_HOST` for the host, as the Auditor suite does.
-const ENV_SETTINGS: [&str; 17] = [
+const ENV_SETTINGS: [&str; 21] = [
     "host",
     "users",
     "spawn-rate",
+    "rate",
+    "max-users",
+    "pre-allocated-users",
+    "arrivals",
     "run-time",
     "iterations",
     "seed",
@@ -302,6 +324,10 @@ impl Settings {
             "plugins" => self.plugins = Some(list(value)),
             "users" => self.users = Some(number(value)?),
             "spawn-rate" => self.spawn_rate = Some(number(value)?),
+            "rate" => self.rate = Some(value.to_string()),
+            "max-users" => self.max_users = Some(number(value)?),
+            "pre-allocated-users" => self.pre_allocated_users = Some(number(value)?),
+            "arrivals" => self.arrivals = Some(value.to_string()),
             "run-time" => self.run_time = Some(duration(value)?),
             "iterations" => self.iterations = Some(number(value)?),
             "user-classes" => self.user_classes = Some(list(value)),
@@ -350,6 +376,10 @@ impl Settings {
             plugins: some_vec(&args.plugins),
             users: args.users,
             spawn_rate: args.spawn_rate,
+            rate: args.rate.clone(),
+            max_users: args.max_users,
+            pre_allocated_users: args.pre_allocated_users,
+            arrivals: args.arrivals.clone(),
             run_time: args.run_time,
             iterations: args.iterations,
             user_classes: some_vec(&args.user_classes),
@@ -409,6 +439,10 @@ impl Settings {
             users: sc.users,
             spawn_rate: sc.spawn_rate,
             run_time: sc.duration(),
+            rate: sc.rate.clone(),
+            max_users: sc.max_users,
+            pre_allocated_users: sc.pre_allocated_users,
+            arrivals: sc.arrivals.clone(),
             user_classes: (!sc.user_classes.is_empty()).then(|| sc.user_classes.clone()),
             run_name: Some(sc.name.clone()),
             config: sc.config.clone(),
@@ -475,6 +509,109 @@ impl<'a> Layers<'a> {
     fn note(&mut self, key: &'static str, source: Source) {
         self.sources.insert(key, source);
     }
+}
+
+/// The open model from `--rate` and its companions, or `None` for the closed model; the
+/// flags that belong to the other model are refused with the one to use instead.
+fn open_model(
+    l: &mut Layers<'_>,
+    run_time: Option<Duration>,
+    iterations: Option<u64>,
+    scenario: Option<&Scenario>,
+) -> Result<Option<crate::plan::ArrivalPlan>, ConfigError> {
+    let max_users = l.pick("max-users", |s| s.max_users);
+    let pre_allocated = l.pick("pre-allocated-users", |s| s.pre_allocated_users);
+    let spacing = l.pick("arrivals", |s| s.arrivals.clone());
+    // A scenario's rate stages, unless the command line or the environment give --rate.
+    let rate_given = l.pick("rate", |s| s.rate.clone());
+    let from_cli = matches!(l.sources.get("rate"), Some(Source::Cli | Source::Env));
+    let staged = scenario.filter(|sc| !sc.rate_stages.is_empty() && !from_cli);
+    let per_class = scenario.filter(|sc| !sc.class_rates.is_empty() && !from_cli);
+    let rate = match (staged, per_class, rate_given) {
+        (Some(sc), _, _) => {
+            l.note("rate", Source::Scenario);
+            Some(format!("{}/s", sc.rate_stages[0].per_s))
+        }
+        (None, Some(sc), _) => {
+            l.note("rate", Source::Scenario);
+            Some(format!(
+                "{}/s",
+                sc.class_rates.iter().map(|(_, r)| r).sum::<f64>()
+            ))
+        }
+        (None, None, rate) => rate,
+    };
+    let Some(rate) = rate else {
+        for (given, flag) in [
+            (max_users.is_some(), "--max-users"),
+            (pre_allocated.is_some(), "--pre-allocated-users"),
+            (spacing.is_some(), "--arrivals"),
+        ] {
+            if given {
+                return Err(ConfigError::invalid(
+                    flag,
+                    "belongs to the open model: give --rate N/s too (closed-model runs size themselves with -u)",
+                ));
+            }
+        }
+        return Ok(None);
+    };
+    let per_s = crate::plan::parse_rate(&rate).map_err(|m| ConfigError::invalid("--rate", m))?;
+    if matches!(l.sources.get("users"), Some(Source::Cli | Source::Env)) {
+        return Err(ConfigError::invalid(
+            "--users",
+            "counts the closed model's users: with --rate the pool grows as arrivals need it — size it with --max-users (and --pre-allocated-users)",
+        ));
+    }
+    if iterations.is_some() {
+        return Err(ConfigError::invalid(
+            "--iterations",
+            "cannot end an open-model run: with --rate give -t (arrivals = rate × run time)",
+        ));
+    }
+    let run_time = run_time.unwrap_or(DEFAULT_RUN_TIME);
+    let (stages, start_per_s) = match staged {
+        Some(sc) => (
+            sc.rate_stages.clone(),
+            sc.start_rate.unwrap_or(sc.rate_stages[0].per_s),
+        ),
+        None => (
+            vec![crate::plan::RateStage {
+                per_s,
+                duration: run_time,
+            }],
+            per_s,
+        ),
+    };
+    // Pool defaults follow the highest rate of the schedule.
+    let per_s = stages.iter().map(|s| s.per_s).fold(start_per_s, f64::max);
+    let max_users = max_users.unwrap_or_else(|| (per_s.ceil() as usize).max(100));
+    if max_users == 0 {
+        return Err(ConfigError::invalid("--max-users", "must be at least 1"));
+    }
+    let pre_allocated = pre_allocated
+        .unwrap_or_else(|| ((per_s / 10.0).ceil() as usize).max(1))
+        .min(max_users);
+    let poisson = match spacing.as_deref() {
+        None | Some("even") => false,
+        Some("poisson") => true,
+        Some(other) => {
+            return Err(ConfigError::invalid(
+                "--arrivals",
+                format!("`{other}` is not a spacing: use even or poisson"),
+            ))
+        }
+    };
+    Ok(Some(crate::plan::ArrivalPlan {
+        stages,
+        start_per_s,
+        pre_allocated,
+        max_users,
+        poisson,
+        class_rates: per_class
+            .map(|sc| sc.class_rates.clone())
+            .unwrap_or_default(),
+    }))
 }
 
 /// Default run time when neither `-t` nor `-n` is given.
@@ -580,6 +717,7 @@ fn resolve_layers(
         iterations,
         stop_timeout: l.pick_or("stop-timeout", Duration::from_secs(10), |s| s.stop_timeout),
     };
+    let arrivals = open_model(&mut l, run_time, iterations, scenario.as_ref())?;
     let seed = l.pick("seed", |s| s.seed).unwrap_or_else(|| {
         std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
@@ -744,6 +882,7 @@ fn resolve_layers(
         plugins,
         classes,
         load,
+        arrivals,
         stop,
         limits,
         client,
@@ -869,12 +1008,39 @@ pub fn describe(plan: &Plan) -> String {
             .collect();
         row("weights", w.join(", "), "scenario".into());
     }
-    row("users", plan.max_users().to_string(), src("users"));
-    row(
-        "spawn-rate",
-        format!("{}/s", plan.load.spawn_rate()),
-        src("spawn-rate"),
-    );
+    match &plan.arrivals {
+        Some(open) => {
+            let rates: Vec<String> = if open.class_rates.is_empty() {
+                open.stages
+                    .iter()
+                    .map(|s| format!("{}/s over {}", s.per_s, format_duration(s.duration)))
+                    .collect()
+            } else {
+                open.class_rates
+                    .iter()
+                    .map(|(c, r)| format!("{c} {r}/s"))
+                    .collect()
+            };
+            row("model", "open (arrival rate)".into(), src("rate"));
+            row("rate", rates.join(", "), src("rate"));
+            row("max-users", open.max_users.to_string(), src("max-users"));
+            row(
+                "pre-allocated-users",
+                open.pre_allocated.to_string(),
+                src("pre-allocated-users"),
+            );
+            let spacing = if open.poisson { "poisson" } else { "even" };
+            row("arrivals", spacing.into(), src("arrivals"));
+        }
+        None => {
+            row("users", plan.max_users().to_string(), src("users"));
+            row(
+                "spawn-rate",
+                format!("{}/s", plan.load.spawn_rate()),
+                src("spawn-rate"),
+            );
+        }
+    }
     if plan.sources.get("stages") == Some(&Source::Scenario) {
         for (i, stage) in plan.load.stages.iter().enumerate() {
             row(

@@ -13,6 +13,7 @@ use tokio::sync::mpsc;
 
 use wasmtime::component::Accessor;
 
+use crate::arrivals::{self, Arrival, ArrivalReport, Counts, OpenModel, Pool};
 use crate::monitor::{GeneratorHealth, GeneratorMonitor};
 use crate::plan::seed::{self, Stream};
 use crate::plan::{ClassChoice, Plan};
@@ -59,6 +60,8 @@ pub enum ClassError {
     AllZero,
     #[error("no selected user class has a task `{task}` — the tasks are: {known}")]
     UnknownTask { task: String, known: String },
+    #[error("rates: unknown user class `{name}` — the classes are: {known}")]
+    UnknownRate { name: String, known: String },
 }
 
 impl ClassError {
@@ -66,6 +69,7 @@ impl ClassError {
     pub fn field(&self) -> &'static str {
         match self {
             ClassError::UnknownWeight(_) => "weights",
+            ClassError::UnknownRate { .. } => "rates",
             _ => "user-classes",
         }
     }
@@ -94,6 +98,8 @@ struct Shared {
     /// Instances run outside tokio's cooperative budget (see `UNCONSTRAINED_FROM`).
     unconstrained: bool,
     seed: u64,
+    /// The open model's pool and counts (`None`: closed model).
+    open: Option<Arc<OpenModel>>,
 }
 
 /// What a finished run hands to the reports.
@@ -114,6 +120,8 @@ pub struct RunOutcome {
     pub class_names: Vec<String>,
     /// The threshold (as written) that stopped the run early (`abort-on-fail`).
     pub aborted_by: Option<String>,
+    /// The open model's account of its arrivals.
+    pub arrivals: Option<ArrivalReport>,
 }
 
 /// Assigns `users` users to classes deterministically by weight (smooth weighted round-robin:
@@ -258,6 +266,12 @@ pub async fn run(
         live: live.clone(),
         iterations_left: plan.stop.iterations.map(AtomicU64::new),
         seed: plan.seed,
+        open: plan.arrivals.as_ref().map(|open| {
+            Arc::new(OpenModel {
+                pool: Pool::new(weights.len(), open.max_users),
+                counts: Counts::new(weights.len()),
+            })
+        }),
     });
 
     // One current-thread runtime per worker thread; users are handed out round-robin.
@@ -297,10 +311,26 @@ pub async fn run(
         .map(|c| c.class.name.clone())
         .collect();
     let mut aborted_by = None;
+    let next_user = Arc::new(AtomicU64::new(0));
+    let dispatcher = match (&plan.arrivals, &shared.open) {
+        (Some(open), Some(model)) => Some(start_open_model(
+            plan,
+            open,
+            model,
+            &class_names,
+            &weights,
+            &senders,
+            &live,
+            &next_user,
+            started,
+            stop.clone(),
+        )),
+        _ => None,
+    };
 
     loop {
         let now = started.elapsed();
-        let desired = if stop.is_stopping() {
+        let desired = if stop.is_stopping() || dispatcher.is_some() {
             0
         } else {
             shape.target(now)
@@ -313,6 +343,7 @@ pub async fn run(
                 id: next_id,
                 class: sequence[alive.len()],
                 stop: user_stop.clone(),
+                first: None,
             };
             if senders[(next_id as usize) % workers].send(spawn).is_err() {
                 live.active_users.fetch_sub(1, Ordering::Relaxed);
@@ -342,7 +373,8 @@ pub async fn run(
             .as_ref()
             .is_some_and(|n| n.load(Ordering::SeqCst) == 0);
         // Users ending by themselves (-n, stop-user) end the run when none is left.
-        let all_done = next_id > 0
+        let all_done = dispatcher.is_none()
+            && next_id > 0
             && active == 0
             && (iterations_spent || shape.settled(now) && alive.len() >= shape.target(now));
         if deadline.is_some_and(|d| Instant::now() >= d) || all_done {
@@ -386,6 +418,16 @@ pub async fn run(
         }
     });
     let _ = joiner.await;
+    let arrivals = match (dispatcher, &shared.open) {
+        (Some(thread), Some(model)) => {
+            let dispatched = tokio::task::spawn_blocking(move || thread.join())
+                .await
+                .ok()
+                .and_then(Result::ok);
+            dispatched.map(|d| arrival_report(plan, model, d, &class_names))
+        }
+        _ => None,
+    };
     let elapsed = last_tick.elapsed();
     stats.absorb(shards.take_all(), 0, elapsed.as_secs_f64().max(0.001));
     generator.sample_shutdown(elapsed);
@@ -421,6 +463,98 @@ pub async fn run(
         samples: shards.samples().samples(),
         class_names,
         aborted_by,
+        arrivals,
+    }
+}
+
+/// Creates the open model's pre-allocated users and starts its dispatcher thread, which
+/// creates more users on demand (ids after the ones the closed model would use: none).
+#[allow(clippy::too_many_arguments)]
+fn start_open_model(
+    plan: &Plan,
+    open: &crate::plan::ArrivalPlan,
+    model: &Arc<OpenModel>,
+    class_names: &[String],
+    weights: &[u32],
+    senders: &[mpsc::UnboundedSender<Spawn>],
+    live: &Arc<Live>,
+    next_user: &Arc<AtomicU64>,
+    started: Instant,
+    stop: StopHandle,
+) -> std::thread::JoinHandle<arrivals::Dispatched> {
+    let spawn_user = {
+        let senders = senders.to_vec();
+        let live = live.clone();
+        let next_user = next_user.clone();
+        move |class: usize, first: Option<Arrival>| {
+            let id = next_user.fetch_add(1, Ordering::Relaxed);
+            live.active_users.fetch_add(1, Ordering::Relaxed);
+            let spawn = Spawn {
+                id,
+                class,
+                stop: StopHandle::default(),
+                first,
+            };
+            if senders[(id as usize) % senders.len()].send(spawn).is_err() {
+                live.active_users.fetch_sub(1, Ordering::Relaxed);
+            }
+        }
+    };
+    for class in assign_classes(weights, open.pre_allocated) {
+        if model.pool.allocate() {
+            spawn_user(class, None);
+        }
+    }
+    let arrivals = arrivals::Arrivals::new(open, plan.seed, class_names, weights);
+    let shared = model.clone();
+    let end = plan.stop.run_time;
+    let thread = std::thread::Builder::new()
+        .name("perfhost-arrivals".into())
+        .spawn(move || {
+            arrivals::dispatch(arrivals, started, end, &shared, &stop, |class, arrival| {
+                spawn_user(class, Some(arrival))
+            })
+        });
+    match thread {
+        Ok(t) => t,
+        Err(err) => {
+            tracing::error!("cannot start the arrival dispatcher: {err}");
+            std::thread::spawn(|| arrivals::Dispatched {
+                lag_all: crate::stats::new_histogram(),
+                lag: Vec::new(),
+                saturated_seconds: 0,
+            })
+        }
+    }
+}
+
+fn arrival_report(
+    plan: &Plan,
+    model: &OpenModel,
+    d: arrivals::Dispatched,
+    class_names: &[String],
+) -> ArrivalReport {
+    let counts = &model.counts;
+    let load = |a: &AtomicU64| a.load(Ordering::SeqCst);
+    let dropped: Vec<u64> = counts.dropped.iter().map(load).collect();
+    let (completed, failed) = (load(&counts.completed), load(&counts.failed));
+    let dispatched = load(&counts.dispatched);
+    let open = plan.arrivals.as_ref();
+    ArrivalReport {
+        rate_per_s: open.and_then(|o| o.stages.first()).map_or(0.0, |s| s.per_s),
+        scheduled: load(&counts.scheduled),
+        completed,
+        failed,
+        dropped: dropped.iter().sum(),
+        cancelled: dispatched.saturating_sub(completed + failed),
+        dropped_by_class: class_names.iter().cloned().zip(dropped).collect(),
+        users: model.pool.allocated(),
+        max_users: open.map_or(0, |o| o.max_users),
+        lag_p50_us: d.lag_all.value_at_quantile(0.5),
+        lag_p99_us: d.lag_all.value_at_quantile(0.99),
+        lag_max_us: d.lag_all.max(),
+        lag: d.lag,
+        saturated_seconds: d.saturated_seconds,
     }
 }
 
@@ -667,12 +801,14 @@ async fn group_loop(
         }
     }
 }
-/// A user handed to a worker: its id, class and own stop signal (for ramp-down).
+/// A user handed to a worker: its id, class and own stop signal (for ramp-down); in the
+/// open model, the arrival it was created for.
 #[derive(Clone)]
 struct Spawn {
     id: u64,
     class: usize,
     stop: StopHandle,
+    first: Option<Arrival>,
 }
 
 struct ActiveGuard(Arc<Live>);
@@ -764,6 +900,7 @@ async fn user_life(
         id,
         class,
         stop: me,
+        first,
     } = spawn;
     let slot = &shared.classes[class];
     let mut rng = Pcg64Mcg::seed_from_u64(seed::derive(shared.seed, id, Stream::UserTasks));
@@ -779,6 +916,19 @@ async fn user_life(
         TaskOutcome::StopUser => return user.on_stop(accessor, plugin).await,
         _ => {}
     }
+    if let Some(open) = &shared.open {
+        open_user_life(
+            accessor, plugin, &user, class, first, open, shard, shared, &mut rng,
+        )
+        .await?;
+        return user.on_stop(accessor, plugin).await;
+    }
+    // A pacing class keeps a schedule: task k is due at the first start + k × interval. A
+    // task that overran makes the next ones start at once until the user is back on its
+    // schedule (wrk2's client), and each task's lateness against it goes into the corrected
+    // latency of its requests.
+    let interval = schedule_interval(&slot.class.wait);
+    let mut due: Option<Instant> = None;
     loop {
         if shared.stop.is_stopping() || me.is_stopping() || class_stopped(shared, class) {
             return user.on_stop(accessor, plugin).await;
@@ -804,6 +954,10 @@ async fn user_life(
             .map(|t| t.name.as_str())
             .unwrap_or("?");
         let began = Instant::now();
+        if interval.is_some() {
+            let lateness = began.saturating_duration_since(*due.get_or_insert(began));
+            user.begin_task(accessor, Some(lateness));
+        }
         let mut skip_wait = false;
         match user.run_task(accessor, plugin, task).await? {
             TaskOutcome::Ok => healthy(shared, class),
@@ -817,16 +971,106 @@ async fn user_life(
             }
             TaskOutcome::StopUser => return user.on_stop(accessor, plugin).await,
         }
+        if let (Some(interval), Some(at)) = (interval, &mut due) {
+            *at += interval;
+        }
         if skip_wait {
             continue;
         }
-        let wait = match wait_after(&slot.class.wait, began.elapsed(), &mut rng) {
-            Some(w) => w,
-            None => Duration::from_millis(user.next_wait_ms(accessor, plugin).await?.into()),
+        let wait = match (due, wait_after(&slot.class.wait, began.elapsed(), &mut rng)) {
+            (Some(at), _) => at.saturating_duration_since(Instant::now()),
+            (None, Some(w)) => w,
+            (None, None) => {
+                Duration::from_millis(user.next_wait_ms(accessor, plugin).await?.into())
+            }
         };
         if !pause(shared, Some(&me), wait).await {
             return user.on_stop(accessor, plugin).await;
         }
+    }
+}
+
+/// The interval of a pacing wait: the schedule a user of such a class keeps.
+fn schedule_interval(wait: &WaitTime) -> Option<Duration> {
+    match *wait {
+        WaitTime::ConstantPacing { ms } if ms > 0 => Some(Duration::from_millis(ms.into())),
+        WaitTime::ConstantThroughput { per_second }
+            if per_second > 0.0 && per_second.is_finite() =>
+        {
+            Duration::try_from_secs_f64(1.0 / per_second).ok()
+        }
+        _ => None,
+    }
+}
+
+/// A user of the open model: runs one task per arrival handed to it, waiting (parked in the
+/// pool) in between; waits are not used. The arrival counts as completed or failed (a failed
+/// request or a task error); a stop or a lost instance leaves it to be counted cancelled.
+#[allow(clippy::too_many_arguments)]
+async fn open_user_life(
+    accessor: &Accessor<GroupState>,
+    plugin: &Instance,
+    user: &UserHandle,
+    class: usize,
+    mut next: Option<Arrival>,
+    open: &OpenModel,
+    shard: &Shard,
+    shared: &Shared,
+    rng: &mut Pcg64Mcg,
+) -> wasmtime::Result<()> {
+    let slot = &shared.classes[class];
+    let tasks = &slot.class.tasks;
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    loop {
+        let arrival = match next.take() {
+            Some(arrival) => arrival,
+            None => {
+                open.pool.park(class, tx.clone());
+                tokio::select! {
+                    got = rx.recv() => match got {
+                        Some(arrival) => arrival,
+                        None => return Ok(()),
+                    },
+                    _ = shared.stop.stopped() => return Ok(()),
+                }
+            }
+        };
+        if shared.stop.is_stopping() || class_stopped(shared, class) {
+            return Ok(());
+        }
+        let task = if slot.class.sequential {
+            match user.next_task(accessor, plugin).await? {
+                Some(t) if (t as usize) < tasks.len() => t,
+                _ => pick_task(tasks, rng),
+            }
+        } else {
+            pick_task(tasks, rng)
+        };
+        let lateness = arrival.intended.elapsed();
+        let failed_before = user.begin_task(accessor, Some(lateness));
+        let outcome = user.run_task(accessor, plugin, task).await?;
+        let failed_requests = user.failed_requests(accessor) > failed_before;
+        let mut task_failed = failed_requests;
+        match outcome {
+            TaskOutcome::Ok | TaskOutcome::Reschedule => healthy(shared, class),
+            TaskOutcome::Error(message) => {
+                healthy(shared, class);
+                task_failed = true;
+                let name = tasks.get(task as usize).map_or("?", |t| t.name.as_str());
+                shard.record_task_error(&format!("{}.{}", slot.class.name, name), &message);
+            }
+            TaskOutcome::StopUser => {
+                // The arrival ran; the user leaves the pool for good.
+                open.counts.completed.fetch_add(1, Ordering::Relaxed);
+                return Ok(());
+            }
+        }
+        let counter = if task_failed {
+            &open.counts.failed
+        } else {
+            &open.counts.completed
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
     }
 }
 

@@ -5,6 +5,7 @@
 //!
 //! The entry point is [`run`]: `perfhost::run(&plan, stop, on_tick)`.
 
+pub mod arrivals;
 pub mod benchmark;
 pub mod cli;
 pub mod client;

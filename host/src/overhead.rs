@@ -209,6 +209,7 @@ async fn native_user(
             latency_us: latency.as_micros() as u64,
             content_bytes: size,
             error: error.as_deref(),
+            lateness_us: None,
         });
     }
 }

@@ -21,8 +21,10 @@ pub struct Plan {
     pub plugins: Vec<String>,
     /// Which user classes run, and weight overrides.
     pub classes: ClassChoice,
-    /// How many users run at each moment.
+    /// How many users run at each moment (closed model).
     pub load: LoadShape,
+    /// The open model instead: arrivals at a rate, each one task on a free user.
+    pub arrivals: Option<ArrivalPlan>,
     /// When the run ends.
     pub stop: StopConditions,
     /// What a plugin may use.
@@ -60,8 +62,127 @@ pub struct Plan {
 impl Plan {
     /// The most users alive at once.
     pub fn max_users(&self) -> usize {
-        self.load.max_users()
+        match &self.arrivals {
+            Some(open) => open.max_users,
+            None => self.load.max_users(),
+        }
     }
+}
+
+/// The open workload model (k6's arrival-rate executors): arrivals come at the schedule's
+/// times whatever the server does; each runs one task on a free virtual user, and an arrival
+/// that finds none free with the pool at `max_users` is dropped (and counted).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ArrivalPlan {
+    /// Rate stages: each ramps linearly from the previous stage's rate (the first from
+    /// `start_per_s`) to its own over its duration.
+    pub stages: Vec<RateStage>,
+    pub start_per_s: f64,
+    /// Users created before the first arrival (k6's preAllocatedVUs).
+    pub pre_allocated: usize,
+    /// The pool's limit (k6's maxVUs).
+    pub max_users: usize,
+    /// Exponential inter-arrival times instead of even spacing.
+    pub poisson: bool,
+    /// Per-class constant rates (a scenario's `[rates]`, as k6 scenarios give each their
+    /// own rate) for the whole schedule, instead of splitting `stages` by class weight.
+    pub class_rates: Vec<(String, f64)>,
+}
+
+/// One stage of an arrival schedule: reach `per_s` arrivals per second over `duration`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct RateStage {
+    pub per_s: f64,
+    pub duration: Duration,
+}
+
+impl ArrivalPlan {
+    /// Arrivals per second `t` after the start (0 past the schedule's end).
+    pub fn rate_at(&self, t: Duration) -> f64 {
+        let mut start = Duration::ZERO;
+        let mut from = self.start_per_s;
+        for stage in &self.stages {
+            if t < start + stage.duration {
+                let done = (t - start).as_secs_f64() / stage.duration.as_secs_f64().max(1e-9);
+                return from + (stage.per_s - from) * done;
+            }
+            start += stage.duration;
+            from = stage.per_s;
+        }
+        0.0
+    }
+
+    /// How long the schedule lasts.
+    pub fn duration(&self) -> Duration {
+        self.stages.iter().map(|s| s.duration).sum()
+    }
+
+    /// Arrivals the schedule holds in all (evenly spaced: exactly; Poisson: on average).
+    pub fn expected_arrivals(&self) -> f64 {
+        let mut from = self.start_per_s;
+        let mut total = 0.0;
+        for stage in &self.stages {
+            total += (from + stage.per_s) / 2.0 * stage.duration.as_secs_f64();
+            from = stage.per_s;
+        }
+        total
+    }
+
+    /// The time (since the start) at which the cumulative arrival count reaches `count`, or
+    /// `None` past the schedule's end. Arrival `i` is due at `time_of(i)` (evenly spaced) or at
+    /// `time_of(S_i)` with `S_i` a unit-rate Poisson process (time rescaling): a function of the
+    /// plan and the arrival index alone, so N generators can each own every N-th arrival.
+    pub fn time_of(&self, count: f64) -> Option<Duration> {
+        let mut start = 0.0;
+        let mut done = 0.0;
+        let mut from = self.start_per_s;
+        for stage in &self.stages {
+            let length = stage.duration.as_secs_f64();
+            let in_stage = (from + stage.per_s) / 2.0 * length;
+            if count < done + in_stage {
+                // N(τ) = r0·τ + (r1 − r0)·τ²/(2D) = d, solved in its cancellation-free form.
+                let d = count - done;
+                let a = (stage.per_s - from) / (2.0 * length);
+                let disc = (from * from + 4.0 * a * d).max(0.0);
+                let denominator = from + disc.sqrt();
+                let tau = if denominator > 0.0 {
+                    2.0 * d / denominator
+                } else {
+                    0.0
+                };
+                return Duration::try_from_secs_f64(start + tau.min(length)).ok();
+            }
+            start += length;
+            done += in_stage;
+            from = stage.per_s;
+        }
+        None
+    }
+}
+
+/// `200/s`, `12000/m`, `5/ms`… as arrivals per second.
+pub fn parse_rate(text: &str) -> Result<f64, String> {
+    let t = text.trim();
+    let (number, unit) = t
+        .split_once('/')
+        .ok_or_else(|| format!("`{t}` is not a rate: write it as N/s or N/m (e.g. 200/s)"))?;
+    let n: f64 = number
+        .trim()
+        .parse()
+        .map_err(|_| format!("`{t}` is not a rate: `{number}` is not a number"))?;
+    let per = match unit.trim() {
+        "s" | "sec" | "second" => 1.0,
+        "m" | "min" | "minute" => 60.0,
+        "h" | "hour" => 3600.0,
+        other => return Err(format!("`{t}`: unknown unit `{other}` (use /s, /m or /h)")),
+    };
+    let rate = n / per;
+    if !(rate > 0.0 && rate.is_finite()) || rate > 10_000_000.0 {
+        return Err(format!(
+            "`{t}` must be a positive rate of at most 10000000/s"
+        ));
+    }
+    Ok(rate)
 }
 
 /// Where a resolved value came from, in precedence order.
@@ -927,6 +1048,10 @@ pub struct Threshold {
     /// Seconds into the run before an abort is considered (early numbers are noisy).
     #[serde(default)]
     pub grace_s: f64,
+    /// Which latency a time metric reads: `service` (from the actual send), `corrected`
+    /// (from the intended start), or `None` — the corrected one when the run has a schedule.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub latency: Option<String>,
 }
 
 impl Threshold {
@@ -984,6 +1109,11 @@ pub fn parse_threshold(text: &str) -> Result<Threshold, ThresholdError> {
         .iter()
         .find_map(|op| rule.split_once(op).map(|(m, v)| (m.trim(), *op, v.trim())))
         .ok_or_else(|| bad("no comparison (<, <=, >, >=, ==)"))?;
+    // `service.p95` / `corrected.p99` choose the latency.
+    let (latency, metric) = match metric.split_once('.') {
+        Some((kind @ ("service" | "corrected"), m)) => (Some(kind.to_string()), m.trim()),
+        _ => (None, metric),
+    };
     // k6 writes p(95); Locust users say failure-rate and fail_ratio.
     let metric = match metric {
         m if m.starts_with("p(") && m.ends_with(')') => format!("p{}", &m[2..m.len() - 1]),
@@ -1045,6 +1175,7 @@ pub fn parse_threshold(text: &str) -> Result<Threshold, ThresholdError> {
         scope,
         abort_on_fail,
         grace_s,
+        latency,
     })
 }
 
@@ -1137,6 +1268,8 @@ pub mod seed {
         UserTasks = 5,
         /// The waits before a lost instance is re-created (per group).
         GroupRestart = 6,
+        /// The open model's Poisson inter-arrival times (one stream per run).
+        Arrivals = 7,
     }
 
     /// Mixes the run seed, an id and a stream into an independent seed (splitmix64 finaliser).
@@ -1161,6 +1294,46 @@ pub mod seed {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn arrival_times_follow_the_rate_stages() {
+        let plan = |start: f64, stages: &[(f64, u64)]| super::ArrivalPlan {
+            stages: stages
+                .iter()
+                .map(|&(per_s, secs)| super::RateStage {
+                    per_s,
+                    duration: std::time::Duration::from_secs(secs),
+                })
+                .collect(),
+            start_per_s: start,
+            pre_allocated: 1,
+            max_users: 1,
+            poisson: false,
+            class_rates: Vec::new(),
+        };
+        let at = |p: &super::ArrivalPlan, n: f64| p.time_of(n).map(|d| d.as_secs_f64());
+        let constant = plan(100.0, &[(100.0, 30)]);
+        assert_eq!(at(&constant, 0.0), Some(0.0));
+        assert!((at(&constant, 150.0).unwrap() - 1.5).abs() < 1e-9);
+        assert_eq!(
+            at(&constant, 3000.0),
+            None,
+            "3000 arrivals fill 30 s exactly"
+        );
+        assert_eq!(constant.expected_arrivals(), 3000.0);
+        // 0 → 100/s over 10 s: N(t) = 5·t², so the 125th arrival is due at 5 s.
+        let ramp = plan(0.0, &[(100.0, 10), (100.0, 10)]);
+        assert!((at(&ramp, 125.0).unwrap() - 5.0).abs() < 1e-9);
+        assert!((at(&ramp, 1000.0).unwrap() - 15.0).abs() < 1e-9);
+        assert_eq!(ramp.expected_arrivals(), 1500.0);
+        // Ramping down keeps times increasing.
+        let down = plan(100.0, &[(0.0, 10)]);
+        let times: Vec<f64> = (0..500).map(|i| at(&down, i as f64).unwrap()).collect();
+        assert!(times.windows(2).all(|w| w[0] < w[1]));
+        assert_eq!(super::parse_rate("200/s"), Ok(200.0));
+        assert_eq!(super::parse_rate("600/m"), Ok(10.0));
+        assert!(super::parse_rate("200").is_err() && super::parse_rate("-1/s").is_err());
+    }
+
     use super::*;
 
     #[test]

@@ -179,6 +179,20 @@ pub async fn load_plugins(plan: &Plan) -> Result<(PluginSet, Vec<engine::ClassSl
         let field = e.field();
         pinned(plan, field, e.into())
     })?;
+    // A class rate for a class that does not run would send nothing: refuse it too.
+    for (name, _) in plan.arrivals.iter().flat_map(|a| &a.class_rates) {
+        if !classes
+            .iter()
+            .any(|c| c.class.name.eq_ignore_ascii_case(name))
+        {
+            let known: Vec<&str> = classes.iter().map(|c| c.class.name.as_str()).collect();
+            let err = ClassError::UnknownRate {
+                name: name.clone(),
+                known: known.join(", "),
+            };
+            return Err(pinned(plan, "rates", err.into()));
+        }
+    }
     // A misspelt class would make its threshold measure nothing: refuse it before the run.
     for t in &plan.thresholds {
         if let crate::plan::ThresholdScope::Class { name } = &t.scope {
@@ -300,6 +314,7 @@ pub async fn run(
         history: outcome.stats.history,
         generator: outcome.generator,
         memory,
+        arrivals: outcome.arrivals,
     })
 }
 

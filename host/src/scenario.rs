@@ -11,8 +11,8 @@ use serde::Deserialize;
 use toml::Spanned;
 
 use crate::plan::{
-    format_duration, parse_duration, parse_threshold, FieldError, LeakTables, LoadShape,
-    ScenarioRef, Stage, Threshold,
+    format_duration, parse_duration, parse_rate, parse_threshold, ArrivalPlan, FieldError,
+    LeakTables, LoadShape, RateStage, ScenarioRef, Stage, Threshold,
 };
 
 /// The presets, in the order `perfhost scenario list` shows them.
@@ -48,6 +48,15 @@ pub struct Scenario {
     pub spawn_rate: Option<f64>,
     pub run_time: Option<Duration>,
     pub stages: Vec<Stage>,
+    /// The open model's stages (`[[stages]] rate = "500/s"`), and its settings.
+    pub rate_stages: Vec<RateStage>,
+    /// `[rates]`: a constant arrival rate per class (arrivals/s).
+    pub class_rates: Vec<(String, f64)>,
+    pub start_rate: Option<f64>,
+    pub rate: Option<String>,
+    pub max_users: Option<usize>,
+    pub pre_allocated_users: Option<usize>,
+    pub arrivals: Option<String>,
     pub thresholds: Vec<Threshold>,
     pub config: BTreeMap<String, String>,
     pub report_html: bool,
@@ -74,6 +83,12 @@ struct ScenarioFile {
     users: Option<Spanned<i64>>,
     spawn_rate: Option<Spanned<f64>>,
     run_time: Option<Spanned<String>>,
+    rate: Option<Spanned<String>>,
+    start_rate: Option<Spanned<String>>,
+    max_users: Option<Spanned<i64>>,
+    pre_allocated_users: Option<Spanned<i64>>,
+    arrivals: Option<String>,
+    rates: Option<Spanned<BTreeMap<String, String>>>,
     #[serde(default)]
     stages: Vec<StageFile>,
     #[serde(default)]
@@ -88,7 +103,10 @@ struct ScenarioFile {
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct StageFile {
-    users: Spanned<i64>,
+    /// A closed-model stage: this many users…
+    users: Option<Spanned<i64>>,
+    /// …or an open-model stage: this arrival rate (`500/s`), reached linearly over the stage.
+    rate: Option<Spanned<String>>,
     duration: Spanned<String>,
 }
 
@@ -253,11 +271,73 @@ pub fn parse(file: &str, text: &str) -> Result<Scenario, ScenarioError> {
         .as_ref()
         .map(|t| duration(t, "run-time"))
         .transpose()?;
+    let rate = |v: &Spanned<String>, field: &str| -> Result<f64, ScenarioError> {
+        parse_rate(v.get_ref()).map_err(|m| err(Some(v.span()), field, m))
+    };
     let mut stages = Vec::new();
+    let mut rate_stages = Vec::new();
     for stage in &raw.stages {
-        let users = positive(&stage.users, "stages.users")?;
         let d = duration(&stage.duration, "stages.duration")?;
-        stages.push(Stage { users, duration: d });
+        match (&stage.users, &stage.rate) {
+            (Some(users), None) => stages.push(Stage {
+                users: positive(users, "stages.users")?,
+                duration: d,
+            }),
+            (None, Some(r)) => rate_stages.push(RateStage {
+                per_s: rate(r, "stages.rate")?,
+                duration: d,
+            }),
+            _ => {
+                return Err(err(
+                    Some(stage.duration.span()),
+                    "stages",
+                    "give a stage either `users` (closed model) or `rate` (open model, e.g. rate = \"500/s\")".into(),
+                ))
+            }
+        }
+    }
+    if !stages.is_empty() && !rate_stages.is_empty() {
+        return Err(err(
+            raw.stages.first().map(|s| s.duration.span()),
+            "stages",
+            "mixes `users` and `rate` stages: a scenario is either closed (users) or open (rate)"
+                .into(),
+        ));
+    }
+    let count = |v: &Option<Spanned<i64>>, field: &str| -> Result<Option<usize>, ScenarioError> {
+        match v {
+            Some(n) if *n.get_ref() < 1 => {
+                Err(err(Some(n.span()), field, "must be at least 1".into()))
+            }
+            Some(n) => Ok(Some(*n.get_ref() as usize)),
+            None => Ok(None),
+        }
+    };
+    let mut class_rates = Vec::new();
+    if let Some(table) = &raw.rates {
+        for (class, text) in table.get_ref() {
+            let per_s = parse_rate(text)
+                .map_err(|m| err(Some(table.span()), "rates", format!("{class}: {m}")))?;
+            class_rates.push((class.clone(), per_s));
+        }
+        if !rate_stages.is_empty() || !stages.is_empty() {
+            return Err(err(
+                Some(table.span()),
+                "rates",
+                "per-class rates are constant for the run: give `run-time`, not `[[stages]]`"
+                    .into(),
+            ));
+        }
+    }
+    let max_users = count(&raw.max_users, "max-users")?;
+    let pre_allocated_users = count(&raw.pre_allocated_users, "pre-allocated-users")?;
+    let start_rate = raw
+        .start_rate
+        .as_ref()
+        .map(|r| rate(r, "start-rate"))
+        .transpose()?;
+    if let Some(r) = &raw.rate {
+        rate(r, "rate")?;
     }
     let mut weights = BTreeMap::new();
     if let Some(w) = &raw.weights {
@@ -296,6 +376,13 @@ pub fn parse(file: &str, text: &str) -> Result<Scenario, ScenarioError> {
         spawn_rate,
         run_time,
         stages,
+        rate_stages,
+        class_rates,
+        start_rate,
+        rate: raw.rate.map(|r| r.into_inner()),
+        max_users,
+        pre_allocated_users,
+        arrivals: raw.arrivals,
         thresholds,
         config: raw.config,
         report_html: raw.report.html,
@@ -331,10 +418,12 @@ impl Scenario {
 
     /// Total length: the stages', else the run time.
     pub fn duration(&self) -> Option<Duration> {
-        if self.stages.is_empty() {
-            self.run_time
-        } else {
+        if !self.stages.is_empty() {
             Some(self.stages.iter().map(|s| s.duration).sum())
+        } else if !self.rate_stages.is_empty() {
+            Some(self.rate_stages.iter().map(|s| s.duration).sum())
+        } else {
+            self.run_time
         }
     }
 }
@@ -389,6 +478,32 @@ pub fn curve(shape: &LoadShape, run_time: Duration) -> String {
     out
 }
 
+/// The rate/time curve of an open-model plan, as text (for `--dry-run`).
+pub fn rate_curve(open: &ArrivalPlan, run_time: Duration) -> String {
+    let points = 20usize;
+    let max = open
+        .stages
+        .iter()
+        .map(|s| s.per_s)
+        .fold(open.start_per_s, f64::max)
+        .max(1e-9);
+    let mut out = format!(
+        "time     arrivals/s   (≈ {:.0} arrivals in all)\n",
+        open.expected_arrivals()
+    );
+    for i in 0..=points {
+        let t = run_time.mul_f64(i as f64 / points as f64);
+        let rate = open.rate_at(t.min(run_time.saturating_sub(Duration::from_millis(1))));
+        let bar = "█".repeat((rate / max * 40.0).ceil() as usize);
+        out.push_str(&format!(
+            "{:>8}  {:>9.1}  {bar}\n",
+            format_duration(Duration::from_secs(t.as_secs())),
+            rate
+        ));
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -399,7 +514,7 @@ mod tests {
 
     #[test]
     fn malformed_files_name_file_line_and_field() {
-        assert_eq!(error_of("name = \"x\"\nuserz = 3\n"), "bad.toml:2: field `userz`: unknown field `userz`, expected one of `name`, `description`, `plugins`, `user-classes`, `weights`, `users`, `spawn-rate`, `run-time`, `stages`, `thresholds`, `config`, `report`, `profile`");
+        assert_eq!(error_of("name = \"x\"\nuserz = 3\n"), "bad.toml:2: field `userz`: unknown field `userz`, expected one of `name`, `description`, `plugins`, `user-classes`, `weights`, `users`, `spawn-rate`, `run-time`, `rate`, `start-rate`, `max-users`, `pre-allocated-users`, `arrivals`, `rates`, `stages`, `thresholds`, `config`, `report`, `profile`");
         assert!(error_of("name = \"x\"\n\nusers = \"ten\"\n")
             .starts_with("bad.toml:3: field `users`: invalid type"));
         assert_eq!(

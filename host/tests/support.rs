@@ -41,6 +41,13 @@ pub enum Mode {
     Stall,
     /// 404 for every path: a service that is not the Auditor API.
     NotFound,
+    /// Every answer takes `service`; in the last `stall` of every `every` the server stops
+    /// answering, and what arrives then waits for the stall to end (a GC pause).
+    PeriodicStall {
+        every: Duration,
+        stall: Duration,
+        service: Duration,
+    },
 }
 
 pub struct RecordingServer {
@@ -93,6 +100,19 @@ impl RecordingServer {
                                 peer_port,
                                 at,
                             });
+                            if let Mode::PeriodicStall {
+                                every,
+                                stall,
+                                service,
+                            } = mode
+                            {
+                                let phase =
+                                    Duration::from_nanos((at.as_nanos() % every.as_nanos()) as u64);
+                                if phase >= every - stall {
+                                    tokio::time::sleep(every - phase).await;
+                                }
+                                tokio::time::sleep(service).await;
+                            }
                             let (status, text) = match (mode, path.split('?').next().unwrap_or(""))
                             {
                                 (Mode::Stall, "/verify") => {

@@ -40,7 +40,10 @@ pub fn main(args: RunArgs) -> u8 {
             .stop
             .run_time
             .unwrap_or(plan.load.duration().max(Duration::from_secs(60)));
-        crate::outln!("\n{}", crate::scenario::curve(&plan.load, length));
+        match &plan.arrivals {
+            Some(open) => crate::outln!("\n{}", crate::scenario::rate_curve(open, length)),
+            None => crate::outln!("\n{}", crate::scenario::curve(&plan.load, length)),
+        }
         return exit::OK;
     }
     if let Err(err) = crate::runner::check_memory(&plan) {

@@ -43,6 +43,8 @@ pub struct ResponseState {
     response: CompletedResponse,
     /// Set once the request was recorded in statistics.
     settled: bool,
+    /// The owner's lateness against its schedule when it sent this (see `RequestRecord`).
+    lateness_us: Option<u64>,
 }
 
 /// One virtual user's own state. Many users share an instance (and its Store); each has one of
@@ -58,6 +60,10 @@ pub struct UserContextState {
     pub conn: Option<Connection>,
     /// The user runs its `on-stop`: its requests still go out while the run stops.
     pub in_on_stop: bool,
+    /// How late the current task started against the user's schedule (`None`: no schedule).
+    pub lateness_us: Option<u64>,
+    /// Requests of this user recorded as failures (the engine reads it per task).
+    pub failed_requests: u64,
 }
 
 impl TypesHost for GroupState {}
@@ -89,9 +95,9 @@ fn settle(
     class: u32,
     state: &mut ResponseState,
     verdict: Option<Result<(), String>>,
-) {
+) -> bool {
     if state.settled {
-        return;
+        return false;
     }
     state.settled = true;
     let status = state.response.status.as_u16();
@@ -107,6 +113,7 @@ fn settle(
         latency_us: state.response.latency.as_micros() as u64,
         content_bytes: state.response.body_size,
         error: failure.as_deref(),
+        lateness_us: state.lateness_us,
     };
     match &failure {
         None => shard.record(&record),
@@ -123,6 +130,7 @@ fn settle(
             time: crate::stats::unix_now(),
         }),
     }
+    failure.is_some()
 }
 
 fn header_pairs(headers: &http::HeaderMap) -> Vec<(String, String)> {
@@ -147,8 +155,17 @@ impl GroupState {
         for rep in pending {
             let resource: Resource<ResponseState> = Resource::new_own(rep);
             if let Ok(state) = self.table.get_mut(&resource) {
-                settle(&self.shard, self.class, state, None);
+                if settle(&self.shard, self.class, state, None) {
+                    self.count_failure(ctx);
+                }
             }
+        }
+    }
+
+    /// One more failed request of user `ctx`.
+    fn count_failure(&mut self, ctx: u32) {
+        if let Ok(user) = self.table.get_mut(&user_of(ctx)) {
+            user.failed_requests += 1;
         }
     }
 
@@ -173,13 +190,29 @@ impl GroupState {
         verdict: Result<(), String>,
     ) -> wasmtime::Result<()> {
         let state = self.table.get_mut(resp)?;
-        settle(&self.shard, self.class, state, Some(verdict));
+        let failed = settle(&self.shard, self.class, state, Some(verdict));
         let owner = state.owner;
+        if failed {
+            self.count_failure(owner);
+        }
         self.forget_pending(owner, resp.rep());
         Ok(())
     }
 
-    fn record_error(&mut self, method: &str, name: &str, elapsed: Duration, err: &HttpError) {
+    fn record_error(
+        &mut self,
+        ctx: u32,
+        method: &str,
+        name: &str,
+        elapsed: Duration,
+        err: &HttpError,
+    ) {
+        let lateness_us = self
+            .table
+            .get(&user_of(ctx))
+            .ok()
+            .and_then(|u| u.lateness_us);
+        self.count_failure(ctx);
         if matches!(err, HttpError::Denied(_)) {
             self.shard.record_denied();
         }
@@ -191,6 +224,7 @@ impl GroupState {
             latency_us: elapsed.as_micros() as u64,
             content_bytes: 0,
             error: Some(&message),
+            lateness_us,
         };
         self.shard.record_failure(&record, || FailureSample {
             method: method.to_string(),
@@ -225,6 +259,7 @@ impl Drop for InFlight<'_> {
                 latency_us: self.started.elapsed().as_micros() as u64,
                 content_bytes: 0,
                 error: Some(&message),
+                lateness_us: None,
             });
         }
     }
@@ -362,7 +397,9 @@ impl HostResponse for GroupState {
         let mut state = self.table.delete(resp)?;
         // Table slots are reused: forget this one before another response takes it.
         self.forget_pending(state.owner, rep);
-        settle(&self.shard, self.class, &mut state, None);
+        if settle(&self.shard, self.class, &mut state, None) {
+            self.count_failure(state.owner);
+        }
         Ok(())
     }
 }
@@ -435,6 +472,7 @@ impl GroupState {
         let user = self.table.get_mut(ctx)?;
         user.conn = Some(conn);
         let user_id = user.user_id;
+        let lateness_us = user.lateness_us;
         match result {
             Ok(response) => {
                 if self.env.trace {
@@ -449,9 +487,10 @@ impl GroupState {
                     name,
                     response,
                     settled: false,
+                    lateness_us,
                 };
-                if !deferred {
-                    settle(&self.shard, self.class, &mut state, None);
+                if !deferred && settle(&self.shard, self.class, &mut state, None) {
+                    self.count_failure(ctx.rep());
                 }
                 let handle = self.table.push(state)?;
                 if deferred {
@@ -468,7 +507,7 @@ impl GroupState {
                     crate::console::errln(&self.env.redactor.redact(&line));
                 }
                 if !refused {
-                    self.record_error(&req.method, &name, started.elapsed(), &err);
+                    self.record_error(ctx.rep(), &req.method, &name, started.elapsed(), &err);
                 }
                 Ok(Err(wit_error(&err)))
             }
@@ -587,6 +626,7 @@ impl HostUserContext for GroupState {
             latency_us: duration_us,
             content_bytes: size,
             error: error.as_deref(),
+            lateness_us: None,
         });
         Ok(())
     }

@@ -229,6 +229,8 @@ impl GroupState {
             pending: Vec::new(),
             conn: None,
             in_on_stop: false,
+            lateness_us: None,
+            failed_requests: 0,
         }
     }
 

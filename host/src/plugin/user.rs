@@ -5,8 +5,11 @@
 //! plugin of the sync world has groups of one user: the same calls, through its own bindings.
 
 use std::sync::Arc;
+use std::time::Duration;
 
-use wasmtime::component::{Accessor, ResourceAny};
+use wasmtime::component::{Accessor, Resource, ResourceAny};
+
+use super::host_impl::UserContextState;
 use wasmtime::{Engine, Store, UpdateDeadline};
 
 use super::bindings::perfhost::plugin::types::{self as wit, WaitTime as WitWait};
@@ -212,6 +215,35 @@ impl UserHandle {
         let result = call_user!(plugin, call_run_task(accessor, self.user, task));
         self.settle(accessor);
         result.map(outcome)
+    }
+
+    /// Notes how late the next task starts against its schedule (`None`: no schedule), for
+    /// the corrected latency of its requests; returns the user's failed requests so far.
+    pub fn begin_task(&self, accessor: &Accessor<GroupState>, lateness: Option<Duration>) -> u64 {
+        accessor.with(|mut access| {
+            let state = access.get();
+            match state
+                .table
+                .get_mut(&Resource::<UserContextState>::new_borrow(self.ctx))
+            {
+                Ok(user) => {
+                    user.lateness_us = lateness.map(|l| l.as_micros() as u64);
+                    user.failed_requests
+                }
+                Err(_) => 0,
+            }
+        })
+    }
+
+    /// The user's failed requests so far.
+    pub fn failed_requests(&self, accessor: &Accessor<GroupState>) -> u64 {
+        accessor.with(|mut access| {
+            access
+                .get()
+                .table
+                .get(&Resource::<UserContextState>::new_borrow(self.ctx))
+                .map_or(0, |u| u.failed_requests)
+        })
     }
 
     /// For sequential classes: the plugin's choice of the next task.

@@ -621,6 +621,21 @@ pub fn charts(result: &RunResult) -> Vec<Chart> {
         .take(MAX_DISTRIBUTION_PANELS)
         .filter_map(|s| distribution_panel(&format!("{} {}", s.method, s.name), &s.histogram))
         .collect();
+    if let Some(c) = &result.total.corrected {
+        // Both curves of the run: from the send, and from the intended start.
+        let panels = [
+            distribution_panel("service time (from the send)", &result.total.histogram),
+            distribution_panel("from the intended start (corrected)", &c.histogram),
+        ];
+        out.push(Chart {
+            id: "corrected",
+            kind: ChartKind::Distribution {
+                title: "Service time and corrected response time (all requests)".into(),
+                panels: panels.into_iter().flatten().collect(),
+                omitted: 0,
+            },
+        });
+    }
     out.push(Chart {
         id: "distribution",
         kind: ChartKind::Distribution {

@@ -76,6 +76,9 @@ pub struct CsvPaths {
     pub history: PathBuf,
     pub failures: PathBuf,
     pub exceptions: PathBuf,
+    /// Only for runs with a schedule / open-model runs.
+    pub corrected: PathBuf,
+    pub arrivals: PathBuf,
 }
 
 impl CsvPaths {
@@ -90,6 +93,8 @@ impl CsvPaths {
             history: with("_stats_history.csv"),
             failures: with("_failures.csv"),
             exceptions: with("_exceptions.csv"),
+            corrected: with("_stats_corrected.csv"),
+            arrivals: with("_arrivals.csv"),
         }
     }
 
@@ -264,6 +269,72 @@ pub fn stats_csv(result: &RunResult) -> String {
     }
     out.push_str(&stats_row("", "Aggregated", &result.total));
     out
+}
+
+/// `PREFIX_stats_corrected.csv`, for runs with a schedule: `PREFIX_stats.csv`'s rows and
+/// headers with the times from each request's intended start (the coordinated-omission
+/// corrected latency) in place of the service time. `None` without a schedule.
+pub fn corrected_stats_csv(result: &RunResult) -> Option<String> {
+    result.total.corrected.as_ref()?;
+    let corrected = |s: &EndpointStats| {
+        let mut s = s.clone();
+        if let Some(c) = s.corrected.take() {
+            (s.min_ms, s.avg_ms, s.median_ms, s.max_ms) =
+                (c.min_ms, c.avg_ms, c.median_ms, c.max_ms);
+            s.percentiles_ms = c.percentiles_ms;
+        }
+        s
+    };
+    let mut rows: Vec<EndpointStats> = result.stats.iter().map(corrected).collect();
+    rows.sort_by(|a, b| (&a.name, &a.method).cmp(&(&b.name, &b.method)));
+    let mut out = stats_header();
+    for s in &rows {
+        out.push_str(&stats_row(&s.method, &s.name, s));
+    }
+    out.push_str(&stats_row("", "Aggregated", &corrected(&result.total)));
+    Some(out)
+}
+
+/// `PREFIX_arrivals.csv`, for open-model runs: what became of the arrivals (dropped ones
+/// per class) and the dispatcher's lag. `None` for the closed model.
+pub fn arrivals_csv(result: &RunResult) -> Option<String> {
+    let a = result.arrivals.as_ref()?;
+    let mut out = csv_row(["Metric", "Class", "Value"]);
+    for (metric, value) in [
+        ("scheduled", a.scheduled),
+        ("completed", a.completed),
+        ("failed", a.failed),
+        ("dropped", a.dropped),
+        ("cancelled", a.cancelled),
+    ] {
+        out.push_str(&csv_row([
+            metric.to_string(),
+            String::new(),
+            value.to_string(),
+        ]));
+    }
+    for (class, n) in &a.dropped_by_class {
+        out.push_str(&csv_row([
+            "dropped".to_string(),
+            class.clone(),
+            n.to_string(),
+        ]));
+    }
+    for (metric, value) in [
+        ("users", a.users as u64),
+        ("max_users", a.max_users as u64),
+        ("lag_p50_us", a.lag_p50_us),
+        ("lag_p99_us", a.lag_p99_us),
+        ("lag_max_us", a.lag_max_us),
+        ("saturated_seconds", a.saturated_seconds),
+    ] {
+        out.push_str(&csv_row([
+            metric.to_string(),
+            String::new(),
+            value.to_string(),
+        ]));
+    }
+    Some(out)
 }
 
 // ---------- PREFIX_failures.csv / PREFIX_exceptions.csv ----------

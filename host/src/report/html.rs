@@ -419,6 +419,88 @@ fn percentiles_section(h: &mut String, result: &RunResult) {
     h.push_str("</tbody><tfoot>");
     row(h, &result.total, "", "Aggregated");
     h.push_str("</tfoot></table></div></section>\n");
+    corrected_section(h, result);
+}
+
+/// The percentiles of the service-vs-corrected table.
+const CORRECTED_COLUMNS: [Percentile; 6] = [
+    Percentile::P50,
+    Percentile::P90,
+    Percentile::P95,
+    Percentile::P99,
+    Percentile::P99_9,
+    Percentile::P100,
+];
+
+/// Runs with a schedule: the latency from each request's intended start beside the service
+/// time, and the open model's arrivals.
+fn corrected_section(h: &mut String, result: &RunResult) {
+    if result.total.corrected.is_none() && result.arrivals.is_none() {
+        return;
+    }
+    h.push_str("<section id=\"corrected\"><h2>From the intended start (coordinated-omission corrected, ms)</h2>");
+    h.push_str("<p class=\"sub\">Service time runs from the actual send; the corrected time from when the request's task was meant to start (its arrival, or its place on a pacing schedule), so a stall shows in it even when the generator could not send during it.</p>");
+    if result.total.corrected.is_some() {
+        h.push_str("<div class=\"scroll\"><table><thead><tr><th class=\"l\">Type</th><th class=\"l\">Name</th><th class=\"l\">Latency</th>");
+        for p in CORRECTED_COLUMNS {
+            let _ = write!(h, "<th>{}%</th>", p.label());
+        }
+        h.push_str("</tr></thead><tbody>\n");
+        for s in result.stats.iter().chain(std::iter::once(&result.total)) {
+            let Some(c) = &s.corrected else { continue };
+            let name = if std::ptr::eq(s, &result.total) {
+                "Aggregated"
+            } else {
+                s.name.as_str()
+            };
+            for (label, pct) in [
+                ("service", &s.percentiles_ms),
+                ("corrected", &c.percentiles_ms),
+            ] {
+                let _ = write!(
+                    h,
+                    "<tr><td class=\"l\">{}</td><td class=\"name\">{}</td><td class=\"l\">{label}</td>",
+                    esc(&s.method),
+                    esc(name)
+                );
+                for p in CORRECTED_COLUMNS {
+                    let _ = write!(h, "<td>{}</td>", fmt_ms(pct.get(p)));
+                }
+                h.push_str("</tr>\n");
+            }
+        }
+        h.push_str("</tbody></table></div>");
+    }
+    if let Some(a) = &result.arrivals {
+        let _ = write!(
+            h,
+            "<p>Arrivals at {:.1}/s: <b>{}</b> scheduled = {} completed + {} failed + <b>{} dropped</b> + {} cancelled; {} of at most {} users. Dispatch lag p50 {:.3} ms, p99 {:.3} ms, max {:.3} ms{}.</p>",
+            a.rate_per_s,
+            a.scheduled,
+            a.completed,
+            a.failed,
+            a.dropped,
+            a.cancelled,
+            a.users,
+            a.max_users,
+            a.lag_p50_us as f64 / 1000.0,
+            a.lag_p99_us as f64 / 1000.0,
+            a.lag_max_us as f64 / 1000.0,
+            if a.saturated_seconds > 0 {
+                format!(" — the generator fell behind its schedule (p99 over 1 ms) in {} s", a.saturated_seconds)
+            } else {
+                String::new()
+            }
+        );
+        for (class, n) in a.dropped_by_class.iter().filter(|(_, n)| *n > 0) {
+            let _ = write!(
+                h,
+                "<p>{n} dropped arrivals of {}: no free user with the pool at its maximum.</p>",
+                esc(class)
+            );
+        }
+    }
+    h.push_str("</section>\n");
 }
 
 fn failures_section(h: &mut String, result: &RunResult) {

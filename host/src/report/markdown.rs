@@ -99,6 +99,29 @@ pub fn render(result: &RunResult) -> String {
         row(&mut out, s, &s.method, &s.name, false);
     }
     row(&mut out, &result.total, "", "Aggregated", true);
+    if let Some(c) = &result.total.corrected {
+        let _ = writeln!(
+            out,
+            "\nFrom the intended start (coordinated-omission corrected): median {} ms, p95 {} ms, p99 {} ms, max {} ms; the table shows the service time.",
+            fmt_ms(c.median_ms),
+            fmt_ms(c.percentiles_ms.get(Percentile::P95)),
+            fmt_ms(c.percentiles_ms.get(Percentile::P99)),
+            fmt_ms(c.max_ms)
+        );
+    }
+    if let Some(a) = &result.arrivals {
+        let _ = writeln!(
+            out,
+            "\nArrivals at {:.1}/s: {} scheduled = {} completed + {} failed + **{} dropped** + {} cancelled; dispatch lag p99 {:.3} ms.",
+            a.rate_per_s,
+            a.scheduled,
+            a.completed,
+            a.failed,
+            a.dropped,
+            a.cancelled,
+            a.lag_p99_us as f64 / 1000.0
+        );
+    }
     if !result.thresholds.is_empty() {
         let _ = writeln!(out, "\n**Thresholds**\n");
         for t in &result.thresholds {

@@ -110,6 +110,10 @@ pub struct RunResult {
     /// target).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub memory: Option<MemoryProfile>,
+    /// The open model's arrivals: scheduled, completed, failed, dropped, cancelled, and the
+    /// dispatcher's lag (`--rate`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub arrivals: Option<crate::arrivals::ArrivalReport>,
 }
 
 impl RunResult {
@@ -263,6 +267,54 @@ pub fn summary_table(result: &RunResult) -> String {
             let _ = write!(out, " {:>7.1}", v);
         }
         let _ = writeln!(out, " {:>8}", s.requests);
+    }
+    if result.total.corrected.is_some() {
+        let _ = writeln!(
+            out,
+            "\nResponse time from the intended start (ms, coordinated-omission corrected)"
+        );
+        let _ = write!(out, "{:<8} {:<32}", "Type", "Name");
+        for p in Percentile::ALL {
+            let _ = write!(out, " {:>7}", format!("{}%", p.label()));
+        }
+        let _ = writeln!(out, " {:>8}", "# reqs");
+        for s in result.stats.iter().chain(std::iter::once(&result.total)) {
+            let Some(c) = &s.corrected else { continue };
+            let _ = write!(out, "{:<8} {:<32}", s.method, truncate(&s.name, 32));
+            for (_, v) in c.percentiles_ms.iter() {
+                let _ = write!(out, " {:>7.1}", v);
+            }
+            let _ = writeln!(out, " {:>8}", s.requests);
+        }
+    }
+    if let Some(a) = &result.arrivals {
+        let _ = writeln!(
+            out,
+            "\nArrivals at {:.1}/s: {} scheduled = {} completed + {} failed + {} dropped + {} cancelled; {} of at most {} users",
+            a.rate_per_s, a.scheduled, a.completed, a.failed, a.dropped, a.cancelled, a.users, a.max_users
+        );
+        for (class, n) in a.dropped_by_class.iter().filter(|(_, n)| *n > 0) {
+            let _ = writeln!(
+                out,
+                "  {n} dropped arrivals of {class}: no free user and the pool at --max-users {}",
+                a.max_users
+            );
+        }
+        let _ = writeln!(
+            out,
+            "Arrival lag (dispatch behind schedule): p50 {:.3} ms, p99 {:.3} ms, max {:.3} ms{}",
+            a.lag_p50_us as f64 / 1000.0,
+            a.lag_p99_us as f64 / 1000.0,
+            a.lag_max_us as f64 / 1000.0,
+            if a.saturated_seconds > 0 {
+                format!(
+                    " — the generator fell behind (p99 > 1 ms) in {} s of the run",
+                    a.saturated_seconds
+                )
+            } else {
+                String::new()
+            }
+        );
     }
     if !result.failures.is_empty() {
         let _ = writeln!(out, "\nFailures");

@@ -84,6 +84,16 @@ pub fn write_reports(
             write_file(path, &text)?;
             written.push(path.clone());
         }
+        // Runs with a schedule: the corrected latency and the arrivals, beside Locust's four.
+        for (path, text) in [
+            (&paths.corrected, csv::corrected_stats_csv(result)),
+            (&paths.arrivals, csv::arrivals_csv(result)),
+        ] {
+            if let Some(text) = text {
+                write_file(path, &text)?;
+                written.push(path.clone());
+            }
+        }
     }
     if let Some(path) = &outputs.html {
         write_file(path, &html::render(result))?;

@@ -16,8 +16,8 @@ pub use record::{
     Shards, MAX_MESSAGE_BYTES, SAMPLE_BODY_BYTES,
 };
 pub use summary::{
-    deserialize_histogram, serialize_histogram, EndpointStats, FailureGroup, HistoryEndpoint,
-    HistoryPoint, Percentile, Percentiles, RunningTotals, TaskErrorGroup,
+    deserialize_histogram, serialize_histogram, CorrectedStats, EndpointStats, FailureGroup,
+    HistoryEndpoint, HistoryPoint, Percentile, Percentiles, RunningTotals, TaskErrorGroup,
 };
 pub use thresholds::{RunView, ThresholdResult};
 
@@ -204,6 +204,7 @@ mod tests {
                 latency_us: us,
                 content_bytes: 10,
                 error: None,
+                lateness_us: None,
             });
         }
         samples.sort_unstable();
@@ -243,6 +244,7 @@ mod tests {
                 latency_us: 10,
                 content_bytes: 0,
                 error: Some("HTTP 500"),
+                lateness_us: None,
             };
             shards.shard(i).record_failure(&rec, || {
                 built.set(built.get() + 1);
@@ -275,6 +277,7 @@ mod tests {
                 latency_us: 100,
                 content_bytes: 0,
                 error: None,
+                lateness_us: None,
             });
         }
         let mut run = RunStats::default();

@@ -40,7 +40,12 @@ pub struct FailureSample {
 /// Counts of one (method, name) row.
 #[derive(Clone)]
 pub struct Entry {
+    /// Service time: from the actual send to the response.
     pub histogram: Histogram<u64>,
+    /// Response time from the intended start (service time plus how late the request's task
+    /// started against its schedule), for runs with a schedule: the open model's arrivals, or
+    /// `constant-pacing` / `constant-throughput` waits. wrk2's coordinated-omission correction.
+    pub corrected: Option<Histogram<u64>>,
     pub requests: u64,
     pub failures: u64,
     pub content_bytes: u64,
@@ -51,6 +56,7 @@ impl Entry {
     pub(super) fn new() -> Self {
         Entry {
             histogram: new_histogram(),
+            corrected: None,
             requests: 0,
             failures: 0,
             content_bytes: 0,
@@ -69,11 +75,21 @@ impl Entry {
         let _ = self
             .histogram
             .record(rec.latency_us.clamp(1, MAX_LATENCY_US));
+        if let Some(late) = rec.lateness_us {
+            let value = rec.latency_us.saturating_add(late).clamp(1, MAX_LATENCY_US);
+            let _ = self
+                .corrected
+                .get_or_insert_with(new_histogram)
+                .record(value);
+        }
     }
 
     pub fn add(&mut self, other: &Entry) {
         // Both histograms have the same bounds, so adding cannot fail.
         let _ = self.histogram.add(&other.histogram);
+        if let Some(theirs) = &other.corrected {
+            let _ = self.corrected.get_or_insert_with(new_histogram).add(theirs);
+        }
         self.requests += other.requests;
         self.failures += other.failures;
         self.content_bytes += other.content_bytes;
@@ -277,6 +293,8 @@ pub struct RequestRecord<'a> {
     pub content_bytes: u64,
     /// `Some(message)` for a failure.
     pub error: Option<&'a str>,
+    /// How late the request's task started against its schedule (`None`: no schedule).
+    pub lateness_us: Option<u64>,
 }
 
 /// A worker thread's recording shard. Every text it records passes the run's `Redactor`, so

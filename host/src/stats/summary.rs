@@ -181,6 +181,35 @@ pub struct EndpointStats {
     pub failures_per_s: f64,
     /// The full histogram, HDR V2 + DEFLATE, base64 — re-renderable and mergeable.
     pub histogram: String,
+    /// Response time from the intended start (coordinated-omission corrected), in runs with
+    /// a schedule; the fields above are the service time, from the actual send.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub corrected: Option<CorrectedStats>,
+}
+
+/// The corrected latency of a row: from its task's intended start (its arrival in the open
+/// model) to the response — what a client on that schedule would have waited.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct CorrectedStats {
+    pub min_ms: f64,
+    pub avg_ms: f64,
+    pub median_ms: f64,
+    pub max_ms: f64,
+    pub percentiles_ms: Percentiles,
+    pub histogram: String,
+}
+
+impl CorrectedStats {
+    fn of(h: &Histogram<u64>) -> Self {
+        CorrectedStats {
+            min_ms: h.min() as f64 / 1000.0,
+            avg_ms: h.mean() / 1000.0,
+            median_ms: h.value_at_quantile(0.5) as f64 / 1000.0,
+            max_ms: h.max() as f64 / 1000.0,
+            percentiles_ms: Percentiles::of(h),
+            histogram: serialize_histogram(h),
+        }
+    }
 }
 
 impl EndpointStats {
@@ -207,6 +236,7 @@ impl EndpointStats {
             rps: per_s(b.requests),
             failures_per_s: per_s(b.failures),
             histogram: serialize_histogram(&entry.histogram),
+            corrected: entry.corrected.as_ref().map(CorrectedStats::of),
         }
     }
 

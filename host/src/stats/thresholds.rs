@@ -26,11 +26,20 @@ pub struct ThresholdResult {
     /// This threshold stopped the run early.
     #[serde(default)]
     pub aborted_run: bool,
+    /// The latency a time metric read: `service` or `corrected` (empty for counts and rates).
+    #[serde(default)]
+    pub latency: String,
 }
 
 impl ThresholdResult {
-    /// `p95 < 500ms: 812.3 ms — FAILED by 312.3 ms`.
+    /// `p95 < 500ms: 812.3 ms — FAILED by 312.3 ms` (with `(corrected)` when it read the
+    /// corrected latency).
     pub fn describe(&self) -> String {
+        let text = if self.latency == "corrected" {
+            format!("{} (corrected)", self.text)
+        } else {
+            self.text.clone()
+        };
         let shown = |v: f64| {
             if self.metric == "fail_ratio" {
                 format!("{:.2}%", v * 100.0)
@@ -42,20 +51,15 @@ impl ThresholdResult {
             (Some(m), Some(margin)) if self.passed => {
                 format!(
                     "{}: {} — passed ({} to spare)",
-                    self.text,
+                    text,
                     shown(m),
                     shown(margin.abs())
                 )
             }
             (Some(m), Some(margin)) => {
-                format!(
-                    "{}: {} — FAILED by {}",
-                    self.text,
-                    shown(m),
-                    shown(margin.abs())
-                )
+                format!("{}: {} — FAILED by {}", text, shown(m), shown(margin.abs()))
             }
-            _ => format!("{}: no request matched — FAILED", self.text),
+            _ => format!("{text}: no request matched — FAILED"),
         }
     }
 }
@@ -68,8 +72,25 @@ pub struct RunView<'a> {
     pub seconds: f64,
 }
 
+/// The histogram a time metric reads: as asked, else the corrected one when there is one.
+fn latency_of<'a>(
+    t: &Threshold,
+    entry: &'a Entry,
+) -> (&'a hdrhistogram::Histogram<u64>, &'static str) {
+    match (t.latency.as_deref(), &entry.corrected) {
+        (Some("service"), _) | (None, None) => (&entry.histogram, "service"),
+        (_, Some(corrected)) => (corrected, "corrected"),
+        // Asked for the corrected latency of a run without a schedule: it is the service time.
+        (Some(_), None) => (&entry.histogram, "service"),
+    }
+}
+
+fn is_time(metric: &str) -> bool {
+    !matches!(metric, "requests" | "failures" | "fail_ratio" | "rps")
+}
+
 fn value_of(t: &Threshold, entry: &Entry, seconds: f64) -> Option<f64> {
-    let h = &entry.histogram;
+    let (h, kind) = latency_of(t, entry);
     let ms = |us: u64| us as f64 / 1000.0;
     Some(match t.metric.as_str() {
         "requests" => entry.requests as f64,
@@ -89,6 +110,7 @@ fn value_of(t: &Threshold, entry: &Entry, seconds: f64) -> Option<f64> {
             }
         }
         _ if entry.requests == 0 => return None,
+        "avg" if kind == "corrected" => h.mean() / 1000.0,
         "avg" => entry.sum_us as f64 / entry.requests as f64 / 1000.0,
         "min" => ms(h.min()),
         "max" => ms(h.max()),
@@ -124,7 +146,12 @@ fn scoped(t: &Threshold, view: &RunView<'_>) -> Option<Entry> {
 
 /// One threshold's verdict on `view`.
 pub fn evaluate(t: &Threshold, view: &RunView<'_>) -> ThresholdResult {
-    let measured = scoped(t, view).and_then(|e| value_of(t, &e, view.seconds));
+    let entry = scoped(t, view);
+    let measured = entry.as_ref().and_then(|e| value_of(t, e, view.seconds));
+    let latency = match &entry {
+        Some(e) if is_time(&t.metric) => latency_of(t, e).1.to_string(),
+        _ => String::new(),
+    };
     let passed = measured.is_some_and(|m| t.holds(m));
     let margin = measured.map(|m| match t.op.as_str() {
         "<" | "<=" => t.value - m,
@@ -142,5 +169,6 @@ pub fn evaluate(t: &Threshold, view: &RunView<'_>) -> ThresholdResult {
         unit: t.unit().to_string(),
         scope: t.scope.clone(),
         aborted_run: false,
+        latency,
     }
 }

@@ -1,0 +1,434 @@
+//! The open workload model's dispatcher: a thread of its own that walks the arrival schedule
+//! (`plan::ArrivalPlan`), waits for each arrival's intended time, and hands the arrival to a
+//! free virtual user of its class — or to a new user while the pool is below its maximum — or
+//! counts it as dropped. Every arrival ends up counted exactly once.
+
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use hdrhistogram::Histogram;
+use rand_core::{Rng, SeedableRng};
+use rand_pcg::Pcg64Mcg;
+use serde::{Deserialize, Serialize};
+use tokio::sync::mpsc::UnboundedSender;
+
+use crate::plan::seed::{self, Stream};
+use crate::plan::ArrivalPlan;
+use crate::stop::StopHandle;
+
+/// One arrival: its index in the schedule and when it was meant to start.
+#[derive(Debug, Clone, Copy)]
+pub struct Arrival {
+    pub index: u64,
+    pub intended: Instant,
+}
+
+/// The intended times of a plan's arrivals, in order (relative to the start).
+pub struct Schedule {
+    plan: ArrivalPlan,
+    next: u64,
+    /// Poisson: the unit-rate process's current count and its generator.
+    unit: f64,
+    rng: Option<Pcg64Mcg>,
+}
+
+impl Schedule {
+    pub fn new(plan: &ArrivalPlan, seed: u64) -> Self {
+        Schedule {
+            plan: plan.clone(),
+            next: 0,
+            unit: 0.0,
+            rng: plan
+                .poisson
+                .then(|| Pcg64Mcg::seed_from_u64(seed::derive(seed, 0, Stream::Arrivals))),
+        }
+    }
+}
+
+impl Iterator for Schedule {
+    type Item = Duration;
+
+    fn next(&mut self) -> Option<Duration> {
+        let count = match &mut self.rng {
+            None => self.next as f64,
+            Some(rng) => {
+                // The first arrival at the start, then exponential gaps of mean 1.
+                if self.next > 0 {
+                    let u = ((rng.next_u64() >> 11) as f64 + 0.5) * (1.0 / (1u64 << 53) as f64);
+                    self.unit += -u.ln();
+                }
+                self.unit
+            }
+        };
+        self.next += 1;
+        self.plan.time_of(count)
+    }
+}
+
+/// A run's arrivals in time order, each with its class: one schedule split by class weight,
+/// or one schedule per class (`class_rates`) merged.
+pub enum Arrivals {
+    Split(Schedule, ClassSplit),
+    PerClass(Vec<(std::iter::Peekable<Schedule>, usize)>),
+}
+
+impl Arrivals {
+    /// `classes` are the run's class names (by index) and `weights` their weights.
+    pub fn new(plan: &ArrivalPlan, seed: u64, classes: &[String], weights: &[u32]) -> Self {
+        if plan.class_rates.is_empty() {
+            return Arrivals::Split(Schedule::new(plan, seed), ClassSplit::new(weights));
+        }
+        let total = plan.duration();
+        let mut per_class = Vec::new();
+        for (name, per_s) in &plan.class_rates {
+            let Some(class) = classes.iter().position(|c| c.eq_ignore_ascii_case(name)) else {
+                continue; // refused before the run (runner::load_plugins)
+            };
+            let own = ArrivalPlan {
+                stages: vec![crate::plan::RateStage {
+                    per_s: *per_s,
+                    duration: total,
+                }],
+                start_per_s: *per_s,
+                class_rates: Vec::new(),
+                ..plan.clone()
+            };
+            // Each class its own Poisson stream.
+            let seed = seed::derive(seed, class as u64 + 1, Stream::Arrivals);
+            per_class.push((Schedule::new(&own, seed).peekable(), class));
+        }
+        Arrivals::PerClass(per_class)
+    }
+}
+
+impl Iterator for Arrivals {
+    type Item = (Duration, usize);
+
+    fn next(&mut self) -> Option<(Duration, usize)> {
+        match self {
+            Arrivals::Split(schedule, split) => schedule.next().map(|t| (t, split.next_class())),
+            Arrivals::PerClass(streams) => {
+                let (stream, class) = streams
+                    .iter_mut()
+                    .filter_map(|(s, c)| s.peek().copied().map(|t| (t, s, *c)))
+                    .min_by_key(|(t, _, _)| *t)
+                    .map(|(_, s, c)| (s, c))?;
+                stream.next().map(|t| (t, class))
+            }
+        }
+    }
+}
+
+/// Arrivals split among classes by weight, deterministically (smooth weighted round-robin:
+/// any prefix of arrivals is as close to the weights as it can be).
+pub struct ClassSplit {
+    weights: Vec<i64>,
+    current: Vec<i64>,
+    total: i64,
+}
+
+impl ClassSplit {
+    pub fn new(weights: &[u32]) -> Self {
+        ClassSplit {
+            weights: weights.iter().map(|&w| i64::from(w)).collect(),
+            current: vec![0; weights.len()],
+            total: weights.iter().map(|&w| i64::from(w)).sum(),
+        }
+    }
+
+    pub fn next_class(&mut self) -> usize {
+        for (c, w) in self.current.iter_mut().zip(&self.weights) {
+            *c += w;
+        }
+        let mut best = 0;
+        for (i, c) in self.current.iter().enumerate() {
+            if *c > self.current[best] {
+                best = i;
+            }
+        }
+        self.current[best] -= self.total;
+        best
+    }
+}
+
+/// The users waiting for an arrival, per class, and how many users exist.
+pub struct Pool {
+    idle: Mutex<Vec<Vec<UnboundedSender<Arrival>>>>,
+    allocated: AtomicUsize,
+    max: usize,
+}
+
+impl Pool {
+    pub fn new(classes: usize, max: usize) -> Self {
+        Pool {
+            idle: Mutex::new(vec![Vec::new(); classes]),
+            allocated: AtomicUsize::new(0),
+            max,
+        }
+    }
+
+    /// A user of `class` is free: the next arrival of its class goes to `tx`.
+    pub fn park(&self, class: usize, tx: UnboundedSender<Arrival>) {
+        if let Ok(mut idle) = self.idle.lock() {
+            idle[class].push(tx);
+        }
+    }
+
+    /// Counts one more user, unless the pool is at its maximum.
+    pub fn allocate(&self) -> bool {
+        self.allocated
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| {
+                (n < self.max).then_some(n + 1)
+            })
+            .is_ok()
+    }
+
+    pub fn allocated(&self) -> usize {
+        self.allocated.load(Ordering::SeqCst)
+    }
+
+    /// Gives `arrival` to a parked user of `class`; false when none is left (a user that
+    /// stopped leaves a closed sender behind, skipped here).
+    fn hand_over(&self, class: usize, arrival: Arrival) -> bool {
+        let Ok(mut idle) = self.idle.lock() else {
+            return false;
+        };
+        while let Some(tx) = idle[class].pop() {
+            if tx.send(arrival).is_ok() {
+                return true;
+            }
+        }
+        false
+    }
+}
+
+/// What the dispatcher and the open model's users share: the pool and the counts.
+pub struct OpenModel {
+    pub pool: Pool,
+    pub counts: Counts,
+}
+
+/// What happened to the arrivals, counted as they go.
+#[derive(Default)]
+pub struct Counts {
+    pub scheduled: AtomicU64,
+    pub dispatched: AtomicU64,
+    pub dropped: Vec<AtomicU64>,
+    pub completed: AtomicU64,
+    pub failed: AtomicU64,
+}
+
+impl Counts {
+    pub fn new(classes: usize) -> Self {
+        Counts {
+            dropped: (0..classes).map(|_| AtomicU64::new(0)).collect(),
+            ..Counts::default()
+        }
+    }
+}
+
+/// The dispatcher's lag in one second: how late arrivals were handed over.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct LagPoint {
+    /// Seconds since the start (the end of the interval).
+    pub t: u64,
+    pub p99_us: u64,
+    pub max_us: u64,
+}
+
+/// The open model's account of a run.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ArrivalReport {
+    /// Arrivals per second asked for (the first stage's; see `stages` in the plan).
+    pub rate_per_s: f64,
+    /// Arrivals whose intended time came before the run stopped.
+    pub scheduled: u64,
+    /// Ran their task to the end with no failed request and no task error.
+    pub completed: u64,
+    /// Ran, with a failed request or a task error.
+    pub failed: u64,
+    /// Found no free user with the pool at its maximum.
+    pub dropped: u64,
+    /// Handed to a user but not finished when the run stopped.
+    pub cancelled: u64,
+    /// Dropped arrivals per class name.
+    pub dropped_by_class: Vec<(String, u64)>,
+    /// Users the pool created (pre-allocated and on demand) and its maximum.
+    pub users: usize,
+    pub max_users: usize,
+    /// How late arrivals were handed to a user: over the run, and per second.
+    pub lag_p50_us: u64,
+    pub lag_p99_us: u64,
+    pub lag_max_us: u64,
+    pub lag: Vec<LagPoint>,
+    /// Seconds whose lag p99 exceeded 1 ms: the generator, not the server, was the limit.
+    pub saturated_seconds: u64,
+}
+
+/// A lag p99 above this means the generator fell behind its own schedule.
+pub const SATURATION_LAG: Duration = Duration::from_millis(1);
+/// The dispatcher wakes at most once per this: arrivals due meanwhile are handed over
+/// together, so a high rate does not cost a thread switch per arrival.
+const BATCH: Duration = Duration::from_micros(250);
+/// Longest single sleep of the dispatcher, so it sees a stop promptly.
+const MAX_SLEEP: Duration = Duration::from_millis(50);
+
+/// What the dispatcher returns when the schedule ends or the run stops.
+pub struct Dispatched {
+    pub lag_all: Histogram<u64>,
+    pub lag: Vec<LagPoint>,
+    pub saturated_seconds: u64,
+}
+
+/// Walks the schedule from `start` until it ends, `end` passes or `stop` is asked. `spawn`
+/// creates a user of a class with its first arrival (the pool has counted it already).
+pub fn dispatch(
+    arrivals: Arrivals,
+    start: Instant,
+    end: Option<Duration>,
+    open: &OpenModel,
+    stop: &StopHandle,
+    mut spawn: impl FnMut(usize, Arrival),
+) -> Dispatched {
+    let (pool, counts) = (&open.pool, &open.counts);
+    let new_histogram =
+        || Histogram::<u64>::new_with_bounds(1, 3_600_000_000, 3).expect("static bounds");
+    let mut lag_all = new_histogram();
+    let mut lag_second = new_histogram();
+    let mut second = 1u64;
+    let mut points = Vec::new();
+    let mut saturated = 0u64;
+    let mut warned = false;
+    let mut close_second = |h: &mut Histogram<u64>, t: u64, points: &mut Vec<LagPoint>| {
+        if h.is_empty() {
+            return;
+        }
+        let point = LagPoint {
+            t,
+            p99_us: h.value_at_quantile(0.99),
+            max_us: h.max(),
+        };
+        if point.p99_us > SATURATION_LAG.as_micros() as u64 {
+            saturated += 1;
+            if !warned {
+                warned = true;
+                tracing::warn!(
+                    "the load generator is behind its schedule: arrival lag p99 {:.1} ms in second {t} (over 1 ms) — latencies now include the generator's delay; lower --rate or run more generators",
+                    point.p99_us as f64 / 1000.0
+                );
+            }
+        }
+        points.push(point);
+        h.reset();
+    };
+    let mut woke = start;
+    for (index, (at, class)) in arrivals.enumerate() {
+        if end.is_some_and(|e| at >= e) {
+            break;
+        }
+        let due = start + at;
+        if Instant::now() < due {
+            if !wait_until(due.max(woke + BATCH), stop) {
+                break;
+            }
+            woke = Instant::now();
+        } else if stop.is_stopping() {
+            break;
+        }
+        let now = Instant::now();
+        while now.duration_since(start) >= Duration::from_secs(second) {
+            close_second(&mut lag_second, second, &mut points);
+            second += 1;
+        }
+        let lag = now.duration_since(due).as_micros() as u64;
+        let _ = lag_all.record(lag.max(1));
+        let _ = lag_second.record(lag.max(1));
+        counts.scheduled.fetch_add(1, Ordering::Relaxed);
+        let arrival = Arrival {
+            index: index as u64,
+            intended: due,
+        };
+        if pool.hand_over(class, arrival) {
+            counts.dispatched.fetch_add(1, Ordering::Relaxed);
+        } else if pool.allocate() {
+            counts.dispatched.fetch_add(1, Ordering::Relaxed);
+            spawn(class, arrival);
+        } else {
+            counts.dropped[class].fetch_add(1, Ordering::Relaxed);
+        }
+    }
+    close_second(&mut lag_second, second, &mut points);
+    Dispatched {
+        lag_all,
+        lag: points,
+        saturated_seconds: saturated,
+    }
+}
+
+/// Sleeps until `due`; false when the run stops first. No spinning: a sleep wakes within the
+/// kernel's timer slack (~50–100 µs late), well under the 1 ms the lag is judged by, and a
+/// spinning dispatcher took the CPU of the users beside it (at 10,000/s on one core it made
+/// perfhost drop a sixth of the arrivals; docs/benchmarks.md).
+fn wait_until(due: Instant, stop: &StopHandle) -> bool {
+    loop {
+        if stop.is_stopping() {
+            return false;
+        }
+        let now = Instant::now();
+        if now >= due {
+            return true;
+        }
+        std::thread::sleep((due - now).min(MAX_SLEEP));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::plan::RateStage;
+
+    fn plan(per_s: f64, secs: u64, poisson: bool) -> ArrivalPlan {
+        ArrivalPlan {
+            stages: vec![RateStage {
+                per_s,
+                duration: Duration::from_secs(secs),
+            }],
+            start_per_s: per_s,
+            pre_allocated: 1,
+            max_users: 1,
+            poisson,
+            class_rates: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn schedules_hold_rate_times_duration_arrivals() {
+        assert_eq!(Schedule::new(&plan(100.0, 30, false), 1).count(), 3000);
+        // Poisson: on average the same; the same seed gives the same times.
+        let n = Schedule::new(&plan(1000.0, 30, true), 7).count() as f64;
+        assert!((n - 30_000.0).abs() < 30_000.0 * 0.02, "{n}");
+        let a: Vec<Duration> = Schedule::new(&plan(100.0, 1, true), 3).collect();
+        let b: Vec<Duration> = Schedule::new(&plan(100.0, 1, true), 3).collect();
+        assert_eq!(a, b);
+        assert!(a.windows(2).all(|w| w[0] <= w[1]));
+    }
+
+    #[test]
+    fn arrivals_are_split_by_weight() {
+        let mut split = ClassSplit::new(&[7, 2, 1]);
+        let mut n = [0; 3];
+        for _ in 0..100 {
+            n[split.next_class()] += 1;
+        }
+        assert_eq!(n, [70, 20, 10]);
+        // Per-class rates: each class its own schedule, merged in time order.
+        let mut p = plan(1.0, 10, false);
+        p.class_rates = vec![("A".into(), 3.0), ("B".into(), 1.0)];
+        let names = ["A".to_string(), "B".to_string()];
+        let all: Vec<(Duration, usize)> = Arrivals::new(&p, 1, &names, &[1, 1]).collect();
+        assert_eq!(all.iter().filter(|(_, c)| *c == 0).count(), 30);
+        assert_eq!(all.iter().filter(|(_, c)| *c == 1).count(), 10);
+        assert!(all.windows(2).all(|w| w[0].0 <= w[1].0));
+    }
+}
