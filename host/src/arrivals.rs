@@ -217,6 +217,8 @@ pub struct Counts {
     pub dropped: Vec<AtomicU64>,
     pub completed: AtomicU64,
     pub failed: AtomicU64,
+    /// The lag p99 of the last full second (µs), for live readers.
+    pub last_lag_p99_us: AtomicU64,
 }
 
 impl Counts {
@@ -309,6 +311,9 @@ pub fn dispatch(
             p99_us: h.value_at_quantile(0.99),
             max_us: h.max(),
         };
+        counts
+            .last_lag_p99_us
+            .store(point.p99_us, Ordering::Relaxed);
         if point.p99_us > SATURATION_LAG.as_micros() as u64 {
             saturated += 1;
             if !warned {

@@ -38,6 +38,26 @@ pub struct RunArgs {
     /// Write a JUnit XML file: one test case per threshold (or one for the run's failures).
     #[arg(long, value_name = "FILE")]
     pub junit: Option<PathBuf>,
+    /// Serve live Prometheus metrics at http://HOST:PORT/metrics while the run goes (0 picks
+    /// a free port; the address is printed).
+    #[arg(long = "metrics-port", value_name = "PORT")]
+    pub metrics_port: Option<u16>,
+    /// Address the metrics endpoint binds to [default: 127.0.0.1]; anything but loopback
+    /// needs --web-token.
+    #[arg(long = "web-host", value_name = "ADDR")]
+    pub web_host: Option<String>,
+    /// Every request to the endpoint must send `Authorization: Bearer TOKEN`.
+    #[arg(
+        long = "web-token",
+        value_name = "TOKEN",
+        env = "PERFHOST_WEB_TOKEN",
+        hide_env_values = true
+    )]
+    pub web_token: Option<String>,
+    /// Keep the metrics endpoint up this long after the run, so a scraper sees the final
+    /// numbers [default: 0s].
+    #[arg(long = "metrics-linger", value_parser = parse_duration_arg, value_name = "D")]
+    pub metrics_linger: Option<Duration>,
     /// Accepted for Locust command lines: perfhost runs headless unless a web UI is asked for.
     #[arg(long)]
     pub headless: bool,
@@ -511,6 +531,42 @@ impl<'a> Layers<'a> {
     }
 }
 
+/// The metrics endpoint from `--metrics-port`, `--web-host`, `--web-token`: loopback unless
+/// a token guards it.
+fn metrics_plan(args: &RunArgs) -> Result<Option<crate::plan::MetricsPlan>, ConfigError> {
+    let token = args.web_token.clone().filter(|t| !t.is_empty()).map(Secret);
+    let Some(port) = args.metrics_port else {
+        if args.web_host.is_some() || args.metrics_linger.is_some() {
+            return Err(ConfigError::invalid(
+                "--web-host",
+                "configures the metrics endpoint: give --metrics-port PORT too",
+            ));
+        }
+        return Ok(None);
+    };
+    let host = args.web_host.as_deref().unwrap_or("127.0.0.1");
+    let ip: std::net::IpAddr = match host {
+        "localhost" => std::net::Ipv4Addr::LOCALHOST.into(),
+        h => h.trim_matches(['[', ']']).parse().map_err(|_| {
+            ConfigError::invalid(
+                "--web-host",
+                format!("`{h}` is not an IP address (e.g. 127.0.0.1, ::1, 0.0.0.0)"),
+            )
+        })?,
+    };
+    if !ip.is_loopback() && token.is_none() {
+        return Err(ConfigError::invalid(
+            "--web-host",
+            format!("{ip} is reachable from other machines: give --web-token TOKEN (or PERFHOST_WEB_TOKEN) so that every request must carry it"),
+        ));
+    }
+    Ok(Some(crate::plan::MetricsPlan {
+        addr: std::net::SocketAddr::new(ip, port),
+        token,
+        linger: args.metrics_linger.unwrap_or_default(),
+    }))
+}
+
 /// The open model from `--rate` and its companions, or `None` for the closed model; the
 /// flags that belong to the other model are refused with the one to use instead.
 fn open_model(
@@ -821,6 +877,7 @@ fn resolve_layers(
         print_stats: l.pick_or("print-stats", false, |s| s.print_stats),
         csv_full_history: l.pick_or("csv-full-history", false, |s| s.csv_full_history),
         junit: l.pick("junit", |s| s.junit.clone()),
+        metrics: metrics_plan(args)?,
         exit_code_on_error: l.pick_or("exit-code-on-error", crate::exit::TEST_FAILED, |s| {
             s.exit_code_on_error
         }),

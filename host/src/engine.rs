@@ -20,6 +20,7 @@ use crate::plan::{ClassChoice, Plan};
 use crate::plugin::state::GroupState;
 use crate::plugin::Instance;
 use crate::plugin::{Group, PluginSet, RunEnv, TaskOutcome, UserClass, UserHandle, WaitTime};
+use crate::stats::live::{ArrivalCounts, Board, LiveBoard};
 use crate::stats::{FailureSample, RunStats, Shard, Shards};
 pub use crate::stop::StopHandle;
 
@@ -47,6 +48,8 @@ pub struct Behaviours {
     pub set: Arc<PluginSet>,
     pub env: Arc<RunEnv>,
     pub classes: Vec<ClassSlot>,
+    /// Where the collector publishes the run so far each second (`/metrics`), if anyone reads.
+    pub live: Option<Arc<LiveBoard>>,
 }
 
 /// Why the chosen user classes cannot run.
@@ -244,7 +247,12 @@ pub async fn run(
 ) -> RunOutcome {
     let workers = plan.workers.max(1);
     let shape = &plan.load;
-    let Behaviours { set, env, classes } = users;
+    let Behaviours {
+        set,
+        env,
+        classes,
+        live: board_out,
+    } = users;
     let shards = Shards::new(workers, env.redactor.clone());
     let weights: Vec<u32> = classes.iter().map(|c| c.class.weight).collect();
     // Slot k always holds a user of class `sequence[k]`: growing adds slots at the end and
@@ -391,6 +399,9 @@ pub async fn run(
                 let point = stats.absorb(shards.take_all(), live.active_users.load(Ordering::Relaxed) as u64, elapsed.as_secs_f64());
                 generator.sample(elapsed);
                 on_tick(point, started.elapsed());
+                if let Some(board) = &board_out {
+                    board.publish(live_board(&stats, &shared, &class_names, &generator, started.elapsed()));
+                }
                 if let Some(text) = abort_check(plan, &stats, &class_names, started.elapsed()) {
                     tracing::warn!("threshold `{text}` failed: stopping the run (abort-on-fail)");
                     aborted_by = Some(text);
@@ -431,6 +442,16 @@ pub async fn run(
     let elapsed = last_tick.elapsed();
     stats.absorb(shards.take_all(), 0, elapsed.as_secs_f64().max(0.001));
     generator.sample_shutdown(elapsed);
+    if let Some(board) = &board_out {
+        board.publish(live_board(
+            &stats,
+            &shared,
+            &class_names,
+            &generator,
+            started.elapsed(),
+        ));
+        board.finish();
+    }
 
     let health = shared.health.iter().map(|c| {
         let error = c.last_error.lock().map(|e| e.clone()).unwrap_or_default();
@@ -555,6 +576,36 @@ fn arrival_report(
         lag_max_us: d.lag_all.max(),
         lag: d.lag,
         saturated_seconds: d.saturated_seconds,
+    }
+}
+
+/// The run so far for live readers: a copy of the cumulative statistics and the counters.
+fn live_board(
+    stats: &RunStats,
+    shared: &Shared,
+    class_names: &[String],
+    generator: &GeneratorMonitor,
+    elapsed: Duration,
+) -> Board {
+    let load = |a: &AtomicU64| a.load(Ordering::Relaxed);
+    Board {
+        all: stats.all.clone(),
+        users: shared.live.active_users.load(Ordering::Relaxed) as u64,
+        elapsed_s: elapsed.as_secs_f64(),
+        class_names: class_names.to_vec(),
+        generator_cpu_percent: generator.last_cpu_percent(),
+        arrivals: shared.open.as_ref().map(|open| ArrivalCounts {
+            scheduled: load(&open.counts.scheduled),
+            completed: load(&open.counts.completed),
+            failed: load(&open.counts.failed),
+            dropped_by_class: class_names
+                .iter()
+                .cloned()
+                .zip(open.counts.dropped.iter().map(load))
+                .collect(),
+            lag_p99_us: load(&open.counts.last_lag_p99_us),
+        }),
+        finished: false,
     }
 }
 

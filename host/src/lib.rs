@@ -27,5 +27,6 @@ pub mod scenario;
 pub mod stats;
 pub mod stop;
 pub mod suite;
+pub mod web;
 
 pub use runner::{run, RunError};

@@ -99,6 +99,7 @@ pub async fn measure_wasm(
         };
     };
     let behaviours = Behaviours {
+        live: None,
         set,
         env: run_env(target),
         classes,

@@ -380,6 +380,8 @@ pub struct Outputs {
     pub csv_full_history: bool,
     /// A JUnit XML file: one test case per threshold (or one for the run).
     pub junit: Option<PathBuf>,
+    /// Serve `/metrics` while the run goes (`--metrics-port`).
+    pub metrics: Option<MetricsPlan>,
     /// The exit code when the run fails by the failure rule (no thresholds): Locust's
     /// `--exit-code-on-error`, default 1.
     pub exit_code_on_error: u8,
@@ -1083,6 +1085,15 @@ impl Threshold {
             _ => " ms",
         }
     }
+}
+
+/// Where `/metrics` is served while a run goes, and the token it then requires.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MetricsPlan {
+    pub addr: std::net::SocketAddr,
+    pub token: Option<Secret>,
+    /// How long the endpoint stays up after the run, so a scraper sees the final numbers.
+    pub linger: Duration,
 }
 
 /// A threshold that cannot be parsed: the expression and what was expected.

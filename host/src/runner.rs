@@ -33,6 +33,8 @@ pub enum RunError {
     Client(#[from] ClientError),
     #[error("target {target} is unreachable: {why} — check -H/--host or LOAD_TEST_HOST, and that the server is running")]
     Unreachable { target: String, why: String },
+    #[error("cannot serve metrics on {addr}: {why} — choose another --metrics-port (0 picks a free one) or --web-host")]
+    Metrics { addr: String, why: String },
     #[error("cannot start the built-in demo server: {0}")]
     Demo(#[from] DemoChildError),
     #[error("threshold `{text}` names the class `{class}`, which does not run here (classes: {known}) — fix the name after class=")]
@@ -259,12 +261,40 @@ pub async fn run(
         stop: stop.clone(),
     });
     let plugins = set.plugins.clone();
+    let (live, web) = match &plan.outputs.metrics {
+        Some(metrics) => {
+            let board = Arc::new(crate::stats::live::LiveBoard::default());
+            let server = crate::web::serve(metrics, board.clone())
+                .await
+                .map_err(|e| RunError::Metrics {
+                    addr: metrics.addr.to_string(),
+                    why: e.to_string(),
+                })?;
+            crate::errln!(
+                "Metrics: http://{}/metrics{}",
+                server.addr,
+                if metrics.token.is_some() {
+                    " (requests need Authorization: Bearer <--web-token>)"
+                } else {
+                    ""
+                }
+            );
+            (Some(board), Some((server, metrics.linger)))
+        }
+        None => (None, None),
+    };
     let behaviours = Behaviours {
         set: Arc::new(set),
         env,
         classes,
+        live,
     };
     let outcome = engine::run(plan, behaviours, stop, on_tick).await;
+    if let Some((server, linger)) = web {
+        // The final numbers stay up for a last scrape.
+        tokio::time::sleep(linger).await;
+        server.shutdown();
+    }
     let memory = match sampler {
         Some(sampler) => sampler.finish().await,
         None => None,

@@ -9,6 +9,7 @@ mod gate;
 mod hostile;
 mod languages;
 mod layers;
+mod metrics;
 mod open_model;
 mod plugins;
 mod profile;

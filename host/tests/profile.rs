@@ -94,6 +94,8 @@ async fn a_leak_is_told_from_a_healthy_server() {
 /// samples so far are kept and the exit is said.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rising_files_and_an_exit_are_reported() {
+    // Timing-sensitive (a file every 0.1 s, a sample every 0.2 s): not beside the heavy tests.
+    let _serial = support::serial().await;
     let d = dir("fds");
     // Listens on a free port, prints it, opens a file every 0.1 s for 4 s, then exits.
     let script = "import socket, sys, time\ns = socket.socket()\ns.bind(('127.0.0.1', 0))\ns.listen()\nprint(s.getsockname()[1], flush=True)\nfiles = []\nfor i in range(40):\n    files.append(open(sys.argv[1], 'w'))\n    time.sleep(0.1)\n";

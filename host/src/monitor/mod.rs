@@ -93,6 +93,11 @@ impl GeneratorMonitor {
 
     /// Records one interval of the running load, of length `interval` as the ticker measured
     /// it, and judges saturation.
+    /// perfhost's CPU in the last sampled second, % of one core.
+    pub fn last_cpu_percent(&self) -> f64 {
+        self.health.cpu_percent.last().copied().unwrap_or(0.0)
+    }
+
     pub fn sample(&mut self, interval: Duration) {
         let percent = self.record(interval);
         self.judge(percent);

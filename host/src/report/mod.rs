@@ -22,6 +22,7 @@ pub mod html;
 pub mod junit;
 pub mod markdown;
 mod output;
+pub mod prometheus;
 
 pub use csv::{CsvPaths, HistoryCsvWriter};
 pub use output::{load_result, write_reports, ReportError, ReportOutputs};

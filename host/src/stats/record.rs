@@ -214,6 +214,13 @@ impl Interval {
         });
     }
 
+    /// Failed requests per (method, name, error), in no order.
+    pub fn failure_counts(&self) -> impl Iterator<Item = (&str, &str, &str, u64)> {
+        self.failures
+            .iter()
+            .map(|((m, n, e), seen)| (m.as_str(), n.as_str(), e.as_str(), seen.count))
+    }
+
     /// The sum over all rows.
     pub fn total(&self) -> Entry {
         let mut total = Entry::new();

@@ -1,0 +1,211 @@
+//! `perfhost run --metrics-port`: live Prometheus metrics while a run goes — parsed with a
+//! Prometheus text parser, counters equal to the run's result at the end, latency as
+//! histograms, a token required beyond loopback.
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::time::{Duration, Instant};
+
+use perfhost::plan::MetricsPlan;
+
+use crate::support::{self, Mode, RecordingServer};
+
+/// GET `path` from 127.0.0.1:`port` (HTTP/1.0, so the body ends with the connection).
+fn get(port: u16, path: &str, token: Option<&str>) -> Option<(u16, String)> {
+    let mut stream = TcpStream::connect(("127.0.0.1", port)).ok()?;
+    stream.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+    let auth = token.map_or(String::new(), |t| format!("Authorization: Bearer {t}\r\n"));
+    write!(
+        stream,
+        "GET {path} HTTP/1.0\r\nHost: 127.0.0.1\r\n{auth}\r\n"
+    )
+    .ok()?;
+    let mut text = String::new();
+    stream.read_to_string(&mut text).ok()?;
+    let status = text.split_whitespace().nth(1)?.parse().ok()?;
+    let body = text.split_once("\r\n\r\n").map(|(_, b)| b.to_string())?;
+    Some((status, body))
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// The value of the sample `name` whose labels include all of `labels`.
+fn value(scrape: &prometheus_parse::Scrape, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
+    scrape
+        .samples
+        .iter()
+        .find(|s| s.metric == name && labels.iter().all(|(k, v)| s.labels.get(k) == Some(*v)))
+        .map(|s| match s.value {
+            prometheus_parse::Value::Counter(v)
+            | prometheus_parse::Value::Gauge(v)
+            | prometheus_parse::Value::Untyped(v) => v,
+            _ => f64::NAN,
+        })
+}
+
+fn parse(text: &str) -> prometheus_parse::Scrape {
+    prometheus_parse::Scrape::parse(text.lines().map(|l| Ok(l.to_string())))
+        .expect("the Prometheus text parser reads /metrics")
+}
+
+/// A 3 s run of BurstUser against a server that fails /verify: /metrics answers while it goes
+/// and, once the run is over (`linger`), its counters are the result's totals exactly.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_are_live_and_end_equal_to_the_result() {
+    let _serial = support::serial().await;
+    let server = RecordingServer::start(Mode::FailVerify).await;
+    let port = free_port();
+    let mut plan = support::plan(&server.url(), &["burst_user"]);
+    plan.load = perfhost::plan::LoadShape::ramp(4, 100.0);
+    plan.stop.run_time = Some(Duration::from_secs(3));
+    plan.outputs.metrics = Some(MetricsPlan {
+        addr: ([127, 0, 0, 1], port).into(),
+        token: None,
+        linger: Duration::from_secs(5),
+    });
+    let run = tokio::spawn(async move { support::run(&plan).await });
+
+    // While it runs: an answer that parses, with users.
+    let started = Instant::now();
+    let mut live = None;
+    while started.elapsed() < Duration::from_secs(10) && live.is_none() {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        if let Some((200, text)) = tokio::task::spawn_blocking(move || get(port, "/metrics", None))
+            .await
+            .unwrap()
+        {
+            let scrape = parse(&text);
+            if value(&scrape, "perfhost_users", &[]).unwrap_or(0.0) > 0.0 {
+                live = Some(text);
+            }
+        }
+    }
+    let live = live.expect("/metrics answered with users while the run went");
+    assert!(
+        live.contains("# TYPE perfhost_request_duration_seconds histogram"),
+        "{live}"
+    );
+    // Then the final numbers, marked finished, while the endpoint lingers.
+    let mut last = String::new();
+    while started.elapsed() < Duration::from_secs(20) {
+        if let Some((200, text)) = tokio::task::spawn_blocking(move || get(port, "/metrics", None))
+            .await
+            .unwrap()
+        {
+            if text.lines().any(|l| l == "perfhost_run_finished 1") {
+                last = text;
+                break;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert!(!last.is_empty(), "no final scrape");
+    let result = run.await.unwrap();
+    let scrape = parse(&last);
+    let verify = [("method", "POST"), ("name", "/verify (burst)")];
+    let row = result
+        .stats
+        .iter()
+        .find(|s| s.name == "/verify (burst)")
+        .expect("burst rows");
+    assert_eq!(
+        value(&scrape, "perfhost_requests_total", &verify),
+        Some(row.requests as f64)
+    );
+    assert_eq!(
+        value(
+            &scrape,
+            "perfhost_request_failures_total",
+            &[
+                ("method", "POST"),
+                ("name", "/verify (burst)"),
+                ("error", "HTTP 500")
+            ]
+        ),
+        Some(row.failures as f64)
+    );
+    // The histogram: its count is the requests, its +Inf bucket too, buckets never decrease.
+    let histogram = scrape
+        .samples
+        .iter()
+        .find_map(|s| match &s.value {
+            prometheus_parse::Value::Histogram(buckets)
+                if s.metric == "perfhost_request_duration_seconds"
+                    && s.labels.get("name") == Some("/verify (burst)") =>
+            {
+                Some(buckets.clone())
+            }
+            _ => None,
+        })
+        .expect("a latency histogram per endpoint");
+    assert!(histogram.windows(2).all(|w| w[0].count <= w[1].count));
+    assert_eq!(
+        histogram.last().map(|b| b.count),
+        Some(row.requests as f64),
+        "{histogram:?}"
+    );
+    assert_eq!(
+        value(&scrape, "perfhost_request_duration_seconds_count", &verify),
+        Some(row.requests as f64)
+    );
+    assert!(result.total.requests > 0);
+}
+
+/// Beyond loopback the endpoint needs a token: refused without one before the run; with one,
+/// a request without it gets 401 and one with it the metrics.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_endpoint_needs_a_token_beyond_loopback() {
+    let dir = std::env::temp_dir();
+    let out = support::perfhost(
+        &[
+            "run",
+            "--metrics-port",
+            "0",
+            "--web-host",
+            "0.0.0.0",
+            "-t",
+            "1s",
+        ],
+        &dir,
+    )
+    .await;
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("--web-token") && stderr.trim().lines().count() == 1,
+        "{stderr}"
+    );
+
+    let _serial = support::serial().await;
+    let server = RecordingServer::start(Mode::Auditor).await;
+    let port = free_port();
+    let mut plan = support::plan(&server.url(), &["burst_user"]);
+    plan.load = perfhost::plan::LoadShape::ramp(1, 100.0);
+    plan.stop.run_time = Some(Duration::from_secs(2));
+    plan.outputs.metrics = Some(MetricsPlan {
+        addr: ([0, 0, 0, 0], port).into(),
+        token: Some(perfhost::plan::Secret("s3cret".into())),
+        linger: Duration::from_secs(2),
+    });
+    let run = tokio::spawn(async move { support::run(&plan).await });
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let (without, with) = tokio::task::spawn_blocking(move || {
+        (
+            get(port, "/metrics", None),
+            get(port, "/metrics", Some("s3cret")),
+        )
+    })
+    .await
+    .unwrap();
+    assert_eq!(without.map(|(s, _)| s), Some(401));
+    let (status, body) = with.expect("an answer with the token");
+    assert_eq!(status, 200);
+    assert!(body.contains("perfhost_users"), "{body}");
+    run.await.unwrap();
+}
