@@ -594,6 +594,7 @@ fn live_board(
         elapsed_s: elapsed.as_secs_f64(),
         class_names: class_names.to_vec(),
         generator_cpu_percent: generator.last_cpu_percent(),
+        last: stats.history.last().cloned(),
         arrivals: shared.open.as_ref().map(|open| ArrivalCounts {
             scheduled: load(&open.counts.scheduled),
             completed: load(&open.counts.completed),

@@ -97,10 +97,18 @@ fn answer<B>(req: &Request<B>, board: &LiveBoard, token: Option<&Secret>) -> Res
                 crate::report::prometheus::render(&board),
             )
         }
+        ("GET", "/stats/requests") => {
+            let board = board.snapshot().unwrap_or_default();
+            reply(
+                StatusCode::OK,
+                "application/json",
+                crate::report::locust_api::stats_requests(&board).to_string(),
+            )
+        }
         _ => reply(
             StatusCode::NOT_FOUND,
             "text/plain",
-            "404: perfhost serves /metrics\n".into(),
+            "404: perfhost serves /metrics and /stats/requests\n".into(),
         ),
     }
 }

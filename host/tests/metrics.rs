@@ -1,6 +1,6 @@
 //! `perfhost run --metrics-port`: live Prometheus metrics while a run goes — parsed with a
 //! Prometheus text parser, counters equal to the run's result at the end, latency as
-//! histograms, a token required beyond loopback.
+//! histograms, a token required beyond loopback — and Locust's `/stats/requests`.
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
@@ -93,6 +93,7 @@ async fn metrics_are_live_and_end_equal_to_the_result() {
     );
     // Then the final numbers, marked finished, while the endpoint lingers.
     let mut last = String::new();
+    let mut locust = None;
     while started.elapsed() < Duration::from_secs(20) {
         if let Some((200, text)) = tokio::task::spawn_blocking(move || get(port, "/metrics", None))
             .await
@@ -100,6 +101,9 @@ async fn metrics_are_live_and_end_equal_to_the_result() {
         {
             if text.lines().any(|l| l == "perfhost_run_finished 1") {
                 last = text;
+                locust = tokio::task::spawn_blocking(move || get(port, "/stats/requests", None))
+                    .await
+                    .unwrap();
                 break;
             }
         }
@@ -155,6 +159,40 @@ async fn metrics_are_live_and_end_equal_to_the_result() {
         Some(row.requests as f64)
     );
     assert!(result.total.requests > 0);
+    // Locust's /stats/requests at the same moment: its field names, the same values.
+    let (status, body) = locust.expect("/stats/requests answered");
+    assert_eq!(status, 200);
+    let locust: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(locust["state"], "stopped");
+    let burst = locust["stats"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["name"] == "/verify (burst)")
+        .expect("a row per endpoint");
+    assert_eq!(burst["num_requests"], row.requests);
+    assert_eq!(burst["num_failures"], row.failures);
+    assert_eq!(
+        burst["response_time_percentile_0.95"],
+        row.percentile(perfhost::stats::Percentile::P95)
+    );
+    assert_eq!(burst["median_response_time"], row.median_ms);
+    let last = locust["stats"].as_array().unwrap().last().unwrap();
+    assert_eq!(last["name"], "Aggregated");
+    assert_eq!(locust["fail_ratio"], 1.0);
+    assert_eq!(locust["errors"][0]["error"], "HTTP 500");
+    for field in [
+        "current_rps",
+        "current_fail_per_sec",
+        "avg_response_time",
+        "min_response_time",
+        "max_response_time",
+        "avg_content_length",
+        "response_time_percentile_0.99",
+    ] {
+        assert!(burst.get(field).is_some(), "{field} in {burst}");
+    }
+    assert!(locust.get("total_rps").is_some() && locust.get("user_count").is_some());
 }
 
 /// Beyond loopback the endpoint needs a token: refused without one before the run; with one,

@@ -20,6 +20,7 @@ pub mod compare;
 pub mod csv;
 pub mod html;
 pub mod junit;
+pub mod locust_api;
 pub mod markdown;
 mod output;
 pub mod prometheus;

@@ -20,6 +20,8 @@ pub struct Board {
     /// The open model: scheduled, completed, failed and dropped arrivals so far, dropped per
     /// class, and the dispatcher's lag p99 in the last second (µs).
     pub arrivals: Option<ArrivalCounts>,
+    /// The last one-second interval (Locust's "current" rates).
+    pub last: Option<super::HistoryPoint>,
     /// The run has ended: these are its final numbers.
     pub finished: bool,
 }

@@ -22,6 +22,18 @@ pub use summary::{
 };
 pub use thresholds::{RunView, ThresholdResult};
 
+/// The rows of `all` sorted by name then method, and the Aggregated row, over `seconds`.
+pub fn endpoint_rows(all: &Interval, seconds: f64) -> (Vec<EndpointStats>, EndpointStats) {
+    let mut rows: Vec<EndpointStats> = all
+        .entries
+        .iter()
+        .map(|((method, name), e)| EndpointStats::from_entry(method, name, e, seconds))
+        .collect();
+    rows.sort_by(|a, b| (&a.name, &a.method).cmp(&(&b.name, &b.method)));
+    let total = EndpointStats::from_entry("", "Aggregated", &all.total(), seconds);
+    (rows, total)
+}
+
 /// Beyond this many distinct (method, name) rows, new names are recorded as `other`.
 pub const MAX_NAMES: usize = 500;
 
@@ -124,15 +136,7 @@ impl RunStats {
     }
 
     pub fn endpoint_stats(&self, seconds: f64) -> (Vec<EndpointStats>, EndpointStats) {
-        let mut rows: Vec<EndpointStats> = self
-            .all
-            .entries
-            .iter()
-            .map(|((method, name), e)| EndpointStats::from_entry(method, name, e, seconds))
-            .collect();
-        rows.sort_by(|a, b| (&a.name, &a.method).cmp(&(&b.name, &b.method)));
-        let total = EndpointStats::from_entry("", "Aggregated", &self.all.total(), seconds);
-        (rows, total)
+        endpoint_rows(&self.all, seconds)
     }
 
     pub fn failure_groups(&self) -> Vec<FailureGroup> {
