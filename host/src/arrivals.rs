@@ -268,6 +268,52 @@ pub struct ArrivalReport {
     pub saturated_seconds: u64,
 }
 
+impl ArrivalReport {
+    /// `Arrivals at 100.0/s: 1200 scheduled = 1190 completed + 0 failed + 10 dropped + 0
+    /// cancelled; 102 of at most 300 users`, the dropped count wrapped in `strong` (`**`, `<b>`).
+    /// Only numbers and plain words: safe in HTML and Markdown as it is.
+    pub fn accounting(&self, strong: (&str, &str)) -> String {
+        let (open, close) = strong;
+        format!(
+            "Arrivals at {:.1}/s: {} scheduled = {} completed + {} failed + {open}{} dropped{close} + {} cancelled; {} of at most {} users",
+            self.rate_per_s, self.scheduled, self.completed, self.failed, self.dropped, self.cancelled, self.users, self.max_users
+        )
+    }
+
+    /// `Arrival lag (dispatch behind schedule): p50 …, p99 …, max …`, and whether the
+    /// generator fell behind.
+    pub fn lag_line(&self) -> String {
+        let ms = |us: u64| us as f64 / 1000.0;
+        let behind = if self.saturated_seconds > 0 {
+            format!(
+                " — the generator fell behind (p99 > 1 ms) in {} s of the run",
+                self.saturated_seconds
+            )
+        } else {
+            String::new()
+        };
+        format!(
+            "Arrival lag (dispatch behind schedule): p50 {:.3} ms, p99 {:.3} ms, max {:.3} ms{behind}",
+            ms(self.lag_p50_us),
+            ms(self.lag_p99_us),
+            ms(self.lag_max_us)
+        )
+    }
+
+    /// `N dropped arrivals of CLASS: …` for each class that dropped any.
+    pub fn dropped_lines(&self) -> impl Iterator<Item = String> + '_ {
+        self.dropped_by_class
+            .iter()
+            .filter(|(_, n)| *n > 0)
+            .map(|(class, n)| {
+                format!(
+                    "{n} dropped arrivals of {class}: no free user and the pool at --max-users {}",
+                    self.max_users
+                )
+            })
+    }
+}
+
 /// A lag p99 above this means the generator fell behind its own schedule.
 pub const SATURATION_LAG: Duration = Duration::from_millis(1);
 /// The dispatcher wakes at most once per this: arrivals due meanwhile are handed over
@@ -417,6 +463,35 @@ mod tests {
         let b: Vec<Duration> = Schedule::new(&plan(100.0, 1, true), 3).collect();
         assert_eq!(a, b);
         assert!(a.windows(2).all(|w| w[0] <= w[1]));
+    }
+
+    /// A schedule that started 3 s ago: every arrival is seconds late, so the lag flags the
+    /// generator as behind; the pool (at most one user) takes the first, the rest are dropped.
+    #[test]
+    fn late_arrivals_are_flagged_and_a_full_pool_drops_them() {
+        let open = OpenModel {
+            pool: Pool::new(1, 1),
+            counts: Counts::new(1),
+        };
+        let start = Instant::now()
+            .checked_sub(Duration::from_secs(3))
+            .expect("the clock is past 3 s");
+        let arrivals = Arrivals::new(&plan(10.0, 1, false), 1, &["A".to_string()], &[1]);
+        let mut spawned = 0;
+        let d = dispatch(
+            arrivals,
+            start,
+            None,
+            &open,
+            &StopHandle::default(),
+            |_, _| spawned += 1,
+        );
+        let load = |a: &AtomicU64| a.load(Ordering::SeqCst);
+        assert_eq!(load(&open.counts.scheduled), 10);
+        assert_eq!((spawned, load(&open.counts.dispatched)), (1, 1));
+        assert_eq!(load(&open.counts.dropped[0]), 9);
+        assert!(d.lag_all.min() >= 2_000_000, "{} µs", d.lag_all.min());
+        assert!(d.saturated_seconds >= 1 && !d.lag.is_empty());
     }
 
     #[test]

@@ -319,9 +319,9 @@ pub async fn run(
         .map(|c| c.class.name.clone())
         .collect();
     let mut aborted_by = None;
-    let next_user = Arc::new(AtomicU64::new(0));
+    let open_model = shared.open.is_some();
     let dispatcher = match (&plan.arrivals, &shared.open) {
-        (Some(open), Some(model)) => Some(start_open_model(
+        (Some(open), Some(model)) => start_open_model(
             plan,
             open,
             model,
@@ -329,16 +329,15 @@ pub async fn run(
             &weights,
             &senders,
             &live,
-            &next_user,
             started,
             stop.clone(),
-        )),
+        ),
         _ => None,
     };
 
     loop {
         let now = started.elapsed();
-        let desired = if stop.is_stopping() || dispatcher.is_some() {
+        let desired = if stop.is_stopping() || open_model {
             0
         } else {
             shape.target(now)
@@ -381,7 +380,7 @@ pub async fn run(
             .as_ref()
             .is_some_and(|n| n.load(Ordering::SeqCst) == 0);
         // Users ending by themselves (-n, stop-user) end the run when none is left.
-        let all_done = dispatcher.is_none()
+        let all_done = !open_model
             && next_id > 0
             && active == 0
             && (iterations_spent || shape.settled(now) && alive.len() >= shape.target(now));
@@ -489,7 +488,7 @@ pub async fn run(
 }
 
 /// Creates the open model's pre-allocated users and starts its dispatcher thread, which
-/// creates more users on demand (ids after the ones the closed model would use: none).
+/// creates more users on demand. Without a thread the run cannot send: it is stopped.
 #[allow(clippy::too_many_arguments)]
 fn start_open_model(
     plan: &Plan,
@@ -499,14 +498,13 @@ fn start_open_model(
     weights: &[u32],
     senders: &[mpsc::UnboundedSender<Spawn>],
     live: &Arc<Live>,
-    next_user: &Arc<AtomicU64>,
     started: Instant,
     stop: StopHandle,
-) -> std::thread::JoinHandle<arrivals::Dispatched> {
+) -> Option<std::thread::JoinHandle<arrivals::Dispatched>> {
     let spawn_user = {
         let senders = senders.to_vec();
         let live = live.clone();
-        let next_user = next_user.clone();
+        let next_user = AtomicU64::new(0);
         move |class: usize, first: Option<Arrival>| {
             let id = next_user.fetch_add(1, Ordering::Relaxed);
             live.active_users.fetch_add(1, Ordering::Relaxed);
@@ -529,6 +527,7 @@ fn start_open_model(
     let arrivals = arrivals::Arrivals::new(open, plan.seed, class_names, weights);
     let shared = model.clone();
     let end = plan.stop.run_time;
+    let run_stop = stop.clone();
     let thread = std::thread::Builder::new()
         .name("perfhost-arrivals".into())
         .spawn(move || {
@@ -537,14 +536,11 @@ fn start_open_model(
             })
         });
     match thread {
-        Ok(t) => t,
+        Ok(t) => Some(t),
         Err(err) => {
-            tracing::error!("cannot start the arrival dispatcher: {err}");
-            std::thread::spawn(|| arrivals::Dispatched {
-                lag_all: crate::stats::new_histogram(),
-                lag: Vec::new(),
-                saturated_seconds: 0,
-            })
+            tracing::error!("cannot start the arrival dispatcher: {err} — stopping the run");
+            run_stop.stop();
+            None
         }
     }
 }
@@ -592,7 +588,6 @@ fn live_board(
         all: stats.all.clone(),
         users: shared.live.active_users.load(Ordering::Relaxed) as u64,
         elapsed_s: elapsed.as_secs_f64(),
-        class_names: class_names.to_vec(),
         generator_cpu_percent: generator.last_cpu_percent(),
         last: stats.history.last().cloned(),
         arrivals: shared.open.as_ref().map(|open| ArrivalCounts {

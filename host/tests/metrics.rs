@@ -247,3 +247,35 @@ async fn the_endpoint_needs_a_token_beyond_loopback() {
     assert!(body.contains("perfhost_users"), "{body}");
     run.await.unwrap();
 }
+
+/// A metrics port already in use is one line and exit 2, before anything is sent.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_busy_metrics_port_is_refused_in_one_line() {
+    let server = RecordingServer::start(Mode::Auditor).await;
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = taken.local_addr().unwrap().port().to_string();
+    let out = support::perfhost(
+        &[
+            "run",
+            "-H",
+            &server.url(),
+            "--metrics-port",
+            &port,
+            "-t",
+            "2s",
+            "--no-report",
+        ],
+        &std::env::temp_dir(),
+    )
+    .await;
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    let errors: Vec<&str> = stderr.lines().filter(|l| l.starts_with("error")).collect();
+    assert_eq!(errors.len(), 1, "{stderr}");
+    assert!(
+        errors[0].contains("cannot serve metrics") && errors[0].contains("--metrics-port"),
+        "{stderr}"
+    );
+    assert!(server.seen().is_empty(), "nothing was sent");
+    drop(taken);
+}

@@ -446,13 +446,9 @@ fn corrected_section(h: &mut String, result: &RunResult) {
             let _ = write!(h, "<th>{}%</th>", p.label());
         }
         h.push_str("</tr></thead><tbody>\n");
-        for s in result.stats.iter().chain(std::iter::once(&result.total)) {
+        let named = result.stats.iter().map(|s| (s, s.name.as_str()));
+        for (s, name) in named.chain(std::iter::once((&result.total, "Aggregated"))) {
             let Some(c) = &s.corrected else { continue };
-            let name = if std::ptr::eq(s, &result.total) {
-                "Aggregated"
-            } else {
-                s.name.as_str()
-            };
             for (label, pct) in [
                 ("service", &s.percentiles_ms),
                 ("corrected", &c.percentiles_ms),
@@ -474,30 +470,12 @@ fn corrected_section(h: &mut String, result: &RunResult) {
     if let Some(a) = &result.arrivals {
         let _ = write!(
             h,
-            "<p>Arrivals at {:.1}/s: <b>{}</b> scheduled = {} completed + {} failed + <b>{} dropped</b> + {} cancelled; {} of at most {} users. Dispatch lag p50 {:.3} ms, p99 {:.3} ms, max {:.3} ms{}.</p>",
-            a.rate_per_s,
-            a.scheduled,
-            a.completed,
-            a.failed,
-            a.dropped,
-            a.cancelled,
-            a.users,
-            a.max_users,
-            a.lag_p50_us as f64 / 1000.0,
-            a.lag_p99_us as f64 / 1000.0,
-            a.lag_max_us as f64 / 1000.0,
-            if a.saturated_seconds > 0 {
-                format!(" — the generator fell behind its schedule (p99 over 1 ms) in {} s", a.saturated_seconds)
-            } else {
-                String::new()
-            }
+            "<p>{}. {}.</p>",
+            a.accounting(("<b>", "</b>")),
+            a.lag_line()
         );
-        for (class, n) in a.dropped_by_class.iter().filter(|(_, n)| *n > 0) {
-            let _ = write!(
-                h,
-                "<p>{n} dropped arrivals of {}: no free user with the pool at its maximum.</p>",
-                esc(class)
-            );
+        for line in a.dropped_lines() {
+            let _ = write!(h, "<p>{}.</p>", esc(&line));
         }
     }
     h.push_str("</section>\n");

@@ -110,17 +110,7 @@ pub fn render(result: &RunResult) -> String {
         );
     }
     if let Some(a) = &result.arrivals {
-        let _ = writeln!(
-            out,
-            "\nArrivals at {:.1}/s: {} scheduled = {} completed + {} failed + **{} dropped** + {} cancelled; dispatch lag p99 {:.3} ms.",
-            a.rate_per_s,
-            a.scheduled,
-            a.completed,
-            a.failed,
-            a.dropped,
-            a.cancelled,
-            a.lag_p99_us as f64 / 1000.0
-        );
+        let _ = writeln!(out, "\n{}. {}.", a.accounting(("**", "**")), a.lag_line());
     }
     if !result.thresholds.is_empty() {
         let _ = writeln!(out, "\n**Thresholds**\n");

@@ -220,6 +220,27 @@ pub fn wrong_target_hint(result: &RunResult) -> Option<String> {
     })
 }
 
+/// A percentile table of the console summary: one row per (row, its percentiles).
+fn percentile_table<'a>(
+    out: &mut String,
+    title: &str,
+    rows: impl Iterator<Item = (&'a EndpointStats, &'a crate::stats::Percentiles)>,
+) {
+    let _ = writeln!(out, "{title}");
+    let _ = write!(out, "{:<8} {:<32}", "Type", "Name");
+    for p in Percentile::ALL {
+        let _ = write!(out, " {:>7}", format!("{}%", p.label()));
+    }
+    let _ = writeln!(out, " {:>8}", "# reqs");
+    for (s, percentiles) in rows {
+        let _ = write!(out, "{:<8} {:<32}", s.method, truncate(&s.name, 32));
+        for (_, v) in percentiles.iter() {
+            let _ = write!(out, " {:>7.1}", v);
+        }
+        let _ = writeln!(out, " {:>8}", s.requests);
+    }
+}
+
 pub fn summary_table(result: &RunResult) -> String {
     let mut out = String::new();
     let _ = writeln!(
@@ -257,66 +278,25 @@ pub fn summary_table(result: &RunResult) -> String {
     let _ = writeln!(out, "{line}");
     row(&mut out, &result.total);
     let _ = writeln!(out);
-    let _ = writeln!(out, "Response time percentiles (ms)");
-    let _ = write!(out, "{:<8} {:<32}", "Type", "Name");
-    for p in Percentile::ALL {
-        let _ = write!(out, " {:>7}", format!("{}%", p.label()));
-    }
-    let _ = writeln!(out, " {:>8}", "# reqs");
-    for s in result.stats.iter().chain(std::iter::once(&result.total)) {
-        let _ = write!(out, "{:<8} {:<32}", s.method, truncate(&s.name, 32));
-        for (_, v) in s.percentiles_ms.iter() {
-            let _ = write!(out, " {:>7.1}", v);
-        }
-        let _ = writeln!(out, " {:>8}", s.requests);
-    }
+    let rows = || result.stats.iter().chain(std::iter::once(&result.total));
+    percentile_table(
+        &mut out,
+        "Response time percentiles (ms)",
+        rows().map(|s| (s, &s.percentiles_ms)),
+    );
     if result.total.corrected.is_some() {
-        let _ = writeln!(
-            out,
-            "\nResponse time from the intended start (ms, coordinated-omission corrected)"
+        percentile_table(
+            &mut out,
+            "\nResponse time from the intended start (ms, coordinated-omission corrected)",
+            rows().filter_map(|s| s.corrected.as_ref().map(|c| (s, &c.percentiles_ms))),
         );
-        let _ = write!(out, "{:<8} {:<32}", "Type", "Name");
-        for p in Percentile::ALL {
-            let _ = write!(out, " {:>7}", format!("{}%", p.label()));
-        }
-        let _ = writeln!(out, " {:>8}", "# reqs");
-        for s in result.stats.iter().chain(std::iter::once(&result.total)) {
-            let Some(c) = &s.corrected else { continue };
-            let _ = write!(out, "{:<8} {:<32}", s.method, truncate(&s.name, 32));
-            for (_, v) in c.percentiles_ms.iter() {
-                let _ = write!(out, " {:>7.1}", v);
-            }
-            let _ = writeln!(out, " {:>8}", s.requests);
-        }
     }
     if let Some(a) = &result.arrivals {
-        let _ = writeln!(
-            out,
-            "\nArrivals at {:.1}/s: {} scheduled = {} completed + {} failed + {} dropped + {} cancelled; {} of at most {} users",
-            a.rate_per_s, a.scheduled, a.completed, a.failed, a.dropped, a.cancelled, a.users, a.max_users
-        );
-        for (class, n) in a.dropped_by_class.iter().filter(|(_, n)| *n > 0) {
-            let _ = writeln!(
-                out,
-                "  {n} dropped arrivals of {class}: no free user and the pool at --max-users {}",
-                a.max_users
-            );
+        let _ = writeln!(out, "\n{}", a.accounting(("", "")));
+        for line in a.dropped_lines() {
+            let _ = writeln!(out, "  {line}");
         }
-        let _ = writeln!(
-            out,
-            "Arrival lag (dispatch behind schedule): p50 {:.3} ms, p99 {:.3} ms, max {:.3} ms{}",
-            a.lag_p50_us as f64 / 1000.0,
-            a.lag_p99_us as f64 / 1000.0,
-            a.lag_max_us as f64 / 1000.0,
-            if a.saturated_seconds > 0 {
-                format!(
-                    " — the generator fell behind (p99 > 1 ms) in {} s of the run",
-                    a.saturated_seconds
-                )
-            } else {
-                String::new()
-            }
-        );
+        let _ = writeln!(out, "{}", a.lag_line());
     }
     if !result.failures.is_empty() {
         let _ = writeln!(out, "\nFailures");

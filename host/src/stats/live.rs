@@ -13,8 +13,6 @@ pub struct Board {
     pub all: Interval,
     pub users: u64,
     pub elapsed_s: f64,
-    /// Class names by index (`Interval::classes`).
-    pub class_names: Vec<String>,
     /// perfhost's CPU in the last second, % of one core.
     pub generator_cpu_percent: f64,
     /// The open model: scheduled, completed, failed and dropped arrivals so far, dropped per
