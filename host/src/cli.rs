@@ -21,6 +21,11 @@ pub enum Command {
     /// Run a load test (like `locust --headless`).
     #[command(after_help = RUN_HELP)]
     Run(Box<crate::config::RunArgs>),
+    /// Serve the web UI (like `locust` without --headless): start, steer and watch tests from
+    /// a browser at http://127.0.0.1:8089/, with Locust's HTTP API and /metrics. Takes every
+    /// `run` option as the form's defaults.
+    #[command(after_help = RUN_HELP)]
+    Ui(Box<crate::config::RunArgs>),
     /// List and show scenario presets (run one with `perfhost run --scenario NAME`).
     #[command(subcommand)]
     Scenario(commands::scenario::ScenarioCommand),
@@ -63,6 +68,7 @@ pub fn main() -> ExitCode {
     let code = match cli.command {
         Command::DemoServer(args) => commands::demo_server::main(args),
         Command::Run(args) => commands::run::main(*args),
+        Command::Ui(args) => commands::ui::main(*args, false),
         Command::Plugin(cmd) => commands::plugin::main(cmd),
         Command::Bench(args) => commands::bench::main(args),
         Command::Scenario(cmd) => commands::scenario::main(cmd),

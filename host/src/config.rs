@@ -42,8 +42,33 @@ pub struct RunArgs {
     /// a free port; the address is printed).
     #[arg(long = "metrics-port", value_name = "PORT")]
     pub metrics_port: Option<u16>,
-    /// Address the metrics endpoint binds to [default: 127.0.0.1]; anything but loopback
-    /// needs --web-token.
+    /// Serve the web UI while the run goes (as `perfhost ui --autostart`): live charts,
+    /// statistics, downloads, and control (users, pause, stop) at http://127.0.0.1:8089/.
+    #[arg(long)]
+    pub web: bool,
+    /// Port of the web UI [default: 8089; 0 picks a free one].
+    #[arg(long = "web-port", value_name = "PORT")]
+    pub web_port: Option<u16>,
+    /// With the web UI: start the test at once instead of waiting for the form.
+    #[arg(long)]
+    pub autostart: bool,
+    /// With the web UI: quit this long after a test ends (a bare number is seconds), as
+    /// Locust's --autoquit [default: keep serving until Ctrl-C].
+    #[arg(long, value_parser = parse_duration_arg, value_name = "SECONDS")]
+    pub autoquit: Option<Duration>,
+    /// With the web UI: serve the page and data, refuse every control request (403).
+    #[arg(long = "read-only")]
+    pub read_only: bool,
+    /// With the web UI: require HTTP Basic credentials `USER:PASS` (a browser asks for them).
+    #[arg(
+        long = "web-auth",
+        value_name = "USER:PASS",
+        env = "PERFHOST_WEB_AUTH",
+        hide_env_values = true
+    )]
+    pub web_auth: Option<String>,
+    /// Address the web UI or metrics endpoint binds to [default: 127.0.0.1]; anything but
+    /// loopback needs --web-token or --web-auth.
     #[arg(long = "web-host", value_name = "ADDR")]
     pub web_host: Option<String>,
     /// Every request to the endpoint must send `Authorization: Bearer TOKEN`.
@@ -255,6 +280,8 @@ pub struct Settings {
     pub exit_code_on_error: Option<u8>,
     pub junit: Option<PathBuf>,
     pub thresholds: Option<Vec<String>>,
+    pub web_host: Option<String>,
+    pub web_port: Option<u16>,
     /// Values for plugins (`ctx.config(KEY)`); merged over layers, the higher one winning.
     #[serde(default)]
     pub config: BTreeMap<String, String>,
@@ -369,6 +396,8 @@ impl Settings {
                 self.max_body_size = Some(parse_size(value).map_err(|e| e.to_string())?)
             }
             "only-summary" => self.only_summary = Some(flag(value)?),
+            "web-host" => self.web_host = Some(value.to_string()),
+            "web-port" => self.web_port = Some(number(value)?),
             "print-stats" => self.print_stats = Some(flag(value)?),
             "csv-full-history" => self.csv_full_history = Some(flag(value)?),
             "exit-code-on-error" => self.exit_code_on_error = Some(number(value)?),
@@ -425,6 +454,8 @@ impl Settings {
             exit_code_on_error: args.exit_code_on_error,
             junit: args.junit.clone(),
             thresholds: some_vec(&args.thresholds),
+            web_host: args.web_host.clone(),
+            web_port: args.web_port,
             config,
         })
     }
@@ -531,20 +562,68 @@ impl<'a> Layers<'a> {
     }
 }
 
-/// The metrics endpoint from `--metrics-port`, `--web-host`, `--web-token`: loopback unless
-/// a token guards it.
-fn metrics_plan(args: &RunArgs) -> Result<Option<crate::plan::MetricsPlan>, ConfigError> {
+/// The web UI's default port (Locust's).
+pub const DEFAULT_WEB_PORT: u16 = 8089;
+
+/// The web endpoint from `--web`/`--web-port` or `--metrics-port`, `--web-host`,
+/// `--web-token`, `--web-auth`: loopback unless a token or credentials guard it.
+fn metrics_plan(
+    args: &RunArgs,
+    l: &mut Layers<'_>,
+) -> Result<Option<crate::plan::MetricsPlan>, ConfigError> {
     let token = args.web_token.clone().filter(|t| !t.is_empty()).map(Secret);
-    let Some(port) = args.metrics_port else {
-        if args.web_host.is_some() || args.metrics_linger.is_some() {
-            return Err(ConfigError::invalid(
-                "--web-host",
-                "configures the metrics endpoint: give --metrics-port PORT too",
-            ));
+    let auth = match args.web_auth.as_deref().filter(|a| !a.is_empty()) {
+        Some(a)
+            if a.split_once(':')
+                .is_some_and(|(u, p)| !u.is_empty() && !p.is_empty()) =>
+        {
+            Some(Secret(a.to_string()))
         }
-        return Ok(None);
+        Some(_) => {
+            return Err(ConfigError::invalid(
+                "--web-auth",
+                "expected USER:PASS, e.g. --web-auth admin:s3cret",
+            ))
+        }
+        None => None,
     };
-    let host = args.web_host.as_deref().unwrap_or("127.0.0.1");
+    let web_host = l.pick("web-host", |s| s.web_host.clone());
+    let web_port = l.pick("web-port", |s| s.web_port);
+    if !args.web {
+        for (given, flag) in [
+            (args.autostart, "--autostart"),
+            (args.autoquit.is_some(), "--autoquit"),
+            (args.read_only, "--read-only"),
+            (auth.is_some(), "--web-auth"),
+            (args.web_port.is_some(), "--web-port"),
+        ] {
+            if given {
+                return Err(ConfigError::invalid(
+                    flag,
+                    "configures the web UI: use `perfhost ui`, or add --web",
+                ));
+            }
+        }
+    } else if args.metrics_port.is_some() {
+        return Err(ConfigError::invalid(
+            "--metrics-port",
+            "the web UI serves /metrics on its own port (--web-port): drop --metrics-port",
+        ));
+    }
+    let port = match (args.web, args.metrics_port) {
+        (true, _) => web_port.unwrap_or(DEFAULT_WEB_PORT),
+        (false, Some(port)) => port,
+        (false, None) => {
+            if args.web_host.is_some() || args.metrics_linger.is_some() {
+                return Err(ConfigError::invalid(
+                    "--web-host",
+                    "configures the metrics endpoint or web UI: give --metrics-port PORT or --web too",
+                ));
+            }
+            return Ok(None);
+        }
+    };
+    let host = web_host.as_deref().unwrap_or("127.0.0.1");
     let ip: std::net::IpAddr = match host {
         "localhost" => std::net::Ipv4Addr::LOCALHOST.into(),
         h => h.trim_matches(['[', ']']).parse().map_err(|_| {
@@ -554,15 +633,17 @@ fn metrics_plan(args: &RunArgs) -> Result<Option<crate::plan::MetricsPlan>, Conf
             )
         })?,
     };
-    if !ip.is_loopback() && token.is_none() {
+    if !ip.is_loopback() && token.is_none() && auth.is_none() {
         return Err(ConfigError::invalid(
             "--web-host",
-            format!("{ip} is reachable from other machines: give --web-token TOKEN (or PERFHOST_WEB_TOKEN) so that every request must carry it"),
+            format!("{ip} is reachable from other machines: give --web-token TOKEN (or PERFHOST_WEB_TOKEN), or --web-auth USER:PASS, so that every request must carry it"),
         ));
     }
     Ok(Some(crate::plan::MetricsPlan {
         addr: std::net::SocketAddr::new(ip, port),
         token,
+        auth,
+        read_only: args.read_only,
         linger: args.metrics_linger.unwrap_or_default(),
     }))
 }
@@ -877,7 +958,7 @@ fn resolve_layers(
         print_stats: l.pick_or("print-stats", false, |s| s.print_stats),
         csv_full_history: l.pick_or("csv-full-history", false, |s| s.csv_full_history),
         junit: l.pick("junit", |s| s.junit.clone()),
-        metrics: metrics_plan(args)?,
+        metrics: metrics_plan(args, &mut l)?,
         exit_code_on_error: l.pick_or("exit-code-on-error", crate::exit::TEST_FAILED, |s| {
             s.exit_code_on_error
         }),
@@ -1259,9 +1340,8 @@ pub fn locust_conf(file: &str, text: &str) -> Result<(Settings, Vec<String>), Co
             }
             "stop-timeout" | "reset-stats" | "html" | "csv" | "csv-full-history"
             | "only-summary" | "exit-code-on-error" | "print-stats" | "host" | "users"
-            | "spawn-rate" | "run-time" | "iterations" | "seed" | "json-file" => {
-                settings.set(&key, value)
-            }
+            | "spawn-rate" | "run-time" | "iterations" | "seed" | "json-file" | "web-host"
+            | "web-port" => settings.set(&key, value),
             k if LOCUST_ACCEPTED.contains(&k) => Ok(()),
             _ => {
                 ignored.push(key.clone());

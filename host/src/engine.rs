@@ -14,9 +14,10 @@ use tokio::sync::mpsc;
 use wasmtime::component::Accessor;
 
 use crate::arrivals::{self, Arrival, ArrivalReport, Counts, OpenModel, Pool};
+use crate::control::RunControl;
 use crate::monitor::{GeneratorHealth, GeneratorMonitor};
 use crate::plan::seed::{self, Stream};
-use crate::plan::{ClassChoice, Plan};
+use crate::plan::{ClassChoice, LoadShape, Plan};
 use crate::plugin::state::GroupState;
 use crate::plugin::Instance;
 use crate::plugin::{Group, PluginSet, RunEnv, TaskOutcome, UserClass, UserHandle, WaitTime};
@@ -50,6 +51,8 @@ pub struct Behaviours {
     pub classes: Vec<ClassSlot>,
     /// Where the collector publishes the run so far each second (`/metrics`), if anyone reads.
     pub live: Option<Arc<LiveBoard>>,
+    /// Requests from outside while the run goes (the web UI): users, pause, reset.
+    pub control: RunControl,
 }
 
 /// Why the chosen user classes cannot run.
@@ -103,6 +106,7 @@ struct Shared {
     seed: u64,
     /// The open model's pool and counts (`None`: closed model).
     open: Option<Arc<OpenModel>>,
+    control: RunControl,
 }
 
 /// What a finished run hands to the reports.
@@ -246,22 +250,22 @@ pub async fn run(
     mut on_tick: impl FnMut(&crate::stats::HistoryPoint, Duration),
 ) -> RunOutcome {
     let workers = plan.workers.max(1);
-    let shape = &plan.load;
+    // The web UI may replace the shape mid-run: a ramp from the current users to its count.
+    let mut shape = plan.load.clone();
+    let mut shape_start = Duration::ZERO;
     let Behaviours {
         set,
         env,
         classes,
         live: board_out,
+        control,
     } = users;
     let shards = Shards::new(workers, env.redactor.clone());
     let weights: Vec<u32> = classes.iter().map(|c| c.class.weight).collect();
     // Slot k always holds a user of class `sequence[k]`: growing adds slots at the end and
     // shrinking removes the newest, so any user count keeps the class mix as exact as it can be.
-    let sequence = assign_classes(&weights, shape.max_users());
-    let mut class_users = vec![0usize; classes.len()];
-    for &c in &sequence {
-        class_users[c] += 1;
-    }
+    let mut sequence = assign_classes(&weights, shape.max_users());
+    let mut peak_users = shape.max_users();
     let live = Arc::new(Live::default());
     let shared = Arc::new(Shared {
         set,
@@ -280,6 +284,7 @@ pub async fn run(
                 counts: Counts::new(weights.len()),
             })
         }),
+        control: control.clone(),
     });
 
     // One current-thread runtime per worker thread; users are handed out round-robin.
@@ -301,8 +306,9 @@ pub async fn run(
 
     let started_wall = crate::stats::unix_now();
     let started = Instant::now();
-    // Durations are capped at 30 days by the plan, so this cannot overflow.
-    let deadline = plan.stop.run_time.map(|t| started + t);
+    // Paused time does not count: the shape and the run time resume where they were.
+    let mut paused_total = Duration::ZERO;
+    let mut paused_since: Option<Instant> = None;
     let mut stats = RunStats::default();
     let mut generator = GeneratorMonitor::start();
     let mut alive: Vec<StopHandle> = Vec::new();
@@ -311,7 +317,7 @@ pub async fn run(
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     ticker.tick().await;
     let mut last_tick = Instant::now();
-    let step = shape.step();
+    let mut step = shape.step();
     let mut ramp_done_reset = !plan.reset_stats;
     let class_names: Vec<String> = shared
         .classes
@@ -336,11 +342,45 @@ pub async fn run(
     };
 
     loop {
-        let now = started.elapsed();
+        match (control.is_paused() && !open_model, paused_since) {
+            (true, None) => paused_since = Some(Instant::now()),
+            (false, Some(since)) => {
+                paused_total += since.elapsed();
+                paused_since = None;
+            }
+            _ => {}
+        }
+        let paused = paused_total + paused_since.map_or(Duration::ZERO, |s| s.elapsed());
+        // The run's own clock, without its pauses; durations are capped at 30 days by the
+        // plan, so the deadline cannot overflow.
+        let now = started.elapsed().saturating_sub(paused);
+        let deadline = plan.stop.run_time.map(|t| started + t + paused);
+        if let Some(to) = control.take_retarget().filter(|_| !open_model) {
+            shape = LoadShape::retarget(alive.len(), to.users, to.spawn_rate);
+            shape_start = now;
+            step = shape.step();
+            if to.users > sequence.len() {
+                sequence = assign_classes(&weights, to.users);
+            }
+            peak_users = peak_users.max(to.users);
+            tracing::info!(
+                "users: {} → {} at {}/s",
+                alive.len(),
+                to.users,
+                to.spawn_rate
+            );
+        }
+        if control.take_reset() {
+            let _ = shards.take_all();
+            shards.samples().clear();
+            stats.reset();
+            tracing::info!("statistics reset");
+        }
+        let shape_now = now.saturating_sub(shape_start);
         let desired = if stop.is_stopping() || open_model {
             0
         } else {
-            shape.target(now)
+            shape.target(shape_now)
         };
         while alive.len() < desired {
             let user_stop = StopHandle::default();
@@ -383,14 +423,15 @@ pub async fn run(
         let all_done = !open_model
             && next_id > 0
             && active == 0
-            && (iterations_spent || shape.settled(now) && alive.len() >= shape.target(now));
+            && (iterations_spent
+                || shape.settled(shape_now) && alive.len() >= shape.target(shape_now));
         if deadline.is_some_and(|d| Instant::now() >= d) || all_done {
             stop.stop();
         }
         if stop.is_stopping() {
             break;
         }
-        let changing = !shape.settled(now);
+        let changing = !shape.settled(shape_now) && paused_since.is_none();
         tokio::select! {
             _ = ticker.tick() => {
                 let elapsed = last_tick.elapsed();
@@ -399,7 +440,11 @@ pub async fn run(
                 generator.sample(elapsed);
                 on_tick(point, started.elapsed());
                 if let Some(board) = &board_out {
-                    board.publish(live_board(&stats, &shared, &class_names, &generator, started.elapsed()));
+                    let mut out = live_board(&stats, &shared, &class_names, &generator, started.elapsed());
+                    out.target_users = desired as u64;
+                    out.paused = paused_since.is_some();
+                    out.run_s = now.as_secs_f64();
+                    board.publish(out);
                 }
                 if let Some(text) = abort_check(plan, &stats, &class_names, started.elapsed()) {
                     tracing::warn!("threshold `{text}` failed: stopping the run (abort-on-fail)");
@@ -409,6 +454,7 @@ pub async fn run(
             }
             _ = async { match deadline { Some(at) => tokio::time::sleep_until(at.into()).await, None => std::future::pending().await } } => {}
             _ = stop.stopped() => {}
+            _ = control.changed() => {}
             _ = live.all_gone.notified() => {}
             _ = tokio::time::sleep(step), if changing => {}
             // Once the shape is settled the loop only watches for users ending by themselves
@@ -442,14 +488,14 @@ pub async fn run(
     stats.absorb(shards.take_all(), 0, elapsed.as_secs_f64().max(0.001));
     generator.sample_shutdown(elapsed);
     if let Some(board) = &board_out {
-        board.publish(live_board(
-            &stats,
-            &shared,
-            &class_names,
-            &generator,
-            started.elapsed(),
-        ));
+        let mut out = live_board(&stats, &shared, &class_names, &generator, started.elapsed());
+        out.run_s = started.elapsed().saturating_sub(paused_total).as_secs_f64();
+        board.publish(out);
         board.finish();
+    }
+    let mut class_users = vec![0usize; shared.classes.len()];
+    for &c in sequence.iter().take(peak_users) {
+        class_users[c] += 1;
     }
 
     let health = shared.health.iter().map(|c| {
@@ -588,6 +634,14 @@ fn live_board(
         all: stats.all.clone(),
         users: shared.live.active_users.load(Ordering::Relaxed) as u64,
         elapsed_s: elapsed.as_secs_f64(),
+        run_s: elapsed.as_secs_f64(),
+        target_users: 0,
+        paused: false,
+        classes: shared
+            .classes
+            .iter()
+            .map(|c| (c.class.name.clone(), c.class.weight))
+            .collect(),
         generator_cpu_percent: generator.last_cpu_percent(),
         last: stats.history.last().cloned(),
         arrivals: shared.open.as_ref().map(|open| ArrivalCounts {
@@ -977,6 +1031,9 @@ async fn user_life(
     let interval = schedule_interval(&slot.class.wait);
     let mut due: Option<Instant> = None;
     loop {
+        if shared.control.wait_while_paused(&shared.stop).await {
+            due = None;
+        }
         if shared.stop.is_stopping() || me.is_stopping() || class_stopped(shared, class) {
             return user.on_stop(accessor, plugin).await;
         }

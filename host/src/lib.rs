@@ -12,6 +12,7 @@ pub mod client;
 pub mod commands;
 pub mod config;
 pub mod console;
+pub mod control;
 pub mod demo;
 pub mod engine;
 pub mod exit;

@@ -103,6 +103,7 @@ pub async fn measure_wasm(
         set,
         env: run_env(target),
         classes,
+        control: Default::default(),
     };
     let cpu = process_cpu();
     let outcome = engine::run(&plan, behaviours, StopHandle::default(), |_, _| {}).await;

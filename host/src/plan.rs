@@ -913,6 +913,29 @@ impl LoadShape {
         }
     }
 
+    /// From `from` users now to `to` at `spawn_rate` per second (a new user count mid-run);
+    /// a rate of 0 or less means at once.
+    pub fn retarget(from: usize, to: usize, spawn_rate: f64) -> Self {
+        let seconds = to.abs_diff(from) as f64 / spawn_rate;
+        let duration = if spawn_rate > 0.0 {
+            Duration::try_from_secs_f64(seconds).unwrap_or(MAX_DURATION)
+        } else {
+            Duration::ZERO
+        };
+        LoadShape {
+            stages: vec![
+                Stage {
+                    users: from,
+                    duration: Duration::ZERO,
+                },
+                Stage {
+                    users: to,
+                    duration: duration.min(MAX_DURATION),
+                },
+            ],
+        }
+    }
+
     /// Users wanted `t` after the start. Going up, a stage adds its k-th user just after
     /// (k−1)/rate; going down, it removes its k-th user at k/rate.
     pub fn target(&self, t: Duration) -> usize {
@@ -1092,6 +1115,10 @@ impl Threshold {
 pub struct MetricsPlan {
     pub addr: std::net::SocketAddr,
     pub token: Option<Secret>,
+    /// `--web-auth user:pass`: HTTP Basic credentials, as `user:pass`.
+    pub auth: Option<Secret>,
+    /// `--read-only`: the page and data are served, control is refused.
+    pub read_only: bool,
     /// How long the endpoint stays up after the run, so a scraper sees the final numbers.
     pub linger: Duration,
 }

@@ -193,6 +193,7 @@ impl RunSampler {
         interval: Duration,
         tables: LeakTables,
         explicit: bool,
+        mut on_sample: impl FnMut(&crate::monitor::MemorySample) + Send + 'static,
     ) -> Self {
         let (done, finished) = tokio::sync::oneshot::channel::<()>();
         let task = tokio::spawn(async move {
@@ -201,8 +202,14 @@ impl RunSampler {
             let until = async {
                 let _ = finished.await;
             };
-            let (samples, exited) =
-                sample_until(process.clone(), interval, until, async || None, |_, _| {}).await;
+            let (samples, exited) = sample_until(
+                process.clone(),
+                interval,
+                until,
+                async || None,
+                |_, sample| on_sample(sample),
+            )
+            .await;
             MemoryProfile {
                 analysis: leaks::analyse(&samples, &tables, exited),
                 metadata: ProfileMeta {

@@ -215,11 +215,29 @@ pub async fn load_plugins(plan: &Plan) -> Result<(PluginSet, Vec<engine::ClassSl
     Ok((set, classes))
 }
 
+/// What a web UI hands a run: the board the run publishes to each second, and the control it
+/// steers the run with.
+#[derive(Clone, Default)]
+pub struct Steering {
+    pub board: Option<Arc<crate::stats::live::LiveBoard>>,
+    pub control: crate::control::RunControl,
+}
+
 /// Runs a plan to its end (or until `stop`), returning the result. `on_tick` sees every
 /// one-second history point and the time since the start.
 pub async fn run(
     plan: &Plan,
     stop: StopHandle,
+    on_tick: impl FnMut(&HistoryPoint, Duration),
+) -> Result<RunResult, RunError> {
+    run_steered(plan, stop, Steering::default(), on_tick).await
+}
+
+/// `run`, publishing to and steered by a web UI that outlives the run.
+pub async fn run_steered(
+    plan: &Plan,
+    stop: StopHandle,
+    steering: Steering,
     on_tick: impl FnMut(&HistoryPoint, Duration),
 ) -> Result<RunResult, RunError> {
     check_memory(plan)?;
@@ -248,7 +266,7 @@ pub async fn run(
     };
     let target = Arc::new(target);
     wait_reachable(&target, demo.is_some()).await?;
-    let sampler = start_profile(plan, demo.as_ref(), &target)?;
+    let sampler = start_profile(plan, demo.as_ref(), &target, steering.board.clone())?;
 
     let env = Arc::new(RunEnv {
         client: ClientConfig::new(target.clone(), &plan.client)?,
@@ -261,11 +279,11 @@ pub async fn run(
         stop: stop.clone(),
     });
     let plugins = set.plugins.clone();
-    let (live, web) = match &plan.outputs.metrics {
-        Some(metrics) => {
+    let (live, web) = match (&steering.board, &plan.outputs.metrics) {
+        (Some(board), _) => (Some(board.clone()), None),
+        (None, Some(metrics)) => {
             let board = Arc::new(crate::stats::live::LiveBoard::default());
-            let server = crate::web::serve(metrics, board.clone())
-                .await
+            let server = crate::web::serve(metrics, crate::web::Source::Board(board.clone()))
                 .map_err(|e| RunError::Metrics {
                     addr: metrics.addr.to_string(),
                     why: e.to_string(),
@@ -281,13 +299,14 @@ pub async fn run(
             );
             (Some(board), Some((server, metrics.linger)))
         }
-        None => (None, None),
+        (None, None) => (None, None),
     };
     let behaviours = Behaviours {
         set: Arc::new(set),
         env,
         classes,
         live,
+        control: steering.control,
     };
     let outcome = engine::run(plan, behaviours, stop, on_tick).await;
     if let Some((server, linger)) = web {
@@ -355,6 +374,7 @@ fn start_profile(
     plan: &Plan,
     demo: Option<&DemoChild>,
     target: &Target,
+    board: Option<Arc<crate::stats::live::LiveBoard>>,
 ) -> Result<Option<RunSampler>, RunError> {
     let Some(p) = &plan.profile else {
         return Ok(None);
@@ -373,6 +393,11 @@ fn start_profile(
             p.interval,
             p.tables,
             p.explicit,
+            move |sample| {
+                if let Some(board) = &board {
+                    board.set_memory_mb(sample.rss_mb);
+                }
+            },
         ))),
         Err(err) if p.explicit => Err(err.into()),
         Err(err) => {

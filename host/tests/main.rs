@@ -16,3 +16,5 @@ mod profile;
 mod report;
 mod scenarios;
 mod support;
+mod web_browser;
+mod web_ui;

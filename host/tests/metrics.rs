@@ -67,6 +67,8 @@ async fn metrics_are_live_and_end_equal_to_the_result() {
     plan.outputs.metrics = Some(MetricsPlan {
         addr: ([127, 0, 0, 1], port).into(),
         token: None,
+        auth: None,
+        read_only: false,
         linger: Duration::from_secs(5),
     });
     let run = tokio::spawn(async move { support::run(&plan).await });
@@ -229,6 +231,8 @@ async fn the_endpoint_needs_a_token_beyond_loopback() {
     plan.outputs.metrics = Some(MetricsPlan {
         addr: ([0, 0, 0, 0], port).into(),
         token: Some(perfhost::plan::Secret("s3cret".into())),
+        auth: None,
+        read_only: false,
         linger: Duration::from_secs(2),
     });
     let run = tokio::spawn(async move { support::run(&plan).await });

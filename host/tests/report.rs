@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use perfhost::plan::LoadShape;
 use perfhost::report::{self, HistoryCsvWriter, ReportOutputs, RunResult};
 
-use crate::support;
+use crate::support::{self, TempDir};
 
 const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures");
 const EXE: &str = env!("CARGO_BIN_EXE_perfhost");
@@ -19,35 +19,6 @@ fn fixture(path: &str) -> PathBuf {
 
 fn fixture_result() -> RunResult {
     report::load_result(&fixture("result.json")).expect("the fixture result loads")
-}
-
-/// A fresh folder under the system temp dir, removed on drop.
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(name: &str) -> Self {
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.subsec_nanos())
-            .unwrap_or(0);
-        let dir = std::env::temp_dir().join(format!(
-            "perfhost-report-{name}-{}-{nanos}",
-            std::process::id()
-        ));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        TempDir(dir)
-    }
-
-    fn join(&self, p: &str) -> PathBuf {
-        self.0.join(p)
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
 }
 
 fn read(path: &Path) -> String {
@@ -260,15 +231,7 @@ async fn stats_history_csv_has_rows_while_the_run_goes() {
 // ---------- HTML in headless Chromium ----------
 
 fn find_chromium() -> Option<PathBuf> {
-    ["chromium", "chromium-browser", "google-chrome"]
-        .iter()
-        .find_map(|name| {
-            std::env::var_os("PATH")
-                .iter()
-                .flat_map(std::env::split_paths)
-                .find(|d| d.join(name).is_file())
-                .map(|dir| dir.join(name))
-        })
+    support::find_on_path(&["chromium", "chromium-browser", "google-chrome"])
 }
 
 fn chromium() -> PathBuf {

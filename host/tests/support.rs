@@ -291,3 +291,43 @@ pub fn demo_child(args: &[&str]) -> (ChildGuard, SocketAddr) {
         .unwrap_or_else(|| panic!("unexpected first line {line:?}"));
     (guard, addr.parse().expect("an address"))
 }
+
+/// A fresh folder under the system temp dir, removed on drop.
+pub struct TempDir(pub std::path::PathBuf);
+
+impl TempDir {
+    pub fn new(name: &str) -> Self {
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.subsec_nanos())
+            .unwrap_or(0);
+        let dir = std::env::temp_dir().join(format!(
+            "perfhost-test-{name}-{}-{nanos}",
+            std::process::id()
+        ));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        TempDir(dir)
+    }
+
+    pub fn join(&self, p: &str) -> std::path::PathBuf {
+        self.0.join(p)
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// The first of `names` found on PATH.
+pub fn find_on_path(names: &[&str]) -> Option<std::path::PathBuf> {
+    names.iter().find_map(|name| {
+        std::env::var_os("PATH")
+            .iter()
+            .flat_map(std::env::split_paths)
+            .find(|d| d.join(name).is_file())
+            .map(|dir| dir.join(name))
+    })
+}

@@ -11,3 +11,4 @@ pub mod profile;
 pub mod report;
 pub mod run;
 pub mod scenario;
+pub mod ui;

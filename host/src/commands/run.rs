@@ -10,10 +10,14 @@ use crate::engine::StopHandle;
 use crate::exit;
 use crate::plan::{format_duration, Plan};
 use crate::report::{self, RunResult};
+use crate::runner::Steering;
 use crate::stats::{HistoryPoint, Percentile};
 
 /// The CLI entry: returns the exit code.
 pub fn main(args: RunArgs) -> u8 {
+    if args.web {
+        return crate::commands::ui::main(args, true);
+    }
     if args.scenario.as_deref() == Some("all") {
         return run_all(args);
     }
@@ -58,9 +62,9 @@ pub fn main(args: RunArgs) -> u8 {
     let stop = StopHandle::default();
     runtime.block_on(async {
         interrupt_on_signal(&stop);
-        match run_and_report(&plan, stop).await {
+        match run_and_report(&plan, stop, Steering::default()).await {
             Ok((_, code)) => code,
-            Err(code) => code,
+            Err((code, _)) => code,
         }
     })
 }
@@ -77,8 +81,12 @@ fn dry_check(plan: &Plan) -> Result<(), crate::RunError> {
 }
 
 /// Runs one plan, prints the summary and writes the reports; returns the result and the exit
-/// code it deserves.
-async fn run_and_report(plan: &Plan, stop: StopHandle) -> Result<(RunResult, u8), u8> {
+/// code it deserves, or the exit code and error of a run that could not start.
+pub(crate) async fn run_and_report(
+    plan: &Plan,
+    stop: StopHandle,
+    steering: Steering,
+) -> Result<(RunResult, u8), (u8, String)> {
     let tty = std::io::stderr().is_terminal();
     let (total, users) = (plan.stop.run_time, plan.max_users());
     let out = &plan.outputs;
@@ -98,13 +106,14 @@ async fn run_and_report(plan: &Plan, stop: StopHandle) -> Result<(RunResult, u8)
         Some(prefix) => match report::HistoryCsvWriter::create(prefix, out.csv_full_history) {
             Ok(writer) => Some(writer),
             Err(err) => {
-                crate::errln!("error: cannot write {}: {err}", prefix.display());
-                return Err(exit::USAGE);
+                let message = format!("cannot write {}: {err}", prefix.display());
+                crate::errln!("error: {message}");
+                return Err((exit::USAGE, message));
             }
         },
         None => None,
     };
-    let result = crate::run(plan, stop, |point, elapsed| {
+    let result = crate::runner::run_steered(plan, stop, steering, |point, elapsed| {
         if !out.only_summary {
             status_line(point, elapsed, total, users, tty);
         }
@@ -129,7 +138,7 @@ async fn run_and_report(plan: &Plan, stop: StopHandle) -> Result<(RunResult, u8)
                 let _ = std::fs::remove_file(writer.path());
             }
             crate::errln!("error: {err}");
-            return Err(err.exit_code());
+            return Err((err.exit_code(), err.to_string()));
         }
     };
     crate::outln!("{}", report::summary_table(&result));
@@ -300,23 +309,15 @@ fn run_all(args: RunArgs) -> u8 {
             // The engine stops its own handle at the end of a run: give each run a fresh one
             // that a signal still reaches.
             let run_stop = StopHandle::default();
-            let forward = {
-                let (signals, run_stop) = (stop.clone(), run_stop.clone());
-                tokio::spawn(async move {
-                    signals.stopped().await;
-                    run_stop.interrupt();
-                    signals.forced().await;
-                    run_stop.force();
-                })
-            };
-            let outcome = run_and_report(plan, run_stop).await;
+            let forward = forward_signals(&stop, &run_stop);
+            let outcome = run_and_report(plan, run_stop, Steering::default()).await;
             forward.abort();
             match outcome {
                 Ok((result, code)) => {
                     worst = worst.max(code);
                     rows.push((plan.outputs.run_name.clone(), Some(result)));
                 }
-                Err(code) => {
+                Err((code, _)) => {
                     worst = worst.max(code);
                     rows.push((plan.outputs.run_name.clone(), None));
                 }
@@ -350,6 +351,21 @@ fn run_all(args: RunArgs) -> u8 {
         } else {
             worst
         }
+    })
+}
+
+/// Passes the interrupts `signals` gets on to one run's handle (each run gets a fresh one: the
+/// engine stops its handle at the end of a run).
+pub(crate) fn forward_signals(
+    signals: &StopHandle,
+    run_stop: &StopHandle,
+) -> tokio::task::JoinHandle<()> {
+    let (signals, run_stop) = (signals.clone(), run_stop.clone());
+    tokio::spawn(async move {
+        signals.stopped().await;
+        run_stop.interrupt();
+        signals.forced().await;
+        run_stop.force();
     })
 }
 

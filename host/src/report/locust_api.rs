@@ -58,6 +58,7 @@ pub fn stats_requests(board: &Board) -> Value {
         })
         .collect();
     let (total_rps, total_fps) = interval.map_or((0.0, 0.0), |p| (p.rps, p.failures_per_s));
+    let window = interval.and_then(|p| p.window_ms.as_ref());
     rows.push(row(&total, total_rps, total_fps));
     let mut errors: Vec<Value> = board
         .all
@@ -78,9 +79,10 @@ pub fn stats_requests(board: &Board) -> Value {
         "total_rps": total_rps,
         "total_fail_per_sec": total_fps,
         "fail_ratio": fail_ratio,
+        // Over the last 10 s, as Locust's "current" percentiles.
         "current_response_time_percentiles": {
-            "response_time_percentile_0.5": interval.map_or(0.0, |p| p.percentiles_ms.get(Percentile::P50)),
-            "response_time_percentile_0.95": interval.map_or(0.0, |p| p.percentiles_ms.get(Percentile::P95)),
+            "response_time_percentile_0.5": window.map_or(0.0, |w| w.get(Percentile::P50)),
+            "response_time_percentile_0.95": window.map_or(0.0, |w| w.get(Percentile::P95)),
         },
         "state": if board.finished { "stopped" } else { "running" },
         "user_count": board.users,

@@ -12,7 +12,13 @@ pub struct Board {
     /// Everything recorded since the start (or the last `--reset-stats`).
     pub all: Interval,
     pub users: u64,
+    /// Users the load shape wants now (the web UI's target).
+    pub target_users: u64,
+    /// The users are paused at their task boundary.
+    pub paused: bool,
     pub elapsed_s: f64,
+    /// The run's own clock: elapsed time without its pauses.
+    pub run_s: f64,
     /// perfhost's CPU in the last second, % of one core.
     pub generator_cpu_percent: f64,
     /// The open model: scheduled, completed, failed and dropped arrivals so far, dropped per
@@ -20,6 +26,8 @@ pub struct Board {
     pub arrivals: Option<ArrivalCounts>,
     /// The last one-second interval (Locust's "current" rates).
     pub last: Option<super::HistoryPoint>,
+    /// The run's user classes and their weights (the web UI's class ratio).
+    pub classes: Vec<(String, u32)>,
     /// The run has ended: these are its final numbers.
     pub finished: bool,
 }
@@ -34,9 +42,23 @@ pub struct ArrivalCounts {
 }
 
 /// Where the collector publishes the board and readers take copies.
-#[derive(Default)]
 pub struct LiveBoard {
     board: Mutex<Option<Board>>,
+    /// Counts publications: a reader that wants every board (the web UI's history) waits on
+    /// it instead of polling and missing one.
+    published: tokio::sync::watch::Sender<u64>,
+    /// The target's resident memory as last sampled, in MB (`None`: not profiled).
+    memory_mb: Mutex<Option<f64>>,
+}
+
+impl Default for LiveBoard {
+    fn default() -> Self {
+        LiveBoard {
+            board: Mutex::new(None),
+            published: tokio::sync::watch::Sender::new(0),
+            memory_mb: Mutex::new(None),
+        }
+    }
 }
 
 impl LiveBoard {
@@ -44,6 +66,22 @@ impl LiveBoard {
         if let Ok(mut slot) = self.board.lock() {
             *slot = Some(board);
         }
+        self.published.send_modify(|n| *n += 1);
+    }
+
+    /// Resolves at each publication (and at `finish`).
+    pub fn subscribe(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.published.subscribe()
+    }
+
+    pub fn set_memory_mb(&self, mb: f64) {
+        if let Ok(mut slot) = self.memory_mb.lock() {
+            *slot = Some(mb);
+        }
+    }
+
+    pub fn memory_mb(&self) -> Option<f64> {
+        self.memory_mb.lock().ok().and_then(|m| *m)
     }
 
     /// A copy of the last board (`None` before the first second).
@@ -58,5 +96,6 @@ impl LiveBoard {
                 board.finished = true;
             }
         }
+        self.published.send_modify(|n| *n += 1);
     }
 }

@@ -10,6 +10,7 @@ pub mod record;
 pub mod summary;
 pub mod thresholds;
 
+use std::collections::HashMap;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 pub use record::{
@@ -45,15 +46,39 @@ pub fn unix_now() -> f64 {
         .unwrap_or(0.0)
 }
 
+/// The span of the percentile lines of charts: enough samples that a p95 is not a p99 (at
+/// 10 req/s one second holds 10 samples, and its p95 equals its p99). Locust's window too.
+pub const WINDOW_SECONDS: usize = 10;
+
 /// The whole run, merged as it goes.
 #[derive(Default)]
 pub struct RunStats {
     pub all: Interval,
     pub history: Vec<HistoryPoint>,
     warned_names: bool,
+    /// The last `WINDOW_SECONDS` intervals' histograms (total first, then per endpoint), and
+    /// their running sums: one add and one subtract per second, not ten merges.
+    window: std::collections::VecDeque<WindowSlice>,
+    window_total: Option<hdrhistogram::Histogram<u64>>,
+    window_endpoints: HashMap<(String, String), hdrhistogram::Histogram<u64>>,
+}
+
+struct WindowSlice {
+    total: hdrhistogram::Histogram<u64>,
+    endpoints: Vec<((String, String), hdrhistogram::Histogram<u64>)>,
 }
 
 impl RunStats {
+    /// The statistics of a run so far, from its cumulative interval and history (a live
+    /// reader's copy: the window is not kept).
+    pub fn of(all: Interval, history: Vec<HistoryPoint>) -> Self {
+        RunStats {
+            all,
+            history,
+            ..Default::default()
+        }
+    }
+
     /// Folds one interval into the run and appends its history point.
     pub fn absorb(&mut self, mut interval: Interval, users: u64, seconds: f64) -> &HistoryPoint {
         self.cap_names(&mut interval);
@@ -68,6 +93,7 @@ impl RunStats {
                 requests: e.requests,
                 failures: e.failures,
                 percentiles_ms: Percentiles::of(&e.histogram),
+                window_ms: None,
             })
             .collect();
         endpoints.sort_by(|a, b| (&a.name, &a.method).cmp(&(&b.name, &b.method)));
@@ -79,6 +105,14 @@ impl RunStats {
             }
         };
         let interval_percentiles = Percentiles::of(&total.histogram);
+        let window_ms = self.slide_window(&interval, &total.histogram);
+        for e in &mut endpoints {
+            e.window_ms = self
+                .window_endpoints
+                .get(&(e.method.clone(), e.name.clone()))
+                .filter(|h| !h.is_empty())
+                .map(Percentiles::of);
+        }
         self.all.merge(interval);
         self.history.push(HistoryPoint {
             time: unix_now(),
@@ -88,10 +122,51 @@ impl RunStats {
             rps: per_s(total.requests),
             failures_per_s: per_s(total.failures),
             percentiles_ms: interval_percentiles,
+            window_ms,
             endpoints,
             totals: Some(RunningTotals::from_entry(&self.all.total())),
         });
         self.history.last().expect("just pushed")
+    }
+
+    /// Adds this interval to the window and drops the one that left it; the window's
+    /// percentiles (`None` when it holds no request).
+    fn slide_window(
+        &mut self,
+        interval: &Interval,
+        total: &hdrhistogram::Histogram<u64>,
+    ) -> Option<Percentiles> {
+        let slice = WindowSlice {
+            total: total.clone(),
+            endpoints: interval
+                .entries
+                .iter()
+                .filter(|(_, e)| e.requests > 0)
+                .map(|(k, e)| (k.clone(), e.histogram.clone()))
+                .collect(),
+        };
+        let sum = self.window_total.get_or_insert_with(new_histogram);
+        let _ = sum.add(&slice.total);
+        for (key, h) in &slice.endpoints {
+            let _ = self
+                .window_endpoints
+                .entry(key.clone())
+                .or_insert_with(new_histogram)
+                .add(h);
+        }
+        self.window.push_back(slice);
+        if self.window.len() > WINDOW_SECONDS {
+            if let Some(old) = self.window.pop_front() {
+                let _ = sum.subtract(&old.total);
+                for (key, h) in &old.endpoints {
+                    if let Some(e) = self.window_endpoints.get_mut(key) {
+                        let _ = e.subtract(h);
+                    }
+                }
+                self.window_endpoints.retain(|_, h| !h.is_empty());
+            }
+        }
+        (!sum.is_empty()).then(|| Percentiles::of(sum))
     }
 
     /// Folds rows beyond `MAX_NAMES` into `other`.
@@ -182,6 +257,9 @@ impl RunStats {
     pub fn reset(&mut self) {
         self.all = Interval::default();
         self.history.clear();
+        self.window.clear();
+        self.window_total = None;
+        self.window_endpoints.clear();
     }
 }
 

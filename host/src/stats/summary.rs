@@ -297,6 +297,10 @@ pub struct HistoryPoint {
     pub rps: f64,
     pub failures_per_s: f64,
     pub percentiles_ms: Percentiles,
+    /// Percentiles of the last `WINDOW_SECONDS` up to this point (charts draw these), `None`
+    /// when the window holds no request.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub window_ms: Option<Percentiles>,
     /// Per (method, name): requests, failures and percentiles in this interval.
     pub endpoints: Vec<HistoryEndpoint>,
     /// The whole run up to the end of this interval (absent in results of older versions).
@@ -357,4 +361,7 @@ pub struct HistoryEndpoint {
     pub requests: u64,
     pub failures: u64,
     pub percentiles_ms: Percentiles,
+    /// Over the last `WINDOW_SECONDS`, as `HistoryPoint::window_ms`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub window_ms: Option<Percentiles>,
 }

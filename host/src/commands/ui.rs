@@ -1,0 +1,195 @@
+//! `perfhost ui` (and `perfhost run --web`): the web UI's loop. Serves the page, waits for a
+//! test from its form or `POST /swarm` (or starts one at once with `--autostart`), runs it as
+//! `perfhost run` would — same summary, same report files — and waits for the next, until
+//! Ctrl-C or `--autoquit`.
+
+use serde_json::json;
+
+use crate::commands::run::{
+    control_runtime, forward_signals, interrupt_on_signal, raise_fd_limit, run_and_report,
+};
+use crate::config::{self, RunArgs};
+use crate::engine::StopHandle;
+use crate::exit;
+use crate::plan::{format_duration, parse_duration, Plan};
+use crate::runner::Steering;
+use crate::web::session::{FormOptions, Session, StartRequest, Test};
+
+/// The CLI entry: returns the exit code of the last test (0 when none ran). `perfhost run
+/// --web` starts its test at once (`started`), `perfhost ui` with `--autostart`.
+pub fn main(mut args: RunArgs, started: bool) -> u8 {
+    args.web = true;
+    args.autostart |= started;
+    let env = |k: &str| std::env::var(k).ok();
+    let base = match config::resolve(&args, &env) {
+        Ok(plan) => plan,
+        Err(err) => {
+            crate::errln!("error: {err}");
+            return exit::USAGE;
+        }
+    };
+    crate::logging::set_level(&base.log_level);
+    if args.print_config || args.dry_run {
+        crate::out!("{}", config::describe(&base));
+        return exit::OK;
+    }
+    let Some(endpoint) = base.outputs.metrics.clone() else {
+        crate::errln!("error: the web UI has no address (give --web-port)");
+        return exit::USAGE;
+    };
+    let runtime = match control_runtime() {
+        Ok(rt) => rt,
+        Err(code) => return code,
+    };
+    runtime.block_on(async {
+        let quit = StopHandle::default();
+        interrupt_on_signal(&quit);
+        // The form offers the classes of the plugins the command line names.
+        let available_classes = match crate::runner::load_plugins(&base).await {
+            Ok((_, classes)) => classes.into_iter().map(|c| c.class.name).collect(),
+            Err(err) => {
+                crate::errln!("error: {err}");
+                return err.exit_code();
+            }
+        };
+        let form = FormOptions {
+            available_classes,
+            scenarios: crate::scenario::PRESETS
+                .iter()
+                .map(|(name, _)| name.to_string())
+                .collect(),
+            defaults: defaults(&args, &base),
+        };
+        let (tests_tx, mut tests) = tokio::sync::mpsc::unbounded_channel::<Test>();
+        let planner = {
+            let args = args.clone();
+            Box::new(move |request: &StartRequest| plan_for(&args, request))
+        };
+        let session = Session::new(planner, form, endpoint.read_only, tests_tx);
+        let server =
+            match crate::web::serve(&endpoint, crate::web::Source::Session(session.clone())) {
+                Ok(server) => server,
+                Err(err) => {
+                    crate::errln!(
+                        "error: cannot serve the web UI on {}: {err} — is another one running? Pick a free port with --web-port (0 picks one)",
+                        endpoint.addr
+                    );
+                    return exit::USAGE;
+                }
+            };
+        announce(&server.addr, &endpoint);
+        if args.autostart {
+            if let Err(err) = session.swarm(StartRequest::default()) {
+                crate::errln!("error: {err}");
+                return exit::USAGE;
+            }
+        }
+        let mut code = exit::OK;
+        loop {
+            let test = tokio::select! {
+                test = tests.recv() => test,
+                _ = quit.stopped() => None,
+            };
+            let Some(test) = test else { break };
+            raise_fd_limit(test.plan.max_users());
+            crate::errln!("== test {} ({}) ==", test.run_id, test.plan.outputs.run_name);
+            let forward = forward_signals(&quit, &test.stop);
+            let steering = Steering {
+                board: Some(test.board.clone()),
+                control: test.control.clone(),
+            };
+            match run_and_report(&test.plan, test.stop.clone(), steering).await {
+                Ok((result, c)) => {
+                    code = c;
+                    session.finish(test.run_id, Some(result), None);
+                }
+                Err((c, message)) => {
+                    code = c;
+                    session.finish(test.run_id, None, Some(message));
+                }
+            }
+            forward.abort();
+            if quit.is_stopping() {
+                break;
+            }
+            if let Some(wait) = args.autoquit {
+                crate::errln!("Quitting in {} (--autoquit)", format_duration(wait));
+                tokio::select! {
+                    _ = tokio::time::sleep(wait) => {}
+                    _ = quit.stopped() => {}
+                }
+                break;
+            }
+            crate::errln!("Test ended: the web UI stays up for the next one (Ctrl-C quits)");
+        }
+        server.shutdown();
+        code
+    })
+}
+
+fn announce(addr: &std::net::SocketAddr, endpoint: &crate::plan::MetricsPlan) {
+    let guard = match (&endpoint.token, &endpoint.auth) {
+        (Some(_), _) => " — open it once as /?token=<--web-token>; API calls send Authorization: Bearer <--web-token>",
+        (None, Some(_)) => " — it asks for the --web-auth user and password",
+        (None, None) => "",
+    };
+    crate::errln!(
+        "Web UI: http://{addr}/{guard}{}",
+        if endpoint.read_only {
+            " (read-only: control is refused)"
+        } else {
+            ""
+        }
+    );
+}
+
+/// The form's starting values: the plan the command line resolves to (with a scenario, only
+/// what the command line itself set: the scenario gives the rest).
+fn defaults(args: &RunArgs, base: &Plan) -> serde_json::Value {
+    let from_plan = args.scenario.is_none() && base.arrivals.is_none();
+    json!({
+        "users": args.users.or(from_plan.then(|| base.load.max_users())),
+        "spawn_rate": args.spawn_rate.or(from_plan.then(|| base.load.spawn_rate())),
+        "rate": args.rate,
+        "host": base.target.as_ref().map(|t| t.origin.clone()),
+        "run_time": args
+            .run_time
+            .or(if from_plan { base.stop.run_time } else { None })
+            .map(format_duration),
+        "user_classes": args.user_classes,
+        "scenario": args.scenario,
+    })
+}
+
+/// The plan of a test: the command line with the form's fields over it. With a rate, the
+/// users field is the open model's most users.
+fn plan_for(args: &RunArgs, request: &StartRequest) -> Result<Plan, String> {
+    let mut args = args.clone();
+    if let Some(scenario) = &request.scenario {
+        args.scenario = Some(scenario.clone());
+    }
+    if let Some(host) = &request.host {
+        args.host = Some(host.clone());
+    }
+    if let Some(text) = &request.run_time {
+        args.run_time = Some(parse_duration(text).map_err(|e| format!("run_time: {e}"))?);
+    }
+    if !request.user_classes.is_empty() {
+        args.user_classes = request.user_classes.clone();
+    }
+    if let Some(rate) = &request.rate {
+        args.rate = Some(rate.clone());
+        args.max_users = request.users.or(args.max_users);
+        args.users = None;
+        args.spawn_rate = None;
+    } else {
+        if request.users.is_some() {
+            args.users = request.users;
+            args.rate = None;
+        }
+        if request.spawn_rate.is_some() {
+            args.spawn_rate = request.spawn_rate;
+        }
+    }
+    config::resolve(&args, &|k| std::env::var(k).ok()).map_err(|e| e.to_string())
+}
