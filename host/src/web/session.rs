@@ -319,14 +319,17 @@ impl Session {
                     point
                 })
             };
-            if let Some(point) = point {
-                self.send("point", &json!({"run_id": run_id, "point": point}));
+            // The history is kept for pages to come; the events only when a page listens.
+            if self.events.receiver_count() > 0 {
+                if let Some(point) = point {
+                    self.send("point", &json!({"run_id": run_id, "point": point}));
+                }
+                self.send(
+                    "stats",
+                    &crate::report::locust_api::stats_requests(&snapshot),
+                );
+                self.announce();
             }
-            self.send(
-                "stats",
-                &crate::report::locust_api::stats_requests(&snapshot),
-            );
-            self.announce();
             if snapshot.finished {
                 return;
             }
