@@ -333,6 +333,7 @@ pub struct Dispatched {
 /// creates a user of a class with its first arrival (the pool has counted it already).
 pub fn dispatch(
     arrivals: Arrivals,
+    owns: impl Fn(u64) -> bool,
     start: Instant,
     end: Option<Duration>,
     open: &OpenModel,
@@ -377,6 +378,9 @@ pub fn dispatch(
     for (index, (at, class)) in arrivals.enumerate() {
         if end.is_some_and(|e| at >= e) {
             break;
+        }
+        if !owns(index as u64) {
+            continue;
         }
         let due = start + at;
         if Instant::now() < due {
@@ -465,6 +469,58 @@ mod tests {
         assert!(a.windows(2).all(|w| w[0] <= w[1]));
     }
 
+    /// N shards dispatching the one schedule with `ShardPlan::owns` take every arrival of it
+    /// exactly once: the union of their arrivals (index, intended time, class) is the global
+    /// schedule.
+    #[test]
+    fn shards_split_one_schedule_exactly() {
+        let classes = ["A".to_string(), "B".to_string()];
+        let global: Vec<(u64, Duration, usize)> =
+            Arrivals::new(&plan(500.0, 2, true), 9, &classes, &[3, 1])
+                .enumerate()
+                .map(|(k, (t, c))| (k as u64, t, c))
+                .collect();
+        for count in [1usize, 2, 3, 7] {
+            let mut union = Vec::new();
+            for index in 0..count {
+                let shard = crate::plan::ShardPlan { index, count };
+                let open = OpenModel {
+                    pool: Pool::new(2, 0),
+                    counts: Counts::new(2),
+                };
+                // Started 3 s ago: every arrival is due at once, none waits.
+                let start = Instant::now() - Duration::from_secs(3);
+                let arrivals = Arrivals::new(&plan(500.0, 2, true), 9, &classes, &[3, 1]);
+                let mut mine = Vec::new();
+                let owned = std::cell::RefCell::new(Vec::new());
+                dispatch(
+                    arrivals,
+                    |k| {
+                        let own = shard.owns(k);
+                        if own {
+                            owned.borrow_mut().push(k);
+                        }
+                        own
+                    },
+                    start,
+                    None,
+                    &open,
+                    &StopHandle::default(),
+                    |_, _| {},
+                );
+                mine.extend(owned.into_inner());
+                assert_eq!(
+                    open.counts.scheduled.load(Ordering::SeqCst),
+                    mine.len() as u64
+                );
+                union.extend(mine);
+            }
+            union.sort_unstable();
+            let all: Vec<u64> = global.iter().map(|(k, _, _)| *k).collect();
+            assert_eq!(union, all, "{count} shards");
+        }
+    }
+
     /// A schedule that started 3 s ago: every arrival is seconds late, so the lag flags the
     /// generator as behind; the pool (at most one user) takes the first, the rest are dropped.
     #[test]
@@ -480,6 +536,7 @@ mod tests {
         let mut spawned = 0;
         let d = dispatch(
             arrivals,
+            |_| true,
             start,
             None,
             &open,

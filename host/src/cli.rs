@@ -26,6 +26,12 @@ pub enum Command {
     /// `run` option as the form's defaults.
     #[command(after_help = RUN_HELP)]
     Ui(Box<crate::config::RunArgs>),
+    /// Merge the results of a sharded run (`perfhost run --shard i/N`) into one exact
+    /// result: histograms added, thresholds judged on the whole, every report.
+    Merge(commands::merge::MergeArgs),
+    /// A sharded run on this machine: N processes of `perfhost run --shard i/N` started at
+    /// one instant, then merged (`perfhost local --shards 4 -u 400 -t 1m`).
+    Local(commands::local::LocalArgs),
     /// List and show scenario presets (run one with `perfhost run --scenario NAME`).
     #[command(subcommand)]
     Scenario(commands::scenario::ScenarioCommand),
@@ -69,6 +75,8 @@ pub fn main() -> ExitCode {
         Command::DemoServer(args) => commands::demo_server::main(args),
         Command::Run(args) => commands::run::main(*args),
         Command::Ui(args) => commands::ui::main(*args, false),
+        Command::Merge(args) => commands::merge::main(args),
+        Command::Local(args) => commands::local::main(args),
         Command::Plugin(cmd) => commands::plugin::main(cmd),
         Command::Bench(args) => commands::bench::main(args),
         Command::Scenario(cmd) => commands::scenario::main(cmd),

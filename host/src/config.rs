@@ -67,6 +67,20 @@ pub struct RunArgs {
         hide_env_values = true
     )]
     pub web_auth: Option<String>,
+    /// Write the histograms of every second (all requests, and each endpoint) as an
+    /// HdrHistogram interval log (.hlog), which HdrHistogram's tools read.
+    #[arg(long, value_name = "FILE")]
+    pub hlog: Option<PathBuf>,
+    /// Run as shard INDEX of COUNT processes (0-based, e.g. 2/8): this process runs every
+    /// COUNT-th user, arrival, iteration and unique data row, and its result says so for
+    /// `perfhost merge`. `auto`: from a Kubernetes Indexed Job (JOB_COMPLETION_INDEX,
+    /// PERFHOST_SHARD_COUNT) or a Slurm array (SLURM_ARRAY_TASK_ID, SLURM_ARRAY_TASK_COUNT).
+    #[arg(long, value_name = "INDEX/COUNT|auto")]
+    pub shard: Option<String>,
+    /// Load and compile everything, then start sending at this wall-clock time (RFC 3339,
+    /// e.g. 2026-12-01T10:00:00Z); not ready by then: exit 5.
+    #[arg(long = "start-at", value_name = "TIME")]
+    pub start_at: Option<String>,
     /// Address the web UI or metrics endpoint binds to [default: 127.0.0.1]; anything but
     /// loopback needs --web-token or --web-auth.
     #[arg(long = "web-host", value_name = "ADDR")]
@@ -587,8 +601,16 @@ fn metrics_plan(
         }
         None => None,
     };
-    let web_host = l.pick("web-host", |s| s.web_host.clone());
-    let web_port = l.pick("web-port", |s| s.web_port);
+    // A config file's web-host/web-port are the web UI's (Locust's locust.conf); the metrics
+    // endpoint of a headless run binds where the command line says.
+    let (web_host, web_port) = if args.web {
+        (
+            l.pick("web-host", |s| s.web_host.clone()),
+            l.pick("web-port", |s| s.web_port),
+        )
+    } else {
+        (args.web_host.clone(), None)
+    };
     if !args.web {
         for (given, flag) in [
             (args.autostart, "--autostart"),
@@ -959,6 +981,7 @@ fn resolve_layers(
         csv_full_history: l.pick_or("csv-full-history", false, |s| s.csv_full_history),
         junit: l.pick("junit", |s| s.junit.clone()),
         metrics: metrics_plan(args, &mut l)?,
+        hlog: args.hlog.clone(),
         exit_code_on_error: l.pick_or("exit-code-on-error", crate::exit::TEST_FAILED, |s| {
             s.exit_code_on_error
         }),
@@ -1015,6 +1038,21 @@ fn resolve_layers(
             Source::Default
         },
     );
+    let shard = match args.shard.as_deref() {
+        Some("auto") => Some(
+            crate::plan::ShardPlan::auto(env).map_err(|e| ConfigError::invalid("--shard", e))?,
+        ),
+        Some(text) => Some(
+            crate::plan::ShardPlan::parse(text).map_err(|e| ConfigError::invalid("--shard", e))?,
+        ),
+        None => None,
+    };
+    let start_at = match args.start_at.as_deref() {
+        Some(text) => Some(
+            crate::plan::parse_rfc3339(text).map_err(|e| ConfigError::invalid("--start-at", e))?,
+        ),
+        None => None,
+    };
     Ok(Plan {
         target,
         plugins,
@@ -1039,6 +1077,8 @@ fn resolve_layers(
         force: args.force,
         profile,
         sources: l.sources,
+        shard,
+        start_at,
     })
 }
 

@@ -68,18 +68,24 @@ impl RunControl {
 
     /// Waits while paused. Returns whether it waited (a paced user then starts its schedule
     /// afresh rather than catching up on the paused time).
-    pub async fn wait_while_paused(&self, stop: &crate::stop::StopHandle) -> bool {
+    /// `stop` is the run's, `me` the user's own (a new count removes it while paused).
+    pub async fn wait_while_paused(
+        &self,
+        stop: &crate::stop::StopHandle,
+        me: &crate::stop::StopHandle,
+    ) -> bool {
         if !self.is_paused() {
             return false;
         }
         loop {
             let changed = self.inner.changed.notified();
-            if !self.is_paused() || stop.is_stopping() {
+            if !self.is_paused() || stop.is_stopping() || me.is_stopping() {
                 return true;
             }
             tokio::select! {
                 _ = changed => {}
                 _ = stop.stopped() => return true,
+                _ = me.stopped() => return true,
             }
         }
     }
@@ -94,11 +100,12 @@ mod tests {
     async fn a_paused_user_waits_until_resumed_or_stopped() {
         let control = RunControl::default();
         let stop = crate::stop::StopHandle::default();
-        assert!(!control.wait_while_paused(&stop).await);
+        let me = crate::stop::StopHandle::default();
+        assert!(!control.wait_while_paused(&stop, &me).await);
         control.set_paused(true);
         let waiter = {
-            let (control, stop) = (control.clone(), stop.clone());
-            tokio::spawn(async move { control.wait_while_paused(&stop).await })
+            let (control, stop, me) = (control.clone(), stop.clone(), me.clone());
+            tokio::spawn(async move { control.wait_while_paused(&stop, &me).await })
         };
         tokio::time::sleep(Duration::from_millis(50)).await;
         assert!(!waiter.is_finished(), "a paused user must wait");
@@ -110,8 +117,8 @@ mod tests {
 
         control.set_paused(true);
         let waiter = {
-            let (control, stop) = (control.clone(), stop.clone());
-            tokio::spawn(async move { control.wait_while_paused(&stop).await })
+            let (control, stop, me) = (control.clone(), stop.clone(), me.clone());
+            tokio::spawn(async move { control.wait_while_paused(&stop, &me).await })
         };
         stop.stop();
         assert!(tokio::time::timeout(Duration::from_secs(5), waiter)

@@ -17,7 +17,7 @@ use crate::arrivals::{self, Arrival, ArrivalReport, Counts, OpenModel, Pool};
 use crate::control::RunControl;
 use crate::monitor::{GeneratorHealth, GeneratorMonitor};
 use crate::plan::seed::{self, Stream};
-use crate::plan::{ClassChoice, LoadShape, Plan};
+use crate::plan::{ClassChoice, LoadShape, Plan, ShardPlan};
 use crate::plugin::state::GroupState;
 use crate::plugin::Instance;
 use crate::plugin::{Group, PluginSet, RunEnv, TaskOutcome, UserClass, UserHandle, WaitTime};
@@ -264,6 +264,10 @@ pub async fn run(
     let weights: Vec<u32> = classes.iter().map(|c| c.class.weight).collect();
     // Slot k always holds a user of class `sequence[k]`: growing adds slots at the end and
     // shrinking removes the newest, so any user count keeps the class mix as exact as it can be.
+    // A shard runs the global users k ≡ index (mod count): its j-th user is global user
+    // `shard.global(j)`, of that user's class.
+    let shard = plan.shard.unwrap_or(ShardPlan { index: 0, count: 1 });
+    let local = |global: usize| shard.share(global as u64) as usize;
     let mut sequence = assign_classes(&weights, shape.max_users());
     let mut peak_users = shape.max_users();
     let live = Arc::new(Live::default());
@@ -272,15 +276,15 @@ pub async fn run(
         env,
         shards: shards.clone(),
         health: classes.iter().map(|_| ClassHealth::default()).collect(),
-        unconstrained: shape.max_users().div_ceil(workers) >= UNCONSTRAINED_FROM,
+        unconstrained: local(shape.max_users()).div_ceil(workers) >= UNCONSTRAINED_FROM,
         classes,
         stop: stop.clone(),
         live: live.clone(),
-        iterations_left: plan.stop.iterations.map(AtomicU64::new),
+        iterations_left: plan.stop.iterations.map(|n| AtomicU64::new(shard.share(n))),
         seed: plan.seed,
         open: plan.arrivals.as_ref().map(|open| {
             Arc::new(OpenModel {
-                pool: Pool::new(weights.len(), open.max_users),
+                pool: Pool::new(weights.len(), local(open.max_users)),
                 counts: Counts::new(weights.len()),
             })
         }),
@@ -309,7 +313,9 @@ pub async fn run(
     // Paused time does not count: the shape and the run time resume where they were.
     let mut paused_total = Duration::ZERO;
     let mut paused_since: Option<Instant> = None;
-    let mut stats = RunStats::default();
+    let mut retargeted = false;
+    let mut stats =
+        RunStats::keeping_interval_histograms(plan.shard.is_some() || plan.outputs.hlog.is_some());
     let mut generator = GeneratorMonitor::start();
     let mut alive: Vec<StopHandle> = Vec::new();
     let mut next_id = 0u64;
@@ -356,6 +362,7 @@ pub async fn run(
         let now = started.elapsed().saturating_sub(paused);
         let deadline = plan.stop.run_time.map(|t| started + t + paused);
         if let Some(to) = control.take_retarget().filter(|_| !open_model) {
+            retargeted = true;
             shape = LoadShape::retarget(alive.len(), to.users, to.spawn_rate);
             shape_start = now;
             step = shape.step();
@@ -380,7 +387,7 @@ pub async fn run(
         let desired = if stop.is_stopping() || open_model {
             0
         } else {
-            shape.target(shape_now)
+            local(shape.target(shape_now))
         };
         while alive.len() < desired {
             let user_stop = StopHandle::default();
@@ -388,7 +395,7 @@ pub async fn run(
             live.active_users.fetch_add(1, Ordering::Relaxed);
             let spawn = Spawn {
                 id: next_id,
-                class: sequence[alive.len()],
+                class: sequence[shard.global(alive.len() as u64) as usize],
                 stop: user_stop.clone(),
                 first: None,
             };
@@ -404,7 +411,7 @@ pub async fn run(
                 user.stop();
             }
         }
-        if !ramp_done_reset && alive.len() >= shape.max_users() {
+        if !ramp_done_reset && alive.len() >= local(shape.max_users()) {
             ramp_done_reset = true;
             let _ = shards.take_all();
             shards.samples().clear();
@@ -420,11 +427,12 @@ pub async fn run(
             .as_ref()
             .is_some_and(|n| n.load(Ordering::SeqCst) == 0);
         // Users ending by themselves (-n, stop-user) end the run when none is left.
-        let all_done = !open_model
+        // (Not a UI's move to 0 users: the test goes on, as Locust's.)
+        let all_done = !(open_model || retargeted && desired == 0)
             && next_id > 0
             && active == 0
             && (iterations_spent
-                || shape.settled(shape_now) && alive.len() >= shape.target(shape_now));
+                || shape.settled(shape_now) && alive.len() >= local(shape.target(shape_now)));
         if deadline.is_some_and(|d| Instant::now() >= d) || all_done {
             stop.stop();
         }
@@ -440,13 +448,13 @@ pub async fn run(
                 generator.sample(elapsed);
                 on_tick(point, started.elapsed());
                 if let Some(board) = &board_out {
-                    let mut out = live_board(&stats, &shared, &class_names, &generator, started.elapsed());
+                    let mut out = live_board(&stats, &shared, &class_names, &generator, now);
                     out.target_users = desired as u64;
                     out.paused = paused_since.is_some();
                     out.run_s = now.as_secs_f64();
                     board.publish(out);
                 }
-                if let Some(text) = abort_check(plan, &stats, &class_names, started.elapsed()) {
+                if let Some(text) = abort_check(plan, &stats, &class_names, now) {
                     tracing::warn!("threshold `{text}` failed: stopping the run (abort-on-fail)");
                     aborted_by = Some(text);
                     stop.stop();
@@ -487,15 +495,18 @@ pub async fn run(
     let elapsed = last_tick.elapsed();
     stats.absorb(shards.take_all(), 0, elapsed.as_secs_f64().max(0.001));
     generator.sample_shutdown(elapsed);
+    let paused = paused_total + paused_since.map_or(Duration::ZERO, |s| s.elapsed());
+    // The run's length without its pauses: what its rates are per.
+    let ran = started.elapsed().saturating_sub(paused);
     if let Some(board) = &board_out {
-        let mut out = live_board(&stats, &shared, &class_names, &generator, started.elapsed());
-        out.run_s = started.elapsed().saturating_sub(paused_total).as_secs_f64();
+        let mut out = live_board(&stats, &shared, &class_names, &generator, ran);
+        out.run_s = ran.as_secs_f64();
         board.publish(out);
         board.finish();
     }
     let mut class_users = vec![0usize; shared.classes.len()];
-    for &c in sequence.iter().take(peak_users) {
-        class_users[c] += 1;
+    for j in 0..local(peak_users) {
+        class_users[sequence[shard.global(j as u64) as usize]] += 1;
     }
 
     let health = shared.health.iter().map(|c| {
@@ -513,7 +524,7 @@ pub async fn run(
         stats,
         started: started_wall,
         ended: crate::stats::unix_now(),
-        duration: started.elapsed(),
+        duration: ran,
         interrupted: stop.was_interrupted(),
         class_users: shared
             .classes
@@ -565,7 +576,8 @@ fn start_open_model(
             }
         }
     };
-    for class in assign_classes(weights, open.pre_allocated) {
+    let shard = plan.shard.unwrap_or(ShardPlan { index: 0, count: 1 });
+    for class in assign_classes(weights, shard.share(open.pre_allocated as u64) as usize) {
         if model.pool.allocate() {
             spawn_user(class, None);
         }
@@ -577,9 +589,16 @@ fn start_open_model(
     let thread = std::thread::Builder::new()
         .name("perfhost-arrivals".into())
         .spawn(move || {
-            arrivals::dispatch(arrivals, started, end, &shared, &stop, |class, arrival| {
-                spawn_user(class, Some(arrival))
-            })
+            // A shard takes the global arrivals k ≡ index (mod count) of the one schedule.
+            arrivals::dispatch(
+                arrivals,
+                |k| shard.owns(k),
+                started,
+                end,
+                &shared,
+                &stop,
+                |class, arrival| spawn_user(class, Some(arrival)),
+            )
         });
     match thread {
         Ok(t) => Some(t),
@@ -1031,7 +1050,7 @@ async fn user_life(
     let interval = schedule_interval(&slot.class.wait);
     let mut due: Option<Instant> = None;
     loop {
-        if shared.control.wait_while_paused(&shared.stop).await {
+        if shared.control.wait_while_paused(&shared.stop, &me).await {
             due = None;
         }
         if shared.stop.is_stopping() || me.is_stopping() || class_stopped(shared, class) {

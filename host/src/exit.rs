@@ -10,5 +10,7 @@ pub const USAGE: u8 = 2;
 pub const UNREACHABLE: u8 = 3;
 /// Memory-leak warning from the profiler.
 pub const LEAK: u8 = 4;
+/// A shard was not ready at `--start-at` (it says by how much): nothing was sent.
+pub const BARRIER: u8 = 5;
 /// Interrupted (Ctrl-C / SIGTERM); results up to the interruption are still written.
 pub const INTERRUPTED: u8 = 130;

@@ -57,6 +57,126 @@ pub struct Plan {
     pub profile: Option<ProfilePlan>,
     /// Where each value came from (for `--print-config`), by setting name.
     pub sources: BTreeMap<&'static str, Source>,
+    /// One of N processes of the run (`--shard i/N`).
+    pub shard: Option<ShardPlan>,
+    /// Start at this wall-clock instant (Unix seconds), after loading everything
+    /// (`--start-at`): the barrier of a sharded run.
+    pub start_at: Option<f64>,
+}
+
+/// Shard `index` of `count` (`--shard i/N`): it owns global user k, arrival k, iteration k
+/// and unique data row k when k mod N = index, so the shards together are the plan exactly
+/// and 0/1 is a plain run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ShardPlan {
+    pub index: usize,
+    pub count: usize,
+}
+
+impl ShardPlan {
+    /// `i/N` with 0 ≤ i < N ≤ 4096.
+    pub fn parse(text: &str) -> Result<Self, String> {
+        let bad =
+            || format!("`{text}` is not a shard: write INDEX/COUNT, e.g. 0/4 (0-based), or auto");
+        let (i, n) = text.trim().split_once('/').ok_or_else(bad)?;
+        let (index, count): (usize, usize) = (
+            i.trim().parse().map_err(|_| bad())?,
+            n.trim().parse().map_err(|_| bad())?,
+        );
+        if count == 0 || count > 4096 || index >= count {
+            return Err(format!(
+                "`{text}`: the index must be below the count (0/{count} … {}/{count}), and the count 1 to 4096",
+                count.saturating_sub(1)
+            ));
+        }
+        Ok(ShardPlan { index, count })
+    }
+
+    /// `--shard auto`: a Kubernetes Indexed Job's `JOB_COMPLETION_INDEX` with the count in
+    /// `PERFHOST_SHARD_COUNT` (the Job's completions), or a Slurm array's
+    /// `SLURM_ARRAY_TASK_ID` − `SLURM_ARRAY_TASK_MIN` of `SLURM_ARRAY_TASK_COUNT`.
+    pub fn auto(env: &dyn Fn(&str) -> Option<String>) -> Result<Self, String> {
+        let num = |k: &str| env(k).and_then(|v| v.trim().parse::<usize>().ok());
+        if let Some(index) = num("JOB_COMPLETION_INDEX") {
+            let count = num("PERFHOST_SHARD_COUNT").ok_or(
+                "--shard auto: JOB_COMPLETION_INDEX is set but not PERFHOST_SHARD_COUNT (set it to the Job's completions)",
+            )?;
+            return Self::parse(&format!("{index}/{count}"));
+        }
+        if let (Some(id), Some(count)) = (num("SLURM_ARRAY_TASK_ID"), num("SLURM_ARRAY_TASK_COUNT"))
+        {
+            let min = num("SLURM_ARRAY_TASK_MIN").unwrap_or(0);
+            return Self::parse(&format!("{}/{count}", id.saturating_sub(min)));
+        }
+        Err("--shard auto: neither JOB_COMPLETION_INDEX (Kubernetes Indexed Job) nor SLURM_ARRAY_TASK_ID/SLURM_ARRAY_TASK_COUNT (Slurm array) is set — give --shard INDEX/COUNT".into())
+    }
+
+    /// How many of the global items 0..total this shard owns.
+    pub fn share(&self, total: u64) -> u64 {
+        let (i, n) = (self.index as u64, self.count as u64);
+        if total > i {
+            (total - i - 1) / n + 1
+        } else {
+            0
+        }
+    }
+
+    /// The global number of this shard's `local`-th item.
+    pub fn global(&self, local: u64) -> u64 {
+        local * self.count as u64 + self.index as u64
+    }
+
+    pub fn owns(&self, global: u64) -> bool {
+        global % self.count as u64 == self.index as u64
+    }
+}
+
+/// Unix seconds of an RFC 3339 time: `2026-12-01T10:00:00Z`, with fractions of a second and
+/// `+02:00`-style offsets.
+pub fn parse_rfc3339(text: &str) -> Result<f64, String> {
+    let bad = || format!("`{text}` is not an RFC 3339 time: write e.g. 2026-12-01T10:00:00Z");
+    let t = text.trim();
+    let (date, rest) = t.split_once(['T', 't', ' ']).ok_or_else(bad)?;
+    let mut d = date.split('-').map(|x| x.parse::<i64>());
+    let (Some(Ok(y)), Some(Ok(mo)), Some(Ok(day)), None) = (d.next(), d.next(), d.next(), d.next())
+    else {
+        return Err(bad());
+    };
+    let (clock, offset_s) = if let Some(c) = rest.strip_suffix(['Z', 'z']) {
+        (c, 0i64)
+    } else {
+        let at = rest.rfind(['+', '-']).ok_or_else(bad)?;
+        let (c, off) = rest.split_at(at);
+        let sign = if off.starts_with('-') { -1 } else { 1 };
+        let (h, m) = off[1..].split_once(':').ok_or_else(bad)?;
+        let (h, m): (i64, i64) = (h.parse().map_err(|_| bad())?, m.parse().map_err(|_| bad())?);
+        (c, sign * (h * 3600 + m * 60))
+    };
+    let mut c = clock.split(':');
+    let (Some(h), Some(mi), Some(sec), None) = (c.next(), c.next(), c.next(), c.next()) else {
+        return Err(bad());
+    };
+    let (h, mi): (i64, i64) = (
+        h.parse().map_err(|_| bad())?,
+        mi.parse().map_err(|_| bad())?,
+    );
+    let sec: f64 = sec.parse().map_err(|_| bad())?;
+    if !(1..=12).contains(&mo)
+        || !(1..=31).contains(&day)
+        || h > 23
+        || mi > 59
+        || !(0.0..61.0).contains(&sec)
+    {
+        return Err(bad());
+    }
+    // Days from the civil date (Howard Hinnant's algorithm).
+    let y = if mo <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let doy = (153 * ((mo + 9) % 12) + 2) / 5 + day - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146_097 + doe - 719_468;
+    Ok((days * 86_400 + h * 3600 + mi * 60 - offset_s) as f64 + sec)
 }
 
 impl Plan {
@@ -382,6 +502,8 @@ pub struct Outputs {
     pub junit: Option<PathBuf>,
     /// Serve `/metrics` while the run goes (`--metrics-port`).
     pub metrics: Option<MetricsPlan>,
+    /// `--hlog FILE`: the histograms per second as an HdrHistogram interval log.
+    pub hlog: Option<PathBuf>,
     /// The exit code when the run fails by the failure rule (no thresholds): Locust's
     /// `--exit-code-on-error`, default 1.
     pub exit_code_on_error: u8,
@@ -991,7 +1113,8 @@ impl LoadShape {
         let mut step = Duration::from_millis(50);
         for stage in &self.stages {
             let delta = stage.users.abs_diff(from) as u32;
-            if delta > 0 {
+            // A stage of no length is a jump, not a ramp: it sets no pace.
+            if delta > 0 && !stage.duration.is_zero() {
                 step = step.min(stage.duration / delta);
             }
             from = stage.users;
@@ -1563,5 +1686,73 @@ mod tests {
             let err = parse_threshold(bad).unwrap_err().to_string();
             assert!(err.contains(bad) && err.contains(why), "{bad}: {err}");
         }
+    }
+}
+
+#[cfg(test)]
+mod shard_tests {
+    use super::*;
+
+    /// Every count of users, arrivals, iterations or rows splits into shares that add up to
+    /// it, each global item owned by exactly one shard, for every shard count up to 64.
+    #[test]
+    fn shares_sum_to_the_plan() {
+        for count in 1..=64usize {
+            for total in 0..=300u64 {
+                let shards: Vec<ShardPlan> =
+                    (0..count).map(|index| ShardPlan { index, count }).collect();
+                let shares: u64 = shards.iter().map(|s| s.share(total)).sum();
+                assert_eq!(shares, total, "{total} over {count}");
+                for k in 0..total {
+                    let owners: Vec<_> = shards.iter().filter(|s| s.owns(k)).collect();
+                    assert_eq!(owners.len(), 1);
+                    let s = owners[0];
+                    // The owner's local items map back onto the global ones.
+                    assert!((0..s.share(total)).any(|j| s.global(j) == k));
+                }
+            }
+        }
+        assert_eq!(ShardPlan { index: 0, count: 1 }.share(17), 17);
+    }
+
+    #[test]
+    fn shard_ids_and_start_times_parse() {
+        assert_eq!(
+            ShardPlan::parse("2/8"),
+            Ok(ShardPlan { index: 2, count: 8 })
+        );
+        assert!(ShardPlan::parse("8/8")
+            .unwrap_err()
+            .contains("below the count"));
+        assert!(ShardPlan::parse("x").unwrap_err().contains("INDEX/COUNT"));
+        let env = |vars: &'static [(&'static str, &'static str)]| {
+            move |k: &str| {
+                vars.iter()
+                    .find(|(n, _)| *n == k)
+                    .map(|(_, v)| v.to_string())
+            }
+        };
+        let k8s = env(&[("JOB_COMPLETION_INDEX", "3"), ("PERFHOST_SHARD_COUNT", "4")]);
+        assert_eq!(ShardPlan::auto(&k8s), Ok(ShardPlan { index: 3, count: 4 }));
+        let slurm = env(&[
+            ("SLURM_ARRAY_TASK_ID", "6"),
+            ("SLURM_ARRAY_TASK_MIN", "5"),
+            ("SLURM_ARRAY_TASK_COUNT", "3"),
+        ]);
+        assert_eq!(
+            ShardPlan::auto(&slurm),
+            Ok(ShardPlan { index: 1, count: 3 })
+        );
+        assert!(ShardPlan::auto(&env(&[]))
+            .unwrap_err()
+            .contains("JOB_COMPLETION_INDEX"));
+        assert_eq!(parse_rfc3339("1970-01-01T00:00:00Z"), Ok(0.0));
+        assert_eq!(parse_rfc3339("2026-11-27T13:32:10Z"), Ok(1795786330.0));
+        assert_eq!(
+            parse_rfc3339("2026-11-27T15:32:10.5+02:00"),
+            Ok(1795786330.5)
+        );
+        assert!(parse_rfc3339("tomorrow").is_err());
+        assert!(parse_rfc3339("2026-13-01T00:00:00Z").is_err());
     }
 }

@@ -14,7 +14,7 @@ use crate::plan::{format_size, FieldError, Plan, ProcessQuery, Source, Target};
 use crate::plugin::data::{DataError, DataSets};
 use crate::plugin::{PluginError, PluginSet, PluginSpec, RunEnv, RuntimeOptions};
 use crate::profiler::{self, RunSampler};
-use crate::report::{PlanSummary, RunMeta, RunResult, SCHEMA};
+use crate::report::{PlanSummary, RunMeta, RunResult, ShardMeta, SCHEMA};
 use crate::stats::HistoryPoint;
 
 /// Why a run could not start (nothing was sent).
@@ -52,6 +52,12 @@ pub enum RunError {
         available: u64,
         /// What the plugin instances add.
         detail: String,
+    },
+    #[error("{who} was ready {late_s:.2} s after --start-at {at}: nothing was sent — give a later --start-at (loading and compiling took longer than the time left)")]
+    Barrier {
+        who: String,
+        at: String,
+        late_s: f64,
     },
 }
 
@@ -151,6 +157,7 @@ impl RunError {
     pub fn exit_code(&self) -> u8 {
         match self {
             RunError::Unreachable { .. } | RunError::Demo(_) => exit::UNREACHABLE,
+            RunError::Barrier { .. } => exit::BARRIER,
             _ => exit::USAGE,
         }
     }
@@ -243,7 +250,10 @@ pub async fn run_steered(
     check_memory(plan)?;
     let (set, classes) = load_plugins(plan).await?;
     check_plugin_memory(plan, &set, &classes)?;
-    let data = DataSets::load(&plan.data)?;
+    let data = DataSets::load(&plan.data)?.for_shard(plan.shard);
+    if let Some(at) = plan.start_at {
+        barrier(plan, at).await?;
+    }
 
     // No target named anywhere: the built-in demo server, as a child that never outlives us.
     let mut demo: Option<DemoChild> = None;
@@ -348,6 +358,12 @@ pub async fn run_steered(
             duration_s: seconds,
             interrupted: outcome.interrupted,
             aborted_by: outcome.aborted_by.clone(),
+            shard: plan.shard.map(|s| ShardMeta {
+                index: s.index,
+                count: s.count,
+                plan_hash: plan_hash(plan, &plugins),
+            }),
+            merged_shards: None,
         },
         plan: PlanSummary::new(plan, outcome.class_users),
         plugins,
@@ -365,6 +381,46 @@ pub async fn run_steered(
         memory,
         arrivals: outcome.arrivals,
     })
+}
+
+/// How late a shard may be at `--start-at` and still start (the shards' clocks and wake-ups
+/// differ by less on one network).
+const BARRIER_SLACK_S: f64 = 0.25;
+
+/// Waits for `--start-at` (Unix seconds), or refuses to start when that moment has passed.
+async fn barrier(plan: &Plan, at: f64) -> Result<(), RunError> {
+    let now = crate::stats::unix_now();
+    if now > at + BARRIER_SLACK_S {
+        return Err(RunError::Barrier {
+            who: plan.shard.map_or("this run".into(), |s| {
+                format!("shard {}/{}", s.index, s.count)
+            }),
+            at: crate::plan::utc_timestamp(at),
+            late_s: now - at,
+        });
+    }
+    if at > now {
+        tokio::time::sleep(Duration::from_secs_f64(at - now)).await;
+    }
+    Ok(())
+}
+
+/// What every shard of one plan has in common, hashed: `perfhost merge` refuses results of
+/// different plans. The shard's own id, outputs and class counts are left out.
+pub fn plan_hash(plan: &Plan, plugins: &[crate::plugin::PluginInfo]) -> String {
+    use sha2::Digest;
+    let mut summary = PlanSummary::new(plan, Default::default());
+    summary.class_users.clear();
+    let canonical = serde_json::json!({
+        "plan": summary,
+        "target": plan.target.as_ref().map(|t| format!("{}{}", t.origin, t.base_path)),
+        "seed": plan.seed,
+        "arrivals": format!("{:?}", plan.arrivals),
+        "plugins": plugins.iter().map(|p| p.sha256.clone()).collect::<Vec<_>>(),
+        "data": plan.data,
+    });
+    let digest = sha2::Sha256::digest(canonical.to_string().as_bytes());
+    digest.iter().take(8).map(|b| format!("{b:02x}")).collect()
 }
 
 /// Starts sampling the target's memory when the plan asks for it. Asked for explicitly, a

@@ -15,6 +15,7 @@ mod plugins;
 mod profile;
 mod report;
 mod scenarios;
+mod shards;
 mod support;
 mod web_browser;
 mod web_ui;

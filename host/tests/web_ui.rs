@@ -78,9 +78,12 @@ pub fn http(
         .set_read_timeout(Some(Duration::from_secs(10)))
         .unwrap();
     let mut head = format!(
-        "{method} {path} HTTP/1.0\r\nHost: 127.0.0.1:{port}\r\nContent-Length: {}\r\n",
+        "{method} {path} HTTP/1.0\r\nContent-Length: {}\r\n",
         body.len()
     );
+    if !headers.iter().any(|(k, _)| k.eq_ignore_ascii_case("host")) {
+        head.push_str(&format!("Host: 127.0.0.1:{port}\r\n"));
+    }
     for (k, v) in headers {
         head.push_str(&format!("{k}: {v}\r\n"));
     }
@@ -172,6 +175,17 @@ async fn the_api_starts_steers_and_stops_tests() {
     );
     let port = ui.port;
     assert_eq!(state(port), "ready");
+    // Nothing runs: stopping and resetting are done (Locust answers so), not errors.
+    assert_eq!(http(port, "GET", "/stop", &[], "").0, 200);
+    // A name that only resolves here (DNS rebinding) gets nothing without a token.
+    let (status, _, _) = http(
+        port,
+        "GET",
+        "/api/state",
+        &[("Host", "rebound.example:8089")],
+        "",
+    );
+    assert_eq!(status, 403);
     let (status, _, page) = http(port, "GET", "/", &[], "");
     assert!(
         status == 200 && page.contains("id=\"start-form\""),
@@ -500,6 +514,18 @@ async fn control_needs_the_token_and_read_only_refuses_it() {
         ("POST", "/api/pause"),
     ] {
         assert_eq!(http(ui.port, method, path, &[], "").0, 403, "{path}");
+    }
+    // Another method does not slip past: control is decided by the path.
+    for (method, path) in [
+        ("HEAD", "/stop"),
+        ("OPTIONS", "/stop"),
+        ("GET", "/api/pause"),
+    ] {
+        assert_eq!(
+            http(ui.port, method, path, &[], "").0,
+            405,
+            "{method} {path}"
+        );
     }
     assert_eq!(get_json(ui.port, "/api/state")["read_only"], true);
     assert_eq!(http(ui.port, "GET", "/", &[], "").0, 200);

@@ -4,6 +4,8 @@
 pub mod bench;
 pub mod compare;
 pub mod demo_server;
+pub mod local;
+pub mod merge;
 pub mod plugin;
 pub mod plugin_bench;
 pub mod plugin_new;

@@ -176,6 +176,12 @@ pub(crate) async fn run_and_report(
             Err(err) => crate::errln!("error: cannot write {}: {err}", path.display()),
         }
     }
+    if let Some(path) = &out.hlog {
+        match report::hlog::write(&result, path) {
+            Ok(()) => crate::errln!("Interval log written to {}", path.display()),
+            Err(err) => crate::errln!("error: {err}"),
+        }
+    }
     if let Some(html) = &html {
         // As scenarios.sh ended: where to look.
         crate::errln!("Report: {}", html.display());

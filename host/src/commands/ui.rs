@@ -63,9 +63,11 @@ pub fn main(mut args: RunArgs, started: bool) -> u8 {
         let (tests_tx, mut tests) = tokio::sync::mpsc::unbounded_channel::<Test>();
         let planner = {
             let args = args.clone();
-            Box::new(move |request: &StartRequest| plan_for(&args, request))
+            let origin = base.target.as_ref().map(|t| t.origin.clone());
+            Box::new(move |request: &StartRequest| plan_for(&args, origin.as_ref(), request))
         };
-        let session = Session::new(planner, form, endpoint.read_only, tests_tx);
+        let fits = Box::new(|plan: &Plan| crate::runner::check_memory(plan).map_err(|e| e.to_string()));
+        let session = Session::new(planner, fits, form, endpoint.read_only, tests_tx);
         let server =
             match crate::web::serve(&endpoint, crate::web::Source::Session(session.clone())) {
                 Ok(server) => server,
@@ -91,7 +93,8 @@ pub fn main(mut args: RunArgs, started: bool) -> u8 {
                 _ = quit.stopped() => None,
             };
             let Some(test) = test else { break };
-            raise_fd_limit(test.plan.max_users());
+            // Room for the users a new count may add mid-run, too.
+            raise_fd_limit(test.plan.max_users().max(FD_ROOM_USERS));
             crate::errln!("== test {} ({}) ==", test.run_id, test.plan.outputs.run_name);
             let forward = forward_signals(&quit, &test.stop);
             let steering = Steering {
@@ -113,6 +116,7 @@ pub fn main(mut args: RunArgs, started: bool) -> u8 {
                 break;
             }
             if let Some(wait) = args.autoquit {
+                session.close();
                 crate::errln!("Quitting in {} (--autoquit)", format_duration(wait));
                 tokio::select! {
                     _ = tokio::time::sleep(wait) => {}
@@ -126,6 +130,10 @@ pub fn main(mut args: RunArgs, started: bool) -> u8 {
         code
     })
 }
+
+/// Users a test of the UI may grow to without running out of file descriptors (a count
+/// beyond is still checked against memory, and the OS refuses sockets it cannot give).
+const FD_ROOM_USERS: usize = 10_000;
 
 fn announce(addr: &std::net::SocketAddr, endpoint: &crate::plan::MetricsPlan) {
     let guard = match (&endpoint.token, &endpoint.auth) {
@@ -151,7 +159,9 @@ fn defaults(args: &RunArgs, base: &Plan) -> serde_json::Value {
         "users": args.users.or(from_plan.then(|| base.load.max_users())),
         "spawn_rate": args.spawn_rate.or(from_plan.then(|| base.load.spawn_rate())),
         "rate": args.rate,
-        "host": base.target.as_ref().map(|t| t.origin.clone()),
+        // Never the URL's password: then origin and path only (the form sends a host only
+        // when it is edited, so the command line's URL, credentials and all, stays).
+        "host": base.target.as_ref().map(|t| format!("{}{}", t.origin, t.base_path)),
         "run_time": args
             .run_time
             .or(if from_plan { base.stop.run_time } else { None })
@@ -163,7 +173,12 @@ fn defaults(args: &RunArgs, base: &Plan) -> serde_json::Value {
 
 /// The plan of a test: the command line with the form's fields over it. With a rate, the
 /// users field is the open model's most users.
-fn plan_for(args: &RunArgs, request: &StartRequest) -> Result<Plan, String> {
+fn plan_for(
+    args: &RunArgs,
+    base_origin: Option<&String>,
+    request: &StartRequest,
+) -> Result<Plan, String> {
+    let base_origin = base_origin.cloned();
     let mut args = args.clone();
     if let Some(scenario) = &request.scenario {
         args.scenario = Some(scenario.clone());
@@ -191,5 +206,12 @@ fn plan_for(args: &RunArgs, request: &StartRequest) -> Result<Plan, String> {
             args.spawn_rate = request.spawn_rate;
         }
     }
-    config::resolve(&args, &|k| std::env::var(k).ok()).map_err(|e| e.to_string())
+    let mut plan = config::resolve(&args, &|k| std::env::var(k).ok()).map_err(|e| e.to_string())?;
+    // API_TOKEN / API_KEY are for the command line's target: a host typed into the form (by
+    // whoever may call /swarm) does not get them.
+    if plan.target.as_ref().map(|t| &t.origin) != base_origin.as_ref() {
+        plan.client.api_token = None;
+        plan.client.api_key = None;
+    }
+    Ok(plan)
 }

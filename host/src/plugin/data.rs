@@ -55,9 +55,21 @@ struct DataSet {
 }
 
 /// All data sets of a run.
-#[derive(Default)]
 pub struct DataSets {
     sets: HashMap<String, DataSet>,
+    /// A shard's unique rows: the k-th row it takes is global row k × stride + offset.
+    stride: usize,
+    offset: usize,
+}
+
+impl Default for DataSets {
+    fn default() -> Self {
+        DataSets {
+            sets: HashMap::new(),
+            stride: 1,
+            offset: 0,
+        }
+    }
 }
 
 impl DataSets {
@@ -80,7 +92,19 @@ impl DataSets {
             let rows = load_rows(Path::new(file))?;
             sets.insert(name.to_string(), DataSet::new(rows, mode));
         }
-        Ok(DataSets { sets })
+        Ok(DataSets {
+            sets,
+            ..Default::default()
+        })
+    }
+
+    /// A shard's view: of each `unique` set it takes the rows k ≡ index (mod count), so the
+    /// shards together use every row once.
+    pub fn for_shard(mut self, shard: Option<crate::plan::ShardPlan>) -> Self {
+        if let Some(shard) = shard {
+            (self.stride, self.offset) = (shard.count, shard.index);
+        }
+        self
     }
 
     /// Adds a data set from rows already in memory (tests, scenarios).
@@ -99,7 +123,7 @@ impl DataSets {
         let index = match set.mode {
             DataMode::Shared => set.cursor.fetch_add(1, Ordering::Relaxed) % len,
             DataMode::Unique => {
-                let i = set.cursor.fetch_add(1, Ordering::Relaxed);
+                let i = set.cursor.fetch_add(1, Ordering::Relaxed) * self.stride + self.offset;
                 if i >= len {
                     return Err(NextError::Exhausted);
                 }

@@ -18,10 +18,12 @@ pub mod bench;
 pub mod charts;
 pub mod compare;
 pub mod csv;
+pub mod hlog;
 pub mod html;
 pub mod junit;
 pub mod locust_api;
 pub mod markdown;
+pub mod merge;
 mod output;
 pub mod prometheus;
 
@@ -45,6 +47,21 @@ pub struct RunMeta {
     /// The threshold (as written) that stopped the run early (`abort-on-fail`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub aborted_by: Option<String>,
+    /// This result is one shard of a run (`--shard`), for `perfhost merge`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shard: Option<ShardMeta>,
+    /// This result is `perfhost merge` of this many shards.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub merged_shards: Option<usize>,
+}
+
+/// Which shard a result is, of how many, and of which plan.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ShardMeta {
+    pub index: usize,
+    pub count: usize,
+    /// `runner::plan_hash`: equal for every shard of one plan.
+    pub plan_hash: String,
 }
 
 /// The plan as it ran (no secrets).

@@ -55,6 +55,8 @@ pub const WINDOW_SECONDS: usize = 10;
 pub struct RunStats {
     pub all: Interval,
     pub history: Vec<HistoryPoint>,
+    /// Keep each interval's histogram in its history point (shard runs, for merging).
+    pub interval_histograms: bool,
     warned_names: bool,
     /// The last `WINDOW_SECONDS` intervals' histograms (total first, then per endpoint), and
     /// their running sums: one add and one subtract per second, not ten merges.
@@ -63,12 +65,26 @@ pub struct RunStats {
     window_endpoints: HashMap<(String, String), hdrhistogram::Histogram<u64>>,
 }
 
+/// A window's histograms keep 2 significant digits (1% — a chart's line), an eighth of the
+/// counters of the run's own: ten seconds of them per endpoint stay small.
+fn window_histogram() -> hdrhistogram::Histogram<u64> {
+    hdrhistogram::Histogram::new_with_bounds(1, 3_600_000_000, 2).expect("static bounds")
+}
+
 struct WindowSlice {
     total: hdrhistogram::Histogram<u64>,
     endpoints: Vec<((String, String), hdrhistogram::Histogram<u64>)>,
 }
 
 impl RunStats {
+    /// `keep`: each history point carries its interval's histogram (shard runs, for merging).
+    pub fn keeping_interval_histograms(keep: bool) -> Self {
+        RunStats {
+            interval_histograms: keep,
+            ..Default::default()
+        }
+    }
+
     /// The statistics of a run so far, from its cumulative interval and history (a live
     /// reader's copy: the window is not kept).
     pub fn of(all: Interval, history: Vec<HistoryPoint>) -> Self {
@@ -94,6 +110,9 @@ impl RunStats {
                 failures: e.failures,
                 percentiles_ms: Percentiles::of(&e.histogram),
                 window_ms: None,
+                histogram: self
+                    .interval_histograms
+                    .then(|| serialize_histogram(&e.histogram)),
             })
             .collect();
         endpoints.sort_by(|a, b| (&a.name, &a.method).cmp(&(&b.name, &b.method)));
@@ -123,6 +142,9 @@ impl RunStats {
             failures_per_s: per_s(total.failures),
             percentiles_ms: interval_percentiles,
             window_ms,
+            histogram: self
+                .interval_histograms
+                .then(|| serialize_histogram(&total.histogram)),
             endpoints,
             totals: Some(RunningTotals::from_entry(&self.all.total())),
         });
@@ -136,22 +158,27 @@ impl RunStats {
         interval: &Interval,
         total: &hdrhistogram::Histogram<u64>,
     ) -> Option<Percentiles> {
+        let coarse = |h: &hdrhistogram::Histogram<u64>| {
+            let mut c = window_histogram();
+            let _ = c.add(h);
+            c
+        };
         let slice = WindowSlice {
-            total: total.clone(),
+            total: coarse(total),
             endpoints: interval
                 .entries
                 .iter()
                 .filter(|(_, e)| e.requests > 0)
-                .map(|(k, e)| (k.clone(), e.histogram.clone()))
+                .map(|(k, e)| (k.clone(), coarse(&e.histogram)))
                 .collect(),
         };
-        let sum = self.window_total.get_or_insert_with(new_histogram);
+        let sum = self.window_total.get_or_insert_with(window_histogram);
         let _ = sum.add(&slice.total);
         for (key, h) in &slice.endpoints {
             let _ = self
                 .window_endpoints
                 .entry(key.clone())
-                .or_insert_with(new_histogram)
+                .or_insert_with(window_histogram)
                 .add(h);
         }
         self.window.push_back(slice);

@@ -99,6 +99,16 @@ impl Percentiles {
         self.0[p.index()]
     }
 
+    /// The higher of each pair: an upper bound for percentiles of two populations whose
+    /// histograms are not at hand.
+    pub fn zip_max(&self, other: &Self) -> Self {
+        let mut out = *self;
+        for (a, b) in out.0.iter_mut().zip(other.0) {
+            *a = a.max(b);
+        }
+        out
+    }
+
     /// Every percentile with its value, in report order.
     pub fn iter(&self) -> impl Iterator<Item = (Percentile, f64)> + '_ {
         Percentile::ALL.into_iter().map(|p| (p, self.get(p)))
@@ -301,6 +311,10 @@ pub struct HistoryPoint {
     /// when the window holds no request.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub window_ms: Option<Percentiles>,
+    /// The interval's histogram (as `EndpointStats::histogram`), kept in shard runs so that
+    /// `perfhost merge` adds the shards' intervals exactly.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub histogram: Option<String>,
     /// Per (method, name): requests, failures and percentiles in this interval.
     pub endpoints: Vec<HistoryEndpoint>,
     /// The whole run up to the end of this interval (absent in results of older versions).
@@ -364,4 +378,7 @@ pub struct HistoryEndpoint {
     /// Over the last `WINDOW_SECONDS`, as `HistoryPoint::window_ms`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub window_ms: Option<Percentiles>,
+    /// This endpoint's histogram of the interval (shard runs and `--hlog`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub histogram: Option<String>,
 }

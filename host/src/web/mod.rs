@@ -115,12 +115,22 @@ fn full(body: impl Into<Bytes>) -> Body {
 }
 
 fn reply(status: StatusCode, kind: &str, body: impl Into<Bytes>) -> Response<Body> {
-    Response::builder()
-        .status(status)
-        .header("content-type", kind)
+    framed_never(
+        Response::builder()
+            .status(status)
+            .header("content-type", kind),
+    )
+    .body(full(body))
+    .expect("static headers are valid")
+}
+
+/// No caching, and no framing by another page (a framed UI could be clicked into starting
+/// or stopping a test).
+fn framed_never(builder: hyper::http::response::Builder) -> hyper::http::response::Builder {
+    builder
         .header("cache-control", "no-store")
-        .body(full(body))
-        .expect("static headers are valid")
+        .header("x-frame-options", "DENY")
+        .header("content-security-policy", "frame-ancestors 'none'")
 }
 
 fn json_reply(status: StatusCode, value: &Value) -> Response<Body> {
@@ -148,6 +158,17 @@ fn outcome(result: Result<String, Refused>) -> Response<Body> {
 }
 
 fn attachment(kind: &str, name: &str, body: String) -> Response<Body> {
+    // A run name may hold anything: the file name keeps what every browser accepts.
+    let name: String = name
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || "._-".contains(c) {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
     let mut response = reply(StatusCode::OK, kind, body);
     if let Ok(value) = format!("attachment; filename=\"{name}\"").parse() {
         response.headers_mut().insert("content-disposition", value);
@@ -211,11 +232,27 @@ impl Guard {
     }
 }
 
-/// A state-changing call from a page of another site (a form posted at 127.0.0.1 from the
-/// web) is refused: its Origin is not this server.
+/// The request names this machine in its Host header (or has none: HTTP/1.0 tools).
+fn loopback_host<B>(req: &Request<B>) -> bool {
+    let Some(host) = req.headers().get("host").and_then(|v| v.to_str().ok()) else {
+        return true;
+    };
+    let name = match host.strip_prefix('[') {
+        Some(rest) => rest.split(']').next().unwrap_or(""),
+        None => host.rsplit_once(':').map_or(host, |(name, _)| name),
+    };
+    name == "localhost"
+        || name
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
+}
+
+/// A state-changing call from another page (a form posted at 127.0.0.1 from the web, an
+/// image on a site of this machine) is refused: its Origin is not this server, or the browser
+/// says it comes from elsewhere.
 fn cross_site<B>(req: &Request<B>) -> bool {
     let header = |name: &str| req.headers().get(name).and_then(|v| v.to_str().ok());
-    if header("sec-fetch-site") == Some("cross-site") {
+    if header("sec-fetch-site").is_some_and(|site| site != "same-origin" && site != "none") {
         return true;
     }
     match (header("origin"), header("host")) {
@@ -257,6 +294,15 @@ async fn answer(
     if !guard.admits(&req) {
         return guard.refuse();
     }
+    // Without a token the answer is only for this machine: a page whose name resolves here
+    // (DNS rebinding) would otherwise read and steer the UI as a same-origin page.
+    if guard.token.is_none() && guard.basic.is_none() && !loopback_host(&req) {
+        return reply(
+            StatusCode::FORBIDDEN,
+            "text/plain",
+            "403: without --web-token perfhost answers only requests for 127.0.0.1, localhost or [::1]\n",
+        );
+    }
     let board = || match source {
         Source::Board(board) => board.snapshot().unwrap_or_default(),
         Source::Session(session) => session.board(),
@@ -270,10 +316,13 @@ async fn answer(
             )
         }
         ("GET", "/stats/requests") => {
-            return json_reply(
-                StatusCode::OK,
-                &crate::report::locust_api::stats_requests(&board()),
-            )
+            let stats = match source {
+                Source::Session(session) => session.stats_requests(),
+                Source::Board(board) => {
+                    crate::report::locust_api::stats_requests(&board.snapshot().unwrap_or_default())
+                }
+            };
+            return json_reply(StatusCode::OK, &stats);
         }
         ("GET", "/api/openapi.yaml") => return reply(StatusCode::OK, "application/yaml", OPENAPI),
         _ => {}
@@ -285,14 +334,24 @@ async fn answer(
             "404: this run serves /metrics and /stats/requests (the web UI: perfhost ui, or perfhost run --web)\n",
         );
     };
+    // Control is decided by the path alone, whatever the method; a method a path does not
+    // take is 405 before anything happens.
     let control = matches!(
-        (method.as_str(), path.as_str()),
-        ("POST", "/swarm")
-            | ("GET" | "POST", "/stop")
-            | ("GET" | "POST", "/stats/reset")
-            | ("POST", "/api/pause")
-            | ("POST", "/api/resume")
+        path.as_str(),
+        "/swarm" | "/stop" | "/stats/reset" | "/api/pause" | "/api/resume"
     );
+    let allowed = match path.as_str() {
+        "/swarm" | "/api/pause" | "/api/resume" => method == "POST",
+        "/stop" | "/stats/reset" => method == "GET" || method == "POST",
+        _ => method == "GET",
+    };
+    if !allowed {
+        return reply(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "text/plain",
+            format!("405: {method} {path} is not served (see /api/openapi.yaml)\n"),
+        );
+    }
     if control {
         if guard.read_only {
             return json_reply(
@@ -315,13 +374,20 @@ async fn answer(
         ("GET", "/api/history") => json_reply(StatusCode::OK, &session.history()),
         ("GET", "/api/events") => events(session),
         ("POST", "/swarm") => match start_request(req).await {
-            Ok(request) => outcome(session.swarm(request)),
+            Ok(request) => match session.swarm(request) {
+                // Locust's answer names the host too.
+                Ok(message) => json_reply(
+                    StatusCode::OK,
+                    &json!({"success": true, "message": message, "host": session.state()["host"]}),
+                ),
+                Err(err) => outcome(Err(err)),
+            },
             Err(why) => outcome(Err(Refused::BadRequest(why))),
         },
-        (_, "/stop") => outcome(session.stop()),
-        (_, "/stats/reset") => outcome(session.reset_stats()),
-        (_, "/api/pause") => outcome(session.set_paused(true)),
-        (_, "/api/resume") => outcome(session.set_paused(false)),
+        ("GET" | "POST", "/stop") => outcome(session.stop()),
+        ("GET" | "POST", "/stats/reset") => outcome(session.reset_stats()),
+        ("POST", "/api/pause") => outcome(session.set_paused(true)),
+        ("POST", "/api/resume") => outcome(session.set_paused(false)),
         ("GET", "/api/result") => match session.result() {
             Some(result) => attachment(
                 "application/json",

@@ -38,6 +38,9 @@ pub struct Test {
 /// Resolves a start request against the command line: the plan, or the error to show.
 pub type Planner = dyn Fn(&StartRequest) -> Result<crate::plan::Plan, String> + Send + Sync;
 
+/// Whether a plan fits this machine (the memory check of a run's start, for a new count).
+pub type Fits = dyn Fn(&crate::plan::Plan) -> Result<(), String> + Send + Sync;
+
 /// What the form offers, fixed for the session.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct FormOptions {
@@ -60,6 +63,8 @@ pub enum Phase {
 /// The test that runs or ran last.
 struct Current {
     run_id: u64,
+    /// The plan as it started (a new user count is checked against memory with it).
+    plan: crate::plan::Plan,
     board: Arc<LiveBoard>,
     control: RunControl,
     stop: StopHandle,
@@ -75,6 +80,8 @@ struct Current {
 
 struct Inner {
     phase: Phase,
+    /// `--autoquit` is counting down: no new test.
+    closing: bool,
     next_run_id: u64,
     current: Option<Current>,
     message: Option<String>,
@@ -86,6 +93,7 @@ type Followed = (u64, Arc<LiveBoard>);
 pub struct Session {
     inner: Mutex<Inner>,
     planner: Box<Planner>,
+    fits: Box<Fits>,
     tests: tokio::sync::mpsc::UnboundedSender<Test>,
     events: broadcast::Sender<Arc<str>>,
     /// Boards of new tests, for `follow_tests` (on the web server's thread).
@@ -108,6 +116,7 @@ impl Session {
     /// A session whose tests go to `tests` (the UI loop runs them).
     pub fn new(
         planner: Box<Planner>,
+        fits: Box<Fits>,
         form: FormOptions,
         read_only: bool,
         tests: tokio::sync::mpsc::UnboundedSender<Test>,
@@ -118,11 +127,13 @@ impl Session {
             follow_rx: Mutex::new(Some(follow_rx)),
             inner: Mutex::new(Inner {
                 phase: Phase::Ready,
+                closing: false,
                 next_run_id: 1,
                 current: None,
                 message: None,
             }),
             planner,
+            fits,
             tests,
             events: broadcast::channel(64).0,
             form,
@@ -138,7 +149,12 @@ impl Session {
     /// `POST /swarm`: starts a test, or — while one runs — moves it to a new user count.
     pub fn swarm(&self, request: StartRequest) -> Result<String, Refused> {
         let mut inner = self.lock();
-        if let (Phase::Running, Some(current)) = (inner.phase, inner.current.as_ref()) {
+        if inner.closing {
+            return Err(Refused::Conflict(
+                "perfhost is quitting (--autoquit): no new test".into(),
+            ));
+        }
+        if let (Phase::Running, Some(current)) = (inner.phase, inner.current.as_mut()) {
             if current.open_model {
                 return Err(Refused::Conflict(
                     "this test runs at an arrival rate: its users cannot be changed mid-run (stop it and start a new test)".into(),
@@ -153,6 +169,11 @@ impl Session {
                     "spawn_rate: give a number of users per second above 0".into(),
                 ));
             }
+            // The same memory check as at the start, for the new count.
+            let mut check = current.plan.clone();
+            check.load = crate::plan::LoadShape::ramp(users, spawn_rate);
+            (self.fits)(&check).map_err(|e| Refused::BadRequest(format!("user_count: {e}")))?;
+            current.summary.spawn_rate = spawn_rate;
             current.control.retarget(Retarget { users, spawn_rate });
             let message = format!("Moving to {users} users at {spawn_rate}/s");
             drop(inner);
@@ -176,6 +197,7 @@ impl Session {
         };
         inner.current = Some(Current {
             run_id,
+            plan: test.plan.clone(),
             board: test.board.clone(),
             control: test.control.clone(),
             stop: test.stop.clone(),
@@ -194,6 +216,8 @@ impl Session {
                 duration_s: 0.0,
                 interrupted: false,
                 aborted_by: None,
+                shard: None,
+                merged_shards: None,
             },
             open_model: test.plan.arrivals.is_some(),
             rate_per_s: test
@@ -233,8 +257,14 @@ impl Session {
                 self.announce();
                 Ok("Stopping: users finish their current task".into())
             }
-            _ => Err(Refused::Conflict("no test is running".into())),
+            // As Locust: stopping what is not running is done, not an error.
+            _ => Ok("No test is running".into()),
         }
+    }
+
+    /// `--autoquit` began: refuse new tests.
+    pub fn close(&self) {
+        self.lock().closing = true;
     }
 
     pub fn set_paused(&self, paused: bool) -> Result<String, Refused> {
@@ -266,7 +296,7 @@ impl Session {
                 c.control.request_reset();
                 Ok("Statistics reset".into())
             }
-            _ => Err(Refused::Conflict("no test is running".into())),
+            _ => Ok("No test is running: nothing to reset".into()),
         }
     }
 
@@ -324,13 +354,19 @@ impl Session {
                 if let Some(point) = point {
                     self.send("point", &json!({"run_id": run_id, "point": point}));
                 }
-                self.send(
-                    "stats",
-                    &crate::report::locust_api::stats_requests(&snapshot),
-                );
+                self.send("stats", &self.stats_requests());
                 self.announce();
             }
             if snapshot.finished {
+                // The users are gone; the reports are still being written.
+                let mut inner = self.lock();
+                if inner.phase == Phase::Running
+                    && inner.current.as_ref().is_some_and(|c| c.run_id == run_id)
+                {
+                    inner.phase = Phase::Stopping;
+                }
+                drop(inner);
+                self.announce();
                 return;
             }
         }
@@ -416,6 +452,13 @@ impl Session {
             Some(c) => json!({"run_id": c.run_id, "points": c.points}),
             None => json!({"run_id": 0, "points": []}),
         }
+    }
+
+    /// Locust's `/stats/requests` of the current test, with the session's state.
+    pub fn stats_requests(&self) -> Value {
+        let mut stats = crate::report::locust_api::stats_requests(&self.board());
+        stats["state"] = self.state()["state"].clone();
+        stats
     }
 
     /// The current board (`/metrics`, `/stats/requests`), empty before the first test.

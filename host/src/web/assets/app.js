@@ -188,7 +188,7 @@ function renderRun(s, st) {
   $('pause').disabled = s.open_model || !live;
   $('resume').disabled = s.open_model || st !== 'paused';
   $('stop').disabled = !(live || st === 'paused');
-  $('reset-stats').disabled = st === 'ready';
+  $('reset-stats').disabled = !(live || st === 'paused');
   $('new-test').disabled = st !== 'stopped';
   if (cur.editRun !== s.run_id && ACTIVE.includes(st)) {
     cur.editRun = s.run_id;
@@ -231,7 +231,7 @@ function fillForm(s) {
     $('users').value = v(d.users);
     $('spawn-rate').value = v(d.spawn_rate);
     $('rate').value = v(d.rate);
-    $('host').value = v(d.host || s.host);
+    $('host').value = v(d.host);
     $('run-time').value = v(d.run_time);
   }
 }
@@ -546,7 +546,10 @@ function bind() {
     const f = new URLSearchParams();
     f.set('user_count', $('users').value.trim());
     f.set('spawn_rate', $('spawn-rate').value.trim());
-    f.set('host', $('host').value.trim());
+    // Only an edited host is sent: the command line's URL may carry credentials the page
+    // never sees.
+    const host = $('host').value.trim();
+    if (host !== String((cur.state && cur.state.defaults && cur.state.defaults.host) || '')) f.set('host', host);
     f.set('run_time', $('run-time').value.trim());
     for (const cb of document.querySelectorAll('#user-classes input[name="user_classes"]:checked')) f.append('user_classes', cb.value);
     f.set('scenario', $('scenario').value);

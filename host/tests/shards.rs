@@ -1,0 +1,252 @@
+//! Sharded runs on this machine: `perfhost local --shards 4` against a recording server (the
+//! merged count is the server's own count, the merged histograms the shards' sum), `perfhost
+//! merge` refusing a missing, duplicate or foreign shard in one line, and the start barrier's
+//! exit 5.
+
+use std::path::Path;
+
+use serde_json::Value;
+
+use crate::support::{self, Mode, RecordingServer, TempDir};
+
+fn json(path: &Path) -> Value {
+    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+}
+
+fn histogram(text: &Value) -> hdrhistogram::Histogram<u64> {
+    perfhost::stats::deserialize_histogram(text.as_str().unwrap()).expect("a histogram")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn four_local_shards_merge_to_the_servers_count() {
+    let _serial = support::serial().await;
+    let server = RecordingServer::start(Mode::Auditor).await;
+    let dir = TempDir::new("shards");
+    let out = support::perfhost(
+        &[
+            "local",
+            "--shards",
+            "4",
+            "--start-delay",
+            "4s",
+            "-H",
+            &server.url(),
+            "-f",
+            "burst_user",
+            "-u",
+            "8",
+            "-r",
+            "100",
+            "-t",
+            "3s",
+            "--seed",
+            "5",
+        ],
+        &dir.0,
+    )
+    .await;
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    let local = std::fs::read_dir(dir.join("reports"))
+        .unwrap()
+        .filter_map(Result::ok)
+        .find(|e| e.file_name().to_string_lossy().contains("_local_"))
+        .expect("reports/<run>_local_<time>/")
+        .path();
+    let merged = json(&local.join("merged.json"));
+    assert_eq!(merged["meta"]["merged_shards"], 4);
+    // Every request the server answered is in the merged result, once.
+    let seen = server.seen().len() as u64;
+    assert_eq!(merged["total"]["requests"].as_u64().unwrap(), seen);
+    assert_eq!(merged["plan"]["class_users"]["BurstUser"], 8);
+
+    // Each row's merged histogram is the sum of the shards' histograms, exactly.
+    let shards: Vec<Value> = (0..4)
+        .map(|i| json(&local.join(format!("shard-{i}.json"))))
+        .collect();
+    let mut users = 0;
+    for (i, s) in shards.iter().enumerate() {
+        assert_eq!(s["meta"]["shard"]["index"], i);
+        assert_eq!(
+            s["meta"]["shard"]["plan_hash"],
+            shards[0]["meta"]["shard"]["plan_hash"]
+        );
+        users += s["plan"]["class_users"]["BurstUser"].as_u64().unwrap();
+    }
+    assert_eq!(users, 8, "the shards' users add up to the plan's");
+    for row in merged["stats"].as_array().unwrap() {
+        let mut sum = perfhost::stats::new_histogram();
+        for s in &shards {
+            if let Some(r) = s["stats"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|r| r["name"] == row["name"] && r["method"] == row["method"])
+            {
+                sum.add(histogram(&r["histogram"])).unwrap();
+            }
+        }
+        let merged_h = histogram(&row["histogram"]);
+        assert_eq!(merged_h.len(), sum.len());
+        assert!(sum
+            .iter_recorded()
+            .all(|v| merged_h.count_at(v.value_iterated_to()) == v.count_at_value()));
+        assert_eq!(row["requests"].as_u64().unwrap(), merged_h.len());
+    }
+    // The history adds the shards' seconds: its requests are the total.
+    let in_history: u64 = merged["history"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["requests"].as_u64().unwrap())
+        .sum();
+    assert_eq!(in_history, seen);
+
+    // merge: a missing shard (as when its process was killed), a duplicate, a foreign one.
+    let files: Vec<String> = (0..4)
+        .map(|i| local.join(format!("shard-{i}.json")).display().to_string())
+        .collect();
+    let merge = |args: &[&str]| {
+        let mut all = vec!["merge"];
+        all.extend_from_slice(args);
+        let all: Vec<String> = all.iter().map(|s| s.to_string()).collect();
+        let dir = dir.0.clone();
+        async move {
+            let refs: Vec<&str> = all.iter().map(String::as_str).collect();
+            support::perfhost(&refs, &dir).await
+        }
+    };
+    let out = merge(&[&files[0], &files[1], &files[3]]).await;
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("shard 2/4 is missing") && stderr.trim().lines().count() == 1,
+        "{stderr}"
+    );
+    let out = merge(&[&files[0], &files[1], &files[1], &files[2], &files[3]]).await;
+    assert!(String::from_utf8_lossy(&out.stderr).contains("shard 1/4 appears twice"));
+    let mut foreign = shards[3].clone();
+    foreign["meta"]["shard"]["plan_hash"] = "0123456789abcdef".into();
+    let foreign_file = dir.join("foreign.json");
+    std::fs::write(&foreign_file, foreign.to_string()).unwrap();
+    let foreign_file = foreign_file.display().to_string();
+    let out = merge(&[&files[0], &files[1], &files[2], &foreign_file]).await;
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("merge the shards of one run"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let hlog = dir.join("merged.hlog").display().to_string();
+    let out = merge(&[&files[3], &files[1], &files[0], &files[2], "--hlog", &hlog]).await;
+    assert_eq!(out.status.code(), Some(0));
+    let (all, _) = read_hlog(Path::new(&hlog));
+    assert_eq!(all, seen, "the merged interval log counts every request");
+}
+
+/// Counts in an interval log, read with the hdrhistogram crate's reader: untagged, and per
+/// tag.
+fn read_hlog(path: &Path) -> (u64, std::collections::BTreeMap<String, u64>) {
+    use hdrhistogram::serialization::interval_log::{IntervalLogIterator, LogEntry};
+    use hdrhistogram::serialization::Deserializer;
+    let bytes = std::fs::read(path).expect("the .hlog");
+    let mut deserializer = Deserializer::new();
+    let (mut untagged, mut tagged) = (0u64, std::collections::BTreeMap::new());
+    for entry in IntervalLogIterator::new(&bytes) {
+        let LogEntry::Interval(interval) = entry.expect("a valid log line") else {
+            continue;
+        };
+        let raw = base64::Engine::decode(
+            &base64::engine::general_purpose::STANDARD,
+            interval.encoded_histogram(),
+        )
+        .unwrap();
+        let h: hdrhistogram::Histogram<u64> = deserializer
+            .deserialize(&mut std::io::Cursor::new(raw))
+            .unwrap();
+        match interval.tag() {
+            None => untagged += h.len(),
+            Some(tag) => *tagged.entry(tag.as_str().to_string()).or_insert(0) += h.len(),
+        }
+    }
+    (untagged, tagged)
+}
+
+/// `perfhost run --hlog`: the log reads back with the hdrhistogram crate to the run's counts,
+/// in total and per endpoint.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_interval_log_reads_back_to_the_results_counts() {
+    let server = RecordingServer::start(Mode::Auditor).await;
+    let dir = TempDir::new("hlog");
+    let out = support::perfhost(
+        &[
+            "run",
+            "-H",
+            &server.url(),
+            "-f",
+            "burst_user",
+            "-u",
+            "2",
+            "-r",
+            "100",
+            "-t",
+            "2s",
+            "--hlog",
+            "run.hlog",
+            "--json-file",
+            "run.json",
+        ],
+        &dir.0,
+    )
+    .await;
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let result = json(&dir.join("run.json"));
+    let (all, tagged) = read_hlog(&dir.join("run.hlog"));
+    assert_eq!(all, result["total"]["requests"].as_u64().unwrap());
+    for row in result["stats"].as_array().unwrap() {
+        let tag = perfhost::report::hlog::tag_of(
+            row["method"].as_str().unwrap(),
+            row["name"].as_str().unwrap(),
+        );
+        assert_eq!(tagged.get(&tag).copied(), row["requests"].as_u64(), "{tag}");
+    }
+}
+
+/// A shard that is ready only after `--start-at` sends nothing and exits 5, saying by how much.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_late_shard_exits_5_and_sends_nothing() {
+    let server = RecordingServer::start(Mode::Auditor).await;
+    let dir = TempDir::new("barrier");
+    let out = support::perfhost(
+        &[
+            "run",
+            "-H",
+            &server.url(),
+            "-f",
+            "burst_user",
+            "-t",
+            "1s",
+            "--shard",
+            "1/2",
+            "--start-at",
+            "2026-01-01T00:00:00Z",
+        ],
+        &dir.0,
+    )
+    .await;
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(5), "{stderr}");
+    assert!(
+        stderr.contains("shard 1/2 was ready") && stderr.contains("after --start-at"),
+        "{stderr}"
+    );
+    assert!(server.seen().is_empty(), "a late shard sent requests");
+    let out = support::perfhost(&["run", "--shard", "4/4", "-t", "1s"], &dir.0).await;
+    assert_eq!(out.status.code(), Some(2));
+    let out = support::perfhost(&["run", "--start-at", "noon", "-t", "1s"], &dir.0).await;
+    assert!(String::from_utf8_lossy(&out.stderr).contains("RFC 3339"));
+}
