@@ -877,12 +877,21 @@ fn resolve_layers(
         stop_timeout: l.pick_or("stop-timeout", Duration::from_secs(10), |s| s.stop_timeout),
     };
     let arrivals = open_model(&mut l, run_time, iterations, scenario.as_ref())?;
-    let seed = l.pick("seed", |s| s.seed).unwrap_or_else(|| {
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_nanos() as u64)
-            .unwrap_or(1)
-    });
+    // The shards of one run must draw the same choices (one arrival schedule, one class
+    // sequence): without --seed they agree on one from --start-at (else a fixed one).
+    let seed = l
+        .pick("seed", |s| s.seed)
+        .unwrap_or_else(|| match &args.shard {
+            Some(_) => args.start_at.as_deref().map_or(1, |t| {
+                t.bytes().fold(1469598103934665603u64, |h, b| {
+                    (h ^ u64::from(b)).wrapping_mul(1099511628211)
+                })
+            }),
+            None => std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_nanos() as u64)
+                .unwrap_or(1),
+        });
 
     let limits = SandboxLimits {
         cpu_budget: l.pick_or("cpu-budget", DEFAULT_CPU_BUDGET, |s| s.cpu_budget),

@@ -250,3 +250,132 @@ async fn a_late_shard_exits_5_and_sends_nothing() {
     let out = support::perfhost(&["run", "--start-at", "noon", "-t", "1s"], &dir.0).await;
     assert!(String::from_utf8_lossy(&out.stderr).contains("RFC 3339"));
 }
+
+/// `perfhost local --shards 4` against the built-in demo server: the merged /verify requests
+/// are what the server itself counted (its /metrics).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn four_shards_match_the_demo_servers_own_count() {
+    let _serial = support::serial().await;
+    let (_demo, addr) = support::demo_child(&[]);
+    let dir = TempDir::new("shards-demo");
+    let url = format!("http://{addr}");
+    let out = support::perfhost(
+        &[
+            "local",
+            "--shards",
+            "4",
+            "--start-delay",
+            "4s",
+            "-H",
+            &url,
+            "-f",
+            "burst_user",
+            "-u",
+            "8",
+            "-r",
+            "100",
+            "-t",
+            "3s",
+        ],
+        &dir.0,
+    )
+    .await;
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let local = std::fs::read_dir(dir.join("reports"))
+        .unwrap()
+        .filter_map(Result::ok)
+        .find(|e| e.file_name().to_string_lossy().contains("_local_"))
+        .unwrap()
+        .path();
+    let merged = json(&local.join("merged.json"));
+    let verify: u64 = merged["stats"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["name"].as_str().unwrap().starts_with("/verify"))
+        .map(|r| r["requests"].as_u64().unwrap())
+        .sum();
+    let metrics = plain_get(addr, "/metrics");
+    let counted: f64 = metrics
+        .lines()
+        .filter(|l| l.starts_with("auditor_verify_requests_total{"))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum();
+    assert!(verify > 0);
+    assert_eq!(
+        verify, counted as u64,
+        "merged /verify vs the server's own count"
+    );
+}
+
+/// A shard killed mid-run writes no result: `perfhost merge` of the others names it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_shard_is_named_by_merge() {
+    let server = RecordingServer::start(Mode::Auditor).await;
+    let dir = TempDir::new("shards-kill");
+    let url = server.url();
+    let start = perfhost::plan::utc_timestamp((perfhost::stats::unix_now() + 3.0).ceil());
+    let mut shards: Vec<support::ChildGuard> = (0..3)
+        .map(|i| {
+            support::ChildGuard(
+                std::process::Command::new(env!("CARGO_BIN_EXE_perfhost"))
+                    .current_dir(&dir.0)
+                    .args([
+                        "run",
+                        "-H",
+                        &url,
+                        "-f",
+                        "burst_user",
+                        "-u",
+                        "3",
+                        "-r",
+                        "100",
+                    ])
+                    .args([
+                        "-t",
+                        "4s",
+                        "--shard",
+                        &format!("{i}/3"),
+                        "--start-at",
+                        &start,
+                    ])
+                    .args(["--json-file", &format!("shard-{i}.json")])
+                    .stdout(std::process::Stdio::null())
+                    .stderr(std::process::Stdio::null())
+                    .spawn()
+                    .unwrap(),
+            )
+        })
+        .collect();
+    tokio::time::sleep(std::time::Duration::from_secs(5)).await;
+    shards[1].0.kill().unwrap();
+    for s in &mut shards {
+        let _ = tokio::task::block_in_place(|| s.0.wait());
+    }
+    assert!(
+        !dir.join("shard-1.json").exists(),
+        "the killed shard wrote no result"
+    );
+    assert!(dir.join("shard-0.json").exists() && dir.join("shard-2.json").exists());
+    let out = support::perfhost(&["merge", "shard-0.json", "shard-2.json"], &dir.0).await;
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("shard 1/3 is missing"), "{stderr}");
+}
+
+/// GET over a plain TCP connection (HTTP/1.0: the body ends with the connection).
+fn plain_get(addr: std::net::SocketAddr, path: &str) -> String {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(addr).unwrap();
+    write!(s, "GET {path} HTTP/1.0\r\nHost: {addr}\r\n\r\n").unwrap();
+    let mut text = String::new();
+    s.read_to_string(&mut text).unwrap();
+    text.split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_string())
+        .unwrap_or_default()
+}

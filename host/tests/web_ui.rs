@@ -637,3 +637,69 @@ async fn exits_within(
         }
     }
 }
+
+/// API_TOKEN goes only to the command line's target: a test whose host was typed into the
+/// form is sent without it. An echoing target shows which requests carried the header (in a
+/// cookie it sets; the value redacted in the failure samples).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_host_typed_into_the_form_gets_no_api_token() {
+    let echo = crate::faults::FaultServer::start().await;
+    let other = RecordingServer::start(Mode::Auditor).await;
+    let dir = TempDir::new("web-token-host");
+    let token = [("API_TOKEN", "tok-form-host-77")];
+    let carried = |port: u16| {
+        let result = get_json(port, "/api/result");
+        let samples = result["failure_samples"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
+        assert!(!samples.is_empty(), "the echo answered 500: samples kept");
+        // The echo sets `session=<its Authorization header>`: `Bearer_[redacted]` when sent.
+        samples
+            .iter()
+            .any(|s| s["headers"].to_string().contains("Bearer"))
+    };
+    for (cli_host, form_host, expect) in [
+        (echo.url(), None, true),
+        (other.url(), Some(echo.url()), false),
+    ] {
+        let ui = Ui::start(
+            &[
+                "ui",
+                "--web-port",
+                "0",
+                "-H",
+                &cli_host,
+                "-f",
+                "http_get",
+                "--config-value",
+                "path=/echo500",
+            ],
+            &dir.0,
+            &token,
+        );
+        let mut fields = vec![
+            "user_count=1".to_string(),
+            "spawn_rate=10".into(),
+            "run_time=1s".into(),
+        ];
+        if let Some(h) = &form_host {
+            fields.push(format!("host={h}"));
+        }
+        let refs: Vec<&str> = fields.iter().map(String::as_str).collect();
+        assert_eq!(curl_swarm(ui.port, &refs)["success"], true);
+        wait_for(Duration::from_secs(20), "the test's end", || {
+            state(ui.port) == "stopped"
+        })
+        .await;
+        assert_eq!(
+            carried(ui.port),
+            expect,
+            "-H {cli_host}, form host {form_host:?}: {}",
+            get_json(ui.port, "/api/result")["failure_samples"]
+        );
+        assert!(!get_json(ui.port, "/api/result")
+            .to_string()
+            .contains("tok-form-host-77"));
+    }
+}
