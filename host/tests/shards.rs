@@ -316,6 +316,8 @@ async fn four_shards_match_the_demo_servers_own_count() {
 /// A shard killed mid-run writes no result: `perfhost merge` of the others names it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_killed_shard_is_named_by_merge() {
+    // Three load processes at once: not beside the timing-sensitive tests.
+    let _serial = support::serial().await;
     let server = RecordingServer::start(Mode::Auditor).await;
     let dir = TempDir::new("shards-kill");
     let url = server.url();

@@ -119,8 +119,10 @@ fn count(
         .map(|s| (s.elapsed_seconds, get(s) as f64))
         .collect();
     let (slope, r2) = fit(&points);
-    let added = match (after.first(), after.last()) {
-        (Some(a), Some(b)) => get(b) as i64 - get(a) as i64,
+    // The rise to the peak: a process caught exiting has already closed its files, and that
+    // last sample must not hide the rise before it.
+    let added = match (after.first(), after.iter().map(|s| get(s)).max()) {
+        (Some(a), Some(peak)) => peak as i64 - get(a) as i64,
         _ => 0,
     };
     CountAnalysis {
