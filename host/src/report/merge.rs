@@ -127,28 +127,6 @@ fn entry(file: &str, row: &EndpointStats) -> Result<Entry, MergeError> {
     })
 }
 
-fn add(into: &mut Entry, other: &Entry) {
-    let _ = into.histogram.add(&other.histogram);
-    if let Some(c) = &other.corrected {
-        let _ = into.corrected.get_or_insert_with(new_histogram).add(c);
-    }
-    into.requests += other.requests;
-    into.failures += other.failures;
-    into.content_bytes += other.content_bytes;
-    into.sum_us += other.sum_us;
-}
-
-fn empty_entry() -> Entry {
-    Entry {
-        histogram: new_histogram(),
-        corrected: None,
-        requests: 0,
-        failures: 0,
-        content_bytes: 0,
-        sum_us: 0,
-    }
-}
-
 /// One result of all shards, in the same schema: every report renders from it.
 pub fn merge(results: Vec<(String, RunResult)>) -> Result<RunResult, MergeError> {
     let metas = check(&results)?;
@@ -167,12 +145,10 @@ pub fn merge(results: Vec<(String, RunResult)>) -> Result<RunResult, MergeError>
     for (file, r) in &results {
         for row in &r.stats {
             let e = entry(file, row)?;
-            add(
-                all.entries
-                    .entry((row.method.clone(), row.name.clone()))
-                    .or_insert_with(empty_entry),
-                &e,
-            );
+            all.entries
+                .entry((row.method.clone(), row.name.clone()))
+                .or_insert_with(Entry::new)
+                .add(&e);
         }
         for row in &r.classes {
             let e = entry(file, row)?;
@@ -180,11 +156,11 @@ pub fn merge(results: Vec<(String, RunResult)>) -> Result<RunResult, MergeError>
                 Some(i) => i,
                 None => {
                     class_names.push(row.name.clone());
-                    all.classes.push(empty_entry());
+                    all.classes.push(Entry::new());
                     class_names.len() - 1
                 }
             };
-            add(&mut all.classes[i], &e);
+            all.classes[i].add(&e);
         }
     }
     let (stats, total) = endpoint_rows(&all, seconds);

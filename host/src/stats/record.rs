@@ -52,8 +52,14 @@ pub struct Entry {
     pub sum_us: u64,
 }
 
+impl Default for Entry {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
 impl Entry {
-    pub(super) fn new() -> Self {
+    pub fn new() -> Self {
         Entry {
             histogram: new_histogram(),
             corrected: None,
