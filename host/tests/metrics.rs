@@ -2,8 +2,6 @@
 //! Prometheus text parser, counters equal to the run's result at the end, latency as
 //! histograms, a token required beyond loopback — and Locust's `/stats/requests`.
 
-use std::io::{Read, Write};
-use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
 use perfhost::plan::MetricsPlan;
@@ -12,19 +10,9 @@ use crate::support::{self, Mode, RecordingServer};
 
 /// GET `path` from 127.0.0.1:`port` (HTTP/1.0, so the body ends with the connection).
 fn get(port: u16, path: &str, token: Option<&str>) -> Option<(u16, String)> {
-    let mut stream = TcpStream::connect(("127.0.0.1", port)).ok()?;
-    stream.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
-    let auth = token.map_or(String::new(), |t| format!("Authorization: Bearer {t}\r\n"));
-    write!(
-        stream,
-        "GET {path} HTTP/1.0\r\nHost: 127.0.0.1\r\n{auth}\r\n"
-    )
-    .ok()?;
-    let mut text = String::new();
-    stream.read_to_string(&mut text).ok()?;
-    let status = text.split_whitespace().nth(1)?.parse().ok()?;
-    let body = text.split_once("\r\n\r\n").map(|(_, b)| b.to_string())?;
-    Some((status, body))
+    let auth = token.map(|t| format!("Bearer {t}"));
+    let headers: Vec<(&str, &str)> = auth.iter().map(|a| ("Authorization", a.as_str())).collect();
+    support::try_http(port, "GET", path, &headers, "").map(|(status, _, body)| (status, body))
 }
 
 fn free_port() -> u16 {

@@ -47,12 +47,7 @@ async fn four_local_shards_merge_to_the_servers_count() {
     .await;
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(0), "{stderr}");
-    let local = std::fs::read_dir(dir.join("reports"))
-        .unwrap()
-        .filter_map(Result::ok)
-        .find(|e| e.file_name().to_string_lossy().contains("_local_"))
-        .expect("reports/<run>_local_<time>/")
-        .path();
+    let local = support::local_run_dir(&dir.0);
     let merged = json(&local.join("merged.json"));
     assert_eq!(merged["meta"]["merged_shards"], 4);
     // Every request the server answered is in the merged result, once.
@@ -286,12 +281,7 @@ async fn four_shards_match_the_demo_servers_own_count() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let local = std::fs::read_dir(dir.join("reports"))
-        .unwrap()
-        .filter_map(Result::ok)
-        .find(|e| e.file_name().to_string_lossy().contains("_local_"))
-        .unwrap()
-        .path();
+    let local = support::local_run_dir(&dir.0);
     let merged = json(&local.join("merged.json"));
     let verify: u64 = merged["stats"]
         .as_array()
@@ -300,7 +290,7 @@ async fn four_shards_match_the_demo_servers_own_count() {
         .filter(|r| r["name"].as_str().unwrap().starts_with("/verify"))
         .map(|r| r["requests"].as_u64().unwrap())
         .sum();
-    let metrics = plain_get(addr, "/metrics");
+    let (_, _, metrics) = support::http(addr.port(), "GET", "/metrics", &[], "");
     let counted: f64 = metrics
         .lines()
         .filter(|l| l.starts_with("auditor_verify_requests_total{"))
@@ -370,14 +360,135 @@ async fn a_killed_shard_is_named_by_merge() {
     assert!(stderr.contains("shard 1/3 is missing"), "{stderr}");
 }
 
-/// GET over a plain TCP connection (HTTP/1.0: the body ends with the connection).
-fn plain_get(addr: std::net::SocketAddr, path: &str) -> String {
-    use std::io::{Read, Write};
-    let mut s = std::net::TcpStream::connect(addr).unwrap();
-    write!(s, "GET {path} HTTP/1.0\r\nHost: {addr}\r\n\r\n").unwrap();
-    let mut text = String::new();
-    s.read_to_string(&mut text).unwrap();
-    text.split_once("\r\n\r\n")
-        .map(|(_, b)| b.to_string())
-        .unwrap_or_default()
+/// The demo server's own service-time histogram (`auditor_verify_latency_seconds`, µs):
+/// cumulative bucket bounds and counts, and the mean.
+struct ServiceTimes {
+    buckets: Vec<(f64, f64)>,
+    mean_us: f64,
+}
+
+impl ServiceTimes {
+    fn scrape(addr: std::net::SocketAddr) -> Self {
+        let (_, _, text) = support::http(addr.port(), "GET", "/metrics", &[], "");
+        let value = |line: &str| line.rsplit(' ').next().unwrap().parse::<f64>().unwrap();
+        let mut buckets = Vec::new();
+        let (mut sum, mut count) = (0.0, 0.0);
+        for line in text.lines() {
+            if let Some(rest) = line.strip_prefix("auditor_verify_latency_seconds_bucket{le=\"") {
+                let le = rest.split('"').next().unwrap();
+                let bound = if le == "+Inf" {
+                    f64::INFINITY
+                } else {
+                    le.parse::<f64>().unwrap() * 1e6
+                };
+                buckets.push((bound, value(line)));
+            } else if line.starts_with("auditor_verify_latency_seconds_sum ") {
+                sum = value(line);
+            } else if line.starts_with("auditor_verify_latency_seconds_count ") {
+                count = value(line);
+            }
+        }
+        assert!(count > 0.0, "the server measured no verification: {text}");
+        ServiceTimes {
+            buckets,
+            mean_us: sum / count * 1e6,
+        }
+    }
+
+    /// The service time at quantile `q`, interpolated inside its bucket (as Prometheus'
+    /// `histogram_quantile` does).
+    fn quantile(&self, q: f64) -> f64 {
+        let total = self.buckets.last().unwrap().1;
+        let rank = q * total;
+        let mut lower = (0.0, 0.0);
+        for &(bound, cumulative) in &self.buckets {
+            if cumulative >= rank && cumulative > lower.1 {
+                if bound.is_infinite() {
+                    return lower.0;
+                }
+                return lower.0 + (bound - lower.0) * (rank - lower.1) / (cumulative - lower.1);
+            }
+            lower = (bound, cumulative);
+        }
+        lower.0
+    }
+}
+
+/// A sharded run measures what one process measures: against a server whose service time
+/// is 20–60 ms, the merged p50/p90/p99 equal a single-process run's within a tolerance taken
+/// from the servers' own histograms — how far sampling moves a quantile of n requests
+/// (4 standard errors of its rank, read off the service-time distribution) plus each run's
+/// client-side overhead (its mean latency minus the server's mean service time).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn merged_percentiles_agree_with_a_single_process_run() {
+    let _serial = support::serial().await;
+    let flags = [
+        "-f",
+        "auditor_benchmark",
+        "-u",
+        "8",
+        "-r",
+        "100",
+        "-t",
+        "4s",
+        "--seed",
+        "9",
+    ];
+    let dir = TempDir::new("shards-percentiles");
+    let latency = ["--latency", "20ms..60ms", "--seed", "3"];
+
+    let (single_demo, single_addr) = support::demo_child(&latency);
+    let url = format!("http://{single_addr}");
+    let mut args = vec!["run", "-H", &url, "--json-file", "single.json"];
+    args.extend_from_slice(&flags);
+    let out = support::perfhost(&args, &dir.0).await;
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let single_server = ServiceTimes::scrape(single_addr);
+    drop(single_demo);
+
+    let (sharded_demo, sharded_addr) = support::demo_child(&latency);
+    let url = format!("http://{sharded_addr}");
+    let mut args = vec!["local", "--shards", "4", "--start-delay", "4s", "-H", &url];
+    args.extend_from_slice(&flags);
+    let out = support::perfhost(&args, &dir.0).await;
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let sharded_server = ServiceTimes::scrape(sharded_addr);
+    drop(sharded_demo);
+
+    let single = histogram(&json(&dir.join("single.json"))["total"]["histogram"]);
+    let merged =
+        histogram(&json(&support::local_run_dir(&dir.0).join("merged.json"))["total"]["histogram"]);
+    let n = single.len().min(merged.len()) as f64;
+    assert!(n >= 200.0, "too few requests to compare: {n}");
+    let overhead = (single.mean() - single_server.mean_us).abs()
+        + (merged.mean() - sharded_server.mean_us).abs();
+    for q in [0.5, 0.9, 0.99] {
+        let spread = 4.0 * (q * (1.0 - q) / n).sqrt();
+        let sampling = single_server.quantile((q + spread).min(1.0))
+            - single_server.quantile((q - spread).max(0.0));
+        let tolerance = sampling + overhead;
+        let (a, b) = (
+            single.value_at_quantile(q) as f64,
+            merged.value_at_quantile(q) as f64,
+        );
+        eprintln!(
+            "p{}: single {a} µs, merged {b} µs, tolerance {tolerance:.0} µs",
+            q * 100.0
+        );
+        assert!(
+            (a - b).abs() <= tolerance,
+            "p{}: single {a} µs, merged {b} µs, tolerance {tolerance:.0} µs (sampling {sampling:.0}, overhead {overhead:.0})",
+            q * 100.0
+        );
+    }
 }

@@ -331,3 +331,57 @@ pub fn find_on_path(names: &[&str]) -> Option<std::path::PathBuf> {
             .map(|dir| dir.join(name))
     })
 }
+
+/// One HTTP/1.0 exchange with 127.0.0.1:`port` (the body ends with the connection): the
+/// status, the headers as text (lower case), and the body; `None` when nothing answers.
+pub fn try_http(
+    port: u16,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &str,
+) -> Option<(u16, String, String)> {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .ok()?;
+    let mut head = format!(
+        "{method} {path} HTTP/1.0\r\nContent-Length: {}\r\n",
+        body.len()
+    );
+    if !headers.iter().any(|(k, _)| k.eq_ignore_ascii_case("host")) {
+        head.push_str(&format!("Host: 127.0.0.1:{port}\r\n"));
+    }
+    for (k, v) in headers {
+        head.push_str(&format!("{k}: {v}\r\n"));
+    }
+    write!(stream, "{head}\r\n{body}").ok()?;
+    let mut text = String::new();
+    stream.read_to_string(&mut text).ok()?;
+    let status = text.split_whitespace().nth(1)?.parse().ok()?;
+    let (head, body) = text.split_once("\r\n\r\n")?;
+    Some((status, head.to_ascii_lowercase(), body.to_string()))
+}
+
+/// [`try_http`] that must get an answer.
+pub fn http(
+    port: u16,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &str,
+) -> (u16, String, String) {
+    try_http(port, method, path, headers, body)
+        .unwrap_or_else(|| panic!("{method} {path}: no HTTP answer from port {port}"))
+}
+
+/// The folder `perfhost local` wrote under `cwd`: `reports/<run-name>_local_<time>/`.
+pub fn local_run_dir(cwd: &std::path::Path) -> std::path::PathBuf {
+    std::fs::read_dir(cwd.join("reports"))
+        .expect("reports/")
+        .filter_map(Result::ok)
+        .find(|e| e.file_name().to_string_lossy().contains("_local_"))
+        .expect("reports/<run>_local_<time>/")
+        .path()
+}

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use crate::support::{self, ChildGuard, Mode, RecordingServer, TempDir};
+use crate::support::{self, http, ChildGuard, Mode, RecordingServer, TempDir};
 
 /// A `perfhost ui` process and the port its page is on.
 pub struct Ui {
@@ -62,37 +62,6 @@ impl Ui {
             stderr: lines,
         }
     }
-}
-
-/// One HTTP/1.0 exchange with 127.0.0.1:`port` (the body ends with the connection): the
-/// status, the headers as text, and the body.
-pub fn http(
-    port: u16,
-    method: &str,
-    path: &str,
-    headers: &[(&str, &str)],
-    body: &str,
-) -> (u16, String, String) {
-    let mut stream = TcpStream::connect(("127.0.0.1", port)).expect("connect");
-    stream
-        .set_read_timeout(Some(Duration::from_secs(10)))
-        .unwrap();
-    let mut head = format!(
-        "{method} {path} HTTP/1.0\r\nContent-Length: {}\r\n",
-        body.len()
-    );
-    if !headers.iter().any(|(k, _)| k.eq_ignore_ascii_case("host")) {
-        head.push_str(&format!("Host: 127.0.0.1:{port}\r\n"));
-    }
-    for (k, v) in headers {
-        head.push_str(&format!("{k}: {v}\r\n"));
-    }
-    write!(stream, "{head}\r\n{body}").unwrap();
-    let mut text = String::new();
-    stream.read_to_string(&mut text).expect("an answer");
-    let status = text.split_whitespace().nth(1).unwrap().parse().unwrap();
-    let (head, body) = text.split_once("\r\n\r\n").unwrap();
-    (status, head.to_ascii_lowercase(), body.to_string())
 }
 
 pub fn get_json(port: u16, path: &str) -> Value {

@@ -8,10 +8,11 @@ use std::time::Duration;
 
 use clap::Parser;
 
+use crate::commands::merge::write_merged;
 use crate::config::{self, parse_duration_arg, RunArgs};
 use crate::exit;
 use crate::report::merge::merge;
-use crate::report::{load_result, summary_table, write_reports, ReportOutputs};
+use crate::report::{load_result, summary_table, ReportOutputs};
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct LocalArgs {
@@ -31,6 +32,12 @@ pub struct LocalArgs {
     /// The merged result's JUnit XML.
     #[arg(long, value_name = "FILE")]
     pub junit: Option<PathBuf>,
+    /// The merged result's Markdown summary (`-`: stdout).
+    #[arg(long, value_name = "FILE")]
+    pub markdown: Option<PathBuf>,
+    /// The merged histograms of every second as an HdrHistogram interval log.
+    #[arg(long, value_name = "FILE")]
+    pub hlog: Option<PathBuf>,
     /// `perfhost run` flags for every shard (-u, -r, -t, -f, -H, --rate, --threshold, …).
     #[arg(
         trailing_var_arg = true,
@@ -68,11 +75,12 @@ pub fn main(args: LocalArgs) -> u8 {
         (flags.html.is_some(), "--html"),
         (flags.csv.is_some(), "--csv"),
         (flags.junit.is_some(), "--junit"),
+        (flags.hlog.is_some(), "--hlog"),
         (flags.web, "--web"),
     ] {
         if given {
             crate::errln!(
-                "error: {flag}: perfhost local sets each shard's own (give --html, --csv or --junit to perfhost local itself for the merged result)"
+                "error: {flag}: perfhost local sets each shard's own (give --html, --csv, --junit, --markdown or --hlog to perfhost local itself for the merged result)"
             );
             return exit::USAGE;
         }
@@ -191,26 +199,17 @@ pub fn main(args: LocalArgs) -> u8 {
         }
     };
     crate::outln!("{}", summary_table(&merged));
-    let json = dir.join("merged.json");
-    match merged.write_json(&json) {
-        Ok(()) => crate::errln!("Merged result written to {}", json.display()),
-        Err(err) => crate::errln!("error: cannot write {}: {err}", json.display()),
-    }
     let outputs = ReportOutputs {
         csv_prefix: args.csv,
         html: args.html,
+        markdown: args.markdown,
         junit: args.junit,
         ..Default::default()
     };
-    if !outputs.is_empty() {
-        match write_reports(&merged, &outputs) {
-            Ok(paths) => {
-                for path in paths {
-                    crate::errln!("Report written to {}", path.display());
-                }
-            }
-            Err(err) => crate::errln!("error: {err}"),
-        }
+    let json = dir.join("merged.json");
+    if let Err(err) = write_merged(&merged, &json, args.hlog.as_deref(), &outputs) {
+        crate::errln!("error: {err}");
+        worst = worst.max(exit::USAGE);
     }
     let code = crate::commands::run::exit_code(&merged, plan.outputs.exit_code_on_error);
     worst.max(code)

@@ -1,11 +1,11 @@
 //! `perfhost merge SHARD.json…`: one exact result of a sharded run (`perfhost run --shard
 //! i/N`), its summary, its verdict and every report.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use crate::exit;
 use crate::report::merge::merge;
-use crate::report::{load_result, summary_table, write_reports, ReportOutputs};
+use crate::report::{load_result, summary_table, write_reports, ReportOutputs, RunResult};
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct MergeArgs {
@@ -56,24 +56,6 @@ pub fn main(args: MergeArgs) -> u8 {
     let json = args.json_file.clone().unwrap_or_else(|| {
         PathBuf::from("reports").join(format!("{}_merged.json", merged.meta.run_name))
     });
-    if let Err(err) = merged.write_json(&json) {
-        crate::errln!("error: cannot write {}: {err}", json.display());
-        return exit::USAGE;
-    }
-    crate::errln!(
-        "Merged {} shards into {}",
-        merged.meta.merged_shards.unwrap_or(0),
-        json.display()
-    );
-    if let Some(path) = &args.hlog {
-        match crate::report::hlog::write(&merged, path) {
-            Ok(()) => crate::errln!("Interval log written to {}", path.display()),
-            Err(err) => {
-                crate::errln!("error: {err}");
-                return exit::USAGE;
-            }
-        }
-    }
     let outputs = ReportOutputs {
         csv_prefix: args.csv,
         html: args.html,
@@ -81,18 +63,37 @@ pub fn main(args: MergeArgs) -> u8 {
         junit: args.junit,
         ..Default::default()
     };
-    if !outputs.is_empty() {
-        match write_reports(&merged, &outputs) {
-            Ok(paths) => {
-                for path in paths {
-                    crate::errln!("Report written to {}", path.display());
-                }
-            }
-            Err(err) => {
-                crate::errln!("error: {err}");
-                return exit::USAGE;
-            }
-        }
+    if let Err(err) = write_merged(&merged, &json, args.hlog.as_deref(), &outputs) {
+        crate::errln!("error: {err}");
+        return exit::USAGE;
     }
     crate::commands::run::exit_code(&merged, exit::TEST_FAILED)
+}
+
+/// Writes a merged result: its JSON at `json`, the interval log when asked, every report in
+/// `outputs`; each file written is named on stderr.
+pub fn write_merged(
+    merged: &RunResult,
+    json: &Path,
+    hlog: Option<&Path>,
+    outputs: &ReportOutputs,
+) -> Result<(), String> {
+    merged
+        .write_json(json)
+        .map_err(|err| format!("cannot write {}: {err}", json.display()))?;
+    crate::errln!(
+        "Merged {} shards into {}",
+        merged.meta.merged_shards.unwrap_or(0),
+        json.display()
+    );
+    if let Some(path) = hlog {
+        crate::report::hlog::write(merged, path).map_err(|err| err.to_string())?;
+        crate::errln!("Interval log written to {}", path.display());
+    }
+    if !outputs.is_empty() {
+        for path in write_reports(merged, outputs).map_err(|err| err.to_string())? {
+            crate::errln!("Report written to {}", path.display());
+        }
+    }
+    Ok(())
 }
