@@ -32,6 +32,14 @@ pub enum Command {
     /// A sharded run on this machine: N processes of `perfhost run --shard i/N` started at
     /// one instant, then merged (`perfhost local --shards 4 -u 400 -t 1m`).
     Local(commands::local::LocalArgs),
+    /// Run on Kubernetes: render an Indexed Job of N shards (`perfhost k8s render`), merge
+    /// their results (`perfhost k8s collect`).
+    #[command(subcommand)]
+    K8s(commands::k8s::K8sCommand),
+    /// Run on Slurm: render an sbatch job array of N shards (`perfhost slurm render`), merge
+    /// their results (`perfhost slurm collect`).
+    #[command(subcommand)]
+    Slurm(commands::slurm::SlurmCommand),
     /// List and show scenario presets (run one with `perfhost run --scenario NAME`).
     #[command(subcommand)]
     Scenario(commands::scenario::ScenarioCommand),
@@ -77,6 +85,8 @@ pub fn main() -> ExitCode {
         Command::Ui(args) => commands::ui::main(*args, false),
         Command::Merge(args) => commands::merge::main(args),
         Command::Local(args) => commands::local::main(args),
+        Command::K8s(cmd) => commands::k8s::main(cmd),
+        Command::Slurm(cmd) => commands::slurm::main(cmd),
         Command::Plugin(cmd) => commands::plugin::main(cmd),
         Command::Bench(args) => commands::bench::main(args),
         Command::Scenario(cmd) => commands::scenario::main(cmd),

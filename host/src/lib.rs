@@ -14,6 +14,7 @@ pub mod config;
 pub mod console;
 pub mod control;
 pub mod demo;
+pub mod deploy;
 pub mod engine;
 pub mod exit;
 pub mod logging;

@@ -77,13 +77,25 @@ pub const INSTANCE_OVERHEAD_BYTES: u64 = 1 << 20;
 /// before any plugin is loaded: users sharing instances of the usual size.
 pub fn check_memory(plan: &Plan) -> Result<(), RunError> {
     let users = plan.max_users() as u64;
-    // A class's users share instances per worker: at least one per worker, one per 500 users.
-    let instances = users.div_ceil(crate::plugin::GROUP_SIZE as u64) + plan.workers as u64;
     let detail = format!(
         "{} per plugin instance",
         format_size(PER_INSTANCE_BYTES as usize)
     );
-    fits(plan, instances.saturating_mul(PER_INSTANCE_BYTES), detail)
+    fits(plan, instance_memory(users, plan.workers as u64), detail)
+}
+
+/// Plugin instances' memory for `users` on `workers` threads: a class's users share instances
+/// per worker, at least one per worker, one per 500 users.
+fn instance_memory(users: u64, workers: u64) -> u64 {
+    (users.div_ceil(crate::plugin::GROUP_SIZE as u64) + workers).saturating_mul(PER_INSTANCE_BYTES)
+}
+
+/// What the engine plans `users` to need on `workers` threads: the estimate `--force`
+/// overrides (also a scheduler's memory request for a shard).
+pub fn planned_memory(users: u64, workers: u64) -> u64 {
+    users
+        .saturating_mul(PER_USER_BYTES)
+        .saturating_add(instance_memory(users, workers))
 }
 
 /// The same with the loaded plugins' own numbers: how many users share an instance (one, for

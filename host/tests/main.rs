@@ -3,6 +3,7 @@
 mod bench;
 mod client;
 mod demo;
+mod deploy;
 mod engine;
 mod faults;
 mod gate;
@@ -16,6 +17,7 @@ mod profile;
 mod report;
 mod scenarios;
 mod shards;
+mod slurm;
 mod support;
 mod web_browser;
 mod web_ui;

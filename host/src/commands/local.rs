@@ -6,10 +6,8 @@ use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use clap::Parser;
-
 use crate::commands::merge::write_merged;
-use crate::config::{self, parse_duration_arg, RunArgs};
+use crate::config::{self, parse_duration_arg};
 use crate::exit;
 use crate::report::merge::merge;
 use crate::report::{load_result, summary_table, ReportOutputs};
@@ -47,24 +45,16 @@ pub struct LocalArgs {
     pub run: Vec<String>,
 }
 
-#[derive(Parser)]
-struct RunFlags {
-    #[command(flatten)]
-    run: RunArgs,
-}
-
 /// The CLI entry: the merged run's exit code, or the worst shard's when a shard failed.
 pub fn main(args: LocalArgs) -> u8 {
     if args.shards == 0 || args.shards > 64 {
         crate::errln!("error: --shards: give 1 to 64 processes for a run on one machine");
         return exit::USAGE;
     }
-    let flags = match RunFlags::try_parse_from(
-        std::iter::once("perfhost local".to_string()).chain(args.run.iter().cloned()),
-    ) {
-        Ok(f) => f.run,
+    let flags = match super::parse_run_flags("perfhost local", &args.run) {
+        Ok(f) => f,
         Err(err) => {
-            crate::errln!("error: {}", err.to_string().lines().next().unwrap_or(""));
+            crate::errln!("error: {err}");
             return exit::USAGE;
         }
     };

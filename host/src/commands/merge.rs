@@ -1,8 +1,11 @@
 //! `perfhost merge SHARD.json…`: one exact result of a sharded run (`perfhost run --shard
-//! i/N`), its summary, its verdict and every report.
+//! i/N`), its summary, its verdict and every report. `collect` is the same for a folder the
+//! shards write to, waiting until every shard's result is there.
 
 use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
 
+use crate::config::parse_duration_arg;
 use crate::exit;
 use crate::report::merge::merge;
 use crate::report::{load_result, summary_table, write_reports, ReportOutputs, RunResult};
@@ -12,7 +15,15 @@ pub struct MergeArgs {
     /// The shards' JSON results (`perfhost run --shard i/N --json-file …`), every shard once.
     #[arg(value_name = "SHARD.json", required = true)]
     pub results: Vec<PathBuf>,
-    /// Where the merged JSON result goes [default: reports/<run-name>_merged.json].
+    #[command(flatten)]
+    pub outputs: MergeOutputs,
+}
+
+/// Where a merged result and its reports go.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct MergeOutputs {
+    /// Where the merged JSON result goes [default: reports/<run-name>_merged.json; for
+    /// collect: DIR/merged.json].
     #[arg(long = "json-file", value_name = "FILE")]
     pub json_file: Option<PathBuf>,
     /// Write a self-contained HTML report with charts.
@@ -32,11 +43,97 @@ pub struct MergeArgs {
     pub hlog: Option<PathBuf>,
 }
 
+#[derive(Debug, Clone, clap::Args)]
+pub struct CollectArgs {
+    /// The folder the shards write their results to (`shard-I.json`): the mounted results
+    /// volume, or a copy of it.
+    #[arg(long, value_name = "DIR")]
+    pub from: PathBuf,
+    /// How many shards to wait for [default: the count the first result names].
+    #[arg(long, value_name = "N")]
+    pub shards: Option<usize>,
+    /// Wait up to this long for every shard's result [default: 0s, merge what is there].
+    #[arg(long, value_parser = parse_duration_arg, value_name = "D")]
+    pub wait: Option<Duration>,
+    #[command(flatten)]
+    pub outputs: MergeOutputs,
+}
+
 /// The CLI entry: the merged run's exit code (as `perfhost run`'s), 2 when the shards do not
 /// make one run.
 pub fn main(args: MergeArgs) -> u8 {
+    let default_json = |merged: &RunResult| {
+        PathBuf::from("reports").join(format!("{}_merged.json", merged.meta.run_name))
+    };
+    merge_files(&args.results, args.outputs, default_json)
+}
+
+/// `perfhost k8s collect` / `perfhost slurm collect`: waits for the shards' results in a
+/// folder, then merges them as `merge` does.
+pub fn collect(args: CollectArgs) -> u8 {
+    let deadline = Instant::now() + args.wait.unwrap_or_default();
+    let mut seen = usize::MAX;
+    let files = loop {
+        let files = match shard_files(&args.from) {
+            Ok(files) => files,
+            // The first shard creates the folder.
+            Err(err) if err.kind() == std::io::ErrorKind::NotFound => Vec::new(),
+            Err(err) => {
+                crate::errln!("error: cannot read {}: {err}", args.from.display());
+                return exit::USAGE;
+            }
+        };
+        let expected = args.shards.or_else(|| {
+            let first = files.first()?;
+            Some(load_result(first).ok()?.meta.shard?.count)
+        });
+        let complete = expected.is_some_and(|n| files.len() >= n);
+        if complete || Instant::now() >= deadline {
+            break files;
+        }
+        if files.len() != seen {
+            seen = files.len();
+            crate::errln!(
+                "Waiting for shard results in {}: {} of {}",
+                args.from.display(),
+                files.len(),
+                expected.map_or("?".to_string(), |n| n.to_string())
+            );
+        }
+        std::thread::sleep(Duration::from_secs(1));
+    };
+    if files.is_empty() {
+        crate::errln!(
+            "error: no shard results (shard-*.json) in {} — give the folder the shards write to (their --json-file)",
+            args.from.display()
+        );
+        return exit::USAGE;
+    }
+    let dir = args.from.clone();
+    merge_files(&files, args.outputs, move |_| dir.join("merged.json"))
+}
+
+/// `DIR/shard-*.json`, in name order.
+fn shard_files(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)?
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .filter(|p| {
+            let name = p.file_name().map(|n| n.to_string_lossy().into_owned());
+            name.is_some_and(|n| n.starts_with("shard-") && n.ends_with(".json"))
+        })
+        .collect();
+    files.sort();
+    Ok(files)
+}
+
+fn merge_files(
+    paths: &[PathBuf],
+    outputs: MergeOutputs,
+    default_json: impl FnOnce(&RunResult) -> PathBuf,
+) -> u8 {
     let mut results = Vec::new();
-    for path in &args.results {
+    for path in paths {
         match load_result(path) {
             Ok(r) => results.push((path.display().to_string(), r)),
             Err(err) => {
@@ -53,17 +150,18 @@ pub fn main(args: MergeArgs) -> u8 {
         }
     };
     crate::outln!("{}", summary_table(&merged));
-    let json = args.json_file.clone().unwrap_or_else(|| {
-        PathBuf::from("reports").join(format!("{}_merged.json", merged.meta.run_name))
-    });
-    let outputs = ReportOutputs {
-        csv_prefix: args.csv,
-        html: args.html,
-        markdown: args.markdown,
-        junit: args.junit,
+    let json = outputs
+        .json_file
+        .clone()
+        .unwrap_or_else(|| default_json(&merged));
+    let reports = ReportOutputs {
+        csv_prefix: outputs.csv,
+        html: outputs.html,
+        markdown: outputs.markdown,
+        junit: outputs.junit,
         ..Default::default()
     };
-    if let Err(err) = write_merged(&merged, &json, args.hlog.as_deref(), &outputs) {
+    if let Err(err) = write_merged(&merged, &json, outputs.hlog.as_deref(), &reports) {
         crate::errln!("error: {err}");
         return exit::USAGE;
     }

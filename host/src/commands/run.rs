@@ -186,7 +186,19 @@ pub(crate) async fn run_and_report(
         // As scenarios.sh ended: where to look.
         crate::errln!("Report: {}", html.display());
     }
-    let code = exit_code(&result, out.exit_code_on_error);
+    let mut code = exit_code(&result, out.exit_code_on_error);
+    // A shard's own verdict is not the run's: a scheduler that fails a Job or an array on it
+    // would judge each part alone. `perfhost merge` judges the whole.
+    if let Some(shard) = plan.shard.filter(|s| s.count > 1) {
+        if code == exit::TEST_FAILED || (code == out.exit_code_on_error && result.failed()) {
+            crate::errln!(
+                "Shard {}/{}: its own numbers fail; the run is judged on the merged result (perfhost merge), so this shard exits 0",
+                shard.index,
+                shard.count
+            );
+            code = exit::OK;
+        }
+    }
     Ok((result, code))
 }
 

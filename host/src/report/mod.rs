@@ -157,7 +157,12 @@ impl RunResult {
             std::fs::create_dir_all(dir)?;
         }
         let text = serde_json::to_string_pretty(self).map_err(std::io::Error::other)?;
-        std::fs::write(path, text)
+        // Written beside and renamed into place: a collector polling the folder never reads
+        // half a result.
+        let mut partial = path.as_os_str().to_owned();
+        partial.push(".partial");
+        std::fs::write(&partial, text)?;
+        std::fs::rename(&partial, path)
     }
 
     /// The stats part printed by `--json` (as Locust's `--json`: a list of rows).

@@ -1,0 +1,91 @@
+//! `perfhost slurm render`: a sharded run as an `sbatch` job-array script; `perfhost slurm
+//! collect`: the tasks' results in the shared folder, merged.
+
+use std::path::PathBuf;
+
+use crate::commands::k8s::{emit, prepare, RenderArgs};
+use crate::commands::merge::CollectArgs;
+use crate::deploy::slurm::{self, SlurmOptions};
+use crate::exit;
+
+#[derive(Debug, clap::Subcommand)]
+pub enum SlurmCommand {
+    /// Render an sbatch script whose array tasks are the shards:
+    /// `perfhost slurm render --shards 8 -o run.sbatch -H URL -u 4000 -t 10m; sbatch --wait run.sbatch`.
+    Render(SlurmRenderArgs),
+    /// Merge the tasks' results from the results folder (waiting for them with --wait).
+    Collect(CollectArgs),
+}
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct SlurmRenderArgs {
+    #[command(flatten)]
+    pub common: RenderArgs,
+    /// The folder, shared by the nodes, the tasks write results and logs to (created now)
+    /// [default: perfhost-results/NAME].
+    #[arg(long, value_name = "DIR")]
+    pub results: Option<PathBuf>,
+    /// The perfhost executable as the nodes see it [default: this one's absolute path].
+    #[arg(long, value_name = "PATH")]
+    pub perfhost: Option<String>,
+    #[arg(long, value_name = "PARTITION")]
+    pub partition: Option<String>,
+    /// CPUs per task [default: one per 1000 users of a shard, at least 1].
+    #[arg(long, value_name = "N")]
+    pub cpus: Option<u64>,
+    /// `perfhost run` flags for every task (-H, -u, -r, -t, -f, --rate, --threshold, …).
+    #[arg(
+        trailing_var_arg = true,
+        allow_hyphen_values = true,
+        value_name = "RUN FLAGS"
+    )]
+    pub run: Vec<String>,
+}
+
+pub fn main(cmd: SlurmCommand) -> u8 {
+    match cmd {
+        SlurmCommand::Render(args) => render(args),
+        SlurmCommand::Collect(args) => crate::commands::merge::collect(args),
+    }
+}
+
+fn render(args: SlurmRenderArgs) -> u8 {
+    let result = (|| {
+        let d = prepare("perfhost slurm render", &args.common, &args.run)?;
+        let dir = args
+            .results
+            .clone()
+            .unwrap_or_else(|| PathBuf::from("perfhost-results").join(&d.name));
+        let results = slurm::absolute(&dir)
+            .map_err(|err| format!("cannot create {}: {err}", dir.display()))?;
+        let perfhost = match &args.perfhost {
+            Some(p) => p.clone(),
+            None => std::env::current_exe()
+                .map_err(|err| format!("cannot find the perfhost executable: {err}"))?
+                .display()
+                .to_string(),
+        };
+        let options = SlurmOptions {
+            perfhost,
+            results: results.clone(),
+            partition: args.partition.clone(),
+            cpus: args.cpus,
+        };
+        emit(args.common.output.as_ref(), &slurm::render(&d, &options)?)?;
+        Ok::<_, String>((d, results))
+    })();
+    match result {
+        Ok((d, results)) => {
+            crate::errln!(
+                "{} tasks start at {} (submit before then; a task not running by then exits 5); results in {results}: perfhost slurm collect --from {results}",
+                d.shards,
+                d.start_at
+            );
+            exit::OK
+        }
+        Err(err) => {
+            crate::errln!("error: {err}");
+            exit::USAGE
+        }
+    }
+}

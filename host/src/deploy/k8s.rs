@@ -1,0 +1,569 @@
+//! A sharded run as Kubernetes resources, built from the typed API (`k8s-openapi`): an
+//! Indexed Job of N shard pods, a collector Job that merges their results, a ConfigMap with
+//! the files the run flags name, and a ReadWriteMany claim the pods write results to.
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::api::batch::v1::{
+    Job, JobSpec, PodFailurePolicy, PodFailurePolicyOnExitCodesRequirement, PodFailurePolicyRule,
+};
+use k8s_openapi::api::core::v1::{
+    Capabilities, ConfigMap, ConfigMapVolumeSource, Container, EmptyDirVolumeSource, EnvFromSource,
+    EnvVar, EnvVarSource, ObjectFieldSelector, PersistentVolumeClaim, PersistentVolumeClaimSpec,
+    PersistentVolumeClaimVolumeSource, PodSecurityContext, PodSpec, PodTemplateSpec,
+    ResourceRequirements, SeccompProfile, SecretEnvSource, SecurityContext,
+    TopologySpreadConstraint, Volume, VolumeMount, VolumeResourceRequirements,
+};
+use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
+use k8s_openapi::ByteString;
+use serde::Serialize;
+
+use super::{Deployment, NamedFile};
+
+/// The container's name (the pod failure policy names it).
+pub const CONTAINER: &str = "perfhost";
+/// Where the pods read the shipped files.
+pub const FILES_DIR: &str = "/etc/perfhost/files";
+/// Where the results claim is mounted.
+pub const RESULTS_DIR: &str = "/results";
+/// A ConfigMap holds at most 1 MiB of data.
+pub const CONFIG_MAP_LIMIT: usize = 1 << 20;
+/// The image's user (Dockerfile): the pods run as it, never as root.
+const IMAGE_UID: i64 = 10001;
+
+/// The Kubernetes side of `perfhost k8s render`.
+#[derive(Debug, Clone, Default)]
+pub struct K8sOptions {
+    pub image: String,
+    pub namespace: Option<String>,
+    /// An existing ReadWriteMany claim for the results; else one is rendered.
+    pub results_claim: Option<String>,
+    /// Size of the rendered results claim.
+    pub results_size: String,
+    pub storage_class: Option<String>,
+    /// An existing claim holding the files (for more than a ConfigMap's 1 MiB).
+    pub files_claim: Option<String>,
+    /// A Secret whose keys become the shards' environment (API_TOKEN, API_KEY).
+    pub env_from_secret: Option<String>,
+}
+
+/// One rendered resource.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(untagged)]
+pub enum Resource {
+    ConfigMap(Box<ConfigMap>),
+    Claim(Box<PersistentVolumeClaim>),
+    Job(Box<Job>),
+}
+
+/// Builds the resources of a sharded run; `files` are the deployment's files and their bytes.
+pub fn render(
+    d: &Deployment,
+    o: &K8sOptions,
+    files: &[(NamedFile, Vec<u8>)],
+) -> Result<Vec<Resource>, String> {
+    let size: usize = files.iter().map(|(_, b)| b.len()).sum();
+    if o.files_claim.is_none() && size > CONFIG_MAP_LIMIT {
+        return Err(format!(
+            "the files the run flags name are {} in all, more than a ConfigMap's 1 MiB: copy them into a volume and pass --files-claim CLAIM (see README, Kubernetes)",
+            crate::plan::format_size(size)
+        ));
+    }
+    let mut out = Vec::new();
+    let files_map = format!("{}-files", d.name);
+    if o.files_claim.is_none() && !files.is_empty() {
+        out.push(Resource::ConfigMap(Box::new(config_map(
+            d, o, &files_map, files,
+        ))));
+    }
+    let claim = match &o.results_claim {
+        Some(claim) => claim.clone(),
+        None => {
+            let claim = format!("{}-results", d.name);
+            out.push(Resource::Claim(Box::new(results_claim(d, o, &claim))));
+            claim
+        }
+    };
+    let files_volume = (!files.is_empty()).then(|| Volume {
+        name: "files".into(),
+        config_map: o.files_claim.is_none().then(|| ConfigMapVolumeSource {
+            name: files_map.clone(),
+            ..Default::default()
+        }),
+        persistent_volume_claim: o.files_claim.as_ref().map(|c| {
+            PersistentVolumeClaimVolumeSource {
+                claim_name: c.clone(),
+                read_only: Some(true),
+            }
+        }),
+        ..Default::default()
+    });
+    out.push(Resource::Job(Box::new(shard_job(
+        d,
+        o,
+        &claim,
+        files_volume,
+    ))));
+    out.push(Resource::Job(Box::new(collector_job(d, o, &claim))));
+    Ok(out)
+}
+
+fn labels(d: &Deployment, component: &str) -> BTreeMap<String, String> {
+    BTreeMap::from([
+        ("app.kubernetes.io/name".into(), "perfhost".into()),
+        ("app.kubernetes.io/instance".into(), d.name.clone()),
+        ("app.kubernetes.io/component".into(), component.into()),
+    ])
+}
+
+fn meta(d: &Deployment, o: &K8sOptions, name: &str, component: &str) -> ObjectMeta {
+    ObjectMeta {
+        name: Some(name.into()),
+        namespace: o.namespace.clone(),
+        labels: Some(labels(d, component)),
+        ..Default::default()
+    }
+}
+
+fn config_map(
+    d: &Deployment,
+    o: &K8sOptions,
+    name: &str,
+    files: &[(NamedFile, Vec<u8>)],
+) -> ConfigMap {
+    // Text stays readable in `data`; a component or other binary goes to `binaryData`.
+    let (mut data, mut binary) = (BTreeMap::new(), BTreeMap::new());
+    for (f, bytes) in files {
+        match std::str::from_utf8(bytes) {
+            Ok(text) => {
+                data.insert(f.key.clone(), text.to_string());
+            }
+            Err(_) => {
+                binary.insert(f.key.clone(), ByteString(bytes.clone()));
+            }
+        }
+    }
+    ConfigMap {
+        metadata: meta(d, o, name, "files"),
+        data: (!data.is_empty()).then_some(data),
+        binary_data: (!binary.is_empty()).then_some(binary),
+        ..Default::default()
+    }
+}
+
+fn results_claim(d: &Deployment, o: &K8sOptions, name: &str) -> PersistentVolumeClaim {
+    PersistentVolumeClaim {
+        metadata: meta(d, o, name, "results"),
+        spec: Some(PersistentVolumeClaimSpec {
+            access_modes: Some(vec!["ReadWriteMany".into()]),
+            storage_class_name: o.storage_class.clone(),
+            resources: Some(VolumeResourceRequirements {
+                requests: Some(BTreeMap::from([(
+                    "storage".into(),
+                    Quantity(o.results_size.clone()),
+                )])),
+                ..Default::default()
+            }),
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
+}
+
+/// Where this run's results go inside the claim.
+pub fn results_dir(d: &Deployment) -> String {
+    format!("{RESULTS_DIR}/{}", d.name)
+}
+
+fn env(name: &str, value: &str) -> EnvVar {
+    EnvVar {
+        name: name.into(),
+        value: Some(value.into()),
+        ..Default::default()
+    }
+}
+
+fn pod_security() -> PodSecurityContext {
+    PodSecurityContext {
+        run_as_non_root: Some(true),
+        run_as_user: Some(IMAGE_UID),
+        run_as_group: Some(IMAGE_UID),
+        fs_group: Some(IMAGE_UID),
+        seccomp_profile: Some(SeccompProfile {
+            type_: "RuntimeDefault".into(),
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
+}
+
+fn container_security() -> SecurityContext {
+    SecurityContext {
+        allow_privilege_escalation: Some(false),
+        read_only_root_filesystem: Some(true),
+        capabilities: Some(Capabilities {
+            drop: Some(vec!["ALL".into()]),
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
+}
+
+fn mount(name: &str, path: &str, read_only: bool) -> VolumeMount {
+    VolumeMount {
+        name: name.into(),
+        mount_path: path.into(),
+        read_only: read_only.then_some(true),
+        ..Default::default()
+    }
+}
+
+fn volume_of_claim(name: &str, claim: &str) -> Volume {
+    Volume {
+        name: name.into(),
+        persistent_volume_claim: Some(PersistentVolumeClaimVolumeSource {
+            claim_name: claim.into(),
+            read_only: None,
+        }),
+        ..Default::default()
+    }
+}
+
+fn tmp_volume() -> Volume {
+    Volume {
+        name: "tmp".into(),
+        empty_dir: Some(EmptyDirVolumeSource::default()),
+        ..Default::default()
+    }
+}
+
+fn quantities(pairs: &[(&str, String)]) -> BTreeMap<String, Quantity> {
+    pairs
+        .iter()
+        .map(|(k, v)| (k.to_string(), Quantity(v.clone())))
+        .collect()
+}
+
+fn shard_job(d: &Deployment, o: &K8sOptions, claim: &str, files: Option<Volume>) -> Job {
+    let mut args = vec![
+        "run".to_string(),
+        "--shard=auto".into(),
+        format!("--start-at={}", d.start_at),
+    ];
+    args.extend(d.args_with(|f| format!("{FILES_DIR}/{}", f.key)));
+    args.extend([
+        // Kubernetes expands $(VAR) from the container's environment.
+        format!(
+            "--json-file={}/shard-$(PERFHOST_SHARD_INDEX).json",
+            results_dir(d)
+        ),
+        "--only-summary".into(),
+    ]);
+    let memory_mib = d.memory_bytes.div_ceil(1 << 20);
+    let mut mounts = vec![
+        mount("results", RESULTS_DIR, false),
+        mount("tmp", "/tmp", false),
+    ];
+    let mut volumes = vec![volume_of_claim("results", claim), tmp_volume()];
+    if let Some(files) = files {
+        mounts.push(mount("files", FILES_DIR, true));
+        volumes.push(files);
+    }
+    let container = Container {
+        name: CONTAINER.into(),
+        image: Some(o.image.clone()),
+        image_pull_policy: Some("IfNotPresent".into()),
+        args: Some(args),
+        working_dir: Some("/tmp".into()),
+        env: Some(vec![
+            // Kubernetes does not give a pod its Job's completion count: `--shard auto`
+            // reads it here, beside JOB_COMPLETION_INDEX.
+            env("PERFHOST_SHARD_COUNT", &d.shards.to_string()),
+            EnvVar {
+                name: "PERFHOST_SHARD_INDEX".into(),
+                value_from: Some(EnvVarSource {
+                    field_ref: Some(ObjectFieldSelector {
+                        field_path:
+                            "metadata.annotations['batch.kubernetes.io/job-completion-index']"
+                                .into(),
+                        ..Default::default()
+                    }),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            },
+            env("HOME", "/tmp"),
+        ]),
+        env_from: o.env_from_secret.as_ref().map(|s| {
+            vec![EnvFromSource {
+                secret_ref: Some(SecretEnvSource {
+                    name: s.clone(),
+                    optional: None,
+                }),
+                ..Default::default()
+            }]
+        }),
+        // No CPU limit: throttling a load generator mid-request would show up as latency.
+        resources: Some(ResourceRequirements {
+            requests: Some(quantities(&[
+                ("cpu", format!("{}m", d.cpu_millis)),
+                ("memory", format!("{memory_mib}Mi")),
+            ])),
+            limits: Some(quantities(&[("memory", format!("{}Mi", memory_mib * 2))])),
+            ..Default::default()
+        }),
+        volume_mounts: Some(mounts),
+        security_context: Some(container_security()),
+        ..Default::default()
+    };
+    let shard_labels = labels(d, "shard");
+    Job {
+        metadata: meta(d, o, &d.name, "shard"),
+        spec: Some(JobSpec {
+            completion_mode: Some("Indexed".into()),
+            completions: Some(d.shards as i32),
+            parallelism: Some(d.shards as i32),
+            backoff_limit: Some(0),
+            active_deadline_seconds: Some(d.deadline_s as i64),
+            // A shard late for the start sent nothing: the run is short of its plan, so
+            // the whole Job fails at once (any other failure fails it too: no retries).
+            pod_failure_policy: Some(PodFailurePolicy {
+                rules: vec![PodFailurePolicyRule {
+                    action: "FailJob".into(),
+                    on_exit_codes: Some(PodFailurePolicyOnExitCodesRequirement {
+                        container_name: Some(CONTAINER.into()),
+                        operator: "In".into(),
+                        values: vec![i32::from(crate::exit::BARRIER)],
+                    }),
+                    ..Default::default()
+                }],
+            }),
+            template: PodTemplateSpec {
+                metadata: Some(ObjectMeta {
+                    labels: Some(shard_labels.clone()),
+                    ..Default::default()
+                }),
+                spec: Some(PodSpec {
+                    restart_policy: Some("Never".into()),
+                    containers: vec![container],
+                    volumes: Some(volumes),
+                    security_context: Some(pod_security()),
+                    // One shard per node where the nodes allow: load from many NICs.
+                    topology_spread_constraints: Some(vec![TopologySpreadConstraint {
+                        max_skew: 1,
+                        topology_key: "kubernetes.io/hostname".into(),
+                        when_unsatisfiable: "ScheduleAnyway".into(),
+                        label_selector: Some(LabelSelector {
+                            match_labels: Some(shard_labels),
+                            ..Default::default()
+                        }),
+                        ..Default::default()
+                    }]),
+                    ..Default::default()
+                }),
+            },
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
+}
+
+fn collector_job(d: &Deployment, o: &K8sOptions, claim: &str) -> Job {
+    let dir = results_dir(d);
+    let args = vec![
+        "k8s".to_string(),
+        "collect".into(),
+        format!("--from={dir}"),
+        format!("--shards={}", d.shards),
+        format!("--wait={}s", d.deadline_s),
+        format!("--json-file={dir}/merged.json"),
+        format!("--html={dir}/report.html"),
+        format!("--junit={dir}/junit.xml"),
+    ];
+    let container = Container {
+        name: CONTAINER.into(),
+        image: Some(o.image.clone()),
+        image_pull_policy: Some("IfNotPresent".into()),
+        args: Some(args),
+        working_dir: Some("/tmp".into()),
+        env: Some(vec![env("HOME", "/tmp")]),
+        resources: Some(ResourceRequirements {
+            requests: Some(quantities(&[
+                ("cpu", "100m".into()),
+                ("memory", "128Mi".into()),
+            ])),
+            limits: Some(quantities(&[("memory", "512Mi".into())])),
+            ..Default::default()
+        }),
+        volume_mounts: Some(vec![
+            mount("results", RESULTS_DIR, false),
+            mount("tmp", "/tmp", false),
+        ]),
+        security_context: Some(container_security()),
+        ..Default::default()
+    };
+    Job {
+        metadata: meta(d, o, &format!("{}-collect", d.name), "collector"),
+        spec: Some(JobSpec {
+            completions: Some(1),
+            parallelism: Some(1),
+            backoff_limit: Some(0),
+            active_deadline_seconds: Some(d.deadline_s as i64 + 300),
+            template: PodTemplateSpec {
+                metadata: Some(ObjectMeta {
+                    labels: Some(labels(d, "collector")),
+                    ..Default::default()
+                }),
+                spec: Some(PodSpec {
+                    restart_policy: Some("Never".into()),
+                    containers: vec![container],
+                    volumes: Some(vec![volume_of_claim("results", claim), tmp_volume()]),
+                    security_context: Some(pod_security()),
+                    ..Default::default()
+                }),
+            },
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
+}
+
+/// The resources as one YAML stream (`kubectl apply -f`), documents separated by `---`.
+pub fn to_yaml(resources: &[Resource]) -> Result<String, String> {
+    let mut out = String::new();
+    for r in resources {
+        out.push_str("---\n");
+        out.push_str(&serde_yaml::to_string(r).map_err(|e| e.to_string())?);
+    }
+    Ok(out)
+}
+
+/// Reads a YAML stream back into typed resources (the round trip `render` is tested with).
+pub fn from_yaml(text: &str) -> Result<Vec<Resource>, String> {
+    use serde::Deserialize;
+    let mut out = Vec::new();
+    for doc in serde_yaml::Deserializer::from_str(text) {
+        let value = serde_yaml::Value::deserialize(doc).map_err(|e| e.to_string())?;
+        if value.is_null() {
+            continue;
+        }
+        let kind = value
+            .get("kind")
+            .and_then(|k| k.as_str())
+            .unwrap_or("")
+            .to_string();
+        let typed = |e: serde_yaml::Error| format!("{kind}: {e}");
+        out.push(match kind.as_str() {
+            "ConfigMap" => {
+                Resource::ConfigMap(Box::new(serde_yaml::from_value(value).map_err(typed)?))
+            }
+            "PersistentVolumeClaim" => {
+                Resource::Claim(Box::new(serde_yaml::from_value(value).map_err(typed)?))
+            }
+            "Job" => Resource::Job(Box::new(serde_yaml::from_value(value).map_err(typed)?)),
+            other => return Err(format!("unexpected kind `{other}`")),
+        });
+    }
+    Ok(out)
+}
+
+/// The values the API accepts for the fields its schema leaves as plain strings (a schema
+/// check passes `completionMode: Index`; the API server would refuse it).
+pub fn check_values(resources: &[Resource]) -> Result<(), String> {
+    fn one_of(what: &str, value: &str, allowed: &[&str]) -> Result<(), String> {
+        if allowed.contains(&value) {
+            Ok(())
+        } else {
+            Err(format!(
+                "{what} `{value}` is not one of {}",
+                allowed.join(", ")
+            ))
+        }
+    }
+    for r in resources {
+        match r {
+            Resource::ConfigMap(_) => {}
+            Resource::Claim(c) => {
+                let name = c.metadata.name.as_deref().unwrap_or("");
+                for mode in c.spec.iter().flat_map(|s| s.access_modes.iter().flatten()) {
+                    one_of(
+                        &format!("PersistentVolumeClaim {name}: spec.accessModes"),
+                        mode,
+                        &[
+                            "ReadWriteOnce",
+                            "ReadOnlyMany",
+                            "ReadWriteMany",
+                            "ReadWriteOncePod",
+                        ],
+                    )?;
+                }
+            }
+            Resource::Job(job) => {
+                let name = job.metadata.name.as_deref().unwrap_or("");
+                let at = |field: &str| format!("Job {name}: {field}");
+                let Some(spec) = &job.spec else {
+                    return Err(at("no spec"));
+                };
+                if let Some(mode) = &spec.completion_mode {
+                    one_of(&at("spec.completionMode"), mode, &["NonIndexed", "Indexed"])?;
+                }
+                for rule in spec.pod_failure_policy.iter().flat_map(|p| &p.rules) {
+                    one_of(
+                        &at("spec.podFailurePolicy.rules[].action"),
+                        &rule.action,
+                        &["FailJob", "FailIndex", "Ignore", "Count"],
+                    )?;
+                    if let Some(codes) = &rule.on_exit_codes {
+                        one_of(
+                            &at("spec.podFailurePolicy.rules[].onExitCodes.operator"),
+                            &codes.operator,
+                            &["In", "NotIn"],
+                        )?;
+                    }
+                }
+                let pod = spec
+                    .template
+                    .spec
+                    .as_ref()
+                    .ok_or_else(|| at("no pod spec"))?;
+                let restart = pod.restart_policy.as_deref().unwrap_or("Always");
+                // A Job's pods may not restart Always; a pod failure policy needs Never.
+                let allowed: &[&str] = if spec.pod_failure_policy.is_some() {
+                    &["Never"]
+                } else {
+                    &["Never", "OnFailure"]
+                };
+                one_of(&at("spec.template.spec.restartPolicy"), restart, allowed)?;
+                for c in &pod.containers {
+                    if let Some(p) = &c.image_pull_policy {
+                        one_of(
+                            &at("containers[].imagePullPolicy"),
+                            p,
+                            &["Always", "IfNotPresent", "Never"],
+                        )?;
+                    }
+                }
+                for t in pod.topology_spread_constraints.iter().flatten() {
+                    one_of(
+                        &at("topologySpreadConstraints[].whenUnsatisfiable"),
+                        &t.when_unsatisfiable,
+                        &["DoNotSchedule", "ScheduleAnyway"],
+                    )?;
+                }
+                if let Some(p) = pod
+                    .security_context
+                    .as_ref()
+                    .and_then(|s| s.seccomp_profile.as_ref())
+                {
+                    one_of(
+                        &at("securityContext.seccompProfile.type"),
+                        &p.type_,
+                        &["RuntimeDefault", "Localhost", "Unconfined"],
+                    )?;
+                }
+            }
+        }
+    }
+    Ok(())
+}

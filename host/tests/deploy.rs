@@ -1,0 +1,443 @@
+//! Rendered scale-out: `perfhost k8s render` manifests against golden files, through the
+//! typed resources and back, against the Kubernetes schemas (`kubernetes-validate --strict`)
+//! and the enumerated values the schemas leave as strings; the render's refusals; `perfhost
+//! slurm render`'s script; `perfhost k8s collect` waiting on a folder real shards write to;
+//! the Dockerfile through hadolint.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use perfhost::deploy::k8s::{self, Resource};
+
+use crate::support::{self, Mode, RecordingServer, TempDir};
+
+const START: &str = "2026-12-01T10:00:00Z";
+
+fn golden(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/expected")
+        .join(name)
+}
+
+/// Compares with a golden file; `PERFHOST_BLESS=1` rewrites it instead.
+fn check_golden(name: &str, text: &str) {
+    let path = golden(name);
+    if std::env::var_os("PERFHOST_BLESS").is_some() {
+        std::fs::write(&path, text).unwrap();
+    }
+    let want = std::fs::read_to_string(&path)
+        .unwrap_or_else(|e| panic!("{}: {e} (PERFHOST_BLESS=1 writes it)", path.display()));
+    assert_eq!(
+        text, want,
+        "{name} differs from the golden file (PERFHOST_BLESS=1 rewrites it)"
+    );
+}
+
+fn perfhost(args: &[&str], cwd: &Path) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_perfhost"))
+        .args(args)
+        .current_dir(cwd)
+        .output()
+        .unwrap()
+}
+
+fn render_k8s(dir: &TempDir, extra: &[&str]) -> std::process::Output {
+    let mut args = vec![
+        "k8s",
+        "render",
+        "--shards",
+        "8",
+        "--image",
+        "registry.example/perfhost:0.3.0",
+        "--namespace",
+        "load",
+        "--start-at",
+        START,
+        "--env-from-secret",
+        "auditor-token",
+    ];
+    args.extend_from_slice(extra);
+    perfhost(&args, &dir.0)
+}
+
+/// Where a tool the CI installs is: on PATH or in the CI's tool folder; required in CI.
+fn tool(name: &str) -> Option<PathBuf> {
+    let found = support::find_on_path(&[name]).or_else(|| {
+        let home = std::env::var_os("HOME")?;
+        let p = Path::new(&home)
+            .join(".cache/perfhost-tools/deploy-venv/bin")
+            .join(name);
+        p.is_file().then_some(p)
+    });
+    if found.is_none() {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "CI must have {name} (.ci/run installs it from PyPI)"
+        );
+        eprintln!("notice: {name} not found (pip install it): that check is skipped");
+    }
+    found
+}
+
+#[test]
+fn the_rendered_job_matches_its_golden_file_and_the_kubernetes_schemas() {
+    let dir = TempDir::new("k8s-render");
+    std::fs::write(dir.join("questions.csv"), "question\nIst das rechtens?\n").unwrap();
+    let out = render_k8s(
+        &dir,
+        &[
+            "-H",
+            "http://auditor.load.svc:8000",
+            "-u",
+            "4000",
+            "-r",
+            "200",
+            "-t",
+            "10m",
+            "--data",
+            "questions=questions.csv:unique",
+            "--threshold",
+            "p95 < 500ms",
+            "--run-name",
+            "2026-12-01",
+        ],
+    );
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8(out.stdout).unwrap();
+    check_golden("k8s-job.yaml", &text);
+
+    // Through the typed resources and back: nothing lost, nothing added.
+    let resources = k8s::from_yaml(&text).unwrap();
+    assert_eq!(
+        k8s::to_yaml(&resources).unwrap().trim_end(),
+        text.trim_end()
+    );
+    let job = resources
+        .iter()
+        .find_map(|r| match r {
+            Resource::Job(j) if j.metadata.name.as_deref() == Some("perfhost-2026-12-01") => {
+                Some(j)
+            }
+            _ => None,
+        })
+        .expect("the shard Job");
+    let spec = job.spec.as_ref().unwrap();
+    assert_eq!(spec.completion_mode.as_deref(), Some("Indexed"));
+    assert_eq!((spec.completions, spec.parallelism), (Some(8), Some(8)));
+    assert_eq!(spec.backoff_limit, Some(0));
+    let rule = &spec.pod_failure_policy.as_ref().unwrap().rules[0];
+    assert_eq!(rule.action, "FailJob");
+    assert_eq!(rule.on_exit_codes.as_ref().unwrap().values, vec![5]);
+    let pod = spec.template.spec.as_ref().unwrap();
+    assert_eq!(pod.restart_policy.as_deref(), Some("Never"));
+    let env = pod.containers[0].env.as_ref().unwrap();
+    assert!(env
+        .iter()
+        .any(|e| e.name == "PERFHOST_SHARD_COUNT" && e.value.as_deref() == Some("8")));
+    // 4000 users over 8 shards: 500 each, sized from the plan.
+    let requests = pod.containers[0]
+        .resources
+        .as_ref()
+        .unwrap()
+        .requests
+        .as_ref()
+        .unwrap();
+    assert_eq!(requests["cpu"].0, "750m");
+    let config_map = resources
+        .iter()
+        .find_map(|r| match r {
+            Resource::ConfigMap(c) => Some(c),
+            _ => None,
+        })
+        .unwrap();
+    assert_eq!(
+        config_map.data.as_ref().unwrap()["questions.csv"],
+        "question\nIst das rechtens?\n"
+    );
+
+    let file = dir.join("job.yaml");
+    std::fs::write(&file, &text).unwrap();
+    k8s::check_values(&resources).unwrap();
+    if let Some(validate) = tool("kubernetes-validate") {
+        let out = Command::new(validate)
+            .args(["--strict", "--kubernetes-version", "1.33.0"])
+            .arg(&file)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "kubernetes-validate --strict: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    // The schemas take any string for completionMode; the value check does not.
+    let wrong =
+        k8s::from_yaml(&text.replace("completionMode: Indexed", "completionMode: Index")).unwrap();
+    let err = k8s::check_values(&wrong).unwrap_err();
+    assert!(err.contains("completionMode `Index`"), "{err}");
+    let wrong = k8s::from_yaml(&text.replace("action: FailJob", "action: Fail")).unwrap();
+    assert!(k8s::check_values(&wrong).unwrap_err().contains("action"));
+    let wrong =
+        k8s::from_yaml(&text.replacen("restartPolicy: Never", "restartPolicy: Always", 1)).unwrap();
+    assert!(k8s::check_values(&wrong)
+        .unwrap_err()
+        .contains("restartPolicy"));
+}
+
+#[test]
+fn a_real_plugin_ships_byte_for_byte_and_large_files_need_a_claim() {
+    let dir = TempDir::new("k8s-plugin");
+    let plugin = support::fixture("http_get");
+    let out = render_k8s(&dir, &["-H", "http://svc:80", "-f", &plugin, "-u", "10"]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let resources = k8s::from_yaml(&String::from_utf8(out.stdout).unwrap()).unwrap();
+    let Some(Resource::ConfigMap(files)) = resources.first() else {
+        panic!("a ConfigMap first: {resources:?}");
+    };
+    let shipped = &files.binary_data.as_ref().unwrap()["http_get.wasm"];
+    assert_eq!(shipped.0, std::fs::read(&plugin).unwrap());
+    let Some(Resource::Job(job)) = resources.get(2) else {
+        panic!("the shard Job third");
+    };
+    let args = job
+        .spec
+        .as_ref()
+        .unwrap()
+        .template
+        .spec
+        .as_ref()
+        .unwrap()
+        .containers[0]
+        .args
+        .clone()
+        .unwrap();
+    assert!(
+        args.contains(&"--plugin=/etc/perfhost/files/http_get.wasm".to_string()),
+        "{args:?}"
+    );
+
+    // More than a ConfigMap holds: one line that says what to do.
+    std::fs::write(dir.join("big.csv"), "q\n".repeat(600_000)).unwrap();
+    let out = render_k8s(&dir, &["-H", "http://svc:80", "--data", "q=big.csv"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("1 MiB") && stderr.contains("--files-claim") && stderr.lines().count() == 1,
+        "{stderr}"
+    );
+    let out = render_k8s(
+        &dir,
+        &[
+            "--files-claim",
+            "perfhost-files",
+            "-H",
+            "http://svc:80",
+            "--data",
+            "q=big.csv",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(0));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("claimName: perfhost-files") && !text.contains("kind: ConfigMap"));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("big.csv -> big.csv"));
+}
+
+#[test]
+fn render_refuses_what_a_shard_cannot_run_in_one_line() {
+    let dir = TempDir::new("k8s-refuse");
+    for (extra, says) in [
+        (&["-u", "10"][..], "give the target with -H"),
+        (
+            &["-H", "http://svc", "--json-file", "x.json"][..],
+            "--json-file: every shard sets its own",
+        ),
+        (
+            &["-H", "http://svc", "-f", "missing.wasm"][..],
+            "missing.wasm: no such file",
+        ),
+        (&["-H", "http://svc", "-t", "soon"][..], "soon"),
+    ] {
+        let out = render_k8s(&dir, extra);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{extra:?}: {stderr}");
+        assert!(
+            stderr.contains(says) && stderr.trim().lines().count() == 1,
+            "{extra:?}: {stderr}"
+        );
+    }
+    let out = perfhost(
+        &[
+            "k8s",
+            "render",
+            "--shards",
+            "0",
+            "--image",
+            "x",
+            "-H",
+            "http://svc",
+        ],
+        &dir.0,
+    );
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--shards: give 1 to 4096"));
+}
+
+#[test]
+fn the_slurm_script_matches_its_golden_file() {
+    let dir = TempDir::new("slurm-render");
+    std::fs::write(dir.join("rows.csv"), "a\n1\n").unwrap();
+    let out = perfhost(
+        &[
+            "slurm",
+            "render",
+            "--shards",
+            "16",
+            "--start-at",
+            START,
+            "--perfhost",
+            "/opt/perfhost/bin/perfhost",
+            "--results",
+            "shared/results",
+            "--partition",
+            "load",
+            "-H",
+            "http://auditor:8000",
+            "-u",
+            "16000",
+            "-t",
+            "10m",
+            "--data",
+            "rows=rows.csv",
+            "--config-value",
+            "note=it's ok",
+        ],
+        &dir.0,
+    );
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        dir.join("shared/results").is_dir(),
+        "render creates the results folder"
+    );
+    let root = std::fs::canonicalize(&dir.0).unwrap().display().to_string();
+    let text = String::from_utf8(out.stdout)
+        .unwrap()
+        .replace(&root, "$DIR");
+    check_golden("slurm.sbatch", &text);
+    // bash reads it: the quoting holds.
+    let check = Command::new("bash")
+        .arg("-n")
+        .arg("-c")
+        .arg(&text)
+        .status()
+        .unwrap();
+    assert!(check.success());
+}
+
+/// The shared-volume route on a folder: two real shards write into it while `collect --wait`
+/// waits; the merged count is the server's.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn collect_waits_for_every_shard_in_the_folder() {
+    let _serial = support::serial().await;
+    let server = RecordingServer::start(Mode::Auditor).await;
+    let dir = TempDir::new("k8s-collect");
+    let url = server.url();
+    let start = perfhost::plan::utc_timestamp((perfhost::stats::unix_now() + 3.0).ceil());
+    let collector = tokio::process::Command::new(env!("CARGO_BIN_EXE_perfhost"))
+        .args(["k8s", "collect", "--from", "results", "--wait", "60s"])
+        .current_dir(&dir.0)
+        .kill_on_drop(true)
+        .output();
+    let collector = tokio::spawn(collector);
+    let shards: Vec<_> = (0..2)
+        .map(|i| {
+            let index = format!("{i}");
+            tokio::process::Command::new(env!("CARGO_BIN_EXE_perfhost"))
+                .args([
+                    "run",
+                    "-H",
+                    &url,
+                    "-f",
+                    "burst_user",
+                    "-u",
+                    "4",
+                    "-r",
+                    "100",
+                    "-t",
+                    "2s",
+                ])
+                .args(["--shard", "auto", "--start-at", &start, "--only-summary"])
+                .args(["--json-file", &format!("results/shard-{i}.json")])
+                .env("JOB_COMPLETION_INDEX", &index)
+                .env("PERFHOST_SHARD_COUNT", "2")
+                .current_dir(&dir.0)
+                .kill_on_drop(true)
+                .output()
+        })
+        .collect();
+    for shard in shards {
+        let out = shard.await.unwrap();
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let out = tokio::time::timeout(std::time::Duration::from_secs(70), collector)
+        .await
+        .expect("collect finished")
+        .unwrap()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert!(stderr.contains("Waiting for shard results"), "{stderr}");
+    let merged: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("results/merged.json")).unwrap())
+            .unwrap();
+    assert_eq!(merged["meta"]["merged_shards"], 2);
+    assert_eq!(
+        merged["total"]["requests"].as_u64().unwrap(),
+        server.seen().len() as u64
+    );
+
+    // A folder short of a shard, after the wait: the missing one is named.
+    std::fs::remove_file(dir.join("results/shard-1.json")).unwrap();
+    let out = perfhost(
+        &["k8s", "collect", "--from", "results", "--wait", "1s"],
+        &dir.0,
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("shard 1/2 is missing"), "{stderr}");
+}
+
+#[test]
+fn the_dockerfile_passes_hadolint() {
+    let Some(hadolint) = tool("hadolint") else {
+        return;
+    };
+    let dockerfile = Path::new(env!("CARGO_MANIFEST_DIR")).join("../Dockerfile");
+    let out = Command::new(hadolint).arg(&dockerfile).output().unwrap();
+    assert!(
+        out.status.success(),
+        "hadolint: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
