@@ -225,6 +225,10 @@ pub struct RunArgs {
     /// [default: 16MiB].
     #[arg(long = "max-body-size", value_parser = parse_size_arg, value_name = "SIZE")]
     pub max_body_size: Option<usize>,
+    /// Worker threads of the engine [default: the CPUs this process may use]. A container
+    /// without a CPU limit sees every core of its node: a scheduler's shard says how many.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
+    pub workers: Option<u16>,
     /// Run even when the plan's estimated memory exceeds what the machine has available.
     #[arg(long)]
     pub force: bool,
@@ -785,6 +789,17 @@ pub fn resolve(args: &RunArgs, env: &dyn Fn(&str) -> Option<String>) -> Result<P
     resolve_layers(args, env, &file)
 }
 
+/// The plan as another machine resolves these flags: no environment, and a settings file
+/// only when `--config` names one (a scheduler's shards see neither this environment nor
+/// this folder's `perfhost.toml`).
+pub fn resolve_portable(args: &RunArgs) -> Result<Plan, ConfigError> {
+    let file = match &args.config {
+        Some(path) => load_file(Some(path))?,
+        None => Settings::default(),
+    };
+    resolve_layers(args, &|_| None, &file)
+}
+
 /// The plan of `args` alone: no environment, no settings file (for the library's own callers,
 /// such as `perfhost bench`, and tests).
 pub fn resolve_args(args: &RunArgs) -> Result<Plan, ConfigError> {
@@ -1037,7 +1052,14 @@ fn resolve_layers(
     let reset_stats = l.pick_or("reset-stats", false, |s| s.reset_stats);
     let trace = l.pick_or("trace", false, |s| s.trace);
     let data = l.pick_or("data", Vec::new(), |s| s.data.clone());
-    l.note("workers", Source::Default);
+    l.note(
+        "workers",
+        if args.workers.is_some() {
+            Source::Cli
+        } else {
+            Source::Default
+        },
+    );
     let profile = profile_plan(args, target.is_none(), scenario.as_ref())?;
     l.note(
         "profile",
@@ -1080,9 +1102,10 @@ fn resolve_layers(
         thresholds,
         scenario: scenario.as_ref().map(Scenario::reference),
         log_level,
-        workers: std::thread::available_parallelism()
-            .map(|n| n.get())
-            .unwrap_or(1),
+        workers: args.workers.map_or_else(
+            || std::thread::available_parallelism().map_or(1, |n| n.get()),
+            usize::from,
+        ),
         force: args.force,
         profile,
         sources: l.sources,

@@ -430,6 +430,8 @@ pub fn plan_hash(plan: &Plan, plugins: &[crate::plugin::PluginInfo]) -> String {
         "arrivals": format!("{:?}", plan.arrivals),
         "plugins": plugins.iter().map(|p| p.sha256.clone()).collect::<Vec<_>>(),
         "data": plan.data,
+        // Two attempts of one sharded run are not one run.
+        "start_at": plan.start_at,
     });
     let digest = sha2::Sha256::digest(canonical.to_string().as_bytes());
     digest.iter().take(8).map(|b| format!("{b:02x}")).collect()

@@ -33,12 +33,19 @@ fn check_golden(name: &str, text: &str) {
     );
 }
 
+/// perfhost in `cwd`, with none of this shell's settings (render must not depend on them).
 fn perfhost(args: &[&str], cwd: &Path) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_perfhost"))
-        .args(args)
-        .current_dir(cwd)
-        .output()
-        .unwrap()
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_perfhost"));
+    for (key, _) in std::env::vars_os() {
+        let key = key.to_string_lossy().into_owned();
+        if key.starts_with("PERFHOST_") || key.starts_with("LOCUST_") || key == "LOAD_TEST_HOST" {
+            cmd.env_remove(key);
+        }
+    }
+    // Rendered as if five minutes before START: the same file every time.
+    let now = perfhost::plan::parse_rfc3339(START).unwrap() - 300.0;
+    cmd.env("SOURCE_DATE_EPOCH", format!("{now}"));
+    cmd.args(args).current_dir(cwd).output().unwrap()
 }
 
 fn render_k8s(dir: &TempDir, extra: &[&str]) -> std::process::Output {
@@ -191,6 +198,79 @@ fn the_rendered_job_matches_its_golden_file_and_the_kubernetes_schemas() {
         .contains("restartPolicy"));
 }
 
+/// Values a YAML 1.1 reader (kubectl, PyYAML) would retype never reach the YAML bare.
+#[test]
+fn values_kubectl_would_retype_are_never_written_bare() {
+    let dir = TempDir::new("k8s-yaml11");
+    std::fs::write(dir.join("on"), "yes").unwrap();
+    let out = render_k8s(
+        &dir,
+        &[
+            "--name",
+            "on",
+            "-H",
+            "http://svc:80",
+            "-u",
+            "2",
+            "--run-name",
+            "no",
+            "--data",
+            "flag=on",
+            "--config-value",
+            "pw=a$(HOME)b",
+        ],
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    let text = String::from_utf8(out.stdout).unwrap();
+    let resources = k8s::from_yaml(&text).unwrap();
+    let Some(Resource::Job(job)) = resources.get(2) else {
+        panic!("the shard Job third");
+    };
+    assert_eq!(job.metadata.name.as_deref(), Some("perfhost-on"));
+    let args = job
+        .spec
+        .as_ref()
+        .unwrap()
+        .template
+        .spec
+        .as_ref()
+        .unwrap()
+        .containers[0]
+        .args
+        .clone()
+        .unwrap();
+    assert!(args.contains(&"--run-name=no".to_string()), "{args:?}");
+    // Kubernetes would expand $(HOME): written $$ so the shard gets the user's `$`.
+    assert!(
+        args.contains(&"--config-value=pw=a$$(HOME)b".to_string()),
+        "{args:?}"
+    );
+    assert!(
+        args.contains(&"--data=flag=/etc/perfhost/files/file-on".to_string()),
+        "{args:?}"
+    );
+    let Some(Resource::ConfigMap(files)) = resources.first() else {
+        panic!("a ConfigMap first");
+    };
+    // A file whose whole text is `yes` goes to binaryData, where it is base64.
+    assert_eq!(files.binary_data.as_ref().unwrap()["file-on"].0, b"yes");
+    if let Some(validate) = tool("kubernetes-validate") {
+        let file = dir.join("job.yaml");
+        std::fs::write(&file, &text).unwrap();
+        let out = Command::new(validate)
+            .args(["--strict", "--kubernetes-version", "1.33.0"])
+            .arg(&file)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stdout)
+        );
+    }
+}
+
 #[test]
 fn a_real_plugin_ships_byte_for_byte_and_large_files_need_a_claim() {
     let dir = TempDir::new("k8s-plugin");
@@ -268,6 +348,14 @@ fn render_refuses_what_a_shard_cannot_run_in_one_line() {
             "missing.wasm: no such file",
         ),
         (&["-H", "http://svc", "-t", "soon"][..], "soon"),
+        (
+            &["--results-size", "lots", "-H", "http://svc"][..],
+            "--results-size `lots`",
+        ),
+        (
+            &["--results-claim", "Load Test", "-H", "http://svc"][..],
+            "--results-claim `Load Test`",
+        ),
     ] {
         let out = render_k8s(&dir, extra);
         let stderr = String::from_utf8_lossy(&out.stderr);
@@ -291,6 +379,45 @@ fn render_refuses_what_a_shard_cannot_run_in_one_line() {
         &dir.0,
     );
     assert!(String::from_utf8_lossy(&out.stderr).contains("--shards: give 1 to 4096"));
+    // A start that has passed, and a target only this shell's environment names.
+    let render = |args: &[&str]| {
+        let mut all = vec!["k8s", "render", "--shards", "2", "--image", "x"];
+        all.extend_from_slice(args);
+        perfhost(&all, &dir.0)
+    };
+    let out = render(&["--start-at", "2020-01-01T00:00:00Z", "-H", "http://svc"]);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("has passed"));
+    let out = Command::new(env!("CARGO_BIN_EXE_perfhost"))
+        .args(["k8s", "render", "--shards", "2", "--image", "x", "-u", "4"])
+        .env("LOAD_TEST_HOST", "http://svc")
+        .current_dir(&dir.0)
+        .output()
+        .unwrap();
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("give the target with -H"),
+        "the shards do not see LOAD_TEST_HOST"
+    );
+    // A settings file here that the pods would not see, and a plugin only it names.
+    std::fs::write(dir.join("perfhost.toml"), "users = 5\n").unwrap();
+    let out = render(&["-H", "http://svc"]);
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("name it with --config perfhost.toml"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let plugin = support::fixture("http_get");
+    std::fs::write(
+        dir.join("perfhost.toml"),
+        format!("plugins = [{plugin:?}]\n"),
+    )
+    .unwrap();
+    let out = render(&["-H", "http://svc", "--config", "perfhost.toml"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("is named in a settings or scenario file"),
+        "{stderr}"
+    );
 }
 
 #[test]

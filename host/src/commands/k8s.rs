@@ -89,15 +89,22 @@ pub(crate) fn prepare(
     run: &[String],
 ) -> Result<deploy::Deployment, String> {
     let flags = super::parse_run_flags(command, run)?;
-    let plan =
-        crate::config::resolve(&flags, &|k| std::env::var(k).ok()).map_err(|e| e.to_string())?;
+    // As the shards will resolve it: not with this shell's environment or this folder's
+    // settings file.
+    let plan = crate::config::resolve_portable(&flags).map_err(|e| e.to_string())?;
     let options = DeployOptions {
         shards: common.shards,
         name: common.name.clone(),
         start_at: common.start_at.clone(),
         start_in: common.start_in.unwrap_or(Duration::from_secs(120)),
     };
-    deploy::prepare(&plan, run, &options, crate::stats::unix_now()).map_err(|e| e.to_string())
+    // SOURCE_DATE_EPOCH (the reproducible-builds convention) stands for "now": the same
+    // flags then render the same file.
+    let now = std::env::var("SOURCE_DATE_EPOCH")
+        .ok()
+        .and_then(|s| s.trim().parse::<f64>().ok())
+        .unwrap_or_else(crate::stats::unix_now);
+    deploy::prepare(&plan, run, &options, now).map_err(|e| e.to_string())
 }
 
 /// Writes rendered text to `--output` or stdout.

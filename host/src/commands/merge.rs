@@ -19,8 +19,8 @@ pub struct MergeArgs {
     pub outputs: MergeOutputs,
 }
 
-/// Where a merged result and its reports go.
-#[derive(Debug, Clone, Default, clap::Args)]
+/// Where a merged result and its reports go, and the exit code it gets.
+#[derive(Debug, Clone, clap::Args)]
 pub struct MergeOutputs {
     /// Where the merged JSON result goes [default: reports/<run-name>_merged.json; for
     /// collect: DIR/merged.json].
@@ -41,6 +41,9 @@ pub struct MergeOutputs {
     /// Write the merged histograms of every second as an HdrHistogram interval log.
     #[arg(long, value_name = "FILE")]
     pub hlog: Option<PathBuf>,
+    /// Exit code of a run with failures and no thresholds (as `perfhost run`'s).
+    #[arg(long = "exit-code-on-error", value_name = "N", default_value_t = exit::TEST_FAILED)]
+    pub exit_code_on_error: u8,
 }
 
 #[derive(Debug, Clone, clap::Args)]
@@ -87,6 +90,18 @@ pub fn collect(args: CollectArgs) -> u8 {
             let first = files.first()?;
             Some(load_result(first).ok()?.meta.shard?.count)
         });
+        if let (Some(asked), Some(first)) = (args.shards, files.first()) {
+            if let Some(shard) = load_result(first).ok().and_then(|r| r.meta.shard) {
+                if shard.count != asked {
+                    crate::errln!(
+                        "error: {} is a shard of {}, not of --shards {asked}: collect the folder of this run",
+                        first.display(),
+                        shard.count
+                    );
+                    return exit::USAGE;
+                }
+            }
+        }
         let complete = expected.is_some_and(|n| files.len() >= n);
         if complete || Instant::now() >= deadline {
             break files;
@@ -165,7 +180,7 @@ fn merge_files(
         crate::errln!("error: {err}");
         return exit::USAGE;
     }
-    crate::commands::run::exit_code(&merged, exit::TEST_FAILED)
+    crate::commands::run::exit_code(&merged, outputs.exit_code_on_error)
 }
 
 /// Writes a merged result: its JSON at `json`, the interval log when asked, every report in

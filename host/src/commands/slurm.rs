@@ -22,7 +22,7 @@ pub struct SlurmRenderArgs {
     #[command(flatten)]
     pub common: RenderArgs,
     /// The folder, shared by the nodes, the tasks write results and logs to (created now)
-    /// [default: perfhost-results/NAME].
+    /// [default: perfhost-results/NAME/START].
     #[arg(long, value_name = "DIR")]
     pub results: Option<PathBuf>,
     /// The perfhost executable as the nodes see it [default: this one's absolute path].
@@ -30,9 +30,6 @@ pub struct SlurmRenderArgs {
     pub perfhost: Option<String>,
     #[arg(long, value_name = "PARTITION")]
     pub partition: Option<String>,
-    /// CPUs per task [default: one per 1000 users of a shard, at least 1].
-    #[arg(long, value_name = "N")]
-    pub cpus: Option<u64>,
     /// `perfhost run` flags for every task (-H, -u, -r, -t, -f, --rate, --threshold, …).
     #[arg(
         trailing_var_arg = true,
@@ -52,10 +49,11 @@ pub fn main(cmd: SlurmCommand) -> u8 {
 fn render(args: SlurmRenderArgs) -> u8 {
     let result = (|| {
         let d = prepare("perfhost slurm render", &args.common, &args.run)?;
-        let dir = args
-            .results
-            .clone()
-            .unwrap_or_else(|| PathBuf::from("perfhost-results").join(&d.name));
+        let dir = args.results.clone().unwrap_or_else(|| {
+            PathBuf::from("perfhost-results")
+                .join(&d.name)
+                .join(d.start_stamp())
+        });
         let results = slurm::absolute(&dir)
             .map_err(|err| format!("cannot create {}: {err}", dir.display()))?;
         let perfhost = match &args.perfhost {
@@ -69,7 +67,6 @@ fn render(args: SlurmRenderArgs) -> u8 {
             perfhost,
             results: results.clone(),
             partition: args.partition.clone(),
-            cpus: args.cpus,
         };
         emit(args.common.output.as_ref(), &slurm::render(&d, &options)?)?;
         Ok::<_, String>((d, results))

@@ -63,6 +63,7 @@ pub fn render(
     o: &K8sOptions,
     files: &[(NamedFile, Vec<u8>)],
 ) -> Result<Vec<Resource>, String> {
+    check_options(o)?;
     let size: usize = files.iter().map(|(_, b)| b.len()).sum();
     if o.files_claim.is_none() && size > CONFIG_MAP_LIMIT {
         return Err(format!(
@@ -109,6 +110,50 @@ pub fn render(
     Ok(out)
 }
 
+/// The options a user types, checked before they reach a manifest.
+fn check_options(o: &K8sOptions) -> Result<(), String> {
+    if o.image.is_empty() || o.image.chars().any(char::is_whitespace) {
+        return Err(format!(
+            "--image `{}`: give an image reference such as registry.example/perfhost:0.3.0",
+            o.image
+        ));
+    }
+    let names = [
+        ("--namespace", &o.namespace),
+        ("--results-claim", &o.results_claim),
+        ("--files-claim", &o.files_claim),
+        ("--env-from-secret", &o.env_from_secret),
+        ("--storage-class", &o.storage_class),
+    ];
+    for (flag, value) in names {
+        if let Some(v) = value {
+            let ok = !v.is_empty()
+                && v.len() <= 253
+                && v.chars()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || "-.".contains(c))
+                && v.starts_with(|c: char| c.is_ascii_alphanumeric())
+                && v.ends_with(|c: char| c.is_ascii_alphanumeric());
+            if !ok || super::yaml11_retyped(v) {
+                return Err(format!(
+                    "{flag} `{v}`: give a Kubernetes name (lower-case letters, digits, '-' and '.', starting and ending with a letter or digit)"
+                ));
+            }
+        }
+    }
+    let size = &o.results_size;
+    let digits = size.trim_end_matches(|c: char| c.is_ascii_alphabetic());
+    let unit = &size[digits.len()..];
+    let units = [
+        "", "Ki", "Mi", "Gi", "Ti", "Pi", "Ei", "k", "M", "G", "T", "P", "E",
+    ];
+    if digits.is_empty() || digits.parse::<f64>().is_err() || !units.contains(&unit) {
+        return Err(format!(
+            "--results-size `{size}`: give a Kubernetes quantity such as 500Mi or 2Gi"
+        ));
+    }
+    Ok(())
+}
+
 fn labels(d: &Deployment, component: &str) -> BTreeMap<String, String> {
     BTreeMap::from([
         ("app.kubernetes.io/name".into(), "perfhost".into()),
@@ -132,14 +177,15 @@ fn config_map(
     name: &str,
     files: &[(NamedFile, Vec<u8>)],
 ) -> ConfigMap {
-    // Text stays readable in `data`; a component or other binary goes to `binaryData`.
+    // Text stays readable in `data`; a component or other binary goes to `binaryData`, and
+    // so does a text a YAML 1.1 reader would retype (a file holding just `yes`).
     let (mut data, mut binary) = (BTreeMap::new(), BTreeMap::new());
     for (f, bytes) in files {
         match std::str::from_utf8(bytes) {
-            Ok(text) => {
+            Ok(text) if !super::yaml11_retyped(text) => {
                 data.insert(f.key.clone(), text.to_string());
             }
-            Err(_) => {
+            _ => {
                 binary.insert(f.key.clone(), ByteString(bytes.clone()));
             }
         }
@@ -171,9 +217,10 @@ fn results_claim(d: &Deployment, o: &K8sOptions, name: &str) -> PersistentVolume
     }
 }
 
-/// Where this run's results go inside the claim.
+/// Where this run's results go inside the claim: one folder per name and start, so a
+/// second attempt never finds the first one's files.
 pub fn results_dir(d: &Deployment) -> String {
-    format!("{RESULTS_DIR}/{}", d.name)
+    format!("{RESULTS_DIR}/{}/{}", d.name, d.start_stamp())
 }
 
 fn env(name: &str, value: &str) -> EnvVar {
@@ -251,7 +298,12 @@ fn shard_job(d: &Deployment, o: &K8sOptions, claim: &str, files: Option<Volume>)
         "--shard=auto".into(),
         format!("--start-at={}", d.start_at),
     ];
-    args.extend(d.args_with(|f| format!("{FILES_DIR}/{}", f.key)));
+    // Kubernetes expands $(VAR) in args and turns $$ into $: a user's `$` stays a `$`.
+    args.extend(
+        d.args_with(|f| format!("{FILES_DIR}/{}", f.key))
+            .into_iter()
+            .map(|a| a.replace('$', "$$")),
+    );
     args.extend([
         // Kubernetes expands $(VAR) from the container's environment.
         format!(
@@ -380,6 +432,7 @@ fn collector_job(d: &Deployment, o: &K8sOptions, claim: &str) -> Job {
         format!("--json-file={dir}/merged.json"),
         format!("--html={dir}/report.html"),
         format!("--junit={dir}/junit.xml"),
+        format!("--exit-code-on-error={}", d.exit_code_on_error),
     ];
     let container = Container {
         name: CONTAINER.into(),
@@ -468,9 +521,43 @@ pub fn from_yaml(text: &str) -> Result<Vec<Resource>, String> {
     Ok(out)
 }
 
+/// Refuses a string the YAML writer leaves unquoted that a YAML 1.1 reader (kubectl)
+/// would read as a boolean, number, null or date.
+fn check_plain_strings(resources: &[Resource]) -> Result<(), String> {
+    fn walk(v: &serde_json::Value) -> Result<(), String> {
+        let plain_but_retyped = |s: &str| {
+            super::yaml11_retyped(s)
+                && matches!(
+                    serde_yaml::from_str::<serde_yaml::Value>(s),
+                    Ok(serde_yaml::Value::String(_))
+                )
+        };
+        match v {
+            serde_json::Value::String(s) if plain_but_retyped(s) => Err(format!(
+                "`{s}` would be written unquoted and read as a boolean, number or date by kubectl: choose another value"
+            )),
+            serde_json::Value::Array(items) => items.iter().try_for_each(walk),
+            serde_json::Value::Object(map) => map.iter().try_for_each(|(k, v)| {
+                if plain_but_retyped(k) {
+                    return Err(format!(
+                        "key `{k}` would be read as a boolean, number or date by kubectl: choose another name"
+                    ));
+                }
+                walk(v)
+            }),
+            _ => Ok(()),
+        }
+    }
+    for r in resources {
+        walk(&serde_json::to_value(r).map_err(|e| e.to_string())?)?;
+    }
+    Ok(())
+}
+
 /// The values the API accepts for the fields its schema leaves as plain strings (a schema
 /// check passes `completionMode: Index`; the API server would refuse it).
 pub fn check_values(resources: &[Resource]) -> Result<(), String> {
+    check_plain_strings(resources)?;
     fn one_of(what: &str, value: &str, allowed: &[&str]) -> Result<(), String> {
         if allowed.contains(&value) {
             Ok(())

@@ -21,6 +21,8 @@ pub struct Deployment {
     pub run_args: Vec<String>,
     /// Files the run flags name (plugins, data, settings, scenario, CA), to ship or share.
     pub files: Vec<NamedFile>,
+    /// Worker threads of a shard (`--workers`, in the run flags).
+    pub workers: u64,
     /// Users of the largest shard (shards differ by at most one).
     pub users_per_shard: u64,
     /// Memory a shard is planned to need (the engine's own estimate, plus the process).
@@ -29,6 +31,8 @@ pub struct Deployment {
     pub cpu_millis: u64,
     /// Seconds from now until the last shard must have finished.
     pub deadline_s: u64,
+    /// The run's `--exit-code-on-error`, for the merge that judges it.
+    pub exit_code_on_error: u8,
 }
 
 /// A file named in the run flags: where it is here, and its name where the shards read it.
@@ -41,10 +45,11 @@ pub struct NamedFile {
 
 /// Memory a shard process needs beyond its users and plugin instances.
 const PROCESS_BYTES: u64 = 64 << 20;
-/// Worker threads a shard is planned with (a pod or a task with 2 cores).
-const PLANNED_WORKERS: u64 = 2;
 /// Time after the run for stopping, writing results and exiting.
 const DEADLINE_MARGIN_S: u64 = 120;
+
+/// Worker threads a shard runs at least (`--workers`), and memory is planned for.
+const MIN_WORKERS: u64 = 2;
 
 /// A flag a scheduler's shards set themselves, refused in the run flags.
 const SET_PER_SHARD: [&str; 9] = [
@@ -76,6 +81,16 @@ pub enum DeployError {
     Read { path: String, err: std::io::Error },
     #[error("{0}")]
     Start(String),
+    #[error("--start-at {0} has passed: give a later time, or --start-in D")]
+    StartPassed(String),
+    #[error("{0} is read by `perfhost run` here but not by the shards: name it with --config {0} (it is shipped with them)")]
+    ImplicitSettings(String),
+    #[error("{what} {path} is named in a settings or scenario file, so it is not shipped: name it on the command line ({flag}) instead")]
+    Unshipped {
+        what: &'static str,
+        flag: &'static str,
+        path: String,
+    },
 }
 
 /// Common scheduler options.
@@ -108,6 +123,32 @@ pub fn prepare(
             return Err(DeployError::SetPerShard(flag.to_string()));
         }
     }
+    let o = &plan.outputs;
+    for (set, what) in [
+        (o.json_file.is_some(), "json-file"),
+        (o.html.is_some(), "html"),
+        (o.csv.is_some(), "csv"),
+        (o.junit.is_some(), "junit"),
+        (o.hlog.is_some(), "hlog"),
+        (o.metrics.is_some(), "metrics-port"),
+    ] {
+        if set {
+            return Err(DeployError::SetPerShard(format!(
+                "{what} (in the settings file)"
+            )));
+        }
+    }
+    let named_config = run_args
+        .iter()
+        .any(|a| a == "--config" || a.starts_with("--config="));
+    if !named_config {
+        if let Some(found) = ["perfhost.toml", "locust.conf"]
+            .into_iter()
+            .find(|p| Path::new(p).exists())
+        {
+            return Err(DeployError::ImplicitSettings(found.to_string()));
+        }
+    }
     let (start_at, start_unix) = match &options.start_at {
         Some(text) => (
             text.clone(),
@@ -118,18 +159,35 @@ pub fn prepare(
             (crate::plan::utc_timestamp(at), at)
         }
     };
+    if start_unix < now {
+        return Err(DeployError::StartPassed(start_at));
+    }
     let (run_args, files) = name_files(run_args)?;
-    let run_args = long_form(&run_args);
+    check_shipped(plan, &files)?;
+    let mut run_args = long_form(&run_args);
     let shard = ShardPlan {
         index: 0,
         count: options.shards,
     };
     let users_per_shard = shard.share(plan.max_users() as u64);
-    let memory_bytes = crate::runner::planned_memory(users_per_shard, PLANNED_WORKERS)
-        .saturating_add(PROCESS_BYTES);
     // A quarter core for the process, one more per thousand users (a user waiting between
     // tasks costs nothing; a busy one ~30 µs a request: docs/benchmarks.md).
     let cpu_millis = 250 + users_per_shard;
+    // The engine starts as many workers as it sees CPUs, and each class keeps a plugin
+    // instance per worker: a shard on a 64-core node would outgrow its memory. So the shard
+    // runs the workers its CPUs pay for, and memory is planned for those.
+    let workers = match run_args.iter().find_map(|a| a.strip_prefix("--workers=")) {
+        Some(n) => n.parse().unwrap_or(MIN_WORKERS),
+        None => {
+            let n = cpu_millis.div_ceil(1000).max(MIN_WORKERS);
+            run_args.push(format!("--workers={n}"));
+            n
+        }
+    };
+    let classes = plan.plugins.len().max(1) as u64;
+    // Each class holds at least one instance per worker: workers × classes of them.
+    let memory_bytes = crate::runner::planned_memory(users_per_shard, workers * classes)
+        .saturating_add(PROCESS_BYTES);
     let run_s = plan
         .stop
         .run_time
@@ -146,6 +204,7 @@ pub fn prepare(
     Ok(Deployment {
         name: dns_label(&name),
         shards: options.shards,
+        workers,
         start_at,
         run_args,
         files,
@@ -153,7 +212,50 @@ pub fn prepare(
         memory_bytes,
         cpu_millis,
         deadline_s,
+        exit_code_on_error: plan.outputs.exit_code_on_error,
     })
+}
+
+/// Refuses a plugin or data file the plan names that the flags did not (it came from a
+/// settings or scenario file, and would not be shipped).
+fn check_shipped(plan: &Plan, files: &[NamedFile]) -> Result<(), DeployError> {
+    let shipped: Vec<PathBuf> = files
+        .iter()
+        .filter_map(|f| std::fs::canonicalize(&f.source).ok())
+        .collect();
+    let is_shipped = |path: &str| std::fs::canonicalize(path).is_ok_and(|p| shipped.contains(&p));
+    for plugin in &plan.plugins {
+        if (plugin.ends_with(".wasm") || Path::new(plugin).is_file()) && !is_shipped(plugin) {
+            return Err(DeployError::Unshipped {
+                what: "plugin",
+                flag: "-f FILE",
+                path: plugin.clone(),
+            });
+        }
+    }
+    for spec in &plan.data {
+        let (_, path, _) = data_parts(spec);
+        if !path.is_empty() && !is_shipped(&path) {
+            return Err(DeployError::Unshipped {
+                what: "data file",
+                flag: "--data NAME=FILE",
+                path,
+            });
+        }
+    }
+    Ok(())
+}
+
+/// `NAME=FILE[:mode]` as (`NAME=`, FILE, `:mode`); FILE is empty without a `=`.
+fn data_parts(value: &str) -> (String, String, String) {
+    let Some((name, rest)) = value.split_once('=') else {
+        return (String::new(), String::new(), String::new());
+    };
+    let (path, mode) = match rest.rsplit_once(':') {
+        Some((p, m)) if ["shared", "unique", "per-user"].contains(&m) => (p, format!(":{m}")),
+        _ => (rest, String::new()),
+    };
+    (format!("{name}="), path.to_string(), mode)
 }
 
 /// Flags whose value is a file (or, for `-f` and `--scenario`, a name or a file).
@@ -178,6 +280,10 @@ fn name_files(args: &[String]) -> Result<(Vec<String>, Vec<NamedFile>), DeployEr
         let arg = &args[i];
         let (flag, inline) = match arg.split_once('=') {
             Some((f, v)) if f.starts_with("--") => (f, Some(v.to_string())),
+            // -f=FILE and -fFILE, as clap reads them.
+            _ if arg.starts_with("-f") && !arg.starts_with("--") && arg.len() > 2 => {
+                ("-f", Some(arg[2..].trim_start_matches('=').to_string()))
+            }
             _ => (arg.as_str(), None),
         };
         let Some(kind) = file_flag(flag) else {
@@ -214,14 +320,11 @@ fn replace_file(
 ) -> Result<String, DeployError> {
     // --data NAME=FILE[:mode]
     let (prefix, path, suffix) = if kind == "--data" {
-        let Some((name, rest)) = value.split_once('=') else {
+        let parts = data_parts(value);
+        if parts.1.is_empty() {
             return Ok(value.to_string());
-        };
-        let (path, mode) = match rest.rsplit_once(':') {
-            Some((p, m)) if ["shared", "unique", "per-user"].contains(&m) => (p, format!(":{m}")),
-            _ => (rest, String::new()),
-        };
-        (format!("{name}="), path.to_string(), mode)
+        }
+        parts
     } else {
         (String::new(), value.to_string(), String::new())
     };
@@ -255,8 +358,8 @@ fn replace_file(
                     }
                 })
                 .collect();
-            let mut key = if base.is_empty() || base.starts_with('.') {
-                format!("file{base}")
+            let mut key = if base.is_empty() || base.starts_with('.') || yaml11_retyped(&base) {
+                format!("file-{base}")
             } else {
                 base
             };
@@ -281,10 +384,14 @@ fn long_form(args: &[String]) -> Vec<String> {
     let run = crate::config::RunArgs::augment_args(clap::Command::new("run"));
     let find = |flag: &str| {
         run.get_arguments().find(|a| match flag.strip_prefix("--") {
-            Some(long) => a.get_long() == Some(long),
+            Some(long) => {
+                a.get_long() == Some(long) || a.get_all_aliases().is_some_and(|v| v.contains(&long))
+            }
             None => {
                 let mut c = flag.chars().skip(1);
-                matches!((c.next(), c.next()), (Some(s), None) if a.get_short() == Some(s))
+                matches!((c.next(), c.next()), (Some(s), None)
+                    if a.get_short() == Some(s)
+                        || a.get_all_short_aliases().is_some_and(|v| v.contains(&s)))
             }
         })
     };
@@ -328,6 +435,11 @@ impl Deployment {
             .collect()
     }
 
+    /// The start as a folder name: `20261201T100000Z`.
+    pub fn start_stamp(&self) -> String {
+        self.start_at.replace(['-', ':'], "")
+    }
+
     /// Every file's bytes, read now.
     pub fn read_files(&self) -> Result<Vec<(NamedFile, Vec<u8>)>, DeployError> {
         self.files
@@ -344,8 +456,43 @@ impl Deployment {
     }
 }
 
+/// Whether a YAML 1.1 reader (kubectl's, PyYAML) would take this plain scalar for
+/// something other than a string: a boolean (`on`, `no`), null, a number (`0755`, `1:30`,
+/// `1e3`) or a date (`2026-12-01`). YAML 1.2 writers leave most of these unquoted.
+pub fn yaml11_retyped(s: &str) -> bool {
+    const WORDS: [&str; 28] = [
+        "y", "Y", "yes", "Yes", "YES", "n", "N", "no", "No", "NO", "true", "True", "TRUE", "false",
+        "False", "FALSE", "on", "On", "ON", "off", "Off", "OFF", "~", "null", "Null", "NULL", "<<",
+        "=",
+    ];
+    if s.is_empty() || WORDS.contains(&s) {
+        return true;
+    }
+    let unsigned = s.trim_start_matches(['-', '+']);
+    let lower = unsigned.to_ascii_lowercase();
+    if lower == ".inf" || lower == ".nan" {
+        return true;
+    }
+    let b = s.as_bytes();
+    let date = b.len() >= 8
+        && b[..4].iter().all(u8::is_ascii_digit)
+        && b[4] == b'-'
+        && b[5].is_ascii_digit();
+    // Numbers in every base and the sexagesimal form: conservative (a word such as `1d`
+    // counts too), which costs nothing where it is only ever quoted.
+    let number = unsigned
+        .chars()
+        .next()
+        .is_some_and(|c| c.is_ascii_digit() || c == '.')
+        && unsigned
+            .chars()
+            .all(|c| c.is_ascii_hexdigit() || "xXoO_.:+-".contains(c));
+    date || number
+}
+
 /// A DNS-1123 label: lower-case letters, digits and '-', at most 52 characters (a Job's
-/// pods add a suffix to its name; 63 is the limit of a label).
+/// pods add a suffix to its name; 63 is the limit of a label); never one a YAML 1.1 reader
+/// retypes (`on` becomes `perfhost-on`).
 pub fn dns_label(name: &str) -> String {
     let mut label: String = name
         .to_ascii_lowercase()
@@ -359,6 +506,8 @@ pub fn dns_label(name: &str) -> String {
     let label = label.trim_end_matches('-').to_string();
     if label.is_empty() {
         "perfhost".to_string()
+    } else if yaml11_retyped(&label) {
+        format!("perfhost-{label}")
     } else {
         label
     }
@@ -406,9 +555,16 @@ mod tests {
                 "-H",
                 "http://x",
                 "--run-name",
-                "on"
+                "on",
+                "--log-level",
+                "off"
             ])),
-            strings(&["--reset-stats", "--host=http://x", "--run-name=on"])
+            strings(&[
+                "--reset-stats",
+                "--host=http://x",
+                "--run-name=on",
+                "--loglevel=off"
+            ])
         );
         assert_eq!(
             out,
@@ -432,7 +588,38 @@ mod tests {
     }
 
     #[test]
+    fn yaml_1_1_retypings_are_known() {
+        for s in [
+            "on",
+            "No",
+            "~",
+            "",
+            "0755",
+            "1:30",
+            "1e3",
+            "-.5",
+            "2026-12-01",
+            "0x1F",
+            ".NaN",
+        ] {
+            assert!(yaml11_retyped(s), "{s}");
+        }
+        for s in [
+            "perfhost-on",
+            "5m",
+            "128Mi",
+            "--users=10",
+            "http://x",
+            "rows.csv",
+            "auto",
+        ] {
+            assert!(!yaml11_retyped(s), "{s}");
+        }
+    }
+
+    #[test]
     fn names_become_dns_labels() {
+        assert_eq!(dns_label("on"), "perfhost-on");
         assert_eq!(dns_label("perfhost-My_Run 2"), "perfhost-my-run-2");
         assert_eq!(dns_label("--"), "perfhost");
         assert!(dns_label(&"x".repeat(80)).len() <= 52);

@@ -13,8 +13,6 @@ pub struct SlurmOptions {
     /// The shared folder the tasks write their results and logs to (absolute).
     pub results: String,
     pub partition: Option<String>,
-    /// CPUs per task [default: one per 1000 users, at least 1].
-    pub cpus: Option<u64>,
 }
 
 /// The sbatch script. Files the run flags name are passed by their absolute path here: a
@@ -48,7 +46,18 @@ pub fn render(d: &Deployment, o: &SlurmOptions) -> Result<String, String> {
         ));
     }
     let results = quote(&o.results)?;
-    let cpus = o.cpus.unwrap_or_else(|| d.cpu_millis.div_ceil(1000)).max(1);
+    if let Some(p) = o.partition.as_ref().filter(|p| {
+        p.is_empty()
+            || !p
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "-_.,".contains(c))
+    }) {
+        return Err(format!(
+            "--partition `{p}`: give a partition name (letters, digits, '-', '_', '.', ',')"
+        ));
+    }
+    // A task gets the CPUs its workers use (`--workers` in the run flags).
+    let cpus = d.workers;
     let mut s = String::new();
     s.push_str("#!/bin/bash\n");
     s.push_str(&format!(
@@ -65,9 +74,10 @@ pub fn render(d: &Deployment, o: &SlurmOptions) -> Result<String, String> {
     s.push_str(&format!("#SBATCH --array=0-{}\n", d.shards - 1));
     s.push_str("#SBATCH --ntasks=1\n");
     s.push_str(&format!("#SBATCH --cpus-per-task={cpus}\n"));
+    // Slurm's --mem is a limit, not a request: twice the estimate, as Kubernetes' limit.
     s.push_str(&format!(
         "#SBATCH --mem={}M\n",
-        d.memory_bytes.div_ceil(1 << 20)
+        (2 * d.memory_bytes).div_ceil(1 << 20)
     ));
     s.push_str(&format!("#SBATCH --time={}\n", d.deadline_s.div_ceil(60)));
     s.push_str(&format!("#SBATCH --output={}/shard-%a.log\n", o.results));
