@@ -174,8 +174,14 @@ pub fn analyse(
     let rss: Vec<f64> = samples.iter().map(|s| s.rss_mb).collect();
     let max = rss.iter().copied().fold(f64::MIN, f64::max);
     let min = rss.iter().copied().fold(f64::MAX, f64::min);
-    let threads = count(samples, &after, |s| s.num_threads);
-    let fds = count(samples, &after, |s| s.num_fds);
+    // The last sample of a process caught exiting may show its files already closed: the
+    // trend is fitted without it.
+    let fitted = match exited_at {
+        Some(_) if after.len() > 2 => &after[..after.len() - 1],
+        _ => &after[..],
+    };
+    let threads = count(samples, fitted, |s| s.num_threads);
+    let fds = count(samples, fitted, |s| s.num_fds);
     let initial_rss_grade = Grade::below(
         first.rss_mb,
         tables.initial_target,
@@ -338,5 +344,16 @@ mod tests {
         );
         assert!(a.flags.iter().any(|f| f.contains("exited after 40.0 s")));
         assert!(!a.threads.rising);
+    }
+
+    #[test]
+    fn files_closed_by_the_exit_do_not_hide_the_rise() {
+        // 20 files opened, then the exiting process's last sample shows them closed.
+        let mut samples: Vec<MemorySample> = (0..=20)
+            .map(|t| sample(t as f64 * 0.2, 10.0, 7 + t as u64))
+            .collect();
+        samples.push(sample(4.2, 10.0, 7));
+        let a = analyse(&samples, &LeakTables::default(), Some(4.2)).unwrap();
+        assert!(a.fds.rising, "{:?}", a.fds);
     }
 }
