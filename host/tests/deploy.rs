@@ -67,6 +67,12 @@ fn render_k8s(dir: &TempDir, extra: &[&str]) -> std::process::Output {
     perfhost(&args, &dir.0)
 }
 
+/// The first container's args of a Job's pods.
+fn container_args(job: &k8s_openapi::api::batch::v1::Job) -> Vec<String> {
+    let pod = job.spec.as_ref().unwrap().template.spec.as_ref().unwrap();
+    pod.containers[0].args.clone().unwrap()
+}
+
 /// Where a tool the CI installs is: on PATH or in the CI's tool folder; required in CI.
 fn tool(name: &str) -> Option<PathBuf> {
     let found = support::find_on_path(&[name]).or_else(|| {
@@ -228,18 +234,7 @@ fn values_kubectl_would_retype_are_never_written_bare() {
         panic!("the shard Job third");
     };
     assert_eq!(job.metadata.name.as_deref(), Some("perfhost-on"));
-    let args = job
-        .spec
-        .as_ref()
-        .unwrap()
-        .template
-        .spec
-        .as_ref()
-        .unwrap()
-        .containers[0]
-        .args
-        .clone()
-        .unwrap();
+    let args = container_args(job);
     assert!(args.contains(&"--run-name=no".to_string()), "{args:?}");
     // Kubernetes would expand $(HOME): written $$ so the shard gets the user's `$`.
     assert!(
@@ -291,18 +286,7 @@ fn a_real_plugin_ships_byte_for_byte_and_large_files_need_a_claim() {
     let Some(Resource::Job(job)) = resources.get(2) else {
         panic!("the shard Job third");
     };
-    let args = job
-        .spec
-        .as_ref()
-        .unwrap()
-        .template
-        .spec
-        .as_ref()
-        .unwrap()
-        .containers[0]
-        .args
-        .clone()
-        .unwrap();
+    let args = container_args(job);
     assert!(
         args.contains(&"--plugin=/etc/perfhost/files/http_get.wasm".to_string()),
         "{args:?}"
@@ -534,9 +518,7 @@ async fn collect_waits_for_every_shard_in_the_folder() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(0), "{stderr}");
     assert!(stderr.contains("Waiting for shard results"), "{stderr}");
-    let merged: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(dir.join("results/merged.json")).unwrap())
-            .unwrap();
+    let merged = support::read_json(&dir.join("results/merged.json"));
     assert_eq!(merged["meta"]["merged_shards"], 2);
     assert_eq!(
         merged["total"]["requests"].as_u64().unwrap(),
@@ -567,4 +549,19 @@ fn the_dockerfile_passes_hadolint() {
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );
+}
+
+/// `--workers N`, which rendered shards carry, is the plan's worker count.
+#[test]
+fn workers_given_on_the_command_line_are_the_plans() {
+    let dir = TempDir::new("workers");
+    let out = perfhost(&["run", "--workers", "3", "--print-config"], &dir.0);
+    let text = String::from_utf8_lossy(&out.stdout);
+    let row = text
+        .lines()
+        .find(|l| l.trim_start().starts_with("workers"))
+        .unwrap_or_else(|| panic!("a workers row: {text}"));
+    assert!(row.contains('3') && row.contains("cli"), "{row}");
+    let out = perfhost(&["run", "--workers", "0", "--print-config"], &dir.0);
+    assert_eq!(out.status.code(), Some(2));
 }

@@ -10,7 +10,7 @@ use serde_json::Value;
 use crate::support::{self, Mode, RecordingServer, TempDir};
 
 fn json(path: &Path) -> Value {
-    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+    support::read_json(path)
 }
 
 fn histogram(text: &Value) -> hdrhistogram::Histogram<u64> {
@@ -283,24 +283,10 @@ async fn four_shards_match_the_demo_servers_own_count() {
     );
     let local = support::local_run_dir(&dir.0);
     let merged = json(&local.join("merged.json"));
-    let verify: u64 = merged["stats"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|r| r["name"].as_str().unwrap().starts_with("/verify"))
-        .map(|r| r["requests"].as_u64().unwrap())
-        .sum();
-    let (_, _, metrics) = support::http(addr.port(), "GET", "/metrics", &[], "");
-    let counted: f64 = metrics
-        .lines()
-        .filter(|l| l.starts_with("auditor_verify_requests_total{"))
-        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-        .sum();
+    let verify = support::verify_requests(&merged);
+    let counted = support::demo_verify_count(addr);
     assert!(verify > 0);
-    assert_eq!(
-        verify, counted as u64,
-        "merged /verify vs the server's own count"
-    );
+    assert_eq!(verify, counted, "merged /verify vs the server's own count");
 }
 
 /// A shard killed mid-run writes no result: `perfhost merge` of the others names it.

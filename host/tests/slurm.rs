@@ -257,28 +257,12 @@ async fn a_slurm_array_runs_the_shards_and_collect_merges_them() {
     .await;
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(0), "{stderr}");
-    let merged: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(dir.join("results/merged.json")).unwrap())
-            .unwrap();
+    let merged = support::read_json(&dir.join("results/merged.json"));
     assert_eq!(merged["meta"]["merged_shards"], 4);
-    let verify: u64 = merged["stats"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|r| r["name"].as_str().unwrap().starts_with("/verify"))
-        .map(|r| r["requests"].as_u64().unwrap())
-        .sum();
-    let (_, _, metrics) = support::http(addr.port(), "GET", "/metrics", &[], "");
-    let counted: f64 = metrics
-        .lines()
-        .filter(|l| l.starts_with("auditor_verify_requests_total{"))
-        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-        .sum();
+    let verify = support::verify_requests(&merged);
+    let counted = support::demo_verify_count(addr);
     assert!(verify > 0);
-    assert_eq!(
-        verify, counted as u64,
-        "merged /verify vs the server's count"
-    );
+    assert_eq!(verify, counted, "merged /verify vs the server's count");
 
     // An array whose start has passed when its tasks run: each task sends nothing and exits
     // 5, and sbatch --wait returns it.
@@ -293,13 +277,8 @@ async fn a_slurm_array_runs_the_shards_and_collect_merges_them() {
     let said = std::fs::read_to_string(dir.join("late/shard-0.log")).unwrap();
     assert!(said.contains("after --start-at"), "{said}");
     assert!(!dir.join("late/shard-0.json").exists());
-    let (_, _, after) = support::http(addr.port(), "GET", "/metrics", &[], "");
     assert_eq!(
-        after
-            .lines()
-            .filter(|l| l.starts_with("auditor_verify_requests_total{"))
-            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-            .sum::<f64>(),
+        support::demo_verify_count(addr),
         counted,
         "the late array sent nothing"
     );

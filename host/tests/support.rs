@@ -385,3 +385,31 @@ pub fn local_run_dir(cwd: &std::path::Path) -> std::path::PathBuf {
         .expect("reports/<run>_local_<time>/")
         .path()
 }
+
+/// A JSON file, parsed.
+pub fn read_json(path: &std::path::Path) -> serde_json::Value {
+    let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+/// The `/verify…` requests a result counted, over all its rows.
+pub fn verify_requests(result: &serde_json::Value) -> u64 {
+    result["stats"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["name"].as_str().unwrap().starts_with("/verify"))
+        .map(|r| r["requests"].as_u64().unwrap())
+        .sum()
+}
+
+/// The /verify requests the demo server at `addr` counted itself (its /metrics).
+pub fn demo_verify_count(addr: SocketAddr) -> u64 {
+    let (_, _, metrics) = http(addr.port(), "GET", "/metrics", &[], "");
+    let counted: f64 = metrics
+        .lines()
+        .filter(|l| l.starts_with("auditor_verify_requests_total{"))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum();
+    counted as u64
+}
