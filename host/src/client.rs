@@ -8,6 +8,7 @@ use std::net::SocketAddr;
 use std::path::Path;
 use std::pin::Pin;
 use std::sync::Arc;
+use std::task::Poll;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -248,6 +249,10 @@ pub struct Connection {
     cookies: Vec<(String, String)>,
     /// Connections opened so far (1 for a user whose connection was kept alive throughout).
     pub connects: u64,
+    /// The request timeout's timer, kept from request to request and moved only when it fires
+    /// before the current request's deadline: `tokio::time::timeout` would insert a timer into
+    /// the runtime's wheel and remove it again on every request.
+    timer: Option<Pin<Box<tokio::time::Sleep>>>,
 }
 
 const MAX_REDIRECTS: usize = 10;
@@ -259,6 +264,7 @@ impl Connection {
             live: None,
             cookies: Vec::new(),
             connects: 0,
+            timer: None,
         }
     }
 
@@ -269,14 +275,39 @@ impl Connection {
     /// Sends a request and reads the whole response, following same-origin redirects if asked.
     pub async fn send(&mut self, req: OutgoingRequest) -> Result<CompletedResponse, HttpError> {
         let timeout = req.timeout.unwrap_or(self.config.timeout);
-        match tokio::time::timeout(timeout, self.send_following(req)).await {
-            Ok(result) => result,
-            Err(_) => {
-                // The connection is in an unknown state after a timeout: start afresh next time.
-                self.live = None;
-                Err(HttpError::Timeout)
-            }
+        let deadline = tokio::time::Instant::now() + timeout;
+        let mut timer = self
+            .timer
+            .take()
+            .unwrap_or_else(|| Box::pin(tokio::time::sleep_until(deadline)));
+        // Armed for an earlier request, the timer fires at or before this one's deadline — unless
+        // that request had a longer timeout: then it moves now.
+        if timer.deadline() > deadline {
+            timer.as_mut().reset(deadline);
         }
+        let result = {
+            let mut work = std::pin::pin!(self.send_following(req));
+            std::future::poll_fn(|cx| {
+                if let Poll::Ready(done) = work.as_mut().poll(cx) {
+                    return Poll::Ready(Some(done));
+                }
+                // Fired early (for an earlier request's deadline): moved to this one's.
+                while timer.as_mut().poll(cx).is_ready() {
+                    if tokio::time::Instant::now() >= deadline {
+                        return Poll::Ready(None);
+                    }
+                    timer.as_mut().reset(deadline);
+                }
+                Poll::Pending
+            })
+            .await
+        };
+        self.timer = Some(timer);
+        result.unwrap_or_else(|| {
+            // The connection is in an unknown state after a timeout: start afresh next time.
+            self.live = None;
+            Err(HttpError::Timeout)
+        })
     }
 
     async fn send_following(

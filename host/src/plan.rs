@@ -968,7 +968,8 @@ impl Target {
         } else {
             rest
         };
-        rest.parse::<Uri>()
+        // From the String's own buffer: `parse` would copy it once more.
+        Uri::from_maybe_shared(bytes::Bytes::from(rest))
             .map_err(|e| ResolveError::Invalid(format!("bad path `{path}`: {e}")))
     }
 
