@@ -158,23 +158,9 @@ NOFILE=$(ulimit -n)
 OUT=${OUT_DIR:-$(mktemp -d /tmp/perfhost-compare.XXXXXX)}
 mkdir -p "$OUT"
 chmod 755 "$OUT" # nginx's worker runs as nobody and must read www/
-NGINX_PID=""
-cleanup() {
-  if [ -n "$NGINX_PID" ]; then
-    kill "$NGINX_PID" 2>/dev/null || true
-    wait "$NGINX_PID" 2>/dev/null || true
-  fi
-}
-trap cleanup EXIT
-
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-wait_port() { # PORT — until something accepts on 127.0.0.1:PORT (5 s at most)
-  for _ in $(seq 100); do
-    (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0
-    sleep 0.05
-  done
-  return 1
-}
+# shellcheck source=bench/nginx_target.sh
+. "$REPO/bench/nginx_target.sh"
+trap stop_nginx EXIT
 cpu_ticks() { # PID — utime+stime in clock ticks (fields 14 and 15 of /proc/PID/stat)
   local stat
   stat=$(cat "/proc/$1/stat" 2>/dev/null) || { echo 0; return; }
@@ -207,46 +193,6 @@ wait_quiet() {
 }
 now() { date +%s.%N; }
 calc() { python3 -c "print($1)"; }
-
-start_nginx() {
-  local dir="$OUT/nginx"
-  mkdir -p "$dir/www"
-  chmod 755 "$dir" "$dir/www"
-  printf 'perfhost generator benchmark: a small static body served by nginx from a file, about 100 bytes.\n' >"$dir/www/index.html"
-  chmod 644 "$dir/www/index.html"
-  NGINX_PORT=$(free_port)
-  cat >"$dir/nginx.conf" <<EOF
-worker_processes 1;
-daemon off;
-pid $dir/nginx.pid;
-error_log $dir/error.log warn;
-worker_rlimit_nofile $NOFILE;
-events { worker_connections 16384; }
-http {
-    access_log off;
-    keepalive_requests 1000000;
-    keepalive_timeout 75s;
-    default_type text/plain;
-    client_body_temp_path $dir/tmp_body;
-    proxy_temp_path $dir/tmp_proxy;
-    fastcgi_temp_path $dir/tmp_fastcgi;
-    uwsgi_temp_path $dir/tmp_uwsgi;
-    scgi_temp_path $dir/tmp_scgi;
-    server {
-        listen 127.0.0.1:$NGINX_PORT;
-        root $dir/www;
-        index index.html;
-    }
-}
-EOF
-  taskset -c "$SERVER_CPU" nginx -p "$dir" -c "$dir/nginx.conf" >"$dir/stdout.log" 2>&1 &
-  NGINX_PID=$!
-  wait_port "$NGINX_PORT" || { cat "$dir/stdout.log" "$dir/error.log" >&2; die "nginx did not start"; }
-  NGINX_WORKER=$(pgrep -P "$NGINX_PID" | head -1)
-  [ -n "$NGINX_WORKER" ] || die "nginx started without a worker process"
-  URL="http://127.0.0.1:$NGINX_PORT"
-  echo "# target: taskset -c $SERVER_CPU nginx -c $dir/nginx.conf  ($URL/, $(wc -c <"$dir/www/index.html") bytes)"
-}
 
 # fill TEMPLATE N C D JSON → the command to run.
 fill() {

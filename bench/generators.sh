@@ -87,14 +87,6 @@ cleanup() {
 }
 trap cleanup EXIT
 
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-wait_port() { # PORT — until something accepts on 127.0.0.1:PORT (5 s at most)
-  for _ in $(seq 100); do
-    (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0
-    sleep 0.05
-  done
-  return 1
-}
 cpu_ticks() { # PID — utime+stime in clock ticks (fields 14 and 15 of /proc/PID/stat)
   local stat
   stat=$(cat "/proc/$1/stat" 2>/dev/null) || { echo 0; return; }
@@ -145,45 +137,8 @@ print_table() {
 
 # ---------------------------------------------------------------------------------------------
 # Part 1: nginx on SERVER_CPU.
-start_nginx() {
-  local dir="$OUT/nginx"
-  mkdir -p "$dir/www"
-  chmod 755 "$dir" "$dir/www"
-  printf 'perfhost generator benchmark: a small static body served by nginx from a file, about 100 bytes.\n' >"$dir/www/index.html"
-  chmod 644 "$dir/www/index.html"
-  NGINX_PORT=$(free_port)
-  cat >"$dir/nginx.conf" <<EOF
-worker_processes 1;
-daemon off;
-pid $dir/nginx.pid;
-error_log $dir/error.log warn;
-worker_rlimit_nofile $NOFILE;
-events { worker_connections 16384; }
-http {
-    access_log off;
-    keepalive_requests 1000000;
-    keepalive_timeout 75s;
-    default_type text/plain;
-    client_body_temp_path $dir/tmp_body;
-    proxy_temp_path $dir/tmp_proxy;
-    fastcgi_temp_path $dir/tmp_fastcgi;
-    uwsgi_temp_path $dir/tmp_uwsgi;
-    scgi_temp_path $dir/tmp_scgi;
-    server {
-        listen 127.0.0.1:$NGINX_PORT;
-        root $dir/www;
-        index index.html;
-    }
-}
-EOF
-  taskset -c "$SERVER_CPU" nginx -p "$dir" -c "$dir/nginx.conf" >"$dir/stdout.log" 2>&1 &
-  NGINX_PID=$!
-  wait_port "$NGINX_PORT" || { cat "$dir/stdout.log" "$dir/error.log" >&2; die "nginx did not start"; }
-  NGINX_WORKER=$(pgrep -P "$NGINX_PID" | head -1)
-  [ -n "$NGINX_WORKER" ] || die "nginx started without a worker process"
-  URL="http://127.0.0.1:$NGINX_PORT"
-  echo "# target: taskset -c $SERVER_CPU nginx -c $dir/nginx.conf  ($URL/, $(wc -c <"$dir/www/index.html") bytes)"
-}
+# shellcheck source=bench/nginx_target.sh
+. bench/nginx_target.sh # (the repo root is the current folder)
 
 # run_gen NAME USERS CMD... — runs CMD pinned to GEN_CPU under /usr/bin/time (and a timeout),
 # leaves stdout+stderr in $OUT/NAME.out and sets GEN_CPU_S, GEN_RSS_MIB, GEN_PCT, SRV_PCT, RC.

@@ -1,0 +1,60 @@
+# Sourced by bench/compare.sh, bench/generators.sh and bench/request_cost.sh: the nginx target of
+# the benchmarks. Needs OUT (a folder), SERVER_CPU, NOFILE and a `die` function; sets NGINX_PID,
+# NGINX_PORT, NGINX_WORKER and URL; `stop_nginx` (the EXIT trap) stops it.
+# shellcheck shell=bash
+
+NGINX_PID=""
+stop_nginx() {
+  if [ -n "$NGINX_PID" ]; then
+    kill "$NGINX_PID" 2>/dev/null || true
+    wait "$NGINX_PID" 2>/dev/null || true
+  fi
+}
+
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+wait_port() { # PORT — until something accepts on 127.0.0.1:PORT (5 s at most)
+  for _ in $(seq 100); do
+    (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0
+    sleep 0.05
+  done
+  return 1
+}
+start_nginx() {
+  local dir="$OUT/nginx"
+  mkdir -p "$dir/www"
+  chmod 755 "$dir" "$dir/www"
+  printf 'perfhost generator benchmark: a small static body served by nginx from a file, about 100 bytes.\n' >"$dir/www/index.html"
+  chmod 644 "$dir/www/index.html"
+  NGINX_PORT=$(free_port)
+  cat >"$dir/nginx.conf" <<EOF
+worker_processes 1;
+daemon off;
+pid $dir/nginx.pid;
+error_log $dir/error.log warn;
+worker_rlimit_nofile $NOFILE;
+events { worker_connections 16384; }
+http {
+    access_log off;
+    keepalive_requests 1000000;
+    keepalive_timeout 75s;
+    default_type text/plain;
+    client_body_temp_path $dir/tmp_body;
+    proxy_temp_path $dir/tmp_proxy;
+    fastcgi_temp_path $dir/tmp_fastcgi;
+    uwsgi_temp_path $dir/tmp_uwsgi;
+    scgi_temp_path $dir/tmp_scgi;
+    server {
+        listen 127.0.0.1:$NGINX_PORT;
+        root $dir/www;
+        index index.html;
+    }
+}
+EOF
+  taskset -c "$SERVER_CPU" nginx -p "$dir" -c "$dir/nginx.conf" >"$dir/stdout.log" 2>&1 &
+  NGINX_PID=$!
+  wait_port "$NGINX_PORT" || { cat "$dir/stdout.log" "$dir/error.log" >&2; die "nginx did not start"; }
+  NGINX_WORKER=$(pgrep -P "$NGINX_PID" | head -1)
+  [ -n "$NGINX_WORKER" ] || die "nginx started without a worker process"
+  URL="http://127.0.0.1:$NGINX_PORT"
+  echo "# target: taskset -c $SERVER_CPU nginx -c $dir/nginx.conf  ($URL/, $(wc -c <"$dir/www/index.html") bytes)"
+}

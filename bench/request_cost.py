@@ -1,0 +1,155 @@
+#!/usr/bin/env python3
+"""Tables for bench/request_cost.sh: where perfhost's cost per request goes.
+
+  request_cost.py allocs DHAT_N.json DHAT_2N.json REQUESTS_DIFF
+  request_cost.py instructions ANNOTATE_N.txt ANNOTATE_2N.txt REQUESTS_DIFF
+  request_cost.py profile PERF_SCRIPT.txt
+
+`allocs` and `instructions` take two runs of N and 2N requests and print the difference divided
+by the requests between them (the marginal cost: start-up and plugin loading cancel out).
+"""
+
+import collections
+import json
+import re
+import sys
+
+GENERIC = re.compile(r"<[^<>]*>")
+
+
+def short(name, width=150):
+    """A symbol without its generic arguments, cut to `width`."""
+    for _ in range(4):
+        name = GENERIC.sub("<>", name)
+    name = re.sub(r"/rustc/[0-9a-f]+/library/|/root/\.cargo/registry/src/[^/]+/", "", name)
+    return name[:width]
+
+
+def crate(function, obj=""):
+    """The part of the program a function belongs to: the crate of its path, libc's allocator or
+    copies, the kernel, or the compiled guest."""
+    if "kernel" in obj:
+        return "kernel"
+    if "libc.so" in obj or "ld-linux" in obj:
+        if re.search(r"malloc|free|_int_|unlink_chunk|consolidate|realloc|calloc|tcache", function):
+            return "libc malloc/free"
+        if re.search(r"mem(cpy|move|set|cmp)", function):
+            return "libc memcpy/memset"
+        return "libc, other"
+    if "vdso" in obj:
+        return "vDSO (clock)"
+    if ".cwasm" in obj or function.startswith("wasm["):
+        return "guest (compiled plugin)"
+    if function in ("[unknown]", "???") or function.startswith("0x"):
+        return "unknown (JIT code, trampolines)"
+    match = re.match(r"[A-Za-z_][A-Za-z0-9_]*", function.lstrip("<"))
+    name = match.group(0) if match else function[:20]
+    if name.startswith("wasmtime") or name.startswith("cranelift"):
+        return "wasmtime"
+    if name.startswith("futures"):
+        return "futures"
+    if name.startswith("_mi_") or name.startswith("mi_"):
+        return "mimalloc"
+    if name in ("core", "alloc", "std", "T", "F"):
+        return "core/alloc/std (generic code)"
+    return name
+
+
+def allocs(path_n, path_2n, requests):
+    def load(path):
+        data = json.load(open(path))
+        frames = data["ftbl"]
+        sites = collections.Counter()
+        for pp in data["pps"]:
+            chain = [frames[i] for i in pp["fs"]]
+            ours = [f for f in chain if not re.search(r"library/(alloc|core|std)/|malloc|\?\?\?|\[root\]", f)]
+            where = " <- ".join(short(re.sub(r"^0x[0-9A-F]+: ", "", f), 90) for f in ours[:2])
+            sites[where or "(no frames: called on a wasmtime fiber stack)"] += pp["tbk"]
+        return data, sites
+
+    (d1, s1), (d2, s2) = load(path_n), load(path_2n)
+    blocks = (sum(p["tbk"] for p in d2["pps"]) - sum(p["tbk"] for p in d1["pps"])) / requests
+    nbytes = (sum(p["tb"] for p in d2["pps"]) - sum(p["tb"] for p in d1["pps"])) / requests
+    print(f"allocations per request (marginal): {blocks:.1f}, {nbytes:,.0f} bytes")
+    diff = collections.Counter({k: (s2[k] - s1[k]) / requests for k in set(s1) | set(s2)})
+    print("allocation sites, per request:")
+    for where, count in diff.most_common(25):
+        if count >= 0.05:
+            print(f"  {count:5.2f}  {where}")
+
+
+def instructions(path_n, path_2n, requests):
+    def load(path):
+        costs = collections.Counter()
+        for line in open(path):
+            m = re.match(r"\s*([\d,]+)\s+\([ \d.]+%\)\s+(.*)$", line)
+            if not m or "PROGRAM TOTALS" in line:
+                continue
+            rest = m.group(2)
+            function = rest.split(":", 1)[1] if ":" in rest else rest
+            obj = re.search(r"\[([^\]]*)\]\s*$", rest)
+            function = re.sub(r"\s*\[[^\]]*\]\s*$", "", function)
+            costs[(function, obj.group(1) if obj else "")] += int(m.group(1).replace(",", ""))
+        return costs
+
+    c1, c2 = load(path_n), load(path_2n)
+    by_crate = collections.Counter()
+    by_function = collections.Counter()
+    for key in set(c1) | set(c2):
+        delta = (c2[key] - c1[key]) / requests
+        by_crate[crate(*key)] += delta
+        by_function[short(key[0], 110)] += delta
+    total = sum(by_crate.values())
+    print(f"instructions per request (marginal, callgrind): {total:,.0f}")
+    for name, ir in by_crate.most_common(16):
+        print(f"  {ir:8,.0f}  {ir * 100 / total:5.1f}%  {name}")
+    print("top functions (self):")
+    for name, ir in by_function.most_common(20):
+        print(f"  {ir:8,.0f}  {ir * 100 / total:5.1f}%  {name}")
+
+
+def profile(path):
+    samples, frames = [], []
+    for line in open(path):
+        text = line.strip()
+        if not text:
+            if frames:
+                samples.append(frames)
+            frames = []
+            continue
+        m = re.match(r"([0-9a-f]+)\s+(.*?)\s+\((.*)\)$", text)
+        if m:
+            frames.append((m.group(2), m.group(3)))
+    if frames:
+        samples.append(frames)
+    # Compiling the plugin (a cache miss) is start-up, not requests.
+    samples = [s for s in samples if not any("cranelift" in f[0] for f in s)]
+    total = len(samples) or 1
+    leaf = collections.Counter(crate(*s[0]) for s in samples)
+    symbols = collections.Counter(short(s[0][0], 110) for s in samples)
+    kernel_callers = collections.Counter()
+    for s in samples:
+        if crate(*s[0]) == "kernel":
+            kernel_callers[" <- ".join(short(f[0], 40) for f in s[1:5])] += 1
+    print(f"CPU samples (CPU clock): {len(samples)}; self time by part of the program:")
+    for name, n in leaf.most_common(16):
+        print(f"  {n * 100 / total:5.1f}%  {name}")
+    print("top symbols (self):")
+    for name, n in symbols.most_common(20):
+        print(f"  {n * 100 / total:5.1f}%  {name}")
+    print("kernel samples by call path:")
+    for name, n in kernel_callers.most_common(6):
+        print(f"  {n * 100 / total:5.1f}%  {name}")
+
+
+if __name__ == "__main__":
+    mode, *args = sys.argv[1:] or ["help"]
+    if mode == "allocs" and len(args) == 3:
+        allocs(args[0], args[1], float(args[2]))
+    elif mode == "instructions" and len(args) == 3:
+        instructions(args[0], args[1], float(args[2]))
+    elif mode == "profile" and len(args) == 1:
+        profile(args[0])
+    else:
+        print(__doc__.strip(), file=sys.stderr)
+        sys.exit(2)
