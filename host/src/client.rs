@@ -652,3 +652,66 @@ impl rustls::client::danger::ServerCertVerifier for AcceptAnyCert {
         self.0.signature_verification_algorithms.supported_schemes()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    fn get(timeout: Option<Duration>) -> OutgoingRequest {
+        OutgoingRequest {
+            method: Method::GET,
+            uri: "/".parse().unwrap(),
+            headers: Vec::new(),
+            body: Bytes::new(),
+            timeout,
+            follow_redirects: false,
+            discard_body: false,
+        }
+    }
+
+    /// The timer kept from request to request: a later request on the same connection still
+    /// times out at its own deadline, a shorter one too, and a fast one is not cut short.
+    #[tokio::test]
+    async fn each_request_times_out_at_its_own_deadline_on_a_kept_connection() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        // Answers the first request on each connection, then never answers again.
+        tokio::spawn(async move {
+            while let Ok((mut socket, _)) = listener.accept().await {
+                tokio::spawn(async move {
+                    let mut buf = [0u8; 4096];
+                    if socket.read(&mut buf).await.unwrap_or(0) > 0 {
+                        let _ = socket
+                            .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok")
+                            .await;
+                    }
+                    tokio::time::sleep(Duration::from_secs(30)).await;
+                });
+            }
+        });
+        let target = Arc::new(Target::parse(&format!("http://127.0.0.1:{port}")).unwrap());
+        let mut conn = Connection::new(ClientConfig::plain(target, Duration::from_millis(300)));
+        let first = conn
+            .send(get(None))
+            .await
+            .expect("the first request is answered");
+        assert_eq!(first.status, StatusCode::OK);
+        // The timer was armed for the first request's deadline, which has not passed yet.
+        let began = Instant::now();
+        assert_eq!(conn.send(get(None)).await.err(), Some(HttpError::Timeout));
+        let waited = began.elapsed();
+        assert!(waited >= Duration::from_millis(290), "{waited:?}");
+        assert!(waited < Duration::from_secs(5), "{waited:?}");
+        // A fresh connection, answered; then a request with a shorter timeout than the armed one.
+        assert!(conn.send(get(None)).await.is_ok());
+        let began = Instant::now();
+        let short = Some(Duration::from_millis(50));
+        assert_eq!(conn.send(get(short)).await.err(), Some(HttpError::Timeout));
+        assert!(
+            began.elapsed() < Duration::from_millis(250),
+            "{:?}",
+            began.elapsed()
+        );
+    }
+}
