@@ -3,15 +3,18 @@
 
   request_cost.py allocs DHAT_N.json DHAT_2N.json REQUESTS_DIFF
   request_cost.py instructions ANNOTATE_N.txt ANNOTATE_2N.txt REQUESTS_DIFF
+  request_cost.py calls CALLGRIND_N CALLGRIND_2N REQUESTS_DIFF
+  request_cost.py native OUT_DIR ROUNDS
   request_cost.py profile PERF_SCRIPT.txt
 
-`allocs` and `instructions` take two runs of N and 2N requests and print the difference divided
+`allocs`, `instructions` and `calls` take two runs of N and 2N requests and print the difference divided
 by the requests between them (the marginal cost: start-up and plugin loading cancel out).
 """
 
 import collections
 import json
 import re
+import statistics
 import sys
 
 GENERIC = re.compile(r"<[^<>]*>")
@@ -108,6 +111,94 @@ def instructions(path_n, path_2n, requests):
         print(f"  {ir:8,.0f}  {ir * 100 / total:5.1f}%  {name}")
 
 
+# What happens per request, as calls of the function that does it (callgrind's call counts).
+EVENTS = [
+    ("guest entered (host -> WebAssembly)", "wasmtime::runtime::func::invoke_wasm_and_catch_traps"),
+    ("fiber resumed (a guest call or host call switching stacks)", "wasmtime::runtime::fiber::resume_fiber"),
+    ("host function called by the guest", "wasmtime::runtime::component::func::host::HostFn::entrypoint"),
+    ("host task created (wasmtime makes one per guest -> host call)",
+     "wasmtime::runtime::component::concurrent::<impl wasmtime::runtime::store::StoreOpaque>::host_task_create"),
+    ("tokio task woken", "tokio::runtime::task::waker::wake_by_val"),
+    ("tokio task woken (by reference)", "tokio::runtime::task::waker::wake_by_ref"),
+    ("future of a FuturesUnordered woken",
+     "<futures_util::stream::futures_unordered::task::Task<Fut> as futures_util::stream::futures_unordered::task::ArcWake>::wake_by_ref"),
+    ("hyper's connection polled for a request", "hyper::client::dispatch::Receiver<T,U>::poll_recv"),
+    ("clock read (Instant::now and tokio's clock)", "clock_gettime@@GLIBC_2.17"),
+    ("malloc", ("malloc", "_rjem_malloc", "mi_malloc")),
+]
+
+
+def calls(path_n, path_2n, requests):
+    def load(path):
+        # The compressed callgrind format: "cfn=(id) name" names a callee once, "cfn=(id)" after;
+        # the "calls=COUNT …" line that follows counts the calls to it from the current function.
+        # A function calling itself (recursion; "NAME'2" is callgrind's name for a recursion
+        # level) is one event, not two.
+        base = lambda id_: re.sub(r"'\d+$", "", names.get(id_, id_))
+        names, counts, caller, callee = {}, collections.Counter(), None, None
+        for line in open(path, errors="replace"):
+            if line.startswith(("cfn=", "fn=")):
+                m = re.match(r"c?fn=\((\d+)\)(?: (.*))?", line.rstrip("\n"))
+                if not m:
+                    continue
+                if m.group(2):
+                    names[m.group(1)] = m.group(2)
+                if line.startswith("cfn="):
+                    callee = m.group(1)
+                else:
+                    caller = m.group(1)
+            elif line.startswith("calls=") and callee and base(caller) != base(callee):
+                counts[callee] += int(line[6:].split()[0])
+        by_name = collections.Counter()  # one name may be several instantiations
+        for id_, count in counts.items():
+            by_name[names.get(id_, id_)] += count
+        return by_name
+
+    c1, c2 = load(path_n), load(path_2n)
+    print("calls per request (marginal, callgrind):")
+    for label, functions in EVENTS:
+        functions = (functions,) if isinstance(functions, str) else functions
+        seen = [f for f in functions if f in c2]
+        if not seen:  # inlined everywhere in this build
+            print(f"  {'n/a':>7}  {label}")
+            continue
+        per_request = sum(c2[f] - c1[f] for f in seen) / requests
+        print(f"  {per_request:7.2f}  {label}")
+
+
+def native(out, rounds):
+    """The rounds of `plugin bench http_get` (native-R.out) and oha (oha-R-USERS.json/.time)."""
+    rows = collections.defaultdict(lambda: collections.defaultdict(list))
+    for r in range(1, rounds + 1):
+        for line in open(f"{out}/native-{r}.out"):
+            cols = line.split()
+            if len(cols) == 6 and cols[0] in ("native", "wasm") and cols[1].isdigit():
+                rows[int(cols[1])][cols[0]].append(float(cols[5]))
+        for users in rows:
+            try:
+                report = json.load(open(f"{out}/oha-{r}-{users}.json"))
+                user, system = map(float, open(f"{out}/oha-{r}-{users}.time").read().split()[-2:])
+            except (OSError, ValueError):
+                continue
+            requests = sum(report.get("statusCodeDistribution", {}).values())
+            if requests:
+                rows[users]["oha"].append((user + system) * 1e6 / requests)
+    median = statistics.median
+    print("CPU µs per request, median of rounds; ratios: median of each round's (min-max)")
+    print(f"  {'users':>6} {'native':>8} {'wasm':>8} {'oha':>8}  {'wasm/native':>18}  {'native/oha':>18}  {'wasm/oha':>18}")
+
+    def ratio(a, b):
+        pairs = [x / y for x, y in zip(a, b) if y]
+        return f"{median(pairs):.2f} ({min(pairs):.2f}-{max(pairs):.2f})" if pairs else "-"
+
+    for users in sorted(rows):
+        got = rows[users]
+        cell = lambda kind: f"{median(got[kind]):8.1f}" if got[kind] else f"{'-':>8}"
+        print(f"  {users:>6} {cell('native')} {cell('wasm')} {cell('oha')}  "
+              f"{ratio(got['wasm'], got['native']):>18}  {ratio(got['native'], got['oha']):>18}  "
+              f"{ratio(got['wasm'], got['oha']):>18}")
+
+
 def profile(path):
     samples, frames = [], []
     for line in open(path):
@@ -148,6 +239,10 @@ if __name__ == "__main__":
         allocs(args[0], args[1], float(args[2]))
     elif mode == "instructions" and len(args) == 3:
         instructions(args[0], args[1], float(args[2]))
+    elif mode == "calls" and len(args) == 3:
+        calls(args[0], args[1], float(args[2]))
+    elif mode == "native" and len(args) == 2:
+        native(args[0], int(args[1]))
     elif mode == "profile" and len(args) == 1:
         profile(args[0])
     else:

@@ -10,14 +10,23 @@
 #                 Calls made on a wasmtime fiber stack (the guest's host calls) cannot be unwound
 #                 by valgrind and are counted together as "(no frames …)".
 #   instructions  callgrind at N and 2N requests: user-space instructions per request by crate
-#                 and the top functions (self cost). Independent of how busy the machine is.
+#                 and the top functions (self cost), and how often per request the guest is
+#                 entered, host functions are called, tasks are woken, the clock is read and
+#                 malloc is called. Independent of how busy the machine is.
+#   native        `perfhost plugin bench http_get` against the same nginx, pinned: the plain GET
+#                 as WASM users and as native Rust users on the same client and statistics
+#                 (CPU µs per request of each), at 100 and 1,000 users (NATIVE_USERS),
+#                 NATIVE_SECONDS (10) per measurement, and oha for as long at each user count
+#                 (if installed: `cargo install oha --locked`), alternating NATIVE_ROUNDS (3)
+#                 times: the medians and the median of each round's ratios.
 #   profile       perf with the CPU clock and DWARF call graphs, REQUESTS requests, perfhost
 #                 pinned to GEN_CPU: self time by part of the program (kernel, wasmtime, the
 #                 allocator, hyper, tokio, the guest …), top symbols, the kernel's call paths.
 #
 # BIN defaults to target/release/perfhost, WASM to this checkout's plain_get.wasm.
-# Environment: STEPS ("allocs instructions profile"), USERS (100), N (10000), REQUESTS
-# (200000), SERVER_CPU (1), GEN_CPU (0), OUT_DIR (raw outputs; default a new /tmp folder).
+# Environment: STEPS ("allocs instructions native profile"), USERS (100), N (10000), REQUESTS
+# (200000), NATIVE_USERS (100,1000), NATIVE_SECONDS (10), NATIVE_ROUNDS (3), SERVER_CPU (1),
+# GEN_CPU (0), OUT_DIR (raw outputs; default a new /tmp folder).
 # Needs: nginx, valgrind, perf (Debian: apt-get install -y nginx valgrind linux-perf), taskset,
 # python3. Load goes to 127.0.0.1 only; every run is bounded by its request count and `timeout`.
 set -euo pipefail
@@ -28,12 +37,16 @@ case ${1:-} in -h | --help) sed -n '2,/^set -euo/p' "$0" | sed '$d' | sed 's/^# 
 
 BIN=$(realpath "${1:-$REPO/target/release/perfhost}")
 WASM=$(realpath "${2:-$REPO/target/wasm-plugins/wasm32-wasip2/release/plain_get.wasm}")
-STEPS=${STEPS:-"allocs instructions profile"}
+STEPS=${STEPS:-"allocs instructions native profile"}
+NATIVE_USERS=${NATIVE_USERS:-100,1000}
+NATIVE_SECONDS=${NATIVE_SECONDS:-10}
+NATIVE_ROUNDS=${NATIVE_ROUNDS:-3}
 USERS=${USERS:-100}
 N=${N:-10000}
 REQUESTS=${REQUESTS:-200000}
 SERVER_CPU=${SERVER_CPU:-1}
 GEN_CPU=${GEN_CPU:-0}
+[ -d "$HOME/.cargo/bin" ] && PATH=$PATH:$HOME/.cargo/bin # where cargo install puts oha
 [ -x "$BIN" ] || die "no perfhost binary at $BIN (cargo build --release -j 2)"
 [ -f "$WASM" ] || die "no plugin at $WASM (cargo build --release -j 2 builds plain_get)"
 for tool in nginx python3 taskset; do command -v "$tool" >/dev/null || die "$tool is not installed"; done
@@ -41,7 +54,8 @@ for step in $STEPS; do
   case $step in
     allocs | instructions) command -v valgrind >/dev/null || die "valgrind is not installed (apt-get install -y valgrind)" ;;
     profile) command -v perf >/dev/null || die "perf is not installed (apt-get install -y linux-perf)" ;;
-    *) die "unknown step '$step' (allocs, instructions, profile)" ;;
+    native) ;;
+    *) die "unknown step '$step' (allocs, instructions, native, profile)" ;;
   esac
 done
 
@@ -87,6 +101,22 @@ for step in $STEPS; do
         callgrind_annotate --auto=no --threshold=100 --inclusive=no "$OUT/cg-$n.callgrind" >"$OUT/cg-$n.txt"
       done
       python3 "$REPO/bench/request_cost.py" instructions "$OUT/cg-$N.txt" "$OUT/cg-$((2 * N)).txt" "$N"
+      python3 "$REPO/bench/request_cost.py" calls "$OUT/cg-$N.callgrind" "$OUT/cg-$((2 * N)).callgrind" "$N"
+      ;;
+    native)
+      echo "## WASM and native users, plain GET (perfhost plugin bench http_get), ${NATIVE_SECONDS} s each; oha beside"
+      for round in $(seq "$NATIVE_ROUNDS"); do
+        timeout $((NATIVE_SECONDS * 8 + 120)) taskset -c "$GEN_CPU" "$BIN" plugin bench http_get -H "$URL" \
+          --users "$NATIVE_USERS" --duration "${NATIVE_SECONDS}s" --idle-users 100 >"$OUT/native-$round.out" ||
+          die "plugin bench failed: see $OUT/native-$round.out"
+        command -v oha >/dev/null && [ -x /usr/bin/time ] || continue
+        for users in ${NATIVE_USERS//,/ }; do
+          timeout $((NATIVE_SECONDS + 60)) taskset -c "$GEN_CPU" /usr/bin/time -f "%U %S" -o "$OUT/oha-$round-$users.time" \
+            oha -z "${NATIVE_SECONDS}s" -c "$users" --no-tui --output-format json "$URL/" >"$OUT/oha-$round-$users.json" ||
+            die "oha failed: see $OUT/oha-$round-$users.json"
+        done
+      done
+      python3 "$REPO/bench/request_cost.py" native "$OUT" "$NATIVE_ROUNDS"
       ;;
     profile)
       echo "## CPU profile (perf, CPU clock), $REQUESTS requests"

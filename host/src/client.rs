@@ -351,17 +351,13 @@ impl Connection {
         };
         // Without keep-alive the connection's set-up is part of the request, as for a client
         // that opens one per request.
-        let connect_started = Instant::now();
         let keepalive = self.config.keepalive;
+        let connect_started = (!keepalive).then(Instant::now);
         if !keepalive {
             self.live = None;
         }
         let live = self.ready_connection().await?;
-        let started = if keepalive {
-            Instant::now()
-        } else {
-            connect_started
-        };
+        let started = connect_started.unwrap_or_else(Instant::now);
         let response = live.sender.send_request(request);
         let exchange = async {
             let (parts, mut body) = response.await?.into_parts();

@@ -1076,8 +1076,14 @@ async fn user_life(
             .get(task as usize)
             .map(|t| t.name.as_str())
             .unwrap_or("?");
-        let began = Instant::now();
-        if interval.is_some() {
+        // Only a pacing class needs the task's start (its schedule, its wait): no clock read
+        // per task for the others.
+        let paced = matches!(
+            slot.class.wait,
+            WaitTime::ConstantPacing { .. } | WaitTime::ConstantThroughput { .. }
+        );
+        let began = paced.then(Instant::now);
+        if let (Some(_), Some(began)) = (interval, began) {
             let lateness = began.saturating_duration_since(*due.get_or_insert(began));
             user.begin_task(accessor, Some(lateness));
         }
@@ -1100,7 +1106,8 @@ async fn user_life(
         if skip_wait {
             continue;
         }
-        let wait = match (due, wait_after(&slot.class.wait, began.elapsed(), &mut rng)) {
+        let task_time = began.map_or(Duration::ZERO, |began| began.elapsed());
+        let wait = match (due, wait_after(&slot.class.wait, task_time, &mut rng)) {
             (Some(at), _) => at.saturating_duration_since(Instant::now()),
             (None, Some(w)) => w,
             (None, None) => {

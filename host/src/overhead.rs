@@ -1,7 +1,9 @@
-//! The cost of the sandbox (`perfhost bench`). Runs the same behaviour — verify in a loop with no
-//! wait, the bodies and the response check of the Auditor plugins — once as WASM users
-//! (`bench_verify` built-in) and once as native Rust users using the same client, statistics
-//! and body building, and prints host CPU µs per request and RSS per user for each.
+//! The cost of the sandbox (`perfhost plugin bench`). Runs the same behaviour once as WASM users
+//! (a built-in plugin) and once as native Rust users on the same client and statistics, and
+//! prints host CPU µs per request and RSS per user for each. Two built-ins have a native twin:
+//! `bench_verify` (verify in a loop with no wait, the bodies and the response check of the
+//! Auditor plugins) and `http_get` (`GET /` in a loop, body discarded, the default verdict: the
+//! plain GET of the generator comparison).
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -119,9 +121,34 @@ pub async fn measure_wasm(
     }
 }
 
+/// The built-in plugins written again as native Rust users.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NativeTwin {
+    /// `bench_verify`: POST /verify with a generated body, the response checked.
+    BenchVerify,
+    /// `http_get` with its defaults: GET /, body discarded, success below status 400.
+    HttpGet,
+}
+
+impl NativeTwin {
+    /// The twin of a built-in plugin, if it has one.
+    pub fn of(plugin: &str) -> Option<Self> {
+        match plugin {
+            "bench_verify" => Some(NativeTwin::BenchVerify),
+            "http_get" => Some(NativeTwin::HttpGet),
+            _ => None,
+        }
+    }
+}
+
 /// Native users: the same loop written in Rust, on the same client and statistics, spread over
 /// one current-thread runtime per core like the engine's workers.
-pub fn measure_native(target: &Arc<Target>, users: usize, duration: Duration) -> Measurement {
+pub fn measure_native(
+    twin: NativeTwin,
+    target: &Arc<Target>,
+    users: usize,
+    duration: Duration,
+) -> Measurement {
     let workers = workers();
     let shards = Shards::new(workers, Default::default());
     let stop = Arc::new(AtomicBool::new(false));
@@ -142,7 +169,9 @@ pub fn measure_native(target: &Arc<Target>, users: usize, duration: Duration) ->
                 let mut set = tokio::task::JoinSet::new();
                 for id in ids {
                     let (shard, stop, target) = (shards.shard(w), stop.clone(), target.clone());
-                    set.spawn(async move { native_user(id as u64, &target, &shard, &stop).await });
+                    set.spawn(
+                        async move { native_user(twin, id as u64, &target, &shard, &stop).await },
+                    );
                 }
                 while set.join_next().await.is_some() {}
             });
@@ -166,6 +195,7 @@ pub fn measure_native(target: &Arc<Target>, users: usize, duration: Duration) ->
 }
 
 async fn native_user(
+    twin: NativeTwin,
     id: u64,
     target: &Arc<Target>,
     shard: &crate::stats::Shard,
@@ -174,40 +204,53 @@ async fn native_user(
     let mut conn = Connection::new(client_config(target));
     let mut rng = Pcg64Mcg::seed_from_u64(seed::derive(1, id, Stream::UserContext));
     let content_type = (CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    let (method, name, path) = match twin {
+        NativeTwin::BenchVerify => (Method::POST, "/verify (bench)", "/verify"),
+        NativeTwin::HttpGet => (Method::GET, "/", "/"),
+    };
     while !stop.load(Ordering::Relaxed) {
-        let body = auditor_data::verify_body_with(
-            &mut |lo, hi| lo + (rng.next_u64() % (hi - lo) as u64) as usize,
-            3,
-            auditor_data::STANDARD,
-        );
-        let Ok(uri) = conn.target().resolve("/verify") else {
+        // Resolved per request, as the host does for a plugin's request.
+        let Ok(uri) = conn.target().resolve(path) else {
             return;
         };
-        let headers: Vec<(HeaderName, HeaderValue)> = vec![content_type.clone()];
+        let (headers, body): (Vec<(HeaderName, HeaderValue)>, Bytes) = match twin {
+            NativeTwin::BenchVerify => {
+                let body = auditor_data::verify_body_with(
+                    &mut |lo, hi| lo + (rng.next_u64() % (hi - lo) as u64) as usize,
+                    3,
+                    auditor_data::STANDARD,
+                );
+                (vec![content_type.clone()], Bytes::from(body))
+            }
+            NativeTwin::HttpGet => (Vec::new(), Bytes::new()),
+        };
         let request = OutgoingRequest {
-            method: Method::POST,
+            method: method.clone(),
             uri,
             headers,
-            body: Bytes::from(body),
+            body,
             timeout: None,
             follow_redirects: true,
-            discard_body: false,
+            discard_body: twin == NativeTwin::HttpGet,
         };
         let began = Instant::now();
         let (latency, size, error) = match conn.send(request).await {
             Ok(resp) => {
-                let verdict = match resp.status.as_u16() {
-                    200 => auditor_data::check_verify_body(&resp.body).err(),
-                    status => Some(format!("HTTP {status}")),
+                let verdict = match (twin, resp.status.as_u16()) {
+                    (NativeTwin::BenchVerify, 200) => {
+                        auditor_data::check_verify_body(&resp.body).err()
+                    }
+                    (NativeTwin::HttpGet, status) if status < 400 => None,
+                    (_, status) => Some(format!("HTTP {status}")),
                 };
-                (resp.latency, resp.body.len() as u64, verdict)
+                (resp.latency, resp.body_size, verdict)
             }
             Err(err) => (began.elapsed(), 0, Some(err.to_string())),
         };
         shard.record(&RequestRecord {
             class: 0,
-            method: "POST",
-            name: "/verify (bench)",
+            method: method.as_str(),
+            name,
             latency_us: latency.as_micros() as u64,
             content_bytes: size,
             error: error.as_deref(),

@@ -391,54 +391,68 @@ async fn a_slow_server_grades_poor_and_fails_the_gate() {
 }
 
 /// `perfhost plugin bench` (the sandbox's cost, formerly `perfhost bench`): WASM and native
-/// users of `bench_verify` side by side, and any plugin alone.
+/// users of `bench_verify` and of `http_get` side by side, and any other plugin alone.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn plugin_bench_measures_the_sandbox() {
     let dir = std::env::temp_dir().join(format!("perfhost-plugin-bench-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
-    let out = support::perfhost(
-        &[
-            "plugin",
-            "bench",
-            "--users",
-            "4",
-            "--duration",
-            "1s",
-            "--idle-users",
-            "20",
-        ],
-        &dir,
-    )
-    .await;
-    let text = String::from_utf8_lossy(&out.stdout);
-    assert_eq!(out.status.code(), Some(0), "{text}");
+    let bench = async |plugin: &str| {
+        let out = support::perfhost(
+            &[
+                "plugin",
+                "bench",
+                plugin,
+                "--users",
+                "4",
+                "--duration",
+                "1s",
+                "--idle-users",
+                "20",
+            ],
+            &dir,
+        )
+        .await;
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        assert_eq!(out.status.code(), Some(0), "{text}");
+        assert!(
+            text.contains("idle RSS per WASM user (20 users instantiated)"),
+            "{text}"
+        );
+        text
+    };
+    // kind, users, requests, failures of each measured row.
+    let rows = |text: &str| -> Vec<(String, u64, u64)> {
+        text.lines()
+            .filter_map(|line| {
+                let cols: Vec<&str> = line.split_whitespace().collect();
+                match cols.as_slice() {
+                    [kind @ ("native" | "wasm"), "4", requests, failures, ..] => Some((
+                        kind.to_string(),
+                        requests.parse().ok()?,
+                        failures.parse().ok()?,
+                    )),
+                    _ => None,
+                }
+            })
+            .collect()
+    };
+    for twin in ["bench_verify", "http_get"] {
+        let text = bench(twin).await;
+        assert!(text.contains("wasm / native at 4 users"), "{text}");
+        let measured = rows(&text);
+        let kinds: Vec<&str> = measured.iter().map(|(k, ..)| k.as_str()).collect();
+        assert_eq!(kinds, ["native", "wasm"], "{text}");
+        // The twin does the same work: requests made, none failed, on either side.
+        for (kind, requests, failures) in &measured {
+            assert!(*requests > 0 && *failures == 0, "{twin} {kind}: {text}");
+        }
+    }
+    let text = bench("auditor_benchmark").await;
+    let measured = rows(&text);
     assert!(
-        text.contains("native") && text.contains("wasm / native at 4 users"),
+        text.contains("auditor_benchmark") && !text.contains("wasm / native"),
         "{text}"
     );
-    assert!(
-        text.contains("idle RSS per WASM user (20 users instantiated)"),
-        "{text}"
-    );
-    let out = support::perfhost(
-        &[
-            "plugin",
-            "bench",
-            "http_get",
-            "--users",
-            "4",
-            "--duration",
-            "1s",
-            "--idle-users",
-            "20",
-        ],
-        &dir,
-    )
-    .await;
-    let text = String::from_utf8_lossy(&out.stdout);
-    assert_eq!(out.status.code(), Some(0), "{text}");
-    assert!(
-        text.contains("http_get") && !text.contains("native "),
-        "{text}"
-    );
+    assert_eq!(measured.len(), 1, "{text}");
+    assert_eq!(measured[0].0, "wasm", "{text}");
 }

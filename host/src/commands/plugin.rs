@@ -16,7 +16,7 @@ pub enum PluginCommand {
         json: bool,
     },
     /// Measure a plugin's cost in the sandbox: host CPU per request and memory per user (for
-    /// the built-in bench_verify, beside native Rust users doing the same work).
+    /// the built-ins bench_verify and http_get, beside native Rust users doing the same work).
     Bench(crate::commands::plugin_bench::PluginBenchArgs),
     /// Create a plugin project (Rust or Python) that builds and runs unchanged: the contract,
     /// the SDK, a build script, one example task.

@@ -1,7 +1,7 @@
 //! `perfhost plugin bench [PLUGIN]`: the cost of the sandbox, for plugin authors — host CPU µs
-//! per request and idle RSS per user of any plugin; for the built-in `bench_verify`, beside
-//! native Rust users doing the same work on the same client (measurements in
-//! `crate::overhead`).
+//! per request and idle RSS per user of any plugin; for the built-ins `bench_verify` and
+//! `http_get`, beside native Rust users doing the same work on the same client (measurements
+//! in `crate::overhead`).
 
 use std::io::Write as _;
 use std::sync::Arc;
@@ -9,15 +9,15 @@ use std::time::Duration;
 
 use crate::demo::DemoChild;
 use crate::exit;
-use crate::overhead::{idle_rss_per_user, measure_native, measure_wasm, workers};
+use crate::overhead::{idle_rss_per_user, measure_native, measure_wasm, workers, NativeTwin};
 use crate::plan::{format_duration, Target};
 use crate::plugin::{PluginSet, PluginSpec, RuntimeOptions};
 
 /// Options of `perfhost plugin bench`.
 #[derive(Debug, Clone, clap::Args)]
 pub struct PluginBenchArgs {
-    /// The plugin to measure: a .wasm file or a built-in name. `bench_verify` (the default) is
-    /// also run as native Rust users for the WASM/native ratio.
+    /// The plugin to measure: a .wasm file or a built-in name. `bench_verify` (the default) and
+    /// `http_get` are also run as native Rust users for the WASM/native ratio.
     #[arg(default_value = "bench_verify")]
     pub plugin: String,
     /// User counts to measure (comma-separated).
@@ -78,7 +78,7 @@ pub fn main(args: PluginBenchArgs) -> u8 {
         {
             tokio::time::sleep(Duration::from_millis(300)).await;
         }
-        let native_twin = args.plugin == "bench_verify";
+        let native_twin = NativeTwin::of(&args.plugin);
         let spec = match PluginSpec::resolve(&args.plugin) {
             Ok(spec) => spec,
             Err(err) => {
@@ -93,10 +93,15 @@ pub fn main(args: PluginBenchArgs) -> u8 {
                 return exit::USAGE;
             }
         };
-        let what = if native_twin {
-            "bench_verify: verify loop (3 sources, response checked), WASM and native".to_string()
-        } else {
-            format!("{}: its tasks with no wait", args.plugin)
+        let what = match native_twin {
+            Some(NativeTwin::BenchVerify) => {
+                "bench_verify: verify loop (3 sources, response checked), WASM and native"
+                    .to_string()
+            }
+            Some(NativeTwin::HttpGet) => {
+                "http_get: GET / in a loop (body discarded), WASM and native".to_string()
+            }
+            None => format!("{}: its tasks with no wait", args.plugin),
         };
         crate::outln!(
             "perfhost plugin bench: {what} against {url}, {} per run, {} cores",
@@ -114,14 +119,17 @@ pub fn main(args: PluginBenchArgs) -> u8 {
         );
         let mut rows = Vec::new();
         for &users in &args.users {
-            let native = if native_twin {
-                let target = target.clone();
-                let duration = args.duration;
-                tokio::task::spawn_blocking(move || measure_native(&target, users, duration))
+            let native = match native_twin {
+                Some(twin) => {
+                    let target = target.clone();
+                    let duration = args.duration;
+                    tokio::task::spawn_blocking(move || {
+                        measure_native(twin, &target, users, duration)
+                    })
                     .await
                     .ok()
-            } else {
-                None
+                }
+                None => None,
             };
             let wasm = measure_wasm(set.clone(), &target, users, args.duration).await;
             for m in native.into_iter().chain(std::iter::once(wasm)) {
@@ -138,7 +146,7 @@ pub fn main(args: PluginBenchArgs) -> u8 {
                 rows.push(m);
             }
         }
-        for pair in rows.chunks(2).filter(|_| native_twin) {
+        for pair in rows.chunks(2).filter(|_| native_twin.is_some()) {
             if let [native, wasm] = pair {
                 crate::outln!(
                     "wasm / native at {} users: {:.2}x CPU per request",
