@@ -5,6 +5,7 @@
   request_cost.py instructions ANNOTATE_N.txt ANNOTATE_2N.txt REQUESTS_DIFF
   request_cost.py calls CALLGRIND_N CALLGRIND_2N REQUESTS_DIFF
   request_cost.py native OUT_DIR ROUNDS
+  request_cost.py memory DHAT_USERS.json DHAT_2USERS.json USERS_DIFF
   request_cost.py profile PERF_SCRIPT.txt
 
 `allocs`, `instructions` and `calls` take two runs of N and 2N requests and print the difference divided
@@ -199,6 +200,41 @@ def native(out, rounds):
               f"{ratio(got['wasm'], got['oha']):>18}")
 
 
+# Allocator and generic frames: the site of an allocation is the first frame past them.
+ALLOCATOR_FRAME = re.compile(
+    r"UnknownInlinedFun|alloc::|core::ptr|RawVec|__rust|malloc|realloc|calloc|memalign|^alloc(_impl\w*)? "
+)
+
+
+def memory(path_n, path_2n, users):
+    """Heap at DHAT's global peak (t-gmax) by allocation site, per user between two runs."""
+
+    def load(path):
+        d = json.load(open(path))
+        frames, by_site = d["ftbl"], collections.Counter()
+        for pp in d["pps"]:
+            if not pp.get("gb"):
+                continue
+            site = []
+            for i in pp["fs"][1:]:
+                frame = re.sub(r"^0x[0-9A-F]+: ", "", frames[i])
+                if ALLOCATOR_FRAME.search(frame):
+                    continue
+                site.append(short(re.sub(r"\s*\(.*?\)\s*$", "", frame), 60))
+                if len(site) == 3:
+                    break
+            by_site[" <- ".join(site) or "(no frames: made on a wasmtime fiber stack)"] += pp["gb"]
+        return by_site
+
+    c1, c2 = load(path_n), load(path_2n)
+    per_user = collections.Counter({k: (c2[k] - c1[k]) / users for k in set(c1) | set(c2)})
+    total = sum(c2.values()) - sum(c1.values())
+    print(f"heap per user at the peak (marginal, DHAT): {total / users / 1024:.1f} KiB; by site:")
+    for site, size in per_user.most_common(12):
+        if size >= 32:
+            print(f"  {size / 1024:6.2f} KiB  {site}")
+
+
 def profile(path):
     samples, frames = [], []
     for line in open(path):
@@ -243,6 +279,8 @@ if __name__ == "__main__":
         calls(args[0], args[1], float(args[2]))
     elif mode == "native" and len(args) == 2:
         native(args[0], int(args[1]))
+    elif mode == "memory" and len(args) == 3:
+        memory(args[0], args[1], float(args[2]))
     elif mode == "profile" and len(args) == 1:
         profile(args[0])
     else:

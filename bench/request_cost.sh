@@ -7,6 +7,8 @@
 #
 #   allocs        valgrind's DHAT (a counting allocator) at N and 2N requests: allocations and
 #                 bytes per request (the marginal: start-up cancels) and the sites that make them.
+#                 DHAT sees glibc's malloc only: give it a binary built with
+#                 --no-default-features (the default links jemalloc; the step says so).
 #                 Calls made on a wasmtime fiber stack (the guest's host calls) cannot be unwound
 #                 by valgrind and are counted together as "(no frames …)".
 #   instructions  callgrind at N and 2N requests: user-space instructions per request by crate
@@ -19,14 +21,18 @@
 #                 NATIVE_SECONDS (10) per measurement, and oha for as long at each user count
 #                 (if installed: `cargo install oha --locked`), alternating NATIVE_ROUNDS (3)
 #                 times: the medians and the median of each round's ratios.
+#   memory        (only when asked for: STEPS=memory) DHAT of `auditor_user` against the demo
+#                 server at MEM_USERS (1000) and twice as many users for MEM_SECONDS (30): the
+#                 heap per user at its peak, by the site that allocates it (marginal between
+#                 the two runs). glibc's malloc only, as allocs.
 #   profile       perf with the CPU clock and DWARF call graphs, REQUESTS requests, perfhost
 #                 pinned to GEN_CPU: self time by part of the program (kernel, wasmtime, the
 #                 allocator, hyper, tokio, the guest …), top symbols, the kernel's call paths.
 #
 # BIN defaults to target/release/perfhost, WASM to this checkout's plain_get.wasm.
 # Environment: STEPS ("allocs instructions native profile"), USERS (100), N (10000), REQUESTS
-# (200000), NATIVE_USERS (100,1000), NATIVE_SECONDS (10), NATIVE_ROUNDS (3), SERVER_CPU (1),
-# GEN_CPU (0), OUT_DIR (raw outputs; default a new /tmp folder).
+# (200000), NATIVE_USERS (100,1000), NATIVE_SECONDS (10), NATIVE_ROUNDS (3), MEM_USERS (1000),
+# MEM_SECONDS (30), SERVER_CPU (1), GEN_CPU (0), OUT_DIR (raw outputs; default a new /tmp folder).
 # Needs: nginx, valgrind, perf (Debian: apt-get install -y nginx valgrind linux-perf), taskset,
 # python3. Load goes to 127.0.0.1 only; every run is bounded by its request count and `timeout`.
 set -euo pipefail
@@ -37,10 +43,13 @@ case ${1:-} in -h | --help) sed -n '2,/^set -euo/p' "$0" | sed '$d' | sed 's/^# 
 
 BIN=$(realpath "${1:-$REPO/target/release/perfhost}")
 WASM=$(realpath "${2:-$REPO/target/wasm-plugins/wasm32-wasip2/release/plain_get.wasm}")
+STEPS_GIVEN=${STEPS:-}
 STEPS=${STEPS:-"allocs instructions native profile"}
 NATIVE_USERS=${NATIVE_USERS:-100,1000}
 NATIVE_SECONDS=${NATIVE_SECONDS:-10}
 NATIVE_ROUNDS=${NATIVE_ROUNDS:-3}
+MEM_USERS=${MEM_USERS:-1000}
+MEM_SECONDS=${MEM_SECONDS:-30}
 USERS=${USERS:-100}
 N=${N:-10000}
 REQUESTS=${REQUESTS:-200000}
@@ -52,10 +61,19 @@ GEN_CPU=${GEN_CPU:-0}
 for tool in nginx python3 taskset; do command -v "$tool" >/dev/null || die "$tool is not installed"; done
 for step in $STEPS; do
   case $step in
-    allocs | instructions) command -v valgrind >/dev/null || die "valgrind is not installed (apt-get install -y valgrind)" ;;
+    allocs | instructions | memory) command -v valgrind >/dev/null || die "valgrind is not installed (apt-get install -y valgrind)" ;;&
+    allocs | memory)
+      # DHAT sees glibc's malloc only: jemalloc's and mimalloc's allocations would not be counted.
+      if [ "$(nm "$BIN" 2>/dev/null | grep -c -E ' (_rjem_malloc|mi_malloc)$')" != 0 ]; then
+        why="the $step step counts glibc's malloc, and $BIN links jemalloc or mimalloc — build one with glibc's: cargo build --release -j 2 --no-default-features && cp target/release/perfhost /tmp/perfhost-glibc, then: STEPS=$step bash bench/request_cost.sh /tmp/perfhost-glibc"
+        [ -n "$STEPS_GIVEN" ] && die "$why"
+        echo "note: skipping $step: $why" >&2
+        STEPS=${STEPS/$step /}
+      fi
+      ;;
     profile) command -v perf >/dev/null || die "perf is not installed (apt-get install -y linux-perf)" ;;
     native) ;;
-    *) die "unknown step '$step' (allocs, instructions, native, profile)" ;;
+    *) die "unknown step '$step' (allocs, instructions, native, profile, memory)" ;;
   esac
 done
 
@@ -68,7 +86,12 @@ mkdir -p "$OUT"
 chmod 755 "$OUT"
 # shellcheck source=bench/nginx_target.sh
 . "$REPO/bench/nginx_target.sh"
-trap stop_nginx EXIT
+DEMO_PID=""
+cleanup() {
+  stop_nginx
+  [ -z "$DEMO_PID" ] || kill "$DEMO_PID" 2>/dev/null || true
+}
+trap cleanup EXIT
 start_nginx
 
 # run NAME REQUESTS [WRAPPER…] — perfhost's plain GET, bounded by its count and by `timeout`.
@@ -117,6 +140,28 @@ for step in $STEPS; do
         done
       done
       python3 "$REPO/bench/request_cost.py" native "$OUT" "$NATIVE_ROUNDS"
+      ;;
+    memory)
+      echo "## heap per user at its peak (DHAT): auditor_user on the demo server, $MEM_USERS and $((2 * MEM_USERS)) users, ${MEM_SECONDS} s"
+      taskset -c "$SERVER_CPU" "$BIN" demo-server --bind 127.0.0.1:0 >"$OUT/demo.out" 2>&1 &
+      DEMO_PID=$!
+      demo_url=""
+      for _ in $(seq 100); do
+        demo_url=$(sed -n 's/^perfhost demo-server listening on //p' "$OUT/demo.out")
+        [ -n "$demo_url" ] && break
+        sleep 0.1
+      done
+      [ -n "$demo_url" ] || die "demo-server did not start: see $OUT/demo.out"
+      for users in "$MEM_USERS" "$((2 * MEM_USERS))"; do
+        # Exit 1 (a request failed: valgrind is slow) still measured the heap; anything else did not.
+        timeout 1800 taskset -c "$GEN_CPU" valgrind --tool=dhat --dhat-out-file="$OUT/mem-$users.dhat" \
+          "$BIN" run -H "$demo_url" --plugin auditor_user -u "$users" -r "$((users / 5))" -t "${MEM_SECONDS}s" \
+          --no-report --json-file "$OUT/mem-$users.json" >"$OUT/mem-$users.out" 2>&1 ||
+          [ $? = 1 ] || die "the $users-user run failed: see $OUT/mem-$users.out"
+      done
+      kill "$DEMO_PID" 2>/dev/null || true
+      DEMO_PID=""
+      python3 "$REPO/bench/request_cost.py" memory "$OUT/mem-$MEM_USERS.dhat" "$OUT/mem-$((2 * MEM_USERS)).dhat" "$MEM_USERS"
       ;;
     profile)
       echo "## CPU profile (perf, CPU clock), $REQUESTS requests"
