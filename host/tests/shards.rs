@@ -478,3 +478,78 @@ async fn merged_percentiles_agree_with_a_single_process_run() {
         );
     }
 }
+
+/// A shard whose own numbers fail its threshold exits 0 — a scheduler would otherwise fail
+/// the Job or the array on one part — and says so; `perfhost merge` judges the whole and
+/// exits 1. The same run unsharded exits 1 (the threshold does fail).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failing_shard_exits_0_and_merge_judges_the_whole() {
+    let _serial = support::serial().await;
+    let server = RecordingServer::start(Mode::Auditor).await;
+    let dir = TempDir::new("shards-verdict");
+    let url = server.url();
+    let run = |shard: Option<&str>, json: &str| {
+        let mut args: Vec<String> = [
+            "run",
+            "-H",
+            &url,
+            "-f",
+            "burst_user",
+            "-u",
+            "2",
+            "-r",
+            "100",
+            "-t",
+            "2s",
+            "--threshold",
+            "rps>1000000",
+            "--no-report",
+            "--json-file",
+            json,
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        if let Some(shard) = shard {
+            args.extend(["--shard".to_string(), shard.to_string()]);
+        }
+        let dir = dir.0.clone();
+        async move {
+            let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+            support::perfhost(&refs, &dir).await
+        }
+    };
+    let out = run(None, "whole.json").await;
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for i in 0..2 {
+        let out = run(Some(&format!("{i}/2")), &format!("shard-{i}.json")).await;
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(0), "{stderr}");
+        assert!(
+            stderr.contains(&format!("Shard {i}/2: its own numbers fail")),
+            "{stderr}"
+        );
+        let shard = json(&dir.join(&format!("shard-{i}.json")));
+        assert!(shard["total"]["requests"].as_u64().unwrap() > 0);
+    }
+    let out = support::perfhost(
+        &[
+            "merge",
+            "shard-0.json",
+            "shard-1.json",
+            "--json-file",
+            "merged.json",
+        ],
+        &dir.0,
+    )
+    .await;
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    let merged = json(&dir.join("merged.json"));
+    assert_eq!(merged["meta"]["merged_shards"], 2);
+}
