@@ -320,15 +320,8 @@ fi
 if [ "$MEMORY" != 0 ]; then
   echo
   echo "# memory: perfhost demo-server on CPU $SERVER_CPU, perfhost --plugin auditor_user on CPU $GEN_CPU"
-  taskset -c "$SERVER_CPU" "$BIN" demo-server --bind 127.0.0.1:0 --threads 1 >"$OUT/demo.out" 2>&1 &
-  DEMO_PID=$!
-  demo_url=""
-  for _ in $(seq 100); do
-    demo_url=$(sed -n 's/^perfhost demo-server listening on //p' "$OUT/demo.out")
-    [ -n "$demo_url" ] && break
-    sleep 0.05
-  done
-  [ -n "$demo_url" ] || { cat "$OUT/demo.out" >&2; die "demo-server did not start"; }
+  start_demo_server --threads 1
+  demo_url=$DEMO_URL
   echo "# target: taskset -c $SERVER_CPU $BIN demo-server --bind 127.0.0.1:0 --threads 1  ($demo_url)"
 
   # Where the RSS is: mappings grouped by file, or for anonymous ones by size (a per-user

@@ -1,6 +1,7 @@
 # Sourced by bench/compare.sh, bench/generators.sh and bench/request_cost.sh: the nginx target of
 # the benchmarks. Needs OUT (a folder), SERVER_CPU, NOFILE and a `die` function; sets NGINX_PID,
-# NGINX_PORT, NGINX_WORKER and URL; `stop_nginx` (the EXIT trap) stops it.
+# NGINX_PORT, NGINX_WORKER and URL; `stop_nginx` (the EXIT trap) stops it. Also the demo-server
+# target (`start_demo_server`, needs BIN).
 # shellcheck shell=bash
 
 NGINX_PID=""
@@ -19,6 +20,21 @@ wait_port() { # PORT — until something accepts on 127.0.0.1:PORT (5 s at most)
   done
   return 1
 }
+# start_demo_server [ARG…] — `$BIN demo-server --bind 127.0.0.1:0 ARG…` pinned to SERVER_CPU;
+# sets DEMO_PID and DEMO_URL (the address it printed). The caller's EXIT trap kills DEMO_PID.
+start_demo_server() {
+  taskset -c "$SERVER_CPU" "$BIN" demo-server --bind 127.0.0.1:0 "$@" >"$OUT/demo.out" 2>&1 &
+  DEMO_PID=$!
+  DEMO_URL=""
+  for _ in $(seq 100); do
+    DEMO_URL=$(sed -n 's/^perfhost demo-server listening on //p' "$OUT/demo.out")
+    [ -n "$DEMO_URL" ] && return 0
+    sleep 0.05
+  done
+  cat "$OUT/demo.out" >&2
+  die "demo-server did not start"
+}
+
 start_nginx() {
   local dir="$OUT/nginx"
   mkdir -p "$dir/www"

@@ -59,6 +59,13 @@ def crate(function, obj=""):
     return name
 
 
+def shares(counter, total, top, count=False):
+    """The `top` largest entries of `counter` with their share of `total` (and the count)."""
+    for name, value in counter.most_common(top):
+        amount = f"{value:8,.0f}  " if count else ""
+        print(f"  {amount}{value * 100 / total:5.1f}%  {name}")
+
+
 def allocs(path_n, path_2n, requests):
     def load(path):
         data = json.load(open(path))
@@ -105,11 +112,9 @@ def instructions(path_n, path_2n, requests):
         by_function[short(key[0], 110)] += delta
     total = sum(by_crate.values())
     print(f"instructions per request (marginal, callgrind): {total:,.0f}")
-    for name, ir in by_crate.most_common(16):
-        print(f"  {ir:8,.0f}  {ir * 100 / total:5.1f}%  {name}")
+    shares(by_crate, total, 16, count=True)
     print("top functions (self):")
-    for name, ir in by_function.most_common(20):
-        print(f"  {ir:8,.0f}  {ir * 100 / total:5.1f}%  {name}")
+    shares(by_function, total, 20, count=True)
 
 
 # What happens per request, as calls of the function that does it (callgrind's call counts).
@@ -259,14 +264,11 @@ def profile(path):
         if crate(*s[0]) == "kernel":
             kernel_callers[" <- ".join(short(f[0], 40) for f in s[1:5])] += 1
     print(f"CPU samples (CPU clock): {len(samples)}; self time by part of the program:")
-    for name, n in leaf.most_common(16):
-        print(f"  {n * 100 / total:5.1f}%  {name}")
+    shares(leaf, total, 16)
     print("top symbols (self):")
-    for name, n in symbols.most_common(20):
-        print(f"  {n * 100 / total:5.1f}%  {name}")
+    shares(symbols, total, 20)
     print("kernel samples by call path:")
-    for name, n in kernel_callers.most_common(6):
-        print(f"  {n * 100 / total:5.1f}%  {name}")
+    shares(kernel_callers, total, 6)
 
 
 if __name__ == "__main__":

@@ -143,19 +143,11 @@ for step in $STEPS; do
       ;;
     memory)
       echo "## heap per user at its peak (DHAT): auditor_user on the demo server, $MEM_USERS and $((2 * MEM_USERS)) users, ${MEM_SECONDS} s"
-      taskset -c "$SERVER_CPU" "$BIN" demo-server --bind 127.0.0.1:0 >"$OUT/demo.out" 2>&1 &
-      DEMO_PID=$!
-      demo_url=""
-      for _ in $(seq 100); do
-        demo_url=$(sed -n 's/^perfhost demo-server listening on //p' "$OUT/demo.out")
-        [ -n "$demo_url" ] && break
-        sleep 0.1
-      done
-      [ -n "$demo_url" ] || die "demo-server did not start: see $OUT/demo.out"
+      start_demo_server
       for users in "$MEM_USERS" "$((2 * MEM_USERS))"; do
         # Exit 1 (a request failed: valgrind is slow) still measured the heap; anything else did not.
         timeout 1800 taskset -c "$GEN_CPU" valgrind --tool=dhat --dhat-out-file="$OUT/mem-$users.dhat" \
-          "$BIN" run -H "$demo_url" --plugin auditor_user -u "$users" -r "$((users / 5))" -t "${MEM_SECONDS}s" \
+          "$BIN" run -H "$DEMO_URL" --plugin auditor_user -u "$users" -r "$((users / 5))" -t "${MEM_SECONDS}s" \
           --no-report --json-file "$OUT/mem-$users.json" >"$OUT/mem-$users.out" 2>&1 ||
           [ $? = 1 ] || die "the $users-user run failed: see $OUT/mem-$users.out"
       done

@@ -1048,6 +1048,12 @@ async fn user_life(
     // schedule (wrk2's client), and each task's lateness against it goes into the corrected
     // latency of its requests.
     let interval = schedule_interval(&slot.class.wait);
+    // Only a pacing class needs a task's start (its schedule, its wait): no clock read per
+    // task for the others.
+    let paced = matches!(
+        slot.class.wait,
+        WaitTime::ConstantPacing { .. } | WaitTime::ConstantThroughput { .. }
+    );
     let mut due: Option<Instant> = None;
     loop {
         if shared.control.wait_while_paused(&shared.stop, &me).await {
@@ -1076,12 +1082,6 @@ async fn user_life(
             .get(task as usize)
             .map(|t| t.name.as_str())
             .unwrap_or("?");
-        // Only a pacing class needs the task's start (its schedule, its wait): no clock read
-        // per task for the others.
-        let paced = matches!(
-            slot.class.wait,
-            WaitTime::ConstantPacing { .. } | WaitTime::ConstantThroughput { .. }
-        );
         let began = paced.then(Instant::now);
         if let (Some(_), Some(began)) = (interval, began) {
             let lateness = began.saturating_duration_since(*due.get_or_insert(began));
