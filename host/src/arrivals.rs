@@ -178,7 +178,7 @@ impl Pool {
     /// Counts one more user, unless the pool is at its maximum.
     pub fn allocate(&self) -> bool {
         self.allocated
-            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| {
+            .try_update(Ordering::SeqCst, Ordering::SeqCst, |n| {
                 (n < self.max).then_some(n + 1)
             })
             .is_ok()

@@ -1064,7 +1064,7 @@ async fn user_life(
         }
         if let Some(left) = &shared.iterations_left {
             if left
-                .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+                .try_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
                 .is_err()
             {
                 return user.on_stop(accessor, plugin).await;

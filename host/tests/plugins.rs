@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use perfhost::plan::LoadShape;
-use perfhost::plugin::{PluginError, PluginSet, PluginSpec, RuntimeOptions};
+use perfhost::plugin::{PluginError, PluginSet, PluginSpec, RuntimeOptions, World};
 
 use crate::support::{self, fixture, Mode, RecordingServer};
 
@@ -464,4 +464,45 @@ async fn a_plugin_built_against_0_2_0_still_runs() {
     assert_eq!((result.total.requests, result.total.failures), (10, 0));
     assert!(result.task_errors.is_empty(), "{:?}", result.task_errors);
     assert_eq!(server.seen().len(), 10);
+}
+
+/// Plugin binaries compiled by earlier toolchains and kept as they were built
+/// (tests/fixtures/compiled, README there): CI rebuilds every other plugin from source, so
+/// only these notice a wasmtime upgrade that stops loading plugins users already have.
+/// Each runs 24 task runs against the demo server with no failure.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn compiled_plugins_of_earlier_releases_still_run() {
+    let srv = perfhost::demo::start(
+        perfhost::demo::DemoConfig::default(),
+        "127.0.0.1:0".parse().expect("addr"),
+    )
+    .await
+    .expect("demo server starts");
+    let url = format!("http://{}", srv.addr());
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/compiled");
+    // (file, the contract it was built against, the world it targets)
+    let binaries = [
+        ("rust_0_2_0_contract_fixture.wasm", "0.2.0", World::Plugin),
+        ("rust_0_2_1_http_get.wasm", "0.2.1", World::Plugin),
+        ("rust_0_2_2_burst_user.wasm", "0.2.2", World::Plugin),
+        ("python_0_2_2_burst_user.wasm", "0.2.2", World::Plugin),
+        ("js_qjs_0_2_2_burst_user_sync.wasm", "0.2.2", World::PluginSync),
+        ("c_0_2_2_burst_user_sync.wasm", "0.2.2", World::PluginSync),
+    ];
+    for (file, version, world) in binaries {
+        let path = dir.join(file);
+        let mut plan = support::plan(&url, &[&path.to_string_lossy()]);
+        plan.load = LoadShape::ramp(3, 100.0);
+        plan.stop.run_time = None;
+        plan.stop.iterations = Some(24);
+        plan.config_values.insert("path".into(), "/health".into());
+        let result = support::run(&plan).await;
+        let info = &result.plugins[0];
+        assert_eq!(info.contract, format!("perfhost:plugin@{version}"), "{file}");
+        assert_eq!(info.world, world, "{file}");
+        assert!(result.total.requests >= 24, "{file}: {:?}", result.total);
+        assert_eq!(result.total.failures, 0, "{file}: {:?}", result.failures);
+        assert!(result.task_errors.is_empty(), "{file}: {:?}", result.task_errors);
+    }
+    srv.shutdown().await;
 }
