@@ -4,7 +4,7 @@
 #
 #   docker build -t REGISTRY/perfhost:TAG . && docker push REGISTRY/perfhost:TAG
 
-FROM rust:1.95-bookworm AS build
+FROM rust:1.99.1-bookworm AS build
 WORKDIR /src
 COPY . .
 # rust-toolchain.toml pins the toolchain; the plugins compile to wasm32-wasip2.
