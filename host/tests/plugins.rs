@@ -486,7 +486,11 @@ async fn compiled_plugins_of_earlier_releases_still_run() {
         ("rust_0_2_1_http_get.wasm", "0.2.1", World::Plugin),
         ("rust_0_2_2_burst_user.wasm", "0.2.2", World::Plugin),
         ("python_0_2_2_burst_user.wasm", "0.2.2", World::Plugin),
-        ("js_qjs_0_2_2_burst_user_sync.wasm", "0.2.2", World::PluginSync),
+        (
+            "js_qjs_0_2_2_burst_user_sync.wasm",
+            "0.2.2",
+            World::PluginSync,
+        ),
         ("c_0_2_2_burst_user_sync.wasm", "0.2.2", World::PluginSync),
     ];
     for (file, version, world) in binaries {
@@ -498,11 +502,19 @@ async fn compiled_plugins_of_earlier_releases_still_run() {
         plan.config_values.insert("path".into(), "/health".into());
         let result = support::run(&plan).await;
         let info = &result.plugins[0];
-        assert_eq!(info.contract, format!("perfhost:plugin@{version}"), "{file}");
+        assert_eq!(
+            info.contract,
+            format!("perfhost:plugin@{version}"),
+            "{file}"
+        );
         assert_eq!(info.world, world, "{file}");
         assert!(result.total.requests >= 24, "{file}: {:?}", result.total);
         assert_eq!(result.total.failures, 0, "{file}: {:?}", result.failures);
-        assert!(result.task_errors.is_empty(), "{file}: {:?}", result.task_errors);
+        assert!(
+            result.task_errors.is_empty(),
+            "{file}: {:?}",
+            result.task_errors
+        );
     }
     srv.shutdown().await;
 }

@@ -44,3 +44,23 @@ pub const CONTRACT_VERSION: &str = "0.2.2";
 pub const COMPATIBLE_VERSIONS: [&str; 3] = ["0.2.0", "0.2.1", "0.2.2"];
 /// The versions of the sync world (added in 0.2.2).
 pub const SYNC_VERSIONS: [&str; 1] = ["0.2.2"];
+
+/// The wasmtime this host embeds (named when a component does not load).
+pub const WASMTIME_VERSION: &str = "50.0.1";
+/// Toolchains whose components this host is tested to load, as built binaries
+/// (host/tests/fixtures/compiled) and from source in CI.
+pub const KNOWN_TOOLCHAINS: &str = "Rust with wit-bindgen 0.63, componentize-py 0.25.1, jco 1.35 / componentize-js 0.23, wit-bindgen c 0.63";
+
+#[cfg(test)]
+mod tests {
+    /// The version named in load errors is the one Cargo.lock builds.
+    #[test]
+    fn wasmtime_version_matches_the_lock_file() {
+        let lock = include_str!("../../../Cargo.lock");
+        let entry = format!(
+            "name = \"wasmtime\"\nversion = \"{}\"",
+            super::WASMTIME_VERSION
+        );
+        assert!(lock.contains(&entry), "Cargo.lock has no {entry}");
+    }
+}

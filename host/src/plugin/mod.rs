@@ -31,7 +31,10 @@ pub use state::RunEnv;
 pub use user::{Group, GroupError, Instance, TaskOutcome, UserHandle, GROUP_SIZE};
 
 use bindings::sync::PluginSyncPre;
-use bindings::{PluginPre, COMPATIBLE_VERSIONS, CONTRACT_PACKAGE, CONTRACT_VERSION, SYNC_VERSIONS};
+use bindings::{
+    PluginPre, COMPATIBLE_VERSIONS, CONTRACT_PACKAGE, CONTRACT_VERSION, KNOWN_TOOLCHAINS,
+    SYNC_VERSIONS, WASMTIME_VERSION,
+};
 use state::GroupState;
 
 /// Linear memory of one plugin instance (a group of up to `GROUP_SIZE` users), at most: 500
@@ -70,7 +73,7 @@ pub enum PluginError {
     LocustFile(String),
     #[error("{0} is a core WebAssembly module, not a component — build it for wasm32-wasip2 (or wrap it with `wasm-tools component new`)")]
     CoreModule(String),
-    #[error("{name} is not a valid WebAssembly component: {why} — rebuild it")]
+    #[error("{name} is not a valid WebAssembly component for this host (wasmtime {WASMTIME_VERSION}): {why} — rebuild it with a toolchain known to load here: {KNOWN_TOOLCHAINS}")]
     Invalid { name: String, why: String },
     #[error("{name} was built for {found}, but this perfhost speaks {CONTRACT_PACKAGE}@{} (world `plugin`) and @{} (world `plugin-sync`) — rebuild the plugin against this perfhost's wit/", COMPATIBLE_VERSIONS.join(" … "), SYNC_VERSIONS.join(" … "))]
     Version { name: String, found: String },
