@@ -5,6 +5,7 @@
 //! 127.0.0.1 unless `--web-host` says otherwise, and then only with `--web-token` or
 //! `--web-auth`.
 
+mod listen;
 pub mod session;
 
 use std::convert::Infallible;
@@ -16,10 +17,8 @@ use bytes::Bytes;
 use http_body_util::combinators::BoxBody;
 use http_body_util::{BodyExt, Full, Limited, StreamBody};
 use hyper::body::Frame;
-use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper::{Request, Response, StatusCode};
-use hyper_util::rt::TokioIo;
 use serde_json::{json, Value};
 
 use crate::plan::MetricsPlan;
@@ -86,25 +85,17 @@ pub fn serve(plan: &MetricsPlan, source: Source) -> std::io::Result<WebServer> {
                 if let Source::Session(session) = &source {
                     tokio::spawn(session.clone().follow_tests());
                 }
-                loop {
-                    let stream = tokio::select! {
-                        accepted = listener.accept() => match accepted {
-                            Ok((stream, _)) => stream,
-                            Err(_) => continue,
-                        },
-                        _ = stopped.changed() => return,
-                    };
+                let make = move || {
                     let (source, guard) = (source.clone(), guard.clone());
-                    tokio::spawn(async move {
-                        let service = service_fn(move |req: Request<hyper::body::Incoming>| {
-                            let (source, guard) = (source.clone(), guard.clone());
-                            async move { Ok::<_, Infallible>(answer(req, &source, &guard).await) }
-                        });
-                        let _ = http1::Builder::new()
-                            .serve_connection(TokioIo::new(stream), service)
-                            .await;
-                    });
-                }
+                    service_fn(move |req: Request<hyper::body::Incoming>| {
+                        let (source, guard) = (source.clone(), guard.clone());
+                        async move { Ok::<_, Infallible>(answer(req, &source, &guard).await) }
+                    })
+                };
+                let stop = async move {
+                    let _ = stopped.wait_for(|stop| *stop).await;
+                };
+                listen::serve(listener, make, stop).await;
             })
         })?;
     Ok(WebServer { addr, stop })
@@ -505,11 +496,19 @@ async fn start_request(req: Request<hyper::body::Incoming>) -> Result<StartReque
         .get("content-type")
         .and_then(|v| v.to_str().ok())
         .is_some_and(|t| t.starts_with("application/json"));
-    let body = Limited::new(req.into_body(), 64 * 1024)
-        .collect()
-        .await
-        .map_err(|e| format!("cannot read the request body: {e}"))?
-        .to_bytes();
+    let body = tokio::time::timeout(
+        listen::BODY_TIMEOUT,
+        Limited::new(req.into_body(), 64 * 1024).collect(),
+    )
+    .await
+    .map_err(|_| {
+        format!(
+            "the request body did not arrive within {}s",
+            listen::BODY_TIMEOUT.as_secs()
+        )
+    })?
+    .map_err(|e| format!("cannot read the request body: {e}"))?
+    .to_bytes();
     let mut fields: Vec<(String, String)> = Vec::new();
     if json {
         let value: Value =
