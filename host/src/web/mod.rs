@@ -223,16 +223,38 @@ impl Guard {
     }
 }
 
-/// The request names this machine in its Host header (or has none: HTTP/1.0 tools).
+/// The request names this machine: its Host header (HTTP/1.0 tools may send none) and, in
+/// the absolute form (`GET http://host/path`), the authority of its target, which a server
+/// must take over the Host header. Fails closed: two Host headers, a Host that is not
+/// visible ASCII, or a target naming another host are not this machine.
 fn loopback_host<B>(req: &Request<B>) -> bool {
-    let Some(host) = req.headers().get("host").and_then(|v| v.to_str().ok()) else {
-        return true;
+    let mut hosts = req.headers().get_all("host").iter();
+    let host = match (hosts.next(), hosts.next()) {
+        (None, _) => None,
+        (Some(value), None) => match value.to_str() {
+            Ok(text) => Some(text),
+            Err(_) => return false,
+        },
+        (Some(_), Some(_)) => return false,
     };
+    let target = req.uri().authority().map(|a| a.as_str());
+    [host, target].into_iter().flatten().all(loopback_name)
+}
+
+/// `localhost`, or a loopback address, with or without a port.
+fn loopback_name(host: &str) -> bool {
+    // User info (`user@host`) is not a name: a target carrying it is not ours.
+    if host.contains('@') || !host.bytes().all(|b| b.is_ascii_graphic()) {
+        return false;
+    }
     let name = match host.strip_prefix('[') {
-        Some(rest) => rest.split(']').next().unwrap_or(""),
+        Some(rest) => match rest.split_once(']') {
+            Some((name, port)) if port.is_empty() || port.starts_with(':') => name,
+            _ => return false,
+        },
         None => host.rsplit_once(':').map_or(host, |(name, _)| name),
     };
-    name == "localhost"
+    name.eq_ignore_ascii_case("localhost")
         || name
             .parse::<std::net::IpAddr>()
             .is_ok_and(|ip| ip.is_loopback())
