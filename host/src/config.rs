@@ -590,6 +590,17 @@ fn metrics_plan(
     l: &mut Layers<'_>,
 ) -> Result<Option<crate::plan::MetricsPlan>, ConfigError> {
     let token = args.web_token.clone().filter(|t| !t.is_empty()).map(Secret);
+    // The token travels in a header and a cookie: a control character, a space or `;` there
+    // would break them (and was once a panic of the web thread).
+    if token.as_ref().is_some_and(|t| {
+        !t.0.bytes()
+            .all(|b| b.is_ascii_graphic() && !b"\",;\\".contains(&b))
+    }) {
+        return Err(ConfigError::invalid(
+            "--web-token",
+            "use printable ASCII without spaces, quotes, commas, semicolons or backslashes (e.g. `openssl rand -hex 16`)",
+        ));
+    }
     let auth = match args.web_auth.as_deref().filter(|a| !a.is_empty()) {
         Some(a)
             if a.split_once(':')

@@ -293,6 +293,8 @@ async fn answer(
             .find(|(k, _)| k == "token")
             .map(|(_, v)| v.into_owned());
         if given.is_some_and(|g| same(token, &g)) {
+            // The token is checked at start (visible ASCII, no `;`), so these headers are
+            // valid; were one not, the answer is a 400, never a panic.
             return Response::builder()
                 .status(StatusCode::SEE_OTHER)
                 .header("location", path.as_str())
@@ -301,7 +303,13 @@ async fn answer(
                     format!("perfhost_token={token}; HttpOnly; SameSite=Strict; Path=/"),
                 )
                 .body(full(""))
-                .expect("valid headers");
+                .unwrap_or_else(|_| {
+                    reply(
+                        StatusCode::BAD_REQUEST,
+                        "text/plain",
+                        "400: this token cannot be kept in a cookie: send it as `Authorization: Bearer <token>`\n",
+                    )
+                });
         }
     }
     if !guard.admits(&req) {
