@@ -463,7 +463,14 @@ fn status_line(
 
 /// Raises the open-files limit to cover one connection per user (plus slack).
 pub(crate) fn raise_fd_limit(users: usize) {
-    let needed = (users as u64) * 2 + 256;
+    raise_fd_limit_for(users, users);
+}
+
+/// Raises the open-files limit for `room` users where the hard limit allows; warns only when
+/// the `users` planned now do not fit (the web UI makes room for more than it warns about).
+pub(crate) fn raise_fd_limit_for(users: usize, room: usize) {
+    let fds = |users: usize| (users as u64) * 2 + 256;
+    let (needed, wanted) = (fds(users), fds(room.max(users)));
     let mut limit = libc::rlimit {
         rlim_cur: 0,
         rlim_max: 0,
@@ -473,9 +480,12 @@ pub(crate) fn raise_fd_limit(users: usize) {
         if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) != 0 {
             return;
         }
-        if limit.rlim_cur < needed {
-            limit.rlim_cur = needed.min(limit.rlim_max);
-            let _ = libc::setrlimit(libc::RLIMIT_NOFILE, &limit);
+        if limit.rlim_cur < wanted {
+            let mut raised = limit;
+            raised.rlim_cur = wanted.min(limit.rlim_max);
+            if libc::setrlimit(libc::RLIMIT_NOFILE, &raised) == 0 {
+                limit = raised;
+            }
         }
     }
     if limit.rlim_cur < needed {

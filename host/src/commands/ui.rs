@@ -6,7 +6,7 @@
 use serde_json::json;
 
 use crate::commands::run::{
-    control_runtime, forward_signals, interrupt_on_signal, raise_fd_limit, run_and_report,
+    control_runtime, forward_signals, interrupt_on_signal, raise_fd_limit_for, run_and_report,
 };
 use crate::config::{self, RunArgs};
 use crate::engine::StopHandle;
@@ -66,7 +66,11 @@ pub fn main(mut args: RunArgs, started: bool) -> u8 {
             let origin = base.target.as_ref().map(|t| t.origin.clone());
             Box::new(move |request: &StartRequest| plan_for(&args, origin.as_ref(), request))
         };
-        let fits = Box::new(|plan: &Plan| crate::runner::check_memory(plan).map_err(|e| e.to_string()));
+        let fits = Box::new(|plan: &Plan| {
+            // A new count mid-run: the same checks as at a test's start.
+            raise_fd_limit_for(plan.max_users(), plan.max_users());
+            crate::runner::check_memory(plan).map_err(|e| e.to_string())
+        });
         let session = Session::new(planner, fits, form, endpoint.read_only, tests_tx);
         let server =
             match crate::web::serve(&endpoint, crate::web::Source::Session(session.clone())) {
@@ -93,8 +97,9 @@ pub fn main(mut args: RunArgs, started: bool) -> u8 {
                 _ = quit.stopped() => None,
             };
             let Some(test) = test else { break };
-            // Room for the users a new count may add mid-run, too.
-            raise_fd_limit(test.plan.max_users().max(FD_ROOM_USERS));
+            // Room for the users a new count may add mid-run, too; a warning only when the
+            // users planned now would not fit.
+            raise_fd_limit_for(test.plan.max_users(), test.plan.max_users().max(FD_ROOM_USERS));
             crate::errln!("== test {} ({}) ==", test.run_id, test.plan.outputs.run_name);
             let forward = forward_signals(&quit, &test.stop);
             let steering = Steering {
