@@ -54,17 +54,18 @@ pub fn main(mut args: RunArgs, started: bool) -> u8 {
         };
         let form = FormOptions {
             available_classes,
-            scenarios: crate::scenario::PRESETS
-                .iter()
-                .map(|(name, _)| name.to_string())
-                .collect(),
+            scenarios: offered_scenarios(),
             defaults: defaults(&args, &base),
         };
         let (tests_tx, mut tests) = tokio::sync::mpsc::unbounded_channel::<Test>();
         let planner = {
             let args = args.clone();
             let origin = base.target.as_ref().map(|t| t.origin.clone());
-            Box::new(move |request: &StartRequest| plan_for(&args, origin.as_ref(), request))
+            let offered = form.scenarios.clone();
+            Box::new(move |request: &StartRequest| {
+                check_scenario(request, &offered, args.scenario.as_deref())?;
+                plan_for(&args, origin.as_ref(), request)
+            })
         };
         let fits = Box::new(|plan: &Plan| {
             // A new count mid-run: the same checks as at a test's start.
@@ -139,6 +140,99 @@ pub fn main(mut args: RunArgs, started: bool) -> u8 {
 /// Users a test of the UI may grow to without running out of file descriptors (a count
 /// beyond is still checked against memory, and the OS refuses sockets it cannot give).
 const FD_ROOM_USERS: usize = 10_000;
+
+/// The largest scenario file the web UI reads (`./scenarios/NAME.toml`).
+const SCENARIO_FILE_CAP: u64 = 1 << 20;
+
+/// The scenarios the form offers, and the only ones `POST /swarm` accepts (besides the
+/// command line's own): the presets and `./scenarios/NAME.toml` files that are regular files
+/// inside that folder, of at most 1 MiB.
+fn offered_scenarios() -> Vec<String> {
+    let mut names: Vec<String> = crate::scenario::PRESETS
+        .iter()
+        .map(|(name, _)| name.to_string())
+        .collect();
+    let mut local: Vec<String> = std::fs::read_dir("scenarios")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|entry| {
+            let name = entry
+                .file_name()
+                .to_str()?
+                .strip_suffix(".toml")?
+                .to_string();
+            (plain_name(&name) && local_scenario(&name).is_ok()).then_some(name)
+        })
+        .filter(|name| !names.contains(name))
+        .collect();
+    local.sort();
+    names.extend(local);
+    names
+}
+
+/// A scenario name that cannot be read as a path.
+fn plain_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 64
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+}
+
+/// `./scenarios/NAME.toml`, when it is one the UI may read: `Ok(false)` when there is none
+/// (the preset of that name is meant), `Err` when it is no regular file inside the folder or
+/// is too large.
+fn local_scenario(name: &str) -> Result<bool, String> {
+    let path = std::path::Path::new("scenarios").join(format!("{name}.toml"));
+    let Ok(meta) = std::fs::metadata(&path) else {
+        return Ok(false);
+    };
+    let inside = match (
+        std::fs::canonicalize(&path),
+        std::fs::canonicalize("scenarios"),
+    ) {
+        (Ok(file), Ok(dir)) => file.starts_with(dir),
+        _ => false,
+    };
+    if !meta.is_file() || !inside {
+        return Err(format!(
+            "scenario: {} is not a regular file inside scenarios/ — the web UI reads no other",
+            path.display()
+        ));
+    }
+    if meta.len() > SCENARIO_FILE_CAP {
+        return Err(format!(
+            "scenario: {} is larger than 1 MiB — a scenario file is a few lines of TOML",
+            path.display()
+        ));
+    }
+    Ok(true)
+}
+
+/// `POST /swarm`'s scenario: one the form offers or the command line's own, never a path a
+/// caller chooses (it could name /dev/zero, a FIFO or a file of secrets).
+fn check_scenario(
+    request: &StartRequest,
+    offered: &[String],
+    command_line: Option<&str>,
+) -> Result<(), String> {
+    let Some(asked) = request.scenario.as_deref() else {
+        return Ok(());
+    };
+    if command_line == Some(asked) {
+        return Ok(());
+    }
+    if !offered.iter().any(|o| o == asked) {
+        let shown: String = asked.chars().take(64).collect();
+        return Err(format!(
+            "scenario: {shown:?} is not one this web UI offers — choose one of {} (a scenario file goes in ./scenarios/NAME.toml)",
+            offered.join(", ")
+        ));
+    }
+    // Checked again: the folder may have changed since the UI started.
+    local_scenario(asked).map(|_| ())
+}
 
 fn announce(addr: &std::net::SocketAddr, endpoint: &crate::plan::MetricsPlan) {
     let guard = match (&endpoint.token, &endpoint.auth) {

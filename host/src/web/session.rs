@@ -185,7 +185,20 @@ impl Session {
                 "the last test is still stopping: try again in a moment".into(),
             ));
         }
+        // Planning reads files (a scenario, settings, data): never with the lock held, which
+        // every page's request takes. What changed meanwhile is checked again after.
+        let next_run_id = inner.next_run_id;
+        drop(inner);
         let plan = (self.planner)(&request).map_err(Refused::BadRequest)?;
+        let mut inner = self.lock();
+        if inner.closing
+            || inner.next_run_id != next_run_id
+            || matches!(inner.phase, Phase::Running | Phase::Stopping)
+        {
+            return Err(Refused::Conflict(
+                "another test started meanwhile: change its users, or stop it first".into(),
+            ));
+        }
         let run_id = inner.next_run_id;
         inner.next_run_id += 1;
         let test = Test {
