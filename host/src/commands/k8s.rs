@@ -66,6 +66,14 @@ pub struct K8sRenderArgs {
     /// A Secret whose keys become the shards' environment (API_TOKEN, API_KEY, …).
     #[arg(long = "env-from-secret", value_name = "SECRET")]
     pub env_from_secret: Option<String>,
+    /// The Secret the shards read the run flags' secrets from (a password in -H's URL,
+    /// --web-token; never written into the manifests) [default: NAME-secrets].
+    #[arg(long = "secret-name", value_name = "SECRET")]
+    pub secret_name: Option<String>,
+    /// Also write that Secret, values and all, to this file (mode 0600) for `kubectl apply
+    /// -f`; else create it yourself (the command is printed).
+    #[arg(long = "secret-file", value_name = "FILE")]
+    pub secret_file: Option<PathBuf>,
     /// `perfhost run` flags for every shard (-H, -u, -r, -t, -f, --rate, --threshold, …).
     #[arg(
         trailing_var_arg = true,
@@ -107,6 +115,24 @@ pub(crate) fn prepare(
     deploy::prepare(&plan, run, &options, now).map_err(|e| e.to_string())
 }
 
+/// Writes text only its owner may read (mode 0600, also when the file was there before).
+pub(crate) fn write_private(path: &std::path::Path, text: &str) -> Result<(), String> {
+    use std::io::Write as _;
+    use std::os::unix::fs::{OpenOptionsExt as _, PermissionsExt as _};
+    let failed = |err: std::io::Error| format!("cannot write {}: {err}", path.display());
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)
+        .map_err(failed)?;
+    file.set_permissions(std::fs::Permissions::from_mode(0o600))
+        .map_err(failed)?;
+    file.write_all(text.as_bytes()).map_err(failed)?;
+    file.sync_all().map_err(failed)
+}
+
 /// Writes rendered text to `--output` or stdout.
 pub(crate) fn emit(output: Option<&PathBuf>, text: &str) -> Result<(), String> {
     match output {
@@ -131,14 +157,44 @@ fn render(args: K8sRenderArgs) -> u8 {
             storage_class: args.storage_class.clone(),
             files_claim: args.files_claim.clone(),
             env_from_secret: args.env_from_secret.clone(),
+            secret_name: args.secret_name.clone(),
         };
         let resources = k8s::render(&d, &options, &files)?;
         k8s::check_values(&resources)?;
         emit(args.common.output.as_ref(), &k8s::to_yaml(&resources)?)?;
-        Ok::<_, String>(d)
+        if let (Some(path), Some(secret)) = (&args.secret_file, k8s::secret(&d, &options)) {
+            let text = serde_yaml::to_string(&secret).map_err(|e| e.to_string())?;
+            write_private(path, &format!("---\n{text}"))?;
+        }
+        Ok::<_, String>((d, options))
     })();
     match result {
-        Ok(d) => {
+        Ok((d, options)) => {
+            if let Some(secret) = k8s::secret_name(&d, &options) {
+                let keys: Vec<&str> = d.secrets.iter().map(|s| s.name).collect();
+                let flags: Vec<&str> = d.secrets.iter().map(|s| s.flag).collect();
+                match &args.secret_file {
+                    Some(path) => crate::errln!(
+                        "The secrets of {} are in Secret {secret}, written to {} (mode 0600), not in the manifests: `kubectl apply -f {}` it first, and keep it out of version control",
+                        flags.join(" and "),
+                        path.display(),
+                        path.display()
+                    ),
+                    None => crate::errln!(
+                        "The secrets of {} are not in the manifests: the shards read them from Secret {secret}, keys {} — create it first: kubectl create secret generic {secret}{} {} (or render with --secret-file FILE)",
+                        flags.join(" and "),
+                        keys.join(", "),
+                        args.namespace
+                            .as_ref()
+                            .map(|n| format!(" -n {n}"))
+                            .unwrap_or_default(),
+                        keys.iter()
+                            .map(|k| format!("--from-literal={k}=\"${k}\""))
+                            .collect::<Vec<_>>()
+                            .join(" ")
+                    ),
+                }
+            }
             if args.files_claim.is_some() && !d.files.is_empty() {
                 crate::errln!("Copy these files to the root of the files claim:");
                 for f in &d.files {

@@ -68,11 +68,24 @@ fn render(args: SlurmRenderArgs) -> u8 {
             results: results.clone(),
             partition: args.partition.clone(),
         };
-        emit(args.common.output.as_ref(), &slurm::render(&d, &options)?)?;
+        let script = slurm::render(&d, &options)?;
+        if let Some(text) = slurm::secrets_env(&d)? {
+            let path = std::path::Path::new(&results).join(slurm::SECRETS_FILE);
+            crate::commands::k8s::write_private(&path, &text)?;
+        }
+        emit(args.common.output.as_ref(), &script)?;
         Ok::<_, String>((d, results))
     })();
     match result {
         Ok((d, results)) => {
+            if !d.secrets.is_empty() {
+                let flags: Vec<&str> = d.secrets.iter().map(|s| s.flag).collect();
+                crate::errln!(
+                    "The secrets of {} are in {results}/{} (mode 0600), which the script reads; not in the script",
+                    flags.join(" and "),
+                    slurm::SECRETS_FILE
+                );
+            }
             crate::errln!(
                 "{} tasks start at {} (submit before then; a task not running by then exits 5); results in {results}: perfhost slurm collect --from {results}",
                 d.shards,

@@ -11,8 +11,8 @@ use k8s_openapi::api::core::v1::{
     Capabilities, ConfigMap, ConfigMapVolumeSource, Container, EmptyDirVolumeSource, EnvFromSource,
     EnvVar, EnvVarSource, ObjectFieldSelector, PersistentVolumeClaim, PersistentVolumeClaimSpec,
     PersistentVolumeClaimVolumeSource, PodSecurityContext, PodSpec, PodTemplateSpec,
-    ResourceRequirements, SeccompProfile, SecretEnvSource, SecurityContext,
-    TopologySpreadConstraint, Volume, VolumeMount, VolumeResourceRequirements,
+    ResourceRequirements, SeccompProfile, Secret, SecretEnvSource, SecretKeySelector,
+    SecurityContext, TopologySpreadConstraint, Volume, VolumeMount, VolumeResourceRequirements,
 };
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
@@ -46,6 +46,36 @@ pub struct K8sOptions {
     pub files_claim: Option<String>,
     /// A Secret whose keys become the shards' environment (API_TOKEN, API_KEY).
     pub env_from_secret: Option<String>,
+    /// The Secret holding the run flags' secrets (the target URL with its password,
+    /// `--web-token`) [default: NAME-secrets].
+    pub secret_name: Option<String>,
+}
+
+/// The Secret the shards read the run flags' secrets from (`secretKeyRef`), when there are
+/// any: its name, and the keys it must hold.
+pub fn secret_name(d: &Deployment, o: &K8sOptions) -> Option<String> {
+    (!d.secrets.is_empty()).then(|| {
+        o.secret_name
+            .clone()
+            .unwrap_or_else(|| format!("{}-secrets", d.name))
+    })
+}
+
+/// That Secret as a manifest, values and all: never part of the rendered stream (which is
+/// meant to be read, reviewed and committed), only of the file `--secret-file` names.
+pub fn secret(d: &Deployment, o: &K8sOptions) -> Option<Secret> {
+    let name = secret_name(d, o)?;
+    Some(Secret {
+        metadata: meta(d, o, &name, "secrets"),
+        type_: Some("Opaque".into()),
+        string_data: Some(
+            d.secrets
+                .iter()
+                .map(|s| (s.name.to_string(), s.value.clone()))
+                .collect(),
+        ),
+        ..Default::default()
+    })
 }
 
 /// One rendered resource.
@@ -64,6 +94,9 @@ pub fn render(
     files: &[(NamedFile, Vec<u8>)],
 ) -> Result<Vec<Resource>, String> {
     check_options(o)?;
+    if d.password_in_settings {
+        return Err("the target URL in the --config file carries a password, and that file is shipped in a ConfigMap anyone who may read the namespace can read: give the URL with -H on the command line instead (it then goes to the shards through a Secret)".into());
+    }
     let size: usize = files.iter().map(|(_, b)| b.len()).sum();
     if o.files_claim.is_none() && size > CONFIG_MAP_LIMIT {
         return Err(format!(
@@ -123,6 +156,7 @@ fn check_options(o: &K8sOptions) -> Result<(), String> {
         ("--results-claim", &o.results_claim),
         ("--files-claim", &o.files_claim),
         ("--env-from-secret", &o.env_from_secret),
+        ("--secret-name", &o.secret_name),
         ("--storage-class", &o.storage_class),
     ];
     for (flag, value) in names {
@@ -328,25 +362,45 @@ fn shard_job(d: &Deployment, o: &K8sOptions, claim: &str, files: Option<Volume>)
         image_pull_policy: Some("IfNotPresent".into()),
         args: Some(args),
         working_dir: Some("/tmp".into()),
-        env: Some(vec![
-            // Kubernetes does not give a pod its Job's completion count: `--shard auto`
-            // reads it here, beside JOB_COMPLETION_INDEX.
-            env("PERFHOST_SHARD_COUNT", &d.shards.to_string()),
-            EnvVar {
-                name: "PERFHOST_SHARD_INDEX".into(),
-                value_from: Some(EnvVarSource {
-                    field_ref: Some(ObjectFieldSelector {
-                        field_path:
-                            "metadata.annotations['batch.kubernetes.io/job-completion-index']"
-                                .into(),
+        env: Some(
+            vec![
+                // Kubernetes does not give a pod its Job's completion count: `--shard auto`
+                // reads it here, beside JOB_COMPLETION_INDEX.
+                env("PERFHOST_SHARD_COUNT", &d.shards.to_string()),
+                EnvVar {
+                    name: "PERFHOST_SHARD_INDEX".into(),
+                    value_from: Some(EnvVarSource {
+                        field_ref: Some(ObjectFieldSelector {
+                            field_path:
+                                "metadata.annotations['batch.kubernetes.io/job-completion-index']"
+                                    .into(),
+                            ..Default::default()
+                        }),
                         ..Default::default()
                     }),
                     ..Default::default()
-                }),
-                ..Default::default()
-            },
-            env("HOME", "/tmp"),
-        ]),
+                },
+                env("HOME", "/tmp"),
+            ]
+            .into_iter()
+            // The run flags' secrets, from their Secret: never in the args, which anyone who
+            // may list pods reads.
+            .chain(secret_name(d, o).into_iter().flat_map(|secret| {
+                d.secrets.iter().map(move |s| EnvVar {
+                    name: s.name.into(),
+                    value_from: Some(EnvVarSource {
+                        secret_key_ref: Some(SecretKeySelector {
+                            name: secret.clone(),
+                            key: s.name.into(),
+                            optional: None,
+                        }),
+                        ..Default::default()
+                    }),
+                    ..Default::default()
+                })
+            }))
+            .collect(),
+        ),
         env_from: o.env_from_secret.as_ref().map(|s| {
             vec![EnvFromSource {
                 secret_ref: Some(SecretEnvSource {

@@ -33,6 +33,67 @@ pub struct Deployment {
     pub deadline_s: u64,
     /// The run's `--exit-code-on-error`, for the merge that judges it.
     pub exit_code_on_error: u8,
+    /// Secrets the run flags carried (the target URL's password, `--web-token`), taken out
+    /// of [`Deployment::run_args`]: the shards read them from their environment.
+    pub secrets: Vec<SecretEnv>,
+    /// The target URL's password came from the settings file (`--config`), which is shipped
+    /// as it is.
+    pub password_in_settings: bool,
+}
+
+/// A secret of the run flags, as the environment variable the shards read it from.
+#[derive(Clone, PartialEq)]
+pub struct SecretEnv {
+    /// `PERFHOST_HOST` or `PERFHOST_WEB_TOKEN`.
+    pub name: &'static str,
+    /// The flag it was given with, for messages.
+    pub flag: &'static str,
+    pub value: String,
+}
+
+impl std::fmt::Debug for SecretEnv {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}=[redacted]", self.name)
+    }
+}
+
+/// Takes the secrets out of the run flags (`--long=value` form): a target URL with user
+/// information (`http://user:pw@host`) and `--web-token`. Rendered manifests and scripts are
+/// read by many (anyone who may list pods, every user of a cluster's shared folder); the
+/// values go to the shards through their environment instead.
+fn take_secrets(args: Vec<String>) -> (Vec<String>, Vec<SecretEnv>) {
+    let mut secrets: Vec<SecretEnv> = Vec::new();
+    let mut kept = Vec::with_capacity(args.len());
+    for arg in args {
+        let host = ["--host=", "--url=", "-H="]
+            .iter()
+            .find_map(|p| arg.strip_prefix(p))
+            .or_else(|| arg.strip_prefix("-H").filter(|v| !v.is_empty()));
+        if let Some(url) = host.filter(|url| crate::plan::Target::credentials(url).is_some()) {
+            secrets.retain(|s| s.name != "PERFHOST_HOST");
+            secrets.push(SecretEnv {
+                name: "PERFHOST_HOST",
+                flag: "-H/--host",
+                value: url.to_string(),
+            });
+            continue;
+        }
+        if host.is_some() {
+            // A later -H without a password wins over an earlier one with.
+            secrets.retain(|s| s.name != "PERFHOST_HOST");
+        }
+        if let Some(token) = arg.strip_prefix("--web-token=") {
+            secrets.retain(|s| s.name != "PERFHOST_WEB_TOKEN");
+            secrets.push(SecretEnv {
+                name: "PERFHOST_WEB_TOKEN",
+                flag: "--web-token",
+                value: token.to_string(),
+            });
+            continue;
+        }
+        kept.push(arg);
+    }
+    (kept, secrets)
 }
 
 /// A file named in the run flags: where it is here, and its name where the shards read it.
@@ -164,7 +225,9 @@ pub fn prepare(
     }
     let (run_args, files) = name_files(run_args)?;
     check_shipped(plan, &files)?;
-    let mut run_args = long_form(&run_args);
+    let (mut run_args, secrets) = take_secrets(long_form(&run_args));
+    let password_in_settings =
+        plan.client.basic_auth.is_some() && !secrets.iter().any(|s| s.name == "PERFHOST_HOST");
     let shard = ShardPlan {
         index: 0,
         count: options.shards,
@@ -213,6 +276,8 @@ pub fn prepare(
         cpu_millis,
         deadline_s,
         exit_code_on_error: plan.outputs.exit_code_on_error,
+        secrets,
+        password_in_settings,
     })
 }
 

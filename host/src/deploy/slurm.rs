@@ -15,6 +15,26 @@ pub struct SlurmOptions {
     pub partition: Option<String>,
 }
 
+/// The file beside the results the run flags' secrets go to (mode 0600): the script sources
+/// it, so the secrets are in neither the script (often 0644, kept with the job) nor any
+/// command line (`ps`, `scontrol show job`).
+pub const SECRETS_FILE: &str = "secrets.env";
+
+/// The secrets file's text: `export NAME='value'` lines for bash.
+pub fn secrets_env(d: &Deployment) -> Result<Option<String>, String> {
+    if d.secrets.is_empty() {
+        return Ok(None);
+    }
+    let mut text =
+        String::from("# perfhost slurm render: the run flags' secrets (keep this file 0600)\n");
+    for s in &d.secrets {
+        let quoted = shlex::try_quote(&s.value)
+            .map_err(|_| format!("{}: cannot quote its value for the shell", s.flag))?;
+        text.push_str(&format!("export {}={quoted}\n", s.name));
+    }
+    Ok(Some(text))
+}
+
 /// The sbatch script. Files the run flags name are passed by their absolute path here: a
 /// cluster's nodes share the submitting folder's filesystem (or the script says otherwise).
 pub fn render(d: &Deployment, o: &SlurmOptions) -> Result<String, String> {
@@ -85,6 +105,13 @@ pub fn render(d: &Deployment, o: &SlurmOptions) -> Result<String, String> {
         s.push_str(&format!("#SBATCH --partition={p}\n"));
     }
     s.push_str("set -eu\n");
+    if !d.secrets.is_empty() {
+        let names: Vec<&str> = d.secrets.iter().map(|s| s.name).collect();
+        s.push_str(&format!(
+            "# {} from the 0600 file beside the results, never from this script.\n. {results}/{SECRETS_FILE}\n",
+            names.join(", ")
+        ));
+    }
     s.push_str(&format!(
         "exec {line} --json-file {results}/shard-\"${{SLURM_ARRAY_TASK_ID}}\".json --only-summary\n"
     ));
