@@ -565,3 +565,370 @@ fn workers_given_on_the_command_line_are_the_plans() {
     let out = perfhost(&["run", "--workers", "0", "--print-config"], &dir.0);
     assert_eq!(out.status.code(), Some(2));
 }
+
+// Round 2 of the hardening (issue 30, item 6): secrets in rendered jobs.
+
+const PASSWORD: &str = "PASS-render-5e1";
+const WEB_TOKEN: &str = "TOKEN-render-77";
+
+/// A target on 127.0.0.1 that answers 200 to every request and keeps each request's
+/// `Authorization` header (reached only through a URL the shards read from a secret).
+struct AuthProbe {
+    url_with_password: String,
+    seen: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl AuthProbe {
+    async fn start() -> AuthProbe {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let seen: std::sync::Arc<std::sync::Mutex<Vec<String>>> = Default::default();
+        let log = seen.clone();
+        let task = tokio::spawn(async move {
+            while let Ok((mut stream, _)) = listener.accept().await {
+                let log = log.clone();
+                tokio::spawn(async move {
+                    let mut buf = Vec::new();
+                    let mut chunk = [0u8; 4096];
+                    loop {
+                        while let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                            let head = String::from_utf8_lossy(&buf[..end]).into_owned();
+                            buf.drain(..end + 4);
+                            let auth = head
+                                .lines()
+                                .find_map(|l| {
+                                    let (k, v) = l.split_once(':')?;
+                                    k.eq_ignore_ascii_case("authorization")
+                                        .then(|| v.trim().to_string())
+                                })
+                                .unwrap_or_default();
+                            log.lock().unwrap().push(auth);
+                            let answer = b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok";
+                            if stream.write_all(answer).await.is_err() {
+                                return;
+                            }
+                        }
+                        match stream.read(&mut chunk).await {
+                            Ok(0) | Err(_) => return,
+                            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+                        }
+                    }
+                });
+            }
+        });
+        AuthProbe {
+            url_with_password: format!("http://loader:{PASSWORD}@{addr}"),
+            seen,
+            task,
+        }
+    }
+
+    /// Requests seen.
+    fn requests(&self) -> usize {
+        self.seen.lock().unwrap().len()
+    }
+}
+
+impl Drop for AuthProbe {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// perfhost in `cwd` with `env` and none of this shell's settings, at the real time (the
+/// shards run now).
+async fn perfhost_now(
+    args: Vec<String>,
+    cwd: &Path,
+    env: Vec<(String, String)>,
+) -> std::process::Output {
+    let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_perfhost"));
+    for (key, _) in std::env::vars_os() {
+        let key = key.to_string_lossy().into_owned();
+        if key.starts_with("PERFHOST_")
+            || key.starts_with("LOCUST_")
+            || key.starts_with("SLURM_")
+            || key == "LOAD_TEST_HOST"
+            || key == "JOB_COMPLETION_INDEX"
+            || key == "SOURCE_DATE_EPOCH"
+        {
+            cmd.env_remove(key);
+        }
+    }
+    let out = cmd
+        .args(args)
+        .envs(env)
+        .current_dir(cwd)
+        .kill_on_drop(true)
+        .output();
+    tokio::time::timeout(std::time::Duration::from_secs(90), out)
+        .await
+        .expect("perfhost ends within 90 s")
+        .unwrap()
+}
+
+fn mode(path: &Path) -> u32 {
+    use std::os::unix::fs::PermissionsExt as _;
+    std::fs::metadata(path).unwrap().permissions().mode() & 0o777
+}
+
+/// `k8s render` with a password in -H's URL and --web-token: neither is in the manifests (nor
+/// in the render's own messages); the shard pod reads both from a Secret through
+/// `secretKeyRef`, and `--secret-file` writes that Secret 0600. The shard, run as the pod
+/// would run it (its args, which name no target, and the Secret's keys as its environment),
+/// reaches the target. A password in a `--config` file (shipped in the ConfigMap) is refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn k8s_secrets_go_to_a_secret_never_to_the_manifests() {
+    let probe = AuthProbe::start().await;
+    let dir = TempDir::new("k8s-secrets");
+    let render = |secret_file: bool| {
+        let mut args: Vec<String> = [
+            "k8s",
+            "render",
+            "--shards",
+            "1",
+            "--image",
+            "registry.example/perfhost:0.3.0",
+            "--name",
+            "secret-run",
+            "--start-in",
+            "15s",
+        ]
+        .map(String::from)
+        .to_vec();
+        if secret_file {
+            args.extend(["--secret-file".into(), "secret.yaml".into()]);
+        }
+        args.extend(
+            [
+                "-H",
+                probe.url_with_password.as_str(),
+                "--web-token",
+                WEB_TOKEN,
+                "-f",
+                "http_get",
+                "-u",
+                "1",
+                "-n",
+                "3",
+            ]
+            .map(String::from),
+        );
+        perfhost_now(args, &dir.0, vec![])
+    };
+    let out = render(false).await;
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    );
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    for text in [&stdout, &stderr] {
+        assert!(
+            !text.contains(PASSWORD) && !text.contains(WEB_TOKEN),
+            "{text}"
+        );
+    }
+    assert!(
+        stderr.contains("kubectl create secret generic secret-run-secrets"),
+        "{stderr}"
+    );
+    assert!(!dir.join("secret.yaml").exists());
+
+    let out = render(true).await;
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    let manifests = String::from_utf8(out.stdout).unwrap();
+    assert!(!manifests.contains(PASSWORD) && !manifests.contains(WEB_TOKEN));
+    assert!(
+        !stderr.contains(PASSWORD) && !stderr.contains(WEB_TOKEN),
+        "{stderr}"
+    );
+    assert_eq!(mode(&dir.join("secret.yaml")), 0o600);
+    let secret: k8s_openapi::api::core::v1::Secret =
+        serde_yaml::from_str(&std::fs::read_to_string(dir.join("secret.yaml")).unwrap()).unwrap();
+    assert_eq!(secret.metadata.name.as_deref(), Some("secret-run-secrets"));
+    let data = secret.string_data.unwrap();
+    assert_eq!(data["PERFHOST_HOST"], probe.url_with_password);
+    assert_eq!(data["PERFHOST_WEB_TOKEN"], WEB_TOKEN);
+
+    let resources = k8s::from_yaml(&manifests).unwrap();
+    let job = resources
+        .iter()
+        .find_map(|r| match r {
+            Resource::Job(j) if j.metadata.name.as_deref() == Some("secret-run") => Some(j),
+            _ => None,
+        })
+        .expect("the shard Job");
+    let args = container_args(job);
+    assert!(
+        !args
+            .iter()
+            .any(|a| a.starts_with("--host") || a.starts_with("--web-token")),
+        "{args:?}"
+    );
+    let pod = job.spec.as_ref().unwrap().template.spec.as_ref().unwrap();
+    let env = pod.containers[0].env.clone().unwrap();
+    for key in ["PERFHOST_HOST", "PERFHOST_WEB_TOKEN"] {
+        let var = env.iter().find(|e| e.name == key).expect(key);
+        let from = var
+            .value_from
+            .as_ref()
+            .and_then(|v| v.secret_key_ref.as_ref())
+            .expect("secretKeyRef");
+        assert_eq!(
+            (from.name.as_str(), from.key.as_str()),
+            ("secret-run-secrets", key)
+        );
+        assert!(var.value.is_none());
+    }
+    // The shard as its pod runs it: Kubernetes' $(VAR) expanded, the results claim here.
+    let results = dir.join("results");
+    let args: Vec<String> = args
+        .iter()
+        .map(|a| {
+            a.replace("$(PERFHOST_SHARD_INDEX)", "0")
+                .replace("$$", "$")
+                .replace(k8s::RESULTS_DIR, &results.display().to_string())
+        })
+        .collect();
+    let mut env: Vec<(String, String)> = data.into_iter().collect();
+    env.extend([
+        ("JOB_COMPLETION_INDEX".into(), "0".into()),
+        ("PERFHOST_SHARD_COUNT".into(), "1".into()),
+    ]);
+    let out = perfhost_now(args, &dir.0, env).await;
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // The flags name no target: the shard found it in the secret alone.
+    assert!(probe.requests() >= 3, "{} requests", probe.requests());
+
+    if let Some(validate) = tool("kubernetes-validate") {
+        std::fs::write(dir.join("job.yaml"), &manifests).unwrap();
+        let out = Command::new(validate)
+            .args(["--strict", "--kubernetes-version", "1.33.0"])
+            .arg(dir.join("job.yaml"))
+            .arg(dir.join("secret.yaml"))
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "kubernetes-validate: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    // The password in a settings file would be shipped in the ConfigMap: refused.
+    std::fs::write(
+        dir.join("perfhost.toml"),
+        format!("host = \"{}\"\n", probe.url_with_password),
+    )
+    .unwrap();
+    let out = perfhost(
+        &[
+            "k8s",
+            "render",
+            "--shards",
+            "2",
+            "--image",
+            "registry.example/perfhost:0.3.0",
+            "--config",
+            "perfhost.toml",
+        ],
+        &dir.0,
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("carries a password") && stderr.contains("-H"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains(PASSWORD) && out.stdout.is_empty());
+}
+
+/// `slurm render` with a password in -H's URL and --web-token: the sbatch script holds
+/// neither; they are in `secrets.env` (mode 0600) beside the results, which the script
+/// sources. The script, run as an array task would run it, reaches the target (named only in
+/// that file).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slurm_secrets_go_to_a_private_file_the_script_reads() {
+    let probe = AuthProbe::start().await;
+    let dir = TempDir::new("slurm-secrets");
+    let args: Vec<String> = [
+        "slurm",
+        "render",
+        "--shards",
+        "1",
+        "--start-in",
+        "15s",
+        "--perfhost",
+        env!("CARGO_BIN_EXE_perfhost"),
+        "--results",
+        "shared/results",
+        "-o",
+        "run.sbatch",
+        "-H",
+        probe.url_with_password.as_str(),
+        "--web-token",
+        WEB_TOKEN,
+        "-f",
+        "http_get",
+        "-u",
+        "1",
+        "-n",
+        "3",
+    ]
+    .map(String::from)
+    .to_vec();
+    let out = perfhost_now(args, &dir.0, vec![]).await;
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert!(
+        !stderr.contains(PASSWORD) && !stderr.contains(WEB_TOKEN),
+        "{stderr}"
+    );
+    let script = std::fs::read_to_string(dir.join("run.sbatch")).unwrap();
+    assert!(
+        !script.contains(PASSWORD) && !script.contains(WEB_TOKEN),
+        "{script}"
+    );
+    assert!(!script.contains("--host"), "{script}");
+    let secrets = dir.join("shared/results/secrets.env");
+    assert_eq!(mode(&secrets), 0o600);
+    let text = std::fs::read_to_string(&secrets).unwrap();
+    assert!(
+        text.contains(PASSWORD) && text.contains(WEB_TOKEN),
+        "{text}"
+    );
+
+    // Array task 0 of 1, as sbatch runs it.
+    let run = tokio::process::Command::new("bash")
+        .arg("run.sbatch")
+        .env("SLURM_ARRAY_TASK_ID", "0")
+        .env("SLURM_ARRAY_TASK_COUNT", "1")
+        .env_remove("PERFHOST_HOST")
+        .env_remove("PERFHOST_WEB_TOKEN")
+        .env_remove("LOAD_TEST_HOST")
+        .current_dir(&dir.0)
+        .kill_on_drop(true)
+        .output();
+    let out = tokio::time::timeout(std::time::Duration::from_secs(90), run)
+        .await
+        .expect("the task ends within 90 s")
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // The flags name no target: the shard found it in the secret alone.
+    assert!(probe.requests() >= 3, "{} requests", probe.requests());
+    assert!(dir.join("shared/results/shard-0.json").is_file());
+}

@@ -603,6 +603,56 @@ fn cases() -> Vec<Case> {
             ["report", "{dir}/none.json"],
             ["cannot read"]
         ),
+        // Round 2: web UI, metrics server and rendered jobs
+        refused!(
+            "web-token-control",
+            "bad input",
+            "--web-token with a control character (run --metrics-port)",
+            [
+                RUN,
+                "--metrics-port",
+                "0",
+                "--web-token",
+                "ab\x01cd",
+                "-t",
+                "1s"
+            ],
+            ["--web-token", "printable ASCII"]
+        ),
+        refused!(
+            "ui-web-token-control",
+            "bad input",
+            "--web-token with a control character (ui)",
+            ["ui", "--web-port", "0", "--web-token", "ab\x01cd"],
+            ["--web-token", "printable ASCII"]
+        ),
+        refused!(
+            "ui-web-token-semicolon",
+            "bad input",
+            "--web-token with a space and a semicolon (ui)",
+            ["ui", "--web-port", "0", "--web-token", "a b;c"],
+            ["--web-token", "printable ASCII"]
+        ),
+        refused!(
+            "k8s-password-in-config",
+            "bad input",
+            "k8s render with the target's password in the --config file (shipped in a ConfigMap)",
+            [
+                "k8s",
+                "render",
+                "--shards",
+                "2",
+                "--image",
+                "registry.example/perfhost:0.3.0",
+                "--config",
+                "{dir}/perfhost.toml"
+            ],
+            ["carries a password", "-H"],
+            [(
+                "perfhost.toml",
+                b"host = \"http://loader:pw-in-file@127.0.0.1:9\"\n"
+            )]
+        ),
     ]
 }
 
