@@ -87,6 +87,16 @@ impl ClientConfig {
     /// The client of a run against `target`, with the plan's credentials, timeout and TLS.
     pub fn new(target: Arc<Target>, options: &ClientOptions) -> Result<Self, ClientError> {
         let mut headers = HeaderMap::new();
+        // The target URL's user info (`http://user:pw@host`); an API_TOKEN's Bearer replaces it.
+        if let Some((user, Secret(password))) = &options.basic_auth {
+            use base64::Engine as _;
+            let encoded =
+                base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"));
+            let mut value = HeaderValue::from_str(&format!("Basic {encoded}"))
+                .map_err(|_| ClientError::BadHeader("the target URL's user info"))?;
+            value.set_sensitive(true);
+            headers.insert(http::header::AUTHORIZATION, value);
+        }
         if let Some(Secret(token)) = &options.api_token {
             let value = HeaderValue::from_str(&format!("Bearer {token}"))
                 .map_err(|_| ClientError::BadHeader("API_TOKEN"))?;

@@ -1292,6 +1292,34 @@ async fn a_base_path_in_the_host_is_kept() {
     );
 }
 
+/// `-H http://user:password@host` sends HTTP Basic auth on every request (as README says), and
+/// the password reaches no output; an API_TOKEN's Bearer replaces it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn user_info_in_the_host_sends_basic_auth() {
+    let server = RecordingServer::start(Mode::Auditor).await;
+    let url = server
+        .url()
+        .replacen("http://", "http://alice:s3cr%40t@", 1);
+    let mut plan = support::plan(&url, &["http_get"]);
+    plan.config_values.insert("path".into(), "/health".into());
+    plan.load = perfhost::plan::LoadShape::ramp(1, 10.0);
+    plan.stop.run_time = None;
+    plan.stop.iterations = Some(2);
+    let result = support::run(&plan).await;
+    // base64("alice:s3cr@t")
+    let expected = Some("Basic YWxpY2U6czNjckB0".to_string());
+    let seen = server.seen();
+    assert_eq!(seen.len(), 2, "{:?}", result.failures);
+    assert!(seen.iter().all(|s| s.authorization == expected), "{seen:?}");
+    let json = serde_json::to_string(&result).expect("result serialises");
+    assert!(!json.contains("s3cr"), "the password reached the result");
+
+    plan.client.api_token = Some(perfhost::plan::Secret("tok".into()));
+    support::run(&plan).await;
+    let last = server.seen().pop().expect("a request");
+    assert_eq!(last.authorization.as_deref(), Some("Bearer tok"));
+}
+
 /// Item 11: once the run stops, a plugin looping requests in on_start sends nothing more.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn no_request_leaves_after_the_stop() {

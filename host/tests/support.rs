@@ -28,6 +28,8 @@ pub struct Seen {
     pub peer_port: u16,
     /// When the request arrived, relative to the server's start.
     pub at: Duration,
+    /// The request's `Authorization` header, if any.
+    pub authorization: Option<String>,
 }
 
 /// How the recording server answers.
@@ -87,6 +89,10 @@ impl RecordingServer {
                                 .path_and_query()
                                 .map(|p| p.to_string())
                                 .unwrap_or_default();
+                            let authorization = req
+                                .headers()
+                                .get(hyper::header::AUTHORIZATION)
+                                .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned());
                             let body = req
                                 .into_body()
                                 .collect()
@@ -99,6 +105,7 @@ impl RecordingServer {
                                 body: String::from_utf8_lossy(&body).into_owned(),
                                 peer_port,
                                 at,
+                                authorization,
                             });
                             if let Mode::PeriodicStall {
                                 every,
