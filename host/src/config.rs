@@ -1001,6 +1001,21 @@ fn resolve_layers(
         .as_ref()
         .and_then(|s| s.report_name.clone())
         .unwrap_or_else(|| run_name.clone());
+    // Both name files in reports/: never a path out of it.
+    let from = |source: Option<&Source>| match source {
+        Some(Source::Scenario) => " (the scenario's `name`)",
+        Some(Source::Env) => " (PERFHOST_RUN_NAME)",
+        Some(Source::File) => " (the settings file's `run-name`)",
+        _ => "",
+    };
+    crate::outfile::check_run_name(&run_name).map_err(|why| {
+        ConfigError::invalid(
+            &format!("--run-name{}", from(l.sources.get("run-name"))),
+            why,
+        )
+    })?;
+    crate::outfile::check_run_name(&report_name)
+        .map_err(|why| ConfigError::invalid("the scenario's [report] name", why))?;
     let outputs = Outputs {
         run_name,
         json: args.json,

@@ -12,5 +12,9 @@ pub const UNREACHABLE: u8 = 3;
 pub const LEAK: u8 = 4;
 /// A shard was not ready at `--start-at` (it says by how much): nothing was sent.
 pub const BARRIER: u8 = 5;
+/// An output (the JSON result, a report, a log) could not be written: every other output
+/// was, and each failure was named on stderr. Wins over every other code (a CI job must not
+/// pass when its result is lost).
+pub const OUTPUT_LOST: u8 = 6;
 /// Interrupted (Ctrl-C / SIGTERM); results up to the interruption are still written.
 pub const INTERRUPTED: u8 = 130;

@@ -19,6 +19,7 @@ pub mod engine;
 pub mod exit;
 pub mod logging;
 pub mod monitor;
+pub mod outfile;
 pub mod overhead;
 pub mod plan;
 pub mod plugin;

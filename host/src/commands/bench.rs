@@ -82,7 +82,8 @@ pub struct BenchArgs {
 }
 
 /// The CLI entry: 0 when every case ran without a failed request (and `--fail-on` held), 1
-/// otherwise, 3 when the health gate failed, 2 for usage errors.
+/// otherwise, 3 when the health gate failed, 2 for usage errors, 6 when an output could not
+/// be written, 130 when interrupted.
 pub fn main(args: BenchArgs) -> u8 {
     let run_args = RunArgs {
         host: args.host.clone(),
@@ -142,8 +143,13 @@ pub fn main(args: BenchArgs) -> u8 {
         }
     };
     crate::outln!("\n{}", bench_report::summary(&result));
-    write_outputs(&result, &args);
-    exit_code(&result, args.fail_on, stop.was_interrupted())
+    let written = write_outputs(&result, &args);
+    let code = exit_code(&result, args.fail_on, stop.was_interrupted());
+    if written {
+        code
+    } else {
+        exit::OUTPUT_LOST
+    }
 }
 
 fn progress(p: Progress<'_>, tty: bool) {
@@ -195,27 +201,53 @@ fn progress(p: Progress<'_>, tty: bool) {
     }
 }
 
-fn write_outputs(result: &BenchResult, args: &BenchArgs) {
-    let json = args.output.clone().unwrap_or_else(|| {
-        PathBuf::from("reports").join(format!("benchmark_{}.json", crate::report::timestamp()))
-    });
-    match result.write_json(&json) {
-        Ok(()) => crate::errln!("Result written to {}", json.display()),
-        Err(err) => crate::errln!("error: cannot write {}: {err}", json.display()),
+/// Writes every output asked for (each whole or not at all); false when one could not be.
+fn write_outputs(result: &BenchResult, args: &BenchArgs) -> bool {
+    let mut all = true;
+    // Held until the JSON is written: a second bench in the same second gets `…-2`.
+    let mut claim = None;
+    let json = match &args.output {
+        Some(path) => path.clone(),
+        None => {
+            match crate::outfile::claim_stem(
+                std::path::Path::new("reports"),
+                &format!("benchmark_{}", crate::report::timestamp()),
+            ) {
+                Ok(c) => {
+                    let mut path = c.stem.clone().into_os_string();
+                    path.push(".json");
+                    claim = Some(c);
+                    PathBuf::from(path)
+                }
+                Err(err) => {
+                    crate::errln!("error: {err}");
+                    all = false;
+                    PathBuf::new()
+                }
+            }
+        }
+    };
+    if !json.as_os_str().is_empty() {
+        match result.write_json(&json) {
+            Ok(()) => crate::errln!("Result written to {}", json.display()),
+            Err(err) => {
+                all = false;
+                crate::errln!("error: {err}");
+            }
+        }
     }
-    let write = |path: &PathBuf, text: String| {
+    drop(claim);
+    let mut write = |path: &PathBuf, text: String| {
         if path.as_os_str() == "-" {
             crate::out!("{text}");
             return;
         }
-        let written = path
-            .parent()
-            .filter(|d| !d.as_os_str().is_empty())
-            .map_or(Ok(()), std::fs::create_dir_all)
-            .and_then(|_| std::fs::write(path, text));
-        match written {
+        match crate::outfile::write(path, text.as_bytes()) {
             Ok(()) => crate::errln!("Report written to {}", path.display()),
-            Err(err) => crate::errln!("error: cannot write {}: {err}", path.display()),
+            Err(err) => {
+                all = false;
+                crate::errln!("error: {err}");
+            }
         }
     };
     if let Some(path) = &args.html {
@@ -230,6 +262,7 @@ fn write_outputs(result: &BenchResult, args: &BenchArgs) {
             crate::report::junit::bench(result, gate(args.fail_on)),
         );
     }
+    all
 }
 
 fn gate(fail_on: Option<FailOn>) -> Option<Level> {

@@ -66,7 +66,12 @@ pub struct CollectArgs {
 /// make one run.
 pub fn main(args: MergeArgs) -> u8 {
     let default_json = |merged: &RunResult| {
-        PathBuf::from("reports").join(format!("{}_merged.json", merged.meta.run_name))
+        // The name comes from the shards' files: never a path out of reports/.
+        let (name, note) = crate::outfile::file_name_of(&merged.meta.run_name);
+        if let Some(note) = note {
+            crate::errln!("{note}");
+        }
+        PathBuf::from("reports").join(format!("{name}_merged.json"))
     };
     merge_files(&args.results, args.outputs, default_json)
 }
@@ -176,37 +181,47 @@ fn merge_files(
         junit: outputs.junit,
         ..Default::default()
     };
-    if let Err(err) = write_merged(&merged, &json, outputs.hlog.as_deref(), &reports) {
-        crate::errln!("error: {err}");
-        return exit::USAGE;
+    let written = write_merged(&merged, &json, outputs.hlog.as_deref(), &reports);
+    let code = crate::commands::run::exit_code(&merged, outputs.exit_code_on_error);
+    if written {
+        code
+    } else {
+        exit::OUTPUT_LOST
     }
-    crate::commands::run::exit_code(&merged, outputs.exit_code_on_error)
 }
 
 /// Writes a merged result: its JSON at `json`, the interval log when asked, every report in
-/// `outputs`; each file written is named on stderr.
+/// `outputs`; each file written is named on stderr, and each that could not be (`error: …`,
+/// the others are still written). True when every file was written.
 pub fn write_merged(
     merged: &RunResult,
     json: &Path,
     hlog: Option<&Path>,
     outputs: &ReportOutputs,
-) -> Result<(), String> {
-    merged
-        .write_json(json)
-        .map_err(|err| format!("cannot write {}: {err}", json.display()))?;
-    crate::errln!(
-        "Merged {} shards into {}",
-        merged.meta.merged_shards.unwrap_or(0),
-        json.display()
-    );
-    if let Some(path) = hlog {
-        crate::report::hlog::write(merged, path).map_err(|err| err.to_string())?;
-        crate::errln!("Interval log written to {}", path.display());
-    }
-    if !outputs.is_empty() {
-        for path in write_reports(merged, outputs).map_err(|err| err.to_string())? {
-            crate::errln!("Report written to {}", path.display());
+) -> bool {
+    let mut all = true;
+    match merged.write_json(json) {
+        Ok(()) => crate::errln!(
+            "Merged {} shards into {}",
+            merged.meta.merged_shards.unwrap_or(0),
+            json.display()
+        ),
+        Err(err) => {
+            all = false;
+            crate::errln!("error: {err}");
         }
     }
-    Ok(())
+    if let Some(path) = hlog {
+        match crate::report::hlog::write(merged, path) {
+            Ok(()) => crate::errln!("Interval log written to {}", path.display()),
+            Err(err) => {
+                all = false;
+                crate::errln!("error: {err}");
+            }
+        }
+    }
+    if !outputs.is_empty() {
+        all &= write_reports(merged, outputs).announce("Report written to");
+    }
+    all
 }

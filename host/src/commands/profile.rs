@@ -173,10 +173,25 @@ pub fn main(args: ProfileArgs) -> u8 {
         Err(code) => return code,
     };
     print_analysis(&profile);
-    let prefix = args.output.clone().unwrap_or_else(|| {
-        PathBuf::from("reports").join(format!("memory_profile_{}", crate::report::timestamp()))
-    });
-    write_outputs(&profile, &prefix, args.plot);
+    // The default stem is claimed: two profiles in one second get `…-2`.
+    let (prefix, claim) = match args.output.clone() {
+        Some(prefix) => (prefix, None),
+        None => match crate::outfile::claim_stem(
+            std::path::Path::new("reports"),
+            &format!("memory_profile_{}", crate::report::timestamp()),
+        ) {
+            Ok(claim) => (claim.stem.clone(), Some(claim)),
+            Err(err) => {
+                crate::errln!("error: {err}");
+                return exit::OUTPUT_LOST;
+            }
+        },
+    };
+    let written = write_outputs(&profile, &prefix, args.plot);
+    drop(claim);
+    if !written {
+        return exit::OUTPUT_LOST;
+    }
     match profile.analysis.as_ref().map(|a| a.verdict) {
         Some(v) if v.is_warning() => exit::LEAK,
         _ if stop.was_interrupted() => exit::INTERRUPTED,
@@ -233,22 +248,20 @@ fn print_analysis(profile: &MemoryProfile) {
     }
 }
 
-fn write_outputs(profile: &MemoryProfile, prefix: &std::path::Path, plot: bool) {
+/// Writes the profile's JSON (and plot), each whole or not at all; false when one could not be.
+fn write_outputs(profile: &MemoryProfile, prefix: &std::path::Path, plot: bool) -> bool {
     let with = |suffix: &str| {
         let mut name = prefix.as_os_str().to_owned();
         name.push(suffix);
         PathBuf::from(name)
     };
     let json = with(".json");
-    let write = |path: &PathBuf, bytes: Vec<u8>| {
-        let written = path
-            .parent()
-            .filter(|d| !d.as_os_str().is_empty())
-            .map_or(Ok(()), std::fs::create_dir_all)
-            .and_then(|_| std::fs::write(path, bytes));
-        match written {
-            Ok(()) => crate::errln!("Written to {}", path.display()),
-            Err(err) => crate::errln!("error: cannot write {}: {err}", path.display()),
+    let mut all = true;
+    let mut write = |path: &PathBuf, bytes: Vec<u8>| match crate::outfile::write(path, &bytes) {
+        Ok(()) => crate::errln!("Written to {}", path.display()),
+        Err(err) => {
+            all = false;
+            crate::errln!("error: {err}");
         }
     };
     match serde_json::to_vec_pretty(profile) {
@@ -261,4 +274,5 @@ fn write_outputs(profile: &MemoryProfile, prefix: &std::path::Path, plot: bool) 
             Err(err) => crate::errln!("error: cannot draw the plot: {err}"),
         }
     }
+    all
 }

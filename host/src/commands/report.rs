@@ -32,7 +32,8 @@ pub struct ReportArgs {
     pub junit: Option<PathBuf>,
 }
 
-/// The CLI entry: 0 when the reports were written, 2 on unreadable input or a failed write.
+/// The CLI entry: 0 when the reports were written, 2 on unreadable input, 6 when a report
+/// could not be written (the others are).
 /// With no output option it prints the console summary of the result.
 pub fn main(args: ReportArgs) -> u8 {
     let result = match load_result(&args.result) {
@@ -57,16 +58,9 @@ pub fn main(args: ReportArgs) -> u8 {
         );
         return exit::OK;
     }
-    match write_reports(&result, &outputs) {
-        Ok(written) => {
-            for path in written.iter().filter(|p| p.as_os_str() != "-") {
-                crate::errln!("wrote {}", path.display());
-            }
-            exit::OK
-        }
-        Err(err) => {
-            crate::errln!("error: {err}");
-            exit::USAGE
-        }
+    if write_reports(&result, &outputs).announce("wrote") {
+        exit::OK
+    } else {
+        exit::OUTPUT_LOST
     }
 }

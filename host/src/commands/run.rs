@@ -90,9 +90,27 @@ pub(crate) async fn run_and_report(
     let tty = std::io::stderr().is_terminal();
     let (total, users) = (plan.stop.run_time, plan.max_users());
     let out = &plan.outputs;
-    // Report files of one run share a stem: reports/<run-name>_<YYYYmmdd_HHMMSS>.*
-    let stem =
-        PathBuf::from("reports").join(format!("{}_{}", out.report_name, report::timestamp()));
+    // Report files of one run share a stem: reports/<run-name>_<YYYYmmdd_HHMMSS>.*, claimed
+    // for this run (a second run of the name in the same second gets `…-2`). Held until the
+    // reports are written.
+    let default_files = (out.scenario_csv && out.csv.is_none())
+        || (out.scenario_html && out.html.is_none())
+        || (out.json_file.is_none() && !out.no_report);
+    let claim = if default_files {
+        let base = format!("{}_{}", out.report_name, report::timestamp());
+        match crate::outfile::claim_stem(Path::new("reports"), &base) {
+            Ok(claim) => Some(claim),
+            Err(err) => {
+                crate::errln!("error: {err}");
+                return Err((exit::USAGE, err.to_string()));
+            }
+        }
+    } else {
+        None
+    };
+    let stem = claim
+        .as_ref()
+        .map_or_else(|| PathBuf::from("reports").join("run"), |c| c.stem.clone());
     let csv_prefix = out
         .csv
         .clone()
@@ -113,6 +131,7 @@ pub(crate) async fn run_and_report(
         },
         None => None,
     };
+    let mut history_failed = false;
     let result = crate::runner::run_steered(plan, stop, steering, |point, elapsed| {
         if !out.only_summary {
             status_line(point, elapsed, total, users, tty);
@@ -120,9 +139,14 @@ pub(crate) async fn run_and_report(
         if out.print_stats && elapsed.as_secs() > 0 && elapsed.as_secs().is_multiple_of(10) {
             print_stats(point, elapsed);
         }
-        if let Some(writer) = history.as_mut() {
+        if let Some(writer) = history.as_mut().filter(|_| !history_failed) {
             if let Err(err) = writer.append(point) {
-                crate::errln!("error: cannot write {}: {err}", writer.path().display());
+                // Once: the whole file is written again at the end (and fails loudly there).
+                history_failed = true;
+                crate::errln!(
+                    "warning: cannot append to {}: {err} — it is written again when the run ends",
+                    writer.path().display()
+                );
             }
         }
     })
@@ -156,15 +180,13 @@ pub(crate) async fn run_and_report(
         junit: out.junit.clone(),
         ..Default::default()
     };
+    // Every output is written that can be; each one lost is named, and the run exits 6.
+    let mut lost = false;
+    let mut html_written = false;
     if !outputs.is_empty() {
-        match report::write_reports(&result, &outputs) {
-            Ok(paths) => {
-                for path in paths {
-                    crate::errln!("Report written to {}", path.display());
-                }
-            }
-            Err(err) => crate::errln!("error: {err}"),
-        }
+        let written = report::write_reports(&result, &outputs);
+        lost |= !written.announce("Report written to");
+        html_written = html.as_ref().is_some_and(|h| written.wrote(h));
     }
     let path = out
         .json_file
@@ -173,16 +195,23 @@ pub(crate) async fn run_and_report(
     if let Some(path) = path {
         match result.write_json(&path) {
             Ok(()) => crate::errln!("Result written to {}", path.display()),
-            Err(err) => crate::errln!("error: cannot write {}: {err}", path.display()),
+            Err(err) => {
+                lost = true;
+                crate::errln!("error: {err}");
+            }
         }
     }
     if let Some(path) = &out.hlog {
         match report::hlog::write(&result, path) {
             Ok(()) => crate::errln!("Interval log written to {}", path.display()),
-            Err(err) => crate::errln!("error: {err}"),
+            Err(err) => {
+                lost = true;
+                crate::errln!("error: {err}");
+            }
         }
     }
-    if let Some(html) = &html {
+    drop(claim);
+    if let Some(html) = html.filter(|_| html_written) {
         // As scenarios.sh ended: where to look.
         crate::errln!("Report: {}", html.display());
     }
@@ -198,6 +227,9 @@ pub(crate) async fn run_and_report(
             );
             code = exit::OK;
         }
+    }
+    if lost {
+        code = exit::OUTPUT_LOST;
     }
     Ok((result, code))
 }

@@ -115,12 +115,11 @@ impl BenchResult {
         self.results.iter().any(|c| c.failed_requests > 0)
     }
 
-    pub fn write_json(&self, path: &Path) -> std::io::Result<()> {
-        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir)?;
-        }
-        let text = serde_json::to_string_pretty(self).map_err(std::io::Error::other)?;
-        std::fs::write(path, text)
+    /// Writes the JSON result whole or not at all (`crate::outfile::write`).
+    pub fn write_json(&self, path: &Path) -> Result<(), crate::outfile::WriteError> {
+        let text = serde_json::to_string_pretty(self)
+            .map_err(|e| crate::outfile::WriteError::new(path, std::io::Error::other(e)))?;
+        crate::outfile::write(path, text.as_bytes())
     }
 }
 

@@ -652,26 +652,23 @@ pub fn charts(result: &RunResult) -> Vec<Chart> {
     out
 }
 
-/// Writes every chart as `DIR/<id>.png`; returns the files written.
-pub fn write_pngs(result: &RunResult, dir: &Path) -> Result<Vec<PathBuf>, super::ReportError> {
-    std::fs::create_dir_all(dir).map_err(|source| super::ReportError::Write {
-        path: dir.to_path_buf(),
-        source,
-    })?;
-    let mut written = Vec::new();
+/// Writes every chart as `DIR/<id>.png` into `written` (a chart that cannot be drawn or
+/// written is an error there; the others are still written).
+pub fn write_pngs(result: &RunResult, dir: &Path, written: &mut super::output::Written) {
     for chart in charts(result) {
-        let bytes = chart
+        let path = dir.join(format!("{}.png", chart.id));
+        let outcome = chart
             .to_png()
             .map_err(|message| super::ReportError::Chart {
                 chart: chart.id.to_string(),
                 message,
-            })?;
-        let path = dir.join(format!("{}.png", chart.id));
-        std::fs::write(&path, bytes).map_err(|source| super::ReportError::Write {
-            path: path.clone(),
-            source,
-        })?;
-        written.push(path);
+            })
+            .and_then(|bytes| {
+                crate::outfile::write(&path, &bytes).map_err(|e| super::ReportError::Write {
+                    path: e.path,
+                    source: e.source,
+                })
+            });
+        written.add(&path, outcome);
     }
-    Ok(written)
 }

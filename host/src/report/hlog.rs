@@ -85,15 +85,14 @@ pub fn render(result: &RunResult) -> Result<Vec<u8>, HlogError> {
     Ok(out)
 }
 
-/// Writes the interval log of `result` to `path`.
+/// Writes the interval log of `result` to `path`, whole or not at all.
 pub fn write(result: &RunResult, path: &Path) -> Result<(), HlogError> {
     let text = render(result)?;
-    let fail = |e: std::io::Error| HlogError::Write {
+    crate::outfile::write(path, &text).map_err(|e| HlogError::Write {
         path: path.display().to_string(),
-        why: e.to_string(),
-    };
-    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir).map_err(fail)?;
-    }
-    std::fs::write(path, text).map_err(fail)
+        why: format!(
+            "{} — the log is not saved there; free space, fix the folder's permissions or pick another path",
+            e.source
+        ),
+    })
 }

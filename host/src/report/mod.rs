@@ -28,7 +28,7 @@ mod output;
 pub mod prometheus;
 
 pub use csv::{CsvPaths, HistoryCsvWriter};
-pub use output::{load_result, write_reports, ReportError, ReportOutputs};
+pub use output::{load_result, write_reports, ReportError, ReportOutputs, Written};
 
 /// Version of the JSON result schema (`docs/result.schema.json`).
 pub const SCHEMA: &str = "perfhost-result/1";
@@ -152,17 +152,12 @@ impl RunResult {
         }
     }
 
-    pub fn write_json(&self, path: &Path) -> std::io::Result<()> {
-        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir)?;
-        }
-        let text = serde_json::to_string_pretty(self).map_err(std::io::Error::other)?;
-        // Written beside and renamed into place: a collector polling the folder never reads
-        // half a result.
-        let mut partial = path.as_os_str().to_owned();
-        partial.push(".partial");
-        std::fs::write(&partial, text)?;
-        std::fs::rename(&partial, path)
+    /// Writes the JSON result to `path` whole or not at all (temp file, fsync, rename): a
+    /// collector polling the folder never reads half a result.
+    pub fn write_json(&self, path: &Path) -> Result<(), crate::outfile::WriteError> {
+        let text = serde_json::to_string_pretty(self)
+            .map_err(|e| crate::outfile::WriteError::new(path, std::io::Error::other(e)))?;
+        crate::outfile::write(path, text.as_bytes())
     }
 
     /// The stats part printed by `--json` (as Locust's `--json`: a list of rows).

@@ -3,7 +3,7 @@
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
 
-use crate::report::csv::{self, create_parent, CsvPaths};
+use crate::report::csv::{self, CsvPaths};
 use crate::report::{charts, html, markdown, RunResult, SCHEMA};
 
 /// Why a report could not be read or written.
@@ -18,7 +18,7 @@ pub enum ReportError {
     Json { path: PathBuf, message: String },
     #[error("{} is not a perfhost result: {message}", path.display())]
     NotAResult { path: PathBuf, message: String },
-    #[error("cannot write {}: {source}", path.display())]
+    #[error("cannot write {}: {source} — the report is not saved there; free space, fix the folder's permissions or pick another path", path.display())]
     Write {
         path: PathBuf,
         source: std::io::Error,
@@ -56,20 +56,49 @@ impl ReportOutputs {
 }
 
 fn write_file(path: &Path, text: &str) -> Result<(), ReportError> {
-    let wrap = |source| ReportError::Write {
-        path: path.to_path_buf(),
-        source,
-    };
-    create_parent(path).map_err(wrap)?;
-    std::fs::write(path, text).map_err(wrap)
+    crate::outfile::write(path, text.as_bytes()).map_err(|e| ReportError::Write {
+        path: e.path,
+        source: e.source,
+    })
 }
 
-/// Writes the requested reports of `result`; returns the files written, in order.
-pub fn write_reports(
-    result: &RunResult,
-    outputs: &ReportOutputs,
-) -> Result<Vec<PathBuf>, ReportError> {
-    let mut written = Vec::new();
+/// What [`write_reports`] did: the files written, in order, and each one that could not be.
+#[derive(Debug, Default)]
+pub struct Written {
+    pub files: Vec<PathBuf>,
+    pub errors: Vec<ReportError>,
+}
+
+impl Written {
+    pub(crate) fn add(&mut self, path: &Path, outcome: Result<(), ReportError>) {
+        match outcome {
+            Ok(()) => self.files.push(path.to_path_buf()),
+            Err(err) => self.errors.push(err),
+        }
+    }
+
+    /// Names every file written (`written to …`, `-` left out) and every failure
+    /// (`error: …`) on stderr; true when every report was written.
+    pub fn announce(&self, verb: &str) -> bool {
+        for path in self.files.iter().filter(|p| p.as_os_str() != "-") {
+            crate::errln!("{verb} {}", path.display());
+        }
+        for err in &self.errors {
+            crate::errln!("error: {err}");
+        }
+        self.errors.is_empty()
+    }
+
+    /// Whether `path` was written.
+    pub fn wrote(&self, path: &Path) -> bool {
+        self.files.iter().any(|p| p == path)
+    }
+}
+
+/// Writes the requested reports of `result`: every one it can, each completely or not at all
+/// (`crate::outfile::write`); a failure does not stop the others.
+pub fn write_reports(result: &RunResult, outputs: &ReportOutputs) -> Written {
+    let mut written = Written::default();
     if let Some(prefix) = &outputs.csv_prefix {
         let paths = CsvPaths::new(prefix);
         for (path, text) in [
@@ -81,8 +110,7 @@ pub fn write_reports(
             (&paths.failures, csv::failures_csv(result)),
             (&paths.exceptions, csv::exceptions_csv(result)),
         ] {
-            write_file(path, &text)?;
-            written.push(path.clone());
+            written.add(path, write_file(path, &text));
         }
         // Runs with a schedule: the corrected latency and the arrivals, beside Locust's four.
         for (path, text) in [
@@ -90,38 +118,35 @@ pub fn write_reports(
             (&paths.arrivals, csv::arrivals_csv(result)),
         ] {
             if let Some(text) = text {
-                write_file(path, &text)?;
-                written.push(path.clone());
+                written.add(path, write_file(path, &text));
             }
         }
     }
     if let Some(path) = &outputs.html {
-        write_file(path, &html::render(result))?;
-        written.push(path.clone());
+        written.add(path, write_file(path, &html::render(result)));
     }
     if let Some(path) = &outputs.markdown {
         let text = markdown::render(result);
-        if path.as_os_str() == "-" {
+        let outcome = if path.as_os_str() == "-" {
             let mut out = std::io::stdout().lock();
             out.write_all(text.as_bytes())
                 .and_then(|_| out.flush())
                 .map_err(|source| ReportError::Write {
                     path: path.clone(),
                     source,
-                })?;
+                })
         } else {
-            write_file(path, &text)?;
-        }
-        written.push(path.clone());
+            write_file(path, &text)
+        };
+        written.add(path, outcome);
     }
     if let Some(path) = &outputs.junit {
-        write_file(path, &super::junit::run(result))?;
-        written.push(path.clone());
+        written.add(path, write_file(path, &super::junit::run(result)));
     }
     if let Some(dir) = &outputs.png_dir {
-        written.extend(charts::write_pngs(result, dir)?);
+        charts::write_pngs(result, dir, &mut written);
     }
-    Ok(written)
+    written
 }
 
 /// Reads a JSON result written by `perfhost run`, with one clear error naming the file.
