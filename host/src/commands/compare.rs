@@ -62,7 +62,8 @@ fn parse_metric(text: &str) -> Result<Metric, String> {
         .ok_or_else(|| format!("`{text}` is not a metric — use p50, p95, p99, rps or fail_ratio"))
 }
 
-/// The CLI entry: 0 without regression, 1 with one, 2 when a file cannot be read.
+/// The CLI entry: 0 without regression, 1 with one, 2 when a file cannot be read or nothing
+/// could be compared, 6 when `--markdown`/`--junit` could not be written.
 pub fn main(args: CompareArgs) -> u8 {
     let load = |path: &PathBuf| compare::load(path);
     let (baseline, current) = match (load(&args.baseline), load(&args.current)) {
@@ -85,18 +86,15 @@ pub fn main(args: CompareArgs) -> u8 {
     };
     let comparison = compare::compare(&baseline, &current, &rules);
     crate::out!("{}", compare::table(&comparison));
-    let write = |path: &PathBuf, text: String| {
+    let mut lost = false;
+    let mut write = |path: &PathBuf, text: String| {
         if path.as_os_str() == "-" {
             crate::out!("{text}");
             return;
         }
-        let done = path
-            .parent()
-            .filter(|d| !d.as_os_str().is_empty())
-            .map_or(Ok(()), std::fs::create_dir_all)
-            .and_then(|_| std::fs::write(path, text));
-        if let Err(err) = done {
-            crate::errln!("error: cannot write {}: {err}", path.display());
+        if let Err(err) = crate::outfile::write(path, text.as_bytes()) {
+            lost = true;
+            crate::errln!("error: {err}");
         }
     };
     if let Some(path) = &args.markdown {
@@ -105,7 +103,23 @@ pub fn main(args: CompareArgs) -> u8 {
     if let Some(path) = &args.junit {
         write(path, compare::junit(&comparison));
     }
-    if comparison.regressions() > 0 {
+    // A gate that judged nothing must not pass: no row in common, or too few samples for
+    // every metric asked for.
+    let judged = comparison.judged();
+    if judged == 0 {
+        crate::errln!(
+            "error: nothing was compared: {} — compare two results of the same kind (run with run, bench with bench) that share endpoints or cases, with enough requests (--min-samples)",
+            if comparison.lines.is_empty() {
+                "the two files have no endpoint or case in common"
+            } else {
+                "every metric had too few samples"
+            }
+        );
+        return exit::USAGE;
+    }
+    if lost {
+        exit::OUTPUT_LOST
+    } else if comparison.regressions() > 0 {
         exit::TEST_FAILED
     } else {
         exit::OK

@@ -311,6 +311,14 @@ pub struct Comparison {
 }
 
 impl Comparison {
+    /// Metrics that got a verdict (not "too few samples").
+    pub fn judged(&self) -> usize {
+        self.lines
+            .iter()
+            .filter(|l| l.verdict != Verdict::TooFewSamples)
+            .count()
+    }
+
     pub fn regressions(&self) -> usize {
         self.lines
             .iter()
