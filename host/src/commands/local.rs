@@ -2,8 +2,9 @@
 //! `perfhost run --shard i/N`, one start barrier, a result file each, then `perfhost merge`.
 //! The way to try what a Kubernetes Indexed Job or a Slurm array does, with no cluster.
 
-use std::path::PathBuf;
-use std::process::{Command, Stdio};
+use std::os::unix::process::{CommandExt as _, ExitStatusExt as _};
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitStatus, Stdio};
 use std::time::Duration;
 
 use crate::commands::merge::write_merged;
@@ -108,15 +109,39 @@ pub fn main(args: LocalArgs) -> u8 {
             return exit::USAGE;
         }
     };
-    let dir = PathBuf::from("reports").join(format!(
-        "{}_local_{}",
-        plan.outputs.run_name,
-        crate::report::timestamp()
-    ));
-    if let Err(err) = std::fs::create_dir_all(&dir) {
-        crate::errln!("error: cannot create {}: {err}", dir.display());
-        return exit::USAGE;
-    }
+    // A folder of its own: two runs of one name started in one second get `…-2`.
+    let dir = match crate::outfile::create_new_dir(
+        Path::new("reports"),
+        &format!(
+            "{}_local_{}",
+            plan.outputs.run_name,
+            crate::report::timestamp()
+        ),
+    ) {
+        Ok(dir) => dir,
+        Err(err) => {
+            crate::errln!("error: {err}");
+            return exit::USAGE;
+        }
+    };
+    let runtime = match crate::commands::run::control_runtime() {
+        Ok(rt) => rt,
+        Err(code) => return code,
+    };
+    // Ctrl-C and SIGTERM reach perfhost local before any shard starts: each is passed on to
+    // every shard (their own process group, so a terminal's Ctrl-C is not counted twice), and
+    // what they wrote is merged. A first stops their users, a second cancels in-flight
+    // requests, as for `perfhost run`.
+    let mut signals = {
+        let _enter = runtime.enter();
+        match Signals::new() {
+            Ok(signals) => signals,
+            Err(err) => {
+                crate::errln!("error: cannot listen for signals: {err}");
+                return exit::USAGE;
+            }
+        }
+    };
     let delay = args.start_delay.unwrap_or(Duration::from_secs(10));
     let start_at =
         crate::plan::utc_timestamp((crate::stats::unix_now() + delay.as_secs_f64()).ceil());
@@ -131,12 +156,14 @@ pub fn main(args: LocalArgs) -> u8 {
             Ok(f) => f,
             Err(err) => {
                 crate::errln!("error: cannot write {}: {err}", dir.display());
+                stop_children(&mut children);
                 return exit::USAGE;
             }
         };
         let err_log = log.try_clone().ok();
         let json = dir.join(format!("shard-{i}.json"));
-        let child = Command::new(&exe)
+        let mut command = Command::new(&exe);
+        command
             .arg("run")
             .args(&args.run)
             .args(&host_args)
@@ -151,32 +178,64 @@ pub fn main(args: LocalArgs) -> u8 {
             .arg("--only-summary")
             .stdout(Stdio::from(log))
             .stderr(err_log.map_or(Stdio::null(), Stdio::from))
-            .spawn();
-        match child {
+            .process_group(0);
+        // SAFETY: prctl(PR_SET_PDEATHSIG) is async-signal-safe and touches no memory of the
+        // parent: a shard whose perfhost local dies (even by SIGKILL) is sent SIGTERM, stops
+        // its users and writes its result instead of loading the target alone.
+        unsafe {
+            command.pre_exec(|| {
+                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM as libc::c_ulong);
+                Ok(())
+            });
+        }
+        match command.spawn() {
             Ok(c) => children.push((i, c, json)),
             Err(err) => {
                 crate::errln!("error: cannot start shard {i}: {err}");
+                stop_children(&mut children);
                 return exit::USAGE;
             }
         }
     }
+    let (statuses, interrupted) =
+        runtime.block_on(wait_for_shards(&mut children, &mut signals, args.shards));
     let mut worst = exit::OK;
     let mut results = Vec::new();
-    for (i, mut child, json) in children {
-        let code = child
-            .wait()
-            .ok()
-            .and_then(|s| s.code())
-            .map_or(exit::INTERRUPTED, |c| c as u8);
-        if code != exit::OK && code != exit::TEST_FAILED {
+    for ((i, _, json), status) in children.iter().zip(statuses) {
+        let log = dir.join(format!("shard-{i}.log"));
+        let code = match status.as_ref().map(|s| (s.code(), s.signal())) {
+            Some((Some(code), _)) => code as u8,
+            Some((None, Some(signal))) => {
+                crate::errln!(
+                    "shard {i}/{} was killed by signal {signal}{}: see {}",
+                    args.shards,
+                    signal_name(signal),
+                    log.display()
+                );
+                worst = worst.max(exit::INTERRUPTED);
+                exit::OK
+            }
+            _ => {
+                crate::errln!(
+                    "shard {i}/{}: its exit status is unknown: see {}",
+                    args.shards,
+                    log.display()
+                );
+                worst = worst.max(exit::USAGE);
+                exit::OK
+            }
+        };
+        if code == exit::INTERRUPTED && interrupted {
+            worst = worst.max(code);
+        } else if code != exit::OK && code != exit::TEST_FAILED {
             crate::errln!(
                 "shard {i}/{} exited with {code}: see {}",
                 args.shards,
-                dir.join(format!("shard-{i}.log")).display()
+                log.display()
             );
             worst = worst.max(code);
         }
-        if let Ok(result) = load_result(&json) {
+        if let Ok(result) = load_result(json) {
             results.push((json.display().to_string(), result));
         }
     }
@@ -197,10 +256,117 @@ pub fn main(args: LocalArgs) -> u8 {
         ..Default::default()
     };
     let json = dir.join("merged.json");
-    if let Err(err) = write_merged(&merged, &json, args.hlog.as_deref(), &outputs) {
-        crate::errln!("error: {err}");
-        worst = worst.max(exit::USAGE);
+    let written = write_merged(&merged, &json, args.hlog.as_deref(), &outputs);
+    let mut code = crate::commands::run::exit_code(&merged, plan.outputs.exit_code_on_error);
+    if interrupted {
+        code = exit::INTERRUPTED;
     }
-    let code = crate::commands::run::exit_code(&merged, plan.outputs.exit_code_on_error);
+    if !written {
+        return exit::OUTPUT_LOST;
+    }
     worst.max(code)
+}
+
+/// SIGINT and SIGTERM, listened for from before the first shard starts.
+struct Signals {
+    interrupt: tokio::signal::unix::Signal,
+    terminate: tokio::signal::unix::Signal,
+}
+
+impl Signals {
+    /// Needs a runtime entered.
+    fn new() -> std::io::Result<Self> {
+        use tokio::signal::unix::{signal, SignalKind};
+        Ok(Signals {
+            interrupt: signal(SignalKind::interrupt())?,
+            terminate: signal(SignalKind::terminate())?,
+        })
+    }
+
+    /// The next signal's number.
+    async fn next(&mut self) -> i32 {
+        tokio::select! {
+            _ = self.interrupt.recv() => libc::SIGINT,
+            _ = self.terminate.recv() => libc::SIGTERM,
+        }
+    }
+}
+
+type Shard = (usize, std::process::Child, PathBuf);
+
+/// Waits until every shard has exited, passing each signal on to the shards still running;
+/// their exit statuses, and whether a signal came.
+async fn wait_for_shards(
+    children: &mut [Shard],
+    signals: &mut Signals,
+    count: usize,
+) -> (Vec<Option<ExitStatus>>, bool) {
+    let mut statuses: Vec<Option<ExitStatus>> = vec![None; children.len()];
+    let mut unknown = vec![false; children.len()];
+    let mut interrupts = 0;
+    loop {
+        for (k, (_, child, _)) in children.iter_mut().enumerate() {
+            if statuses[k].is_none() && !unknown[k] {
+                match child.try_wait() {
+                    Ok(Some(status)) => statuses[k] = Some(status),
+                    Ok(None) => {}
+                    Err(_) => unknown[k] = true,
+                }
+            }
+        }
+        let running: Vec<u32> = children
+            .iter()
+            .zip(&statuses)
+            .zip(&unknown)
+            .filter(|((_, s), u)| s.is_none() && !**u)
+            .map(|(((_, c, _), _), _)| c.id())
+            .collect();
+        if running.is_empty() {
+            return (statuses, interrupts > 0);
+        }
+        tokio::select! {
+            signal = signals.next() => {
+                interrupts += 1;
+                if interrupts == 1 {
+                    crate::errln!(
+                        "\nInterrupted: stopping the {} of {count} shards still running and merging what they wrote… (interrupt again to cancel their in-flight requests now)",
+                        running.len()
+                    );
+                } else {
+                    crate::errln!("\nInterrupted again: the shards cancel their in-flight requests and write their results now");
+                }
+                for pid in running {
+                    // SAFETY: kill(2) on a child not yet waited for: its pid is still ours.
+                    unsafe {
+                        libc::kill(pid as libc::pid_t, signal);
+                    }
+                }
+            }
+            _ = tokio::time::sleep(Duration::from_millis(100)) => {}
+        }
+    }
+}
+
+/// Stops the shards started so far (a later one could not start): SIGTERM, then waits.
+fn stop_children(children: &mut [Shard]) {
+    for (_, child, _) in children.iter_mut() {
+        // SAFETY: kill(2) on a child not yet waited for.
+        unsafe {
+            libc::kill(child.id() as libc::pid_t, libc::SIGTERM);
+        }
+    }
+    for (_, child, _) in children.iter_mut() {
+        let _ = child.wait();
+    }
+}
+
+fn signal_name(signal: i32) -> &'static str {
+    match signal {
+        libc::SIGKILL => " (SIGKILL: the OOM killer or kill -9)",
+        libc::SIGTERM => " (SIGTERM)",
+        libc::SIGINT => " (SIGINT)",
+        libc::SIGSEGV => " (SIGSEGV: a crash)",
+        libc::SIGABRT => " (SIGABRT: a crash)",
+        _ => "",
+    }
 }
