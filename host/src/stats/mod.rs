@@ -5,6 +5,7 @@
 //! - [`summary`]: the serializable rows, groups and history points of the JSON result;
 //! - here: the run's merged statistics, folded in once a second.
 
+pub mod history;
 pub mod live;
 pub mod record;
 pub mod summary;
@@ -54,7 +55,10 @@ pub const WINDOW_SECONDS: usize = 10;
 #[derive(Default)]
 pub struct RunStats {
     pub all: Interval,
+    /// Bounded for any run length: the last hour per second, older seconds in coarser points
+    /// (`history::Downsampler`).
     pub history: Vec<HistoryPoint>,
+    downsampler: history::Downsampler,
     /// Keep each interval's histogram in its history point (shard runs, for merging).
     pub interval_histograms: bool,
     warned_names: bool,
@@ -133,7 +137,7 @@ impl RunStats {
                 .map(Percentiles::of);
         }
         self.all.merge(interval);
-        self.history.push(HistoryPoint {
+        let point = HistoryPoint {
             time: unix_now(),
             users,
             requests: total.requests,
@@ -147,7 +151,8 @@ impl RunStats {
                 .then(|| serialize_histogram(&total.histogram)),
             endpoints,
             totals: Some(RunningTotals::from_entry(&self.all.total())),
-        });
+        };
+        self.downsampler.push(&mut self.history, point);
         self.history.last().expect("just pushed")
     }
 
@@ -284,6 +289,7 @@ impl RunStats {
     pub fn reset(&mut self) {
         self.all = Interval::default();
         self.history.clear();
+        self.downsampler.reset();
         self.window.clear();
         self.window_total = None;
         self.window_endpoints.clear();
@@ -373,6 +379,38 @@ mod tests {
         assert_eq!(kept.len(), 50);
         assert_eq!(built.get(), 50, "every built sample was kept");
         assert_eq!(shards.take_all().total().failures, 200);
+    }
+
+    /// A run far longer than its history's bound keeps the history bounded, and its totals,
+    /// the history's counts and the last point's running totals exact.
+    #[test]
+    fn a_long_run_keeps_a_bounded_history_and_exact_totals() {
+        let mut run = RunStats {
+            downsampler: history::Downsampler::new(30, 20),
+            ..Default::default()
+        };
+        let shard = Shard::default();
+        for s in 0..2000u64 {
+            for i in 0..(s % 5) {
+                shard.record(&RequestRecord {
+                    class: 0,
+                    method: "GET",
+                    name: "/x",
+                    latency_us: 100 + i * 10,
+                    content_bytes: 0,
+                    error: None,
+                    lateness_us: None,
+                });
+            }
+            run.absorb(shard.take(), 1, 1.0);
+            assert!(run.history.len() <= 50, "{} points", run.history.len());
+        }
+        let expected: u64 = (0..2000u64).map(|s| s % 5).sum();
+        let (_, total) = run.endpoint_stats(2000.0);
+        assert_eq!(total.requests, expected);
+        assert_eq!(run.history.iter().map(|p| p.requests).sum::<u64>(), expected);
+        let last = run.history.last().unwrap().totals.as_ref().unwrap();
+        assert_eq!(last.requests, expected);
     }
 
     #[test]

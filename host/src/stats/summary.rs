@@ -109,6 +109,16 @@ impl Percentiles {
         out
     }
 
+    /// `self + other × weight`, percentile by percentile: a weighted mean built a part at a
+    /// time (coarse history points of intervals whose histograms are gone).
+    pub fn weighted_add(&self, other: &Self, weight: f64) -> Self {
+        let mut out = *self;
+        for (a, b) in out.0.iter_mut().zip(other.0) {
+            *a += b * weight;
+        }
+        out
+    }
+
     /// Every percentile with its value, in report order.
     pub fn iter(&self) -> impl Iterator<Item = (Percentile, f64)> + '_ {
         Percentile::ALL.into_iter().map(|p| (p, self.get(p)))

@@ -75,7 +75,25 @@ struct Current {
     /// The run's history as the board published it, and the charts' points from it.
     history: Vec<HistoryPoint>,
     points: Vec<Value>,
+    /// Both stay bounded however long the test runs.
+    downsampler: crate::stats::history::Downsampler,
     result: Option<RunResult>,
+}
+
+/// The most chart points a test keeps: beyond, the older half is thinned to every other
+/// point (each point carries its own time, so the charts keep their shape).
+const MAX_CHART_POINTS: usize = 7200;
+
+fn thin(points: &mut Vec<Value>) {
+    if points.len() <= MAX_CHART_POINTS {
+        return;
+    }
+    let half = points.len() / 2;
+    let mut index = 0;
+    points.retain(|_| {
+        index += 1;
+        index > half || index % 2 == 0
+    });
 }
 
 struct Inner {
@@ -241,6 +259,7 @@ impl Session {
                 .map(|s| s.per_s),
             history: Vec::new(),
             points: Vec::new(),
+            downsampler: Default::default(),
             result: None,
         });
         inner.phase = Phase::Running;
@@ -356,9 +375,10 @@ impl Session {
                     .as_ref()
                     .filter(|p| c.history.last().map(|h| h.time) != Some(p.time));
                 fresh.map(|last| {
-                    c.history.push(last.clone());
+                    c.downsampler.push(&mut c.history, last.clone());
                     let point = chart_point(last, &snapshot, board.memory_mb());
                     c.points.push(point.clone());
+                    thin(&mut c.points);
                     point
                 })
             };
