@@ -172,14 +172,15 @@ pub async fn run_suite(
         }
         // A run stops its own handle at its end: each run gets a fresh one that a signal on
         // the suite's still reaches.
-        let run_stop = StopHandle::default();
+        // The warm-up gets one too: a signal stops it as it stops the measured run.
+        let (warm_stop, run_stop) = (StopHandle::default(), StopHandle::default());
         let forward = {
-            let (signals, run_stop) = (stop.clone(), run_stop.clone());
+            let (signals, handles) = (stop.clone(), [warm_stop.clone(), run_stop.clone()]);
             tokio::spawn(async move {
                 signals.stopped().await;
-                run_stop.interrupt();
+                handles.iter().for_each(StopHandle::interrupt);
                 signals.forced().await;
-                run_stop.force();
+                handles.iter().for_each(StopHandle::force);
             })
         };
         progress(Progress::Case {
@@ -192,13 +193,16 @@ pub async fn run_suite(
             source,
         };
         if case.warmup > 0 {
-            crate::run(
-                &case_plan(&base, case, case.warmup),
-                StopHandle::default(),
-                |_, _| {},
-            )
-            .await
-            .map_err(fail)?;
+            let warm = crate::run(&case_plan(&base, case, case.warmup), warm_stop, |_, _| {})
+                .await
+                .map_err(fail);
+            if warm.is_err() || stop.is_stopping() {
+                forward.abort();
+                warm?;
+                // Interrupted in the warm-up: nothing of this case was measured.
+                interrupted = true;
+                break;
+            }
         }
         let mut done = 0;
         let result = crate::run(

@@ -159,6 +159,9 @@ fn line_of(text: &str, offset: usize) -> usize {
     text[..offset.min(text.len())].matches('\n').count() + 1
 }
 
+/// The most warm-up requests a case may send before it is measured.
+pub const MAX_WARMUP: u64 = 100_000;
+
 /// Loads the suite at `path`, or the built-in one.
 pub fn load(path: Option<&Path>) -> Result<Suite, FieldError> {
     match path {
@@ -242,6 +245,14 @@ pub fn parse(file: &str, text: &str) -> Result<Suite, FieldError> {
                 "no plugin: set `plugin` on the case or the suite".into(),
             ));
         };
+        let warmup = c.warmup.or(raw.warmup).unwrap_or(0);
+        if warmup > MAX_WARMUP {
+            return Err(err(
+                at,
+                "case.warmup",
+                format!("{warmup} warm-up requests — at most {MAX_WARMUP} (a warm-up fills connection pools and caches; measure long runs with `requests`)"),
+            ));
+        }
         let mut config = raw.config.clone();
         config.extend(c.config.clone());
         cases.push(Case {
@@ -249,7 +260,7 @@ pub fn parse(file: &str, text: &str) -> Result<Suite, FieldError> {
             description: c.description.clone(),
             requests: requests as u64,
             concurrency: concurrency as usize,
-            warmup: c.warmup.or(raw.warmup).unwrap_or(0),
+            warmup,
             plugin,
             task: c.task.clone().or(raw.task.clone()),
             config,
