@@ -78,6 +78,24 @@ macro_rules! refused {
     };
 }
 
+/// An output that cannot be written: one line naming it and the OS error, exit 6 (the
+/// result in `{dir}/r.json` is the fixture result).
+macro_rules! lost {
+    ($id:literal, $what:literal, [$($arg:expr),*], [$($needle:literal),*]) => {
+        Case {
+            id: $id,
+            category: "lost output",
+            what: $what,
+            target: Target::None,
+            args: &[$($arg),*],
+            files: &[("r.json", RESULT_OK)],
+            exit: 6,
+            stderr: &[$($needle),*],
+            failure: &[],
+        }
+    };
+}
+
 const RESULT_OK: &[u8] = include_bytes!("fixtures/result.json");
 
 fn cases() -> Vec<Case> {
@@ -653,8 +671,62 @@ fn cases() -> Vec<Case> {
                 b"host = \"http://loader:pw-in-file@127.0.0.1:9\"\n"
             )]
         ),
+        // Round 2: results and long runs
+        refused!(
+            "run-name-traversal",
+            "bad input",
+            "--run-name ../../../../tmp/x",
+            [RUN, "-H", "{url}", "-n", "1", "--run-name", "../../../../tmp/x"],
+            ["--run-name", "cannot name report files", "path separator"]
+        ),
+        refused!(
+            "run-name-absolute",
+            "bad input",
+            "--run-name /tmp/x",
+            [RUN, "-H", "{url}", "-n", "1", "--run-name", "/tmp/x"],
+            ["cannot name report files"]
+        ),
+        refused!(
+            "scenario-name-traversal",
+            "bad file",
+            "a scenario named ../../x",
+            [RUN, "--scenario", "{dir}/s.toml", "-H", "{url}"],
+            ["the scenario's `name`", "cannot name report files"],
+            [("s.toml", b"name = \"../../x\"\nusers = 1\nrun-time = \"1s\"\n")]
+        ),
+        refused!(
+            "compare-nothing-in-common",
+            "bad input",
+            "compare of a run and a bench with no row in common",
+            ["compare", "{dir}/r.json", "{dir}/b.json"],
+            ["nothing was compared", "no endpoint or case in common"],
+            [("r.json", RESULT_OK), ("b.json", BENCH_PY_OTHER)]
+        ),
+        refused!(
+            "bench-warmup-huge",
+            "bad file",
+            "a bench suite with warmup = 1000000000000",
+            ["bench", "--url", "{url}", "--suite", "{dir}/s.toml"],
+            ["s.toml", "at most 100000"],
+            [("s.toml", b"name = \"s\"\nplugin = \"http_get\"\n[[case]]\nname = \"a\"\nrequests = 4\nconcurrency = 1\nwarmup = 1000000000000\n")]
+        ),
+        lost!(
+            "report-html-full-disk",
+            "report --html to a full disk (/dev/full)",
+            ["report", "{dir}/r.json", "--html", "/dev/full"],
+            ["cannot write /dev/full", "No space left on device"]
+        ),
+        lost!(
+            "report-csv-not-a-folder",
+            "report --csv into a folder that is a file",
+            ["report", "{dir}/r.json", "--csv", "{dir}/r.json/x"],
+            ["cannot write", "Not a directory"]
+        ),
     ]
 }
+
+/// A benchmark.py result whose only case no run result has.
+const BENCH_PY_OTHER: &[u8] = br#"{"metadata":{"api_url":"x","timestamp":"t"},"results":[{"name":"only here","description":"","total_requests":200,"successful_requests":200,"failed_requests":0,"duration_seconds":1.0,"requests_per_second":50.0,"latency_p50_ms":50.0,"latency_p95_ms":50.5,"latency_p99_ms":51.0,"latency_min_ms":50.0,"latency_max_ms":52.0,"latency_avg_ms":50.2}]}"#;
 
 /// Files some cases derive from real artefacts.
 fn derived_files(id: &str, dir: &Path) {

@@ -15,6 +15,7 @@ mod open_model;
 mod plugins;
 mod profile;
 mod report;
+mod results;
 mod scenarios;
 mod shards;
 mod slurm;
