@@ -163,7 +163,11 @@ pub fn file_name_of(name: &str) -> (String, Option<String>) {
     }
     let note = format!(
         "note: run name `{}` is not a plain file name: its files are named `{safe}`",
-        name.escape_debug().to_string().chars().take(80).collect::<String>()
+        name.escape_debug()
+            .to_string()
+            .chars()
+            .take(80)
+            .collect::<String>()
     );
     (safe, Some(note))
 }
@@ -211,7 +215,8 @@ pub fn claim_stem(dir: &Path, base: &str) -> Result<Claim, WriteError> {
                 let file = entry.file_name();
                 let file = file.to_string_lossy();
                 file != format!("{name}.claim")
-                    && (file.starts_with(&format!("{name}.")) || file.starts_with(&format!("{name}_")))
+                    && (file.starts_with(&format!("{name}."))
+                        || file.starts_with(&format!("{name}_")))
             });
         if !taken {
             return Ok(claim);
@@ -243,7 +248,10 @@ pub fn create_new_dir(dir: &Path, base: &str) -> Result<PathBuf, WriteError> {
     }
     Err(WriteError::new(
         &dir.join(base),
-        std::io::Error::new(std::io::ErrorKind::AlreadyExists, "every -N suffix is taken"),
+        std::io::Error::new(
+            std::io::ErrorKind::AlreadyExists,
+            "every -N suffix is taken",
+        ),
     ))
 }
 
@@ -252,7 +260,8 @@ mod tests {
     use super::*;
 
     fn scratch(name: &str) -> PathBuf {
-        let dir = std::env::temp_dir().join(format!("perfhost-outfile-{}-{name}", std::process::id()));
+        let dir =
+            std::env::temp_dir().join(format!("perfhost-outfile-{}-{name}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap();
         dir
@@ -294,7 +303,10 @@ mod tests {
         write(&path, b"second").unwrap();
         assert_eq!(std::fs::read(&path).unwrap(), b"second");
         // No temp file is left beside it.
-        let names: Vec<_> = std::fs::read_dir(dir.join("sub")).unwrap().flatten().collect();
+        let names: Vec<_> = std::fs::read_dir(dir.join("sub"))
+            .unwrap()
+            .flatten()
+            .collect();
         assert_eq!(names.len(), 1);
         let _ = std::fs::remove_dir_all(&dir);
     }

@@ -689,10 +689,10 @@ fn cases() -> Vec<Case> {
         refused!(
             "scenario-name-traversal",
             "bad file",
-            "a scenario named ../../x",
+            "a scenario whose [report] name is ../../x",
             [RUN, "--scenario", "{dir}/s.toml", "-H", "{url}"],
-            ["the scenario's `name`", "cannot name report files"],
-            [("s.toml", b"name = \"../../x\"\nusers = 1\nrun-time = \"1s\"\n")]
+            ["the scenario's [report] name", "cannot name report files"],
+            [("s.toml", b"name = \"s\"\nusers = 1\nrun-time = \"1s\"\n[report]\nname = \"../../x\"\n")]
         ),
         refused!(
             "compare-nothing-in-common",
@@ -720,7 +720,7 @@ fn cases() -> Vec<Case> {
             "report-csv-not-a-folder",
             "report --csv into a folder that is a file",
             ["report", "{dir}/r.json", "--csv", "{dir}/r.json/x"],
-            ["cannot write", "Not a directory"]
+            ["cannot write", "r.json/x_stats.csv"]
         ),
     ]
 }

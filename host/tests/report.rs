@@ -41,7 +41,9 @@ fn golden(kind: &str) {
         csv_prefix: Some(dir.join("result")),
         ..Default::default()
     };
-    let written = report::write_reports(&fixture_result(), &outputs).expect("CSVs written");
+    let written = report::write_reports(&fixture_result(), &outputs)
+        .into_result()
+        .expect("CSVs written");
     assert_eq!(written.len(), 4, "{written:?}");
     let ours = read(&dir.join(&format!("result_{kind}.csv")));
     let expected = read(&fixture(&format!("expected/result_{kind}.csv")));
@@ -355,7 +357,9 @@ async fn html_report_of_a_real_run_renders_in_chromium() {
         html: Some(html_path.clone()),
         ..Default::default()
     };
-    report::write_reports(&result, &outputs).expect("HTML written");
+    report::write_reports(&result, &outputs)
+        .into_result()
+        .expect("HTML written");
     let html = read(&html_path);
     // Escaped, never live markup; nothing fetched from anywhere.
     assert!(html.contains("&lt;script&gt;alert(&#39;pwned&#39;)&lt;/script&gt;/verify"));

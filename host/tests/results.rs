@@ -54,30 +54,54 @@ async fn a_run_name_never_chooses_a_path() {
     let (_demo, url) = demo(&[]);
     for name in ["../../../x", "/tmp/perfhost-abs-run-name", "a/b", ".."] {
         let (code, out) = perfhost(
-            &["run", "-H", &url, "--plugin", "http_get", "-n", "2", "--run-name", name],
+            &[
+                "run",
+                "-H",
+                &url,
+                "--plugin",
+                "http_get",
+                "-n",
+                "2",
+                "--run-name",
+                name,
+            ],
             &work,
         )
         .await;
         assert_eq!(code, Some(2), "{name}: {out}");
         assert!(out.contains("cannot name report files"), "{out}");
-        assert_eq!(out.lines().filter(|l| l.starts_with("error")).count(), 1, "{out}");
+        assert_eq!(
+            out.lines().filter(|l| l.starts_with("error")).count(),
+            1,
+            "{out}"
+        );
     }
     std::fs::write(
         work.join("s.toml"),
-        "name = \"../../escape\"\nusers = 1\nrun-time = \"1s\"\n",
+        "name = \"s\"\nusers = 1\nrun-time = \"1s\"\n[report]\nname = \"../../escape\"\n",
     )
     .unwrap();
     let (code, out) = perfhost(&["run", "--scenario", "s.toml", "-H", &url], &work).await;
     assert_eq!(code, Some(2), "{out}");
-    assert!(out.contains("the scenario's `name`"), "{out}");
+    assert!(out.contains("the scenario's [report] name"), "{out}");
+    assert!(out.contains("cannot name report files"), "{out}");
     assert!(!Path::new("/tmp/perfhost-abs-run-name.json").exists());
     assert_eq!(files_under(&root.0), vec!["a/b/c/work/s.toml".to_string()]);
 
     // A shard result whose run name was edited into a path: merge writes inside reports/.
     let (code, out) = perfhost(
         &[
-            "run", "-H", &url, "--plugin", "http_get", "-n", "4", "--shard", "0/1",
-            "--json-file", "shard.json",
+            "run",
+            "-H",
+            &url,
+            "--plugin",
+            "http_get",
+            "-n",
+            "4",
+            "--shard",
+            "0/1",
+            "--json-file",
+            "shard.json",
         ],
         &work,
     )
@@ -89,12 +113,18 @@ async fn a_run_name_never_chooses_a_path() {
     let (code, out) = perfhost(&["merge", "shard.json"], &work).await;
     assert_eq!(code, Some(0), "{out}");
     assert!(out.contains("is not a plain file name"), "{out}");
-    assert!(work.join("reports/.._.._.._escaped_merged.json").is_file(), "{out}");
+    assert!(
+        work.join("reports/.._.._.._escaped_merged.json").is_file(),
+        "{out}"
+    );
     let outside: Vec<String> = files_under(&root.0)
         .into_iter()
         .filter(|f| !f.starts_with("a/b/c/work/"))
         .collect();
-    assert!(outside.is_empty(), "written outside the work folder: {outside:?}");
+    assert!(
+        outside.is_empty(),
+        "written outside the work folder: {outside:?}"
+    );
 }
 
 /// Item 7: outputs that cannot be written — a full device (/dev/full) and a folder that is a
@@ -108,19 +138,46 @@ async fn an_output_that_cannot_be_written_exits_6() {
     std::fs::write(dir.join("afile"), "not a folder").unwrap();
     let (code, out) = perfhost(
         &[
-            "run", "-H", &url, "--plugin", "http_get", "-n", "10", "--json-file", "/dev/full",
-            "--html", "afile/r.html", "--csv", "ok/c", "--junit", "ok/j.xml", "--hlog",
+            "run",
+            "-H",
+            &url,
+            "--plugin",
+            "http_get",
+            "-n",
+            "10",
+            "--json-file",
+            "/dev/full",
+            "--html",
+            "afile/r.html",
+            "--csv",
+            "ok/c",
+            "--junit",
+            "ok/j.xml",
+            "--hlog",
             "afile/h.hlog",
         ],
         &dir.0,
     )
     .await;
     assert_eq!(code, Some(6), "{out}");
-    assert!(out.contains("cannot write /dev/full: No space left on device"), "{out}");
+    assert!(
+        out.contains("cannot write /dev/full: No space left on device"),
+        "{out}"
+    );
     assert!(out.contains("cannot write afile/r.html"), "{out}");
-    assert!(out.contains("afile/h.hlog") && out.contains("Not a directory"), "{out}");
-    assert!(!out.contains("Report: "), "no Report: line for a lost HTML: {out}");
-    assert_eq!(out.lines().filter(|l| l.starts_with("error")).count(), 3, "{out}");
+    assert!(
+        out.contains("cannot write afile/h.hlog: File exists"),
+        "{out}"
+    );
+    assert!(
+        !out.contains("Report: "),
+        "no Report: line for a lost HTML: {out}"
+    );
+    assert_eq!(
+        out.lines().filter(|l| l.starts_with("error")).count(),
+        3,
+        "{out}"
+    );
     for written in ["ok/c_stats.csv", "ok/c_stats_history.csv", "ok/j.xml"] {
         assert!(dir.join(written).is_file(), "{written}: {out}");
     }
@@ -134,8 +191,19 @@ async fn an_output_that_cannot_be_written_exits_6() {
     // The same run, every output writable: exit 0 and the Report: line.
     let (code, out) = perfhost(
         &[
-            "run", "-H", &url, "--plugin", "http_get", "-n", "10", "--json-file", "r.json",
-            "--html", "r.html", "--hlog", "r.hlog",
+            "run",
+            "-H",
+            &url,
+            "--plugin",
+            "http_get",
+            "-n",
+            "10",
+            "--json-file",
+            "r.json",
+            "--html",
+            "r.html",
+            "--hlog",
+            "r.hlog",
         ],
         &dir.0,
     )
@@ -143,31 +211,78 @@ async fn an_output_that_cannot_be_written_exits_6() {
     assert_eq!(code, Some(0), "{out}");
     assert!(out.contains("Report: r.html"), "{out}");
 
-    let (code, out) = perfhost(&["report", "r.json", "--html", "/dev/full", "--markdown", "r.md"], &dir.0).await;
-    assert_eq!(code, Some(6), "{out}");
-    assert!(out.contains("cannot write /dev/full") && dir.join("r.md").is_file(), "{out}");
-
     let (code, out) = perfhost(
-        &["compare", "r.json", "r.json", "--junit", "/dev/full", "--markdown", "c.md"],
+        &[
+            "report",
+            "r.json",
+            "--html",
+            "/dev/full",
+            "--markdown",
+            "r.md",
+        ],
         &dir.0,
     )
     .await;
     assert_eq!(code, Some(6), "{out}");
-    assert!(out.contains("cannot write /dev/full") && dir.join("c.md").is_file(), "{out}");
+    assert!(
+        out.contains("cannot write /dev/full") && dir.join("r.md").is_file(),
+        "{out}"
+    );
 
     let (code, out) = perfhost(
-        &["run", "-H", &url, "--plugin", "http_get", "-n", "4", "--shard", "0/1", "--json-file", "s.json"],
+        &[
+            "compare",
+            "r.json",
+            "r.json",
+            "--junit",
+            "/dev/full",
+            "--markdown",
+            "c.md",
+        ],
+        &dir.0,
+    )
+    .await;
+    assert_eq!(code, Some(6), "{out}");
+    assert!(
+        out.contains("cannot write /dev/full") && dir.join("c.md").is_file(),
+        "{out}"
+    );
+
+    let (code, out) = perfhost(
+        &[
+            "run",
+            "-H",
+            &url,
+            "--plugin",
+            "http_get",
+            "-n",
+            "4",
+            "--shard",
+            "0/1",
+            "--json-file",
+            "s.json",
+        ],
         &dir.0,
     )
     .await;
     assert_eq!(code, Some(0), "{out}");
     let (code, out) = perfhost(
-        &["merge", "s.json", "--json-file", "/dev/full", "--html", "m.html"],
+        &[
+            "merge",
+            "s.json",
+            "--json-file",
+            "/dev/full",
+            "--html",
+            "m.html",
+        ],
         &dir.0,
     )
     .await;
     assert_eq!(code, Some(6), "{out}");
-    assert!(out.contains("cannot write /dev/full") && dir.join("m.html").is_file(), "{out}");
+    assert!(
+        out.contains("cannot write /dev/full") && dir.join("m.html").is_file(),
+        "{out}"
+    );
 
     std::fs::write(
         dir.join("suite.toml"),
@@ -175,18 +290,40 @@ async fn an_output_that_cannot_be_written_exits_6() {
     )
     .unwrap();
     let (code, out) = perfhost(
-        &["bench", "--url", &url, "--suite", "suite.toml", "-o", "/dev/full", "--markdown", "b.md"],
+        &[
+            "bench",
+            "--url",
+            &url,
+            "--suite",
+            "suite.toml",
+            "-o",
+            "/dev/full",
+            "--markdown",
+            "b.md",
+        ],
         &dir.0,
     )
     .await;
     assert_eq!(code, Some(6), "{out}");
-    assert!(out.contains("cannot write /dev/full") && dir.join("b.md").is_file(), "{out}");
+    assert!(
+        out.contains("cannot write /dev/full") && dir.join("b.md").is_file(),
+        "{out}"
+    );
 
     let pid = demo_guard.0.id().to_string();
     let (code, out) = perfhost(
         &[
-            "profile", "--pid", &pid, "-H", &url, "--duration", "1s", "--interval", "200ms",
-            "--output", "afile/p",
+            "profile",
+            "--pid",
+            &pid,
+            "-H",
+            &url,
+            "--duration",
+            "1s",
+            "--interval",
+            "200ms",
+            "--output",
+            "afile/p",
         ],
         &dir.0,
     )
@@ -201,14 +338,25 @@ async fn runs_of_one_name_in_one_second_keep_every_result() {
     let _serial = support::serial().await;
     let dir = TempDir::new("same-second");
     let (_demo, url) = demo(&[]);
-    let runs = (0..3).map(|_| {
-        support::perfhost(
-            &["run", "-H", &url, "--plugin", "http_get", "-n", "3", "--run-name", "same"],
-            &dir.0,
-        )
-    });
+    let args = [
+        "run",
+        "-H",
+        &url,
+        "--plugin",
+        "http_get",
+        "-n",
+        "3",
+        "--run-name",
+        "same",
+    ];
+    let runs = (0..3).map(|_| support::perfhost(&args, &dir.0));
     for out in futures_util::future::join_all(runs).await {
-        assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
     }
     let results: Vec<String> = files_under(&dir.join("reports"))
         .into_iter()
@@ -241,7 +389,11 @@ async fn a_comparison_of_nothing_fails() {
     let (code, out) = perfhost(&["compare", "run.json", "bench.json"], &dir.0).await;
     assert_eq!(code, Some(2), "{out}");
     assert!(out.contains("nothing was compared"), "{out}");
-    assert_eq!(out.lines().filter(|l| l.starts_with("error")).count(), 1, "{out}");
+    assert_eq!(
+        out.lines().filter(|l| l.starts_with("error")).count(),
+        1,
+        "{out}"
+    );
     // The same file against itself compares and passes.
     let (code, out) = perfhost(&["compare", "run.json", "run.json"], &dir.0).await;
     assert_eq!(code, Some(0), "{out}");
@@ -320,10 +472,16 @@ async fn sigterm_to_local_stops_the_shards_and_merges() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(130), "{stderr}");
     assert!(sent.elapsed() < Duration::from_secs(30), "{stderr}");
-    assert!(stderr.contains("Interrupted: stopping the 2 of 2 shards"), "{stderr}");
+    assert!(
+        stderr.contains("Interrupted: stopping the 2 of 2 shards"),
+        "{stderr}"
+    );
     assert!(!stderr.contains("exited with"), "{stderr}");
     for shard in shards {
-        assert!(!Path::new(&format!("/proc/{shard}")).exists(), "shard {shard} still runs");
+        assert!(
+            !Path::new(&format!("/proc/{shard}")).exists(),
+            "shard {shard} still runs"
+        );
     }
     let merged = support::read_json(&support::local_run_dir(&dir.0).join("merged.json"));
     assert_eq!(merged["meta"]["interrupted"], true);
@@ -335,7 +493,10 @@ async fn sigterm_to_local_stops_the_shards_and_merges() {
     assert_eq!(server.seen().len(), seen, "requests after the stop");
     // In-flight requests of the stop end as they may: at most one per user apart.
     let counted = merged["total"]["requests"].as_u64().unwrap();
-    assert!(counted <= seen as u64 && counted + 4 >= seen as u64, "{counted} of {seen}");
+    assert!(
+        counted <= seen as u64 && counted + 4 >= seen as u64,
+        "{counted} of {seen}"
+    );
 
     // A shard killed by SIGKILL: named as such (not as "exited with 130"); merge then names
     // the missing shard.
@@ -350,7 +511,10 @@ async fn sigterm_to_local_stops_the_shards_and_merges() {
     signal(pid, libc::SIGINT);
     let out = tokio::task::block_in_place(|| wait_output(child, Duration::from_secs(40)));
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(stderr.contains("was killed by signal 9 (SIGKILL"), "{stderr}");
+    assert!(
+        stderr.contains("was killed by signal 9 (SIGKILL"),
+        "{stderr}"
+    );
     assert!(!stderr.contains("exited with 130"), "{stderr}");
     assert!(stderr.contains("is missing"), "{stderr}");
     assert_eq!(out.status.code(), Some(130), "{stderr}");
@@ -371,7 +535,11 @@ async fn bench_honours_signals_in_its_warm_up() {
     let (code, out) = perfhost(&["bench", "--url", &url, "--suite", "huge.toml"], &dir.0).await;
     assert_eq!(code, Some(2), "{out}");
     assert!(out.contains("at most 100000"), "{out}");
-    assert_eq!(out.lines().filter(|l| l.starts_with("error")).count(), 1, "{out}");
+    assert_eq!(
+        out.lines().filter(|l| l.starts_with("error")).count(),
+        1,
+        "{out}"
+    );
 
     std::fs::write(
         dir.join("long.toml"),
@@ -381,7 +549,15 @@ async fn bench_honours_signals_in_its_warm_up() {
     for sig in [libc::SIGTERM, libc::SIGINT] {
         let child = Command::new(env!("CARGO_BIN_EXE_perfhost"))
             .current_dir(&dir.0)
-            .args(["bench", "--url", &url, "--suite", "long.toml", "-o", "out.json"])
+            .args([
+                "bench",
+                "--url",
+                &url,
+                "--suite",
+                "long.toml",
+                "-o",
+                "out.json",
+            ])
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
@@ -392,9 +568,17 @@ async fn bench_honours_signals_in_its_warm_up() {
         let out = tokio::task::block_in_place(|| wait_output(child, Duration::from_secs(30)));
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert_eq!(out.status.code(), Some(130), "{stderr}");
-        assert!(sent.elapsed() < Duration::from_secs(15), "{:?}: {stderr}", sent.elapsed());
+        assert!(
+            sent.elapsed() < Duration::from_secs(15),
+            "{:?}: {stderr}",
+            sent.elapsed()
+        );
         let result = support::read_json(&dir.join("out.json"));
         assert_eq!(result["metadata"]["interrupted"], true);
-        assert_eq!(result["results"].as_array().unwrap().len(), 0, "nothing was measured");
+        assert_eq!(
+            result["results"].as_array().unwrap().len(),
+            0,
+            "nothing was measured"
+        );
     }
 }

@@ -4,7 +4,7 @@
 //! (`host/assets/fonts/`, registered once through plotters' `ab_glyph` feature), so charts
 //! render the same on a machine with no system fonts: nothing here asks fontconfig.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::OnceLock;
 
 use plotters::coord::Shift;

@@ -89,6 +89,14 @@ impl Written {
         self.errors.is_empty()
     }
 
+    /// The files written, or the first failure (for callers that stop at one).
+    pub fn into_result(mut self) -> Result<Vec<PathBuf>, ReportError> {
+        match self.errors.is_empty() {
+            true => Ok(self.files),
+            false => Err(self.errors.remove(0)),
+        }
+    }
+
     /// Whether `path` was written.
     pub fn wrote(&self, path: &Path) -> bool {
         self.files.iter().any(|p| p == path)

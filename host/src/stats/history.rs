@@ -140,9 +140,11 @@ pub fn merge(points: &[(HistoryPoint, usize)]) -> HistoryPoint {
     let mean = |f: fn(&HistoryPoint) -> f64| {
         points.iter().map(|(p, w)| f(p) * *w as f64).sum::<f64>() / seconds as f64
     };
-    let (percentiles_ms, histogram) = combine(points.iter().map(|(p, _)| {
-        (p.requests, &p.percentiles_ms, p.histogram.as_deref())
-    }));
+    let (percentiles_ms, histogram) = combine(
+        points
+            .iter()
+            .map(|(p, _)| (p.requests, &p.percentiles_ms, p.histogram.as_deref())),
+    );
     // Endpoints by (name, method), in the order the points list them (sorted).
     let mut endpoints: BTreeMap<(&str, &str), Vec<&HistoryEndpoint>> = BTreeMap::new();
     for (p, _) in points {
@@ -277,16 +279,33 @@ mod tests {
             requests += p.requests;
             failures += p.failures;
             d.push(&mut history, p);
-            assert!(history.len() <= d.bound(), "{} points at {s}", history.len());
+            assert!(
+                history.len() <= d.bound(),
+                "{} points at {s}",
+                history.len()
+            );
         }
         assert_eq!(history.iter().map(|p| p.requests).sum::<u64>(), requests);
         assert_eq!(history.iter().map(|p| p.failures).sum::<u64>(), failures);
-        let endpoint: u64 = history.iter().flat_map(|p| &p.endpoints).map(|e| e.requests).sum();
+        let endpoint: u64 = history
+            .iter()
+            .flat_map(|p| &p.endpoints)
+            .map(|e| e.requests)
+            .sum();
         assert_eq!(endpoint, requests);
         assert!(history.windows(2).all(|w| w[0].time < w[1].time));
-        let last: Vec<f64> = history[history.len() - 60..].iter().map(|p| p.time).collect();
-        assert!(last.windows(2).all(|w| w[1] - w[0] == 1.0), "the last minute is whole");
-        assert_eq!(history.last().unwrap().totals.as_ref().unwrap().requests, 99_999);
+        let last: Vec<f64> = history[history.len() - 60..]
+            .iter()
+            .map(|p| p.time)
+            .collect();
+        assert!(
+            last.windows(2).all(|w| w[1] - w[0] == 1.0),
+            "the last minute is whole"
+        );
+        assert_eq!(
+            history.last().unwrap().totals.as_ref().unwrap().requests,
+            99_999
+        );
         assert!(d.width() >= 1024, "width {}", d.width());
     }
 
@@ -300,7 +319,9 @@ mod tests {
         assert_eq!(merged.percentiles_ms, Percentiles::of(&h));
         let e = &merged.endpoints[0];
         assert_eq!(
-            deserialize_histogram(e.histogram.as_deref().unwrap()).unwrap().len(),
+            deserialize_histogram(e.histogram.as_deref().unwrap())
+                .unwrap()
+                .len(),
             e.requests
         );
         assert!((merged.rps - points.iter().map(|(p, _)| p.rps).sum::<f64>() / 8.0).abs() < 1e-9);

@@ -408,7 +408,10 @@ mod tests {
         let expected: u64 = (0..2000u64).map(|s| s % 5).sum();
         let (_, total) = run.endpoint_stats(2000.0);
         assert_eq!(total.requests, expected);
-        assert_eq!(run.history.iter().map(|p| p.requests).sum::<u64>(), expected);
+        assert_eq!(
+            run.history.iter().map(|p| p.requests).sum::<u64>(),
+            expected
+        );
         let last = run.history.last().unwrap().totals.as_ref().unwrap();
         assert_eq!(last.requests, expected);
     }
