@@ -177,14 +177,14 @@ fn progress(p: Progress<'_>, tty: bool) {
                 case.requests
             );
             if tty {
-                crate::console::write_err(format_args!("\r      {bar}\x1b[K"), false);
+                crate::console::write_err_raw(format_args!("\r      {bar}\x1b[K"), false);
             } else {
                 crate::errln!("      {bar}");
             }
         }
         Progress::Done(c) => {
             if tty {
-                crate::console::write_err(format_args!("\r\x1b[K"), false);
+                crate::console::write_err_raw(format_args!("\r\x1b[K"), false);
             }
             crate::errln!(
                 "      {}/{} successful ({:.1}%), {:.2} req/s in {}, latency p50 {:.1} ms, p95 {:.1} ms, p99 {:.1} ms",

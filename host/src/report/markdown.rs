@@ -25,6 +25,9 @@ pub fn md_escape(s: &str) -> String {
                 out.push('\\');
                 out.push(c);
             }
+            // ESC, OSC and the other controls: shown, never passed to a terminal that
+            // prints the file (`perfhost merge --markdown -`, `cat summary.md`).
+            c if c.is_control() => out.push_str(&crate::console::terminal_safe(&c.to_string())),
             c => out.push(c),
         }
     }
