@@ -270,6 +270,10 @@ impl SampleBook {
             .count();
         if samples.len() < MAX_SAMPLES && same < SAMPLES_PER_NAME {
             let mut sample = make();
+            sample.method = cap_name(&sample.method).into_owned();
+            sample.name = cap_name(&sample.name).into_owned();
+            // The error may quote the whole URL (a 10 MB data value in the path).
+            sample.error = cap_message(&sample.error).into_owned();
             if !redactor.is_empty() {
                 sample.error = redactor.redact(&sample.error).into_owned();
                 sample.body = redactor.redact(&sample.body).into_owned();
@@ -343,6 +347,26 @@ pub fn cap_message(text: &str) -> std::borrow::Cow<'_, str> {
     ))
 }
 
+/// Longest request name (or method) a row keeps: a name is a label for a table, and a value
+/// used as one (a 50 MB field of a `--data` row) would otherwise be kept whole in the row,
+/// its failures, its history and its samples.
+pub const MAX_NAME_BYTES: usize = 256;
+/// What ends a name cut at `MAX_NAME_BYTES`: the same for every cut, so names that share
+/// their first 256 bytes share a row.
+pub const NAME_CUT: &str = "… [name cut at 256 bytes]";
+
+/// `name` cut to `MAX_NAME_BYTES` (on a character boundary) with `NAME_CUT` after it.
+pub fn cap_name(name: &str) -> std::borrow::Cow<'_, str> {
+    if name.len() <= MAX_NAME_BYTES {
+        return std::borrow::Cow::Borrowed(name);
+    }
+    let mut end = MAX_NAME_BYTES;
+    while !name.is_char_boundary(end) {
+        end -= 1;
+    }
+    std::borrow::Cow::Owned(format!("{}{NAME_CUT}", &name[..end]))
+}
+
 impl Shard {
     fn lock(&self) -> MutexGuard<'_, Interval> {
         // A panic while holding the lock leaves counts that are still valid numbers.
@@ -353,12 +377,13 @@ impl Shard {
 
     /// Records one request.
     pub fn record(&self, rec: &RequestRecord<'_>) {
+        let (method, name) = (cap_name(rec.method), cap_name(rec.name));
         let mut interval = self.lock();
-        let key = RowKey(rec.method, rec.name);
+        let key = RowKey(&method, &name);
         if !interval.entries.contains_key(&key) {
             interval
                 .entries
-                .insert((rec.method.to_string(), rec.name.to_string()), Entry::new());
+                .insert((method.to_string(), name.to_string()), Entry::new());
         }
         let Some(entry) = interval.entries.get_mut(&key) else {
             return;
@@ -372,11 +397,7 @@ impl Shard {
         if let Some(error) = rec.error {
             let error = self.redactor.redact(error);
             let error = cap_message(&error);
-            let key = (
-                rec.method.to_string(),
-                rec.name.to_string(),
-                error.into_owned(),
-            );
+            let key = (method.to_string(), name.to_string(), error.into_owned());
             if interval.failures.len() >= MAX_DISTINCT_ERRORS
                 && !interval.failures.contains_key(&key)
             {
@@ -396,7 +417,12 @@ impl Shard {
     /// is kept.
     pub fn record_failure(&self, rec: &RequestRecord<'_>, make: impl FnOnce() -> FailureSample) {
         self.record(rec);
-        self.book.offer(rec.method, rec.name, &self.redactor, make);
+        self.book.offer(
+            &cap_name(rec.method),
+            &cap_name(rec.name),
+            &self.redactor,
+            make,
+        );
     }
 
     /// A task that ended with an error or a trap (Locust's exceptions), keyed by where and what.
@@ -464,5 +490,55 @@ impl Shards {
     /// The failure samples of the run.
     pub fn samples(&self) -> &SampleBook {
         &self.book
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn huge_names_are_cut_where_rows_are_made() {
+        assert_eq!(cap_name("/verify"), "/verify");
+        let huge = format!("/health?user={}", "é".repeat(3_000_000));
+        let shard = Shard::default();
+        for error in [None, Some("HTTP 431")] {
+            shard.record_failure(
+                &RequestRecord {
+                    class: 0,
+                    method: "GET",
+                    name: &huge,
+                    latency_us: 10,
+                    content_bytes: 0,
+                    error,
+                    lateness_us: None,
+                },
+                || FailureSample {
+                    method: "GET".into(),
+                    name: huge.clone(),
+                    error: "HTTP 431".into(),
+                    status: Some(431),
+                    headers: Vec::new(),
+                    body: String::new(),
+                    time: 0.0,
+                },
+            );
+        }
+        let interval = shard.take();
+        assert_eq!(interval.entries.len(), 1, "one row for both requests");
+        let ((_, name), entry) = interval.entries.iter().next().unwrap();
+        assert_eq!(entry.requests, 2);
+        assert!(
+            name.len() <= MAX_NAME_BYTES + NAME_CUT.len(),
+            "{}",
+            name.len()
+        );
+        assert!(name.ends_with(NAME_CUT) && name.starts_with("/health?user=é"));
+        for (_, n, _, _) in interval.failure_counts() {
+            assert_eq!(n, name);
+        }
+        for sample in shard.book.samples() {
+            assert_eq!(&sample.name, name);
+        }
     }
 }
