@@ -63,6 +63,14 @@ pub fn main(args: NewArgs) -> u8 {
         );
         return exit::USAGE;
     }
+    if let Some(why) = name_clash(&args.name, args.lang) {
+        crate::errln!(
+            "error: plugin name `{}` would make a project that does not build: {why} — choose another name, e.g. {}",
+            args.name,
+            suggestion(&args.name, args.lang)
+        );
+        return exit::USAGE;
+    }
     let dir = args.dir.unwrap_or_else(|| PathBuf::from(&args.name));
     if dir.exists() {
         crate::errln!(
@@ -100,6 +108,412 @@ pub fn main(args: NewArgs) -> u8 {
             exit::USAGE
         }
     }
+}
+
+/// Identifiers the generated projects cannot take, per language (the name is a crate or
+/// module, its CamelCase form a class). Python's standard-library modules are those of
+/// `sys.stdlib_module_names` (3.11).
+const RUST_KEYWORDS: &[&str] = &[
+    "as", "async", "await", "break", "const", "continue", "crate", "dyn", "else", "enum", "extern",
+    "false", "fn", "for", "if", "impl", "in", "let", "loop", "match", "mod", "move", "mut", "pub",
+    "ref", "return", "self", "static", "struct", "super", "trait", "true", "type", "unsafe", "use",
+    "where", "while", "abstract", "become", "box", "do", "final", "gen", "macro", "override",
+    "priv", "try", "typeof", "unsized", "virtual", "yield", "union",
+];
+const PYTHON_KEYWORDS: &[&str] = &[
+    "and", "as", "assert", "async", "await", "break", "case", "class", "continue", "def", "del",
+    "elif", "else", "except", "finally", "for", "from", "global", "if", "import", "in", "is",
+    "lambda", "match", "nonlocal", "not", "or", "pass", "raise", "return", "try", "while", "with",
+    "yield",
+];
+const JS_RESERVED: &[&str] = &[
+    "await",
+    "break",
+    "case",
+    "catch",
+    "class",
+    "const",
+    "continue",
+    "debugger",
+    "default",
+    "delete",
+    "do",
+    "else",
+    "enum",
+    "export",
+    "extends",
+    "false",
+    "finally",
+    "for",
+    "function",
+    "if",
+    "import",
+    "in",
+    "instanceof",
+    "new",
+    "null",
+    "return",
+    "super",
+    "switch",
+    "this",
+    "throw",
+    "true",
+    "try",
+    "typeof",
+    "var",
+    "void",
+    "while",
+    "with",
+    "yield",
+    "let",
+    "static",
+    "implements",
+    "interface",
+    "package",
+    "private",
+    "protected",
+    "public",
+    "arguments",
+    "eval",
+];
+const RUST_PRELUDE: &[&str] = &[
+    "Context",
+    "DataError",
+    "HttpError",
+    "HttpErrorExt",
+    "LogLevel",
+    "Response",
+    "Task",
+    "TaskError",
+    "TaskResult",
+    "User",
+    "WaitTime",
+    "Deserialize",
+    "Serialize",
+    "Default",
+    "Clone",
+    "Copy",
+    "Send",
+    "Sync",
+    "Sized",
+    "Drop",
+    "Fn",
+    "FnMut",
+    "FnOnce",
+    "Box",
+    "String",
+    "Vec",
+    "Option",
+    "Result",
+    "Some",
+    "None",
+    "Ok",
+    "Err",
+    "Iterator",
+    "IntoIterator",
+    "Extend",
+    "ToOwned",
+    "ToString",
+    "Eq",
+    "PartialEq",
+    "Ord",
+    "PartialOrd",
+    "AsRef",
+    "AsMut",
+    "Into",
+    "From",
+    "TryFrom",
+    "TryInto",
+    "Debug",
+    "Hash",
+    "Unpin",
+    "Future",
+];
+const RUST_CRATES: &[&str] = &[
+    "std",
+    "core",
+    "alloc",
+    "proc_macro",
+    "test",
+    "perfhost_sdk",
+    "serde",
+    "serde_json",
+    "wit_bindgen",
+];
+const PYTHON_STDLIB: &[&str] = &[
+    "abc",
+    "aifc",
+    "antigravity",
+    "argparse",
+    "array",
+    "ast",
+    "asynchat",
+    "asyncio",
+    "asyncore",
+    "atexit",
+    "audioop",
+    "base64",
+    "bdb",
+    "binascii",
+    "bisect",
+    "builtins",
+    "bz2",
+    "calendar",
+    "cgi",
+    "cgitb",
+    "chunk",
+    "cmath",
+    "cmd",
+    "code",
+    "codecs",
+    "codeop",
+    "collections",
+    "colorsys",
+    "compileall",
+    "concurrent",
+    "configparser",
+    "contextlib",
+    "contextvars",
+    "copy",
+    "copyreg",
+    "crypt",
+    "csv",
+    "ctypes",
+    "curses",
+    "dataclasses",
+    "datetime",
+    "dbm",
+    "decimal",
+    "difflib",
+    "dis",
+    "distutils",
+    "doctest",
+    "email",
+    "encodings",
+    "ensurepip",
+    "enum",
+    "errno",
+    "faulthandler",
+    "fcntl",
+    "filecmp",
+    "fileinput",
+    "fnmatch",
+    "fractions",
+    "ftplib",
+    "functools",
+    "gc",
+    "genericpath",
+    "getopt",
+    "getpass",
+    "gettext",
+    "glob",
+    "graphlib",
+    "grp",
+    "gzip",
+    "hashlib",
+    "heapq",
+    "hmac",
+    "html",
+    "http",
+    "idlelib",
+    "imaplib",
+    "imghdr",
+    "imp",
+    "importlib",
+    "inspect",
+    "io",
+    "ipaddress",
+    "itertools",
+    "json",
+    "keyword",
+    "lib2to3",
+    "linecache",
+    "locale",
+    "logging",
+    "lzma",
+    "mailbox",
+    "mailcap",
+    "marshal",
+    "math",
+    "mimetypes",
+    "mmap",
+    "modulefinder",
+    "msilib",
+    "msvcrt",
+    "multiprocessing",
+    "netrc",
+    "nis",
+    "nntplib",
+    "nt",
+    "ntpath",
+    "nturl2path",
+    "numbers",
+    "opcode",
+    "operator",
+    "optparse",
+    "os",
+    "ossaudiodev",
+    "pathlib",
+    "pdb",
+    "pickle",
+    "pickletools",
+    "pipes",
+    "pkgutil",
+    "platform",
+    "plistlib",
+    "poplib",
+    "posix",
+    "posixpath",
+    "pprint",
+    "profile",
+    "pstats",
+    "pty",
+    "pwd",
+    "py_compile",
+    "pyclbr",
+    "pydoc",
+    "pydoc_data",
+    "pyexpat",
+    "queue",
+    "quopri",
+    "random",
+    "re",
+    "readline",
+    "reprlib",
+    "resource",
+    "rlcompleter",
+    "runpy",
+    "sched",
+    "secrets",
+    "select",
+    "selectors",
+    "shelve",
+    "shlex",
+    "shutil",
+    "signal",
+    "site",
+    "smtpd",
+    "smtplib",
+    "sndhdr",
+    "socket",
+    "socketserver",
+    "spwd",
+    "sqlite3",
+    "sre_compile",
+    "sre_constants",
+    "sre_parse",
+    "ssl",
+    "stat",
+    "statistics",
+    "string",
+    "stringprep",
+    "struct",
+    "subprocess",
+    "sunau",
+    "symtable",
+    "sys",
+    "sysconfig",
+    "syslog",
+    "tabnanny",
+    "tarfile",
+    "telnetlib",
+    "tempfile",
+    "termios",
+    "textwrap",
+    "this",
+    "threading",
+    "time",
+    "timeit",
+    "tkinter",
+    "token",
+    "tokenize",
+    "tomllib",
+    "trace",
+    "traceback",
+    "tracemalloc",
+    "tty",
+    "turtle",
+    "turtledemo",
+    "types",
+    "typing",
+    "unicodedata",
+    "unittest",
+    "urllib",
+    "uu",
+    "uuid",
+    "venv",
+    "warnings",
+    "wave",
+    "weakref",
+    "webbrowser",
+    "winreg",
+    "winsound",
+    "wsgiref",
+    "xdrlib",
+    "xml",
+    "xmlrpc",
+    "zipapp",
+    "zipfile",
+    "zipimport",
+    "zlib",
+    "zoneinfo",
+];
+
+/// Why `name` (already a valid identifier) would make a `lang` project that does not build
+/// or does not run, or `None`.
+fn name_clash(name: &str, lang: Lang) -> Option<String> {
+    if RUST_KEYWORDS.contains(&name)
+        || PYTHON_KEYWORDS.contains(&name)
+        || JS_RESERVED.contains(&name)
+    {
+        // A keyword names nothing in any of the languages: refused for all of them, so a
+        // plugin's name means the same whatever it is written in.
+        return Some(format!(
+            "`{name}` is a keyword (in Rust, Python or JavaScript)"
+        ));
+    }
+    let class = class_name(name);
+    match lang {
+        Lang::Rust if RUST_CRATES.contains(&name) => Some(format!(
+            "a crate named `{name}` clashes with the crate of that name it depends on"
+        )),
+        Lang::Rust if RUST_PRELUDE.contains(&class.as_str()) => Some(format!(
+            "its user class `{class}` shadows the `{class}` that the SDK's prelude or Rust's prelude brings in"
+        )),
+        Lang::Python | Lang::Js | Lang::C
+            if ["perfhost", "behaviour", "app", "plugin", "wit_world"].contains(&name) =>
+        {
+            Some(format!(
+                "its file `{name}.{}` would overwrite a file of the SDK or the build",
+                match lang {
+                    Lang::Python => "py",
+                    Lang::Js => "js",
+                    _ => "c",
+                }
+            ))
+        }
+        Lang::Python if PYTHON_STDLIB.contains(&name) || name.starts_with("componentize_py") => {
+            Some(format!(
+                "its module `{name}` shadows Python's standard-library module `{name}`, which the SDK or componentize-py imports"
+            ))
+        }
+        Lang::Python if ["User", "Behaviour"].contains(&class.as_str()) => Some(format!(
+            "its user class `{class}` shadows the SDK's `{class}`"
+        )),
+        _ => None,
+    }
+}
+
+/// A name close to `name` that passes every check.
+fn suggestion(name: &str, lang: Lang) -> String {
+    [
+        format!("{name}_user"),
+        format!("my_{name}"),
+        format!("{name}_plugin"),
+    ]
+    .into_iter()
+    .find(|n| valid_name(n) && name_clash(n, lang).is_none())
+    .unwrap_or_else(|| "my_user".to_string())
 }
 
 fn valid_name(name: &str) -> bool {
@@ -250,6 +664,42 @@ mod tests {
         assert!(!valid_name("Heavy") && !valid_name("2u") && !valid_name("a-b") && !valid_name(""));
         assert_eq!(class_name("heavy_user"), "HeavyUser");
         assert_eq!(class_name("u2"), "U2");
+    }
+
+    #[test]
+    fn names_that_make_broken_projects_are_refused() {
+        for (name, lang, why) in [
+            ("self", Lang::Rust, "keyword"),
+            ("class", Lang::Python, "keyword"),
+            ("class", Lang::Rust, "keyword"),
+            ("context", Lang::Rust, "`Context` shadows"),
+            ("task", Lang::Rust, "`Task` shadows"),
+            ("user_", Lang::Rust, "`User` shadows"),
+            ("std", Lang::Rust, "crate"),
+            ("perfhost", Lang::Python, "perfhost.py"),
+            ("behaviour", Lang::Python, "behaviour.py"),
+            ("app", Lang::Js, "app.js"),
+            ("perfhost", Lang::C, "perfhost.c"),
+            ("json", Lang::Python, "standard-library module `json`"),
+            ("asyncio", Lang::Python, "standard-library"),
+        ] {
+            let clash = name_clash(name, lang).unwrap_or_default();
+            assert!(clash.contains(why), "{name} ({lang:?}): {clash:?}");
+            let suggested = suggestion(name, lang);
+            assert!(
+                valid_name(&suggested) && name_clash(&suggested, lang).is_none(),
+                "{suggested}"
+            );
+        }
+        for (name, lang) in [
+            ("heavy_user", Lang::Rust),
+            ("json", Lang::Rust),
+            ("context", Lang::Python),
+            ("checkout", Lang::Js),
+            ("app", Lang::Rust),
+        ] {
+            assert_eq!(name_clash(name, lang), None, "{name}");
+        }
     }
 
     #[test]
