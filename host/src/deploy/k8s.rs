@@ -167,9 +167,14 @@ fn check_options(o: &K8sOptions) -> Result<(), String> {
                     .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || "-.".contains(c))
                 && v.starts_with(|c: char| c.is_ascii_alphanumeric())
                 && v.ends_with(|c: char| c.is_ascii_alphanumeric());
-            if !ok || super::yaml11_retyped(v) {
+            if !ok {
                 return Err(format!(
                     "{flag} `{v}`: give a Kubernetes name (lower-case letters, digits, '-' and '.', starting and ending with a letter or digit)"
+                ));
+            }
+            if super::yaml11_retyped(v) {
+                return Err(format!(
+                    "{flag} `{v}`: kubectl's YAML reader takes `{v}` for a boolean, number or date, not a name — choose another name, e.g. perfhost-{v}"
                 ));
             }
         }
