@@ -69,7 +69,8 @@ Thresholds (--threshold, repeatable): [SCOPE:]METRIC OP VALUE[; abort-on-fail[=G
   e.g. 'p95<500ms'  'failure-rate<1%'  'rps>50'  \"'POST /verify':p99<1s\"  'class=BurstUser:avg<200ms'
 
 Environment: LOAD_TEST_HOST (target), API_TOKEN (Authorization: Bearer), API_KEY (X-API-Key),
-PERFHOST_<OPTION> for any option (PERFHOST_USERS=10); ./perfhost.toml or ./locust.conf is read.
+PERFHOST_<SETTING> for every setting perfhost.toml takes (PERFHOST_USERS=10,
+PERFHOST_HTML=report.html; lists comma-separated); ./perfhost.toml or ./locust.conf is read.
 Precedence: command line > environment > --scenario > config file > defaults (--print-config).
 
 Exit codes: 0 passed, 1 test failed (thresholds, or any failure without thresholds),

@@ -305,19 +305,39 @@ pub struct Settings {
     pub config: BTreeMap<String, String>,
 }
 
+/// A setting written as text or as a bare number (`"2m"` or `120`), as text; anything else
+/// is one line saying what to write (not serde's "did not match any variant").
+struct TextOrNumber(&'static str);
+
+impl serde::de::Visitor<'_> for TextOrNumber {
+    type Value = String;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.0)
+    }
+
+    fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<String, E> {
+        Ok(v.to_string())
+    }
+
+    fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<String, E> {
+        Ok(v.to_string())
+    }
+
+    fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<String, E> {
+        Ok(v.to_string())
+    }
+
+    fn visit_f64<E: serde::de::Error>(self, v: f64) -> Result<String, E> {
+        Ok(v.to_string())
+    }
+}
+
 /// A duration in a settings file: `"2m"`, or a number of seconds.
 fn duration_setting<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
-    #[derive(Deserialize)]
-    #[serde(untagged)]
-    enum Text {
-        Text(String),
-        Seconds(f64),
-    }
-    let text = match Option::<Text>::deserialize(d)? {
-        None => return Ok(None),
-        Some(Text::Text(t)) => t,
-        Some(Text::Seconds(s)) => s.to_string(),
-    };
+    let text = d.deserialize_any(TextOrNumber(
+        "a duration such as \"90s\", \"5m\" or \"1h30m\", or a number of seconds",
+    ))?;
     parse_duration(&text)
         .map(Some)
         .map_err(serde::de::Error::custom)
@@ -325,26 +345,22 @@ fn duration_setting<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>,
 
 /// A size in a settings file: `"16MiB"`, or a number of bytes.
 fn size_setting<'de, D: Deserializer<'de>>(d: D) -> Result<Option<usize>, D::Error> {
-    #[derive(Deserialize)]
-    #[serde(untagged)]
-    enum Text {
-        Text(String),
-        Bytes(u64),
-    }
-    let text = match Option::<Text>::deserialize(d)? {
-        None => return Ok(None),
-        Some(Text::Text(t)) => t,
-        Some(Text::Bytes(b)) => b.to_string(),
-    };
+    let text = d.deserialize_any(TextOrNumber(
+        "a size such as \"16MiB\" or \"100MB\", or a number of bytes",
+    ))?;
     parse_size(&text)
         .map(Some)
         .map_err(serde::de::Error::custom)
 }
 
-/// The settings an environment variable can carry: `PERFHOST_<NAME>` (e.g. `PERFHOST_USERS`),
-/// as Locust reads `LOCUST_<NAME>`; `LOAD_TEST_HOST` for the host, as the Auditor suite does.
-const ENV_SETTINGS: [&str; 21] = [
+/// The settings an environment variable can carry: `PERFHOST_<NAME>` (e.g. `PERFHOST_USERS`,
+/// `PERFHOST_JSON_FILE`), as Locust reads `LOCUST_<NAME>`; `LOAD_TEST_HOST` for the host, as
+/// the Auditor suite does. Every key of `perfhost.toml` but the `[config]` table (plugins'
+/// values: `--config-value`); lists (`plugins`, `user-classes`, `data`, `thresholds`) are
+/// comma-separated. A test checks this list against `Settings`' fields.
+pub const ENV_SETTINGS: [&str; 35] = [
     "host",
+    "plugins",
     "users",
     "spawn-rate",
     "rate",
@@ -353,6 +369,7 @@ const ENV_SETTINGS: [&str; 21] = [
     "arrivals",
     "run-time",
     "iterations",
+    "user-classes",
     "seed",
     "stop-timeout",
     "request-timeout",
@@ -361,19 +378,40 @@ const ENV_SETTINGS: [&str; 21] = [
     "log-level",
     "run-name",
     "reset-stats",
+    "trace",
     "insecure",
     "ca-cert",
-    "trace",
+    "json-file",
+    "csv",
+    "html",
+    "data",
     "max-body-size",
+    "only-summary",
+    "print-stats",
+    "csv-full-history",
+    "exit-code-on-error",
+    "junit",
+    "thresholds",
+    "web-host",
+    "web-port",
 ];
+
+/// `PERFHOST_<KEY>`: the environment variable of a setting.
+pub fn env_var(key: &str) -> String {
+    format!("PERFHOST_{}", key.replace('-', "_").to_ascii_uppercase())
+}
 
 impl Settings {
     /// Sets `key` (a settings-file name) from text, as an environment variable gives it.
     pub fn set(&mut self, key: &str, value: &str) -> Result<(), String> {
         fn number<T: std::str::FromStr>(v: &str) -> Result<T, String> {
-            v.trim()
-                .parse()
-                .map_err(|_| format!("`{v}` is not a number"))
+            let v = v.trim();
+            v.parse().map_err(|_| match v.parse::<f64>() {
+                Ok(n) if n < 0.0 => format!("`{v}` cannot be negative"),
+                Ok(_) if v.parse::<i128>().is_ok() => format!("`{v}` is too large"),
+                Ok(_) => format!("`{v}` is not a whole number"),
+                Err(_) => format!("`{v}` is not a number"),
+            })
         }
         fn flag(v: &str) -> Result<bool, String> {
             match v.trim().to_ascii_lowercase().as_str() {
@@ -410,6 +448,7 @@ impl Settings {
             "json-file" => self.json_file = Some(PathBuf::from(value)),
             "csv" => self.csv = Some(PathBuf::from(value)),
             "html" => self.html = Some(PathBuf::from(value)),
+            "data" => self.data = Some(list(value)),
             "max-body-size" => {
                 self.max_body_size = Some(parse_size(value).map_err(|e| e.to_string())?)
             }
@@ -482,7 +521,7 @@ impl Settings {
     fn from_env(env: &dyn Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
         let mut settings = Settings::default();
         for key in ENV_SETTINGS {
-            let var = format!("PERFHOST_{}", key.replace('-', "_").to_ascii_uppercase());
+            let var = env_var(key);
             let value = match env(&var).filter(|v| !v.trim().is_empty()) {
                 Some(v) => v,
                 None if key == "host" => match env("LOAD_TEST_HOST") {
@@ -523,11 +562,8 @@ impl Settings {
 /// Configuration problems: one line naming the thing and the fix.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
-    #[error("cannot read config file {path}: {source}")]
-    Read {
-        path: PathBuf,
-        source: std::io::Error,
-    },
+    #[error("{0}")]
+    Read(#[from] crate::input::InputError),
     /// A field of a settings or scenario file, with its file and line.
     #[error("{0}")]
     Field(#[from] FieldError),
@@ -1380,10 +1416,7 @@ fn load_file(explicit: Option<&Path>) -> Result<Settings, ConfigError> {
             None => return Ok(Settings::default()),
         },
     };
-    let text = std::fs::read_to_string(&path).map_err(|source| ConfigError::Read {
-        path: path.clone(),
-        source,
-    })?;
+    let text = crate::input::read_to_string(&path, crate::input::Kind::Config)?;
     let shown = path.display().to_string();
     if path.extension().is_some_and(|e| e == "toml") {
         return toml::from_str(&text).map_err(|e| scenario::toml_error(&shown, &text, &e).into());
@@ -1514,10 +1547,7 @@ mod tests {
             config: Some(PathBuf::from("/nonexistent/perfhost.toml")),
             ..Default::default()
         };
-        assert!(matches!(
-            resolve(&args, &env),
-            Err(ConfigError::Read { .. })
-        ));
+        assert!(matches!(resolve(&args, &env), Err(ConfigError::Read(..))));
         let args = RunArgs::default();
         let plan = resolve(&args, &env).unwrap();
         let origin = |p: &Plan| p.target.as_ref().map(|t| t.origin.clone());
@@ -1601,5 +1631,84 @@ mod tests {
                 "{line}"
             );
         }
+    }
+
+    /// Every key `perfhost.toml` takes (serde's list of the fields, from its "unknown field"
+    /// message) is one `PERFHOST_<KEY>` reads, but the plugins' `[config]` table.
+    #[test]
+    fn every_setting_has_its_environment_variable() {
+        let err = toml::from_str::<Settings>("zz-unknown = 1\n")
+            .unwrap_err()
+            .to_string();
+        let listed = err.split("expected one of").nth(1).unwrap_or_default();
+        let mut fields: Vec<&str> = listed.split('`').skip(1).step_by(2).collect();
+        assert!(fields.len() > 30, "{err}");
+        fields.retain(|f| *f != "config");
+        fields.sort_unstable();
+        let mut keys = ENV_SETTINGS.to_vec();
+        keys.sort_unstable();
+        assert_eq!(
+            fields, keys,
+            "ENV_SETTINGS and the fields of Settings differ"
+        );
+    }
+
+    /// Walks ENV_SETTINGS: each `PERFHOST_<KEY>` alone (with the settings it needs) is read,
+    /// and `--print-config`'s source of the value says `env`.
+    #[test]
+    fn each_environment_variable_is_read() {
+        let sample = |key: &str| -> &str {
+            match key {
+                "host" => "http://127.0.0.1:9",
+                "plugins" => "http_get,burst_user",
+                "rate" => "5/s",
+                "arrivals" => "poisson",
+                "user-classes" => "BurstUser",
+                "log-level" => "debug",
+                "run-name" => "from-env",
+                "ca-cert" => "ca.pem",
+                "json-file" => "out.json",
+                "csv" => "out",
+                "html" => "out.html",
+                "junit" => "junit.xml",
+                "data" => "rows=rows.csv",
+                "thresholds" => "p95<1s,failure-rate<1%",
+                "web-host" => "127.0.0.1",
+                "max-body-size" => "1MiB",
+                "run-time" | "stop-timeout" | "request-timeout" | "cpu-budget" => "5s",
+                "reset-stats" | "trace" | "insecure" | "only-summary" | "print-stats"
+                | "csv-full-history" => "true",
+                "spawn-rate" => "2.5",
+                _ => "3",
+            }
+        };
+        for key in ENV_SETTINGS {
+            // The open model's companions need --rate; web-host and web-port the web UI.
+            let needs_rate = ["max-users", "pre-allocated-users", "arrivals"].contains(&key);
+            let env = |var: &str| {
+                if var == env_var(key) {
+                    Some(sample(key).to_string())
+                } else if needs_rate && var == "PERFHOST_RATE" {
+                    Some("5/s".to_string())
+                } else {
+                    None
+                }
+            };
+            let args = RunArgs {
+                web: key.starts_with("web-"),
+                ..Default::default()
+            };
+            let plan = resolve_layers(&args, &env, &Settings::default())
+                .unwrap_or_else(|e| panic!("{}={}: {e}", env_var(key), sample(key)));
+            let source = match key {
+                "rate" => plan.sources.get("rate"),
+                k => plan.sources.get(k),
+            };
+            assert_eq!(source, Some(&Source::Env), "{} was not read", env_var(key));
+        }
+        // Lists are comma-separated.
+        let env = |var: &str| (var == "PERFHOST_THRESHOLDS").then(|| "p95<1s, rps>1".to_string());
+        let plan = resolve_layers(&RunArgs::default(), &env, &Settings::default()).unwrap();
+        assert_eq!(plan.thresholds.len(), 2);
     }
 }

@@ -17,6 +17,7 @@ pub mod demo;
 pub mod deploy;
 pub mod engine;
 pub mod exit;
+pub mod input;
 pub mod logging;
 pub mod monitor;
 pub mod outfile;

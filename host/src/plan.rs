@@ -73,6 +73,9 @@ pub struct ShardPlan {
     pub count: usize,
 }
 
+/// The most shards one run may have.
+pub const MAX_SHARDS: usize = 4096;
+
 impl ShardPlan {
     /// `i/N` with 0 ≤ i < N ≤ 4096.
     pub fn parse(text: &str) -> Result<Self, String> {
@@ -83,7 +86,7 @@ impl ShardPlan {
             i.trim().parse().map_err(|_| bad())?,
             n.trim().parse().map_err(|_| bad())?,
         );
-        if count == 0 || count > 4096 || index >= count {
+        if count == 0 || count > MAX_SHARDS || index >= count {
             return Err(format!(
                 "`{text}`: the index must be below the count (0/{count} … {}/{count}), and the count 1 to 4096",
                 count.saturating_sub(1)
@@ -524,12 +527,23 @@ pub struct ScenarioRef {
 /// A problem with one field of a settings or scenario file: one line naming the file, the line
 /// and the field (`smoke.toml:4: field `users`: …`).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{file}{}: field `{field}`: {message}", line.map(|l| format!(":{l}")).unwrap_or_default())]
+#[error("{}", field_line(.file, .line, .field, .message))]
 pub struct FieldError {
     pub file: String,
     pub line: Option<usize>,
     pub field: String,
     pub message: String,
+}
+
+/// `FILE:LINE: field `X`: message`; without a field (`-`), the message after the file, or
+/// alone when it names the file itself.
+fn field_line(file: &str, line: &Option<usize>, field: &str, message: &str) -> String {
+    let line = line.map(|l| format!(":{l}")).unwrap_or_default();
+    match field {
+        "-" if message.contains(file) => message.to_string(),
+        "-" => format!("{file}{line}: {message}"),
+        field => format!("{file}{line}: field `{field}`: {message}"),
+    }
 }
 
 impl ScenarioRef {

@@ -142,10 +142,48 @@ fn line_of(text: &str, offset: usize) -> usize {
     text[..offset.min(text.len())].matches('\n').count() + 1
 }
 
+/// serde's type names in a parse error said in words: "expected usize" is "expected a whole
+/// number, 0 or more".
+fn plain_message(message: &str) -> String {
+    const WORDS: [(&str, &str); 10] = [
+        ("expected usize", "expected a whole number, 0 or more"),
+        ("expected u64", "expected a whole number, 0 or more"),
+        ("expected u32", "expected a whole number, 0 or more"),
+        ("expected u16", "expected a whole number from 0 to 65535"),
+        ("expected u8", "expected a whole number from 0 to 255"),
+        ("expected i64", "expected a whole number"),
+        ("expected f64", "expected a number"),
+        (
+            "expected a sequence",
+            "expected a list, e.g. [\"a\", \"b\"]",
+        ),
+        (
+            "expected a map",
+            "expected a table, e.g. { key = \"value\" }",
+        ),
+        ("expected struct", "expected a table of"),
+    ];
+    let mut out = message.to_string();
+    for (from, to) in WORDS {
+        if let Some(at) = out.find(from) {
+            // Only whole words: `expected u8` must not match inside `expected u64`.
+            let end = at + from.len();
+            if !out[end..].starts_with(|c: char| c.is_ascii_alphanumeric()) {
+                out.replace_range(at..end, to);
+            }
+        }
+    }
+    // `invalid value: integer `-5`, expected …`: the value, then what was expected.
+    if let Some(rest) = out.strip_prefix("invalid value: integer ") {
+        out = rest.to_string();
+    }
+    out
+}
+
 /// A TOML parse error as one `FILE:LINE: field `X`: message` line.
 pub fn toml_error(file: &str, text: &str, e: &toml::de::Error) -> FieldError {
     let line = e.span().map(|s| line_of(text, s.start));
-    let message = e.message().trim().to_string();
+    let message = plain_message(e.message().trim());
     // The field: the name in an "unknown field" message, else the key on the error's line.
     let field = message
         .strip_prefix("unknown field `")
@@ -165,25 +203,25 @@ pub fn toml_error(file: &str, text: &str, e: &toml::de::Error) -> FieldError {
     }
 }
 
+/// The text of a scenario file (a regular file of at most 1 MiB).
+pub fn read_scenario(path: &Path) -> Result<String, ScenarioError> {
+    crate::input::read_to_string(path, crate::input::Kind::Scenario).map_err(|e| ScenarioError {
+        file: path.display().to_string(),
+        line: None,
+        field: "-".into(),
+        message: e.to_string(),
+    })
+}
+
 /// Loads a scenario by preset name, `./scenarios/NAME.toml`, or a path.
 pub fn load(name_or_path: &str) -> Result<Scenario, ScenarioError> {
     let as_path = Path::new(name_or_path);
     let local = Path::new("scenarios").join(format!("{name_or_path}.toml"));
     let (source, text) = if name_or_path.ends_with(".toml") || name_or_path.contains('/') {
-        let text = std::fs::read_to_string(as_path).map_err(|e| ScenarioError {
-            file: name_or_path.to_string(),
-            line: None,
-            field: "-".into(),
-            message: format!("cannot read the file: {e}"),
-        })?;
+        let text = read_scenario(as_path)?;
         (name_or_path.to_string(), text)
     } else if local.exists() {
-        let text = std::fs::read_to_string(&local).map_err(|e| ScenarioError {
-            file: local.display().to_string(),
-            line: None,
-            field: "-".into(),
-            message: format!("cannot read the file: {e}"),
-        })?;
+        let text = read_scenario(&local)?;
         (local.display().to_string(), text)
     } else {
         match PRESETS.iter().find(|(n, _)| *n == name_or_path) {
@@ -295,6 +333,22 @@ pub fn parse(file: &str, text: &str) -> Result<Scenario, ScenarioError> {
                 ))
             }
         }
+    }
+    let total: Duration = stages
+        .iter()
+        .map(|s| s.duration)
+        .chain(rate_stages.iter().map(|s| s.duration))
+        .sum();
+    if total > crate::plan::MAX_DURATION {
+        return Err(err(
+            raw.stages.first().map(|s| s.duration.span()),
+            "stages",
+            format!(
+                "the stages add up to {} ({:.1} days), longer than the maximum run of 30 days — shorten them",
+                crate::plan::format_duration(total),
+                total.as_secs_f64() / 86400.0
+            ),
+        ));
     }
     if !stages.is_empty() && !rate_stages.is_empty() {
         return Err(err(

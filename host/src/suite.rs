@@ -168,12 +168,15 @@ pub fn load(path: Option<&Path>) -> Result<Suite, FieldError> {
         None => parse(DEFAULT_SOURCE, DEFAULT),
         Some(path) => {
             let file = path.display().to_string();
-            let text = std::fs::read_to_string(path).map_err(|e| FieldError {
-                file: file.clone(),
-                line: None,
-                field: "-".into(),
-                message: format!("cannot read the suite: {e}"),
-            })?;
+            let text =
+                crate::input::read_to_string(path, crate::input::Kind::Suite).map_err(|e| {
+                    FieldError {
+                        file: file.clone(),
+                        line: None,
+                        field: "-".into(),
+                        message: e.to_string(),
+                    }
+                })?;
             parse(&file, &text)
         }
     }

@@ -22,6 +22,9 @@ pub struct LocalArgs {
     /// plugins [default: 10s].
     #[arg(long = "start-delay", value_parser = parse_duration_arg, value_name = "D")]
     pub start_delay: Option<Duration>,
+    /// Where the merged JSON result goes [default: reports/<run-name>_local_<time>/merged.json].
+    #[arg(long = "json-file", value_name = "FILE")]
+    pub json_file: Option<PathBuf>,
     /// The merged result's HTML report.
     #[arg(long, value_name = "FILE")]
     pub html: Option<PathBuf>,
@@ -47,10 +50,26 @@ pub struct LocalArgs {
 }
 
 /// The CLI entry: the merged run's exit code, or the worst shard's when a shard failed.
-pub fn main(args: LocalArgs) -> u8 {
+pub fn main(mut args: LocalArgs) -> u8 {
     if args.shards == 0 || args.shards > 64 {
         crate::errln!("error: --shards: give 1 to 64 processes for a run on one machine");
         return exit::USAGE;
+    }
+    // The merged result's files may also come among the run flags (`perfhost local --shards 2
+    // -u 6 --json-file out.json`): they are the merged result's, never a shard's.
+    let (run, merged_outputs) = take_merged_outputs(&args.run);
+    args.run = run;
+    for (flag, value) in merged_outputs {
+        let slot = match flag {
+            "--json-file" => &mut args.json_file,
+            "--html" => &mut args.html,
+            "--csv" => &mut args.csv,
+            "--junit" => &mut args.junit,
+            _ => &mut args.hlog,
+        };
+        if slot.is_none() {
+            *slot = Some(value);
+        }
     }
     let flags = match super::parse_run_flags("perfhost local", &args.run) {
         Ok(f) => f,
@@ -62,17 +81,10 @@ pub fn main(args: LocalArgs) -> u8 {
     for (given, flag) in [
         (flags.shard.is_some(), "--shard"),
         (flags.start_at.is_some(), "--start-at"),
-        (flags.json_file.is_some(), "--json-file"),
-        (flags.html.is_some(), "--html"),
-        (flags.csv.is_some(), "--csv"),
-        (flags.junit.is_some(), "--junit"),
-        (flags.hlog.is_some(), "--hlog"),
         (flags.web, "--web"),
     ] {
         if given {
-            crate::errln!(
-                "error: {flag}: perfhost local sets each shard's own (give --html, --csv, --junit, --markdown or --hlog to perfhost local itself for the merged result)"
-            );
+            crate::errln!("error: {flag}: perfhost local sets each shard's own");
             return exit::USAGE;
         }
     }
@@ -83,6 +95,12 @@ pub fn main(args: LocalArgs) -> u8 {
             return exit::USAGE;
         }
     };
+    // Outputs set by PERFHOST_<SETTING> (or the config file) are the merged result's too; the
+    // shards do not inherit them (each would write the same file).
+    args.json_file = args.json_file.or_else(|| plan.outputs.json_file.clone());
+    args.html = args.html.or_else(|| plan.outputs.html.clone());
+    args.csv = args.csv.or_else(|| plan.outputs.csv.clone());
+    args.junit = args.junit.or_else(|| plan.outputs.junit.clone());
     // One target for every shard: the named one, or one built-in demo server.
     let mut demo = None;
     let mut host_args = Vec::new();
@@ -176,6 +194,10 @@ pub fn main(args: LocalArgs) -> u8 {
             .arg("--json-file")
             .arg(&json)
             .arg("--only-summary")
+            .env_remove("PERFHOST_JSON_FILE")
+            .env_remove("PERFHOST_HTML")
+            .env_remove("PERFHOST_CSV")
+            .env_remove("PERFHOST_JUNIT")
             .stdout(Stdio::from(log))
             .stderr(err_log.map_or(Stdio::null(), Stdio::from))
             .process_group(0);
@@ -255,7 +277,7 @@ pub fn main(args: LocalArgs) -> u8 {
         junit: args.junit,
         ..Default::default()
     };
-    let json = dir.join("merged.json");
+    let json = args.json_file.unwrap_or_else(|| dir.join("merged.json"));
     let written = write_merged(&merged, &json, args.hlog.as_deref(), &outputs);
     let mut code = crate::commands::run::exit_code(&merged, plan.outputs.exit_code_on_error);
     if interrupted {
@@ -368,5 +390,62 @@ fn signal_name(signal: i32) -> &'static str {
         libc::SIGSEGV => " (SIGSEGV: a crash)",
         libc::SIGABRT => " (SIGABRT: a crash)",
         _ => "",
+    }
+}
+
+/// The run flags without the merged result's outputs (`--json-file`, `--html`, `--csv`,
+/// `--junit`, `--hlog`, as `--flag VALUE` or `--flag=VALUE`), and those outputs.
+fn take_merged_outputs(run: &[String]) -> (Vec<String>, Vec<(&'static str, PathBuf)>) {
+    const MERGED: [&str; 5] = ["--json-file", "--html", "--csv", "--junit", "--hlog"];
+    let mut kept = Vec::new();
+    let mut taken = Vec::new();
+    let mut tokens = run.iter();
+    while let Some(token) = tokens.next() {
+        let flag = MERGED.iter().find(|f| {
+            token == *f
+                || token
+                    .strip_prefix(*f)
+                    .is_some_and(|rest| rest.starts_with('='))
+        });
+        match flag {
+            Some(flag) if token == flag => match tokens.next() {
+                Some(value) => taken.push((*flag, PathBuf::from(value))),
+                // `--html` with no value: left for the run-flag parser to name.
+                None => kept.push(token.clone()),
+            },
+            Some(flag) => taken.push((*flag, PathBuf::from(&token[flag.len() + 1..]))),
+            None => kept.push(token.clone()),
+        }
+    }
+    (kept, taken)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn merged_outputs_are_taken_from_the_run_flags() {
+        let run: Vec<String> = [
+            "-u",
+            "6",
+            "--json-file",
+            "m.json",
+            "--html=r.html",
+            "-t",
+            "5s",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        let (kept, taken) = take_merged_outputs(&run);
+        assert_eq!(kept, ["-u", "6", "-t", "5s"]);
+        assert_eq!(
+            taken,
+            [
+                ("--json-file", PathBuf::from("m.json")),
+                ("--html", PathBuf::from("r.html"))
+            ]
+        );
     }
 }

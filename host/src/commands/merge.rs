@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 
 use crate::config::parse_duration_arg;
 use crate::exit;
+use crate::plan::MAX_SHARDS;
 use crate::report::merge::merge;
 use crate::report::{load_result, summary_table, write_reports, ReportOutputs, RunResult};
 
@@ -79,6 +80,10 @@ pub fn main(args: MergeArgs) -> u8 {
 /// `perfhost k8s collect` / `perfhost slurm collect`: waits for the shards' results in a
 /// folder, then merges them as `merge` does.
 pub fn collect(args: CollectArgs) -> u8 {
+    if args.shards.is_some_and(|n| n == 0 || n > MAX_SHARDS) {
+        crate::errln!("error: --shards must be 1 to {MAX_SHARDS}, the shard counts a run can have");
+        return exit::USAGE;
+    }
     let deadline = Instant::now() + args.wait.unwrap_or_default();
     let mut seen = usize::MAX;
     let files = loop {
@@ -152,6 +157,13 @@ fn merge_files(
     outputs: MergeOutputs,
     default_json: impl FnOnce(&RunResult) -> PathBuf,
 ) -> u8 {
+    if paths.len() > MAX_SHARDS {
+        crate::errln!(
+            "error: {} result files, but a run has at most {MAX_SHARDS} shards — give the shards of one run",
+            paths.len()
+        );
+        return exit::USAGE;
+    }
     let mut results = Vec::new();
     for path in paths {
         match load_result(path) {

@@ -36,8 +36,15 @@ pub fn main(cmd: ScenarioCommand) -> u8 {
                 .iter()
                 .find(|(n, _)| loaded.source.ends_with("(built-in)") && *n == loaded.name)
                 .map(|(_, t)| t.to_string())
-                .or_else(|| std::fs::read_to_string(&loaded.source).ok())
-                .unwrap_or_default();
+                .map(Ok)
+                .unwrap_or_else(|| scenario::read_scenario(std::path::Path::new(&loaded.source)));
+            let text = match text {
+                Ok(text) => text,
+                Err(err) => {
+                    crate::errln!("error: {err}");
+                    return exit::USAGE;
+                }
+            };
             crate::outln!("# {}", loaded.source);
             crate::out!("{text}");
             exit::OK

@@ -138,8 +138,8 @@ pub enum DeployError {
         "{flag} {path}: no such file — name a file that exists here (it is shipped to the shards)"
     )]
     Missing { flag: String, path: String },
-    #[error("cannot read {path}: {err}")]
-    Read { path: String, err: std::io::Error },
+    #[error("{0}")]
+    Input(crate::input::InputError),
     #[error("{0}")]
     Start(String),
     #[error("--start-at {0} has passed: give a later time, or --start-in D")]
@@ -510,12 +510,14 @@ impl Deployment {
         self.files
             .iter()
             .map(|f| {
-                std::fs::read(&f.source)
+                let kind = if f.source.extension().is_some_and(|e| e == "wasm") {
+                    crate::input::Kind::Plugin
+                } else {
+                    crate::input::Kind::Data
+                };
+                crate::input::read(&f.source, kind)
                     .map(|bytes| (f.clone(), bytes))
-                    .map_err(|err| DeployError::Read {
-                        path: f.source.display().to_string(),
-                        err,
-                    })
+                    .map_err(DeployError::Input)
             })
             .collect()
     }

@@ -25,11 +25,8 @@ pub enum DataError {
         "bad --data `{0}`: expected NAME=FILE or NAME=FILE:MODE with MODE shared|unique|per-user"
     )]
     Syntax(String),
-    #[error("cannot read data file {path}: {source}")]
-    Read {
-        path: PathBuf,
-        source: std::io::Error,
-    },
+    #[error("{0}")]
+    Read(#[from] crate::input::InputError),
     #[error("data file {path} line {line}: {message}")]
     Parse {
         path: PathBuf,
@@ -154,10 +151,7 @@ impl DataSet {
 
 /// Reads a CSV (header row; every row becomes an object of strings) or JSON-lines file.
 fn load_rows(path: &Path) -> Result<Vec<String>, DataError> {
-    let text = std::fs::read_to_string(path).map_err(|source| DataError::Read {
-        path: path.into(),
-        source,
-    })?;
+    let text = crate::input::read_to_string(path, crate::input::Kind::Data)?;
     let is_jsonl = matches!(
         path.extension().and_then(|e| e.to_str()),
         Some("jsonl" | "ndjson" | "json")
@@ -195,10 +189,24 @@ fn parse_csv(path: &Path, text: &str) -> Result<Vec<String>, DataError> {
         .lines()
         .enumerate()
         .filter(|(_, l)| !l.trim().is_empty());
-    let Some((_, header)) = lines.next() else {
+    let Some((header_line, header)) = lines.next() else {
         return Ok(Vec::new());
     };
     let columns = split_csv_line(header);
+    for (i, column) in columns.iter().enumerate() {
+        if let Some(first) = columns[..i].iter().position(|c| c == column) {
+            return Err(DataError::Parse {
+                path: path.into(),
+                line: header_line + 1,
+                message: format!(
+                    "column `{}` appears twice in the header (columns {} and {}) — every column needs its own name",
+                    crate::console::clip(column, 40),
+                    first + 1,
+                    i + 1
+                ),
+            });
+        }
+    }
     let mut rows = Vec::new();
     for (i, line) in lines {
         let fields = split_csv_line(line);
@@ -257,6 +265,18 @@ mod tests {
                 r#"{"city":"Berlin, DE","name":"anna"}"#,
                 r#"{"city":"Köln","name":"bo \"b\""}"#
             ]
+        );
+    }
+
+    #[test]
+    fn duplicate_columns_are_named() {
+        let err = parse_csv(Path::new("x.csv"), "\n\nname,city,name\na,b,c\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("x.csv line 3")
+                && err.contains("column `name` appears twice in the header (columns 1 and 3)"),
+            "{err}"
         );
     }
 

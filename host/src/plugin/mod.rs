@@ -60,11 +60,8 @@ pub(crate) const EPOCH_TICK: Duration = Duration::from_millis(1);
 /// Problems loading a plugin; each message names the plugin and the fix.
 #[derive(Debug, thiserror::Error)]
 pub enum PluginError {
-    #[error("cannot read plugin {path}: {source} — check the path given to --plugin")]
-    Read {
-        path: PathBuf,
-        source: std::io::Error,
-    },
+    #[error("{0}")]
+    Read(#[from] crate::input::InputError),
     #[error("unknown plugin `{0}`: give a .wasm file or a built-in name ({names})", names = builtin::ALL.join(", "))]
     UnknownBuiltin(String),
     #[error("{0} is not a WebAssembly file (bad magic bytes) — give a component built for wasm32-wasip2")]
@@ -204,10 +201,7 @@ impl PluginSpec {
                 bytes: Arc::new(bytes.to_vec()),
             });
         }
-        let bytes = std::fs::read(path).map_err(|source| PluginError::Read {
-            path: path.into(),
-            source,
-        })?;
+        let bytes = crate::input::read(path, crate::input::Kind::Plugin)?;
         let name = path
             .file_stem()
             .map(|s| s.to_string_lossy().into_owned())

@@ -13,17 +13,14 @@ use serde::Serialize;
 use crate::report::bench::{BenchResult, BENCH_SCHEMA};
 use crate::report::junit::{self, TestCase};
 use crate::report::markdown::md_escape;
-use crate::report::{load_result, SCHEMA};
+use crate::report::{parse_result, SCHEMA};
 use crate::stats::Percentile;
 
 /// Why a file cannot be compared.
 #[derive(Debug, thiserror::Error)]
 pub enum CompareError {
-    #[error("cannot read {}: {source}", path.display())]
-    Read {
-        path: PathBuf,
-        source: std::io::Error,
-    },
+    #[error("{0}")]
+    Read(#[from] crate::input::InputError),
     #[error("{} is not valid JSON: {message}", path.display())]
     Json { path: PathBuf, message: String },
     #[error("{} is not a perfhost run result, bench result or benchmark.py file: {why}", path.display())]
@@ -127,13 +124,10 @@ fn ratio(failed: u64, total: u64) -> f64 {
 
 /// Reads a run result, a bench result or a benchmark.py file.
 pub fn load(path: &Path) -> Result<Side, CompareError> {
-    let text = std::fs::read_to_string(path).map_err(|source| CompareError::Read {
-        path: path.to_path_buf(),
-        source,
-    })?;
+    let text = crate::input::read_to_string(path, crate::input::Kind::Result)?;
     let value: serde_json::Value = serde_json::from_str(&text).map_err(|e| CompareError::Json {
         path: path.to_path_buf(),
-        message: e.to_string(),
+        message: crate::console::clip(&e.to_string(), 160),
     })?;
     let unknown = |why: String| CompareError::Unknown {
         path: path.to_path_buf(),
@@ -142,7 +136,7 @@ pub fn load(path: &Path) -> Result<Side, CompareError> {
     let shown = path.display().to_string();
     match value.get("schema").and_then(|s| s.as_str()) {
         Some(SCHEMA) => {
-            let result = load_result(path)?;
+            let result = parse_result(path, &text)?;
             let mut rows = BTreeMap::new();
             for s in result.stats.iter().chain(std::iter::once(&result.total)) {
                 let key = if s.method.is_empty() {
@@ -169,8 +163,8 @@ pub fn load(path: &Path) -> Result<Side, CompareError> {
             })
         }
         Some(BENCH_SCHEMA) => {
-            let bench: BenchResult =
-                serde_json::from_value(value).map_err(|e| unknown(e.to_string()))?;
+            let bench: BenchResult = serde_json::from_value(value)
+                .map_err(|e| unknown(crate::console::clip(&e.to_string(), 160)))?;
             let rows = bench
                 .results
                 .iter()
@@ -195,7 +189,8 @@ pub fn load(path: &Path) -> Result<Side, CompareError> {
             })
         }
         Some(other) => Err(unknown(format!(
-            "its schema is `{other}`; compare reads `{SCHEMA}` and `{BENCH_SCHEMA}`"
+            "its schema is `{}`; compare reads `{SCHEMA}` and `{BENCH_SCHEMA}`",
+            crate::console::clip(other, 40)
         ))),
         None => {
             // benchmark.py: {"metadata": {...}, "results": [{name, total_requests, …}]}.

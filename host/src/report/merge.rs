@@ -48,6 +48,8 @@ pub enum MergeError {
     },
     #[error("{file}: the histogram of `{row}` cannot be read (the file is damaged)")]
     Histogram { file: String, row: String },
+    #[error("the shards hold more than {cap} {what} together — these are not the shards of one perfhost run")]
+    TooMany { what: &'static str, cap: usize },
 }
 
 /// Checks that `results` are every shard of one plan once; returns their shard ids in order.
@@ -71,9 +73,9 @@ fn check(results: &[(String, RunResult)]) -> Result<Vec<ShardMeta>, MergeError> 
                 file: file.clone(),
                 index: meta.index,
                 count: meta.count,
-                hash: meta.plan_hash,
+                hash: crate::console::clip(&meta.plan_hash, 24),
                 first: first_file.clone(),
-                first_hash: first.plan_hash,
+                first_hash: crate::console::clip(&first.plan_hash, 24),
                 first_count: first.count,
             });
         }
@@ -87,30 +89,44 @@ fn check(results: &[(String, RunResult)]) -> Result<Vec<ShardMeta>, MergeError> 
         }
         metas.push(meta);
     }
-    let missing: Vec<String> = (0..first.count)
-        .filter(|i| !seen.contains_key(i))
-        .map(|i| format!("{i}/{}", first.count))
-        .collect();
+    // `load_result` refused counts above MAX_SHARDS; a result built in memory is checked too.
+    if first.count > crate::plan::MAX_SHARDS {
+        return Err(MergeError::TooMany {
+            what: "shards",
+            cap: crate::plan::MAX_SHARDS,
+        });
+    }
+    let missing: Vec<usize> = (0..first.count).filter(|i| !seen.contains_key(i)).collect();
     if !missing.is_empty() {
-        let have: Vec<String> = seen.keys().map(|i| i.to_string()).collect();
+        let have: Vec<usize> = seen.keys().copied().collect();
         return Err(MergeError::Missing {
-            missing: missing.join(", "),
+            missing: listed(&missing, |i| format!("{i}/{}", first.count)),
             count: first.count,
             have: if have.is_empty() {
                 "none".into()
             } else {
-                have.join(", ")
+                listed(&have, |i| i.to_string())
             },
         });
     }
     Ok(metas)
 }
 
+/// The first few of `items`, then how many more: one line even for 4,096 shards.
+fn listed(items: &[usize], show: impl Fn(usize) -> String) -> String {
+    const SHOWN: usize = 8;
+    let mut text: Vec<String> = items.iter().take(SHOWN).map(|&i| show(i)).collect();
+    if items.len() > SHOWN {
+        text.push(format!("… {} more", items.len() - SHOWN));
+    }
+    text.join(", ")
+}
+
 /// A row of a result back as the statistics entry it was rendered from.
 fn entry(file: &str, row: &EndpointStats) -> Result<Entry, MergeError> {
     let bad = || MergeError::Histogram {
         file: file.to_string(),
-        row: format!("{} {}", row.method, row.name).trim().to_string(),
+        row: crate::console::clip(format!("{} {}", row.method, row.name).trim(), 80),
     };
     let histogram = deserialize_histogram(&row.histogram).ok_or_else(bad)?;
     let corrected = match &row.corrected {
@@ -142,18 +158,26 @@ pub fn merge(results: Vec<(String, RunResult)>) -> Result<RunResult, MergeError>
 
     let mut all = Interval::default();
     let mut class_names: Vec<String> = Vec::new();
+    let too_many = |what| MergeError::TooMany {
+        what,
+        cap: super::output::MAX_ROWS,
+    };
     for (file, r) in &results {
         for row in &r.stats {
+            let key = (row.method.clone(), row.name.clone());
+            if !all.entries.contains_key(&key) && all.entries.len() >= super::output::MAX_ROWS {
+                return Err(too_many("distinct rows"));
+            }
             let e = entry(file, row)?;
-            all.entries
-                .entry((row.method.clone(), row.name.clone()))
-                .or_insert_with(Entry::new)
-                .add(&e);
+            all.entries.entry(key).or_insert_with(Entry::new).add(&e);
         }
         for row in &r.classes {
             let e = entry(file, row)?;
             let i = match class_names.iter().position(|n| *n == row.name) {
                 Some(i) => i,
+                None if class_names.len() >= super::output::MAX_ROWS => {
+                    return Err(too_many("distinct classes"))
+                }
                 None => {
                     class_names.push(row.name.clone());
                     all.classes.push(Entry::new());
@@ -233,7 +257,7 @@ pub fn merge(results: Vec<(String, RunResult)>) -> Result<RunResult, MergeError>
         task_errors: merge_task_errors(&results),
         denied_requests: results.iter().map(|(_, r)| r.denied_requests).sum(),
         stopped_classes,
-        history: merge_history(&results),
+        history: merge_history(&results)?,
         generator,
         classes,
         thresholds,
@@ -285,10 +309,17 @@ fn merge_task_errors(results: &[(String, RunResult)]) -> Vec<TaskErrorGroup> {
 /// Each wall-clock second of the run: the shards' points of that second added. Percentiles
 /// are exact where every shard kept its interval histograms (shard runs do), else the highest
 /// of the shards' (an upper bound).
-fn merge_history(results: &[(String, RunResult)]) -> Vec<HistoryPoint> {
+fn merge_history(results: &[(String, RunResult)]) -> Result<Vec<HistoryPoint>, MergeError> {
     let mut seconds: BTreeMap<i64, Vec<&HistoryPoint>> = BTreeMap::new();
     for p in results.iter().flat_map(|(_, r)| &r.history) {
-        seconds.entry(p.time.round() as i64).or_default().push(p);
+        let second = p.time.round() as i64;
+        if seconds.len() >= super::output::MAX_HISTORY_SECONDS && !seconds.contains_key(&second) {
+            return Err(MergeError::TooMany {
+                what: "seconds of history",
+                cap: super::output::MAX_HISTORY_SECONDS,
+            });
+        }
+        seconds.entry(second).or_default().push(p);
     }
     let mut window: VecDeque<Histogram<u64>> = VecDeque::new();
     let mut cumulative = new_histogram();
@@ -388,7 +419,7 @@ fn merge_history(results: &[(String, RunResult)]) -> Vec<HistoryPoint> {
             totals,
         });
     }
-    out
+    Ok(out)
 }
 
 /// One endpoint's second, summed over the shards, with the sum of their histograms while

@@ -24,11 +24,13 @@ pub mod junit;
 pub mod locust_api;
 pub mod markdown;
 pub mod merge;
-mod output;
+pub(crate) mod output;
 pub mod prometheus;
 
 pub use csv::{CsvPaths, HistoryCsvWriter};
-pub use output::{load_result, write_reports, ReportError, ReportOutputs, Written};
+pub use output::{
+    load_result, parse_result, write_reports, ReportError, ReportOutputs, Written,
+};
 
 /// Version of the JSON result schema (`docs/result.schema.json`).
 pub const SCHEMA: &str = "perfhost-result/1";
@@ -107,23 +109,30 @@ pub struct RunResult {
     pub schema: String,
     pub meta: RunMeta,
     pub plan: PlanSummary,
+    #[serde(deserialize_with = "output::capped::listed")]
     pub plugins: Vec<PluginInfo>,
+    #[serde(deserialize_with = "output::capped::rows")]
     pub stats: Vec<EndpointStats>,
     pub total: EndpointStats,
+    #[serde(deserialize_with = "output::capped::listed")]
     pub failures: Vec<FailureGroup>,
+    #[serde(deserialize_with = "output::capped::listed")]
     pub failure_samples: Vec<FailureSample>,
+    #[serde(deserialize_with = "output::capped::listed")]
     pub task_errors: Vec<TaskErrorGroup>,
     /// Requests the sandbox refused because they left the target origin.
     pub denied_requests: u64,
     /// Classes stopped because their users kept trapping.
+    #[serde(deserialize_with = "output::capped::listed")]
     pub stopped_classes: Vec<String>,
+    #[serde(deserialize_with = "output::capped::history")]
     pub history: Vec<HistoryPoint>,
     pub generator: GeneratorHealth,
     /// Every request of each user class (one row per class: `name` is the class).
-    #[serde(default)]
+    #[serde(default, deserialize_with = "output::capped::classes")]
     pub classes: Vec<EndpointStats>,
     /// Each threshold's verdict, measured value and margin.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "output::capped::listed")]
     pub thresholds: Vec<ThresholdResult>,
     /// The target's memory during the run (`--profile`; on by default for the built-in
     /// target).

@@ -9,11 +9,8 @@ use crate::report::{charts, html, markdown, RunResult, SCHEMA};
 /// Why a report could not be read or written.
 #[derive(Debug, thiserror::Error)]
 pub enum ReportError {
-    #[error("cannot read {}: {source}", path.display())]
-    Read {
-        path: PathBuf,
-        source: std::io::Error,
-    },
+    #[error("{0}")]
+    Read(#[from] crate::input::InputError),
     #[error("{} is not valid JSON: {message}", path.display())]
     Json { path: PathBuf, message: String },
     #[error("{} is not a perfhost result: {message}", path.display())]
@@ -137,7 +134,7 @@ pub fn write_reports(result: &RunResult, outputs: &ReportOutputs) -> Written {
         let text = markdown::render(result);
         let outcome = if path.as_os_str() == "-" {
             let mut out = std::io::stdout().lock();
-            out.write_all(text.as_bytes())
+            out.write_all(crate::console::terminal_safe(&text).as_bytes())
                 .and_then(|_| out.flush())
                 .map_err(|source| ReportError::Write {
                     path: path.clone(),
@@ -159,33 +156,141 @@ pub fn write_reports(result: &RunResult, outputs: &ReportOutputs) -> Written {
 
 /// Reads a JSON result written by `perfhost run`, with one clear error naming the file.
 pub fn load_result(path: &Path) -> Result<RunResult, ReportError> {
-    let text = std::fs::read_to_string(path).map_err(|source| ReportError::Read {
-        path: path.to_path_buf(),
-        source,
-    })?;
-    let value: serde_json::Value = serde_json::from_str(&text).map_err(|e| ReportError::Json {
-        path: path.to_path_buf(),
-        message: e.to_string(),
-    })?;
+    let text = crate::input::read_to_string(path, crate::input::Kind::Result)?;
+    parse_result(path, &text)
+}
+
+/// Characters of a value or parser message quoted in an error line.
+const QUOTED: usize = 240;
+
+/// The most of each list a result may hold. A run keeps at most `MAX_NAMES` rows (+ `other`),
+/// `MAX_DISTINCT_ERRORS` failure kinds (+ one `other` per row) and 50 samples; the caps leave
+/// room above those and refuse a file built to make `merge` or `report` allocate without
+/// bound (every row and second decodes histograms of ~190 KB).
+pub const MAX_ROWS: usize = 2 * crate::stats::MAX_NAMES;
+pub const MAX_LISTED: usize = 4 * crate::stats::record::MAX_DISTINCT_ERRORS;
+/// Seconds of per-second history a result may hold: 8 days. Each merged second costs a few
+/// KB (more with many endpoints); runs longer than this do not keep every second (see
+/// docs/reports.md).
+pub const MAX_HISTORY_SECONDS: usize = 8 * 24 * 3600;
+/// Endpoint entries over all seconds of the history (10 endpoints for 8 days).
+pub const MAX_HISTORY_ENTRIES: usize = 10 * MAX_HISTORY_SECONDS;
+
+/// Lists of a result read with their cap checked while they are read: a file cannot make
+/// the reader allocate past the cap before the check (`#[serde(deserialize_with)]`).
+pub(crate) mod capped {
+    use serde::de::{Deserialize, Deserializer, Error, SeqAccess, Visitor};
+    use std::marker::PhantomData;
+
+    fn list<'de, D: Deserializer<'de>, T: Deserialize<'de>>(
+        d: D,
+        cap: usize,
+        what: &'static str,
+    ) -> Result<Vec<T>, D::Error> {
+        struct Capped<T> {
+            cap: usize,
+            what: &'static str,
+            item: PhantomData<T>,
+        }
+        impl<'de, T: Deserialize<'de>> Visitor<'de> for Capped<T> {
+            type Value = Vec<T>;
+
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                write!(f, "a list of at most {} {}", self.cap, self.what)
+            }
+
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Vec<T>, A::Error> {
+                let mut out = Vec::with_capacity(seq.size_hint().unwrap_or(0).min(1024));
+                while let Some(item) = seq.next_element()? {
+                    if out.len() == self.cap {
+                        return Err(A::Error::custom(format!(
+                            "more than {cap} {what} (a result holds at most {cap}) — the file was not written by perfhost run, or was altered",
+                            cap = self.cap,
+                            what = self.what
+                        )));
+                    }
+                    out.push(item);
+                }
+                Ok(out)
+            }
+        }
+        d.deserialize_seq(Capped {
+            cap,
+            what,
+            item: PhantomData,
+        })
+    }
+
+    pub fn rows<'de, D: Deserializer<'de>, T: Deserialize<'de>>(d: D) -> Result<Vec<T>, D::Error> {
+        list(d, super::MAX_ROWS, "stats rows")
+    }
+
+    pub fn classes<'de, D: Deserializer<'de>, T: Deserialize<'de>>(
+        d: D,
+    ) -> Result<Vec<T>, D::Error> {
+        list(d, super::MAX_ROWS, "class rows")
+    }
+
+    pub fn listed<'de, D: Deserializer<'de>, T: Deserialize<'de>>(
+        d: D,
+    ) -> Result<Vec<T>, D::Error> {
+        list(d, super::MAX_LISTED, "entries in a list")
+    }
+
+    pub fn history<'de, D: Deserializer<'de>, T: Deserialize<'de>>(
+        d: D,
+    ) -> Result<Vec<T>, D::Error> {
+        list(d, super::MAX_HISTORY_SECONDS, "seconds of history")
+    }
+
+    pub fn endpoints<'de, D: Deserializer<'de>, T: Deserialize<'de>>(
+        d: D,
+    ) -> Result<Vec<T>, D::Error> {
+        list(d, super::MAX_ROWS, "endpoints in one second")
+    }
+}
+
+/// `RunResult` from the text of `path` (read already), checked: its schema, the size of
+/// every list, and its histograms.
+pub fn parse_result(path: &Path, text: &str) -> Result<RunResult, ReportError> {
     let not_a_result = |message: String| ReportError::NotAResult {
         path: path.to_path_buf(),
         message,
     };
-    match value.get("schema").and_then(|s| s.as_str()) {
-        Some(SCHEMA) => {}
-        Some(other) => {
-            return Err(not_a_result(format!(
-                "its schema is `{other}`, this perfhost reads `{SCHEMA}`"
-            )))
-        }
-        None => {
-            return Err(not_a_result(format!(
-                "it has no \"schema\": \"{SCHEMA}\" field (write one with `perfhost run --json-file FILE`)"
-            )))
-        }
+    // The schema first, skipping the rest without building it.
+    #[derive(serde::Deserialize)]
+    struct Head {
+        schema: Option<serde_json::Value>,
     }
-    let result: RunResult =
-        serde_json::from_value(value).map_err(|e| not_a_result(e.to_string()))?;
+    let no_schema = || {
+        not_a_result(format!(
+            "it has no \"schema\": \"{SCHEMA}\" field (write one with `perfhost run --json-file FILE`)"
+        ))
+    };
+    let head: Head = match serde_json::from_str(text) {
+        Ok(head) => head,
+        // Valid JSON, but not an object: no schema.
+        Err(e) if e.classify() == serde_json::error::Category::Data => return Err(no_schema()),
+        Err(e) => {
+            return Err(ReportError::Json {
+                path: path.to_path_buf(),
+                message: crate::console::clip(&e.to_string(), QUOTED),
+            })
+        }
+    };
+    match head.schema {
+        Some(serde_json::Value::String(s)) if s == SCHEMA => {}
+        Some(serde_json::Value::String(other)) => {
+            return Err(not_a_result(format!(
+                "its schema is `{}`, this perfhost reads `{SCHEMA}`",
+                crate::console::clip(&other, 40)
+            )))
+        }
+        _ => return Err(no_schema()),
+    }
+    let result: RunResult = serde_json::from_str(text)
+        .map_err(|e| not_a_result(crate::console::clip(&e.to_string(), QUOTED)))?;
+    check_sizes(&result).map_err(not_a_result)?;
     // A report drawn from a corrupt histogram would show wrong percentiles: refuse it.
     for row in result.stats.iter().chain(std::iter::once(&result.total)) {
         if row.histogram.is_empty() {
@@ -196,8 +301,8 @@ pub fn load_result(path: &Path) -> Result<RunResult, ReportError> {
             Some(h) => {
                 return Err(not_a_result(format!(
                     "the histogram of `{} {}` holds {} values but the row counts {} requests",
-                    row.method,
-                    row.name,
+                    crate::console::clip(&row.method, 16),
+                    crate::console::clip(&row.name, 80),
                     h.len(),
                     row.requests
                 )))
@@ -205,10 +310,33 @@ pub fn load_result(path: &Path) -> Result<RunResult, ReportError> {
             None => {
                 return Err(not_a_result(format!(
                     "the histogram of `{} {}` does not decode (HDR V2 + DEFLATE, base64)",
-                    row.method, row.name
+                    crate::console::clip(&row.method, 16),
+                    crate::console::clip(&row.name, 80)
                 )))
             }
         }
     }
     Ok(result)
+}
+
+/// What the capped lists cannot check alone: the history's endpoint entries in all, and the
+/// shard numbers.
+fn check_sizes(r: &RunResult) -> Result<(), String> {
+    let entries: usize = r.history.iter().map(|p| p.endpoints.len()).sum();
+    if entries > MAX_HISTORY_ENTRIES {
+        return Err(format!(
+            "its history holds {entries} endpoint-seconds; a result holds at most {MAX_HISTORY_ENTRIES} — the file was not written by perfhost run, or was altered"
+        ));
+    }
+    if let Some(shard) = &r.meta.shard {
+        if shard.count == 0 || shard.count > crate::plan::MAX_SHARDS || shard.index >= shard.count {
+            return Err(format!(
+                "it says it is shard {}/{}; shards are numbered 0 to COUNT-1 with COUNT 1 to {}",
+                shard.index,
+                shard.count,
+                crate::plan::MAX_SHARDS
+            ));
+        }
+    }
+    Ok(())
 }
