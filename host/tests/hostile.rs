@@ -11,6 +11,8 @@ use std::time::{Duration, Instant};
 use crate::faults::FaultServer;
 use crate::support::{self, fixture, Mode, RecordingServer};
 
+mod inputs;
+
 /// What a case runs against.
 #[derive(Clone, Copy, PartialEq)]
 enum Target {
@@ -558,7 +560,7 @@ fn cases() -> Vec<Case> {
             "bad data",
             "a directory as data file",
             [RUN, "--data", "rows={dir}", "-n", "1", "-H", "{url}"],
-            ["cannot read data file"]
+            ["data file", "is a directory"]
         ),
         // perfhost report on what is not a result.
         refused!(
@@ -722,6 +724,259 @@ fn cases() -> Vec<Case> {
             ["report", "{dir}/r.json", "--csv", "{dir}/r.json/x"],
             ["cannot write", "r.json/x_stats.csv"]
         ),
+        // Round 2: inputs, merge and messages
+        refused!(
+            "input-scenario-dev-zero",
+            "bad file",
+            "--scenario /dev/zero",
+            [RUN, "--scenario", "/dev/zero", "--dry-run"],
+            ["scenario file /dev/zero is a character device", "give the path of a file"]
+        ),
+        refused!(
+            "input-scenario-fifo",
+            "bad file",
+            "--scenario naming a FIFO (no writer)",
+            [RUN, "--scenario", "{dir}/fifo.toml", "--dry-run"],
+            ["is a FIFO"]
+        ),
+        refused!(
+            "input-scenario-folder",
+            "bad file",
+            "--scenario naming a folder",
+            [RUN, "--scenario", "{dir}/folder.toml", "--dry-run"],
+            ["is a directory"]
+        ),
+        refused!(
+            "input-scenario-2gb",
+            "bad file",
+            "a 2 GiB scenario file (sparse)",
+            [RUN, "--scenario", "{dir}/big.toml", "--dry-run"],
+            ["is 2 GiB", "scenario files are capped at 1 MiB"]
+        ),
+        refused!(
+            "input-config-dev-zero",
+            "bad file",
+            "--config /dev/zero",
+            [RUN, "--config", "/dev/zero", "--dry-run"],
+            ["config file /dev/zero is a character device"]
+        ),
+        refused!(
+            "input-data-dev-zero",
+            "bad data",
+            "--data x=/dev/zero",
+            [RUN, "--data", "x=/dev/zero", "-n", "1", "-H", "{url}"],
+            ["data file /dev/zero is a character device"]
+        ),
+        refused!(
+            "input-data-300mib",
+            "bad data",
+            "a 300 MiB data file (sparse)",
+            [RUN, "--data", "x={dir}/big.csv", "-n", "1", "-H", "{url}"],
+            ["data files are capped at 256 MiB"]
+        ),
+        refused!(
+            "input-plugin-dev-zero",
+            "bad plugin",
+            "-f /dev/zero",
+            [RUN, "-f", "/dev/zero", "--dry-run"],
+            ["plugin /dev/zero is a character device"]
+        ),
+        refused!(
+            "input-plugin-300mib",
+            "bad plugin",
+            "a 300 MiB .wasm (sparse)",
+            [RUN, "-f", "{dir}/big.wasm", "--dry-run"],
+            ["plugins are capped at 256 MiB"]
+        ),
+        refused!(
+            "input-suite-dev-zero",
+            "bad file",
+            "bench --suite /dev/zero",
+            ["bench", "--suite", "/dev/zero", "-H", "{url}"],
+            ["bench suite /dev/zero is a character device"]
+        ),
+        refused!(
+            "input-report-dev-zero",
+            "bad result",
+            "report /dev/zero",
+            ["report", "/dev/zero"],
+            ["result file /dev/zero is a character device"]
+        ),
+        refused!(
+            "input-report-2gib",
+            "bad result",
+            "report of a 2 GiB result (sparse)",
+            ["report", "{dir}/big.json"],
+            ["result files are capped at 1 GiB"]
+        ),
+        refused!(
+            "input-merge-dev-zero",
+            "bad result",
+            "merge /dev/zero",
+            ["merge", "/dev/zero"],
+            ["result file /dev/zero is a character device"]
+        ),
+        refused!(
+            "input-compare-dev-zero",
+            "bad result",
+            "compare /dev/zero /dev/zero",
+            ["compare", "/dev/zero", "/dev/zero"],
+            ["result file /dev/zero is a character device"]
+        ),
+        refused!(
+            "input-inspect-dev-zero",
+            "bad plugin",
+            "plugin inspect /dev/zero",
+            ["plugin", "inspect", "/dev/zero"],
+            ["plugin /dev/zero is a character device"]
+        ),
+        refused!(
+            "input-scenario-show-dev-zero",
+            "bad file",
+            "scenario show /dev/zero",
+            ["scenario", "show", "/dev/zero"],
+            ["scenario file /dev/zero is a character device"]
+        ),
+        refused!(
+            "input-collect-symlink",
+            "bad result",
+            "k8s collect of a shard file linked to /dev/zero",
+            ["k8s", "collect", "--from", "{dir}/results"],
+            ["shard-0.json is a character device"]
+        ),
+        refused!(
+            "merge-shard-count-1e12",
+            "bad result",
+            "merge of a result claiming 10^12 shards",
+            ["merge", "{dir}/shard-0.json"],
+            ["shard 0/1000000000000", "COUNT 1 to 4096"]
+        ),
+        refused!(
+            "merge-rows-1001",
+            "bad result",
+            "merge of a result with 1,001 rows",
+            ["merge", "{dir}/shard-0.json"],
+            ["more than 1000 stats rows", "not written by perfhost run"]
+        ),
+        refused!(
+            "merge-history-800k",
+            "bad result",
+            "merge of a result with 800,000 seconds of history",
+            ["merge", "{dir}/shard-0.json"],
+            ["more than 691200 seconds of history"]
+        ),
+        refused!(
+            "merge-long-hash",
+            "bad result",
+            "merge of shards whose plan hash is 1 MB",
+            ["merge", "{dir}/shard-0.json", "{dir}/shard-1.json"],
+            ["of plan xxxxxxxx", "bytes in all"]
+        ),
+        refused!(
+            "toml-run-time-bool",
+            "bad file",
+            "run-time = true in perfhost.toml",
+            [RUN, "--config", "{dir}/perfhost.toml", "--dry-run"],
+            ["perfhost.toml:1", "expected a duration such as"],
+            [("perfhost.toml", b"run-time = true\n")]
+        ),
+        refused!(
+            "toml-users-text",
+            "bad file",
+            "users = \"ten\" in perfhost.toml",
+            [RUN, "--config", "{dir}/perfhost.toml", "--dry-run"],
+            ["perfhost.toml:1", "expected a whole number, 0 or more"],
+            [("perfhost.toml", b"users = \"ten\"\n")]
+        ),
+        refused!(
+            "conf-users-negative",
+            "bad file",
+            "users = -5 in locust.conf",
+            [RUN, "--config", "{dir}/locust.conf", "--dry-run"],
+            ["locust.conf:1", "`-5` cannot be negative"],
+            [("locust.conf", b"users = -5\n")]
+        ),
+        refused!(
+            "conf-bom",
+            "bad file",
+            "locust.conf with a UTF-8 byte-order mark: its first key is read",
+            [RUN, "--config", "{dir}/locust.conf", "--dry-run"],
+            ["--users", "at least 1"],
+            [("locust.conf", b"\xef\xbb\xbfusers = 0\n")]
+        ),
+        refused!(
+            "data-duplicate-columns",
+            "bad data",
+            "a CSV whose header names a column twice",
+            [RUN, "--data", "x={dir}/d.csv", "-n", "1", "-H", "{url}"],
+            ["d.csv line 1", "column `id` appears twice"],
+            [("d.csv", b"id,name,id\n1,a,2\n")]
+        ),
+        refused!(
+            "data-bom-duplicate",
+            "bad data",
+            "a CSV with a byte-order mark: the first column keeps its name",
+            [RUN, "--data", "x={dir}/d.csv", "-n", "1", "-H", "{url}"],
+            ["column `id` appears twice in the header (columns 1 and 2)"],
+            [("d.csv", b"\xef\xbb\xbfid,id\n1,2\n")]
+        ),
+        refused!(
+            "scenario-stages-40d",
+            "bad file",
+            "stages adding up to 40 days",
+            [RUN, "--scenario", "{dir}/s.toml", "--dry-run"],
+            ["s.toml", "stages add up to 960h (40.0 days)", "30 days"],
+            [(
+                "s.toml",
+                b"name = \"s\"\n[[stages]]\nusers = 1\nduration = \"20d\"\n[[stages]]\nusers = 1\nduration = \"20d\"\n"
+            )]
+        ),
+        refused!(
+            "k8s-namespace-on",
+            "bad input",
+            "k8s render --namespace on",
+            [
+                "k8s",
+                "render",
+                "--shards",
+                "2",
+                "--image",
+                "r.example/p:1",
+                "--namespace",
+                "on",
+                "-H",
+                "http://127.0.0.1:9"
+            ],
+            ["--namespace `on`", "boolean", "perfhost-on"]
+        ),
+        refused!(
+            "plugin-new-keyword",
+            "bad input",
+            "plugin new self",
+            ["plugin", "new", "self"],
+            ["`self` is a keyword", "e.g. self_user"]
+        ),
+        refused!(
+            "plugin-new-shadow",
+            "bad input",
+            "plugin new context (shadows the SDK's Context)",
+            ["plugin", "new", "context"],
+            ["`Context` shadows", "e.g. context_user"]
+        ),
+        refused!(
+            "plugin-new-sdk-file",
+            "bad input",
+            "plugin new behaviour --lang python",
+            ["plugin", "new", "behaviour", "--lang", "python"],
+            ["behaviour.py", "overwrite"]
+        ),
+        refused!(
+            "plugin-new-stdlib",
+            "bad input",
+            "plugin new json --lang python",
+            ["plugin", "new", "json", "--lang", "python"],
+            ["standard-library module `json`", "e.g. json_user"]
+        ),
     ]
 }
 
@@ -750,8 +1005,84 @@ fn derived_files(id: &str, dir: &Path) {
             );
             write("r.json", text.as_bytes());
         }
+        "input-scenario-fifo" => {
+            let path = std::ffi::CString::new(dir.join("fifo.toml").to_str().unwrap()).unwrap();
+            // SAFETY: mkfifo(3) with a NUL-terminated path.
+            assert_eq!(unsafe { libc::mkfifo(path.as_ptr(), 0o600) }, 0);
+        }
+        "input-scenario-folder" => std::fs::create_dir_all(dir.join("folder.toml")).unwrap(),
+        "input-scenario-2gb" => sparse(&dir.join("big.toml"), 2 << 30),
+        "input-data-300mib" => sparse(&dir.join("big.csv"), 300 << 20),
+        "input-plugin-300mib" => sparse(&dir.join("big.wasm"), 300 << 20),
+        "input-report-2gib" => sparse(&dir.join("big.json"), 2 << 30),
+        "input-collect-symlink" => {
+            std::fs::create_dir_all(dir.join("results")).unwrap();
+            std::os::unix::fs::symlink("/dev/zero", dir.join("results/shard-0.json")).unwrap();
+        }
+        "merge-shard-count-1e12" => {
+            let r = shard_result(0, 1_000_000_000_000, "h");
+            write("shard-0.json", r.to_string().as_bytes());
+        }
+        "merge-rows-1001" => {
+            let mut r = shard_result(0, 1, "h");
+            let row = r["stats"][0].clone();
+            r["stats"] = (0..1001)
+                .map(|i| {
+                    let mut row = row.clone();
+                    row["name"] = format!("/r{i}").into();
+                    row
+                })
+                .collect();
+            write("shard-0.json", r.to_string().as_bytes());
+        }
+        "merge-history-800k" => write("shard-0.json", &long_history(800_000)),
+        "merge-long-hash" => {
+            let long = "x".repeat(1 << 20);
+            write(
+                "shard-0.json",
+                shard_result(0, 2, &long).to_string().as_bytes(),
+            );
+            write(
+                "shard-1.json",
+                shard_result(1, 2, "other").to_string().as_bytes(),
+            );
+        }
         _ => {}
     }
+}
+
+/// A shard result with `seconds` points of history (text built directly: 800,000 points
+/// as `serde_json::Value`s would take the test itself a gigabyte).
+fn long_history(seconds: usize) -> Vec<u8> {
+    let mut r = shard_result(0, 1, "h");
+    let mut point = r["history"][0].clone();
+    point["endpoints"] = serde_json::json!([]);
+    point.as_object_mut().unwrap().remove("histogram");
+    let start = point["time"].as_f64().unwrap();
+    r["history"] = serde_json::json!("HISTORY");
+    let mut points = String::with_capacity(seconds * 400);
+    for i in 0..seconds {
+        point["time"] = (start + i as f64).into();
+        if i > 0 {
+            points.push(',');
+        }
+        points.push_str(&point.to_string());
+    }
+    r.to_string()
+        .replacen("\"HISTORY\"", &format!("[{points}]"), 1)
+        .into_bytes()
+}
+
+/// A file of `len` bytes that takes no disk space.
+fn sparse(path: &Path, len: u64) {
+    std::fs::File::create(path).unwrap().set_len(len).unwrap();
+}
+
+/// The fixture result as shard `index` of `count` of plan `hash`.
+fn shard_result(index: u64, count: u64, hash: &str) -> serde_json::Value {
+    let mut r: serde_json::Value = serde_json::from_slice(RESULT_OK).unwrap();
+    r["meta"]["shard"] = serde_json::json!({"index": index, "count": count, "plan_hash": hash});
+    r
 }
 
 /// Runs one case; `Err` says why it did not hold.
@@ -871,12 +1202,38 @@ async fn the_hostile_sweep_holds() {
     assert!(failed.is_empty(), "{}", failed.join("\n"));
 }
 
+/// The sections of the table: a `// Round N: title` comment in `cases()` starts one at the
+/// case after it (its id, the first string after the comment).
+fn sections() -> Vec<(&'static str, &'static str)> {
+    let source = include_str!("hostile.rs");
+    let mut out = Vec::new();
+    let mut rest = source;
+    while let Some(at) = rest.find("\n        // Round ") {
+        let at = at + 1;
+        let line_end = rest[at..].find('\n').map_or(rest.len(), |e| at + e);
+        let title = rest[at..line_end].trim().trim_start_matches("// ");
+        let after = &rest[line_end..];
+        if let Some(open) = after.find('"') {
+            let id = &after[open + 1..];
+            if let Some(close) = id.find('"') {
+                out.push((&id[..close], title));
+            }
+        }
+        rest = after;
+    }
+    out
+}
+
 /// docs/hostile.md is this table.
 #[test]
 fn the_sweep_table_is_documented() {
-    let mut table =
-        String::from("| case | kind | input | expected | exit |\n|---|---|---|---|---|\n");
+    const HEADER: &str = "| case | kind | input | expected | exit |\n|---|---|---|---|---|\n";
+    let sections = sections();
+    let mut table = String::from(HEADER);
     for case in cases() {
+        if let Some((_, title)) = sections.iter().find(|(id, _)| *id == case.id) {
+            table.push_str(&format!("\n### {title}\n\n{HEADER}"));
+        }
         let expected = if !case.failure.is_empty() {
             format!(
                 "failures name {}",
