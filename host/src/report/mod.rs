@@ -28,9 +28,7 @@ pub(crate) mod output;
 pub mod prometheus;
 
 pub use csv::{CsvPaths, HistoryCsvWriter};
-pub use output::{
-    load_result, parse_result, write_reports, ReportError, ReportOutputs, Written,
-};
+pub use output::{load_result, parse_result, write_reports, ReportError, ReportOutputs, Written};
 
 /// Version of the JSON result schema (`docs/result.schema.json`).
 pub const SCHEMA: &str = "perfhost-result/1";
