@@ -161,6 +161,10 @@ fn read_capped(path: &Path, kind: Kind, cap: u64) -> Result<Vec<u8>, InputError>
             _ => io(source),
         })?;
     let meta = file.metadata().map_err(io)?;
+    if is_null_device(&meta) {
+        // `--config /dev/null` is the usual way to say "no settings file": an empty input.
+        return Ok(Vec::new());
+    }
     if !meta.is_file() {
         return Err(InputError::NotAFile {
             kind,
@@ -192,6 +196,13 @@ fn read_capped(path: &Path, kind: Kind, cap: u64) -> Result<Vec<u8>, InputError>
     Ok(bytes)
 }
 
+/// Whether `meta` is the null device (`/dev/null`, or a link to it).
+fn is_null_device(meta: &std::fs::Metadata) -> bool {
+    use std::os::unix::fs::{FileTypeExt as _, MetadataExt as _};
+    meta.file_type().is_char_device()
+        && std::fs::metadata("/dev/null").is_ok_and(|null| null.rdev() == meta.rdev())
+}
+
 /// The text of the regular file at `path`, at most `kind.cap()` bytes of UTF-8; a leading
 /// byte-order mark (Windows editors write one) is dropped.
 pub fn read_to_string(path: &Path, kind: Kind) -> Result<String, InputError> {
@@ -218,6 +229,14 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("perfhost-input-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         dir.join(name)
+    }
+
+    #[test]
+    fn the_null_device_reads_as_empty() {
+        assert_eq!(
+            read(Path::new("/dev/null"), Kind::Config).unwrap(),
+            Vec::<u8>::new()
+        );
     }
 
     #[test]

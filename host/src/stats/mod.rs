@@ -5,6 +5,7 @@
 //! - [`summary`]: the serializable rows, groups and history points of the JSON result;
 //! - here: the run's merged statistics, folded in once a second.
 
+pub mod capped;
 pub mod history;
 pub mod live;
 pub mod record;

@@ -326,7 +326,7 @@ pub struct HistoryPoint {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub histogram: Option<String>,
     /// Per (method, name): requests, failures and percentiles in this interval.
-    #[serde(deserialize_with = "crate::report::output::capped::endpoints")]
+    #[serde(deserialize_with = "crate::stats::capped::endpoints")]
     pub endpoints: Vec<HistoryEndpoint>,
     /// The whole run up to the end of this interval (absent in results of older versions).
     #[serde(default)]
