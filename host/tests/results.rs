@@ -211,43 +211,8 @@ async fn an_output_that_cannot_be_written_exits_6() {
     assert_eq!(code, Some(0), "{out}");
     assert!(out.contains("Report: r.html"), "{out}");
 
-    let (code, out) = perfhost(
-        &[
-            "report",
-            "r.json",
-            "--html",
-            "/dev/full",
-            "--markdown",
-            "r.md",
-        ],
-        &dir.0,
-    )
-    .await;
-    assert_eq!(code, Some(6), "{out}");
-    assert!(
-        out.contains("cannot write /dev/full") && dir.join("r.md").is_file(),
-        "{out}"
-    );
-
-    let (code, out) = perfhost(
-        &[
-            "compare",
-            "r.json",
-            "r.json",
-            "--junit",
-            "/dev/full",
-            "--markdown",
-            "c.md",
-        ],
-        &dir.0,
-    )
-    .await;
-    assert_eq!(code, Some(6), "{out}");
-    assert!(
-        out.contains("cannot write /dev/full") && dir.join("c.md").is_file(),
-        "{out}"
-    );
-
+    // A shard result to merge and a suite to bench, then each command with one output on a
+    // full device and one writable: exit 6, the error named, the writable one still written.
     let (code, out) = perfhost(
         &[
             "run",
@@ -266,49 +231,69 @@ async fn an_output_that_cannot_be_written_exits_6() {
     )
     .await;
     assert_eq!(code, Some(0), "{out}");
-    let (code, out) = perfhost(
-        &[
-            "merge",
-            "s.json",
-            "--json-file",
-            "/dev/full",
-            "--html",
-            "m.html",
-        ],
-        &dir.0,
-    )
-    .await;
-    assert_eq!(code, Some(6), "{out}");
-    assert!(
-        out.contains("cannot write /dev/full") && dir.join("m.html").is_file(),
-        "{out}"
-    );
-
     std::fs::write(
         dir.join("suite.toml"),
         "name = \"tiny\"\nplugin = \"http_get\"\n[[case]]\nname = \"one\"\nrequests = 4\nconcurrency = 1\n",
     )
     .unwrap();
-    let (code, out) = perfhost(
-        &[
-            "bench",
-            "--url",
-            &url,
-            "--suite",
-            "suite.toml",
-            "-o",
-            "/dev/full",
-            "--markdown",
+    let lost_one: [(&[&str], &str); 4] = [
+        (
+            &[
+                "report",
+                "r.json",
+                "--html",
+                "/dev/full",
+                "--markdown",
+                "r.md",
+            ],
+            "r.md",
+        ),
+        (
+            &[
+                "compare",
+                "r.json",
+                "r.json",
+                "--junit",
+                "/dev/full",
+                "--markdown",
+                "c.md",
+            ],
+            "c.md",
+        ),
+        (
+            &[
+                "merge",
+                "s.json",
+                "--json-file",
+                "/dev/full",
+                "--html",
+                "m.html",
+            ],
+            "m.html",
+        ),
+        (
+            &[
+                "bench",
+                "--url",
+                &url,
+                "--suite",
+                "suite.toml",
+                "-o",
+                "/dev/full",
+                "--markdown",
+                "b.md",
+            ],
             "b.md",
-        ],
-        &dir.0,
-    )
-    .await;
-    assert_eq!(code, Some(6), "{out}");
-    assert!(
-        out.contains("cannot write /dev/full") && dir.join("b.md").is_file(),
-        "{out}"
-    );
+        ),
+    ];
+    for (args, kept) in lost_one {
+        let (code, out) = perfhost(args, &dir.0).await;
+        assert_eq!(code, Some(6), "{args:?}: {out}");
+        assert!(
+            out.contains("cannot write /dev/full") && dir.join(kept).is_file(),
+            "{args:?}: {out}"
+        );
+    }
 
     let pid = demo_guard.0.id().to_string();
     let (code, out) = perfhost(
