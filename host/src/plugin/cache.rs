@@ -76,10 +76,7 @@ pub fn load_or_compile(
     let component = Component::new(engine, bytes)?;
     // A cache that cannot be written only costs time on the next run.
     if let Ok(serialized) = component.serialize() {
-        let tmp = path.with_extension(format!("tmp{}", std::process::id()));
-        if std::fs::create_dir_all(dir).is_ok() && std::fs::write(&tmp, serialized).is_ok() {
-            let _ = std::fs::rename(&tmp, &path);
-        }
+        let _ = crate::outfile::write(&path, &serialized);
     }
     Ok((component, false))
 }
