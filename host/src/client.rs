@@ -88,10 +88,7 @@ impl ClientConfig {
     pub fn new(target: Arc<Target>, options: &ClientOptions) -> Result<Self, ClientError> {
         let mut headers = HeaderMap::new();
         // The target URL's user info (`http://user:pw@host`); an API_TOKEN's Bearer replaces it.
-        if let Some((user, Secret(password))) = &options.basic_auth {
-            use base64::Engine as _;
-            let encoded =
-                base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"));
+        if let Some(encoded) = options.basic_credentials() {
             let mut value = HeaderValue::from_str(&format!("Basic {encoded}"))
                 .map_err(|_| ClientError::BadHeader("the target URL's user info"))?;
             value.set_sensitive(true);

@@ -395,14 +395,21 @@ impl ClientOptions {
             .flatten()
             .map(|s| s.0.clone())
             .collect();
-        if let Some((user, Secret(password))) = &self.basic_auth {
-            use base64::Engine as _;
+        if let (Some((_, Secret(password))), Some(encoded)) =
+            (&self.basic_auth, self.basic_credentials())
+        {
             secrets.push(password.clone());
-            secrets.push(
-                base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}")),
-            );
+            secrets.push(encoded);
         }
         Redactor::new(secrets)
+    }
+
+    /// `user:password` of the target URL in base64, as the `Authorization: Basic` header
+    /// carries it.
+    pub fn basic_credentials(&self) -> Option<String> {
+        use base64::Engine as _;
+        let (user, Secret(password)) = self.basic_auth.as_ref()?;
+        Some(base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}")))
     }
 }
 
