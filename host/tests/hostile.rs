@@ -222,7 +222,7 @@ fn cases() -> Vec<Case> {
             "bad plugin",
             "a component cut in half",
             [RUN, "--plugin", "{dir}/cut.wasm", "--dry-run"],
-            ["not a valid WebAssembly component", "rebuild"]
+            ["not a valid WebAssembly component", "wasmtime 50.0.1", "rebuild it with a toolchain known to load here"]
         ),
         refused!(
             "plugin-core-module",
