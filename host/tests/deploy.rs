@@ -580,6 +580,25 @@ struct AuthProbe {
 }
 
 impl AuthProbe {
+    /// The run flags of both secret tests: this probe's URL with its password, a web token,
+    /// three plain GETs by one user.
+    fn run_flags(&self) -> Vec<String> {
+        [
+            "-H",
+            self.url_with_password.as_str(),
+            "--web-token",
+            WEB_TOKEN,
+            "-f",
+            "http_get",
+            "-u",
+            "1",
+            "-n",
+            "3",
+        ]
+        .map(String::from)
+        .to_vec()
+    }
+
     async fn start() -> AuthProbe {
         use tokio::io::{AsyncReadExt, AsyncWriteExt};
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -628,6 +647,17 @@ impl AuthProbe {
     /// Requests seen.
     fn requests(&self) -> usize {
         self.seen.lock().unwrap().len()
+    }
+
+    /// Whether every request carried the URL's user and password as Basic auth: the whole
+    /// secret reached the shard, not only the address.
+    fn all_sent_basic_auth(&self) -> bool {
+        use base64::Engine as _;
+        let want = format!(
+            "Basic {}",
+            base64::engine::general_purpose::STANDARD.encode(format!("loader:{PASSWORD}"))
+        );
+        self.seen.lock().unwrap().iter().all(|a| *a == want)
     }
 }
 
@@ -701,21 +731,7 @@ async fn k8s_secrets_go_to_a_secret_never_to_the_manifests() {
         if secret_file {
             args.extend(["--secret-file".into(), "secret.yaml".into()]);
         }
-        args.extend(
-            [
-                "-H",
-                probe.url_with_password.as_str(),
-                "--web-token",
-                WEB_TOKEN,
-                "-f",
-                "http_get",
-                "-u",
-                "1",
-                "-n",
-                "3",
-            ]
-            .map(String::from),
-        );
+        args.extend(probe.run_flags());
         perfhost_now(args, &dir.0, vec![])
     };
     let out = render(false).await;
@@ -807,6 +823,11 @@ async fn k8s_secrets_go_to_a_secret_never_to_the_manifests() {
     );
     // The flags name no target: the shard found it in the secret alone.
     assert!(probe.requests() >= 3, "{} requests", probe.requests());
+    assert!(
+        probe.all_sent_basic_auth(),
+        "{:?}",
+        probe.seen.lock().unwrap()
+    );
 
     if let Some(validate) = tool("kubernetes-validate") {
         std::fs::write(dir.join("job.yaml"), &manifests).unwrap();
@@ -873,19 +894,10 @@ async fn slurm_secrets_go_to_a_private_file_the_script_reads() {
         "shared/results",
         "-o",
         "run.sbatch",
-        "-H",
-        probe.url_with_password.as_str(),
-        "--web-token",
-        WEB_TOKEN,
-        "-f",
-        "http_get",
-        "-u",
-        "1",
-        "-n",
-        "3",
     ]
     .map(String::from)
     .to_vec();
+    let args = [args, probe.run_flags()].concat();
     let out = perfhost_now(args, &dir.0, vec![]).await;
     let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
     assert_eq!(out.status.code(), Some(0), "{stderr}");
@@ -930,5 +942,10 @@ async fn slurm_secrets_go_to_a_private_file_the_script_reads() {
     );
     // The flags name no target: the shard found it in the secret alone.
     assert!(probe.requests() >= 3, "{} requests", probe.requests());
+    assert!(
+        probe.all_sent_basic_auth(),
+        "{:?}",
+        probe.seen.lock().unwrap()
+    );
     assert!(dir.join("shared/results/shard-0.json").is_file());
 }

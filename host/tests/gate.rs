@@ -9,7 +9,7 @@ use std::time::Duration;
 use serde_json::Value;
 
 use crate::faults::FaultServer;
-use crate::support;
+use crate::support::{self, demo_url as demo, perfhost_text as perfhost};
 
 fn dir(tag: &str) -> PathBuf {
     let d = std::env::temp_dir().join(format!("perfhost-gate-{}-{tag}", std::process::id()));
@@ -20,20 +20,6 @@ fn dir(tag: &str) -> PathBuf {
 
 fn read_json(path: &Path) -> Value {
     serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
-}
-
-async fn perfhost(args: &[&str], dir: &Path) -> (Option<i32>, String) {
-    let out = support::perfhost(args, dir).await;
-    (
-        out.status.code(),
-        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr),
-    )
-}
-
-/// A demo server child with `args`: (its guard, url).
-fn demo(args: &[&str]) -> (support::ChildGuard, String) {
-    let (guard, addr) = support::demo_child(args);
-    (guard, format!("http://{addr}"))
 }
 
 /// A server taking 600 ms fails `p95<500ms` with exit 1, saying by how much; with

@@ -10,20 +10,9 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use crate::support::{self, Mode, RecordingServer, TempDir};
-
-async fn perfhost(args: &[&str], dir: &Path) -> (Option<i32>, String) {
-    let out = support::perfhost(args, dir).await;
-    (
-        out.status.code(),
-        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr),
-    )
-}
-
-fn demo(args: &[&str]) -> (support::ChildGuard, String) {
-    let (guard, addr) = support::demo_child(args);
-    (guard, format!("http://{addr}"))
-}
+use crate::support::{
+    self, demo_url as demo, perfhost_text as perfhost, Mode, RecordingServer, TempDir,
+};
 
 /// Every file under `dir`, recursively, relative to it.
 fn files_under(dir: &Path) -> Vec<String> {

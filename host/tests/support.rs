@@ -227,6 +227,22 @@ pub async fn perfhost(args: &[&str], cwd: &std::path::Path) -> std::process::Out
     .expect("the blocking task ends")
 }
 
+/// The perfhost binary with `args` in `dir`: its exit code and its stdout and stderr as one
+/// text.
+pub async fn perfhost_text(args: &[&str], dir: &std::path::Path) -> (Option<i32>, String) {
+    let out = perfhost(args, dir).await;
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr),
+    )
+}
+
+/// A demo server child with `args`: (its guard, url).
+pub fn demo_url(args: &[&str]) -> (ChildGuard, String) {
+    let (guard, addr) = demo_child(args);
+    (guard, format!("http://{addr}"))
+}
+
 /// Tests whose assertions depend on timing take this lock, so they do not run beside each
 /// other on the 2 cores (`cargo test` runs tests in parallel).
 pub async fn serial() -> tokio::sync::MutexGuard<'static, ()> {
