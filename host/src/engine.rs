@@ -22,7 +22,7 @@ use crate::plugin::state::GroupState;
 use crate::plugin::Instance;
 use crate::plugin::{Group, PluginSet, RunEnv, TaskOutcome, UserClass, UserHandle, WaitTime};
 use crate::stats::live::{ArrivalCounts, Board, LiveBoard};
-use crate::stats::{FailureSample, RunStats, Shard, Shards};
+use crate::stats::{FailureSample, RunStats, Tally, Tallies};
 pub use crate::stop::StopHandle;
 
 /// One user class of the run, with the plugin it comes from.
@@ -94,7 +94,7 @@ struct ClassHealth {
 struct Shared {
     set: Arc<PluginSet>,
     env: Arc<RunEnv>,
-    shards: Shards,
+    tallies: Tallies,
     classes: Vec<ClassSlot>,
     health: Vec<ClassHealth>,
     stop: StopHandle,
@@ -260,7 +260,7 @@ pub async fn run(
         live: board_out,
         control,
     } = users;
-    let shards = Shards::new(workers, env.redactor.clone());
+    let tallies = Tallies::new(workers, env.redactor.clone());
     let weights: Vec<u32> = classes.iter().map(|c| c.class.weight).collect();
     // Slot k always holds a user of class `sequence[k]`: growing adds slots at the end and
     // shrinking removes the newest, so any user count keeps the class mix as exact as it can be.
@@ -274,7 +274,7 @@ pub async fn run(
     let shared = Arc::new(Shared {
         set,
         env,
-        shards: shards.clone(),
+        tallies: tallies.clone(),
         health: classes.iter().map(|_| ClassHealth::default()).collect(),
         unconstrained: local(shape.max_users()).div_ceil(workers) >= UNCONSTRAINED_FROM,
         classes,
@@ -378,8 +378,8 @@ pub async fn run(
             );
         }
         if control.take_reset() {
-            let _ = shards.take_all();
-            shards.samples().clear();
+            let _ = tallies.take_all();
+            tallies.samples().clear();
             stats.reset();
             tracing::info!("statistics reset");
         }
@@ -413,8 +413,8 @@ pub async fn run(
         }
         if !ramp_done_reset && alive.len() >= local(shape.max_users()) {
             ramp_done_reset = true;
-            let _ = shards.take_all();
-            shards.samples().clear();
+            let _ = tallies.take_all();
+            tallies.samples().clear();
             stats.reset();
             tracing::info!(
                 "all {} users spawned: statistics reset (--reset-stats)",
@@ -444,7 +444,7 @@ pub async fn run(
             _ = ticker.tick() => {
                 let elapsed = last_tick.elapsed();
                 last_tick = Instant::now();
-                let point = stats.absorb(shards.take_all(), live.active_users.load(Ordering::Relaxed) as u64, elapsed.as_secs_f64());
+                let point = stats.absorb(tallies.take_all(), live.active_users.load(Ordering::Relaxed) as u64, elapsed.as_secs_f64());
                 generator.sample(elapsed);
                 on_tick(point, started.elapsed());
                 if let Some(board) = &board_out {
@@ -493,7 +493,7 @@ pub async fn run(
         _ => None,
     };
     let elapsed = last_tick.elapsed();
-    stats.absorb(shards.take_all(), 0, elapsed.as_secs_f64().max(0.001));
+    stats.absorb(tallies.take_all(), 0, elapsed.as_secs_f64().max(0.001));
     generator.sample_shutdown(elapsed);
     let paused = paused_total + paused_since.map_or(Duration::ZERO, |s| s.elapsed());
     // The run's length without its pauses: what its rates are per.
@@ -537,7 +537,7 @@ pub async fn run(
             }),
         stopped_classes,
         generator: generator.finish(),
-        samples: shards.samples().samples(),
+        samples: tallies.samples().samples(),
         class_names,
         aborted_by,
         arrivals,
@@ -842,7 +842,7 @@ async fn group_loop(
     shared: Arc<Shared>,
 ) {
     let slot = &shared.classes[class];
-    let shard = shared.shards.shard(worker);
+    let tally = shared.tallies.tally(worker);
     let mut rng =
         Pcg64Mcg::seed_from_u64(seed::derive(shared.seed, group_id, Stream::GroupRestart));
     let members: Arc<Mutex<Vec<Member>>> = Arc::default();
@@ -859,13 +859,13 @@ async fn group_loop(
             class as u32,
             group_id,
             shared.env.clone(),
-            shard.clone(),
+            tally.clone(),
         )
         .await
         {
             Ok(group) => group,
             Err(err) => {
-                shard.record_task_error(&format!("{}.instance", slot.class.name), &err.to_string());
+                tally.record_task_error(&format!("{}.instance", slot.class.name), &err.to_string());
                 if trapped(&shared, class, &err.to_string())
                     || !pause(&shared, None, restart_wait(&slot.class.wait, &mut rng)).await
                 {
@@ -878,14 +878,14 @@ async fn group_loop(
             let mut users = futures_util::stream::FuturesUnordered::new();
             // After a lost instance its users start over in the new one.
             for spawn in member_spawns(&members) {
-                users.push(user_loop(accessor, plugin, spawn, shard.clone(), &shared));
+                users.push(user_loop(accessor, plugin, spawn, tally.clone(), &shared));
             }
             loop {
                 tokio::select! {
                     next = rx.recv(), if open => match next {
                         Some((spawn, active)) => {
-                            let shard = shard.clone();
-                            users.push(user_loop(accessor, plugin, spawn.clone(), shard, &shared));
+                            let tally = tally.clone();
+                            users.push(user_loop(accessor, plugin, spawn.clone(), tally, &shared));
                             if let Ok(mut m) = members.lock() {
                                 m.push(Member { spawn, _active: active });
                             }
@@ -913,7 +913,7 @@ async fn group_loop(
             Err(err) => err.to_string(),
         };
         // The instance is gone, and with it every user's current task.
-        shard.record_task_error(&format!("{}.instance", slot.class.name), &message);
+        tally.record_task_error(&format!("{}.instance", slot.class.name), &message);
         if trapped(&shared, class, &message)
             || !pause(&shared, None, restart_wait(&slot.class.wait, &mut rng)).await
         {
@@ -1002,18 +1002,18 @@ async fn user_loop(
     accessor: &Accessor<GroupState>,
     plugin: &Instance,
     spawn: Spawn,
-    shard: Arc<Shard>,
+    tally: Arc<Tally>,
     shared: &Shared,
 ) -> (u64, wasmtime::Result<()>) {
     let id = spawn.id;
-    (id, user_life(accessor, plugin, spawn, &shard, shared).await)
+    (id, user_life(accessor, plugin, spawn, &tally, shared).await)
 }
 
 async fn user_life(
     accessor: &Accessor<GroupState>,
     plugin: &Instance,
     spawn: Spawn,
-    shard: &Shard,
+    tally: &Tally,
     shared: &Shared,
 ) -> wasmtime::Result<()> {
     let Spawn {
@@ -1031,14 +1031,14 @@ async fn user_life(
     let user = UserHandle::create(accessor, plugin, slot.class_index, id).await?;
     match user.on_start(accessor, plugin).await? {
         TaskOutcome::Error(message) => {
-            shard.record_task_error(&format!("{}.on_start", slot.class.name), &message)
+            tally.record_task_error(&format!("{}.on_start", slot.class.name), &message)
         }
         TaskOutcome::StopUser => return user.on_stop(accessor, plugin).await,
         _ => {}
     }
     if let Some(open) = &shared.open {
         open_user_life(
-            accessor, plugin, &user, class, first, open, shard, shared, &mut rng,
+            accessor, plugin, &user, class, first, open, tally, shared, &mut rng,
         )
         .await?;
         return user.on_stop(accessor, plugin).await;
@@ -1096,7 +1096,7 @@ async fn user_life(
             }
             TaskOutcome::Error(message) => {
                 healthy(shared, class);
-                shard.record_task_error(&format!("{}.{}", slot.class.name, task_name), &message);
+                tally.record_task_error(&format!("{}.{}", slot.class.name, task_name), &message);
             }
             TaskOutcome::StopUser => return user.on_stop(accessor, plugin).await,
         }
@@ -1144,7 +1144,7 @@ async fn open_user_life(
     class: usize,
     mut next: Option<Arrival>,
     open: &OpenModel,
-    shard: &Shard,
+    tally: &Tally,
     shared: &Shared,
     rng: &mut Pcg64Mcg,
 ) -> wasmtime::Result<()> {
@@ -1187,7 +1187,7 @@ async fn open_user_life(
                 healthy(shared, class);
                 task_failed = true;
                 let name = tasks.get(task as usize).map_or("?", |t| t.name.as_str());
-                shard.record_task_error(&format!("{}.{}", slot.class.name, name), &message);
+                tally.record_task_error(&format!("{}.{}", slot.class.name, name), &message);
             }
             TaskOutcome::StopUser => {
                 // The arrival ran; the user leaves the pool for good.

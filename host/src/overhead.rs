@@ -23,7 +23,7 @@ use crate::plan::seed::{self, Stream};
 use crate::plan::{ClassChoice, Target};
 use crate::plugin::data::DataSets;
 use crate::plugin::{Group, PluginSet, RunEnv, UserHandle, DEFAULT_LIMITS};
-use crate::stats::{RequestRecord, Shards};
+use crate::stats::{RequestRecord, Tallies};
 
 /// One measured row.
 #[derive(Debug, Clone)]
@@ -150,13 +150,13 @@ pub fn measure_native(
     duration: Duration,
 ) -> Measurement {
     let workers = workers();
-    let shards = Shards::new(workers, Default::default());
+    let tallies = Tallies::new(workers, Default::default());
     let stop = Arc::new(AtomicBool::new(false));
     let started = Instant::now();
     let cpu = process_cpu();
     let mut threads = Vec::new();
     for w in 0..workers {
-        let (shards, stop, target) = (shards.clone(), stop.clone(), target.clone());
+        let (tallies, stop, target) = (tallies.clone(), stop.clone(), target.clone());
         let ids: Vec<usize> = (w..users).step_by(workers).collect();
         threads.push(std::thread::spawn(move || {
             let Ok(runtime) = tokio::runtime::Builder::new_current_thread()
@@ -168,9 +168,9 @@ pub fn measure_native(
             runtime.block_on(async move {
                 let mut set = tokio::task::JoinSet::new();
                 for id in ids {
-                    let (shard, stop, target) = (shards.shard(w), stop.clone(), target.clone());
+                    let (tally, stop, target) = (tallies.tally(w), stop.clone(), target.clone());
                     set.spawn(
-                        async move { native_user(twin, id as u64, &target, &shard, &stop).await },
+                        async move { native_user(twin, id as u64, &target, &tally, &stop).await },
                     );
                 }
                 while set.join_next().await.is_some() {}
@@ -183,7 +183,7 @@ pub fn measure_native(
         let _ = t.join();
     }
     let cpu = process_cpu().saturating_sub(cpu);
-    let total = shards.take_all().total();
+    let total = tallies.take_all().total();
     Measurement {
         kind: "native",
         users,
@@ -198,7 +198,7 @@ async fn native_user(
     twin: NativeTwin,
     id: u64,
     target: &Arc<Target>,
-    shard: &crate::stats::Shard,
+    tally: &crate::stats::Tally,
     stop: &AtomicBool,
 ) {
     let mut conn = Connection::new(client_config(target));
@@ -247,7 +247,7 @@ async fn native_user(
             }
             Err(err) => (began.elapsed(), 0, Some(err.to_string())),
         };
-        shard.record(&RequestRecord {
+        tally.record(&RequestRecord {
             class: 0,
             method: method.as_str(),
             name,
@@ -263,13 +263,13 @@ async fn native_user(
 /// as many per instance as the engine puts there (one, for a sync plugin); measure; drop.
 pub async fn idle_rss_per_user(set: &PluginSet, target: &Arc<Target>, count: usize) -> Option<f64> {
     let env = run_env(target);
-    let shard = Arc::new(crate::stats::Shard::default());
+    let tally = Arc::new(crate::stats::Tally::default());
     let before = rss_kib();
     let mut groups = Vec::new();
     let mut created = 0;
     while created < count {
         let size = (count - created).min(set.users_per_instance(0));
-        let mut group = Group::create(set, 0, 0, groups.len() as u64, env.clone(), shard.clone())
+        let mut group = Group::create(set, 0, 0, groups.len() as u64, env.clone(), tally.clone())
             .await
             .ok()?;
         let first = created as u64;

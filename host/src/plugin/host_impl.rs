@@ -19,7 +19,7 @@ use super::bindings::perfhost::plugin::types::{
 use super::state::GroupState;
 use crate::client::{CompletedResponse, Connection, HttpError, OutgoingRequest};
 use crate::plan::{format_size, Redactor};
-use crate::stats::{FailureSample, RequestRecord, Shard, SAMPLE_BODY_BYTES};
+use crate::stats::{FailureSample, RequestRecord, Tally, SAMPLE_BODY_BYTES};
 
 /// A request being built by the guest.
 pub struct RequestState {
@@ -91,7 +91,7 @@ fn wit_error(err: &HttpError) -> WitHttpError {
 /// default rule (success when status < 400), `Some(Ok(()))` forces success, `Some(Err(reason))`
 /// records a failure.
 fn settle(
-    shard: &Shard,
+    tally: &Tally,
     class: u32,
     state: &mut ResponseState,
     verdict: Option<Result<(), String>>,
@@ -116,8 +116,8 @@ fn settle(
         lateness_us: state.lateness_us,
     };
     match &failure {
-        None => shard.record(&record),
-        Some(error) => shard.record_failure(&record, || FailureSample {
+        None => tally.record(&record),
+        Some(error) => tally.record_failure(&record, || FailureSample {
             method: state.method.clone(),
             name: state.name.clone(),
             error: error.clone(),
@@ -155,7 +155,7 @@ impl GroupState {
         for rep in pending {
             let resource: Resource<ResponseState> = Resource::new_own(rep);
             if let Ok(state) = self.table.get_mut(&resource) {
-                if settle(&self.shard, self.class, state, None) {
+                if settle(&self.tally, self.class, state, None) {
                     self.count_failure(ctx);
                 }
             }
@@ -190,7 +190,7 @@ impl GroupState {
         verdict: Result<(), String>,
     ) -> wasmtime::Result<()> {
         let state = self.table.get_mut(resp)?;
-        let failed = settle(&self.shard, self.class, state, Some(verdict));
+        let failed = settle(&self.tally, self.class, state, Some(verdict));
         let owner = state.owner;
         if failed {
             self.count_failure(owner);
@@ -214,7 +214,7 @@ impl GroupState {
             .and_then(|u| u.lateness_us);
         self.count_failure(ctx);
         if matches!(err, HttpError::Denied(_)) {
-            self.shard.record_denied();
+            self.tally.record_denied();
         }
         let message = err.to_string();
         let record = RequestRecord {
@@ -226,7 +226,7 @@ impl GroupState {
             error: Some(&message),
             lateness_us,
         };
-        self.shard.record_failure(&record, || FailureSample {
+        self.tally.record_failure(&record, || FailureSample {
             method: method.to_string(),
             name: name.to_string(),
             error: message.clone(),
@@ -240,7 +240,7 @@ impl GroupState {
 
 /// Records a request as `cancelled` if the user is dropped while it is in flight (run stop).
 struct InFlight<'a> {
-    shard: &'a Shard,
+    tally: &'a Tally,
     class: u32,
     method: &'a str,
     name: &'a str,
@@ -252,7 +252,7 @@ impl Drop for InFlight<'_> {
     fn drop(&mut self) {
         if !self.done {
             let message = HttpError::Cancelled.to_string();
-            self.shard.record(&RequestRecord {
+            self.tally.record(&RequestRecord {
                 class: self.class,
                 method: self.method,
                 name: self.name,
@@ -397,7 +397,7 @@ impl HostResponse for GroupState {
         let mut state = self.table.delete(resp)?;
         // Table slots are reused: forget this one before another response takes it.
         self.forget_pending(state.owner, rep);
-        if settle(&self.shard, self.class, &mut state, None) {
+        if settle(&self.tally, self.class, &mut state, None) {
             self.count_failure(state.owner);
         }
         Ok(())
@@ -409,7 +409,7 @@ pub(super) struct Outgoing {
     req: RequestState,
     name: String,
     conn: Connection,
-    shard: std::sync::Arc<Shard>,
+    tally: std::sync::Arc<Tally>,
     class: u32,
     /// Never sent (the run is stopping): not recorded.
     refused: bool,
@@ -447,7 +447,7 @@ impl GroupState {
             req,
             name,
             conn,
-            shard: self.shard.clone(),
+            tally: self.tally.clone(),
             class: self.class,
             refused,
         };
@@ -489,7 +489,7 @@ impl GroupState {
                     settled: false,
                     lateness_us,
                 };
-                if !deferred && settle(&self.shard, self.class, &mut state, None) {
+                if !deferred && settle(&self.tally, self.class, &mut state, None) {
                     self.count_failure(ctx.rep());
                 }
                 let handle = self.table.push(state)?;
@@ -546,7 +546,7 @@ pub(super) async fn exchange(
 ) -> Result<CompletedResponse, HttpError> {
     let request = request?;
     let mut guard = InFlight {
-        shard: &sent.shard,
+        tally: &sent.tally,
         class: sent.class,
         method: &sent.req.method,
         name: &sent.name,
@@ -619,7 +619,7 @@ impl HostUserContext for GroupState {
         size: u64,
         error: Option<String>,
     ) -> wasmtime::Result<()> {
-        self.shard.record(&RequestRecord {
+        self.tally.record(&RequestRecord {
             class: self.class,
             method: &kind,
             name: &name,

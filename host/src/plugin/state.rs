@@ -1,5 +1,5 @@
 //! What the Store of a group of virtual users holds: the resource table (with each user's own
-//! state), the sandboxed WASI context, the limits, the statistics shard, and the clock of the
+//! state), the sandboxed WASI context, the limits, the statistics tally, and the clock of the
 //! guest's CPU time.
 
 use std::collections::{HashMap, VecDeque};
@@ -18,7 +18,7 @@ use super::data::DataSets;
 use crate::client::ClientConfig;
 use crate::plan::seed::{self, Stream};
 use crate::plan::{Redactor, SandboxLimits};
-use crate::stats::Shard;
+use crate::stats::Tally;
 use crate::stop::StopHandle;
 
 /// What every user of a run shares.
@@ -177,7 +177,7 @@ pub struct GroupState {
     pub wasi: WasiCtx,
     pub limits: MemoryCap,
     pub env: Arc<RunEnv>,
-    pub shard: Arc<Shard>,
+    pub tally: Arc<Tally>,
     pub clock: GuestClock,
     /// The guest's last stderr lines: a panic message arrives there before the trap.
     pub stderr_tail: Arc<Mutex<VecDeque<String>>>,
@@ -199,7 +199,7 @@ impl WasiView for GroupState {
 impl GroupState {
     /// `group_id` seeds the group's WASI randomness (a user's own numbers come from its
     /// `user-context`, seeded per user).
-    pub fn new(env: Arc<RunEnv>, shard: Arc<Shard>, class: u32, group_id: u64) -> Self {
+    pub fn new(env: Arc<RunEnv>, tally: Arc<Tally>, class: u32, group_id: u64) -> Self {
         let stderr_tail = Arc::new(Mutex::new(VecDeque::new()));
         let log = Arc::new(Mutex::new(LogGate::new(group_id, env.redactor.clone())));
         let wasi = sandboxed_wasi(env.seed, group_id, log.clone(), stderr_tail.clone());
@@ -212,7 +212,7 @@ impl GroupState {
             table: ResourceTable::new(),
             wasi,
             limits,
-            shard,
+            tally,
             clock: GuestClock::default(),
             stderr_tail,
             log,

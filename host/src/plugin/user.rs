@@ -17,7 +17,7 @@ use super::bindings::sync::PluginSync;
 use super::bindings::Plugin;
 use super::state::{GroupState, MemoryCapExceeded, RunEnv};
 use super::{PluginError, PluginSet, Pre, TaskInfo, UserClass, WaitTime, EPOCH_TICK};
-use crate::stats::Shard;
+use crate::stats::Tally;
 
 /// Users per plugin instance at most: bounds what one trap takes down and how far one
 /// instance's memory grows. Measured (plain GET, one core): wasmtime's per-request cost grows
@@ -133,13 +133,13 @@ impl Group {
         class: u32,
         group_id: u64,
         env: Arc<RunEnv>,
-        shard: Arc<Shard>,
+        tally: Arc<Tally>,
     ) -> Result<Self, GroupError> {
         let pre = set
             .pres
             .get(plugin_index)
             .ok_or_else(|| GroupError::Create("no such plugin".into()))?;
-        let mut store = new_store(&set.engine, GroupState::new(env, shard, class, group_id));
+        let mut store = new_store(&set.engine, GroupState::new(env, tally, class, group_id));
         let plugin = match pre.instantiate(&mut store).await {
             Ok(plugin) => plugin,
             Err(err) => return Err(GroupError::Create(trap_message(&store, &err))),
@@ -360,7 +360,7 @@ pub(super) async fn describe(
         redactor: Default::default(),
         stop: Default::default(),
     });
-    let state = GroupState::new(env, Arc::new(Shard::default()), 0, u64::MAX);
+    let state = GroupState::new(env, Arc::new(Tally::default()), 0, u64::MAX);
     let mut store = new_store(engine, state);
     let failed = |why: String| PluginError::Describe {
         name: name.to_string(),

@@ -1,7 +1,7 @@
 //! Statistics: HDR histograms per (method, name) and in total, failures grouped with samples,
 //! task errors, and a per-interval history.
 //!
-//! - [`record`]: what the plugin host writes per request, sharded per worker thread;
+//! - [`record`]: what the plugin host writes per request, one tally per worker thread;
 //! - [`summary`]: the serializable rows, groups and history points of the JSON result;
 //! - here: the run's merged statistics, folded in once a second.
 
@@ -16,8 +16,8 @@ use std::collections::HashMap;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 pub use record::{
-    cap_message, new_histogram, Entry, FailureSample, Interval, RequestRecord, SampleBook, Shard,
-    Shards, MAX_MESSAGE_BYTES, SAMPLE_BODY_BYTES,
+    cap_message, new_histogram, Entry, FailureSample, Interval, RequestRecord, SampleBook, Tally,
+    Tallies, MAX_MESSAGE_BYTES, SAMPLE_BODY_BYTES,
 };
 pub use summary::{
     deserialize_histogram, serialize_histogram, CorrectedStats, EndpointStats, FailureGroup,
@@ -304,7 +304,7 @@ mod tests {
     /// Percentiles equal a brute-force computation over the same samples within HDR precision.
     #[test]
     fn percentiles_match_brute_force() {
-        let shard = Shard::default();
+        let tally = Tally::default();
         let mut samples = Vec::new();
         let mut x: u64 = 0x2545_F491_4F6C_DD1D;
         for _ in 0..20_000 {
@@ -314,7 +314,7 @@ mod tests {
             x ^= x << 17;
             let us = 50 + (x % 1000) * (x % 1000) * 2;
             samples.push(us);
-            shard.record(&RequestRecord {
+            tally.record(&RequestRecord {
                 class: 0,
                 method: "GET",
                 name: "/x",
@@ -326,7 +326,7 @@ mod tests {
         }
         samples.sort_unstable();
         let mut run = RunStats::default();
-        run.absorb(shard.take(), 1, 1.0);
+        run.absorb(tally.take(), 1, 1.0);
         let (rows, total) = run.endpoint_stats(1.0);
         assert_eq!(rows.len(), 1);
         assert_eq!(total.requests, 20_000);
@@ -350,7 +350,7 @@ mod tests {
     /// A failure sample is built only while the run keeps samples: three per name, fifty in all.
     #[test]
     fn samples_are_built_only_when_kept() {
-        let shards = Shards::new(2, Default::default());
+        let tallies = Tallies::new(2, Default::default());
         let built = std::cell::Cell::new(0);
         for i in 0..200 {
             let name = format!("/n{}", i % 40);
@@ -363,7 +363,7 @@ mod tests {
                 error: Some("HTTP 500"),
                 lateness_us: None,
             };
-            shards.shard(i).record_failure(&rec, || {
+            tallies.tally(i).record_failure(&rec, || {
                 built.set(built.get() + 1);
                 FailureSample {
                     method: "GET".into(),
@@ -376,10 +376,10 @@ mod tests {
                 }
             });
         }
-        let kept = shards.samples().samples();
+        let kept = tallies.samples().samples();
         assert_eq!(kept.len(), 50);
         assert_eq!(built.get(), 50, "every built sample was kept");
-        assert_eq!(shards.take_all().total().failures, 200);
+        assert_eq!(tallies.take_all().total().failures, 200);
     }
 
     /// A run far longer than its history's bound keeps the history bounded, and its totals,
@@ -390,10 +390,10 @@ mod tests {
             downsampler: history::Downsampler::new(30, 20),
             ..Default::default()
         };
-        let shard = Shard::default();
+        let tally = Tally::default();
         for s in 0..2000u64 {
             for i in 0..(s % 5) {
-                shard.record(&RequestRecord {
+                tally.record(&RequestRecord {
                     class: 0,
                     method: "GET",
                     name: "/x",
@@ -403,7 +403,7 @@ mod tests {
                     lateness_us: None,
                 });
             }
-            run.absorb(shard.take(), 1, 1.0);
+            run.absorb(tally.take(), 1, 1.0);
             assert!(run.history.len() <= 50, "{} points", run.history.len());
         }
         let expected: u64 = (0..2000u64).map(|s| s % 5).sum();
@@ -419,10 +419,10 @@ mod tests {
 
     #[test]
     fn names_beyond_the_cap_are_counted_as_other() {
-        let shard = Shard::default();
+        let tally = Tally::default();
         for i in 0..(MAX_NAMES + 20) {
             let name = format!("/item/{i}");
-            shard.record(&RequestRecord {
+            tally.record(&RequestRecord {
                 class: 0,
                 method: "GET",
                 name: &name,
@@ -433,7 +433,7 @@ mod tests {
             });
         }
         let mut run = RunStats::default();
-        run.absorb(shard.take(), 1, 1.0);
+        run.absorb(tally.take(), 1, 1.0);
         let (rows, total) = run.endpoint_stats(1.0);
         assert_eq!(rows.len(), MAX_NAMES + 1);
         assert_eq!(total.requests as usize, MAX_NAMES + 20);

@@ -1,5 +1,5 @@
-//! Recording: what the plugin host writes on every request. Each worker thread owns a `Shard`
-//! (an uncontended mutex) that its users record into; the collector takes every shard's
+//! Recording: what the plugin host writes on every request. Each worker thread owns a `Tally`
+//! (an uncontended mutex) that its users record into; the collector takes every tally's
 //! interval once a second and merges it, so there is no global lock per request.
 
 use std::collections::HashMap;
@@ -237,7 +237,7 @@ impl Interval {
     }
 }
 
-/// The failure samples of a run, shared by every shard: a sample is built only when it will be
+/// The failure samples of a run, shared by every tally: a sample is built only when it will be
 /// kept (a few per name, 50 in all), and once the book is full nothing is locked at all.
 #[derive(Default)]
 pub struct SampleBook {
@@ -314,10 +314,10 @@ pub struct RequestRecord<'a> {
     pub lateness_us: Option<u64>,
 }
 
-/// A worker thread's recording shard. Every text it records passes the run's `Redactor`, so
+/// A worker thread's recording tally. Every text it records passes the run's `Redactor`, so
 /// no configured secret reaches a report.
 #[derive(Default)]
-pub struct Shard {
+pub struct Tally {
     current: Mutex<Interval>,
     book: Arc<SampleBook>,
     redactor: Arc<Redactor>,
@@ -367,7 +367,7 @@ pub fn cap_name(name: &str) -> std::borrow::Cow<'_, str> {
     std::borrow::Cow::Owned(format!("{}{NAME_CUT}", &name[..end]))
 }
 
-impl Shard {
+impl Tally {
     fn lock(&self) -> MutexGuard<'_, Interval> {
         // A panic while holding the lock leaves counts that are still valid numbers.
         self.current
@@ -448,41 +448,41 @@ impl Shard {
     }
 }
 
-/// Every worker's shard; the collector reads them all.
+/// Every worker's tally; the collector reads them all.
 #[derive(Clone)]
-pub struct Shards {
-    pub shards: Arc<Vec<Arc<Shard>>>,
+pub struct Tallies {
+    pub tallies: Arc<Vec<Arc<Tally>>>,
     book: Arc<SampleBook>,
 }
 
-impl Shards {
-    /// `count` shards (at least one) that redact what `redactor` names.
+impl Tallies {
+    /// `count` tallies (at least one) that redact what `redactor` names.
     pub fn new(count: usize, redactor: Arc<Redactor>) -> Self {
         let book = Arc::new(SampleBook::default());
-        let shards = (0..count.max(1))
+        let tallies = (0..count.max(1))
             .map(|_| {
-                Arc::new(Shard {
+                Arc::new(Tally {
                     current: Mutex::default(),
                     book: book.clone(),
                     redactor: redactor.clone(),
                 })
             })
             .collect();
-        Shards {
-            shards: Arc::new(shards),
+        Tallies {
+            tallies: Arc::new(tallies),
             book,
         }
     }
 
-    /// The shard of worker `index`.
-    pub fn shard(&self, index: usize) -> Arc<Shard> {
-        self.shards[index % self.shards.len()].clone()
+    /// The tally of worker `index`.
+    pub fn tally(&self, index: usize) -> Arc<Tally> {
+        self.tallies[index % self.tallies.len()].clone()
     }
 
     pub fn take_all(&self) -> Interval {
         let mut merged = Interval::default();
-        for shard in self.shards.iter() {
-            merged.merge(shard.take());
+        for tally in self.tallies.iter() {
+            merged.merge(tally.take());
         }
         merged
     }
@@ -501,9 +501,9 @@ mod tests {
     fn huge_names_are_cut_where_rows_are_made() {
         assert_eq!(cap_name("/verify"), "/verify");
         let huge = format!("/health?user={}", "é".repeat(3_000_000));
-        let shard = Shard::default();
+        let tally = Tally::default();
         for error in [None, Some("HTTP 431")] {
-            shard.record_failure(
+            tally.record_failure(
                 &RequestRecord {
                     class: 0,
                     method: "GET",
@@ -524,7 +524,7 @@ mod tests {
                 },
             );
         }
-        let interval = shard.take();
+        let interval = tally.take();
         assert_eq!(interval.entries.len(), 1, "one row for both requests");
         let ((_, name), entry) = interval.entries.iter().next().unwrap();
         assert_eq!(entry.requests, 2);
@@ -537,7 +537,7 @@ mod tests {
         for (_, n, _, _) in interval.failure_counts() {
             assert_eq!(n, name);
         }
-        for sample in shard.book.samples() {
+        for sample in tally.book.samples() {
             assert_eq!(&sample.name, name);
         }
     }
