@@ -93,6 +93,29 @@ fn golden_exceptions_csv() {
 }
 
 /// Plugin-chosen names with commas, quotes and newlines are quoted as Python's csv module does.
+/// `perfhost report` renders the fixture result's HTML and Markdown byte for byte as the golden
+/// files do: a refactor that changes a report's bytes shows up here, not in a user's diff.
+#[test]
+fn golden_html_and_markdown() {
+    let dir = TempDir::new("golden-html-md");
+    let out = Command::new(EXE)
+        .arg("report")
+        .arg(fixture("result.json"))
+        .arg("--html")
+        .arg(dir.join("result.html"))
+        .arg("--markdown")
+        .arg(dir.join("result.md"))
+        .output()
+        .expect("perfhost report runs");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    for name in ["result.html", "result.md"] {
+        assert!(
+            read(&dir.join(name)) == read(&fixture(&format!("expected/{name}"))),
+            "{name} differs from tests/fixtures/expected/{name}"
+        );
+    }
+}
+
 #[test]
 fn csv_fields_are_quoted_like_pythons_csv_module() {
     let mut result = fixture_result();
