@@ -5,18 +5,18 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::client::{ClientConfig, ClientError, Connection, HttpError, OutgoingRequest};
-use crate::demo::{DemoChild, DemoChildError};
-use crate::engine::StopHandle;
 use crate::exit;
-use crate::plan::{ClassChoice, ClientOptions, LoadShape, Plan, StopConditions, Target};
 use crate::report::bench::{
     BenchMeta, BenchResult, CaseGrades, CaseResult, Level, Overall, SuiteGrading, BENCH_SCHEMA,
 };
-use crate::report::RunResult;
 use crate::runner::RunError;
-use crate::stats::{HistoryPoint, Percentile};
 use crate::suite::{Band, Case, Grading, Suite};
+use perfhost_core::client::{ClientConfig, ClientError, Connection, HttpError, OutgoingRequest};
+use perfhost_core::engine::StopHandle;
+use perfhost_core::plan::{ClassChoice, ClientOptions, LoadShape, Plan, StopConditions, Target};
+use perfhost_core::result::RunResult;
+use perfhost_core::stats::{HistoryPoint, Percentile};
+use perfhost_demo::{DemoChild, DemoChildError};
 
 /// Why a suite could not run to its end.
 #[derive(Debug, thiserror::Error)]
@@ -231,7 +231,7 @@ pub async fn run_suite(
         schema: BENCH_SCHEMA.into(),
         metadata: BenchMeta {
             api_url: format!("{}{}", target.origin, target.base_path),
-            timestamp: crate::report::csv::utc_timestamp(crate::stats::unix_now()),
+            timestamp: crate::report::csv::utc_timestamp(perfhost_core::stats::unix_now()),
             suite: suite.name.clone(),
             suite_source: suite.source.clone(),
             perfhost_version: env!("CARGO_PKG_VERSION").into(),

@@ -9,14 +9,14 @@ use std::time::Duration;
 
 use serde::{Deserialize, Deserializer};
 
-use crate::client::DEFAULT_MAX_BODY_SIZE;
-use crate::plan::{
+use crate::scenario::{self, Scenario};
+use perfhost_core::client::DEFAULT_MAX_BODY_SIZE;
+use perfhost_core::plan::{
     format_duration, format_size, parse_duration, parse_size, ClassChoice, ClientOptions,
     DurationError, FieldError, LoadShape, Outputs, Plan, ProcessQuery, ProfilePlan, SandboxLimits,
     Secret, SizeError, Source, StopConditions, Target,
 };
-use crate::plugin::{builtin, DEFAULT_CPU_BUDGET, DEFAULT_MEMORY_CAP};
-use crate::scenario::{self, Scenario};
+use perfhost_core::plugin::{builtin, DEFAULT_CPU_BUDGET, DEFAULT_MEMORY_CAP};
 
 /// Options of `perfhost run` (Locust's names where Locust has one).
 #[derive(Debug, Clone, Default, clap::Args)]
@@ -563,7 +563,7 @@ impl Settings {
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     #[error("{0}")]
-    Read(#[from] crate::input::InputError),
+    Read(#[from] perfhost_core::input::InputError),
     /// A field of a settings or scenario file, with its file and line.
     #[error("{0}")]
     Field(#[from] FieldError),
@@ -624,7 +624,7 @@ pub const DEFAULT_WEB_PORT: u16 = 8089;
 fn metrics_plan(
     args: &RunArgs,
     l: &mut Layers<'_>,
-) -> Result<Option<crate::plan::MetricsPlan>, ConfigError> {
+) -> Result<Option<perfhost_core::plan::MetricsPlan>, ConfigError> {
     let token = args.web_token.clone().filter(|t| !t.is_empty()).map(Secret);
     // The token travels in a header and a cookie: a control character, a space or `;` there
     // would break them (and was once a panic of the web thread).
@@ -712,7 +712,7 @@ fn metrics_plan(
             format!("{ip} is reachable from other machines: give --web-token TOKEN (or PERFHOST_WEB_TOKEN), or --web-auth USER:PASS, so that every request must carry it"),
         ));
     }
-    Ok(Some(crate::plan::MetricsPlan {
+    Ok(Some(perfhost_core::plan::MetricsPlan {
         addr: std::net::SocketAddr::new(ip, port),
         token,
         auth,
@@ -728,7 +728,7 @@ fn open_model(
     run_time: Option<Duration>,
     iterations: Option<u64>,
     scenario: Option<&Scenario>,
-) -> Result<Option<crate::plan::ArrivalPlan>, ConfigError> {
+) -> Result<Option<perfhost_core::plan::ArrivalPlan>, ConfigError> {
     let max_users = l.pick("max-users", |s| s.max_users);
     let pre_allocated = l.pick("pre-allocated-users", |s| s.pre_allocated_users);
     let spacing = l.pick("arrivals", |s| s.arrivals.clone());
@@ -766,7 +766,8 @@ fn open_model(
         }
         return Ok(None);
     };
-    let per_s = crate::plan::parse_rate(&rate).map_err(|m| ConfigError::invalid("--rate", m))?;
+    let per_s =
+        perfhost_core::plan::parse_rate(&rate).map_err(|m| ConfigError::invalid("--rate", m))?;
     if matches!(l.sources.get("users"), Some(Source::Cli | Source::Env)) {
         return Err(ConfigError::invalid(
             "--users",
@@ -786,7 +787,7 @@ fn open_model(
             sc.start_rate.unwrap_or(sc.rate_stages[0].per_s),
         ),
         None => (
-            vec![crate::plan::RateStage {
+            vec![perfhost_core::plan::RateStage {
                 per_s,
                 duration: run_time,
             }],
@@ -812,7 +813,7 @@ fn open_model(
             ))
         }
     };
-    Ok(Some(crate::plan::ArrivalPlan {
+    Ok(Some(perfhost_core::plan::ArrivalPlan {
         stages,
         start_per_s,
         pre_allocated,
@@ -1044,13 +1045,13 @@ fn resolve_layers(
         Some(Source::File) => " (the settings file's `run-name`)",
         _ => "",
     };
-    crate::outfile::check_run_name(&run_name).map_err(|why| {
+    perfhost_core::outfile::check_run_name(&run_name).map_err(|why| {
         ConfigError::invalid(
             &format!("--run-name{}", from(l.sources.get("run-name"))),
             why,
         )
     })?;
-    crate::outfile::check_run_name(&report_name)
+    perfhost_core::outfile::check_run_name(&report_name)
         .map_err(|why| ConfigError::invalid("the scenario's [report] name", why))?;
     let outputs = Outputs {
         run_name,
@@ -1103,7 +1104,7 @@ fn resolve_layers(
         .unwrap_or_default()
     {
         thresholds.push(
-            crate::plan::parse_threshold(&text)
+            perfhost_core::plan::parse_threshold(&text)
                 .map_err(|e| ConfigError::invalid("--threshold", e.to_string()))?,
         );
     }
@@ -1133,16 +1134,19 @@ fn resolve_layers(
     );
     let shard = match args.shard.as_deref() {
         Some("auto") => Some(
-            crate::plan::ShardPlan::auto(env).map_err(|e| ConfigError::invalid("--shard", e))?,
+            perfhost_core::plan::ShardPlan::auto(env)
+                .map_err(|e| ConfigError::invalid("--shard", e))?,
         ),
         Some(text) => Some(
-            crate::plan::ShardPlan::parse(text).map_err(|e| ConfigError::invalid("--shard", e))?,
+            perfhost_core::plan::ShardPlan::parse(text)
+                .map_err(|e| ConfigError::invalid("--shard", e))?,
         ),
         None => None,
     };
     let start_at = match args.start_at.as_deref() {
         Some(text) => Some(
-            crate::plan::parse_rfc3339(text).map_err(|e| ConfigError::invalid("--start-at", e))?,
+            perfhost_core::plan::parse_rfc3339(text)
+                .map_err(|e| ConfigError::invalid("--start-at", e))?,
         ),
         None => None,
     };
@@ -1416,7 +1420,7 @@ fn load_file(explicit: Option<&Path>) -> Result<Settings, ConfigError> {
             None => return Ok(Settings::default()),
         },
     };
-    let text = crate::input::read_to_string(&path, crate::input::Kind::Config)?;
+    let text = perfhost_core::input::read_to_string(&path, perfhost_core::input::Kind::Config)?;
     let shown = path.display().to_string();
     if path.extension().is_some_and(|e| e == "toml") {
         return toml::from_str(&text).map_err(|e| scenario::toml_error(&shown, &text, &e).into());

@@ -15,15 +15,15 @@ use http::Method;
 use rand_core::{Rng, SeedableRng};
 use rand_pcg::Pcg64Mcg;
 
-use crate::client::{ClientConfig, Connection, OutgoingRequest};
 use crate::config::RunArgs;
-use crate::engine::{self, Behaviours, StopHandle};
-use crate::monitor::{process_cpu, rss_kib};
-use crate::plan::seed::{self, Stream};
-use crate::plan::{ClassChoice, Target};
-use crate::plugin::data::DataSets;
-use crate::plugin::{Group, PluginSet, RunEnv, UserHandle, DEFAULT_LIMITS};
-use crate::stats::{RequestRecord, Tallies};
+use perfhost_core::client::{ClientConfig, Connection, OutgoingRequest};
+use perfhost_core::engine::{self, Behaviours, StopHandle};
+use perfhost_core::generator::{process_cpu, rss_kib};
+use perfhost_core::plan::seed::{self, Stream};
+use perfhost_core::plan::{ClassChoice, Target};
+use perfhost_core::plugin::data::DataSets;
+use perfhost_core::plugin::{Group, PluginSet, RunEnv, UserHandle, DEFAULT_LIMITS};
+use perfhost_core::stats::{RequestRecord, Tallies};
 
 /// One measured row.
 #[derive(Debug, Clone)]
@@ -59,6 +59,7 @@ fn run_env(target: &Arc<Target>) -> Arc<RunEnv> {
         trace: false,
         redactor: Default::default(),
         stop: Default::default(),
+        events: perfhost_core::events::ignore(),
     })
 }
 
@@ -198,7 +199,7 @@ async fn native_user(
     twin: NativeTwin,
     id: u64,
     target: &Arc<Target>,
-    tally: &crate::stats::Tally,
+    tally: &perfhost_core::stats::Tally,
     stop: &AtomicBool,
 ) {
     let mut conn = Connection::new(client_config(target));
@@ -263,7 +264,7 @@ async fn native_user(
 /// as many per instance as the engine puts there (one, for a sync plugin); measure; drop.
 pub async fn idle_rss_per_user(set: &PluginSet, target: &Arc<Target>, count: usize) -> Option<f64> {
     let env = run_env(target);
-    let tally = Arc::new(crate::stats::Tally::default());
+    let tally = Arc::new(perfhost_core::stats::Tally::default());
     let before = rss_kib();
     let mut groups = Vec::new();
     let mut created = 0;

@@ -5,12 +5,13 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::client::{ClientConfig, Connection, OutgoingRequest};
 use crate::monitor::target::{self, FindError};
-use crate::monitor::{leaks, MemoryProfile, ProfileMeta, Sampler, TargetProcess};
-use crate::plan::{utc_timestamp, ClientOptions, LeakTables, ProcessQuery, Target};
-use crate::stats::unix_now;
-use crate::stop::StopHandle;
+use crate::monitor::{leaks, Sampler};
+use perfhost_core::client::{ClientConfig, Connection, OutgoingRequest};
+use perfhost_core::plan::{utc_timestamp, ClientOptions, LeakTables, ProcessQuery, Target};
+use perfhost_core::result::memory::{MemoryProfile, ProfileMeta, TargetProcess};
+use perfhost_core::stats::unix_now;
+use perfhost_core::stop::StopHandle;
 
 /// Finds the target process. `Auto` needs the built-in demo server's pid or a loopback target.
 pub fn find(
@@ -70,8 +71,11 @@ async fn sample_until(
     interval: Duration,
     until: impl std::future::Future<Output = ()>,
     mut before_sample: impl AsyncFnMut() -> Option<bool>,
-    mut on_sample: impl FnMut(usize, &crate::monitor::MemorySample),
-) -> (Vec<crate::monitor::MemorySample>, Option<f64>) {
+    mut on_sample: impl FnMut(usize, &perfhost_core::result::memory::MemorySample),
+) -> (
+    Vec<perfhost_core::result::memory::MemorySample>,
+    Option<f64>,
+) {
     let mut sampler = Sampler::new(process);
     let mut ticker = tokio::time::interval(interval);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
@@ -105,7 +109,7 @@ pub async fn profile(
     api: Option<(Arc<Target>, ClientOptions)>,
     options: &ProfileOptions,
     stop: StopHandle,
-    on_sample: impl FnMut(usize, &crate::monitor::MemorySample),
+    on_sample: impl FnMut(usize, &perfhost_core::result::memory::MemorySample),
 ) -> MemoryProfile {
     let api_url = api
         .as_ref()
@@ -193,7 +197,7 @@ impl RunSampler {
         interval: Duration,
         tables: LeakTables,
         explicit: bool,
-        mut on_sample: impl FnMut(&crate::monitor::MemorySample) + Send + 'static,
+        mut on_sample: impl FnMut(&perfhost_core::result::memory::MemorySample) + Send + 'static,
     ) -> Self {
         let (done, finished) = tokio::sync::oneshot::channel::<()>();
         let task = tokio::spawn(async move {

@@ -10,7 +10,7 @@ use std::time::Duration;
 use serde::Deserialize;
 use toml::Spanned;
 
-use crate::plan::{
+use perfhost_core::plan::{
     format_duration, parse_duration, parse_rate, parse_threshold, ArrivalPlan, FieldError,
     LeakTables, LoadShape, RateStage, ScenarioRef, Stage, Threshold,
 };
@@ -205,11 +205,13 @@ pub fn toml_error(file: &str, text: &str, e: &toml::de::Error) -> FieldError {
 
 /// The text of a scenario file (a regular file of at most 1 MiB).
 pub fn read_scenario(path: &Path) -> Result<String, ScenarioError> {
-    crate::input::read_to_string(path, crate::input::Kind::Scenario).map_err(|e| ScenarioError {
-        file: path.display().to_string(),
-        line: None,
-        field: "-".into(),
-        message: e.to_string(),
+    perfhost_core::input::read_to_string(path, perfhost_core::input::Kind::Scenario).map_err(|e| {
+        ScenarioError {
+            file: path.display().to_string(),
+            line: None,
+            field: "-".into(),
+            message: e.to_string(),
+        }
     })
 }
 
@@ -339,13 +341,13 @@ pub fn parse(file: &str, text: &str) -> Result<Scenario, ScenarioError> {
         .map(|s| s.duration)
         .chain(rate_stages.iter().map(|s| s.duration))
         .sum();
-    if total > crate::plan::MAX_DURATION {
+    if total > perfhost_core::plan::MAX_DURATION {
         return Err(err(
             raw.stages.first().map(|s| s.duration.span()),
             "stages",
             format!(
                 "the stages add up to {} ({:.1} days), longer than the maximum run of 30 days — shorten them",
-                crate::plan::format_duration(total),
+                perfhost_core::plan::format_duration(total),
                 total.as_secs_f64() / 86400.0
             ),
         ));

@@ -9,8 +9,8 @@ use std::path::Path;
 use serde::{Deserialize, Serialize};
 use toml::Spanned;
 
-use crate::plan::FieldError;
 use crate::scenario::toml_error;
+use perfhost_core::plan::FieldError;
 
 /// The built-in suite: benchmark.py's seven cases and its README's tables.
 pub const DEFAULT: &str = include_str!("../../scenarios/suites/auditor.toml");
@@ -169,14 +169,13 @@ pub fn load(path: Option<&Path>) -> Result<Suite, FieldError> {
         Some(path) => {
             let file = path.display().to_string();
             let text =
-                crate::input::read_to_string(path, crate::input::Kind::Suite).map_err(|e| {
-                    FieldError {
+                perfhost_core::input::read_to_string(path, perfhost_core::input::Kind::Suite)
+                    .map_err(|e| FieldError {
                         file: file.clone(),
                         line: None,
                         field: "-".into(),
                         message: e.to_string(),
-                    }
-                })?;
+                    })?;
             parse(&file, &text)
         }
     }

@@ -320,7 +320,7 @@ async fn the_json_has_benchmark_py_fields_and_its_schema() {
     support::check_schema(&result, &schema, "bench");
     let histogram = result["results"][0]["histogram"].as_str().unwrap();
     assert_eq!(
-        perfhost::stats::deserialize_histogram(histogram)
+        perfhost_core::stats::deserialize_histogram(histogram)
             .unwrap()
             .len(),
         6,

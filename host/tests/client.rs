@@ -12,8 +12,8 @@ use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper::{Request, Response};
 use hyper_util::rt::TokioIo;
-use perfhost::client::{ClientConfig, Connection, HttpError, OutgoingRequest};
-use perfhost::plan::Target;
+use perfhost_core::client::{ClientConfig, Connection, HttpError, OutgoingRequest};
+use perfhost_core::plan::Target;
 use tokio::net::TcpListener;
 
 async fn handle(req: Request<hyper::body::Incoming>) -> Result<Response<Full<Bytes>>, Infallible> {
@@ -85,7 +85,7 @@ fn connection(url: &str, tls: Option<rustls::ClientConfig>) -> Connection {
         default_headers: Arc::default(),
         timeout: Duration::from_secs(5),
         tls: tls.map(Arc::new),
-        max_body_size: perfhost::client::DEFAULT_MAX_BODY_SIZE,
+        max_body_size: perfhost_core::client::DEFAULT_MAX_BODY_SIZE,
         keepalive: true,
     })
 }
@@ -161,7 +161,7 @@ async fn tls_with_a_private_ca_insecure_or_refused() {
     let ca = dir.join("ca.pem");
     std::fs::write(&ca, key.cert.pem()).unwrap();
 
-    let trusted = perfhost::client::tls_config(false, Some(&ca)).unwrap();
+    let trusted = perfhost_core::client::tls_config(false, Some(&ca)).unwrap();
     assert_eq!(
         get(&mut connection(&url, Some(trusted)), "/new", true)
             .await
@@ -169,7 +169,7 @@ async fn tls_with_a_private_ca_insecure_or_refused() {
             .1,
         "arrived"
     );
-    let insecure = perfhost::client::tls_config(true, None).unwrap();
+    let insecure = perfhost_core::client::tls_config(true, None).unwrap();
     assert_eq!(
         get(&mut connection(&url, Some(insecure)), "/new", true)
             .await
@@ -177,13 +177,13 @@ async fn tls_with_a_private_ca_insecure_or_refused() {
             .1,
         "arrived"
     );
-    let strict = perfhost::client::tls_config(false, None).unwrap();
+    let strict = perfhost_core::client::tls_config(false, None).unwrap();
     let refused = get(&mut connection(&url, Some(strict)), "/new", true).await;
     assert!(matches!(refused, Err(HttpError::Tls(_))), "{refused:?}");
 
     let not_pem = dir.join("bad.pem");
     std::fs::write(&not_pem, "hello").unwrap();
-    let err = perfhost::client::tls_config(false, Some(&not_pem))
+    let err = perfhost_core::client::tls_config(false, Some(&not_pem))
         .unwrap_err()
         .to_string();
     assert!(err.contains("--ca-cert") && err.contains("PEM"), "{err}");

@@ -43,7 +43,7 @@ fn perfhost(args: &[&str], cwd: &Path) -> std::process::Output {
         }
     }
     // Rendered as if five minutes before START: the same file every time.
-    let now = perfhost::plan::parse_rfc3339(START).unwrap() - 300.0;
+    let now = perfhost_core::plan::parse_rfc3339(START).unwrap() - 300.0;
     cmd.env("SOURCE_DATE_EPOCH", format!("{now}"));
     cmd.args(args).current_dir(cwd).output().unwrap()
 }
@@ -468,7 +468,7 @@ async fn collect_waits_for_every_shard_in_the_folder() {
     let server = RecordingServer::start(Mode::Auditor).await;
     let dir = TempDir::new("k8s-collect");
     let url = server.url();
-    let start = perfhost::plan::utc_timestamp((perfhost::stats::unix_now() + 3.0).ceil());
+    let start = perfhost_core::plan::utc_timestamp((perfhost_core::stats::unix_now() + 3.0).ceil());
     let collector = tokio::process::Command::new(env!("CARGO_BIN_EXE_perfhost"))
         .args(["k8s", "collect", "--from", "results", "--wait", "60s"])
         .current_dir(&dir.0)

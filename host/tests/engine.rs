@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use perfhost::plan::{LoadShape, Secret};
+use perfhost_core::plan::{LoadShape, Secret};
 
 use crate::support::{self, Mode, RecordingServer};
 
@@ -190,7 +190,7 @@ async fn sigint_writes_the_result_and_exits_130() {
         .unwrap()
         .unwrap();
     assert_eq!(status.code(), Some(130));
-    let result: perfhost::report::RunResult =
+    let result: perfhost_core::result::RunResult =
         serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
     assert!(result.meta.interrupted);
     assert!(result.total.requests > 0);
@@ -245,14 +245,14 @@ fn zero_config_run_uses_the_demo_server_and_leaves_no_child() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn recorded_latency_covers_the_server_time_and_adds_little() {
     let _serial = support::serial().await;
-    let config = perfhost::demo::DemoConfig {
-        latency: Some(perfhost::demo::LatencyRange {
+    let config = perfhost_demo::DemoConfig {
+        latency: Some(perfhost_demo::LatencyRange {
             min: Duration::from_millis(2),
             max: Duration::from_millis(12),
         }),
         ..Default::default()
     };
-    let server = perfhost::demo::start(config, "127.0.0.1:0".parse().unwrap())
+    let server = perfhost_demo::start(config, "127.0.0.1:0".parse().unwrap())
         .await
         .unwrap();
     let mut plan = support::plan(&server.url(), &[&support::fixture("fixture_latency_probe")]);
@@ -335,7 +335,7 @@ async fn users_start_at_the_spawn_rate() {
 /// A server that dies mid-run: connection errors, and the run still completes.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_server_killed_mid_run_gives_connection_errors() {
-    let server = perfhost::demo::start(Default::default(), "127.0.0.1:0".parse().unwrap())
+    let server = perfhost_demo::start(Default::default(), "127.0.0.1:0".parse().unwrap())
         .await
         .unwrap();
     let mut plan = support::plan(&server.url(), &["burst_user"]);
@@ -439,7 +439,7 @@ async fn the_result_matches_its_documented_schema() {
         "class=BurstUser:rps > 0",
     ]
     .iter()
-    .map(|t| perfhost::plan::parse_threshold(t).unwrap())
+    .map(|t| perfhost_core::plan::parse_threshold(t).unwrap())
     .collect();
     let result = serde_json::to_value(support::run(&plan).await).unwrap();
     assert_eq!(result["thresholds"].as_array().unwrap().len(), 3);
@@ -507,11 +507,11 @@ async fn api_credentials_are_sent_and_never_reported() {
         (None, None),
     ];
     for (key, token) in cases {
-        let config = perfhost::demo::DemoConfig {
+        let config = perfhost_demo::DemoConfig {
             api_key: Some("k-secret-123".into()),
             ..Default::default()
         };
-        let server = perfhost::demo::start(config, "127.0.0.1:0".parse().unwrap())
+        let server = perfhost_demo::start(config, "127.0.0.1:0".parse().unwrap())
             .await
             .unwrap();
         let mut plan = support::plan(&server.url(), &["burst_user"]);

@@ -988,7 +988,7 @@ fn derived_files(id: &str, dir: &Path) {
     let write = |name: &str, bytes: &[u8]| std::fs::write(dir.join(name), bytes).unwrap();
     match id {
         "plugin-truncated" => {
-            let bytes = perfhost::plugin::builtin::bytes("burst_user").unwrap();
+            let bytes = perfhost_core::plugin::builtin::bytes("burst_user").unwrap();
             write("cut.wasm", &bytes[..bytes.len() / 2]);
         }
         "report-truncated" => write("r.json", &RESULT_OK[..RESULT_OK.len() / 2]),
@@ -1102,7 +1102,7 @@ async fn run_case(case: &Case, fault_url: &str, closed_url: &str) -> Result<(), 
         Target::Faults => fault_url,
         Target::None => closed_url,
     };
-    let fixtures = perfhost::plugin::builtin::PLUGIN_DIR;
+    let fixtures = perfhost_core::plugin::builtin::PLUGIN_DIR;
     let args: Vec<String> = case
         .args
         .iter()
@@ -1310,7 +1310,7 @@ async fn secrets_never_reach_any_output() {
     let token = "tok-9f8e7d6c5b4a";
     let key = "key-1a2b3c4d5e6f";
     let password = "pw-0123456789";
-    let basic = perfhost::client::basic_credentials("alice", password);
+    let basic = perfhost_core::client::basic_credentials("alice", password);
     let url_with_user = format!("http://alice:{password}@{}", faults.addr);
     for (path, user_info) in [("/echo500?q=1", false), ("/echo?x=2", true)] {
         let host = if user_info {
@@ -1498,10 +1498,10 @@ async fn big_bodies_keep_memory_bounded() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_spinning_plugin_leaves_other_classes_alone() {
     let _serial = support::serial().await;
-    let demo = perfhost::demo::start(Default::default(), "127.0.0.1:0".parse().unwrap())
+    let demo = perfhost_demo::start(Default::default(), "127.0.0.1:0".parse().unwrap())
         .await
         .unwrap();
-    let burst = |result: &perfhost::report::RunResult| {
+    let burst = |result: &perfhost_core::result::RunResult| {
         result
             .stats
             .iter()
@@ -1512,7 +1512,7 @@ async fn a_spinning_plugin_leaves_other_classes_alone() {
     // BurstUser users get the same ids (0–3) in both runs, hence the same seeded waits: in the
     // second, the spinner's users come after them (weights put BurstUser first).
     let mut alone = support::plan(&demo.url(), &["burst_user"]);
-    alone.load = perfhost::plan::LoadShape::ramp(4, 100.0);
+    alone.load = perfhost_core::plan::LoadShape::ramp(4, 100.0);
     alone.stop.run_time = Some(Duration::from_secs(6));
     let alone = support::run(&alone).await;
     let mut both = support::plan(
@@ -1521,7 +1521,7 @@ async fn a_spinning_plugin_leaves_other_classes_alone() {
     );
     both.classes.only = vec!["BurstUser".into(), "Hostile".into()];
     both.classes.weights = [("BurstUser".to_string(), 2), ("Hostile".to_string(), 1)].into();
-    both.load = perfhost::plan::LoadShape::ramp(6, 100.0);
+    both.load = perfhost_core::plan::LoadShape::ramp(6, 100.0);
     both.stop.run_time = Some(Duration::from_secs(6));
     let both = support::run(&both).await;
     assert!(
@@ -1687,7 +1687,7 @@ async fn a_huge_request_body_names_its_cause() {
     ] {
         let mut plan = support::plan(&server.url(), &[&fixture("fixture_big_request")]);
         plan.config_values.insert("mib".into(), mib.into());
-        plan.load = perfhost::plan::LoadShape::ramp(1, 10.0);
+        plan.load = perfhost_core::plan::LoadShape::ramp(1, 10.0);
         plan.stop.run_time = None;
         plan.stop.iterations = Some(1);
         plan.limits.memory_cap = cap;
@@ -1708,7 +1708,7 @@ async fn a_base_path_in_the_host_is_kept() {
     let mut plan = support::plan(&format!("{}/api/v1/", server.url()), &["http_get"]);
     plan.config_values
         .insert("path".into(), "/verify?x=1".into());
-    plan.load = perfhost::plan::LoadShape::ramp(1, 10.0);
+    plan.load = perfhost_core::plan::LoadShape::ramp(1, 10.0);
     plan.stop.run_time = None;
     plan.stop.iterations = Some(2);
     let result = support::run(&plan).await;
@@ -1731,7 +1731,7 @@ async fn user_info_in_the_host_sends_basic_auth() {
         .replacen("http://", "http://alice:s3cr%40t@", 1);
     let mut plan = support::plan(&url, &["http_get"]);
     plan.config_values.insert("path".into(), "/health".into());
-    plan.load = perfhost::plan::LoadShape::ramp(1, 10.0);
+    plan.load = perfhost_core::plan::LoadShape::ramp(1, 10.0);
     plan.stop.run_time = None;
     plan.stop.iterations = Some(2);
     let result = support::run(&plan).await;
@@ -1743,7 +1743,7 @@ async fn user_info_in_the_host_sends_basic_auth() {
     let json = serde_json::to_string(&result).expect("result serialises");
     assert!(!json.contains("s3cr"), "the password reached the result");
 
-    plan.client.api_token = Some(perfhost::plan::Secret("tok".into()));
+    plan.client.api_token = Some(perfhost_core::plan::Secret("tok".into()));
     support::run(&plan).await;
     let last = server.seen().pop().expect("a request");
     assert_eq!(last.authorization.as_deref(), Some("Bearer tok"));
@@ -1754,7 +1754,7 @@ async fn user_info_in_the_host_sends_basic_auth() {
 async fn no_request_leaves_after_the_stop() {
     let faults = FaultServer::start().await;
     let mut plan = support::plan(&faults.url(), &[&fixture("fixture_start_loop")]);
-    plan.load = perfhost::plan::LoadShape::ramp(2, 10.0);
+    plan.load = perfhost_core::plan::LoadShape::ramp(2, 10.0);
     plan.stop.run_time = Some(Duration::from_secs(2));
     plan.stop.stop_timeout = Duration::from_secs(3);
     let started = Instant::now();

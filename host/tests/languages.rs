@@ -5,10 +5,10 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use perfhost::demo::{self, DemoConfig};
-use perfhost::plan::LoadShape;
-use perfhost::plugin::World;
-use perfhost::report::RunResult;
+use perfhost_core::plan::LoadShape;
+use perfhost_core::plugin::World;
+use perfhost_core::result::RunResult;
+use perfhost_demo::{self as demo, DemoConfig};
 
 use crate::support::{self, fixture, Mode, RecordingServer};
 

@@ -4,7 +4,7 @@
 
 use std::time::{Duration, Instant};
 
-use perfhost::plan::MetricsPlan;
+use perfhost_core::plan::MetricsPlan;
 
 use crate::support::{self, Mode, RecordingServer};
 
@@ -50,7 +50,7 @@ async fn metrics_are_live_and_end_equal_to_the_result() {
     let server = RecordingServer::start(Mode::FailVerify).await;
     let port = free_port();
     let mut plan = support::plan(&server.url(), &["burst_user"]);
-    plan.load = perfhost::plan::LoadShape::ramp(4, 100.0);
+    plan.load = perfhost_core::plan::LoadShape::ramp(4, 100.0);
     plan.stop.run_time = Some(Duration::from_secs(3));
     plan.outputs.metrics = Some(MetricsPlan {
         addr: ([127, 0, 0, 1], port).into(),
@@ -164,7 +164,7 @@ async fn metrics_are_live_and_end_equal_to_the_result() {
     assert_eq!(burst["num_failures"], row.failures);
     assert_eq!(
         burst["response_time_percentile_0.95"],
-        row.percentile(perfhost::stats::Percentile::P95)
+        row.percentile(perfhost_core::stats::Percentile::P95)
     );
     assert_eq!(burst["median_response_time"], row.median_ms);
     let last = locust["stats"].as_array().unwrap().last().unwrap();
@@ -214,11 +214,11 @@ async fn the_endpoint_needs_a_token_beyond_loopback() {
     let server = RecordingServer::start(Mode::Auditor).await;
     let port = free_port();
     let mut plan = support::plan(&server.url(), &["burst_user"]);
-    plan.load = perfhost::plan::LoadShape::ramp(1, 100.0);
+    plan.load = perfhost_core::plan::LoadShape::ramp(1, 100.0);
     plan.stop.run_time = Some(Duration::from_secs(2));
     plan.outputs.metrics = Some(MetricsPlan {
         addr: ([0, 0, 0, 0], port).into(),
-        token: Some(perfhost::plan::Secret("s3cret".into())),
+        token: Some(perfhost_core::plan::Secret("s3cret".into())),
         auth: None,
         read_only: false,
         linger: Duration::from_secs(2),

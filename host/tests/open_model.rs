@@ -4,8 +4,8 @@
 
 use std::time::Duration;
 
-use perfhost::plan::{ArrivalPlan, RateStage};
-use perfhost::report::RunResult;
+use perfhost_core::plan::{ArrivalPlan, RateStage};
+use perfhost_core::result::RunResult;
 
 use crate::support::{self, Mode, RecordingServer};
 
@@ -71,11 +71,13 @@ async fn a_stall_shows_in_the_corrected_latency_and_arrivals_keep_their_rate() {
     let corrected = result.total.corrected.as_ref().expect("corrected latency");
     let corrected_p99 = corrected
         .percentiles_ms
-        .get(perfhost::stats::Percentile::P99);
+        .get(perfhost_core::stats::Percentile::P99);
     eprintln!(
         "service p50 {}, p99 {}; corrected p99 {}; lag p99 {} µs; users {}",
         ms(service_p50),
-        ms(result.total.percentile(perfhost::stats::Percentile::P99)),
+        ms(result
+            .total
+            .percentile(perfhost_core::stats::Percentile::P99)),
         ms(corrected_p99),
         a.lag_p99_us,
         a.users
@@ -161,15 +163,17 @@ async fn a_pacing_schedule_gets_the_same_correction() {
     let _serial = support::serial().await;
     let server = RecordingServer::start(stalling(10)).await;
     let mut plan = support::plan(&server.url(), &[&support::fixture("fixture_pacing")]);
-    plan.load = perfhost::plan::LoadShape::ramp(2, 100.0);
+    plan.load = perfhost_core::plan::LoadShape::ramp(2, 100.0);
     plan.stop.run_time = Some(Duration::from_secs(12));
     plan.thresholds = ["p99 < 100ms", "service.p99 < 100ms"]
         .iter()
-        .map(|t| perfhost::plan::parse_threshold(t).unwrap())
+        .map(|t| perfhost_core::plan::parse_threshold(t).unwrap())
         .collect();
     let result = support::run(&plan).await;
     assert!(result.arrivals.is_none());
-    let service_p99 = result.total.percentile(perfhost::stats::Percentile::P99);
+    let service_p99 = result
+        .total
+        .percentile(perfhost_core::stats::Percentile::P99);
     let corrected = result
         .total
         .corrected
@@ -177,7 +181,7 @@ async fn a_pacing_schedule_gets_the_same_correction() {
         .expect("a pacing class has a schedule");
     let corrected_p99 = corrected
         .percentiles_ms
-        .get(perfhost::stats::Percentile::P99);
+        .get(perfhost_core::stats::Percentile::P99);
     eprintln!(
         "{} requests, service p99 {}, corrected p99 {}",
         result.total.requests,

@@ -3,8 +3,8 @@
 
 use std::time::Duration;
 
-use perfhost::plan::LoadShape;
-use perfhost::plugin::{PluginError, PluginSet, PluginSpec, RuntimeOptions, World};
+use perfhost_core::plan::LoadShape;
+use perfhost_core::plugin::{PluginError, PluginSet, PluginSpec, RuntimeOptions, World};
 
 use crate::support::{self, fixture, Mode, RecordingServer};
 
@@ -139,8 +139,8 @@ async fn burst_user_counts_429_as_success_and_heavy_user_sends_all_sources() {
 /// Each hostile plugin runs beside a well-behaved class; the host survives and says what happened.
 async fn hostile(
     name: &str,
-    tweak: impl FnOnce(&mut perfhost::plan::Plan),
-) -> (perfhost::report::RunResult, RecordingServer) {
+    tweak: impl FnOnce(&mut perfhost_core::plan::Plan),
+) -> (perfhost_core::result::RunResult, RecordingServer) {
     let server = RecordingServer::start(Mode::Auditor).await;
     let mut plan = support::plan(&server.url(), &[&fixture(name)]);
     plan.load = LoadShape::ramp(4, 10.0);
@@ -428,7 +428,7 @@ fn inspect_shows_classes_and_export_writes_a_loadable_file() {
     assert_eq!(out.status.code(), Some(0));
     assert_eq!(
         std::fs::read(&file).unwrap(),
-        perfhost::plugin::builtin::bytes("heavy_user").unwrap()
+        perfhost_core::plugin::builtin::bytes("heavy_user").unwrap()
     );
     let out = std::process::Command::new(exe)
         .args(["plugin", "inspect", "--json"])
@@ -472,8 +472,8 @@ async fn a_plugin_built_against_0_2_0_still_runs() {
 /// Each runs 24 task runs against the demo server with no failure.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn compiled_plugins_of_earlier_releases_still_run() {
-    let srv = perfhost::demo::start(
-        perfhost::demo::DemoConfig::default(),
+    let srv = perfhost_demo::start(
+        perfhost_demo::DemoConfig::default(),
         "127.0.0.1:0".parse().expect("addr"),
     )
     .await

@@ -5,8 +5,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use perfhost::plan::LoadShape;
-use perfhost::report::{self, HistoryCsvWriter, ReportOutputs, RunResult};
+use perfhost::report::{self, HistoryCsvWriter, ReportOutputs};
+use perfhost_core::plan::LoadShape;
+use perfhost_core::result::RunResult;
 
 use crate::support::{self, TempDir};
 
@@ -107,7 +108,11 @@ fn golden_html_and_markdown() {
         .arg(dir.join("result.md"))
         .output()
         .expect("perfhost report runs");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     for name in ["result.html", "result.md"] {
         assert!(
             read(&dir.join(name)) == read(&fixture(&format!("expected/{name}"))),
@@ -167,7 +172,7 @@ fn history_writer_flushes_every_row() {
 /// `perfhost run --csv PREFIX` writes PREFIX_stats_history.csv while the run is still going.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn stats_history_csv_has_rows_while_the_run_goes() {
-    let server = perfhost::demo::start(Default::default(), "127.0.0.1:0".parse().unwrap())
+    let server = perfhost_demo::start(Default::default(), "127.0.0.1:0".parse().unwrap())
         .await
         .unwrap();
     let dir = TempDir::new("live-run");
@@ -339,8 +344,8 @@ async fn html_report_of_a_real_run_renders_in_chromium() {
         );
         return;
     }
-    let server = perfhost::demo::start(
-        perfhost::demo::DemoConfig {
+    let server = perfhost_demo::start(
+        perfhost_demo::DemoConfig {
             error_rate: 0.3,
             ..Default::default()
         },
@@ -352,8 +357,8 @@ async fn html_report_of_a_real_run_renders_in_chromium() {
     plan.load = LoadShape::ramp(3, 10.0);
     plan.stop.run_time = Some(Duration::from_secs(3));
     // The demo server runs in this process: its memory is this process's.
-    plan.profile = Some(perfhost::plan::ProfilePlan {
-        query: perfhost::plan::ProcessQuery::Pid(std::process::id()),
+    plan.profile = Some(perfhost_core::plan::ProfilePlan {
+        query: perfhost_core::plan::ProcessQuery::Pid(std::process::id()),
         children: false,
         interval: Duration::from_millis(200),
         explicit: true,
@@ -362,7 +367,7 @@ async fn html_report_of_a_real_run_renders_in_chromium() {
     // One threshold the 30% error rate fails, one it passes.
     plan.thresholds = ["failure-rate < 1%", "requests > 0"]
         .iter()
-        .map(|t| perfhost::plan::parse_threshold(t).unwrap())
+        .map(|t| perfhost_core::plan::parse_threshold(t).unwrap())
         .collect();
     let mut result = support::run(&plan).await;
     assert!(result.total.requests > 0 && result.total.failures > 0);

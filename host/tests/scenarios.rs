@@ -5,7 +5,7 @@ use std::process::Command;
 use std::time::Duration;
 
 use perfhost::config::{self, RunArgs};
-use perfhost::plan::Plan;
+use perfhost_core::plan::Plan;
 
 use crate::support::{self, Mode, RecordingServer};
 
@@ -60,7 +60,7 @@ fn presets_resolve_to_the_suite_table() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_preset_runs_shortened_without_failures() {
-    let server = perfhost::demo::start(Default::default(), "127.0.0.1:0".parse().unwrap())
+    let server = perfhost_demo::start(Default::default(), "127.0.0.1:0".parse().unwrap())
         .await
         .unwrap();
     for (name, _) in perfhost::scenario::PRESETS {
@@ -133,7 +133,7 @@ async fn users_follow_the_stages_up_and_down() {
 /// `--scenario all` runs smoke, baseline, stress and burst in order, one report per scenario.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn all_runs_the_four_scenarios_in_order() {
-    let server = perfhost::demo::start(Default::default(), "127.0.0.1:0".parse().unwrap())
+    let server = perfhost_demo::start(Default::default(), "127.0.0.1:0".parse().unwrap())
         .await
         .unwrap();
     let dir = std::env::temp_dir().join(format!("perfhost-all-{}", std::process::id()));

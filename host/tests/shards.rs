@@ -14,7 +14,7 @@ fn json(path: &Path) -> Value {
 }
 
 fn histogram(text: &Value) -> hdrhistogram::Histogram<u64> {
-    perfhost::stats::deserialize_histogram(text.as_str().unwrap()).expect("a histogram")
+    perfhost_core::stats::deserialize_histogram(text.as_str().unwrap()).expect("a histogram")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -70,7 +70,7 @@ async fn four_local_shards_merge_to_the_servers_count() {
     }
     assert_eq!(users, 8, "the shards' users add up to the plan's");
     for row in merged["stats"].as_array().unwrap() {
-        let mut sum = perfhost::stats::new_histogram();
+        let mut sum = perfhost_core::stats::new_histogram();
         for s in &shards {
             if let Some(r) = s["stats"]
                 .as_array()
@@ -297,7 +297,7 @@ async fn a_killed_shard_is_named_by_merge() {
     let server = RecordingServer::start(Mode::Auditor).await;
     let dir = TempDir::new("shards-kill");
     let url = server.url();
-    let start = perfhost::plan::utc_timestamp((perfhost::stats::unix_now() + 3.0).ceil());
+    let start = perfhost_core::plan::utc_timestamp((perfhost_core::stats::unix_now() + 3.0).ceil());
     let mut shards: Vec<support::ChildGuard> = (0..3)
         .map(|i| {
             support::ChildGuard(

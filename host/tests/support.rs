@@ -13,9 +13,9 @@ use hyper::service::service_fn;
 use hyper::{Request, Response};
 use hyper_util::rt::TokioIo;
 use perfhost::config::RunArgs;
-use perfhost::engine::StopHandle;
-use perfhost::plan::Plan;
-use perfhost::report::RunResult;
+use perfhost_core::engine::StopHandle;
+use perfhost_core::plan::Plan;
+use perfhost_core::result::RunResult;
 use tokio::net::TcpListener;
 
 /// One request as the server saw it.
@@ -190,7 +190,7 @@ pub fn plan(url: &str, plugins: &[&str]) -> Plan {
 
 /// Path of a plugin built from `plugins/` (fixtures included).
 pub fn fixture(name: &str) -> String {
-    format!("{}/{name}.wasm", perfhost::plugin::builtin::PLUGIN_DIR)
+    format!("{}/{name}.wasm", perfhost_core::plugin::builtin::PLUGIN_DIR)
 }
 
 /// Runs a plan to its end, bounded by a generous outer timeout.
@@ -205,7 +205,7 @@ pub async fn run(plan: &Plan) -> RunResult {
 pub fn task_error<'a>(
     result: &'a RunResult,
     needle: &str,
-) -> Option<&'a perfhost::stats::TaskErrorGroup> {
+) -> Option<&'a perfhost_core::stats::TaskErrorGroup> {
     result
         .task_errors
         .iter()

@@ -919,14 +919,14 @@ async fn slow_clients_are_cut_off_and_capped() {
 /// idle kept-alive connection are both closed after the header timeout.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_metrics_server_times_out_slow_headers() {
-    let plan = perfhost::plan::MetricsPlan {
+    let plan = perfhost_core::plan::MetricsPlan {
         addr: ([127, 0, 0, 1], 0).into(),
         token: None,
         auth: None,
         read_only: false,
         linger: Duration::ZERO,
     };
-    let board = Arc::new(perfhost::stats::live::LiveBoard::default());
+    let board = Arc::new(perfhost_core::stats::live::LiveBoard::default());
     let server = perfhost::web::serve(&plan, perfhost::web::Source::Board(board)).unwrap();
     let port = server.addr.port();
     let closed = tokio::task::spawn_blocking(move || {

@@ -6,10 +6,10 @@ use std::path::PathBuf;
 
 use crate::benchmark::{run_suite, Progress};
 use crate::config::{self, RunArgs};
-use crate::engine::StopHandle;
 use crate::exit;
-use crate::plan::format_duration;
 use crate::report::bench::{self as bench_report, BenchResult, Level};
+use perfhost_core::engine::StopHandle;
+use perfhost_core::plan::format_duration;
 
 /// Which grade fails the run (`--fail-on`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -209,7 +209,7 @@ fn write_outputs(result: &BenchResult, args: &BenchArgs) -> bool {
     let json = match &args.output {
         Some(path) => path.clone(),
         None => {
-            match crate::outfile::claim_stem(
+            match perfhost_core::outfile::claim_stem(
                 std::path::Path::new("reports"),
                 &format!("benchmark_{}", crate::report::timestamp()),
             ) {
@@ -242,7 +242,7 @@ fn write_outputs(result: &BenchResult, args: &BenchArgs) -> bool {
             crate::out!("{text}");
             return;
         }
-        match crate::outfile::write(path, text.as_bytes()) {
+        match perfhost_core::outfile::write(path, text.as_bytes()) {
             Ok(()) => crate::errln!("Report written to {}", path.display()),
             Err(err) => {
                 all = false;

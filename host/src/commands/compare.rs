@@ -52,7 +52,7 @@ fn parse_share(text: &str) -> Result<f64, String> {
 }
 
 fn parse_ms(text: &str) -> Result<f64, String> {
-    crate::plan::parse_threshold(&format!("max < {text}"))
+    perfhost_core::plan::parse_threshold(&format!("max < {text}"))
         .map(|t| t.value)
         .map_err(|_| format!("`{text}` is not a time — use e.g. 1ms, 0.5ms, 2s"))
 }
@@ -92,7 +92,7 @@ pub fn main(args: CompareArgs) -> u8 {
             crate::out!("{text}");
             return;
         }
-        if let Err(err) = crate::outfile::write(path, text.as_bytes()) {
+        if let Err(err) = perfhost_core::outfile::write(path, text.as_bytes()) {
             lost = true;
             crate::errln!("error: {err}");
         }

@@ -4,8 +4,8 @@ use std::io::Write as _;
 use std::net::SocketAddr;
 use std::num::NonZeroUsize;
 
-use crate::demo::{knobs, start, DemoConfig, LatencyRange, RateLimit, Stall};
 use crate::exit;
+use perfhost_demo::{knobs, start, DemoConfig, LatencyRange, RateLimit, Stall};
 
 /// Options of `perfhost demo-server`.
 #[derive(Debug, Clone, clap::Args)]

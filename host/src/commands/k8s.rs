@@ -111,7 +111,7 @@ pub(crate) fn prepare(
     let now = std::env::var("SOURCE_DATE_EPOCH")
         .ok()
         .and_then(|s| s.trim().parse::<f64>().ok())
-        .unwrap_or_else(crate::stats::unix_now);
+        .unwrap_or_else(perfhost_core::stats::unix_now);
     deploy::prepare(&plan, run, &options, now).map_err(|e| e.to_string())
 }
 

@@ -10,8 +10,8 @@ use std::time::Duration;
 use crate::commands::merge::write_merged;
 use crate::config::{self, parse_duration_arg};
 use crate::exit;
-use crate::report::merge::merge;
 use crate::report::{load_result, summary_table, ReportOutputs};
+use perfhost_core::result::merge::merge;
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct LocalArgs {
@@ -105,7 +105,7 @@ pub fn main(mut args: LocalArgs) -> u8 {
     let mut demo = None;
     let mut host_args = Vec::new();
     if plan.target.is_none() {
-        match crate::demo::DemoChild::start() {
+        match perfhost_demo::DemoChild::start() {
             Ok(child) => {
                 crate::errln!(
                     "Started the built-in demo server at {} for every shard",
@@ -128,7 +128,7 @@ pub fn main(mut args: LocalArgs) -> u8 {
         }
     };
     // A folder of its own: two runs of one name started in one second get `…-2`.
-    let dir = match crate::outfile::create_new_dir(
+    let dir = match perfhost_core::outfile::create_new_dir(
         Path::new("reports"),
         &format!(
             "{}_local_{}",
@@ -161,8 +161,9 @@ pub fn main(mut args: LocalArgs) -> u8 {
         }
     };
     let delay = args.start_delay.unwrap_or(Duration::from_secs(10));
-    let start_at =
-        crate::plan::utc_timestamp((crate::stats::unix_now() + delay.as_secs_f64()).ceil());
+    let start_at = perfhost_core::plan::utc_timestamp(
+        (perfhost_core::stats::unix_now() + delay.as_secs_f64()).ceil(),
+    );
     crate::errln!(
         "{} shards start at {start_at}; their results and logs go to {}",
         args.shards,

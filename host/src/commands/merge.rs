@@ -7,9 +7,10 @@ use std::time::{Duration, Instant};
 
 use crate::config::parse_duration_arg;
 use crate::exit;
-use crate::plan::MAX_SHARDS;
-use crate::report::merge::merge;
-use crate::report::{load_result, summary_table, write_reports, ReportOutputs, RunResult};
+use crate::report::{load_result, summary_table, write_reports, ReportOutputs};
+use perfhost_core::plan::MAX_SHARDS;
+use perfhost_core::result::merge::merge;
+use perfhost_core::result::RunResult;
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct MergeArgs {
@@ -68,7 +69,7 @@ pub struct CollectArgs {
 pub fn main(args: MergeArgs) -> u8 {
     let default_json = |merged: &RunResult| {
         // The name comes from the shards' files: never a path out of reports/.
-        let (name, note) = crate::outfile::file_name_of(&merged.meta.run_name);
+        let (name, note) = perfhost_core::outfile::file_name_of(&merged.meta.run_name);
         if let Some(note) = note {
             crate::errln!("{note}");
         }

@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 
 use crate::exit;
-use crate::plugin::{builtin, PluginSet, PluginSpec, RuntimeOptions, WaitTime, World};
+use perfhost_core::plugin::{builtin, PluginSet, PluginSpec, RuntimeOptions, WaitTime, World};
 
 #[derive(Debug, clap::Subcommand)]
 pub enum PluginCommand {

@@ -7,11 +7,11 @@ use std::io::Write as _;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::demo::DemoChild;
 use crate::exit;
 use crate::overhead::{idle_rss_per_user, measure_native, measure_wasm, workers, NativeTwin};
-use crate::plan::{format_duration, Target};
-use crate::plugin::{PluginSet, PluginSpec, RuntimeOptions};
+use perfhost_core::plan::{format_duration, Target};
+use perfhost_core::plugin::{PluginSet, PluginSpec, RuntimeOptions};
+use perfhost_demo::DemoChild;
 
 /// Options of `perfhost plugin bench`.
 #[derive(Debug, Clone, clap::Args)]
@@ -72,7 +72,7 @@ pub fn main(args: PluginBenchArgs) -> u8 {
                 return exit::USAGE;
             }
         };
-        if crate::client::probe(&target, Duration::from_secs(5))
+        if perfhost_core::client::probe(&target, Duration::from_secs(5))
             .await
             .is_err()
         {

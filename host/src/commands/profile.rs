@@ -7,13 +7,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::config::parse_duration_arg;
-use crate::engine::StopHandle;
 use crate::exit;
 use crate::monitor::leaks::summary_line;
 use crate::monitor::target::FindError;
-use crate::monitor::{MemoryProfile, Verdict};
-use crate::plan::{format_duration, ClientOptions, LeakTables, ProcessQuery, Target};
 use crate::profiler::{self, KeepAlive, ProfileOptions};
+use perfhost_core::engine::StopHandle;
+use perfhost_core::plan::{format_duration, ClientOptions, LeakTables, ProcessQuery, Target};
+use perfhost_core::result::memory::{MemoryProfile, Verdict};
 
 /// Options of `perfhost profile`.
 #[derive(Debug, Clone, clap::Args)]
@@ -127,7 +127,7 @@ pub fn main(args: ProfileArgs) -> u8 {
         api_token: None,
         api_key: None,
         basic_auth: None,
-        max_body_size: crate::client::DEFAULT_MAX_BODY_SIZE,
+        max_body_size: perfhost_core::client::DEFAULT_MAX_BODY_SIZE,
         keepalive: true,
     };
     let profile = runtime.block_on(async {
@@ -176,7 +176,7 @@ pub fn main(args: ProfileArgs) -> u8 {
     // The default stem is claimed: two profiles in one second get `…-2`.
     let (prefix, claim) = match args.output.clone() {
         Some(prefix) => (prefix, None),
-        None => match crate::outfile::claim_stem(
+        None => match perfhost_core::outfile::claim_stem(
             std::path::Path::new("reports"),
             &format!("memory_profile_{}", crate::report::timestamp()),
         ) {
@@ -257,13 +257,14 @@ fn write_outputs(profile: &MemoryProfile, prefix: &std::path::Path, plot: bool) 
     };
     let json = with(".json");
     let mut all = true;
-    let mut write = |path: &PathBuf, bytes: Vec<u8>| match crate::outfile::write(path, &bytes) {
-        Ok(()) => crate::errln!("Written to {}", path.display()),
-        Err(err) => {
-            all = false;
-            crate::errln!("error: {err}");
-        }
-    };
+    let mut write =
+        |path: &PathBuf, bytes: Vec<u8>| match perfhost_core::outfile::write(path, &bytes) {
+            Ok(()) => crate::errln!("Written to {}", path.display()),
+            Err(err) => {
+                all = false;
+                crate::errln!("error: {err}");
+            }
+        };
     match serde_json::to_vec_pretty(profile) {
         Ok(bytes) => write(&json, bytes),
         Err(err) => crate::errln!("error: cannot encode the profile: {err}"),

@@ -6,12 +6,13 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use crate::config::{self, RunArgs};
-use crate::engine::StopHandle;
 use crate::exit;
-use crate::plan::{format_duration, Plan};
-use crate::report::{self, RunResult};
+use crate::report;
 use crate::runner::Steering;
-use crate::stats::{HistoryPoint, Percentile};
+use perfhost_core::engine::StopHandle;
+use perfhost_core::plan::{format_duration, Plan};
+use perfhost_core::result::RunResult;
+use perfhost_core::stats::{HistoryPoint, Percentile};
 
 /// The CLI entry: returns the exit code.
 pub fn main(args: RunArgs) -> u8 {
@@ -50,9 +51,9 @@ pub fn main(args: RunArgs) -> u8 {
         }
         return exit::OK;
     }
-    if let Err(err) = crate::runner::check_memory(&plan) {
+    if let Err(err) = perfhost_core::run::check_memory(&plan) {
         crate::errln!("error: {err}");
-        return err.exit_code();
+        return crate::RunError::from(err).exit_code();
     }
     raise_fd_limit(plan.max_users());
     let runtime = match control_runtime() {
@@ -71,13 +72,15 @@ pub fn main(args: RunArgs) -> u8 {
 
 /// What `--dry-run` checks before printing the plan.
 fn dry_check(plan: &Plan) -> Result<(), crate::RunError> {
-    crate::runner::check_memory(plan)?;
+    perfhost_core::run::check_memory(plan)?;
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
-        .map_err(|e| crate::RunError::Plugin(crate::plugin::PluginError::Engine(e.to_string())))?;
-    let (set, classes) = runtime.block_on(crate::runner::load_plugins(plan))?;
-    crate::runner::check_plugin_memory(plan, &set, &classes)
+        .map_err(|e| perfhost_core::plugin::PluginError::Engine(e.to_string()))?;
+    let (set, classes) = runtime.block_on(perfhost_core::run::load_plugins(plan))?;
+    Ok(perfhost_core::run::check_plugin_memory(
+        plan, &set, &classes,
+    )?)
 }
 
 /// Runs one plan, prints the summary and writes the reports; returns the result and the exit
@@ -98,7 +101,7 @@ pub(crate) async fn run_and_report(
         || (out.json_file.is_none() && !out.no_report);
     let claim = if default_files {
         let base = format!("{}_{}", out.report_name, report::timestamp());
-        match crate::outfile::claim_stem(Path::new("reports"), &base) {
+        match perfhost_core::outfile::claim_stem(Path::new("reports"), &base) {
             Ok(claim) => Some(claim),
             Err(err) => {
                 crate::errln!("error: {err}");

@@ -9,11 +9,11 @@ use crate::commands::run::{
     control_runtime, forward_signals, interrupt_on_signal, raise_fd_limit_for, run_and_report,
 };
 use crate::config::{self, RunArgs};
-use crate::engine::StopHandle;
 use crate::exit;
-use crate::plan::{format_duration, parse_duration, Plan};
 use crate::runner::Steering;
 use crate::web::session::{FormOptions, Session, StartRequest, Test};
+use perfhost_core::engine::StopHandle;
+use perfhost_core::plan::{format_duration, parse_duration, Plan};
 
 /// The CLI entry: returns the exit code of the last test (0 when none ran). `perfhost run
 /// --web` starts its test at once (`started`), `perfhost ui` with `--autostart`.
@@ -45,11 +45,11 @@ pub fn main(mut args: RunArgs, started: bool) -> u8 {
         let quit = StopHandle::default();
         interrupt_on_signal(&quit);
         // The form offers the classes of the plugins the command line names.
-        let available_classes = match crate::runner::load_plugins(&base).await {
+        let available_classes = match perfhost_core::run::load_plugins(&base).await {
             Ok((_, classes)) => classes.into_iter().map(|c| c.class.name).collect(),
             Err(err) => {
                 crate::errln!("error: {err}");
-                return err.exit_code();
+                return crate::RunError::from(err).exit_code();
             }
         };
         let form = FormOptions {
@@ -70,7 +70,7 @@ pub fn main(mut args: RunArgs, started: bool) -> u8 {
         let fits = Box::new(|plan: &Plan| {
             // A new count mid-run: the same checks as at a test's start.
             raise_fd_limit_for(plan.max_users(), plan.max_users());
-            crate::runner::check_memory(plan).map_err(|e| e.to_string())
+            perfhost_core::run::check_memory(plan).map_err(|e| e.to_string())
         });
         let session = Session::new(planner, fits, form, endpoint.read_only, tests_tx);
         let server =
@@ -234,7 +234,7 @@ fn check_scenario(
     local_scenario(asked).map(|_| ())
 }
 
-fn announce(addr: &std::net::SocketAddr, endpoint: &crate::plan::MetricsPlan) {
+fn announce(addr: &std::net::SocketAddr, endpoint: &perfhost_core::plan::MetricsPlan) {
     let guard = match (&endpoint.token, &endpoint.auth) {
         (Some(_), _) => " — open it once as /?token=<--web-token>; API calls send Authorization: Bearer <--web-token>",
         (None, Some(_)) => " — it asks for the --web-auth user and password",

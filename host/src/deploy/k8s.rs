@@ -101,7 +101,7 @@ pub fn render(
     if o.files_claim.is_none() && size > CONFIG_MAP_LIMIT {
         return Err(format!(
             "the files the run flags name are {} in all, more than a ConfigMap's 1 MiB: copy them into a volume and pass --files-claim CLAIM (see README, Kubernetes)",
-            crate::plan::format_size(size)
+            perfhost_core::plan::format_size(size)
         ));
     }
     let mut out = Vec::new();

@@ -7,7 +7,7 @@ pub mod slurm;
 
 use std::path::{Path, PathBuf};
 
-use crate::plan::{Plan, ShardPlan};
+use perfhost_core::plan::{Plan, ShardPlan};
 
 /// What both schedulers need to know of one sharded run.
 #[derive(Debug, Clone)]
@@ -69,7 +69,9 @@ fn take_secrets(args: Vec<String>) -> (Vec<String>, Vec<SecretEnv>) {
             .iter()
             .find_map(|p| arg.strip_prefix(p))
             .or_else(|| arg.strip_prefix("-H").filter(|v| !v.is_empty()));
-        if let Some(url) = host.filter(|url| crate::plan::Target::credentials(url).is_some()) {
+        if let Some(url) =
+            host.filter(|url| perfhost_core::plan::Target::credentials(url).is_some())
+        {
             secrets.retain(|s| s.name != "PERFHOST_HOST");
             secrets.push(SecretEnv {
                 name: "PERFHOST_HOST",
@@ -139,7 +141,7 @@ pub enum DeployError {
     )]
     Missing { flag: String, path: String },
     #[error("{0}")]
-    Input(crate::input::InputError),
+    Input(perfhost_core::input::InputError),
     #[error("{0}")]
     Start(String),
     #[error("--start-at {0} has passed: give a later time, or --start-in D")]
@@ -213,11 +215,11 @@ pub fn prepare(
     let (start_at, start_unix) = match &options.start_at {
         Some(text) => (
             text.clone(),
-            crate::plan::parse_rfc3339(text).map_err(DeployError::Start)?,
+            perfhost_core::plan::parse_rfc3339(text).map_err(DeployError::Start)?,
         ),
         None => {
             let at = (now + options.start_in.as_secs_f64()).ceil();
-            (crate::plan::utc_timestamp(at), at)
+            (perfhost_core::plan::utc_timestamp(at), at)
         }
     };
     if start_unix < now {
@@ -249,7 +251,7 @@ pub fn prepare(
     };
     let classes = plan.plugins.len().max(1) as u64;
     // Each class holds at least one instance per worker: workers × classes of them.
-    let memory_bytes = crate::runner::planned_memory(users_per_shard, workers * classes)
+    let memory_bytes = perfhost_core::run::planned_memory(users_per_shard, workers * classes)
         .saturating_add(PROCESS_BYTES);
     let run_s = plan
         .stop
@@ -511,11 +513,11 @@ impl Deployment {
             .iter()
             .map(|f| {
                 let kind = if f.source.extension().is_some_and(|e| e == "wasm") {
-                    crate::input::Kind::Plugin
+                    perfhost_core::input::Kind::Plugin
                 } else {
-                    crate::input::Kind::Data
+                    perfhost_core::input::Kind::Data
                 };
-                crate::input::read(&f.source, kind)
+                perfhost_core::input::read(&f.source, kind)
                     .map(|bytes| (f.clone(), bytes))
                     .map_err(DeployError::Input)
             })

@@ -3,88 +3,10 @@
 //! rather than last minus first, threads and open files that keep rising, and the verdict by
 //! the Auditor suite's tables.
 
-use serde::{Deserialize, Serialize};
-
-use super::target::MemorySample;
-use crate::plan::{Grade, LeakTables};
-
-/// What the growth says.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum Verdict {
-    /// Growth below the moderate threshold.
-    Healthy,
-    /// Growth between the moderate and the high threshold: a leak warning.
-    Moderate,
-    /// Growth above the high threshold: a leak warning.
-    High,
-    /// Not enough samples after the warm-up to judge.
-    TooShort,
-}
-
-impl Verdict {
-    /// A leak warning (exit code 4 when the profile was asked for).
-    pub fn is_warning(self) -> bool {
-        matches!(self, Verdict::Moderate | Verdict::High)
-    }
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct RssAnalysis {
-    pub initial_mb: f64,
-    pub final_mb: f64,
-    pub min_mb: f64,
-    pub max_mb: f64,
-    pub avg_mb: f64,
-    /// Last minus first, as memory_profile.py reports it.
-    pub growth_mb: f64,
-    pub growth_percent: f64,
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct VmsAnalysis {
-    pub initial_mb: f64,
-    pub final_mb: f64,
-    pub growth_mb: f64,
-}
-
-/// A count (threads, open files) over the profile.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct CountAnalysis {
-    pub initial: u64,
-    #[serde(rename = "final")]
-    pub last: u64,
-    /// Least-squares slope after the warm-up, per minute.
-    pub slope_per_min: f64,
-    /// Rising steadily: a positive slope that fits well and adds up to several more.
-    pub rising: bool,
-}
-
-/// The analysis of a profile (memory_profile.py's fields, then perfhost's).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Analysis {
-    pub total_samples: usize,
-    pub duration_seconds: f64,
-    pub rss: RssAnalysis,
-    pub vms: VmsAnalysis,
-    pub threads: CountAnalysis,
-    pub fds: CountAnalysis,
-    /// memory_profile.py's line: the growth warning, or null.
-    pub warning: Option<String>,
-    /// Seconds left out of the growth rate at the start.
-    pub warmup_seconds: f64,
-    /// RSS growth after the warm-up: the least-squares slope, MB per minute.
-    pub growth_rate_mb_per_min: f64,
-    /// How well a straight line fits the RSS after the warm-up (R², 0…1).
-    pub growth_fit_r2: f64,
-    pub verdict: Verdict,
-    pub initial_rss_grade: Grade,
-    pub max_rss_grade: Grade,
-    /// Everything worth a look, one sentence each (rising threads or files, RSS grades).
-    pub flags: Vec<String>,
-    /// The process exited before the profile ended (when, in seconds).
-    pub exited_at_seconds: Option<f64>,
-}
+use perfhost_core::plan::{Grade, LeakTables};
+use perfhost_core::result::memory::{
+    Analysis, CountAnalysis, MemorySample, RssAnalysis, Verdict, VmsAnalysis,
+};
 
 /// Least-squares slope (per second) and R² of `points`.
 fn fit(points: &[(f64, f64)]) -> (f64, f64) {

@@ -9,7 +9,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
-use serde::{Deserialize, Serialize};
+use perfhost_core::result::memory::{MemorySample, ProcessFigures, TargetProcess};
 
 /// Why no (single) target process was found.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -25,18 +25,6 @@ pub enum FindError {
         what: String,
         candidates: Vec<(u32, String)>,
     },
-}
-
-/// The process (tree) being profiled.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct TargetProcess {
-    /// The root of the tree (the server's main process).
-    pub pid: u32,
-    pub command: String,
-    /// How it was found: `pid`, `port 8888`, `match uvicorn`, `built-in demo server`.
-    pub found_by: String,
-    /// Whether its child processes (workers) are summed in.
-    pub children: bool,
 }
 
 /// The command line of `pid` (arguments joined by spaces), if it exists.
@@ -267,43 +255,6 @@ pub fn by_match(text: &str, children: bool) -> Result<TargetProcess, FindError> 
 
 // ---------- sampling ----------
 
-/// One process's figures in a sample.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct ProcessFigures {
-    pub pid: u32,
-    pub rss_mb: f64,
-    pub vms_mb: f64,
-    pub num_threads: u64,
-    pub num_fds: u64,
-}
-
-/// One sample: memory_profile.py's fields first, then perfhost's.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct MemorySample {
-    /// ISO 8601, UTC.
-    pub timestamp: String,
-    /// The same moment in Unix seconds (lines samples up with a run's history).
-    pub time: f64,
-    pub elapsed_seconds: f64,
-    /// Summed over the process tree.
-    pub rss_mb: f64,
-    pub vms_mb: f64,
-    /// RSS as a share of the machine's memory, in %.
-    pub percent: f64,
-    pub num_fds: u64,
-    pub num_threads: u64,
-    /// The keep-alive request of `perfhost profile` succeeded (`None`: none was sent).
-    #[serde(default)]
-    pub request_success: Option<bool>,
-    /// CPU of the tree since the previous sample, in % of one core.
-    pub cpu_percent: f64,
-    /// Every process of the tree.
-    pub processes: Vec<ProcessFigures>,
-    /// perfhost's own memory and CPU at that moment, so a reader sees whose memory grew.
-    pub perfhost_rss_mb: f64,
-    pub perfhost_cpu_percent: f64,
-}
-
 /// Bytes of a page and clock ticks of a second (for `statm` and `stat`).
 fn page_size() -> f64 {
     // SAFETY: sysconf only reads a configuration value.
@@ -417,7 +368,7 @@ impl Sampler {
             }
         }
         let now = std::time::Instant::now();
-        let own_cpu = super::process_cpu();
+        let own_cpu = perfhost_core::generator::process_cpu();
         let (cpu_percent, perfhost_cpu_percent) = match self.last {
             Some((at, t, own)) => {
                 let wall = now.duration_since(at).as_secs_f64().max(1e-6);
@@ -431,7 +382,7 @@ impl Sampler {
         self.last = Some((now, ticks, own_cpu));
         let rss_mb: f64 = processes.iter().map(|p| p.rss_mb).sum();
         Some(MemorySample {
-            timestamp: crate::plan::utc_timestamp(time),
+            timestamp: perfhost_core::plan::utc_timestamp(time),
             time,
             elapsed_seconds: now.duration_since(self.started).as_secs_f64(),
             rss_mb,
@@ -446,7 +397,7 @@ impl Sampler {
             request_success: None,
             cpu_percent,
             processes,
-            perfhost_rss_mb: super::rss_kib() as f64 / 1024.0,
+            perfhost_rss_mb: perfhost_core::generator::rss_kib() as f64 / 1024.0,
             perfhost_cpu_percent,
         })
     }

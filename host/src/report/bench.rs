@@ -10,12 +10,12 @@ use serde::{Deserialize, Serialize};
 
 use crate::report::html::{esc, fmt_ms, CSS};
 use crate::report::markdown::md_escape;
-use crate::stats::{FailureGroup, Percentiles};
+use perfhost_core::stats::{FailureGroup, Percentiles};
 
 /// Version of the bench result schema (`docs/bench.schema.json`).
 pub const BENCH_SCHEMA: &str = "perfhost-bench/1";
 
-pub use crate::plan::Grade as Level;
+pub use perfhost_core::plan::Grade as Level;
 
 /// The grades of one case (absent where the suite has no table).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -115,11 +115,11 @@ impl BenchResult {
         self.results.iter().any(|c| c.failed_requests > 0)
     }
 
-    /// Writes the JSON result whole or not at all (`crate::outfile::write`).
-    pub fn write_json(&self, path: &Path) -> Result<(), crate::outfile::WriteError> {
+    /// Writes the JSON result whole or not at all (`perfhost_core::outfile::write`).
+    pub fn write_json(&self, path: &Path) -> Result<(), perfhost_core::outfile::WriteError> {
         let text = serde_json::to_string_pretty(self)
-            .map_err(|e| crate::outfile::WriteError::new(path, std::io::Error::other(e)))?;
-        crate::outfile::write(path, text.as_bytes())
+            .map_err(|e| perfhost_core::outfile::WriteError::new(path, std::io::Error::other(e)))?;
+        perfhost_core::outfile::write(path, text.as_bytes())
     }
 }
 

@@ -11,9 +11,9 @@ use plotters::coord::Shift;
 use plotters::prelude::*;
 use plotters::style::FontStyle;
 
-use crate::monitor::{MemoryProfile, MemorySample};
-use crate::report::RunResult;
-use crate::stats::{deserialize_histogram, Percentile};
+use perfhost_core::result::memory::{MemoryProfile, MemorySample};
+use perfhost_core::result::RunResult;
+use perfhost_core::stats::{deserialize_histogram, Percentile};
 
 /// DejaVu Sans 2.37 (Bitstream Vera license, `host/assets/fonts/LICENSE-DejaVu.txt`).
 static FONT: &[u8] = include_bytes!("../../assets/fonts/DejaVuSans.ttf");
@@ -664,9 +664,11 @@ pub fn write_pngs(result: &RunResult, dir: &Path, written: &mut super::output::W
                 message,
             })
             .and_then(|bytes| {
-                crate::outfile::write(&path, &bytes).map_err(|e| super::ReportError::Write {
-                    path: e.path,
-                    source: e.source,
+                perfhost_core::outfile::write(&path, &bytes).map_err(|e| {
+                    super::ReportError::Write {
+                        path: e.path,
+                        source: e.source,
+                    }
                 })
             });
         written.add(&path, outcome);

@@ -13,14 +13,15 @@ use serde::Serialize;
 use crate::report::bench::{BenchResult, BENCH_SCHEMA};
 use crate::report::junit::{self, TestCase};
 use crate::report::markdown::md_escape;
-use crate::report::{parse_result, SCHEMA};
-use crate::stats::Percentile;
+use crate::report::parse_result;
+use perfhost_core::result::SCHEMA;
+use perfhost_core::stats::Percentile;
 
 /// Why a file cannot be compared.
 #[derive(Debug, thiserror::Error)]
 pub enum CompareError {
     #[error("{0}")]
-    Read(#[from] crate::input::InputError),
+    Read(#[from] perfhost_core::input::InputError),
     #[error("{} is not valid JSON: {message}", path.display())]
     Json { path: PathBuf, message: String },
     #[error("{} is not a perfhost run result, bench result or benchmark.py file: {why}", path.display())]
@@ -124,10 +125,10 @@ fn ratio(failed: u64, total: u64) -> f64 {
 
 /// Reads a run result, a bench result or a benchmark.py file.
 pub fn load(path: &Path) -> Result<Side, CompareError> {
-    let text = crate::input::read_to_string(path, crate::input::Kind::Result)?;
+    let text = perfhost_core::input::read_to_string(path, perfhost_core::input::Kind::Result)?;
     let value: serde_json::Value = serde_json::from_str(&text).map_err(|e| CompareError::Json {
         path: path.to_path_buf(),
-        message: crate::console::clip(&e.to_string(), 160),
+        message: perfhost_core::text::clip(&e.to_string(), 160),
     })?;
     let unknown = |why: String| CompareError::Unknown {
         path: path.to_path_buf(),
@@ -164,7 +165,7 @@ pub fn load(path: &Path) -> Result<Side, CompareError> {
         }
         Some(BENCH_SCHEMA) => {
             let bench: BenchResult = serde_json::from_value(value)
-                .map_err(|e| unknown(crate::console::clip(&e.to_string(), 160)))?;
+                .map_err(|e| unknown(perfhost_core::text::clip(&e.to_string(), 160)))?;
             let rows = bench
                 .results
                 .iter()
@@ -190,7 +191,7 @@ pub fn load(path: &Path) -> Result<Side, CompareError> {
         }
         Some(other) => Err(unknown(format!(
             "its schema is `{}`; compare reads `{SCHEMA}` and `{BENCH_SCHEMA}`",
-            crate::console::clip(other, 40)
+            perfhost_core::text::clip(other, 40)
         ))),
         None => {
             // benchmark.py: {"metadata": {...}, "results": [{name, total_requests, …}]}.

@@ -12,8 +12,8 @@ use std::fs::File;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use crate::report::RunResult;
-use crate::stats::{EndpointStats, HistoryPoint, Percentile, Percentiles, RunningTotals};
+use perfhost_core::result::RunResult;
+use perfhost_core::stats::{EndpointStats, HistoryPoint, Percentile, Percentiles, RunningTotals};
 
 /// `PREFIX_stats.csv` columns before the percentiles.
 const STATS_COLUMNS: [&str; 11] = [
@@ -221,7 +221,7 @@ fn csv_row<S: AsRef<str>>(fields: impl IntoIterator<Item = S>) -> String {
     line
 }
 
-pub use crate::plan::utc_timestamp;
+pub use perfhost_core::plan::utc_timestamp;
 
 // ---------- PREFIX_stats.csv ----------
 

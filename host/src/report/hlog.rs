@@ -10,8 +10,8 @@ use std::time::{Duration, UNIX_EPOCH};
 use hdrhistogram::serialization::interval_log::{IntervalLogWriterBuilder, Tag};
 use hdrhistogram::serialization::V2DeflateSerializer;
 
-use super::RunResult;
-use crate::stats::deserialize_histogram;
+use perfhost_core::result::RunResult;
+use perfhost_core::stats::deserialize_histogram;
 
 /// Why the log cannot be written.
 #[derive(Debug, thiserror::Error)]
@@ -88,7 +88,7 @@ pub fn render(result: &RunResult) -> Result<Vec<u8>, HlogError> {
 /// Writes the interval log of `result` to `path`, whole or not at all.
 pub fn write(result: &RunResult, path: &Path) -> Result<(), HlogError> {
     let text = render(result)?;
-    crate::outfile::write(path, &text).map_err(|e| HlogError::Write {
+    perfhost_core::outfile::write(path, &text).map_err(|e| HlogError::Write {
         path: path.display().to_string(),
         why: format!(
             "{} — the log is not saved there; free space, fix the folder's permissions or pick another path",

@@ -7,8 +7,8 @@
 use std::fmt::Write as _;
 
 use crate::report::charts::{self, Chart, ChartKind};
-use crate::report::RunResult;
-use crate::stats::{EndpointStats, Percentile};
+use perfhost_core::result::RunResult;
+use perfhost_core::stats::{EndpointStats, Percentile};
 
 /// HTML-escapes text for element content and quoted attribute values.
 pub fn esc(s: &str) -> String {
@@ -655,10 +655,12 @@ fn memory_section(h: &mut String, result: &RunResult) {
     match &memory.analysis {
         Some(a) => {
             let verdict = match a.verdict {
-                crate::monitor::Verdict::Healthy => "healthy",
-                crate::monitor::Verdict::Moderate => "moderate growth — leak warning",
-                crate::monitor::Verdict::High => "high growth — leak warning",
-                crate::monitor::Verdict::TooShort => "too short to judge",
+                perfhost_core::result::memory::Verdict::Healthy => "healthy",
+                perfhost_core::result::memory::Verdict::Moderate => {
+                    "moderate growth — leak warning"
+                }
+                perfhost_core::result::memory::Verdict::High => "high growth — leak warning",
+                perfhost_core::result::memory::Verdict::TooShort => "too short to judge",
             };
             let _ = writeln!(
                 h,

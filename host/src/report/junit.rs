@@ -5,7 +5,7 @@
 use std::fmt::Write as _;
 
 use crate::report::bench::BenchResult;
-use crate::report::RunResult;
+use perfhost_core::result::RunResult;
 
 /// One test case.
 pub struct TestCase {
@@ -131,7 +131,7 @@ pub fn run(result: &RunResult) -> String {
 }
 
 /// A benchmark: one case per benchmark case (failed requests, or a grade at or below `gate`).
-pub fn bench(result: &BenchResult, gate: Option<crate::plan::Grade>) -> String {
+pub fn bench(result: &BenchResult, gate: Option<perfhost_core::plan::Grade>) -> String {
     let cases: Vec<TestCase> = result
         .results
         .iter()

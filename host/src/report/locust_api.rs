@@ -4,8 +4,8 @@
 
 use serde_json::{json, Value};
 
-use crate::stats::live::Board;
-use crate::stats::{EndpointStats, Percentile};
+use perfhost_core::stats::live::Board;
+use perfhost_core::stats::{EndpointStats, Percentile};
 
 fn row(s: &EndpointStats, current_rps: f64, current_fail_per_sec: f64) -> Value {
     let p = |q: Percentile| s.percentile(q);
@@ -34,7 +34,7 @@ fn row(s: &EndpointStats, current_rps: f64, current_fail_per_sec: f64) -> Value 
 /// `/stats/requests` of the run so far.
 pub fn stats_requests(board: &Board) -> Value {
     let seconds = board.elapsed_s;
-    let (stats, total) = crate::stats::endpoint_rows(&board.all, seconds);
+    let (stats, total) = perfhost_core::stats::endpoint_rows(&board.all, seconds);
     let interval = board.last.as_ref();
     // The interval's length, from its own rate: requests / (requests per second).
     let per_request = interval

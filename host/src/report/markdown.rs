@@ -3,8 +3,8 @@
 use std::fmt::Write as _;
 
 use crate::report::html::{fmt_duration, fmt_ms, percent, verdict};
-use crate::report::RunResult;
-use crate::stats::{EndpointStats, Percentile};
+use perfhost_core::result::RunResult;
+use perfhost_core::stats::{EndpointStats, Percentile};
 
 /// Rows of failures / task errors listed before "… and N more".
 const MAX_LISTED: usize = 10;
@@ -27,7 +27,9 @@ pub fn md_escape(s: &str) -> String {
             }
             // ESC, OSC and the other controls: shown, never passed to a terminal that
             // prints the file (`perfhost merge --markdown -`, `cat summary.md`).
-            c if c.is_control() => out.push_str(&crate::console::terminal_safe(&c.to_string())),
+            c if c.is_control() => {
+                out.push_str(&perfhost_core::text::terminal_safe(&c.to_string()))
+            }
             c => out.push(c),
         }
     }

@@ -4,13 +4,14 @@ use std::io::Write as _;
 use std::path::{Path, PathBuf};
 
 use crate::report::csv::{self, CsvPaths};
-use crate::report::{charts, html, markdown, RunResult, SCHEMA};
+use crate::report::{charts, html, markdown};
+use perfhost_core::result::{RunResult, SCHEMA};
 
 /// Why a report could not be read or written.
 #[derive(Debug, thiserror::Error)]
 pub enum ReportError {
     #[error("{0}")]
-    Read(#[from] crate::input::InputError),
+    Read(#[from] perfhost_core::input::InputError),
     #[error("{} is not valid JSON: {message}", path.display())]
     Json { path: PathBuf, message: String },
     #[error("{} is not a perfhost result: {message}", path.display())]
@@ -53,7 +54,7 @@ impl ReportOutputs {
 }
 
 fn write_file(path: &Path, text: &str) -> Result<(), ReportError> {
-    crate::outfile::write(path, text.as_bytes()).map_err(|e| ReportError::Write {
+    perfhost_core::outfile::write(path, text.as_bytes()).map_err(|e| ReportError::Write {
         path: e.path,
         source: e.source,
     })
@@ -101,7 +102,7 @@ impl Written {
 }
 
 /// Writes the requested reports of `result`: every one it can, each completely or not at all
-/// (`crate::outfile::write`); a failure does not stop the others.
+/// (`perfhost_core::outfile::write`); a failure does not stop the others.
 pub fn write_reports(result: &RunResult, outputs: &ReportOutputs) -> Written {
     let mut written = Written::default();
     if let Some(prefix) = &outputs.csv_prefix {
@@ -134,7 +135,7 @@ pub fn write_reports(result: &RunResult, outputs: &ReportOutputs) -> Written {
         let text = markdown::render(result);
         let outcome = if path.as_os_str() == "-" {
             let mut out = std::io::stdout().lock();
-            out.write_all(crate::console::terminal_safe(&text).as_bytes())
+            out.write_all(perfhost_core::text::terminal_safe(&text).as_bytes())
                 .and_then(|_| out.flush())
                 .map_err(|source| ReportError::Write {
                     path: path.clone(),
@@ -156,16 +157,14 @@ pub fn write_reports(result: &RunResult, outputs: &ReportOutputs) -> Written {
 
 /// Reads a JSON result written by `perfhost run`, with one clear error naming the file.
 pub fn load_result(path: &Path) -> Result<RunResult, ReportError> {
-    let text = crate::input::read_to_string(path, crate::input::Kind::Result)?;
+    let text = perfhost_core::input::read_to_string(path, perfhost_core::input::Kind::Result)?;
     parse_result(path, &text)
 }
 
 /// Characters of a value or parser message quoted in an error line.
 const QUOTED: usize = 240;
 
-/// The list deserializers of a result (they live beside the types they read).
-pub(crate) use crate::stats::capped;
-pub use crate::stats::capped::{MAX_HISTORY_ENTRIES, MAX_HISTORY_SECONDS, MAX_ROWS};
+use perfhost_core::stats::capped::MAX_HISTORY_ENTRIES;
 
 /// `RunResult` from the text of `path` (read already), checked: its schema, the size of
 /// every list, and its histograms.
@@ -191,7 +190,7 @@ pub fn parse_result(path: &Path, text: &str) -> Result<RunResult, ReportError> {
         Err(e) => {
             return Err(ReportError::Json {
                 path: path.to_path_buf(),
-                message: crate::console::clip(&e.to_string(), QUOTED),
+                message: perfhost_core::text::clip(&e.to_string(), QUOTED),
             })
         }
     };
@@ -200,26 +199,26 @@ pub fn parse_result(path: &Path, text: &str) -> Result<RunResult, ReportError> {
         Some(serde_json::Value::String(other)) => {
             return Err(not_a_result(format!(
                 "its schema is `{}`, this perfhost reads `{SCHEMA}`",
-                crate::console::clip(&other, 40)
+                perfhost_core::text::clip(&other, 40)
             )))
         }
         _ => return Err(no_schema()),
     }
     let result: RunResult = serde_json::from_str(text)
-        .map_err(|e| not_a_result(crate::console::clip(&e.to_string(), QUOTED)))?;
+        .map_err(|e| not_a_result(perfhost_core::text::clip(&e.to_string(), QUOTED)))?;
     check_sizes(&result).map_err(not_a_result)?;
     // A report drawn from a corrupt histogram would show wrong percentiles: refuse it.
     for row in result.stats.iter().chain(std::iter::once(&result.total)) {
         if row.histogram.is_empty() {
             continue;
         }
-        match crate::stats::deserialize_histogram(&row.histogram) {
+        match perfhost_core::stats::deserialize_histogram(&row.histogram) {
             Some(h) if h.len() == row.requests => {}
             Some(h) => {
                 return Err(not_a_result(format!(
                     "the histogram of `{} {}` holds {} values but the row counts {} requests",
-                    crate::console::clip(&row.method, 16),
-                    crate::console::clip(&row.name, 80),
+                    perfhost_core::text::clip(&row.method, 16),
+                    perfhost_core::text::clip(&row.name, 80),
                     h.len(),
                     row.requests
                 )))
@@ -227,8 +226,8 @@ pub fn parse_result(path: &Path, text: &str) -> Result<RunResult, ReportError> {
             None => {
                 return Err(not_a_result(format!(
                     "the histogram of `{} {}` does not decode (HDR V2 + DEFLATE, base64)",
-                    crate::console::clip(&row.method, 16),
-                    crate::console::clip(&row.name, 80)
+                    perfhost_core::text::clip(&row.method, 16),
+                    perfhost_core::text::clip(&row.name, 80)
                 )))
             }
         }
@@ -246,12 +245,15 @@ fn check_sizes(r: &RunResult) -> Result<(), String> {
         ));
     }
     if let Some(shard) = &r.meta.shard {
-        if shard.count == 0 || shard.count > crate::plan::MAX_SHARDS || shard.index >= shard.count {
+        if shard.count == 0
+            || shard.count > perfhost_core::plan::MAX_SHARDS
+            || shard.index >= shard.count
+        {
             return Err(format!(
                 "it says it is shard {}/{}; shards are numbered 0 to COUNT-1 with COUNT 1 to {}",
                 shard.index,
                 shard.count,
-                crate::plan::MAX_SHARDS
+                perfhost_core::plan::MAX_SHARDS
             ));
         }
     }

@@ -6,7 +6,7 @@ use std::fmt::Write as _;
 
 use hdrhistogram::Histogram;
 
-use crate::stats::live::Board;
+use perfhost_core::stats::live::Board;
 
 /// Bucket bounds in seconds: 0.5 ms … 60 s, then `+Inf`.
 const BUCKETS_S: [f64; 17] = [

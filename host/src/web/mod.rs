@@ -21,8 +21,8 @@ use hyper::service::service_fn;
 use hyper::{Request, Response, StatusCode};
 use serde_json::{json, Value};
 
-use crate::plan::MetricsPlan;
-use crate::stats::live::LiveBoard;
+use perfhost_core::plan::MetricsPlan;
+use perfhost_core::stats::live::LiveBoard;
 use session::{Refused, Session, StartRequest};
 
 type Body = BoxBody<Bytes, Infallible>;
@@ -453,7 +453,7 @@ async fn answer(
     }
 }
 
-type Render = fn(&crate::report::RunResult) -> String;
+type Render = fn(&perfhost_core::result::RunResult) -> String;
 
 /// Locust's CSV download paths: the file's suffix and how to render it.
 fn csv_download(path: &str) -> Option<(&'static str, Render)> {

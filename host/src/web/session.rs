@@ -8,11 +8,11 @@ use serde::Serialize;
 use serde_json::{json, Value};
 use tokio::sync::broadcast;
 
-use crate::control::{Retarget, RunControl};
-use crate::report::{PlanSummary, RunMeta, RunResult, SCHEMA};
-use crate::stats::live::{Board, LiveBoard};
-use crate::stats::{HistoryPoint, Percentile, Percentiles, RunStats};
-use crate::stop::StopHandle;
+use perfhost_core::control::{Retarget, RunControl};
+use perfhost_core::result::{PlanSummary, RunMeta, RunResult, SCHEMA};
+use perfhost_core::stats::live::{Board, LiveBoard};
+use perfhost_core::stats::{HistoryPoint, Percentile, Percentiles, RunStats};
+use perfhost_core::stop::StopHandle;
 
 /// What the start form (or `POST /swarm`) asks for; empty fields keep the command line's.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -28,7 +28,7 @@ pub struct StartRequest {
 
 /// A test the UI loop is to run: the resolved plan and what the page shows of it.
 pub struct Test {
-    pub plan: crate::plan::Plan,
+    pub plan: perfhost_core::plan::Plan,
     pub run_id: u64,
     pub board: Arc<LiveBoard>,
     pub control: RunControl,
@@ -36,10 +36,10 @@ pub struct Test {
 }
 
 /// Resolves a start request against the command line: the plan, or the error to show.
-pub type Planner = dyn Fn(&StartRequest) -> Result<crate::plan::Plan, String> + Send + Sync;
+pub type Planner = dyn Fn(&StartRequest) -> Result<perfhost_core::plan::Plan, String> + Send + Sync;
 
 /// Whether a plan fits this machine (the memory check of a run's start, for a new count).
-pub type Fits = dyn Fn(&crate::plan::Plan) -> Result<(), String> + Send + Sync;
+pub type Fits = dyn Fn(&perfhost_core::plan::Plan) -> Result<(), String> + Send + Sync;
 
 /// What the form offers, fixed for the session.
 #[derive(Debug, Clone, Default, Serialize)]
@@ -64,7 +64,7 @@ pub enum Phase {
 struct Current {
     run_id: u64,
     /// The plan as it started (a new user count is checked against memory with it).
-    plan: crate::plan::Plan,
+    plan: perfhost_core::plan::Plan,
     board: Arc<LiveBoard>,
     control: RunControl,
     stop: StopHandle,
@@ -76,7 +76,7 @@ struct Current {
     history: Vec<HistoryPoint>,
     points: Vec<Value>,
     /// Both stay bounded however long the test runs.
-    downsampler: crate::stats::history::Downsampler,
+    downsampler: perfhost_core::stats::history::Downsampler,
     result: Option<RunResult>,
 }
 
@@ -189,7 +189,7 @@ impl Session {
             }
             // The same memory check as at the start, for the new count.
             let mut check = current.plan.clone();
-            check.load = crate::plan::LoadShape::ramp(users, spawn_rate);
+            check.load = perfhost_core::plan::LoadShape::ramp(users, spawn_rate);
             (self.fits)(&check).map_err(|e| Refused::BadRequest(format!("user_count: {e}")))?;
             current.summary.spawn_rate = spawn_rate;
             current.control.retarget(Retarget { users, spawn_rate });
@@ -242,7 +242,7 @@ impl Session {
                     .map_or_else(|| "built-in demo server".into(), |t| t.origin.clone()),
                 perfhost_version: env!("CARGO_PKG_VERSION").into(),
                 seed: test.plan.seed,
-                start_time: crate::stats::unix_now(),
+                start_time: perfhost_core::stats::unix_now(),
                 end_time: 0.0,
                 duration_s: 0.0,
                 interrupted: false,
@@ -446,7 +446,7 @@ impl Session {
             let weights: Vec<u32> = classes.iter().map(|(_, w)| *w).collect();
             let mut counts = vec![0usize; weights.len()];
             if !c.open_model {
-                for class in crate::engine::assign_classes(&weights, users as usize) {
+                for class in perfhost_core::engine::assign_classes(&weights, users as usize) {
                     counts[class] += 1;
                 }
             }
@@ -517,7 +517,7 @@ impl Session {
         let stats = RunStats::of(board.all.clone(), c.history.clone());
         let (rows, total) = stats.endpoint_stats(seconds);
         let mut meta = c.meta.clone();
-        meta.end_time = crate::stats::unix_now();
+        meta.end_time = perfhost_core::stats::unix_now();
         meta.duration_s = seconds;
         Some(RunResult {
             schema: SCHEMA.into(),

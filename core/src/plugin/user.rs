@@ -359,6 +359,7 @@ pub(super) async fn describe(
         trace: false,
         redactor: Default::default(),
         stop: Default::default(),
+        events: crate::events::ignore(),
     });
     let state = GroupState::new(env, Arc::new(Tally::default()), 0, u64::MAX);
     let mut store = new_store(engine, state);

@@ -73,9 +73,9 @@ fn check(results: &[(String, RunResult)]) -> Result<Vec<ShardMeta>, MergeError> 
                 file: file.clone(),
                 index: meta.index,
                 count: meta.count,
-                hash: crate::console::clip(&meta.plan_hash, 24),
+                hash: crate::text::clip(&meta.plan_hash, 24),
                 first: first_file.clone(),
-                first_hash: crate::console::clip(&first.plan_hash, 24),
+                first_hash: crate::text::clip(&first.plan_hash, 24),
                 first_count: first.count,
             });
         }
@@ -126,7 +126,7 @@ fn listed(items: &[usize], show: impl Fn(usize) -> String) -> String {
 fn entry(file: &str, row: &EndpointStats) -> Result<Entry, MergeError> {
     let bad = || MergeError::Histogram {
         file: file.to_string(),
-        row: crate::console::clip(format!("{} {}", row.method, row.name).trim(), 80),
+        row: crate::text::clip(format!("{} {}", row.method, row.name).trim(), 80),
     };
     let histogram = deserialize_histogram(&row.histogram).ok_or_else(bad)?;
     let corrected = match &row.corrected {
@@ -160,12 +160,14 @@ pub fn merge(results: Vec<(String, RunResult)>) -> Result<RunResult, MergeError>
     let mut class_names: Vec<String> = Vec::new();
     let too_many = |what| MergeError::TooMany {
         what,
-        cap: super::output::MAX_ROWS,
+        cap: crate::stats::capped::MAX_ROWS,
     };
     for (file, r) in &results {
         for row in &r.stats {
             let key = (row.method.clone(), row.name.clone());
-            if !all.entries.contains_key(&key) && all.entries.len() >= super::output::MAX_ROWS {
+            if !all.entries.contains_key(&key)
+                && all.entries.len() >= crate::stats::capped::MAX_ROWS
+            {
                 return Err(too_many("distinct rows"));
             }
             let e = entry(file, row)?;
@@ -175,7 +177,7 @@ pub fn merge(results: Vec<(String, RunResult)>) -> Result<RunResult, MergeError>
             let e = entry(file, row)?;
             let i = match class_names.iter().position(|n| *n == row.name) {
                 Some(i) => i,
-                None if class_names.len() >= super::output::MAX_ROWS => {
+                None if class_names.len() >= crate::stats::capped::MAX_ROWS => {
                     return Err(too_many("distinct classes"))
                 }
                 None => {
@@ -313,10 +315,12 @@ fn merge_history(results: &[(String, RunResult)]) -> Result<Vec<HistoryPoint>, M
     let mut seconds: BTreeMap<i64, Vec<&HistoryPoint>> = BTreeMap::new();
     for p in results.iter().flat_map(|(_, r)| &r.history) {
         let second = p.time.round() as i64;
-        if seconds.len() >= super::output::MAX_HISTORY_SECONDS && !seconds.contains_key(&second) {
+        if seconds.len() >= crate::stats::capped::MAX_HISTORY_SECONDS
+            && !seconds.contains_key(&second)
+        {
             return Err(MergeError::TooMany {
                 what: "seconds of history",
-                cap: super::output::MAX_HISTORY_SECONDS,
+                cap: crate::stats::capped::MAX_HISTORY_SECONDS,
             });
         }
         seconds.entry(second).or_default().push(p);

@@ -15,14 +15,14 @@ use wasmtime::component::Accessor;
 
 use crate::arrivals::{self, Arrival, ArrivalReport, Counts, OpenModel, Pool};
 use crate::control::RunControl;
-use crate::monitor::{GeneratorHealth, GeneratorMonitor};
+use crate::generator::{GeneratorHealth, GeneratorMonitor};
 use crate::plan::seed::{self, Stream};
 use crate::plan::{ClassChoice, LoadShape, Plan, ShardPlan};
 use crate::plugin::state::GroupState;
 use crate::plugin::Instance;
 use crate::plugin::{Group, PluginSet, RunEnv, TaskOutcome, UserClass, UserHandle, WaitTime};
 use crate::stats::live::{ArrivalCounts, Board, LiveBoard};
-use crate::stats::{FailureSample, RunStats, Tally, Tallies};
+use crate::stats::{FailureSample, RunStats, Tallies, Tally};
 pub use crate::stop::StopHandle;
 
 /// One user class of the run, with the plugin it comes from.

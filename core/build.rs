@@ -10,7 +10,7 @@ fn main() {
     let manifest_dir = PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").expect("cargo sets it"));
     let root = manifest_dir
         .parent()
-        .expect("host/ lives in the workspace")
+        .expect("core/ lives in the workspace")
         .to_path_buf();
     let plugins = root.join("plugins");
     let out_dir = PathBuf::from(std::env::var("OUT_DIR").expect("cargo sets it"));

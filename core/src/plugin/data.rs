@@ -200,7 +200,7 @@ fn parse_csv(path: &Path, text: &str) -> Result<Vec<String>, DataError> {
                 line: header_line + 1,
                 message: format!(
                     "column `{}` appears twice in the header (columns {} and {}) — every column needs its own name",
-                    crate::console::clip(column, 40),
+                    crate::text::clip(column, 40),
                     first + 1,
                     i + 1
                 ),

@@ -16,6 +16,7 @@ use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 
 use super::data::DataSets;
 use crate::client::ClientConfig;
+use crate::events::Events;
 use crate::plan::seed::{self, Stream};
 use crate::plan::{Redactor, SandboxLimits};
 use crate::stats::Tally;
@@ -35,6 +36,8 @@ pub struct RunEnv {
     pub redactor: Arc<Redactor>,
     /// The run's stop: once set, new requests (outside `on-stop`) are refused.
     pub stop: StopHandle,
+    /// Where `--trace` lines go (the binary prints them).
+    pub events: Events,
 }
 
 /// The memory cap of one instance. A growth beyond it traps with `MemoryCapExceeded` and

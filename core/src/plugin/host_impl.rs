@@ -17,8 +17,10 @@ use super::bindings::perfhost::plugin::types::{
     DataError, Host as TypesHost, HttpError as WitHttpError, LogLevel,
 };
 use super::state::GroupState;
+use super::state::RunEnv;
 use crate::client::{CompletedResponse, Connection, HttpError, OutgoingRequest};
-use crate::plan::{format_size, Redactor};
+use crate::events::Event;
+use crate::plan::format_size;
 use crate::stats::{FailureSample, RequestRecord, Tally, SAMPLE_BODY_BYTES};
 
 /// A request being built by the guest.
@@ -476,7 +478,7 @@ impl GroupState {
         match result {
             Ok(response) => {
                 if self.env.trace {
-                    trace_exchange(user_id, &req, &response, &self.env.redactor);
+                    trace_exchange(user_id, &req, &response, &self.env);
                 }
                 // A body cut at --max-body-size keeps its verdict open until the task ends: reading
                 // it makes the request a failure (see `body`).
@@ -504,7 +506,7 @@ impl GroupState {
                         "[user {user_id}] {} {} -> error: {err}",
                         req.method, req.path
                     );
-                    crate::console::errln(&self.env.redactor.redact(&line));
+                    (self.env.events)(Event::Trace(&self.env.redactor.redact(&line)));
                 }
                 if !refused {
                     self.record_error(ctx.rep(), &req.method, &name, started.elapsed(), &err);
@@ -672,7 +674,7 @@ fn outgoing_request(
     })
 }
 
-fn trace_exchange(user: u64, req: &RequestState, resp: &CompletedResponse, redactor: &Redactor) {
+fn trace_exchange(user: u64, req: &RequestState, resp: &CompletedResponse, env: &RunEnv) {
     let body = String::from_utf8_lossy(&req.body);
     let sent = format!(
         "[user {user}] --> {} {} {}",
@@ -680,7 +682,7 @@ fn trace_exchange(user: u64, req: &RequestState, resp: &CompletedResponse, redac
         req.path,
         body.chars().take(2048).collect::<String>()
     );
-    crate::console::errln(&redactor.redact(&sent));
+    (env.events)(Event::Trace(&env.redactor.redact(&sent)));
     let text = String::from_utf8_lossy(&resp.body);
     let received = format!(
         "[user {user}] <-- {} in {:.1} ms: {}",
@@ -688,5 +690,5 @@ fn trace_exchange(user: u64, req: &RequestState, resp: &CompletedResponse, redac
         resp.latency.as_secs_f64() * 1000.0,
         text.chars().take(2048).collect::<String>()
     );
-    crate::console::errln(&redactor.redact(&received));
+    (env.events)(Event::Trace(&env.redactor.redact(&received)));
 }
