@@ -1,8 +1,8 @@
 //! The resolved plan of a run and its parts: plain data that every later stage reads.
 //!
-//! `config` builds one `Plan` from the command line, the environment, a settings file and a
-//! scenario; `engine`, `plugin`, `client` and `report` take the parts they need. This module
-//! is the bottom layer: it imports nothing of ours (docs/architecture.md).
+//! The binary's `settings` build one `Plan` from the command line, the environment, a settings
+//! file and a scenario; `engine`, `plugin`, `client` and `result` take the parts they need.
+//! This module is the bottom layer: it imports nothing of ours (docs/architecture.md).
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;

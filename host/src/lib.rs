@@ -1,24 +1,23 @@
-//! The perfhost command: settings, commands and the reports rendered from a result, over the
-//! engine in `perfhost-core` and the built-in target in `perfhost-demo`
-//! (docs/architecture.md).
+//! The perfhost command over the engine in `perfhost-core` and the built-in target in
+//! `perfhost-demo`: one folder per feature, each with its command (docs/architecture.md).
 //!
 //! The entry point of a run is [`run`]: `perfhost::run(&plan, stop, on_tick)`.
 
-pub mod benchmark;
+pub mod bench;
 pub mod cli;
-pub mod commands;
-pub mod config;
+pub mod compare;
 pub mod console;
-pub mod deploy;
+pub mod demo_server;
 pub mod exit;
+pub mod health;
 pub mod logging;
-pub mod monitor;
-pub mod overhead;
-pub mod profiler;
+pub mod plugin_tools;
+pub mod process;
+pub mod profile;
 pub mod report;
-pub mod runner;
-pub mod scenario;
-pub mod suite;
+pub mod run;
+pub mod scale_out;
+pub mod settings;
 pub mod web;
 
-pub use runner::{run, RunError};
+pub use run::{run, RunError};

@@ -333,7 +333,7 @@ async fn the_json_has_benchmark_py_fields_and_its_schema() {
 
     // The built-in suite: benchmark.py's cases, in order (checked without sending: --url
     // points at a server that is only healthy).
-    let suite = perfhost::suite::load(None).unwrap();
+    let suite = perfhost::bench::suite::load(None).unwrap();
     assert_eq!(suite.cases.len(), 7);
 }
 

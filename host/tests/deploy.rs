@@ -7,7 +7,7 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use perfhost::deploy::k8s::{self, Resource};
+use perfhost::scale_out::k8s::{self, Resource};
 
 use crate::support::{self, Mode, RecordingServer, TempDir};
 

@@ -1,17 +1,23 @@
-//! The module layering of `host/src` against the order declared in docs/architecture.md: a
-//! module may import only modules on lower lines. Every `crate::…` and `super::…` path counts,
-//! inline ones too (not only `use` lines).
+//! The layout against docs/architecture.md: the crates depend on each other only as its
+//! ```crates block draws, perfhost-core pulls in no clap and prints nothing, and inside each
+//! crate a module (a file or a feature folder) imports only modules on lower lines of that
+//! crate's ```layers block. Every `crate::…` and `super::…` path counts, inline ones too (not
+//! only `use` lines).
 
 use std::collections::BTreeMap;
 use std::path::Path;
 
-/// `module → layer index` from the ```layers block of the architecture document.
-fn layers(doc: &str) -> BTreeMap<String, usize> {
-    let block = doc
-        .split("```layers")
+/// The text of the fenced block that starts with ```` ```{tag} ```` (the tag line is left out).
+fn block<'a>(doc: &'a str, tag: &str) -> &'a str {
+    let fence = format!("```{tag}\n");
+    doc.split(fence.as_str())
         .nth(1)
         .and_then(|rest| rest.split("```").next())
-        .expect("docs/architecture.md has a ```layers block");
+        .unwrap_or_else(|| panic!("docs/architecture.md has a ```{tag} block"))
+}
+
+/// `module → layer index` from a ```layers block of the architecture document.
+fn layers(block: &str) -> BTreeMap<String, usize> {
     let mut out = BTreeMap::new();
     for (i, line) in block.lines().filter(|l| !l.trim().is_empty()).enumerate() {
         for module in line.split_whitespace() {
@@ -132,18 +138,41 @@ fn sources(root: &Path, dir: &Path, out: &mut Vec<(String, String)>) {
     }
 }
 
-#[test]
-fn modules_import_only_lower_layers() {
-    let manifest = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let doc = std::fs::read_to_string(manifest.join("../docs/architecture.md"))
-        .expect("docs/architecture.md");
-    let layer_of = layers(&doc);
-    let src = manifest.join("src");
+fn workspace() -> &'static Path {
+    Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/.."))
+}
+
+fn architecture() -> String {
+    std::fs::read_to_string(workspace().join("docs/architecture.md")).expect("docs/architecture.md")
+}
+
+/// Every `.rs` file under `dir` of the workspace, as (path inside `src`, text).
+fn crate_sources(dir: &str) -> Vec<(String, String)> {
+    let src = workspace().join(dir).join("src");
     let mut files = Vec::new();
     sources(&src, &src, &mut files);
-    assert!(files.len() > 30, "found {} files", files.len());
+    files
+}
+
+#[test]
+fn core_modules_import_only_lower_layers() {
+    check_crate("core", "layers core", 15);
+}
+
+#[test]
+fn binary_modules_import_only_lower_layers() {
+    check_crate("host", "layers perfhost", 14);
+}
+
+/// The layering of one crate: its modules against its block, and its `lib.rs` against the
+/// block's list of modules.
+fn check_crate(dir: &str, tag: &str, at_least: usize) {
+    let doc = architecture();
+    let layer_of = layers(block(&doc, tag));
+    let files = crate_sources(dir);
     let problems = violations(&layer_of, &files);
     assert!(problems.is_empty(), "{}", problems.join("\n"));
+    let src = workspace().join(dir).join("src");
 
     // Every module of the crate is in the list, and the list names no module that is gone.
     let lib = std::fs::read_to_string(src.join("lib.rs")).expect("lib.rs");
@@ -164,11 +193,132 @@ fn modules_import_only_lower_layers() {
             "the layers name `{module}`, lib.rs does not declare it"
         );
     }
+    assert!(declared.len() >= at_least, "{dir}: {declared:?}");
+}
+
+/// `[dependencies]` names of a crate's manifest that are crates of this workspace.
+fn workspace_dependencies(dir: &str) -> Vec<String> {
+    let manifest = std::fs::read_to_string(workspace().join(dir).join("Cargo.toml"))
+        .expect("a crate manifest");
+    let deps = manifest
+        .split("\n[dependencies]\n")
+        .nth(1)
+        .map(|rest| rest.split("\n[").next().unwrap_or(""))
+        .unwrap_or("");
+    let mut out: Vec<String> = deps
+        .lines()
+        .filter_map(|l| l.split(['=', ' ']).next())
+        .filter(|name| name.starts_with("perfhost"))
+        .map(str::to_string)
+        .collect();
+    out.sort();
+    out
+}
+
+/// The crate graph is the one drawn: `crate -> dependencies` per line of ```crates.
+#[test]
+fn crates_depend_as_drawn() {
+    let doc = architecture();
+    let mut drawn = 0;
+    for line in block(&doc, "crates")
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+    {
+        let (name, deps) = line.split_once("->").expect("`crate (dir) -> deps`");
+        let (name, dir) = name.trim().split_once(' ').expect("`crate (dir)`");
+        let dir = dir
+            .trim()
+            .trim_matches(|c| c == '(' || c == ')' || c == '/');
+        let mut want: Vec<String> = deps.split_whitespace().map(str::to_string).collect();
+        want.sort();
+        assert_eq!(
+            workspace_dependencies(dir),
+            want,
+            "{name} ({dir}/Cargo.toml)"
+        );
+        drawn += 1;
+    }
+    assert_eq!(drawn, 3, "perfhost, perfhost-core and perfhost-demo");
+}
+
+/// What a `Cargo.lock` says a package depends on (every kind), by name.
+fn locked_dependencies(lock: &str) -> BTreeMap<String, Vec<String>> {
+    let mut out = BTreeMap::new();
+    for package in lock.split("[[package]]").skip(1) {
+        let name = package
+            .lines()
+            .find_map(|l| l.strip_prefix("name = "))
+            .map(|n| n.trim_matches('"').to_string())
+            .expect("a package name");
+        let deps = package
+            .split("dependencies = [")
+            .nth(1)
+            .and_then(|d| d.split(']').next())
+            .unwrap_or("")
+            .split(',')
+            .map(|d| {
+                d.trim()
+                    .trim_matches('"')
+                    .split(' ')
+                    .next()
+                    .unwrap_or("")
+                    .to_string()
+            })
+            .filter(|d| !d.is_empty())
+            .collect();
+        out.entry(name).or_insert(deps);
+    }
+    out
+}
+
+/// perfhost-core is a library anyone can drive: no command-line parser in its whole
+/// dependency tree, and not a line of it prints (its events go to the caller).
+#[test]
+fn the_core_has_no_clap_and_prints_nothing() {
+    let lock = std::fs::read_to_string(workspace().join("Cargo.lock")).expect("Cargo.lock");
+    let graph = locked_dependencies(&lock);
+    let mut seen = std::collections::BTreeSet::new();
+    let mut todo = vec!["perfhost-core".to_string()];
+    while let Some(name) = todo.pop() {
+        if seen.insert(name.clone()) {
+            todo.extend(graph.get(&name).cloned().unwrap_or_default());
+        }
+    }
+    assert!(
+        seen.contains("wasmtime"),
+        "the walk reached wasmtime: {seen:?}"
+    );
+    assert!(
+        !seen.iter().any(|n| n.starts_with("clap")),
+        "clap in perfhost-core's tree"
+    );
+    let printing = [
+        "print!(",
+        "println!(",
+        "eprint!(",
+        "eprintln!(",
+        "errln!(",
+        "outln!(",
+        "out!(",
+        "dbg!(",
+        "io::stdout()",
+        "io::stderr()",
+    ];
+    for (path, text) in crate_sources("core") {
+        for (n, line) in code_of(&text).lines().enumerate() {
+            if let Some(p) = printing.iter().find(|p| line.contains(*p)) {
+                panic!(
+                    "core/src/{path}:{}: `{p}` — send an events::Event instead",
+                    n + 1
+                );
+            }
+        }
+    }
 }
 
 #[test]
 fn the_check_flags_a_planted_cycle() {
-    let layer_of = layers("```layers\nplan\nengine\nreport\n```\n");
+    let layer_of = layers(block("```layers\nplan\nengine\nreport\n```\n", "layers"));
     let clean = vec![
         ("plan.rs".to_string(), "pub struct Stage;".to_string()),
         (

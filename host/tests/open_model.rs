@@ -243,12 +243,12 @@ fn scenario_files_take_rate_stages() {
         "name = \"ramp\"\nmax-users = 40\narrivals = \"poisson\"\n[[stages]]\nrate = \"10/s\"\nduration = \"5s\"\n[[stages]]\nrate = \"1200/m\"\nduration = \"10s\"\n",
     )
     .unwrap();
-    let args = perfhost::config::RunArgs {
+    let args = perfhost::settings::RunArgs {
         scenario: Some(file.to_string_lossy().into_owned()),
         host: Some("http://127.0.0.1:9".into()),
         ..Default::default()
     };
-    let plan = perfhost::config::resolve_args(&args).expect("valid scenario");
+    let plan = perfhost::settings::resolve_args(&args).expect("valid scenario");
     let open = plan.arrivals.expect("rate stages make an open-model run");
     let rates: Vec<f64> = open.stages.iter().map(|s| s.per_s).collect();
     assert_eq!(rates, [10.0, 20.0]);
@@ -265,7 +265,7 @@ fn scenario_files_take_rate_stages() {
         "name = \"mixed\"\n[[stages]]\nusers = 5\nduration = \"5s\"\n[[stages]]\nrate = \"10/s\"\nduration = \"5s\"\n",
     )
     .unwrap();
-    let err = perfhost::config::resolve_args(&args).expect_err("mixed stages");
+    let err = perfhost::settings::resolve_args(&args).expect_err("mixed stages");
     let text = err.to_string();
     assert!(
         text.contains("ramp.toml:") && text.contains("mixes `users` and `rate`"),
@@ -288,12 +288,12 @@ async fn classes_get_their_own_rates() {
         "name = \"rates\"\nrun-time = \"3s\"\nplugins = [\"auditor_user\", \"burst_user\"]\n[rates]\nAuditorUser = \"20/s\"\nBurstUser = \"300/m\"\n[report]\nhtml = false\ncsv = false\n",
     )
     .unwrap();
-    let args = perfhost::config::RunArgs {
+    let args = perfhost::settings::RunArgs {
         scenario: Some(file.to_string_lossy().into_owned()),
         host: Some(server.url()),
         ..Default::default()
     };
-    let mut plan = perfhost::config::resolve_args(&args).expect("valid scenario");
+    let mut plan = perfhost::settings::resolve_args(&args).expect("valid scenario");
     plan.seed = 42;
     plan.stop.stop_timeout = Duration::from_secs(2);
     let result = support::run(&plan).await;

@@ -4,7 +4,7 @@ use std::path::PathBuf;
 use std::process::Command;
 use std::time::Duration;
 
-use perfhost::config::{self, RunArgs};
+use perfhost::settings::{self, RunArgs};
 use perfhost_core::plan::Plan;
 
 use crate::support::{self, Mode, RecordingServer};
@@ -15,7 +15,7 @@ fn scenario_plan(name: &str) -> Plan {
         config: Some(PathBuf::from("/dev/null")),
         ..Default::default()
     };
-    config::resolve(&args, &|_| None).unwrap()
+    settings::resolve(&args, &|_| None).unwrap()
 }
 
 #[test]
@@ -63,7 +63,7 @@ async fn every_preset_runs_shortened_without_failures() {
     let server = perfhost_demo::start(Default::default(), "127.0.0.1:0".parse().unwrap())
         .await
         .unwrap();
-    for (name, _) in perfhost::scenario::PRESETS {
+    for (name, _) in perfhost::settings::scenario::PRESETS {
         let args = RunArgs {
             scenario: Some(name.into()),
             run_time: Some(Duration::from_secs(3)),
@@ -72,7 +72,7 @@ async fn every_preset_runs_shortened_without_failures() {
             seed: Some(7),
             ..Default::default()
         };
-        let plan = config::resolve(&args, &|_| None).unwrap();
+        let plan = settings::resolve(&args, &|_| None).unwrap();
         let result = support::run(&plan).await;
         assert!(result.total.requests > 0, "{name} sent requests");
         assert_eq!(result.total.failures, 0, "{name}: {:?}", result.failures);
@@ -108,7 +108,7 @@ async fn users_follow_the_stages_up_and_down() {
         config: Some(PathBuf::from("/dev/null")),
         ..Default::default()
     };
-    let plan = config::resolve(&args, &|_| None).unwrap();
+    let plan = settings::resolve(&args, &|_| None).unwrap();
     assert_eq!(plan.max_users(), 8);
     let shape = plan.load.clone();
     let result = support::run(&plan).await;

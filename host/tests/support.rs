@@ -12,7 +12,7 @@ use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper::{Request, Response};
 use hyper_util::rt::TokioIo;
-use perfhost::config::RunArgs;
+use perfhost::settings::RunArgs;
 use perfhost_core::engine::StopHandle;
 use perfhost_core::plan::Plan;
 use perfhost_core::result::RunResult;
@@ -182,7 +182,7 @@ pub fn plan(url: &str, plugins: &[&str]) -> Plan {
         plugins: plugins.iter().map(|p| p.to_string()).collect(),
         ..Default::default()
     };
-    let mut plan = perfhost::config::resolve_args(&args).expect("valid plan");
+    let mut plan = perfhost::settings::resolve_args(&args).expect("valid plan");
     plan.seed = 42;
     plan.stop.stop_timeout = Duration::from_secs(2);
     plan

@@ -4,26 +4,12 @@
 
 use std::hash::{Hash, Hasher};
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicU64, Ordering};
 
 use sha2::{Digest, Sha256};
 use wasmtime::component::Component;
 use wasmtime::Engine;
 
 use super::RuntimeOptions;
-
-static HITS: AtomicU64 = AtomicU64::new(0);
-static COMPILES: AtomicU64 = AtomicU64::new(0);
-
-/// Components loaded from the cache so far in this process.
-pub fn cache_hits() -> u64 {
-    HITS.load(Ordering::Relaxed)
-}
-
-/// Components compiled so far in this process.
-pub fn compiles() -> u64 {
-    COMPILES.load(Ordering::Relaxed)
-}
 
 /// `$PERFHOST_CACHE_DIR`, else `$XDG_CACHE_HOME/perfhost`, else `~/.cache/perfhost`.
 pub fn default_dir() -> Option<PathBuf> {
@@ -54,7 +40,6 @@ pub fn load_or_compile(
     options: &RuntimeOptions,
 ) -> wasmtime::Result<(Component, bool)> {
     let Some(dir) = &options.cache_dir else {
-        COMPILES.fetch_add(1, Ordering::Relaxed);
         return Ok((Component::new(engine, bytes)?, false));
     };
     let path = dir.join(format!("{}.cwasm", key(engine, bytes)));
@@ -63,7 +48,6 @@ pub fn load_or_compile(
         // compatibility hash (part of the file name) in our own cache folder.
         match unsafe { Component::deserialize_file(engine, &path) } {
             Ok(component) => {
-                HITS.fetch_add(1, Ordering::Relaxed);
                 tracing::debug!("compiled plugin loaded from cache {}", path.display());
                 return Ok((component, true));
             }
@@ -72,7 +56,6 @@ pub fn load_or_compile(
             }
         }
     }
-    COMPILES.fetch_add(1, Ordering::Relaxed);
     let component = Component::new(engine, bytes)?;
     // A cache that cannot be written only costs time on the next run.
     if let Ok(serialized) = component.serialize() {

@@ -26,7 +26,6 @@ use crate::plan::SandboxLimits;
 use wasmtime::component::{Component, HasSelf, Linker};
 use wasmtime::{Config, Engine};
 
-pub use cache::{cache_hits, compiles};
 pub use state::RunEnv;
 pub use user::{Group, GroupError, Instance, TaskOutcome, UserHandle, GROUP_SIZE};
 
@@ -62,11 +61,11 @@ pub(crate) const EPOCH_TICK: Duration = Duration::from_millis(1);
 pub enum PluginError {
     #[error("{0}")]
     Read(#[from] crate::input::InputError),
-    #[error("unknown plugin `{0}`: give a .wasm file or a built-in name ({names})", names = builtin::ALL.join(", "))]
+    #[error("unknown plugin `{0}`: give a .wasm file or a built-in name ({names})", names = builtin::all_names())]
     UnknownBuiltin(String),
     #[error("{0} is not a WebAssembly file (bad magic bytes) — give a component built for wasm32-wasip2")]
     NotWasm(String),
-    #[error("{0} is a Locust file: perfhost runs user classes compiled to WebAssembly components — port them with the SDK (docs/plugins.md), or start from the built-ins (auditor_user, burst_user, heavy_user, http_get)")]
+    #[error("{0} is a Locust file: perfhost runs user classes compiled to WebAssembly components — port them with the SDK (docs/plugins.md), or start from the built-ins ({names})", names = builtin::names(&[builtin::Role::Default, builtin::Role::General]).join(", "))]
     LocustFile(String),
     #[error("{0} is a core WebAssembly module, not a component — build it for wasm32-wasip2 (or wrap it with `wasm-tools component new`)")]
     CoreModule(String),

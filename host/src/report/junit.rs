@@ -4,7 +4,6 @@
 
 use std::fmt::Write as _;
 
-use crate::report::bench::BenchResult;
 use perfhost_core::result::RunResult;
 
 /// One test case.
@@ -128,49 +127,4 @@ pub fn run(result: &RunResult) -> String {
         });
     }
     document(&suite, &cases)
-}
-
-/// A benchmark: one case per benchmark case (failed requests, or a grade at or below `gate`).
-pub fn bench(result: &BenchResult, gate: Option<perfhost_core::plan::Grade>) -> String {
-    let cases: Vec<TestCase> = result
-        .results
-        .iter()
-        .map(|c| {
-            let graded_out = gate.zip(c.grades.worst()).is_some_and(|(g, w)| w >= g);
-            let failure = if c.failed_requests > 0 {
-                Some((
-                    format!(
-                        "{} of {} requests failed",
-                        c.failed_requests, c.total_requests
-                    ),
-                    c.failures
-                        .iter()
-                        .map(|f| format!("{} × {}", f.occurrences, f.error))
-                        .collect::<Vec<_>>()
-                        .join("\n"),
-                ))
-            } else if graded_out {
-                Some((
-                    format!(
-                        "graded {} (p50 {:.1} ms, p95 {:.1} ms, p99 {:.1} ms, {:.2} req/s)",
-                        c.grades.worst().map(|g| g.as_str()).unwrap_or("-"),
-                        c.latency_p50_ms,
-                        c.latency_p95_ms,
-                        c.latency_p99_ms,
-                        c.requests_per_second
-                    ),
-                    String::new(),
-                ))
-            } else {
-                None
-            };
-            TestCase {
-                name: c.name.clone(),
-                classname: format!("bench.{}", result.metadata.suite),
-                seconds: c.duration_seconds,
-                failure,
-            }
-        })
-        .collect();
-    document(&format!("perfhost bench {}", result.metadata.suite), &cases)
 }

@@ -4,12 +4,13 @@
 use std::fmt::Write as _;
 
 use perfhost_core::plan::civil_from_days;
+use perfhost_core::plugin::builtin::{self, Role};
+use perfhost_core::result::memory::{Analysis, Verdict};
 use perfhost_core::result::RunResult;
 use perfhost_core::stats::{EndpointStats, Percentile};
 
-pub mod bench;
 pub mod charts;
-pub mod compare;
+pub mod command;
 pub mod csv;
 pub mod hlog;
 pub mod html;
@@ -42,12 +43,12 @@ pub fn timestamp() -> String {
 /// The built-in behaviours speak the Auditor API. When every request they sent failed with
 /// "no such endpoint" statuses, the target is most likely another service: say what to use.
 pub fn wrong_target_hint(result: &RunResult) -> Option<String> {
-    let auditor_builtins = ["auditor_user", "burst_user", "heavy_user"];
+    let speaks_auditor = |name: &str| builtin::find(name).is_some_and(|b| b.role == Role::Default);
     let only_builtins = !result.plugins.is_empty()
         && result
             .plugins
             .iter()
-            .all(|p| p.source == "built-in" && auditor_builtins.contains(&p.name.as_str()));
+            .all(|p| p.source == "built-in" && speaks_auditor(&p.name));
     let not_found = |error: &str| ["HTTP 404", "HTTP 405", "HTTP 501"].contains(&error);
     let all_failed = result.total.requests > 0 && result.total.failures == result.total.requests;
     (only_builtins && all_failed && result.failures.iter().all(|f| not_found(&f.error))).then(|| {
@@ -194,7 +195,7 @@ pub fn summary_table(result: &RunResult) -> String {
                 "the target (pid {}, {})",
                 memory.metadata.target.pid, memory.metadata.target.found_by
             );
-            let _ = writeln!(out, "\n{}", crate::monitor::leaks::summary_line(a, &who));
+            let _ = writeln!(out, "\n{}", memory_line(a, &who));
         }
     }
     if result.generator.generator_saturated {
@@ -215,4 +216,18 @@ fn truncate(s: &str, n: usize) -> String {
         t.push('…');
         t
     }
+}
+
+/// The one-line summary of an analysis, for the console.
+pub fn memory_line(a: &Analysis, who: &str) -> String {
+    let verdict = match a.verdict {
+        Verdict::Healthy => "healthy".to_string(),
+        Verdict::Moderate => "MODERATE GROWTH (leak warning)".to_string(),
+        Verdict::High => "HIGH GROWTH (leak warning)".to_string(),
+        Verdict::TooShort => "too short to judge".to_string(),
+    };
+    format!(
+        "Memory of {who}: RSS {:.1} → {:.1} MB (max {:.1}), growth {:+.2} MB/min after {:.0} s warm-up (R² {:.2}): {verdict}",
+        a.rss.initial_mb, a.rss.final_mb, a.rss.max_mb, a.growth_rate_mb_per_min, a.warmup_seconds, a.growth_fit_r2
+    )
 }

@@ -267,7 +267,7 @@ async fn a_huge_request_name_is_cut_where_rows_are_made() {
 /// Item 20: the settings the issue found unread from the environment write their files and
 /// shape the run: PERFHOST_JSON_FILE, _HTML, _CSV, _JUNIT, _PLUGINS, _USER_CLASSES,
 /// _THRESHOLDS, _ITERATIONS, _ONLY_SUMMARY, _EXIT_CODE_ON_ERROR (the unit test
-/// `config::tests::each_environment_variable_is_read` walks every one).
+/// `settings::tests::each_environment_variable_is_read` walks every one).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn settings_come_from_the_environment() {
     let server = RecordingServer::start(Mode::Auditor).await;

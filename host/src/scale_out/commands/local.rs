@@ -7,10 +7,10 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, ExitStatus, Stdio};
 use std::time::Duration;
 
-use crate::commands::merge::write_merged;
-use crate::config::{self, parse_duration_arg};
 use crate::exit;
 use crate::report::{load_result, summary_table, ReportOutputs};
+use crate::scale_out::commands::merge::write_merged;
+use crate::settings::{self, parse_duration_arg};
 use perfhost_core::result::merge::merge;
 
 #[derive(Debug, Clone, clap::Args)]
@@ -71,7 +71,7 @@ pub fn main(mut args: LocalArgs) -> u8 {
             *slot = Some(value);
         }
     }
-    let flags = match super::parse_run_flags("perfhost local", &args.run) {
+    let flags = match crate::settings::run_flags::parse_run_flags("perfhost local", &args.run) {
         Ok(f) => f,
         Err(err) => {
             crate::errln!("error: {err}");
@@ -88,7 +88,7 @@ pub fn main(mut args: LocalArgs) -> u8 {
             return exit::USAGE;
         }
     }
-    let plan = match config::resolve(&flags, &|k| std::env::var(k).ok()) {
+    let plan = match settings::resolve(&flags, &|k| std::env::var(k).ok()) {
         Ok(plan) => plan,
         Err(err) => {
             crate::errln!("error: {err}");
@@ -142,7 +142,7 @@ pub fn main(mut args: LocalArgs) -> u8 {
             return exit::USAGE;
         }
     };
-    let runtime = match crate::commands::run::control_runtime() {
+    let runtime = match crate::process::control_runtime() {
         Ok(rt) => rt,
         Err(code) => return code,
     };
@@ -280,7 +280,7 @@ pub fn main(mut args: LocalArgs) -> u8 {
     };
     let json = args.json_file.unwrap_or_else(|| dir.join("merged.json"));
     let written = write_merged(&merged, &json, args.hlog.as_deref(), &outputs);
-    let mut code = crate::commands::run::exit_code(&merged, plan.outputs.exit_code_on_error);
+    let mut code = crate::run::command::exit_code(&merged, plan.outputs.exit_code_on_error);
     if interrupted {
         code = exit::INTERRUPTED;
     }

@@ -2,18 +2,22 @@
 //! first, then each case's fixed request count at its concurrency, no wait — graded against
 //! the suite's tables. The built-in suite is the Auditor suite's `benchmark.py`.
 
+pub mod command;
+pub mod report;
+pub mod suite;
+
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::exit;
-use crate::report::bench::{
+use crate::bench::report::{
     BenchMeta, BenchResult, CaseGrades, CaseResult, Level, Overall, SuiteGrading, BENCH_SCHEMA,
 };
-use crate::runner::RunError;
-use crate::suite::{Band, Case, Grading, Suite};
-use perfhost_core::client::{ClientConfig, ClientError, Connection, HttpError, OutgoingRequest};
+use crate::bench::suite::{Band, Case, Grading, Suite};
+use crate::exit;
+use crate::health::HealthError;
+use crate::run::RunError;
 use perfhost_core::engine::StopHandle;
-use perfhost_core::plan::{ClassChoice, ClientOptions, LoadShape, Plan, StopConditions, Target};
+use perfhost_core::plan::{ClassChoice, LoadShape, Plan, StopConditions, Target};
 use perfhost_core::result::RunResult;
 use perfhost_core::stats::{HistoryPoint, Percentile};
 use perfhost_demo::{DemoChild, DemoChildError};
@@ -21,16 +25,14 @@ use perfhost_demo::{DemoChild, DemoChildError};
 /// Why a suite could not run to its end.
 #[derive(Debug, thiserror::Error)]
 pub enum BenchError {
-    #[error("health check failed: GET {url} {why} — start the service, or check -H/--url (the suite's `health` path can be changed)")]
-    Health { url: String, why: String },
+    #[error(transparent)]
+    Health(#[from] HealthError),
     #[error("case `{case}`: {source}")]
     Case {
         case: String,
         #[source]
         source: RunError,
     },
-    #[error("{0}")]
-    Client(#[from] ClientError),
     #[error("cannot start the built-in demo server: {0}")]
     Demo(#[from] DemoChildError),
 }
@@ -40,9 +42,9 @@ impl BenchError {
     /// run's own.
     pub fn exit_code(&self) -> u8 {
         match self {
-            BenchError::Health { .. } | BenchError::Demo(_) => exit::UNREACHABLE,
+            BenchError::Health(err) => err.exit_code(),
+            BenchError::Demo(_) => exit::UNREACHABLE,
             BenchError::Case { source, .. } => source.exit_code(),
-            BenchError::Client(_) => exit::USAGE,
         }
     }
 }
@@ -63,38 +65,7 @@ pub enum Progress<'a> {
 
 /// `GET path` on the target must answer 2xx.
 pub async fn health_gate(plan: &Plan, target: &Arc<Target>, path: &str) -> Result<(), BenchError> {
-    health_gate_with(target, &plan.client, path).await
-}
-
-/// `GET path` on the target, with these client options, must answer 2xx.
-pub async fn health_gate_with(
-    target: &Arc<Target>,
-    options: &ClientOptions,
-    path: &str,
-) -> Result<(), BenchError> {
-    let url = format!("{}{}{}", target.origin, target.base_path, path);
-    let bad = |why: String| BenchError::Health {
-        url: url.clone(),
-        why,
-    };
-    let client = ClientConfig::new(target.clone(), options)?;
-    let mut conn = Connection::new(client);
-    let uri = target.resolve(path).map_err(|e| bad(e.to_string()))?;
-    let request = OutgoingRequest {
-        method: http::Method::GET,
-        uri,
-        headers: Vec::new(),
-        body: bytes::Bytes::new(),
-        timeout: Some(Duration::from_secs(10)),
-        follow_redirects: true,
-        discard_body: true,
-    };
-    match conn.send(request).await {
-        Ok(resp) if resp.status.is_success() => Ok(()),
-        Ok(resp) => Err(bad(format!("answered {}", resp.status))),
-        Err(HttpError::Connect(why)) => Err(bad(format!("could not connect ({why})"))),
-        Err(err) => Err(bad(format!("failed: {err}"))),
-    }
+    Ok(crate::health::check(target, &plan.client, path).await?)
 }
 
 /// The plan of one case, from the suite's base plan.
@@ -140,7 +111,7 @@ pub async fn run_suite(
                 child.url,
                 child.child.id()
             );
-            let target = Target::parse(&child.url).map_err(|e| BenchError::Health {
+            let target = Target::parse(&child.url).map_err(|e| HealthError::Failed {
                 url: child.url.clone(),
                 why: e.to_string(),
             })?;

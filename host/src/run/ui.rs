@@ -5,12 +5,11 @@
 
 use serde_json::json;
 
-use crate::commands::run::{
-    control_runtime, forward_signals, interrupt_on_signal, raise_fd_limit_for, run_and_report,
-};
-use crate::config::{self, RunArgs};
 use crate::exit;
-use crate::runner::Steering;
+use crate::process::{control_runtime, forward_signals, interrupt_on_signal, raise_fd_limit_for};
+use crate::run::command::run_and_report;
+use crate::run::Steering;
+use crate::settings::{self, RunArgs};
 use crate::web::session::{FormOptions, Session, StartRequest, Test};
 use perfhost_core::engine::StopHandle;
 use perfhost_core::plan::{format_duration, parse_duration, Plan};
@@ -21,7 +20,7 @@ pub fn main(mut args: RunArgs, started: bool) -> u8 {
     args.web = true;
     args.autostart |= started;
     let env = |k: &str| std::env::var(k).ok();
-    let base = match config::resolve(&args, &env) {
+    let base = match settings::resolve(&args, &env) {
         Ok(plan) => plan,
         Err(err) => {
             crate::errln!("error: {err}");
@@ -30,7 +29,7 @@ pub fn main(mut args: RunArgs, started: bool) -> u8 {
     };
     crate::logging::set_level(&base.log_level);
     if args.print_config || args.dry_run {
-        crate::out!("{}", config::describe(&base));
+        crate::out!("{}", settings::describe(&base));
         return exit::OK;
     }
     let Some(endpoint) = base.outputs.metrics.clone() else {
@@ -148,7 +147,7 @@ const SCENARIO_FILE_CAP: u64 = 1 << 20;
 /// command line's own): the presets and `./scenarios/NAME.toml` files that are regular files
 /// inside that folder, of at most 1 MiB.
 fn offered_scenarios() -> Vec<String> {
-    let mut names: Vec<String> = crate::scenario::PRESETS
+    let mut names: Vec<String> = crate::settings::scenario::PRESETS
         .iter()
         .map(|(name, _)| name.to_string())
         .collect();
@@ -305,7 +304,8 @@ fn plan_for(
             args.spawn_rate = request.spawn_rate;
         }
     }
-    let mut plan = config::resolve(&args, &|k| std::env::var(k).ok()).map_err(|e| e.to_string())?;
+    let mut plan =
+        settings::resolve(&args, &|k| std::env::var(k).ok()).map_err(|e| e.to_string())?;
     // API_TOKEN / API_KEY are for the command line's target: a host typed into the form (by
     // whoever may call /swarm) does not get them.
     if plan.target.as_ref().map(|t| &t.origin) != base_origin.as_ref() {

@@ -6,11 +6,11 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::config::parse_duration_arg;
 use crate::exit;
-use crate::monitor::leaks::summary_line;
-use crate::monitor::target::FindError;
-use crate::profiler::{self, KeepAlive, ProfileOptions};
+use crate::profile::target::FindError;
+use crate::profile::{self, KeepAlive, ProfileOptions};
+use crate::report::memory_line;
+use crate::settings::parse_duration_arg;
 use perfhost_core::engine::StopHandle;
 use perfhost_core::plan::{format_duration, ClientOptions, LeakTables, ProcessQuery, Target};
 use perfhost_core::result::memory::{MemoryProfile, Verdict};
@@ -94,9 +94,9 @@ pub fn main(args: ProfileArgs) -> u8 {
         (_, _, Some(text)) => ProcessQuery::Match(text.clone()),
         _ => ProcessQuery::Port(target.port),
     };
-    let process = match profiler::find(&query, !args.no_children, None, Some(&target)) {
+    let process = match profile::find(&query, !args.no_children, None, Some(&target)) {
         Ok(p) => p,
-        Err(err @ FindError::NoListener(_)) if !profiler::is_local(&target) => {
+        Err(err @ FindError::NoListener(_)) if !profile::is_local(&target) => {
             crate::errln!(
                 "error: {err} — {} is not this machine: name the process with --pid or --match",
                 target.origin
@@ -108,7 +108,7 @@ pub fn main(args: ProfileArgs) -> u8 {
             return exit::USAGE;
         }
     };
-    let runtime = match crate::commands::run::control_runtime() {
+    let runtime = match crate::process::control_runtime() {
         Ok(rt) => rt,
         Err(code) => return code,
     };
@@ -131,9 +131,9 @@ pub fn main(args: ProfileArgs) -> u8 {
         keepalive: true,
     };
     let profile = runtime.block_on(async {
-        crate::commands::run::interrupt_on_signal(&stop);
+        crate::process::interrupt_on_signal(&stop);
         if keep_alive != KeepAlive::None {
-            if let Err(err) = crate::benchmark::health_gate_with(&target, &client, "/health").await {
+            if let Err(err) = crate::health::check(&target, &client, "/health").await {
                 crate::errln!("error: {err}");
                 return Err(err.exit_code());
             }
@@ -153,7 +153,7 @@ pub fn main(args: ProfileArgs) -> u8 {
             format_duration(args.duration)
         );
         let api = (keep_alive != KeepAlive::None).then(|| (target.clone(), client.clone()));
-        Ok(profiler::profile(process, api, &options, stop.clone(), |i, s| {
+        Ok(profile::profile(process, api, &options, stop.clone(), |i, s| {
             if (i + 1) % 10 == 0 {
                 crate::errln!(
                     "   Sample {}: RSS={:.1}MB, VMS={:.1}MB, Mem%={:.1}%, threads {}, open files {}",
@@ -229,7 +229,7 @@ fn print_analysis(profile: &MemoryProfile) {
     );
     crate::outln!(
         "  {}",
-        summary_line(a, &format!("pid {}", profile.metadata.target.pid))
+        memory_line(a, &format!("pid {}", profile.metadata.target.pid))
     );
     for flag in &a.flags {
         crate::outln!("  note: {flag}");

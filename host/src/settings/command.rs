@@ -1,7 +1,7 @@
 //! `perfhost scenario list|show`.
 
 use crate::exit;
-use crate::scenario;
+use crate::settings::scenario;
 
 #[derive(Debug, clap::Subcommand)]
 pub enum ScenarioCommand {

@@ -3,6 +3,9 @@
 //! `/metrics` listener, and `--trace` lines on stderr. `perfhost run`, `perfhost bench`, the web
 //! UI and the tests all call it.
 
+pub mod command;
+pub mod ui;
+
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -15,8 +18,8 @@ use perfhost_core::stats::HistoryPoint;
 use perfhost_demo::{DemoChild, DemoChildError};
 
 use crate::exit;
-use crate::monitor::target::FindError;
-use crate::profiler::{self, RunSampler};
+use crate::profile::target::FindError;
+use crate::profile::{self, RunSampler};
 
 /// Why a run could not start (nothing was sent).
 #[derive(Debug, thiserror::Error)]
@@ -165,13 +168,13 @@ fn start_profile(
         return Ok(None);
     };
     let demo_pid = demo.map(|d| d.child.id());
-    if demo_pid.is_none() && p.query == ProcessQuery::Auto && !profiler::is_local(target) {
+    if demo_pid.is_none() && p.query == ProcessQuery::Auto && !profile::is_local(target) {
         return Err(RunError::Profile(FindError::NoMatch(format!(
             "(the target {} is not on this machine: name its process with --profile-pid or --profile-match)",
             target.origin
         ))));
     }
-    match profiler::find(&p.query, p.children, demo_pid, Some(target)) {
+    match profile::find(&p.query, p.children, demo_pid, Some(target)) {
         Ok(process) => Ok(Some(RunSampler::start(
             process,
             format!("{}{}", target.origin, target.base_path),

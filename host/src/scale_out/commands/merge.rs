@@ -5,9 +5,9 @@
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use crate::config::parse_duration_arg;
 use crate::exit;
 use crate::report::{load_result, summary_table, write_reports, ReportOutputs};
+use crate::settings::parse_duration_arg;
 use perfhost_core::plan::MAX_SHARDS;
 use perfhost_core::result::merge::merge;
 use perfhost_core::result::RunResult;
@@ -195,7 +195,7 @@ fn merge_files(
         ..Default::default()
     };
     let written = write_merged(&merged, &json, outputs.hlog.as_deref(), &reports);
-    let code = crate::commands::run::exit_code(&merged, outputs.exit_code_on_error);
+    let code = crate::run::command::exit_code(&merged, outputs.exit_code_on_error);
     if written {
         code
     } else {

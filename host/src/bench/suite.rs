@@ -9,11 +9,11 @@ use std::path::Path;
 use serde::{Deserialize, Serialize};
 use toml::Spanned;
 
-use crate::scenario::toml_error;
+use crate::settings::scenario::toml_error;
 use perfhost_core::plan::FieldError;
 
 /// The built-in suite: benchmark.py's seven cases and its README's tables.
-pub const DEFAULT: &str = include_str!("../../scenarios/suites/auditor.toml");
+pub const DEFAULT: &str = include_str!("../../../scenarios/suites/auditor.toml");
 /// How the built-in suite is named in errors and results.
 pub const DEFAULT_SOURCE: &str = "scenarios/suites/auditor.toml (built-in)";
 

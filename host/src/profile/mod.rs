@@ -1,17 +1,20 @@
 //! Profiling the target's memory: finding its process (tree), sampling it on a drift-free
 //! schedule — standalone (`perfhost profile`, with an optional keep-alive request each sample)
-//! or beside a run — and judging the samples (`monitor::leaks`).
+//! or beside a run — and judging the samples (`leaks`).
+
+pub mod command;
+pub mod leaks;
+pub mod target;
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::monitor::target::{self, FindError};
-use crate::monitor::{leaks, Sampler};
 use perfhost_core::client::{ClientConfig, Connection, OutgoingRequest};
 use perfhost_core::plan::{utc_timestamp, ClientOptions, LeakTables, ProcessQuery, Target};
 use perfhost_core::result::memory::{MemoryProfile, ProfileMeta, TargetProcess};
 use perfhost_core::stats::unix_now;
 use perfhost_core::stop::StopHandle;
+use target::{FindError, Sampler};
 
 /// Finds the target process. `Auto` needs the built-in demo server's pid or a loopback target.
 pub fn find(

@@ -15,7 +15,7 @@ use http::Method;
 use rand_core::{Rng, SeedableRng};
 use rand_pcg::Pcg64Mcg;
 
-use crate::config::RunArgs;
+use crate::settings::RunArgs;
 use perfhost_core::client::{ClientConfig, Connection, OutgoingRequest};
 use perfhost_core::engine::{self, Behaviours, StopHandle};
 use perfhost_core::generator::{process_cpu, rss_kib};
@@ -91,7 +91,7 @@ pub async fn measure_wasm(
         seed: Some(1),
         ..Default::default()
     };
-    let Ok(plan) = crate::config::resolve_args(&args) else {
+    let Ok(plan) = crate::settings::resolve_args(&args) else {
         return Measurement {
             kind: "wasm",
             users,

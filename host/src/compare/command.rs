@@ -2,8 +2,8 @@
 
 use std::path::PathBuf;
 
+use crate::compare::{self, Metric, Rules};
 use crate::exit;
-use crate::report::compare::{self, Metric, Rules};
 
 /// Options of `perfhost compare`.
 #[derive(Debug, Clone, clap::Args)]

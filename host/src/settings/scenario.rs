@@ -17,14 +17,17 @@ use perfhost_core::plan::{
 
 /// The presets, in the order `perfhost scenario list` shows them.
 pub const PRESETS: [(&str, &str); 8] = [
-    ("smoke", include_str!("../../scenarios/smoke.toml")),
-    ("baseline", include_str!("../../scenarios/baseline.toml")),
-    ("stress", include_str!("../../scenarios/stress.toml")),
-    ("spike", include_str!("../../scenarios/spike.toml")),
-    ("burst", include_str!("../../scenarios/burst.toml")),
-    ("heavy", include_str!("../../scenarios/heavy.toml")),
-    ("endurance", include_str!("../../scenarios/endurance.toml")),
-    ("soak", include_str!("../../scenarios/soak.toml")),
+    ("smoke", include_str!("../../../scenarios/smoke.toml")),
+    ("baseline", include_str!("../../../scenarios/baseline.toml")),
+    ("stress", include_str!("../../../scenarios/stress.toml")),
+    ("spike", include_str!("../../../scenarios/spike.toml")),
+    ("burst", include_str!("../../../scenarios/burst.toml")),
+    ("heavy", include_str!("../../../scenarios/heavy.toml")),
+    (
+        "endurance",
+        include_str!("../../../scenarios/endurance.toml"),
+    ),
+    ("soak", include_str!("../../../scenarios/soak.toml")),
 ];
 
 /// What `--scenario all` runs, in order (as the suite's `scenarios.sh all`).

@@ -2,6 +2,7 @@
 //! (`k8s`) or a Slurm job array (`slurm`). Both take `perfhost run`'s flags, check them
 //! against the resolved plan here, and size each shard from the plan; neither runs anything.
 
+pub mod commands;
 pub mod k8s;
 pub mod slurm;
 
@@ -448,7 +449,7 @@ fn replace_file(
 /// is always a string).
 fn long_form(args: &[String]) -> Vec<String> {
     use clap::Args as _;
-    let run = crate::config::RunArgs::augment_args(clap::Command::new("run"));
+    let run = crate::settings::RunArgs::augment_args(clap::Command::new("run"));
     let find = |flag: &str| {
         run.get_arguments().find(|a| match flag.strip_prefix("--") {
             Some(long) => {

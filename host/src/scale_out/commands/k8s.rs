@@ -5,11 +5,11 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use crate::commands::merge::CollectArgs;
-use crate::config::parse_duration_arg;
-use crate::deploy::k8s::{self, K8sOptions};
-use crate::deploy::{self, DeployOptions};
 use crate::exit;
+use crate::scale_out::commands::merge::CollectArgs;
+use crate::scale_out::k8s::{self, K8sOptions};
+use crate::scale_out::{self, DeployOptions};
+use crate::settings::parse_duration_arg;
 
 #[derive(Debug, clap::Subcommand)]
 pub enum K8sCommand {
@@ -86,7 +86,7 @@ pub struct K8sRenderArgs {
 pub fn main(cmd: K8sCommand) -> u8 {
     match cmd {
         K8sCommand::Render(args) => render(args),
-        K8sCommand::Collect(args) => crate::commands::merge::collect(args),
+        K8sCommand::Collect(args) => crate::scale_out::commands::merge::collect(args),
     }
 }
 
@@ -95,11 +95,11 @@ pub(crate) fn prepare(
     command: &str,
     common: &RenderArgs,
     run: &[String],
-) -> Result<deploy::Deployment, String> {
-    let flags = super::parse_run_flags(command, run)?;
+) -> Result<scale_out::Deployment, String> {
+    let flags = crate::settings::run_flags::parse_run_flags(command, run)?;
     // As the shards will resolve it: not with this shell's environment or this folder's
     // settings file.
-    let plan = crate::config::resolve_portable(&flags).map_err(|e| e.to_string())?;
+    let plan = crate::settings::resolve_portable(&flags).map_err(|e| e.to_string())?;
     let options = DeployOptions {
         shards: common.shards,
         name: common.name.clone(),
@@ -112,7 +112,7 @@ pub(crate) fn prepare(
         .ok()
         .and_then(|s| s.trim().parse::<f64>().ok())
         .unwrap_or_else(perfhost_core::stats::unix_now);
-    deploy::prepare(&plan, run, &options, now).map_err(|e| e.to_string())
+    scale_out::prepare(&plan, run, &options, now).map_err(|e| e.to_string())
 }
 
 /// Writes text only its owner may read (mode 0600, also when the file was there before).

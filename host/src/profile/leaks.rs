@@ -180,20 +180,6 @@ pub fn analyse(
     })
 }
 
-/// The one-line summary of an analysis, for the console.
-pub fn summary_line(a: &Analysis, who: &str) -> String {
-    let verdict = match a.verdict {
-        Verdict::Healthy => "healthy".to_string(),
-        Verdict::Moderate => "MODERATE GROWTH (leak warning)".to_string(),
-        Verdict::High => "HIGH GROWTH (leak warning)".to_string(),
-        Verdict::TooShort => "too short to judge".to_string(),
-    };
-    format!(
-        "Memory of {who}: RSS {:.1} → {:.1} MB (max {:.1}), growth {:+.2} MB/min after {:.0} s warm-up (R² {:.2}): {verdict}",
-        a.rss.initial_mb, a.rss.final_mb, a.rss.max_mb, a.growth_rate_mb_per_min, a.warmup_seconds, a.growth_fit_r2
-    )
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -3,13 +3,16 @@
 //! (every field optional), the first layer that sets a field wins — CLI > environment >
 //! scenario > file > default — and its name is recorded for `--print-config`.
 
+pub mod command;
+pub mod run_flags;
+pub mod scenario;
+
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use serde::{Deserialize, Deserializer};
 
-use crate::scenario::{self, Scenario};
 use perfhost_core::client::DEFAULT_MAX_BODY_SIZE;
 use perfhost_core::plan::{
     format_duration, format_size, parse_duration, parse_size, ClassChoice, ClientOptions,
@@ -17,6 +20,7 @@ use perfhost_core::plan::{
     Secret, SizeError, Source, StopConditions, Target,
 };
 use perfhost_core::plugin::{builtin, DEFAULT_CPU_BUDGET, DEFAULT_MEMORY_CAP};
+use scenario::Scenario;
 
 /// Options of `perfhost run` (Locust's names where Locust has one).
 #[derive(Debug, Clone, Default, clap::Args)]
@@ -889,7 +893,10 @@ fn resolve_layers(
         .map(|(user, password)| (user, Secret(password)));
     let plugins = l.pick_or(
         "plugins",
-        builtin::NAMES.iter().map(|s| s.to_string()).collect(),
+        builtin::names(&[builtin::Role::Default])
+            .into_iter()
+            .map(String::from)
+            .collect(),
         |s| s.plugins.clone(),
     );
     let users = l.pick_or("users", DEFAULT_USERS, |s| s.users);

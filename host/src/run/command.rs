@@ -5,10 +5,11 @@ use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use crate::config::{self, RunArgs};
 use crate::exit;
+use crate::process::{control_runtime, forward_signals, interrupt_on_signal, raise_fd_limit};
 use crate::report;
-use crate::runner::Steering;
+use crate::run::Steering;
+use crate::settings::{self, RunArgs};
 use perfhost_core::engine::StopHandle;
 use perfhost_core::plan::{format_duration, Plan};
 use perfhost_core::result::RunResult;
@@ -17,12 +18,12 @@ use perfhost_core::stats::{HistoryPoint, Percentile};
 /// The CLI entry: returns the exit code.
 pub fn main(args: RunArgs) -> u8 {
     if args.web {
-        return crate::commands::ui::main(args, true);
+        return crate::run::ui::main(args, true);
     }
     if args.scenario.as_deref() == Some("all") {
         return run_all(args);
     }
-    let plan = match config::resolve(&args, &|k| std::env::var(k).ok()) {
+    let plan = match settings::resolve(&args, &|k| std::env::var(k).ok()) {
         Ok(plan) => plan,
         Err(err) => {
             crate::errln!("error: {err}");
@@ -31,7 +32,7 @@ pub fn main(args: RunArgs) -> u8 {
     };
     crate::logging::set_level(&plan.log_level);
     if args.print_config {
-        crate::out!("{}", config::describe(&plan));
+        crate::out!("{}", settings::describe(&plan));
         return exit::OK;
     }
     if args.dry_run {
@@ -40,14 +41,16 @@ pub fn main(args: RunArgs) -> u8 {
             crate::errln!("error: {err}");
             return err.exit_code();
         }
-        crate::out!("{}", config::describe(&plan));
+        crate::out!("{}", settings::describe(&plan));
         let length = plan
             .stop
             .run_time
             .unwrap_or(plan.load.duration().max(Duration::from_secs(60)));
         match &plan.arrivals {
-            Some(open) => crate::outln!("\n{}", crate::scenario::rate_curve(open, length)),
-            None => crate::outln!("\n{}", crate::scenario::curve(&plan.load, length)),
+            Some(open) => {
+                crate::outln!("\n{}", crate::settings::scenario::rate_curve(open, length))
+            }
+            None => crate::outln!("\n{}", crate::settings::scenario::curve(&plan.load, length)),
         }
         return exit::OK;
     }
@@ -135,7 +138,7 @@ pub(crate) async fn run_and_report(
         None => None,
     };
     let mut history_failed = false;
-    let result = crate::runner::run_steered(plan, stop, steering, |point, elapsed| {
+    let result = crate::run::run_steered(plan, stop, steering, |point, elapsed| {
         if !out.only_summary {
             status_line(point, elapsed, total, users, tty);
         }
@@ -310,13 +313,13 @@ fn run_all(args: RunArgs) -> u8 {
         Err(code) => return code,
     };
     let mut plans = Vec::new();
-    for name in crate::scenario::ALL {
+    for name in crate::settings::scenario::ALL {
         let scenario_args = RunArgs {
             scenario: Some(name.to_string()),
             json_file: None,
             ..args.clone()
         };
-        match config::resolve(&scenario_args, &|k| std::env::var(k).ok()) {
+        match settings::resolve(&scenario_args, &|k| std::env::var(k).ok()) {
             Ok(plan) => plans.push(plan),
             Err(err) => {
                 crate::errln!("error: {err}");
@@ -332,7 +335,7 @@ fn run_all(args: RunArgs) -> u8 {
             crate::outln!(
                 "== {} ==\n{}",
                 plan.outputs.run_name,
-                config::describe(plan)
+                settings::describe(plan)
             );
         }
         return exit::OK;
@@ -407,60 +410,11 @@ fn run_all(args: RunArgs) -> u8 {
     })
 }
 
-/// Passes the interrupts `signals` gets on to one run's handle (each run gets a fresh one: the
-/// engine stops its handle at the end of a run).
-pub(crate) fn forward_signals(
-    signals: &StopHandle,
-    run_stop: &StopHandle,
-) -> tokio::task::JoinHandle<()> {
-    let (signals, run_stop) = (signals.clone(), run_stop.clone());
-    tokio::spawn(async move {
-        signals.stopped().await;
-        run_stop.interrupt();
-        signals.forced().await;
-        run_stop.force();
-    })
-}
-
 /// `reports/x_1` + `.json` (not `with_extension`: a run name may contain dots).
 fn with_suffix(stem: &Path, suffix: &str) -> PathBuf {
     let mut name = stem.as_os_str().to_owned();
     name.push(suffix);
     name.into()
-}
-
-/// The runtime of a command's control loop (users run on the engine's own worker threads).
-pub(crate) fn control_runtime() -> Result<tokio::runtime::Runtime, u8> {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
-        .enable_all()
-        .build()
-        .map_err(|err| {
-            crate::errln!("error: cannot start the runtime: {err}");
-            exit::USAGE
-        })
-}
-
-/// Ctrl-C / SIGTERM stop the run as interrupted (results are still written, exit 130); a
-/// second one cancels what is still in flight at once instead of waiting for the stop timeout.
-pub(crate) fn interrupt_on_signal(stop: &StopHandle) {
-    let stop = stop.clone();
-    tokio::spawn(async move {
-        wait_for_signal().await;
-        crate::errln!("\nInterrupted: stopping users and writing results… (interrupt again to cancel in-flight requests now)");
-        stop.interrupt();
-        wait_for_signal().await;
-        crate::errln!("\nInterrupted again: cancelling in-flight requests and writing results now");
-        stop.force();
-    });
-}
-
-async fn wait_for_signal() {
-    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        _ = async { match term.as_mut() { Some(t) => { t.recv().await; } None => std::future::pending::<()>().await } } => {}
-    }
 }
 
 fn status_line(
@@ -494,39 +448,4 @@ fn status_line(
         let _ = writeln!(err, "{text}");
     }
     let _ = err.flush();
-}
-
-/// Raises the open-files limit to cover one connection per user (plus slack).
-pub(crate) fn raise_fd_limit(users: usize) {
-    raise_fd_limit_for(users, users);
-}
-
-/// Raises the open-files limit for `room` users where the hard limit allows; warns only when
-/// the `users` planned now do not fit (the web UI makes room for more than it warns about).
-pub(crate) fn raise_fd_limit_for(users: usize, room: usize) {
-    let fds = |users: usize| (users as u64) * 2 + 256;
-    let (needed, wanted) = (fds(users), fds(room.max(users)));
-    let mut limit = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
-    };
-    // SAFETY: getrlimit/setrlimit only read and write the struct we own and pass.
-    unsafe {
-        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) != 0 {
-            return;
-        }
-        if limit.rlim_cur < wanted {
-            let mut raised = limit;
-            raised.rlim_cur = wanted.min(limit.rlim_max);
-            if libc::setrlimit(libc::RLIMIT_NOFILE, &raised) == 0 {
-                limit = raised;
-            }
-        }
-    }
-    if limit.rlim_cur < needed {
-        crate::errln!(
-            "warning: the open-files limit ({}) is below what {users} users need ({needed}): raise it with `ulimit -n {needed}`",
-            limit.rlim_cur
-        );
-    }
 }

@@ -4,10 +4,10 @@
 use std::io::IsTerminal;
 use std::path::PathBuf;
 
-use crate::benchmark::{run_suite, Progress};
-use crate::config::{self, RunArgs};
+use crate::bench::report::{self as bench_report, BenchResult, Level};
+use crate::bench::{run_suite, Progress};
 use crate::exit;
-use crate::report::bench::{self as bench_report, BenchResult, Level};
+use crate::settings::{self, RunArgs};
 use perfhost_core::engine::StopHandle;
 use perfhost_core::plan::format_duration;
 
@@ -54,7 +54,7 @@ pub struct BenchArgs {
     #[arg(long = "fail-on", value_enum, value_name = "GRADE")]
     pub fail_on: Option<FailOn>,
     /// Timeout of one request [default: 30s].
-    #[arg(long = "request-timeout", value_parser = config::parse_duration_arg, allow_hyphen_values = true)]
+    #[arg(long = "request-timeout", value_parser = settings::parse_duration_arg, allow_hyphen_values = true)]
     pub request_timeout: Option<std::time::Duration>,
     /// A configuration value for every case's plugin (ctx.config(KEY)).
     #[arg(long = "config-value", value_name = "KEY=VALUE")]
@@ -96,7 +96,7 @@ pub fn main(args: BenchArgs) -> u8 {
         log_level: args.log_level.clone(),
         ..Default::default()
     };
-    let plan = match config::resolve(&run_args, &|k| std::env::var(k).ok()) {
+    let plan = match settings::resolve(&run_args, &|k| std::env::var(k).ok()) {
         Ok(plan) => plan,
         Err(err) => {
             crate::errln!("error: {err}");
@@ -104,7 +104,7 @@ pub fn main(args: BenchArgs) -> u8 {
         }
     };
     crate::logging::set_level(&plan.log_level);
-    let mut suite = match crate::suite::load(args.suite.as_deref()) {
+    let mut suite = match crate::bench::suite::load(args.suite.as_deref()) {
         Ok(suite) => suite,
         Err(err) => {
             crate::errln!("error: {err}");
@@ -118,15 +118,15 @@ pub fn main(args: BenchArgs) -> u8 {
         suite = suite.without_keepalive();
     }
     let most = suite.cases.iter().map(|c| c.concurrency).max().unwrap_or(1);
-    crate::commands::run::raise_fd_limit(most);
-    let runtime = match crate::commands::run::control_runtime() {
+    crate::process::raise_fd_limit(most);
+    let runtime = match crate::process::control_runtime() {
         Ok(rt) => rt,
         Err(code) => return code,
     };
     let tty = std::io::stderr().is_terminal();
     let stop = StopHandle::default();
     let result = runtime.block_on(async {
-        crate::commands::run::interrupt_on_signal(&stop);
+        crate::process::interrupt_on_signal(&stop);
         crate::errln!(
             "perfhost bench: suite {} ({}, {} cases)",
             suite.name,
@@ -259,7 +259,7 @@ fn write_outputs(result: &BenchResult, args: &BenchArgs) -> bool {
     if let Some(path) = &args.junit {
         write(
             path,
-            crate::report::junit::bench(result, gate(args.fail_on)),
+            crate::bench::report::junit(result, gate(args.fail_on)),
         );
     }
     all

@@ -1,23 +1,7 @@
-//! CLI glue, one file per subcommand: parse its arguments, call the library, print, map the
-//! outcome to an exit code.
+//! `perfhost run` flags given after another command's own (`local`, `k8s render`, `slurm
+//! render`).
 
-pub mod bench;
-pub mod compare;
-pub mod demo_server;
-pub mod k8s;
-pub mod local;
-pub mod merge;
-pub mod plugin;
-pub mod plugin_bench;
-pub mod plugin_new;
-pub mod profile;
-pub mod report;
-pub mod run;
-pub mod scenario;
-pub mod slurm;
-pub mod ui;
-
-use crate::config::RunArgs;
+use super::RunArgs;
 
 #[derive(clap::Parser)]
 struct RunFlags {

@@ -4,13 +4,15 @@
 //! counts as regressed only beyond both the allowance and an absolute floor, and a
 //! percentile only with enough requests behind it.
 
+pub mod command;
+
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
-use crate::report::bench::{BenchResult, BENCH_SCHEMA};
+use crate::bench::report::{BenchResult, BENCH_SCHEMA};
 use crate::report::junit::{self, TestCase};
 use crate::report::markdown::md_escape;
 use crate::report::parse_result;

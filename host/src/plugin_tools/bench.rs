@@ -1,14 +1,16 @@
 //! `perfhost plugin bench [PLUGIN]`: the cost of the sandbox, for plugin authors — host CPU µs
 //! per request and idle RSS per user of any plugin; for the built-ins `bench_verify` and
 //! `http_get`, beside native Rust users doing the same work on the same client (measurements
-//! in `crate::overhead`).
+//! in `crate::plugin_tools::overhead`).
 
 use std::io::Write as _;
 use std::sync::Arc;
 use std::time::Duration;
 
 use crate::exit;
-use crate::overhead::{idle_rss_per_user, measure_native, measure_wasm, workers, NativeTwin};
+use crate::plugin_tools::overhead::{
+    idle_rss_per_user, measure_native, measure_wasm, workers, NativeTwin,
+};
 use perfhost_core::plan::{format_duration, Target};
 use perfhost_core::plugin::{PluginSet, PluginSpec, RuntimeOptions};
 use perfhost_demo::DemoChild;
@@ -24,7 +26,7 @@ pub struct PluginBenchArgs {
     #[arg(long, value_delimiter = ',', default_value = "100,1000")]
     pub users: Vec<usize>,
     /// How long each measurement runs.
-    #[arg(long, value_parser = crate::config::parse_duration_arg, default_value = "10s")]
+    #[arg(long, value_parser = crate::settings::parse_duration_arg, default_value = "10s")]
     pub duration: Duration,
     /// Target (default: a built-in demo server started for the benchmark). Loopback only.
     #[arg(short = 'H', long = "host")]
@@ -37,7 +39,7 @@ pub struct PluginBenchArgs {
 /// The CLI entry.
 #[allow(clippy::too_many_lines)]
 pub fn main(args: PluginBenchArgs) -> u8 {
-    let runtime = match crate::commands::run::control_runtime() {
+    let runtime = match crate::process::control_runtime() {
         Ok(rt) => rt,
         Err(code) => return code,
     };
@@ -48,7 +50,7 @@ pub fn main(args: PluginBenchArgs) -> u8 {
         .max()
         .unwrap_or(100)
         .max(args.idle_users);
-    crate::commands::run::raise_fd_limit(max_users);
+    crate::process::raise_fd_limit(max_users);
     runtime.block_on(async {
         let demo = match &args.host {
             Some(_) => None,

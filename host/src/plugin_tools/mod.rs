@@ -1,5 +1,9 @@
 //! `perfhost plugin inspect|bench|new|export`.
 
+pub mod bench;
+pub mod new;
+pub mod overhead;
+
 use std::path::PathBuf;
 
 use crate::exit;
@@ -17,10 +21,10 @@ pub enum PluginCommand {
     },
     /// Measure a plugin's cost in the sandbox: host CPU per request and memory per user (for
     /// the built-ins bench_verify and http_get, beside native Rust users doing the same work).
-    Bench(crate::commands::plugin_bench::PluginBenchArgs),
+    Bench(crate::plugin_tools::bench::PluginBenchArgs),
     /// Create a plugin project (Rust or Python) that builds and runs unchanged: the contract,
     /// the SDK, a build script, one example task.
-    New(crate::commands::plugin_new::NewArgs),
+    New(crate::plugin_tools::new::NewArgs),
     /// Write a built-in plugin to a .wasm file (to share, or as a starting point).
     Export {
         /// A built-in: auditor_user, burst_user, heavy_user, http_get, auditor_benchmark or
@@ -34,13 +38,13 @@ pub enum PluginCommand {
 
 pub fn main(cmd: PluginCommand) -> u8 {
     match cmd {
-        PluginCommand::Bench(args) => crate::commands::plugin_bench::main(args),
-        PluginCommand::New(args) => crate::commands::plugin_new::main(args),
+        PluginCommand::Bench(args) => crate::plugin_tools::bench::main(args),
+        PluginCommand::New(args) => crate::plugin_tools::new::main(args),
         PluginCommand::Export { name, output } => {
             let Some(bytes) = builtin::bytes(&name) else {
                 crate::errln!(
                     "error: unknown built-in plugin `{name}`: the built-ins are {}",
-                    builtin::ALL.join(", ")
+                    builtin::all_names()
                 );
                 return exit::USAGE;
             };

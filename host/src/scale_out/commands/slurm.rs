@@ -3,10 +3,10 @@
 
 use std::path::PathBuf;
 
-use crate::commands::k8s::{emit, prepare, RenderArgs};
-use crate::commands::merge::CollectArgs;
-use crate::deploy::slurm::{self, SlurmOptions};
 use crate::exit;
+use crate::scale_out::commands::k8s::{emit, prepare, RenderArgs};
+use crate::scale_out::commands::merge::CollectArgs;
+use crate::scale_out::slurm::{self, SlurmOptions};
 
 #[derive(Debug, clap::Subcommand)]
 pub enum SlurmCommand {
@@ -42,7 +42,7 @@ pub struct SlurmRenderArgs {
 pub fn main(cmd: SlurmCommand) -> u8 {
     match cmd {
         SlurmCommand::Render(args) => render(args),
-        SlurmCommand::Collect(args) => crate::commands::merge::collect(args),
+        SlurmCommand::Collect(args) => crate::scale_out::commands::merge::collect(args),
     }
 }
 
@@ -71,7 +71,7 @@ fn render(args: SlurmRenderArgs) -> u8 {
         let script = slurm::render(&d, &options)?;
         if let Some(text) = slurm::secrets_env(&d)? {
             let path = std::path::Path::new(&results).join(slurm::SECRETS_FILE);
-            crate::commands::k8s::write_private(&path, &text)?;
+            crate::scale_out::commands::k8s::write_private(&path, &text)?;
         }
         emit(args.common.output.as_ref(), &script)?;
         Ok::<_, String>((d, results))
