@@ -38,7 +38,7 @@ pub const BUILTINS: [Builtin; 6] = [
         name: "auditor_user",
         bytes: component!("auditor_user"),
         role: Role::Default,
-        summary: "health, verify and statistics as the Auditor suite's user does",
+        summary: "health, verify and statistics of the Auditor API in its users' proportions",
     },
     Builtin {
         name: "burst_user",
@@ -62,7 +62,7 @@ pub const BUILTINS: [Builtin; 6] = [
         name: "auditor_benchmark",
         bytes: component!("auditor_benchmark"),
         role: Role::Benchmark,
-        summary: "benchmark.py's request, for perfhost bench",
+        summary: "the Auditor benchmark request, for perfhost bench",
     },
     Builtin {
         name: "bench_verify",
