@@ -20,7 +20,9 @@ use crate::stop::StopHandle;
 /// One arrival: its index in the schedule and when it was meant to start.
 #[derive(Debug, Clone, Copy)]
 pub struct Arrival {
+    /// Position in the run's whole schedule, 0-based (across all shards).
     pub index: u64,
+    /// When the schedule meant it to start.
     pub intended: Instant,
 }
 
@@ -34,6 +36,7 @@ pub struct Schedule {
 }
 
 impl Schedule {
+    /// The schedule of `plan`; `seed` seeds its Poisson gaps (unused when evenly spaced).
     pub fn new(plan: &ArrivalPlan, seed: u64) -> Self {
         Schedule {
             plan: plan.clone(),
@@ -69,7 +72,9 @@ impl Iterator for Schedule {
 /// A run's arrivals in time order, each with its class: one schedule split by class weight,
 /// or one schedule per class (`class_rates`) merged.
 pub enum Arrivals {
+    /// One schedule, each arrival's class chosen by weight.
     Split(Schedule, ClassSplit),
+    /// One schedule per class, with the class's index.
     PerClass(Vec<(std::iter::Peekable<Schedule>, usize)>),
 }
 
@@ -129,6 +134,7 @@ pub struct ClassSplit {
 }
 
 impl ClassSplit {
+    /// A split by these weights, one per class index.
     pub fn new(weights: &[u32]) -> Self {
         ClassSplit {
             weights: weights.iter().map(|&w| i64::from(w)).collect(),
@@ -137,6 +143,7 @@ impl ClassSplit {
         }
     }
 
+    /// The class index of the next arrival.
     pub fn next_class(&mut self) -> usize {
         for (c, w) in self.current.iter_mut().zip(&self.weights) {
             *c += w;
@@ -160,6 +167,7 @@ pub struct Pool {
 }
 
 impl Pool {
+    /// An empty pool for `classes` classes that allows at most `max` users.
     pub fn new(classes: usize, max: usize) -> Self {
         Pool {
             idle: Mutex::new(vec![Vec::new(); classes]),
@@ -184,6 +192,7 @@ impl Pool {
             .is_ok()
     }
 
+    /// Users counted so far (pre-allocated and on demand).
     pub fn allocated(&self) -> usize {
         self.allocated.load(Ordering::SeqCst)
     }
@@ -205,23 +214,31 @@ impl Pool {
 
 /// What the dispatcher and the open model's users share: the pool and the counts.
 pub struct OpenModel {
+    /// The free users and the count of all users.
     pub pool: Pool,
+    /// What happened to the arrivals so far.
     pub counts: Counts,
 }
 
 /// What happened to the arrivals, counted as they go.
 #[derive(Default)]
 pub struct Counts {
+    /// Arrivals whose intended time has come.
     pub scheduled: AtomicU64,
+    /// Arrivals handed to a user (a free one or a new one).
     pub dispatched: AtomicU64,
+    /// Arrivals that found no free user with the pool full, per class index.
     pub dropped: Vec<AtomicU64>,
+    /// Arrivals whose task ended with no failed request and no task error.
     pub completed: AtomicU64,
+    /// Arrivals whose task had a failed request or a task error.
     pub failed: AtomicU64,
     /// The lag p99 of the last full second (µs), for live readers.
     pub last_lag_p99_us: AtomicU64,
 }
 
 impl Counts {
+    /// All zero, with a dropped count for each of `classes` classes.
     pub fn new(classes: usize) -> Self {
         Counts {
             dropped: (0..classes).map(|_| AtomicU64::new(0)).collect(),
@@ -235,7 +252,9 @@ impl Counts {
 pub struct LagPoint {
     /// Seconds since the start (the end of the interval).
     pub t: u64,
+    /// 99th percentile of the lag in that second (microseconds).
     pub p99_us: u64,
+    /// Largest lag in that second (microseconds).
     pub max_us: u64,
 }
 
@@ -256,13 +275,17 @@ pub struct ArrivalReport {
     pub cancelled: u64,
     /// Dropped arrivals per class name.
     pub dropped_by_class: Vec<(String, u64)>,
-    /// Users the pool created (pre-allocated and on demand) and its maximum.
+    /// Users the pool created (pre-allocated and on demand).
     pub users: usize,
+    /// The pool's limit (`--max-users`).
     pub max_users: usize,
-    /// How late arrivals were handed to a user: over the run, and per second.
+    /// Median lag over the run: how late arrivals were handed to a user (microseconds).
     pub lag_p50_us: u64,
+    /// 99th percentile of the lag over the run (microseconds).
     pub lag_p99_us: u64,
+    /// Largest lag of the run (microseconds).
     pub lag_max_us: u64,
+    /// The lag per second of the run.
     pub lag: Vec<LagPoint>,
     /// Seconds whose lag p99 exceeded 1 ms: the generator, not the server, was the limit.
     pub saturated_seconds: u64,
@@ -324,8 +347,11 @@ const MAX_SLEEP: Duration = Duration::from_millis(50);
 
 /// What the dispatcher returns when the schedule ends or the run stops.
 pub struct Dispatched {
+    /// Every scheduled arrival's lag behind its intended time (microseconds).
     pub lag_all: Histogram<u64>,
+    /// The lag per second.
     pub lag: Vec<LagPoint>,
+    /// Seconds whose lag p99 exceeded [`SATURATION_LAG`].
     pub saturated_seconds: u64,
 }
 

@@ -24,22 +24,31 @@ use crate::plan::{ClientOptions, ResolveError, Secret, Target};
 /// Why a request produced no response (mirrors the contract's `http-error`).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum HttpError {
+    /// The TCP connection could not be opened.
     #[error("connection failed: {0}")]
     Connect(String),
+    /// No complete response within the request's timeout.
     #[error("timed out")]
     Timeout,
+    /// The server closed or reset the connection mid-exchange.
     #[error("connection reset: {0}")]
     Reset(String),
+    /// The TLS handshake or stream failed.
     #[error("TLS error: {0}")]
     Tls(String),
+    /// The request could not be built (bad method, path or header).
     #[error("invalid request: {0}")]
     InvalidRequest(String),
+    /// The response could not be read as HTTP (or its body not decoded).
     #[error("invalid response: {0}")]
     InvalidResponse(String),
+    /// The URL is outside the run's target origin.
     #[error("denied by the sandbox: {0}")]
     Denied(String),
+    /// The run stopped while the request was in flight.
     #[error("cancelled: the run is stopping")]
     Cancelled,
+    /// Any other failure, with its message.
     #[error("{0}")]
     Other(String),
 }
@@ -56,17 +65,26 @@ impl From<ResolveError> for HttpError {
 /// Why the client cannot be set up for a run.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ClientError {
+    /// A credential cannot be sent as a header value; holds the credential's name.
     #[error("{0} contains characters not allowed in a header")]
     BadHeader(&'static str),
+    /// The TLS configuration could not be built.
     #[error("TLS setup failed: {0}")]
     Tls(String),
+    /// The `--ca-cert` file could not be read or holds no usable certificate.
     #[error("--ca-cert {path}: {why} — give a PEM file with CERTIFICATE blocks")]
-    CaCert { path: String, why: String },
+    CaCert {
+        /// The file as given.
+        path: String,
+        /// What is wrong with it.
+        why: String,
+    },
 }
 
 /// Settings shared by every connection of a run.
 #[derive(Clone)]
 pub struct ClientConfig {
+    /// The only origin requests go to.
     pub target: Arc<Target>,
     /// Headers added to every request (auth from `API_TOKEN` / `API_KEY` / URL user info).
     pub default_headers: Arc<HeaderMap>,
@@ -143,11 +161,17 @@ pub fn basic_credentials(user: &str, password: &str) -> String {
 
 /// One request as the plugin built it.
 pub struct OutgoingRequest {
+    /// The HTTP method.
     pub method: Method,
+    /// Path and query, resolved against the target (`Target::resolve`).
     pub uri: Uri,
+    /// Headers the plugin set, sent after the run's default headers.
     pub headers: Vec<(HeaderName, HeaderValue)>,
+    /// The request body (empty for none).
     pub body: Bytes,
+    /// This request's timeout; `None`: the run's.
     pub timeout: Option<Duration>,
+    /// Follow same-origin redirects (at most 10), timing them with the request.
     pub follow_redirects: bool,
     /// Keep none of the response body (the plugin promised not to read it).
     pub discard_body: bool,
@@ -155,7 +179,9 @@ pub struct OutgoingRequest {
 
 /// A complete response with its measured latency.
 pub struct CompletedResponse {
+    /// The status of the last response (after any redirects followed).
     pub status: StatusCode,
+    /// The headers of the last response.
     pub headers: HeaderMap,
     /// The body as kept: all of it, its first `max_body_size` bytes, or nothing when discarded.
     pub body: Bytes,
@@ -265,6 +291,7 @@ pub struct Connection {
 const MAX_REDIRECTS: usize = 10;
 
 impl Connection {
+    /// A user's connection with these settings; it connects on the first request.
     pub fn new(config: ClientConfig) -> Self {
         Connection {
             config,
@@ -275,6 +302,7 @@ impl Connection {
         }
     }
 
+    /// The origin this connection sends to.
     pub fn target(&self) -> &Target {
         &self.config.target
     }

@@ -10,7 +10,9 @@ use tokio::sync::Notify;
 /// A new user count, reached at `spawn_rate` users per second from the current count.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Retarget {
+    /// Users to reach.
     pub users: usize,
+    /// Users started or stopped per second on the way; 0 or less: at once.
     pub spawn_rate: f64,
 }
 
@@ -30,6 +32,7 @@ struct Inner {
 }
 
 impl RunControl {
+    /// Asks for a new user count; a newer request replaces one not yet taken.
     pub fn retarget(&self, to: Retarget) {
         if let Ok(mut slot) = self.inner.retarget.lock() {
             *slot = Some(to);
@@ -42,15 +45,18 @@ impl RunControl {
         self.inner.retarget.lock().ok().and_then(|mut r| r.take())
     }
 
+    /// Pauses (`true`) or resumes (`false`) the users at their next task boundary.
     pub fn set_paused(&self, paused: bool) {
         self.inner.paused.store(paused, Ordering::SeqCst);
         self.inner.changed.notify_waiters();
     }
 
+    /// Whether the run is paused.
     pub fn is_paused(&self) -> bool {
         self.inner.paused.load(Ordering::Relaxed)
     }
 
+    /// Asks for the statistics to be reset.
     pub fn request_reset(&self) {
         self.inner.reset.store(true, Ordering::SeqCst);
         self.inner.changed.notify_waiters();

@@ -12,7 +12,9 @@ pub struct GeneratorHealth {
     pub cpu_percent: Vec<f64>,
     /// How late the 1 s collector tick ran each second, in ms (scheduling lag).
     pub tick_lag_ms: Vec<f64>,
+    /// The highest process CPU of any second, in percent of one core.
     pub max_cpu_percent: f64,
+    /// CPU cores available to perfhost.
     pub cores: usize,
     /// The generator, not the target, limited the run (CPU above 90% of all cores).
     pub generator_saturated: bool,
@@ -41,6 +43,7 @@ pub fn process_cpu() -> Duration {
 }
 
 impl GeneratorMonitor {
+    /// Starts measuring from now.
     pub fn start() -> Self {
         let cores = std::thread::available_parallelism()
             .map(|n| n.get())
@@ -56,13 +59,13 @@ impl GeneratorMonitor {
         }
     }
 
-    /// Records one interval of the running load, of length `interval` as the ticker measured
-    /// it, and judges saturation.
     /// perfhost's CPU in the last sampled second, % of one core.
     pub fn last_cpu_percent(&self) -> f64 {
         self.health.cpu_percent.last().copied().unwrap_or(0.0)
     }
 
+    /// Records one interval of the running load, of length `interval` as the ticker measured
+    /// it, and judges saturation.
     pub fn sample(&mut self, interval: Duration) {
         let percent = self.record(interval);
         self.judge(percent);
@@ -104,6 +107,7 @@ impl GeneratorMonitor {
         }
     }
 
+    /// The health measured over the run.
     pub fn finish(self) -> GeneratorHealth {
         self.health
     }

@@ -82,29 +82,44 @@ impl fmt::Display for Kind {
 /// Why a file could not be read: one line naming the file, the problem and the fix.
 #[derive(Debug, thiserror::Error)]
 pub enum InputError {
+    /// Opening or reading failed.
     #[error("cannot read {kind} {}: {source}{}", path.display(), kind.hint())]
     Io {
+        /// What the file is for.
         kind: Kind,
+        /// The file as given.
         path: PathBuf,
+        /// The OS error.
         source: std::io::Error,
     },
+    /// The path is a directory, device or other non-file.
     #[error("{kind} {} is {what}, not a regular file — give the path of a file", path.display())]
     NotAFile {
+        /// What the file is for.
         kind: Kind,
+        /// The file as given.
         path: PathBuf,
+        /// What it is instead (`a directory`…).
         what: &'static str,
     },
+    /// The file is larger than its kind's cap.
     #[error("{kind} {} is {size}; {kind}s are capped at {}", path.display(), format_size(kind.cap() as usize))]
     TooLarge {
+        /// What the file is for.
         kind: Kind,
+        /// The file as given.
         path: PathBuf,
         /// `2.1 GiB`, or `larger than 1 MiB` when the size only showed while reading.
         size: String,
     },
+    /// A text file that is not valid UTF-8.
     #[error("{kind} {} is not UTF-8 text (at byte {offset}) — save it as UTF-8", path.display())]
     NotText {
+        /// What the file is for.
         kind: Kind,
+        /// The file as given.
         path: PathBuf,
+        /// Byte offset of the first invalid byte.
         offset: usize,
     },
 }

@@ -17,11 +17,14 @@ use std::sync::atomic::{AtomicU64, Ordering};
 #[derive(Debug, thiserror::Error)]
 #[error("cannot write {}: {source} — the result is not saved there; free space, fix the folder's permissions or pick another path", path.display())]
 pub struct WriteError {
+    /// The file that could not be written.
     pub path: PathBuf,
+    /// The OS error.
     pub source: std::io::Error,
 }
 
 impl WriteError {
+    /// The error of writing `path`.
     pub fn new(path: &Path, source: std::io::Error) -> Self {
         WriteError {
             path: path.to_path_buf(),
@@ -178,6 +181,7 @@ pub fn file_name_of(name: &str) -> (String, Option<String>) {
 /// files are written: a second run cannot take the stem meanwhile.
 #[derive(Debug)]
 pub struct Claim {
+    /// The claimed stem, `DIR/<base>` or `DIR/<base>-N`: the run's files add their extension.
     pub stem: PathBuf,
     marker: PathBuf,
 }

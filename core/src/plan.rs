@@ -69,7 +69,9 @@ pub struct Plan {
 /// and 0/1 is a plain run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ShardPlan {
+    /// This process's shard, 0-based (`i` of `--shard i/N`).
     pub index: usize,
+    /// Processes the run is split over (`N` of `--shard i/N`), 1 to [`MAX_SHARDS`].
     pub count: usize,
 }
 
@@ -129,6 +131,7 @@ impl ShardPlan {
         local * self.count as u64 + self.index as u64
     }
 
+    /// Whether global item `global` (user, arrival, iteration or data row) is this shard's.
     pub fn owns(&self, global: u64) -> bool {
         global % self.count as u64 == self.index as u64
     }
@@ -200,6 +203,7 @@ pub struct ArrivalPlan {
     /// Rate stages: each ramps linearly from the previous stage's rate (the first from
     /// `start_per_s`) to its own over its duration.
     pub stages: Vec<RateStage>,
+    /// Arrivals per second at the start, where the first stage ramps from.
     pub start_per_s: f64,
     /// Users created before the first arrival (k6's preAllocatedVUs).
     pub pre_allocated: usize,
@@ -215,7 +219,9 @@ pub struct ArrivalPlan {
 /// One stage of an arrival schedule: reach `per_s` arrivals per second over `duration`.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct RateStage {
+    /// Arrivals per second at the stage's end.
     pub per_s: f64,
+    /// How long the stage ramps to `per_s`.
     pub duration: Duration,
 }
 
@@ -312,14 +318,20 @@ pub fn parse_rate(text: &str) -> Result<f64, String> {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Source {
+    /// A command-line option.
     Cli,
+    /// An environment variable.
     Env,
+    /// The scenario file.
     Scenario,
+    /// The settings file.
     File,
+    /// perfhost's default.
     Default,
 }
 
 impl Source {
+    /// The lowercase name, as `--print-config` and serde write it.
     pub fn as_str(self) -> &'static str {
         match self {
             Source::Cli => "cli",
@@ -422,8 +434,11 @@ pub struct Redactor {
 }
 
 impl Redactor {
+    /// What a secret is replaced with.
     pub const MARK: &'static str = "[redacted]";
 
+    /// A redactor of these secrets, each also percent-encoded and JSON-escaped; empty ones
+    /// are skipped.
     pub fn new(secrets: impl IntoIterator<Item = String>) -> Self {
         let mut needles = Vec::new();
         for secret in secrets.into_iter().filter(|s| !s.is_empty()) {
@@ -441,6 +456,7 @@ impl Redactor {
         Redactor { needles }
     }
 
+    /// True when there is no secret to redact.
     pub fn is_empty(&self) -> bool {
         self.needles.is_empty()
     }
@@ -494,8 +510,9 @@ pub struct Outputs {
     pub csv: Option<PathBuf>,
     /// A self-contained HTML report.
     pub html: Option<PathBuf>,
-    /// The scenario asks for CSV / HTML reports beside the JSON result.
+    /// The scenario asks for CSV reports beside the JSON result (`[report] csv`).
     pub scenario_csv: bool,
+    /// The scenario asks for an HTML report beside the JSON result (`[report] html`).
     pub scenario_html: bool,
     /// The stem of the default report files (`reports/<stem>_<timestamp>.*`): the run name,
     /// or a scenario's `[report] name` (scenarios.sh called the smoke run `smoke_test`).
@@ -523,11 +540,15 @@ pub struct Outputs {
 /// loaded: an unknown plugin, class or weight).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ScenarioRef {
+    /// The scenario's `name`.
     pub name: String,
     /// A path, or `scenarios/NAME.toml (built-in)`.
     pub source: String,
+    /// Line of the scenario's `plugins` field (1-based), if it has one.
     pub plugins_line: Option<usize>,
+    /// Line of the scenario's `user-classes` field (1-based), if it has one.
     pub classes_line: Option<usize>,
+    /// Line of the scenario's `weights` table (1-based), if it has one.
     pub weights_line: Option<usize>,
 }
 
@@ -536,9 +557,13 @@ pub struct ScenarioRef {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{}", field_line(.file, .line, .field, .message))]
 pub struct FieldError {
+    /// The file as shown: a path, or `scenarios/NAME.toml (built-in)`.
     pub file: String,
+    /// 1-based line of the field, when known.
     pub line: Option<usize>,
+    /// The field's name; `-` when the problem is not one field's.
     pub field: String,
+    /// What is wrong, and what to write instead.
     pub message: String,
 }
 
@@ -575,6 +600,7 @@ impl ScenarioRef {
 /// Which process is the target's (`--profile-pid`, `--profile-port`, `--profile-match`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ProcessQuery {
+    /// The process with this id.
     Pid(u32),
     /// The process listening on this TCP port.
     Port(u16),
@@ -587,13 +613,16 @@ pub enum ProcessQuery {
 /// Sampling the target's memory during a run.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ProfilePlan {
+    /// Which process is sampled.
     pub query: ProcessQuery,
     /// Sum the process's children (workers) in.
     pub children: bool,
+    /// Time between two samples.
     pub interval: Duration,
     /// Asked for (`--profile`, `--profile-*`): then a leak warning changes the exit code (4);
     /// the default sampling of the built-in target only reports.
     pub explicit: bool,
+    /// The tables the samples are judged by.
     pub tables: LeakTables,
 }
 
@@ -608,9 +637,11 @@ pub struct LeakTables {
     pub growth_high: f64,
     /// Initial RSS below this is on target, below `initial_acceptable` acceptable (MB).
     pub initial_target: f64,
+    /// Initial RSS below this is acceptable, above it poor (MB).
     pub initial_acceptable: f64,
     /// Largest RSS below this is on target, below `max_acceptable` acceptable (MB).
     pub max_target: f64,
+    /// Largest RSS below this is acceptable, above it poor (MB).
     pub max_acceptable: f64,
     /// A verdict needs this long after the warm-up …
     pub min_seconds: f64,
@@ -619,6 +650,7 @@ pub struct LeakTables {
     /// The warm-up left out of the growth rate: this share of the profile, at most
     /// `warmup_max_seconds`.
     pub warmup_share: f64,
+    /// The longest warm-up left out (seconds).
     pub warmup_max_seconds: f64,
 }
 
@@ -681,10 +713,13 @@ pub const MAX_DURATION: Duration = Duration::from_secs(30 * 24 * 3600);
 /// A duration that is not one.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum DurationError {
+    /// Not a number with units; holds the text as given.
     #[error("`{0}` is not a duration — use e.g. 90s, 5m, 1h30m, 250ms (a bare number is seconds)")]
     Syntax(String),
+    /// Below zero; holds the text as given.
     #[error("`{0}` is negative — durations cannot be negative")]
     Negative(String),
+    /// Longer than [`MAX_DURATION`]; holds the text as given.
     #[error("`{0}` is longer than the maximum of 30 days")]
     TooLong(String),
 }
@@ -825,10 +860,12 @@ pub mod duration_secs {
     use serde::{Deserialize, Deserializer, Serializer};
     use std::time::Duration;
 
+    /// Writes the duration as seconds.
     pub fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
         s.serialize_f64(d.as_secs_f64())
     }
 
+    /// Reads seconds (negative ones as zero).
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
         let secs = f64::deserialize(d)?;
         Duration::try_from_secs_f64(secs.max(0.0)).map_err(serde::de::Error::custom)
@@ -844,6 +881,7 @@ pub struct Target {
     pub scheme: String,
     /// Host name or IP literal as written (no brackets).
     pub host: String,
+    /// TCP port: the URL's, else 80 for http and 443 for https.
     pub port: u16,
     /// `scheme://host[:port]` as used in reports.
     pub origin: String,
@@ -857,7 +895,9 @@ pub struct Target {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("invalid target URL `{url}`: {why} — use e.g. http://127.0.0.1:8888")]
 pub struct TargetError {
+    /// The URL as given, without user and password.
     pub url: String,
+    /// What is wrong with it.
     pub why: String,
 }
 
@@ -867,6 +907,7 @@ pub enum ResolveError {
     /// The sandbox reaches only the run's target origin.
     #[error("{0}")]
     Denied(String),
+    /// Not a valid path or URL.
     #[error("{0}")]
     Invalid(String),
 }
@@ -1031,7 +1072,9 @@ fn percent_decode(text: &str) -> String {
 /// to `users` over `duration`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Stage {
+    /// Users at the stage's end.
     pub users: usize,
+    /// How long the ramp to `users` takes; seconds in JSON.
     #[serde(with = "duration_secs")]
     pub duration: Duration,
 }
@@ -1041,6 +1084,7 @@ pub struct Stage {
 /// stage: ramp to N over N/R seconds.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct LoadShape {
+    /// The stages in order; empty: no users.
     pub stages: Vec<Stage>,
 }
 
@@ -1151,12 +1195,16 @@ impl LoadShape {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Grade {
+    /// Meets the target.
     Target,
+    /// Misses the target but is within the acceptable limit.
     Acceptable,
+    /// Beyond the acceptable limit.
     Poor,
 }
 
 impl Grade {
+    /// The lowercase name, as the JSON result writes it.
     pub fn as_str(self) -> &'static str {
         match self {
             Grade::Target => "target",
@@ -1188,11 +1236,16 @@ pub enum ThresholdScope {
     All,
     /// One statistics row: its name, and its method when given (`'POST /verify (standard)'`).
     Endpoint {
+        /// The HTTP method (`POST`); `None`: any row of that name.
         method: Option<String>,
+        /// The row's name (`/verify (standard)`).
         name: String,
     },
     /// The requests of one user class (`class=AuditorUser`).
-    Class { name: String },
+    Class {
+        /// The class's name.
+        name: String,
+    },
 }
 
 /// A pass/fail rule on the result, k6-style: `p95 < 500ms`, `failure-rate < 1%`,
@@ -1210,6 +1263,7 @@ pub struct Threshold {
     pub value: f64,
     /// As written.
     pub text: String,
+    /// Which requests the metric is measured on.
     #[serde(default)]
     pub scope: ThresholdScope,
     /// Checked every second while the run goes: a failure stops the run early.
@@ -1258,7 +1312,9 @@ impl Threshold {
 /// Where `/metrics` is served while a run goes, and the token it then requires.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MetricsPlan {
+    /// Address and port the endpoint listens on.
     pub addr: std::net::SocketAddr,
+    /// `--web-token`: the token every request must carry.
     pub token: Option<Secret>,
     /// `--web-auth user:pass`: HTTP Basic credentials, as `user:pass`.
     pub auth: Option<Secret>,
@@ -1272,7 +1328,9 @@ pub struct MetricsPlan {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("threshold `{text}`: {why} — write e.g. \"p95 < 500ms\", \"failure-rate < 1%\", \"rps >= 50\", \"'POST /verify (standard)':p99 < 1s\", \"class=BurstUser:avg < 200ms; abort-on-fail=10s\"")]
 pub struct ThresholdError {
+    /// The threshold as written.
     pub text: String,
+    /// What is wrong with it.
     pub why: String,
 }
 

@@ -20,35 +20,51 @@ use crate::stats::HistoryPoint;
 /// Why a run could not start (nothing was sent).
 #[derive(Debug, thiserror::Error)]
 pub enum RunError {
+    /// A plugin could not be loaded.
     #[error("{0}")]
     Plugin(#[from] PluginError),
+    /// A `--data` set could not be loaded.
     #[error("{0}")]
     Data(#[from] DataError),
+    /// The classes asked for cannot run (unknown class, weights).
     #[error("{0}")]
     Classes(#[from] ClassError),
     /// A plugin, class or weight problem pinned to the scenario line it came from.
     #[error("{0}")]
     Scenario(#[from] FieldError),
+    /// The HTTP client could not be set up (credentials, TLS).
     #[error("{0}")]
     Client(#[from] ClientError),
+    /// A threshold's `class=` names a class that does not run.
     #[error("threshold `{text}` names the class `{class}`, which does not run here (classes: {known}) — fix the name after class=")]
     ThresholdClass {
+        /// The threshold as written.
         text: String,
+        /// The class it names.
         class: String,
+        /// The classes that run, comma-separated.
         known: String,
     },
+    /// The run would need more memory than the machine has available (no `--force`).
     #[error("{users} users need about {} of memory ({} per user, {detail}), but this machine has {} available — lower -u, or pass --force to run anyway", format_size(*.needed as usize), format_size(PER_USER_BYTES as usize), format_size(*.available as usize))]
     Memory {
+        /// The most users alive at once.
         users: usize,
+        /// Estimated memory of the run, in bytes.
         needed: u64,
+        /// Memory available on the machine, in bytes.
         available: u64,
         /// What the plugin instances add.
         detail: String,
     },
+    /// Loading took past the `--start-at` barrier: the run did not start.
     #[error("{who} was ready {late_s:.2} s after --start-at {at}: nothing was sent — give a later --start-at (loading and compiling took longer than the time left)")]
     Barrier {
+        /// The shard (`shard 2/8`) or `this run`.
         who: String,
+        /// The `--start-at` time, `YYYY-mm-ddTHH:MM:SSZ`.
         at: String,
+        /// Seconds it was ready after that time.
         late_s: f64,
     },
 }
@@ -227,8 +243,11 @@ pub struct Prepared {
 /// control that steers it, and where its events go.
 #[derive(Clone)]
 pub struct Surroundings {
+    /// Where the live numbers go each second; `None`: nobody reads them.
     pub board: Option<Arc<LiveBoard>>,
+    /// Requests that steer the run.
     pub control: RunControl,
+    /// Where the run's messages go.
     pub events: Events,
 }
 

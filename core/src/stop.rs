@@ -34,19 +34,23 @@ impl StopHandle {
         self.interrupt();
     }
 
+    /// Stops normally: users may finish their task within the stop timeout.
     pub fn stop(&self) {
         self.inner.stopping.store(true, Ordering::SeqCst);
         self.inner.notify.notify_waiters();
     }
 
+    /// Whether a stop of any kind was asked for.
     pub fn is_stopping(&self) -> bool {
         self.inner.stopping.load(Ordering::SeqCst)
     }
 
+    /// Whether the stop came from a signal (or was forced).
     pub fn was_interrupted(&self) -> bool {
         self.inner.interrupted.load(Ordering::SeqCst)
     }
 
+    /// Whether the stop is forced: no time to finish, requests cancelled.
     pub fn is_forced(&self) -> bool {
         self.inner.forced.load(Ordering::SeqCst)
     }

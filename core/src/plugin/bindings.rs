@@ -36,8 +36,9 @@ pub mod sync {
     });
 }
 
-/// The contract version this host speaks.
+/// The contract's package name.
 pub const CONTRACT_PACKAGE: &str = "perfhost:plugin";
+/// The contract version this host speaks.
 pub const CONTRACT_VERSION: &str = "0.2.2";
 /// The versions this host loads: every 0.2.x up to its own (0.2.x versions only add, and
 /// wasmtime's linker resolves a 0.2.0 import to the 0.2.2 definition).

@@ -18,9 +18,11 @@ pub enum Role {
 /// One built-in behaviour.
 #[derive(Debug)]
 pub struct Builtin {
+    /// The name that selects it (`auditor_user`).
     pub name: &'static str,
     /// The component.
     pub bytes: &'static [u8],
+    /// What it is for.
     pub role: Role,
     /// What it does, in a few words (help texts).
     pub summary: &'static str,

@@ -12,7 +12,7 @@ use wasmtime::Engine;
 use super::RuntimeOptions;
 
 /// `$PERFHOST_CACHE_DIR`, else `$XDG_CACHE_HOME/perfhost`, else `~/.cache/perfhost`.
-pub fn default_dir() -> Option<PathBuf> {
+pub(crate) fn default_dir() -> Option<PathBuf> {
     if let Some(dir) = std::env::var_os("PERFHOST_CACHE_DIR") {
         return Some(PathBuf::from(dir));
     }
@@ -34,7 +34,7 @@ fn key(engine: &Engine, bytes: &[u8]) -> String {
 
 /// Loads the compiled component from the cache, or compiles and stores it. The flag tells
 /// whether it came from the cache.
-pub fn load_or_compile(
+pub(crate) fn load_or_compile(
     engine: &Engine,
     bytes: &[u8],
     options: &RuntimeOptions,

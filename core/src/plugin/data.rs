@@ -21,18 +21,25 @@ pub enum DataMode {
 /// Problems with a `--data` argument or file.
 #[derive(Debug, thiserror::Error)]
 pub enum DataError {
+    /// The argument is not `NAME=FILE[:MODE]`; holds it.
     #[error(
         "bad --data `{0}`: expected NAME=FILE or NAME=FILE:MODE with MODE shared|unique|per-user"
     )]
     Syntax(String),
+    /// The file could not be read.
     #[error("{0}")]
     Read(#[from] crate::input::InputError),
+    /// A line is not valid CSV or JSON, or the header is bad.
     #[error("data file {path} line {line}: {message}")]
     Parse {
+        /// The data file.
         path: PathBuf,
+        /// The line, 1-based.
         line: usize,
+        /// What is wrong with it.
         message: String,
     },
+    /// The file holds no data rows; holds its path.
     #[error("data file {0} has no rows")]
     Empty(PathBuf),
 }
@@ -40,7 +47,9 @@ pub enum DataError {
 /// Why no row was returned.
 #[derive(Debug, PartialEq, Eq)]
 pub enum NextError {
+    /// No data set has that name.
     Unknown,
+    /// A `unique` set has handed out every row.
     Exhausted,
 }
 
@@ -109,6 +118,7 @@ impl DataSets {
         self.sets.insert(name.to_string(), DataSet::new(rows, mode));
     }
 
+    /// The data sets' names, in no order.
     pub fn names(&self) -> impl Iterator<Item = &str> {
         self.sets.keys().map(String::as_str)
     }

@@ -52,6 +52,7 @@ pub struct ResponseState {
 /// One virtual user's own state. Many users share an instance (and its Store); each has one of
 /// these, reached through the `user-context` handle its calls pass.
 pub struct UserContextState {
+    /// The user's id: users are numbered from 0 as this process starts them.
     pub user_id: u64,
     /// The user's RNG for `random-u64`, seeded from (seed, user id).
     pub rng: Pcg64Mcg,

@@ -24,11 +24,15 @@ use crate::stop::StopHandle;
 
 /// What every user of a run shares.
 pub struct RunEnv {
+    /// How requests are sent, and to which origin.
     pub client: ClientConfig,
     /// `--config-value KEY=VALUE` and a scenario's `[config]`.
     pub config_values: HashMap<String, String>,
+    /// The `--data` sets, already cut to this shard.
     pub data: DataSets,
+    /// The run's seed, from which each user's random streams derive.
     pub seed: u64,
+    /// CPU budget and memory cap of each instance.
     pub limits: SandboxLimits,
     /// Print every request and response (`--trace`).
     pub trace: bool,
@@ -44,6 +48,7 @@ pub struct RunEnv {
 /// sets `exceeded`, so the trap is named without reading wasmtime's message text.
 pub struct MemoryCap {
     cap: usize,
+    /// A growth hit the cap (the instance trapped for it).
     pub exceeded: bool,
     /// Linear memory of the instance now, in bytes (every memory's growths summed).
     pub bytes: usize,
@@ -53,6 +58,7 @@ pub struct MemoryCap {
 #[derive(Debug, thiserror::Error)]
 #[error("the plugin exceeded its memory cap of {} MiB", .cap >> 20)]
 pub struct MemoryCapExceeded {
+    /// The cap, in bytes.
     pub cap: usize,
 }
 
@@ -100,6 +106,7 @@ pub struct LogGate {
 }
 
 impl LogGate {
+    /// The gate of the instance of group `group_id`, redacting what `redactor` names.
     pub fn new(group_id: u64, redactor: Arc<Redactor>) -> Self {
         LogGate {
             group_id,
@@ -176,11 +183,17 @@ impl GuestClock {
 /// (which also holds each user's own state, see `UserContextState`), the sandboxed WASI
 /// context, the limits, and where statistics go.
 pub struct GroupState {
+    /// The component's resources: requests, responses and each user's `UserContextState`.
     pub table: ResourceTable,
+    /// The sandboxed WASI context (no files, no sockets, seeded randomness).
     pub wasi: WasiCtx,
+    /// The instance's memory cap and use.
     pub limits: MemoryCap,
+    /// What every user of the run shares.
     pub env: Arc<RunEnv>,
+    /// The worker's tally the group's requests are recorded into.
     pub tally: Arc<Tally>,
+    /// The guest's CPU time without a break, against the CPU budget.
     pub clock: GuestClock,
     /// The guest's last stderr lines: a panic message arrives there before the trap.
     pub stderr_tail: Arc<Mutex<VecDeque<String>>>,

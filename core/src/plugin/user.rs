@@ -28,9 +28,14 @@ pub const GROUP_SIZE: usize = 500;
 /// What a task reported.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum TaskOutcome {
+    /// The task ran; the user waits, then goes on.
     Ok,
+    /// The task failed for a reason other than a request failure; grouped in the task
+    /// errors.
     Error(String),
+    /// The user stops for the rest of the run.
     StopUser,
+    /// Skip the wait and pick the next task at once.
     Reschedule,
 }
 
@@ -53,7 +58,9 @@ pub struct Group {
 
 /// A plugin instance of either world.
 pub enum Instance {
+    /// Of the async world `plugin`.
     Async(Plugin),
+    /// Of the sync world `plugin-sync`.
     Sync(PluginSync),
 }
 

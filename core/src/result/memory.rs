@@ -9,7 +9,9 @@ use crate::plan::{Grade, LeakTables};
 /// written by `perfhost profile` and held in a run's result.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct MemoryProfile {
+    /// What was profiled, and how.
     pub metadata: ProfileMeta,
+    /// The samples in time order.
     pub samples: Vec<MemorySample>,
     /// `None` when no sample was taken.
     pub analysis: Option<Analysis>,
@@ -39,6 +41,7 @@ pub struct ProfileMeta {
 pub struct TargetProcess {
     /// The root of the tree (the server's main process).
     pub pid: u32,
+    /// The root process's command line.
     pub command: String,
     /// How it was found: `pid`, `port 8888`, `match uvicorn`, `built-in demo server`.
     pub found_by: String,
@@ -49,10 +52,15 @@ pub struct TargetProcess {
 /// One process's figures in a sample.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ProcessFigures {
+    /// The process id.
     pub pid: u32,
+    /// Resident memory, in MB (2^20 bytes).
     pub rss_mb: f64,
+    /// Virtual memory, in MB (2^20 bytes).
     pub vms_mb: f64,
+    /// Threads of the process.
     pub num_threads: u64,
+    /// Open file descriptors of the process.
     pub num_fds: u64,
 }
 
@@ -63,13 +71,17 @@ pub struct MemorySample {
     pub timestamp: String,
     /// The same moment in Unix seconds (lines samples up with a run's history).
     pub time: f64,
+    /// Seconds since sampling began.
     pub elapsed_seconds: f64,
-    /// Summed over the process tree.
+    /// Resident memory summed over the process tree, in MB (2^20 bytes).
     pub rss_mb: f64,
+    /// Virtual memory summed over the process tree, in MB (2^20 bytes).
     pub vms_mb: f64,
     /// RSS as a share of the machine's memory, in %.
     pub percent: f64,
+    /// Open file descriptors, summed over the tree.
     pub num_fds: u64,
+    /// Threads, summed over the tree.
     pub num_threads: u64,
     /// The keep-alive request of `perfhost profile` succeeded (`None`: none was sent).
     #[serde(default)]
@@ -80,6 +92,7 @@ pub struct MemorySample {
     pub processes: Vec<ProcessFigures>,
     /// perfhost's own memory and CPU at that moment, so a reader sees whose memory grew.
     pub perfhost_rss_mb: f64,
+    /// perfhost's CPU since the previous sample, in % of one core.
     pub perfhost_cpu_percent: f64,
 }
 
@@ -104,29 +117,42 @@ impl Verdict {
     }
 }
 
+/// Resident memory over the profile, in MB (2^20 bytes).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RssAnalysis {
+    /// The first sample's.
     pub initial_mb: f64,
+    /// The last sample's.
     pub final_mb: f64,
+    /// The lowest sample's.
     pub min_mb: f64,
+    /// The highest sample's.
     pub max_mb: f64,
+    /// The mean over the samples.
     pub avg_mb: f64,
     /// Last minus first, as memory_profile.py reports it.
     pub growth_mb: f64,
+    /// `growth_mb` in % of the first sample's.
     pub growth_percent: f64,
 }
 
+/// Virtual memory over the profile, in MB (2^20 bytes).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct VmsAnalysis {
+    /// The first sample's.
     pub initial_mb: f64,
+    /// The last sample's.
     pub final_mb: f64,
+    /// Last minus first.
     pub growth_mb: f64,
 }
 
 /// A count (threads, open files) over the profile.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct CountAnalysis {
+    /// The first sample's.
     pub initial: u64,
+    /// The last sample's (`final` in JSON).
     #[serde(rename = "final")]
     pub last: u64,
     /// Least-squares slope after the warm-up, per minute.
@@ -138,11 +164,17 @@ pub struct CountAnalysis {
 /// The analysis of a profile (memory_profile.py's fields, then perfhost's).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Analysis {
+    /// Samples taken.
     pub total_samples: usize,
+    /// Seconds from the start of sampling to the last sample.
     pub duration_seconds: f64,
+    /// Resident memory.
     pub rss: RssAnalysis,
+    /// Virtual memory.
     pub vms: VmsAnalysis,
+    /// Threads of the tree.
     pub threads: CountAnalysis,
+    /// Open file descriptors of the tree.
     pub fds: CountAnalysis,
     /// memory_profile.py's line: the growth warning, or null.
     pub warning: Option<String>,
@@ -152,8 +184,11 @@ pub struct Analysis {
     pub growth_rate_mb_per_min: f64,
     /// How well a straight line fits the RSS after the warm-up (R², 0…1).
     pub growth_fit_r2: f64,
+    /// What the growth rate says, by `LeakTables::growth_*`.
     pub verdict: Verdict,
+    /// The first RSS against `LeakTables::initial_*`.
     pub initial_rss_grade: Grade,
+    /// The largest RSS against `LeakTables::max_*`.
     pub max_rss_grade: Grade,
     /// Everything worth a look, one sentence each (rising threads or files, RSS grades).
     pub flags: Vec<String>,

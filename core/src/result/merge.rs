@@ -15,41 +15,73 @@ use crate::stats::{
 
 use super::{RunResult, ShardMeta};
 
+/// Why shard results cannot be merged; each message says what to give instead.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum MergeError {
+    /// No result was given.
     #[error("no results to merge: give the shards' JSON results, e.g. perfhost merge reports/shard-*.json")]
     Empty,
+    /// A result without `meta.shard`; holds its file.
     #[error(
         "{0}: not a shard's result (no meta.shard) — run each process with --shard INDEX/COUNT"
     )]
     NotShard(String),
+    /// A shard of another plan, or of another shard count, than the first result.
     #[error("{file} is shard {index}/{count} of plan {hash}, but {first} is of plan {first_hash} with {first_count} shards — merge the shards of one run")]
     Mismatch {
+        /// The result that does not match.
         file: String,
+        /// Its shard index.
         index: usize,
+        /// Its shard count.
         count: usize,
+        /// Its plan hash, shortened.
         hash: String,
+        /// The first result's file.
         first: String,
+        /// The first result's plan hash, shortened.
         first_hash: String,
+        /// The first result's shard count.
         first_count: usize,
     },
+    /// Two results are the same shard.
     #[error("shard {index}/{count} appears twice: {a} and {b}")]
     Duplicate {
+        /// The shard's index.
         index: usize,
+        /// The shard count.
         count: usize,
+        /// The first file of that shard.
         a: String,
+        /// The second file of that shard.
         b: String,
     },
+    /// Not every shard of the run was given.
     #[error("shard {missing} is missing (have {have} of {count}) — its process did not write a result: rerun it, or find its file")]
     Missing {
+        /// The missing shards, as `i/N`.
         missing: String,
+        /// The shard count.
         count: usize,
+        /// The shards given, or `none`.
         have: String,
     },
+    /// A row's histogram is not valid base64 HDR data.
     #[error("{file}: the histogram of `{row}` cannot be read (the file is damaged)")]
-    Histogram { file: String, row: String },
+    Histogram {
+        /// The result holding it.
+        file: String,
+        /// The row (`METHOD name`) whose histogram it is.
+        row: String,
+    },
+    /// Together the shards exceed a cap no single run reaches.
     #[error("the shards hold more than {cap} {what} together — these are not the shards of one perfhost run")]
-    TooMany { what: &'static str, cap: usize },
+    TooMany {
+        /// What there is too much of (`shards`, `stats rows`…).
+        what: &'static str,
+        /// The cap.
+        cap: usize,
+    },
 }
 
 /// Checks that `results` are every shard of one plan once; returns their shard ids in order.

@@ -26,13 +26,21 @@ pub const SCHEMA: &str = "perfhost-result/1";
 /// Run metadata.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct RunMeta {
+    /// The run's name (`--run-name`).
     pub run_name: String,
+    /// The target's origin, `scheme://host[:port]`.
     pub target: String,
+    /// The perfhost version that ran it.
     pub perfhost_version: String,
+    /// The run's seed (`--seed`): the same seed gives the same choices.
     pub seed: u64,
+    /// When the run started, Unix seconds.
     pub start_time: f64,
+    /// When the run ended, Unix seconds.
     pub end_time: f64,
+    /// Seconds the run went, without its pauses: what the rates are per.
     pub duration_s: f64,
+    /// The run was stopped by a signal (Ctrl-C) before its end.
     pub interrupted: bool,
     /// The threshold (as written) that stopped the run early (`abort-on-fail`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -48,7 +56,9 @@ pub struct RunMeta {
 /// Which shard a result is, of how many, and of which plan.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ShardMeta {
+    /// This shard, 0-based.
     pub index: usize,
+    /// Shards of the run.
     pub count: usize,
     /// `run::plan_hash`: equal for every shard of one plan.
     pub plan_hash: String,
@@ -57,11 +67,17 @@ pub struct ShardMeta {
 /// The plan as it ran (no secrets).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct PlanSummary {
+    /// The most users alive at once.
     pub users: usize,
+    /// Users started per second in the first stage.
     pub spawn_rate: f64,
+    /// The run-time limit, in seconds (`None`: until the iterations are spent).
     pub run_time_s: Option<f64>,
+    /// The limit on task runs in total, if any.
     pub iterations: Option<u64>,
+    /// The classes asked for (`--user-classes`); empty: all.
     pub user_classes: Vec<String>,
+    /// Users each class got, by class name.
     pub class_users: BTreeMap<String, usize>,
     /// The scenario the plan came from, if any.
     #[serde(default)]
@@ -94,27 +110,38 @@ impl PlanSummary {
 /// The canonical result of a run: every other report renders from it.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct RunResult {
+    /// The schema version, [`SCHEMA`].
     pub schema: String,
+    /// Who ran what, when, and how it ended.
     pub meta: RunMeta,
+    /// The plan as it ran.
     pub plan: PlanSummary,
+    /// The plugins loaded, with their classes and tasks.
     #[serde(deserialize_with = "capped::listed")]
     pub plugins: Vec<PluginInfo>,
+    /// One row per (method, name), sorted by name then method.
     #[serde(deserialize_with = "capped::rows")]
     pub stats: Vec<EndpointStats>,
+    /// The Aggregated row: every request of the run.
     pub total: EndpointStats,
+    /// Failed requests grouped by (method, name, error), most frequent first.
     #[serde(deserialize_with = "capped::listed")]
     pub failures: Vec<FailureGroup>,
+    /// A few failing responses as the server sent them (at most 3 per name, 50 in all).
     #[serde(deserialize_with = "capped::listed")]
     pub failure_samples: Vec<FailureSample>,
+    /// Task errors grouped by (location, message), most frequent first.
     #[serde(deserialize_with = "capped::listed")]
     pub task_errors: Vec<TaskErrorGroup>,
     /// Requests the sandbox refused because they left the target origin.
     pub denied_requests: u64,
-    /// Classes stopped because their users kept trapping.
+    /// Classes stopped because their users kept trapping, as `Class: reason`.
     #[serde(deserialize_with = "capped::listed")]
     pub stopped_classes: Vec<String>,
+    /// One point per second (older seconds of long runs in coarser points).
     #[serde(deserialize_with = "capped::history")]
     pub history: Vec<HistoryPoint>,
+    /// perfhost's own CPU and lag during the run.
     pub generator: GeneratorHealth,
     /// Every request of each user class (one row per class: `name` is the class).
     #[serde(default, deserialize_with = "capped::classes")]

@@ -9,6 +9,7 @@ use std::marker::PhantomData;
 /// room above those and refuse a file built to make `merge` or `report` allocate without
 /// bound (every row and second decodes histograms of ~190 KB).
 pub const MAX_ROWS: usize = 2 * super::MAX_NAMES;
+/// The most entries of a failure, task-error or sample list.
 pub const MAX_LISTED: usize = 4 * super::record::MAX_DISTINCT_ERRORS;
 /// Seconds of per-second history a result may hold: 8 days. Each merged second costs a few
 /// KB (more with many endpoints); runs longer than this do not keep every second (see
@@ -56,22 +57,27 @@ fn list<'de, D: Deserializer<'de>, T: Deserialize<'de>>(
     })
 }
 
+/// Reads the statistics rows, at most [`MAX_ROWS`].
 pub fn rows<'de, D: Deserializer<'de>, T: Deserialize<'de>>(d: D) -> Result<Vec<T>, D::Error> {
     list(d, MAX_ROWS, "stats rows")
 }
 
+/// Reads the per-class rows, at most [`MAX_ROWS`].
 pub fn classes<'de, D: Deserializer<'de>, T: Deserialize<'de>>(d: D) -> Result<Vec<T>, D::Error> {
     list(d, MAX_ROWS, "class rows")
 }
 
+/// Reads a failure, task-error or sample list, at most [`MAX_LISTED`] entries.
 pub fn listed<'de, D: Deserializer<'de>, T: Deserialize<'de>>(d: D) -> Result<Vec<T>, D::Error> {
     list(d, MAX_LISTED, "entries in a list")
 }
 
+/// Reads the history, at most [`MAX_HISTORY_SECONDS`] points.
 pub fn history<'de, D: Deserializer<'de>, T: Deserialize<'de>>(d: D) -> Result<Vec<T>, D::Error> {
     list(d, MAX_HISTORY_SECONDS, "seconds of history")
 }
 
+/// Reads one history point's endpoints, at most [`MAX_ROWS`].
 pub fn endpoints<'de, D: Deserializer<'de>, T: Deserialize<'de>>(d: D) -> Result<Vec<T>, D::Error> {
     list(d, MAX_ROWS, "endpoints in one second")
 }

@@ -11,11 +11,13 @@ use super::record::Interval;
 pub struct Board {
     /// Everything recorded since the start (or the last `--reset-stats`).
     pub all: Interval,
+    /// Users running now.
     pub users: u64,
     /// Users the load shape wants now (the web UI's target).
     pub target_users: u64,
     /// The users are paused at their task boundary.
     pub paused: bool,
+    /// Seconds since the run started.
     pub elapsed_s: f64,
     /// The run's own clock: elapsed time without its pauses.
     pub run_s: f64,
@@ -32,12 +34,18 @@ pub struct Board {
     pub finished: bool,
 }
 
+/// The open model's arrivals so far (as `arrivals::ArrivalReport` counts them).
 #[derive(Clone, Default, Debug, PartialEq)]
 pub struct ArrivalCounts {
+    /// Arrivals whose intended time has come.
     pub scheduled: u64,
+    /// Arrivals whose task ended with no failed request and no task error.
     pub completed: u64,
+    /// Arrivals whose task had a failed request or a task error.
     pub failed: u64,
+    /// Arrivals dropped (no free user, pool full), per class name.
     pub dropped_by_class: Vec<(String, u64)>,
+    /// The dispatcher's lag p99 in the last full second, in microseconds.
     pub lag_p99_us: u64,
 }
 
@@ -62,6 +70,7 @@ impl Default for LiveBoard {
 }
 
 impl LiveBoard {
+    /// Replaces the board with this second's and wakes subscribers.
     pub fn publish(&self, board: Board) {
         if let Ok(mut slot) = self.board.lock() {
             *slot = Some(board);
@@ -74,12 +83,14 @@ impl LiveBoard {
         self.published.subscribe()
     }
 
+    /// Stores the target's latest resident memory, in MB.
     pub fn set_memory_mb(&self, mb: f64) {
         if let Ok(mut slot) = self.memory_mb.lock() {
             *slot = Some(mb);
         }
     }
 
+    /// The target's resident memory as last sampled, in MB (`None`: not profiled).
     pub fn memory_mb(&self) -> Option<f64> {
         self.memory_mb.lock().ok().and_then(|m| *m)
     }

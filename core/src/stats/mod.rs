@@ -55,6 +55,7 @@ pub const WINDOW_SECONDS: usize = 10;
 /// The whole run, merged as it goes.
 #[derive(Default)]
 pub struct RunStats {
+    /// Everything recorded so far, merged.
     pub all: Interval,
     /// Bounded for any run length: the last hour per second, older seconds in coarser points
     /// (`history::Downsampler`).
@@ -243,10 +244,12 @@ impl RunStats {
             .collect()
     }
 
+    /// The rows sorted by name then method, and the Aggregated row, over `seconds`.
     pub fn endpoint_stats(&self, seconds: f64) -> (Vec<EndpointStats>, EndpointStats) {
         endpoint_rows(&self.all, seconds)
     }
 
+    /// The failure groups, most frequent first.
     pub fn failure_groups(&self) -> Vec<FailureGroup> {
         let mut groups: Vec<FailureGroup> = self
             .all
@@ -265,6 +268,7 @@ impl RunStats {
         groups
     }
 
+    /// The task error groups, most frequent first.
     pub fn task_error_groups(&self) -> Vec<TaskErrorGroup> {
         let mut groups: Vec<TaskErrorGroup> = self
             .all

@@ -20,6 +20,7 @@ const MAX_SAMPLES: usize = 50;
 /// Bytes of a failing response's body kept in its sample.
 pub const SAMPLE_BODY_BYTES: usize = 2048;
 
+/// An empty latency histogram: microseconds, 1 to [`MAX_LATENCY_US`], 3 significant digits.
 pub fn new_histogram() -> Histogram<u64> {
     Histogram::new_with_bounds(1, MAX_LATENCY_US, 3).expect("static bounds are valid")
 }
@@ -27,13 +28,19 @@ pub fn new_histogram() -> Histogram<u64> {
 /// A failing response kept for the report: what the server actually said.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct FailureSample {
+    /// The HTTP method.
     pub method: String,
+    /// The request's statistics name.
     pub name: String,
+    /// Why it failed (`HTTP 500`, `timed out`, the plugin's reason).
     pub error: String,
+    /// The HTTP status; `None` when no response came.
     pub status: Option<u16>,
+    /// The response headers, in order.
     pub headers: Vec<(String, String)>,
     /// The first 2 KiB of the body, lossily decoded.
     pub body: String,
+    /// When it failed, Unix seconds.
     pub time: f64,
 }
 
@@ -46,9 +53,13 @@ pub struct Entry {
     /// started against its schedule), for runs with a schedule: the open model's arrivals, or
     /// `constant-pacing` / `constant-throughput` waits. wrk2's coordinated-omission correction.
     pub corrected: Option<Histogram<u64>>,
+    /// Requests, failed ones included.
     pub requests: u64,
+    /// Failed requests.
     pub failures: u64,
+    /// Response body bytes, summed.
     pub content_bytes: u64,
+    /// Service times summed, in microseconds (for the mean).
     pub sum_us: u64,
 }
 
@@ -59,6 +70,7 @@ impl Default for Entry {
 }
 
 impl Entry {
+    /// No requests yet.
     pub fn new() -> Self {
         Entry {
             histogram: new_histogram(),
@@ -90,6 +102,7 @@ impl Entry {
         }
     }
 
+    /// Adds `other`'s counts and histograms to these.
     pub fn add(&mut self, other: &Entry) {
         // Both histograms have the same bounds, so adding cannot fail.
         let _ = self.histogram.add(&other.histogram);
@@ -304,9 +317,13 @@ impl SampleBook {
 pub struct RequestRecord<'a> {
     /// The user class's index in the run (its row in `Interval::classes`).
     pub class: u32,
+    /// The HTTP method, or a custom event's kind.
     pub method: &'a str,
+    /// The statistics name (the path when the plugin gave none).
     pub name: &'a str,
+    /// Service time, from the send to the last body byte, in microseconds.
     pub latency_us: u64,
+    /// Response body size, in bytes.
     pub content_bytes: u64,
     /// `Some(message)` for a failure.
     pub error: Option<&'a str>,
@@ -438,6 +455,7 @@ impl Tally {
         merge_seen(&mut interval.task_errors, key, Seen::now());
     }
 
+    /// Counts one request the sandbox refused (another origin).
     pub fn record_denied(&self) {
         self.lock().denied += 1;
     }
@@ -451,6 +469,7 @@ impl Tally {
 /// Every worker's tally; the collector reads them all.
 #[derive(Clone)]
 pub struct Tallies {
+    /// One tally per worker thread.
     pub tallies: Arc<Vec<Arc<Tally>>>,
     book: Arc<SampleBook>,
 }
@@ -479,6 +498,7 @@ impl Tallies {
         self.tallies[index % self.tallies.len()].clone()
     }
 
+    /// Takes and merges what every tally recorded since the last call.
     pub fn take_all(&self) -> Interval {
         let mut merged = Interval::default();
         for tally in self.tallies.iter() {

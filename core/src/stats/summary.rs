@@ -11,16 +11,27 @@ use super::record::Entry;
 /// A percentile every report shows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Percentile {
+    /// The median.
     P50,
+    /// The 66th percentile.
     P66,
+    /// The 75th percentile.
     P75,
+    /// The 80th percentile.
     P80,
+    /// The 90th percentile.
     P90,
+    /// The 95th percentile.
     P95,
+    /// The 98th percentile.
     P98,
+    /// The 99th percentile.
     P99,
+    /// The 99.9th percentile.
     P99_9,
+    /// The 99.99th percentile.
     P99_99,
+    /// The maximum.
     P100,
 }
 
@@ -85,6 +96,7 @@ impl Percentile {
 pub struct Percentiles([f64; 11]);
 
 impl Percentiles {
+    /// The percentiles of a histogram of microseconds; all 0 when it is empty.
     pub fn of(histogram: &Histogram<u64>) -> Self {
         let mut values = [0.0; 11];
         if !histogram.is_empty() {
@@ -95,6 +107,7 @@ impl Percentiles {
         Percentiles(values)
     }
 
+    /// One percentile, in milliseconds.
     pub fn get(&self, p: Percentile) -> f64 {
         self.0[p.index()]
     }
@@ -187,17 +200,29 @@ impl Basics {
 /// One row of the statistics table.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct EndpointStats {
+    /// The HTTP method, or a custom event's kind (`grpc`).
     pub method: String,
+    /// The row's name: the request's name, or its path when it has none.
     pub name: String,
+    /// Requests sent, failed ones included.
     pub requests: u64,
+    /// Requests that failed (an error, HTTP 4xx/5xx, or the plugin's verdict).
     pub failures: u64,
+    /// Fastest response time, in milliseconds (0 without requests).
     pub min_ms: f64,
+    /// Mean response time, in milliseconds.
     pub avg_ms: f64,
+    /// Slowest response time, in milliseconds.
     pub max_ms: f64,
+    /// Median response time, in milliseconds.
     pub median_ms: f64,
+    /// The reported percentiles of the response time, in milliseconds.
     pub percentiles_ms: Percentiles,
+    /// Mean response body size, in bytes.
     pub avg_content_bytes: f64,
+    /// Requests per second over the measured time.
     pub rps: f64,
+    /// Failures per second over the measured time.
     pub failures_per_s: f64,
     /// The full histogram, HDR V2 + DEFLATE, base64 — re-renderable and mergeable.
     pub histogram: String,
@@ -211,11 +236,17 @@ pub struct EndpointStats {
 /// model) to the response — what a client on that schedule would have waited.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct CorrectedStats {
+    /// Shortest corrected latency, in milliseconds.
     pub min_ms: f64,
+    /// Mean corrected latency, in milliseconds.
     pub avg_ms: f64,
+    /// Median corrected latency, in milliseconds.
     pub median_ms: f64,
+    /// Longest corrected latency, in milliseconds.
     pub max_ms: f64,
+    /// The reported percentiles of the corrected latency, in milliseconds.
     pub percentiles_ms: Percentiles,
+    /// The corrected histogram, encoded as `EndpointStats::histogram`.
     pub histogram: String,
 }
 
@@ -233,6 +264,7 @@ impl CorrectedStats {
 }
 
 impl EndpointStats {
+    /// The row of `entry`, its rates over `seconds`.
     pub fn from_entry(method: &str, name: &str, entry: &Entry, seconds: f64) -> Self {
         let b = Basics::of(entry);
         let per_s = |n: u64| {
@@ -266,6 +298,7 @@ impl EndpointStats {
     }
 }
 
+/// A histogram as HDR V2 + DEFLATE in base64 (empty if it cannot be encoded).
 pub fn serialize_histogram(h: &Histogram<u64>) -> String {
     let mut buf = Vec::new();
     let mut serializer = hdrhistogram::serialization::V2DeflateSerializer::new();
@@ -275,6 +308,7 @@ pub fn serialize_histogram(h: &Histogram<u64>) -> String {
     }
 }
 
+/// The histogram `serialize_histogram` wrote; `None` when the text is not one.
 pub fn deserialize_histogram(text: &str) -> Option<Histogram<u64>> {
     let bytes = base64::engine::general_purpose::STANDARD
         .decode(text)
@@ -287,11 +321,17 @@ pub fn deserialize_histogram(text: &str) -> Option<Histogram<u64>> {
 /// A failure group (Locust's failures table).
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct FailureGroup {
+    /// The HTTP method, or a custom event's kind (`grpc`).
     pub method: String,
+    /// The row's name: the request's name, or its path when it has none.
     pub name: String,
+    /// The failure's message (`HTTP 503`, `timed out`, the plugin's reason).
     pub error: String,
+    /// How many requests failed so.
     pub occurrences: u64,
+    /// When it first happened, Unix seconds.
     pub first_seen: f64,
+    /// When it last happened, Unix seconds.
     pub last_seen: f64,
 }
 
@@ -300,9 +340,13 @@ pub struct FailureGroup {
 pub struct TaskErrorGroup {
     /// `Class.task` where it happened.
     pub location: String,
+    /// The error the task returned.
     pub message: String,
+    /// How many task runs ended so.
     pub occurrences: u64,
+    /// When it first happened, Unix seconds.
     pub first_seen: f64,
+    /// When it last happened, Unix seconds.
     pub last_seen: f64,
 }
 
@@ -311,11 +355,17 @@ pub struct TaskErrorGroup {
 pub struct HistoryPoint {
     /// End of the interval, Unix seconds.
     pub time: f64,
+    /// Users running at the end of the interval.
     pub users: u64,
+    /// Requests in the interval, failed ones included.
     pub requests: u64,
+    /// Requests failed in the interval.
     pub failures: u64,
+    /// Requests per second in the interval.
     pub rps: f64,
+    /// Failures per second in the interval.
     pub failures_per_s: f64,
+    /// The interval's response-time percentiles, in milliseconds.
     pub percentiles_ms: Percentiles,
     /// Percentiles of the last `WINDOW_SECONDS` up to this point (charts draw these), `None`
     /// when the window holds no request.
@@ -336,12 +386,19 @@ pub struct HistoryPoint {
 /// Cumulative numbers of the run so far (Locust's "Total …" history columns).
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
 pub struct RunningTotals {
+    /// Requests so far.
     pub requests: u64,
+    /// Failed requests so far.
     pub failures: u64,
+    /// Median response time so far, in milliseconds.
     pub median_ms: f64,
+    /// Mean response time so far, in milliseconds.
     pub avg_ms: f64,
+    /// Fastest response time so far, in milliseconds.
     pub min_ms: f64,
+    /// Slowest response time so far, in milliseconds.
     pub max_ms: f64,
+    /// Mean response body size so far, in bytes.
     pub avg_content_bytes: f64,
 }
 
@@ -379,12 +436,18 @@ impl From<&EndpointStats> for RunningTotals {
     }
 }
 
+/// One row's numbers in one history interval.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct HistoryEndpoint {
+    /// The HTTP method, or a custom event's kind (`grpc`).
     pub method: String,
+    /// The row's name: the request's name, or its path when it has none.
     pub name: String,
+    /// The row's requests in the interval.
     pub requests: u64,
+    /// The row's failed requests in the interval.
     pub failures: u64,
+    /// The row's response-time percentiles in the interval, in milliseconds.
     pub percentiles_ms: Percentiles,
     /// Over the last `WINDOW_SECONDS`, as `HistoryPoint::window_ms`.
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -11,17 +11,21 @@ use crate::plan::{Threshold, ThresholdScope};
 pub struct ThresholdResult {
     /// As written.
     pub text: String,
+    /// The metric, normalised (`p95`, `fail_ratio`, `rps`…): `Threshold::metric`.
     pub metric: String,
+    /// The comparison: `<`, `<=`, `>`, `>=` or `==`.
     pub op: String,
     /// The limit, in the metric's unit (ms, a fraction, per second, a count).
     pub limit: f64,
     /// What the run measured (`None`: no request matched the scope).
     pub measured: Option<f64>,
+    /// The rule held (false also when no request matched).
     pub passed: bool,
     /// How far from failing (positive) or past the limit (negative), in the metric's unit.
     pub margin: Option<f64>,
     /// ` ms`, `/s` or empty.
     pub unit: String,
+    /// Which requests the metric was measured on.
     pub scope: ThresholdScope,
     /// This threshold stopped the run early.
     #[serde(default)]
@@ -66,9 +70,11 @@ impl ThresholdResult {
 
 /// The statistics a threshold can look at.
 pub struct RunView<'a> {
+    /// The run's recorded statistics, merged.
     pub interval: &'a Interval,
     /// Class names by class index (`Interval::classes`).
     pub class_names: &'a [String],
+    /// The measured time, in seconds (the denominator of `rps`).
     pub seconds: f64,
 }
 
