@@ -17,6 +17,7 @@ pub mod engine;
 pub mod events;
 pub mod generator;
 pub mod input;
+pub mod metric;
 pub mod outfile;
 pub mod plan;
 pub mod plugin;

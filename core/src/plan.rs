@@ -2,7 +2,7 @@
 //!
 //! The binary's `settings` build one `Plan` from the command line, the environment, a settings
 //! file and a scenario; `engine`, `plugin`, `client` and `result` take the parts they need.
-//! This module is the bottom layer: it imports nothing of ours (docs/architecture.md).
+//! Below it only `metric`, what a threshold reads (docs/architecture.md).
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -11,6 +11,8 @@ use std::time::Duration;
 use http::header::HeaderValue;
 use http::Uri;
 use serde::{Deserialize, Serialize};
+
+use crate::metric::{Metric, Op};
 
 /// The resolved plan of a run.
 #[derive(Debug, Clone)]
@@ -1253,11 +1255,10 @@ pub enum ThresholdScope {
 /// abort-on-fail=10s`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Threshold {
-    /// `p50` … `p99.99` (any percentile), `avg`, `min`, `max`, `median`, `fail_ratio`, `rps`,
-    /// `requests` or `failures`.
-    pub metric: String,
-    /// `<`, `<=`, `>`, `>=` or `==`.
-    pub op: String,
+    /// What it reads (stored as `p95`, `avg`, `fail_ratio`, …; grammar in `metric`).
+    pub metric: Metric,
+    /// How the measured value compares with `value`.
+    pub op: Op,
     /// Milliseconds for time metrics, a fraction for `fail_ratio`, per second for `rps`, a
     /// count for `requests` and `failures`.
     pub value: f64,
@@ -1279,33 +1280,9 @@ pub struct Threshold {
 }
 
 impl Threshold {
-    /// The percentile (`95.0`) of a `pNN` metric; `median` is 50.
-    pub fn percentile(&self) -> Option<f64> {
-        match self.metric.as_str() {
-            "median" => Some(50.0),
-            m => m.strip_prefix('p')?.parse().ok(),
-        }
-    }
-
     /// Whether `measured` satisfies the rule.
     pub fn holds(&self, measured: f64) -> bool {
-        match self.op.as_str() {
-            "<" => measured < self.value,
-            "<=" => measured <= self.value,
-            ">" => measured > self.value,
-            ">=" => measured >= self.value,
-            _ => (measured - self.value).abs() < 1e-9,
-        }
-    }
-
-    /// The unit the metric is in, for display.
-    pub fn unit(&self) -> &'static str {
-        match self.metric.as_str() {
-            "fail_ratio" => "",
-            "rps" => "/s",
-            "requests" | "failures" => "",
-            _ => " ms",
-        }
+        self.op.holds(measured, self.value)
     }
 }
 
@@ -1345,24 +1322,24 @@ pub fn parse_threshold(text: &str) -> Result<Threshold, ThresholdError> {
         None => (text.trim(), None),
     };
     let (scope, rule) = split_scope(rule).map_err(|why| bad(&why))?;
-    let ops = ["<=", ">=", "==", "<", ">"];
-    let (metric, op, value) = ops
-        .iter()
-        .find_map(|op| rule.split_once(op).map(|(m, v)| (m.trim(), *op, v.trim())))
+    // The operator is the first run of comparison characters; one we do not have (`=>`,
+    // `!=`) is named as such, not read as part of the metric.
+    let is_op_char = |c: char| "<>=!~".contains(c);
+    let start = rule
+        .find(is_op_char)
         .ok_or_else(|| bad("no comparison (<, <=, >, >=, ==)"))?;
+    let end = rule[start..]
+        .find(|c: char| !is_op_char(c))
+        .map_or(rule.len(), |n| start + n);
+    let op = Op::try_from(rule[start..end].to_string()).map_err(|why| bad(&why))?;
+    let (metric, value) = (rule[..start].trim(), rule[end..].trim());
     // `service.p95` / `corrected.p99` choose the latency.
     let (latency, metric) = match metric.split_once('.') {
         Some((kind @ ("service" | "corrected"), m)) => (Some(kind.to_string()), m.trim()),
         _ => (None, metric),
     };
-    // k6 writes p(95); Locust users say failure-rate and fail_ratio.
-    let metric = match metric {
-        m if m.starts_with("p(") && m.ends_with(')') => format!("p{}", &m[2..m.len() - 1]),
-        "failure-rate" | "failure_rate" | "fail-ratio" | "fail_ratio" | "error-rate" => {
-            "fail_ratio".to_string()
-        }
-        m => m.to_string(),
-    };
+    // k6 writes p(95) and http_req_duration; Locust users say failure-rate and fail_ratio.
+    let metric = Metric::parse(metric).map_err(|e| bad(&e.to_string()))?;
     let number = |v: &str| -> Result<f64, ThresholdError> {
         v.trim()
             .parse::<f64>()
@@ -1370,21 +1347,18 @@ pub fn parse_threshold(text: &str) -> Result<Threshold, ThresholdError> {
             .filter(|n| n.is_finite() && *n >= 0.0)
             .ok_or_else(|| bad(&format!("`{v}` is not a number ≥ 0")))
     };
-    let value = match metric.as_str() {
-        "fail_ratio" => match value.strip_suffix('%') {
+    let value = match metric {
+        Metric::FailRatio => match value.strip_suffix('%') {
             Some(pct) => number(pct)? / 100.0,
             None => number(value)?,
         },
-        "rps" => number(value.strip_suffix("/s").unwrap_or(value))?,
-        "requests" | "failures" => number(value)?,
-        m if m == "avg" || m == "min" || m == "max" || m == "median" || is_percentile(m) => {
-            time_ms(value).ok_or_else(|| bad(&format!("`{value}` is not a time — use ms, s or µs, e.g. 500ms")))?
-        }
-        m => {
-            return Err(bad(&format!(
-                "unknown metric `{m}` (use p50 … p99.99, avg, min, max, median, failure-rate, fail_ratio, rps, requests, failures)"
-            )))
-        }
+        Metric::Rps => number(value.strip_suffix("/s").unwrap_or(value))?,
+        Metric::Requests | Metric::Failures => number(value)?,
+        Metric::Time(..) => time_ms(value).ok_or_else(|| {
+            bad(&format!(
+                "`{value}` is not a time — use ms, s or µs, e.g. 500ms"
+            ))
+        })?,
     };
     let (mut abort_on_fail, mut grace_s) = (false, 0.0);
     if let Some(options) = options.filter(|o| !o.is_empty()) {
@@ -1410,7 +1384,7 @@ pub fn parse_threshold(text: &str) -> Result<Threshold, ThresholdError> {
     }
     Ok(Threshold {
         metric,
-        op: op.to_string(),
+        op,
         value,
         text: text.to_string(),
         scope,
@@ -1418,12 +1392,6 @@ pub fn parse_threshold(text: &str) -> Result<Threshold, ThresholdError> {
         grace_s,
         latency,
     })
-}
-
-fn is_percentile(metric: &str) -> bool {
-    metric
-        .strip_prefix('p')
-        .is_some_and(|p| p.parse::<f64>().is_ok_and(|p| p > 0.0 && p <= 100.0))
 }
 
 /// `500ms`, `1.5s`, `800µs`/`800us`, or a bare number of milliseconds (as k6).
@@ -1694,12 +1662,28 @@ mod tests {
     fn thresholds_parse() {
         let t = parse_threshold("p95 < 800ms").unwrap();
         assert_eq!(
-            (t.metric.as_str(), t.op.as_str(), t.value),
-            ("p95", "<", 800.0)
+            (t.metric.to_string(), t.op.as_str(), t.value),
+            ("p95".to_string(), "<", 800.0)
         );
         assert_eq!(parse_threshold("failure-rate <= 1%").unwrap().value, 0.01);
-        assert_eq!(parse_threshold("rps >= 50").unwrap().op, ">=");
+        assert_eq!(parse_threshold("rps >= 50").unwrap().op, Op::Ge);
         assert!(parse_threshold("p101 < 3s").is_err());
+        for (text, why) in [
+            ("p95 => 1s", "unknown operator `=>`"),
+            ("p95 != 1s", "unknown operator `!=`"),
+            ("latency < 1s", "unknown metric `latency`"),
+            ("http_req_duration < 1s", "needs a statistic"),
+            ("checks > 99%", "k6's `checks` has no counterpart here"),
+        ] {
+            let err = parse_threshold(text).unwrap_err().to_string();
+            assert!(err.contains(why), "{text}: {err}");
+        }
+        let k6 = parse_threshold("http_req_duration.p(95) < 500").unwrap();
+        assert_eq!(
+            (k6.metric.to_string(), k6.value),
+            ("p95".to_string(), 500.0)
+        );
+        assert_eq!(parse_threshold("http_req_failed < 1%").unwrap().value, 0.01);
     }
 
     #[test]
@@ -1715,8 +1699,14 @@ mod tests {
         assert_eq!(ms("rps > 50/s"), 50.0);
         assert_eq!(ms("requests >= 1000"), 1000.0);
         assert_eq!(ms("failures == 0"), 0.0);
-        assert_eq!(parse_threshold("p(95) < 200").unwrap().metric, "p95");
-        assert_eq!(parse_threshold("p50 < 2").unwrap().percentile(), Some(50.0));
+        assert_eq!(
+            parse_threshold("p(95) < 200").unwrap().metric.to_string(),
+            "p95"
+        );
+        assert_eq!(
+            parse_threshold("p50 < 2").unwrap().metric.percentile(),
+            Some(50.0)
+        );
         for metric in ["p90", "p99.99", "min", "median"] {
             assert!(
                 parse_threshold(&format!("{metric} < 1s")).is_ok(),

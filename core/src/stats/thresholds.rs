@@ -4,6 +4,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::record::{Entry, Interval};
+use crate::metric::{Metric, Op, Stat};
 use crate::plan::{Threshold, ThresholdScope};
 
 /// One threshold's verdict.
@@ -11,10 +12,10 @@ use crate::plan::{Threshold, ThresholdScope};
 pub struct ThresholdResult {
     /// As written.
     pub text: String,
-    /// The metric, normalised (`p95`, `fail_ratio`, `rps`…): `Threshold::metric`.
-    pub metric: String,
+    /// The metric, stored normalised (`p95`, `fail_ratio`, `rps`…): `Threshold::metric`.
+    pub metric: Metric,
     /// The comparison: `<`, `<=`, `>`, `>=` or `==`.
-    pub op: String,
+    pub op: Op,
     /// The limit, in the metric's unit (ms, a fraction, per second, a count).
     pub limit: f64,
     /// What the run measured (`None`: no request matched the scope).
@@ -45,7 +46,7 @@ impl ThresholdResult {
             self.text.clone()
         };
         let shown = |v: f64| {
-            if self.metric == "fail_ratio" {
+            if self.metric == Metric::FailRatio {
                 format!("{:.2}%", v * 100.0)
             } else {
                 format!("{v:.1}{}", self.unit)
@@ -91,24 +92,20 @@ fn latency_of<'a>(
     }
 }
 
-fn is_time(metric: &str) -> bool {
-    !matches!(metric, "requests" | "failures" | "fail_ratio" | "rps")
-}
-
 fn value_of(t: &Threshold, entry: &Entry, seconds: f64) -> Option<f64> {
     let (h, kind) = latency_of(t, entry);
     let ms = |us: u64| us as f64 / 1000.0;
-    Some(match t.metric.as_str() {
-        "requests" => entry.requests as f64,
-        "failures" => entry.failures as f64,
-        "fail_ratio" => {
+    Some(match t.metric {
+        Metric::Requests => entry.requests as f64,
+        Metric::Failures => entry.failures as f64,
+        Metric::FailRatio => {
             if entry.requests == 0 {
                 0.0
             } else {
                 entry.failures as f64 / entry.requests as f64
             }
         }
-        "rps" => {
+        Metric::Rps => {
             if seconds > 0.0 {
                 entry.requests as f64 / seconds
             } else {
@@ -116,11 +113,12 @@ fn value_of(t: &Threshold, entry: &Entry, seconds: f64) -> Option<f64> {
             }
         }
         _ if entry.requests == 0 => return None,
-        "avg" if kind == "corrected" => h.mean() / 1000.0,
-        "avg" => entry.sum_us as f64 / entry.requests as f64 / 1000.0,
-        "min" => ms(h.min()),
-        "max" => ms(h.max()),
-        _ => ms(h.value_at_quantile(t.percentile()? / 100.0)),
+        // The one timing so far is the request's duration: `latency_of` picked its histogram.
+        Metric::Time(_, Stat::Avg) if kind == "corrected" => h.mean() / 1000.0,
+        Metric::Time(_, Stat::Avg) => entry.sum_us as f64 / entry.requests as f64 / 1000.0,
+        Metric::Time(_, Stat::Min) => ms(h.min()),
+        Metric::Time(_, Stat::Max) => ms(h.max()),
+        Metric::Time(..) => ms(h.value_at_quantile(t.metric.percentile()? / 100.0)),
     })
 }
 
@@ -155,24 +153,20 @@ pub fn evaluate(t: &Threshold, view: &RunView<'_>) -> ThresholdResult {
     let entry = scoped(t, view);
     let measured = entry.as_ref().and_then(|e| value_of(t, e, view.seconds));
     let latency = match &entry {
-        Some(e) if is_time(&t.metric) => latency_of(t, e).1.to_string(),
+        Some(e) if t.metric.is_time() => latency_of(t, e).1.to_string(),
         _ => String::new(),
     };
     let passed = measured.is_some_and(|m| t.holds(m));
-    let margin = measured.map(|m| match t.op.as_str() {
-        "<" | "<=" => t.value - m,
-        ">" | ">=" => m - t.value,
-        _ => -(m - t.value).abs(),
-    });
+    let margin = measured.map(|m| t.op.margin(m, t.value));
     ThresholdResult {
         text: t.text.clone(),
-        metric: t.metric.clone(),
-        op: t.op.clone(),
+        metric: t.metric,
+        op: t.op,
         limit: t.value,
         measured,
         passed,
         margin,
-        unit: t.unit().to_string(),
+        unit: t.metric.unit().to_string(),
         scope: t.scope.clone(),
         aborted_run: false,
         latency,

@@ -611,7 +611,7 @@ fn thresholds_section(h: &mut String, result: &RunResult) {
     h.push_str("<section id=\"thresholds\"><h2>Thresholds</h2><table><thead><tr><th class=\"l\">Threshold</th><th>Measured</th><th>Limit</th><th>Margin</th><th class=\"l\">Verdict</th></tr></thead><tbody>\n");
     for t in &result.thresholds {
         let shown = |v: f64| {
-            if t.metric == "fail_ratio" {
+            if t.metric == perfhost_core::metric::Metric::FailRatio {
                 format!("{:.2}%", v * 100.0)
             } else {
                 format!("{}{}", fmt_ms(v), t.unit)
@@ -622,7 +622,7 @@ fn thresholds_section(h: &mut String, result: &RunResult) {
             "<tr><td class=\"name\">{}</td><td>{}</td><td>{} {}</td><td>{}</td><td class=\"l{}\">{}</td></tr>",
             esc(&t.text),
             t.measured.map(shown).unwrap_or_else(|| "no data".into()),
-            esc(&t.op),
+            esc(t.op.as_str()),
             shown(t.limit),
             t.margin.map(shown).unwrap_or_else(|| "-".into()),
             if t.passed { "" } else { " bad" },
