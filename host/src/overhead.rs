@@ -17,7 +17,7 @@ use rand_pcg::Pcg64Mcg;
 
 use crate::client::{ClientConfig, Connection, OutgoingRequest};
 use crate::config::RunArgs;
-use crate::engine::{self, Behaviours, StopHandle};
+use crate::engine::{self, StopHandle, Workload};
 use crate::monitor::{process_cpu, rss_kib};
 use crate::plan::seed::{self, Stream};
 use crate::plan::{ClassChoice, Target};
@@ -100,7 +100,7 @@ pub async fn measure_wasm(
             cpu: Duration::ZERO,
         };
     };
-    let behaviours = Behaviours {
+    let workload = Workload {
         live: None,
         set,
         env: run_env(target),
@@ -108,7 +108,7 @@ pub async fn measure_wasm(
         control: Default::default(),
     };
     let cpu = process_cpu();
-    let outcome = engine::run(&plan, behaviours, StopHandle::default(), |_, _| {}).await;
+    let outcome = engine::run(&plan, workload, StopHandle::default(), |_, _| {}).await;
     let cpu = process_cpu().saturating_sub(cpu);
     let total = outcome.stats.all.total();
     Measurement {

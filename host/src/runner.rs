@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use crate::client::{ClientConfig, ClientError};
 use crate::demo::{DemoChild, DemoChildError};
-use crate::engine::{self, Behaviours, ClassError, StopHandle};
+use crate::engine::{self, ClassError, StopHandle, Workload};
 use crate::exit;
 use crate::monitor::target::FindError;
 use crate::plan::{format_size, FieldError, Plan, ProcessQuery, Source, Target};
@@ -323,14 +323,14 @@ pub async fn run_steered(
         }
         (None, None) => (None, None),
     };
-    let behaviours = Behaviours {
+    let workload = Workload {
         set: Arc::new(set),
         env,
         classes,
         live,
         control: steering.control,
     };
-    let outcome = engine::run(plan, behaviours, stop, on_tick).await;
+    let outcome = engine::run(plan, workload, stop, on_tick).await;
     if let Some((server, linger)) = web {
         // The final numbers stay up for a last scrape.
         tokio::time::sleep(linger).await;

@@ -22,7 +22,7 @@ use crate::plugin::state::GroupState;
 use crate::plugin::Instance;
 use crate::plugin::{Group, PluginSet, RunEnv, TaskOutcome, UserClass, UserHandle, WaitTime};
 use crate::stats::live::{ArrivalCounts, Board, LiveBoard};
-use crate::stats::{FailureSample, RunStats, Tally, Tallies};
+use crate::stats::{FailureSample, RunStats, Tallies, Tally};
 pub use crate::stop::StopHandle;
 
 /// One user class of the run, with the plugin it comes from.
@@ -45,7 +45,7 @@ struct Live {
 
 /// What the users of a run are: the loaded plugins, what every user shares, and the classes
 /// that run.
-pub struct Behaviours {
+pub struct Workload {
     pub set: Arc<PluginSet>,
     pub env: Arc<RunEnv>,
     pub classes: Vec<ClassSlot>,
@@ -245,7 +245,7 @@ fn filter_classes(set: &PluginSet, only: &[String]) -> Result<Vec<ClassSlot>, Cl
 /// `on_tick` sees every one-second history point and the time since the start.
 pub async fn run(
     plan: &Plan,
-    users: Behaviours,
+    workload: Workload,
     stop: StopHandle,
     mut on_tick: impl FnMut(&crate::stats::HistoryPoint, Duration),
 ) -> RunOutcome {
@@ -253,13 +253,13 @@ pub async fn run(
     // The web UI may replace the shape mid-run: a ramp from the current users to its count.
     let mut shape = plan.load.clone();
     let mut shape_start = Duration::ZERO;
-    let Behaviours {
+    let Workload {
         set,
         env,
         classes,
         live: board_out,
         control,
-    } = users;
+    } = workload;
     let tallies = Tallies::new(workers, env.redactor.clone());
     let weights: Vec<u32> = classes.iter().map(|c| c.class.weight).collect();
     // Slot k always holds a user of class `sequence[k]`: growing adds slots at the end and
