@@ -16,8 +16,8 @@ use std::collections::HashMap;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 pub use record::{
-    cap_message, new_histogram, Entry, FailureSample, Interval, RequestRecord, SampleBook, Tally,
-    Tallies, MAX_MESSAGE_BYTES, SAMPLE_BODY_BYTES,
+    cap_message, new_histogram, Entry, FailureSample, Interval, RequestRecord, SampleBook, Tallies,
+    Tally, MAX_MESSAGE_BYTES, SAMPLE_BODY_BYTES,
 };
 pub use summary::{
     deserialize_histogram, serialize_histogram, CorrectedStats, EndpointStats, FailureGroup,
