@@ -3,6 +3,7 @@
 //! stops on time / iterations / signal, and feeds the statistics collector.
 
 mod classes;
+mod clock;
 mod health;
 mod open;
 mod user;
@@ -24,6 +25,7 @@ use crate::stats::live::{ArrivalCounts, Board, LiveBoard};
 use crate::stats::{FailureSample, RunStats, Tallies};
 pub use crate::stop::StopHandle;
 pub use classes::{assign_classes, select_classes, ClassError, ClassSlot};
+use clock::RunClock;
 use health::ClassHealth;
 use open::{arrival_report, start_open_model};
 use workers::{worker, Spawn, UNCONSTRAINED_FROM};
@@ -159,10 +161,7 @@ pub async fn run(
     }
 
     let started_wall = crate::stats::unix_now();
-    let started = Instant::now();
-    // Paused time does not count: the shape and the run time resume where they were.
-    let mut paused_total = Duration::ZERO;
-    let mut paused_since: Option<Instant> = None;
+    let mut clock = RunClock::start();
     let mut retargeted = false;
     let mut stats =
         RunStats::keeping_interval_histograms(plan.shard.is_some() || plan.outputs.hlog.is_some());
@@ -191,26 +190,15 @@ pub async fn run(
             &weights,
             &senders,
             &live,
-            started,
+            clock.started(),
             stop.clone(),
         ),
         _ => None,
     };
 
     loop {
-        match (control.is_paused() && !open_model, paused_since) {
-            (true, None) => paused_since = Some(Instant::now()),
-            (false, Some(since)) => {
-                paused_total += since.elapsed();
-                paused_since = None;
-            }
-            _ => {}
-        }
-        let paused = paused_total + paused_since.map_or(Duration::ZERO, |s| s.elapsed());
-        // The run's own clock, without its pauses; durations are capped at 30 days by the
-        // plan, so the deadline cannot overflow.
-        let now = started.elapsed().saturating_sub(paused);
-        let deadline = plan.stop.run_time.map(|t| started + t + paused);
+        clock.set_paused(control.is_paused() && !open_model);
+        let (now, deadline) = clock.now_and_deadline(plan.stop.run_time);
         if let Some(to) = control.take_retarget().filter(|_| !open_model) {
             retargeted = true;
             shape = LoadShape::retarget(alive.len(), to.users, to.spawn_rate);
@@ -289,18 +277,18 @@ pub async fn run(
         if stop.is_stopping() {
             break;
         }
-        let changing = !shape.settled(shape_now) && paused_since.is_none();
+        let changing = !shape.settled(shape_now) && !clock.is_paused();
         tokio::select! {
             _ = ticker.tick() => {
                 let elapsed = last_tick.elapsed();
                 last_tick = Instant::now();
                 let point = stats.absorb(tallies.take_all(), live.active_users.load(Ordering::Relaxed) as u64, elapsed.as_secs_f64());
                 generator.sample(elapsed);
-                on_tick(point, started.elapsed());
+                on_tick(point, clock.since_start());
                 if let Some(board) = &board_out {
                     let mut out = live_board(&stats, &shared, &class_names, &generator, now);
                     out.target_users = desired as u64;
-                    out.paused = paused_since.is_some();
+                    out.paused = clock.is_paused();
                     out.run_s = now.as_secs_f64();
                     board.publish(out);
                 }
@@ -345,9 +333,8 @@ pub async fn run(
     let elapsed = last_tick.elapsed();
     stats.absorb(tallies.take_all(), 0, elapsed.as_secs_f64().max(0.001));
     generator.sample_shutdown(elapsed);
-    let paused = paused_total + paused_since.map_or(Duration::ZERO, |s| s.elapsed());
     // The run's length without its pauses: what its rates are per.
-    let ran = started.elapsed().saturating_sub(paused);
+    let ran = clock.ran();
     if let Some(board) = &board_out {
         let mut out = live_board(&stats, &shared, &class_names, &generator, ran);
         out.run_s = ran.as_secs_f64();
