@@ -38,6 +38,11 @@ impl ClassError {
     }
 }
 
+/// The weight of each class, by class index.
+pub(super) fn weights(classes: &[ClassSlot]) -> Vec<u32> {
+    classes.iter().map(|c| c.class.weight).collect()
+}
+
 /// Assigns `users` users to classes deterministically by weight (smooth weighted round-robin:
 /// 10 users at 7/2/1 are exactly 7, 2 and 1, and any prefix is as close to the weights as it
 /// can be).

@@ -10,9 +10,9 @@ use super::Shared;
 /// every task of every user reads them: a healthy run only ever loads them (no lock, no write).
 #[derive(Default)]
 pub(super) struct ClassHealth {
-    pub(super) consecutive_traps: AtomicU64,
-    pub(super) stopped: AtomicBool,
-    pub(super) last_error: Mutex<String>,
+    consecutive_traps: AtomicU64,
+    stopped: AtomicBool,
+    last_error: Mutex<String>,
 }
 
 pub(super) fn class_stopped(shared: &Shared, class: usize) -> bool {
@@ -44,4 +44,19 @@ pub(super) fn trapped(shared: &Shared, class: usize, message: &str) -> bool {
         );
     }
     h.stopped.load(Ordering::Relaxed)
+}
+
+/// The classes stopped for trapping, each as `name: last error`.
+pub(super) fn stopped_classes(shared: &Shared) -> Vec<String> {
+    let health = shared.health.iter().map(|c| {
+        let error = c.last_error.lock().map(|e| e.clone()).unwrap_or_default();
+        (c.stopped.load(Ordering::Relaxed), error)
+    });
+    shared
+        .classes
+        .iter()
+        .zip(health)
+        .filter(|(_, (stopped, _))| *stopped)
+        .map(|(slot, (_, err))| format!("{}: {}", slot.class.name, err))
+        .collect()
 }

@@ -2,56 +2,52 @@
 //! arrivals to them, and the account of its arrivals.
 
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
 use std::time::Instant;
 
-use tokio::sync::mpsc;
-
-use super::classes::assign_classes;
-use super::workers::Spawn;
-use super::{Live, StopHandle};
+use super::classes::{assign_classes, weights};
+use super::workers::{Inboxes, Spawn};
+use super::{stripe, Shared, StopHandle};
 use crate::arrivals::{self, Arrival, ArrivalReport, OpenModel};
-use crate::plan::{Plan, ShardPlan};
+use crate::plan::Plan;
+
+/// The open model's dispatcher thread; it ends with its account of the arrivals.
+pub(super) type Dispatcher = std::thread::JoinHandle<arrivals::Dispatched>;
 
 /// Creates the open model's pre-allocated users and starts its dispatcher thread, which
 /// creates more users on demand. Without a thread the run cannot send: it is stopped.
-#[allow(clippy::too_many_arguments)]
+/// `None` without a thread, and in a closed-model run.
 pub(super) fn start_open_model(
     plan: &Plan,
-    open: &crate::plan::ArrivalPlan,
-    model: &Arc<OpenModel>,
+    shared: &Shared,
+    inboxes: &Inboxes,
     class_names: &[String],
-    weights: &[u32],
-    senders: &[mpsc::UnboundedSender<Spawn>],
-    live: &Arc<Live>,
     started: Instant,
-    stop: StopHandle,
-) -> Option<std::thread::JoinHandle<arrivals::Dispatched>> {
+) -> Option<Dispatcher> {
+    let (Some(open), Some(model)) = (&plan.arrivals, &shared.open) else {
+        return None;
+    };
+    let weights = weights(&shared.classes);
+    let stop = shared.stop.clone();
     let spawn_user = {
-        let senders = senders.to_vec();
-        let live = live.clone();
+        let inboxes = inboxes.clone();
         let next_user = AtomicU64::new(0);
         move |class: usize, first: Option<Arrival>| {
             let id = next_user.fetch_add(1, Ordering::Relaxed);
-            live.active_users.fetch_add(1, Ordering::Relaxed);
-            let spawn = Spawn {
+            inboxes.hand(Spawn {
                 id,
                 class,
                 stop: StopHandle::default(),
                 first,
-            };
-            if senders[(id as usize) % senders.len()].send(spawn).is_err() {
-                live.active_users.fetch_sub(1, Ordering::Relaxed);
-            }
+            });
         }
     };
-    let shard = plan.shard.unwrap_or(ShardPlan { index: 0, count: 1 });
-    for class in assign_classes(weights, shard.share(open.pre_allocated as u64) as usize) {
+    let shard = stripe(plan);
+    for class in assign_classes(&weights, shard.share(open.pre_allocated as u64) as usize) {
         if model.pool.allocate() {
             spawn_user(class, None);
         }
     }
-    let arrivals = arrivals::Arrivals::new(open, plan.seed, class_names, weights);
+    let arrivals = arrivals::Arrivals::new(open, plan.seed, class_names, &weights);
     let shared = model.clone();
     let end = plan.stop.run_time;
     let run_stop = stop.clone();
@@ -79,7 +75,26 @@ pub(super) fn start_open_model(
     }
 }
 
-pub(super) fn arrival_report(
+/// Waits (off the async runtime) for the dispatcher to end, and reports the arrivals.
+pub(super) async fn finish_open_model(
+    plan: &Plan,
+    dispatcher: Option<Dispatcher>,
+    shared: &Shared,
+    class_names: &[String],
+) -> Option<ArrivalReport> {
+    match (dispatcher, &shared.open) {
+        (Some(thread), Some(model)) => {
+            let dispatched = tokio::task::spawn_blocking(move || thread.join())
+                .await
+                .ok()
+                .and_then(Result::ok);
+            dispatched.map(|d| arrival_report(plan, model, d, class_names))
+        }
+        _ => None,
+    }
+}
+
+fn arrival_report(
     plan: &Plan,
     model: &OpenModel,
     d: arrivals::Dispatched,

@@ -16,7 +16,80 @@ use crate::arrivals::Arrival;
 use crate::plan::seed::{self, Stream};
 use crate::plugin::Group;
 
-pub(super) fn worker(
+/// The worker threads of a run.
+pub(super) struct Workers {
+    threads: Vec<std::thread::JoinHandle<()>>,
+}
+
+/// Where new users go: one inbox per worker, handed to round-robin by user id. The open
+/// model's dispatcher holds a copy.
+#[derive(Clone)]
+pub(super) struct Inboxes {
+    senders: Vec<mpsc::UnboundedSender<Spawn>>,
+    live: Arc<Live>,
+}
+
+/// Starts `count` worker threads, each with a current-thread runtime of its own.
+pub(super) fn start(
+    count: usize,
+    shared: &Arc<Shared>,
+    stop_timeout: Duration,
+) -> (Inboxes, Workers) {
+    let mut senders = Vec::new();
+    let mut threads = Vec::new();
+    for w in 0..count {
+        let (tx, rx) = mpsc::unbounded_channel::<Spawn>();
+        senders.push(tx);
+        let shared = shared.clone();
+        let thread = std::thread::Builder::new()
+            .name(format!("perfhost-worker-{w}"))
+            .spawn(move || worker(w, rx, shared, stop_timeout));
+        match thread {
+            Ok(t) => threads.push(t),
+            Err(err) => tracing::error!("cannot start worker thread: {err}"),
+        }
+    }
+    let inboxes = Inboxes {
+        senders,
+        live: shared.live.clone(),
+    };
+    (inboxes, Workers { threads })
+}
+
+impl Inboxes {
+    /// Gives a user to worker `id mod workers`.
+    pub(super) fn hand(&self, spawn: Spawn) {
+        // Counted as active when handed out, so "no user left" cannot be seen before it starts.
+        self.live.active_users.fetch_add(1, Ordering::Relaxed);
+        if self.senders[(spawn.id as usize) % self.senders.len()]
+            .send(spawn)
+            .is_err()
+        {
+            self.live.active_users.fetch_sub(1, Ordering::Relaxed);
+        }
+    }
+
+    /// Lets go of the inboxes: a worker stops once every copy of its inbox is gone, then lets
+    /// its users finish within the stop timeout.
+    pub(super) fn close(&mut self) {
+        self.senders.clear();
+    }
+}
+
+impl Workers {
+    /// Waits, off the async runtime, until every worker thread has ended.
+    pub(super) async fn join(self) {
+        let threads = self.threads;
+        let joiner = tokio::task::spawn_blocking(move || {
+            for t in threads {
+                let _ = t.join();
+            }
+        });
+        let _ = joiner.await;
+    }
+}
+
+fn worker(
     index: usize,
     mut rx: mpsc::UnboundedReceiver<Spawn>,
     shared: Arc<Shared>,
