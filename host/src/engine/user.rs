@@ -117,10 +117,15 @@ async fn user_life(
         _ => {}
     }
     if let Some(open) = &shared.open {
-        open_user_life(
-            accessor, plugin, &user, class, first, open, tally, shared, &mut rng,
-        )
-        .await?;
+        let context = UserContext {
+            accessor,
+            plugin,
+            user: &user,
+            class,
+            tally,
+            shared,
+        };
+        open_user_life(context, first, open, &mut rng).await?;
         return user.on_stop(accessor, plugin).await;
     }
     // A pacing class keeps a schedule: task k is due at the first start + k × interval. A
@@ -213,21 +218,35 @@ fn schedule_interval(wait: &WaitTime) -> Option<Duration> {
     }
 }
 
+/// A started user as its tasks see it: the instance it runs in and its handle there, its class,
+/// where it records. Passed by value and taken apart at once, so a task reads each part as it
+/// would an argument (no indirection per task).
+struct UserContext<'a> {
+    accessor: &'a Accessor<GroupState>,
+    plugin: &'a Instance,
+    user: &'a UserHandle,
+    class: usize,
+    tally: &'a Tally,
+    shared: &'a Shared,
+}
+
 /// A user of the open model: runs one task per arrival handed to it, waiting (parked in the
 /// pool) in between; waits are not used. The arrival counts as completed or failed (a failed
 /// request or a task error); a stop or a lost instance leaves it to be counted cancelled.
-#[allow(clippy::too_many_arguments)]
 async fn open_user_life(
-    accessor: &Accessor<GroupState>,
-    plugin: &Instance,
-    user: &UserHandle,
-    class: usize,
+    context: UserContext<'_>,
     mut next: Option<Arrival>,
     open: &OpenModel,
-    tally: &Tally,
-    shared: &Shared,
     rng: &mut Pcg64Mcg,
 ) -> wasmtime::Result<()> {
+    let UserContext {
+        accessor,
+        plugin,
+        user,
+        class,
+        tally,
+        shared,
+    } = context;
     let slot = &shared.classes[class];
     let tasks = &slot.class.tasks;
     let (tx, mut rx) = mpsc::unbounded_channel();
