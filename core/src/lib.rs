@@ -12,7 +12,6 @@
 pub mod arrivals;
 pub mod client;
 pub mod control;
-#[allow(missing_docs)] // documented when the engine split lands
 pub mod engine;
 pub mod events;
 pub mod generator;

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use crate::client::{ClientConfig, ClientError};
 use crate::control::RunControl;
-use crate::engine::{self, Behaviours, ClassError, StopHandle};
+use crate::engine::{self, ClassError, StopHandle, Workload};
 use crate::events::Events;
 use crate::plan::{format_size, FieldError, Plan, Source, Target};
 use crate::plugin::data::{DataError, DataSets};
@@ -287,14 +287,14 @@ pub async fn execute(
         events: around.events,
     });
     let plugins = set.plugins.clone();
-    let behaviours = Behaviours {
+    let workload = Workload {
         set: Arc::new(set),
         env,
         classes,
         live: around.board,
         control: around.control,
     };
-    let outcome = engine::run(plan, behaviours, stop, on_tick).await;
+    let outcome = engine::run(plan, workload, stop, on_tick).await;
 
     let seconds = outcome.duration.as_secs_f64();
     let (stats, total) = outcome.stats.endpoint_stats(seconds);

@@ -17,7 +17,7 @@ use rand_pcg::Pcg64Mcg;
 
 use crate::settings::RunArgs;
 use perfhost_core::client::{ClientConfig, Connection, OutgoingRequest};
-use perfhost_core::engine::{self, Behaviours, StopHandle};
+use perfhost_core::engine::{self, StopHandle, Workload};
 use perfhost_core::generator::{process_cpu, rss_kib};
 use perfhost_core::plan::seed::{self, Stream};
 use perfhost_core::plan::{ClassChoice, Target};
@@ -101,7 +101,7 @@ pub async fn measure_wasm(
             cpu: Duration::ZERO,
         };
     };
-    let behaviours = Behaviours {
+    let workload = Workload {
         live: None,
         set,
         env: run_env(target),
@@ -109,7 +109,7 @@ pub async fn measure_wasm(
         control: Default::default(),
     };
     let cpu = process_cpu();
-    let outcome = engine::run(&plan, behaviours, StopHandle::default(), |_, _| {}).await;
+    let outcome = engine::run(&plan, workload, StopHandle::default(), |_, _| {}).await;
     let cpu = process_cpu().saturating_sub(cpu);
     let total = outcome.stats.all.total();
     Measurement {
