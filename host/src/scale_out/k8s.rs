@@ -100,7 +100,7 @@ pub fn render(
     let size: usize = files.iter().map(|(_, b)| b.len()).sum();
     if o.files_claim.is_none() && size > CONFIG_MAP_LIMIT {
         return Err(format!(
-            "the files the run flags name are {} in all, more than a ConfigMap's 1 MiB: copy them into a volume and pass --files-claim CLAIM (see README, Kubernetes)",
+            "the files the run flags name are {} in all, more than a ConfigMap's 1 MiB: copy them into a volume and pass --files-claim CLAIM (docs/scale-out.md, Kubernetes)",
             perfhost_core::plan::format_size(size)
         ));
     }
