@@ -144,7 +144,7 @@ impl ClassSplit {
     }
 
     /// The class index of the next arrival.
-    pub fn next_class(&mut self) -> usize {
+    pub(crate) fn next_class(&mut self) -> usize {
         for (c, w) in self.current.iter_mut().zip(&self.weights) {
             *c += w;
         }
@@ -338,7 +338,7 @@ impl ArrivalReport {
 }
 
 /// A lag p99 above this means the generator fell behind its own schedule.
-pub const SATURATION_LAG: Duration = Duration::from_millis(1);
+pub(crate) const SATURATION_LAG: Duration = Duration::from_millis(1);
 /// The dispatcher wakes at most once per this: arrivals due meanwhile are handed over
 /// together, so a high rate does not cost a thread switch per arrival.
 const BATCH: Duration = Duration::from_micros(250);

@@ -124,9 +124,10 @@ pub enum InputError {
     },
 }
 
+#[cfg(test)]
 impl InputError {
-    /// Whether the file is not there (callers that fall back to a default branch on it).
-    pub fn is_not_found(&self) -> bool {
+    /// Whether the file is not there.
+    fn is_not_found(&self) -> bool {
         matches!(self, InputError::Io { source, .. } if source.kind() == std::io::ErrorKind::NotFound)
     }
 }

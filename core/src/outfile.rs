@@ -110,7 +110,7 @@ fn temp_beside(target: &Path) -> PathBuf {
 
 /// The longest run name: with `_YYYYmmdd_HHMMSS`, a `-N` suffix and the longest report
 /// suffix (`_stats_history.csv`) a file name stays far below the 255 bytes filesystems allow.
-pub const MAX_RUN_NAME: usize = 128;
+pub(crate) const MAX_RUN_NAME: usize = 128;
 
 /// Why a run name cannot name files in `reports/`; `None` when it can.
 fn run_name_problem(name: &str) -> Option<&'static str> {

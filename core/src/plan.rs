@@ -437,7 +437,7 @@ pub struct Redactor {
 
 impl Redactor {
     /// What a secret is replaced with.
-    pub const MARK: &'static str = "[redacted]";
+    pub(crate) const MARK: &'static str = "[redacted]";
 
     /// A redactor of these secrets, each also percent-encoded and JSON-escaped; empty ones
     /// are skipped.

@@ -51,7 +51,7 @@ impl StopHandle {
     }
 
     /// Whether the stop is forced: no time to finish, requests cancelled.
-    pub fn is_forced(&self) -> bool {
+    pub(crate) fn is_forced(&self) -> bool {
         self.inner.forced.load(Ordering::SeqCst)
     }
 

@@ -93,7 +93,7 @@ impl ResourceLimiter for MemoryCap {
 /// Plugin log lines per instance and second, at most: enough for any debugging session, while
 /// a plugin logging in a loop cannot flood the terminal or the disk (a 1 GB stderr in 8 s was
 /// seen before this cap). Lines beyond are counted and reported once a second.
-pub const LOG_LINES_PER_SECOND: u32 = 50;
+pub(crate) const LOG_LINES_PER_SECOND: u32 = 50;
 
 /// Where an instance's log lines (`ctx.log`, stdout, stderr) go: redacted, each cut at
 /// `MAX_MESSAGE_BYTES`, at most `LOG_LINES_PER_SECOND` a second.

@@ -19,9 +19,9 @@ use super::summary::{deserialize_histogram, serialize_histogram, Percentiles};
 use super::{HistoryEndpoint, HistoryPoint};
 
 /// Seconds kept at full resolution: the last hour.
-pub const FULL_SECONDS: usize = 3600;
+pub(crate) const FULL_SECONDS: usize = 3600;
 /// Coarse points kept for the seconds before (even: they are merged in pairs).
-pub const MAX_COARSE: usize = 3600;
+pub(crate) const MAX_COARSE: usize = 3600;
 
 /// Keeps a history bounded as points are pushed (see the module).
 #[derive(Debug, Clone)]

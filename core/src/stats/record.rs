@@ -13,7 +13,7 @@ use super::unix_now;
 use crate::plan::Redactor;
 
 /// Latencies are recorded in microseconds, 3 significant digits, up to one hour.
-pub const MAX_LATENCY_US: u64 = 3_600_000_000;
+pub(crate) const MAX_LATENCY_US: u64 = 3_600_000_000;
 /// Failing responses kept as samples, per (method, name) and in total.
 const SAMPLES_PER_NAME: usize = 3;
 const MAX_SAMPLES: usize = 50;
@@ -367,13 +367,13 @@ pub fn cap_message(text: &str) -> std::borrow::Cow<'_, str> {
 /// Longest request name (or method) a row keeps: a name is a label for a table, and a value
 /// used as one (a 50 MB field of a `--data` row) would otherwise be kept whole in the row,
 /// its failures, its history and its samples.
-pub const MAX_NAME_BYTES: usize = 256;
+pub(crate) const MAX_NAME_BYTES: usize = 256;
 /// What ends a name cut at `MAX_NAME_BYTES`: the same for every cut, so names that share
 /// their first 256 bytes share a row.
-pub const NAME_CUT: &str = "… [name cut at 256 bytes]";
+pub(crate) const NAME_CUT: &str = "… [name cut at 256 bytes]";
 
 /// `name` cut to `MAX_NAME_BYTES` (on a character boundary) with `NAME_CUT` after it.
-pub fn cap_name(name: &str) -> std::borrow::Cow<'_, str> {
+pub(crate) fn cap_name(name: &str) -> std::borrow::Cow<'_, str> {
     if name.len() <= MAX_NAME_BYTES {
         return std::borrow::Cow::Borrowed(name);
     }
