@@ -92,6 +92,8 @@ pub fn main() -> ExitCode {
     crate::logging::init();
     let code = match cli.command {
         Command::DemoServer(args) => crate::demo_server::main(args),
+        // `run --web` is the web UI's loop with the run's flags, already started.
+        Command::Run(args) if args.web => crate::run::ui::main(*args, true),
         Command::Run(args) => crate::run::command::main(*args),
         Command::Ui(args) => crate::run::ui::main(*args, false),
         Command::Merge(args) => crate::scale_out::commands::merge::main(args),

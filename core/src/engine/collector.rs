@@ -8,12 +8,23 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::clock::RunClock;
-use super::controller::Decision;
 use super::Shared;
 use crate::generator::GeneratorMonitor;
 use crate::plan::Plan;
 use crate::stats::live::{ArrivalCounts, Board, LiveBoard};
 use crate::stats::{HistoryPoint, RunStats};
+
+/// What a pass decided: what the collector reports, and how long the loop may wait.
+pub(super) struct Decision {
+    /// The run's time without its pauses, at this pass.
+    pub(super) now: Duration,
+    /// The users that should run now.
+    pub(super) target_users: usize,
+    pub(super) deadline: Option<Instant>,
+    /// The shape's user count is still changing (and not paused): pass again within `step`.
+    pub(super) changing: bool,
+    pub(super) step: Duration,
+}
 
 /// The run's statistics as they are merged, second by second.
 pub(super) struct Collector<'a> {

@@ -9,8 +9,9 @@ use std::time::{Duration, Instant};
 
 use super::classes::{assign_classes, weights};
 use super::clock::RunClock;
-use super::collector::Collector;
-use super::workers::{Inboxes, Spawn};
+use super::collector::{Collector, Decision};
+use super::user::Spawn;
+use super::workers::Inboxes;
 use super::{stripe, Shared, StopHandle};
 use crate::control::Retarget;
 use crate::plan::{LoadShape, Plan, ShardPlan};
@@ -45,18 +46,6 @@ pub(super) struct Controller {
     next_id: u64,
     /// `--reset-stats` done, or not asked for.
     ramp_done_reset: bool,
-}
-
-/// What a pass decided: what the collector reports, and how long the loop may wait.
-pub(super) struct Decision {
-    /// The run's time without its pauses, at this pass.
-    pub(super) now: Duration,
-    /// The users that should run now.
-    pub(super) target_users: usize,
-    pub(super) deadline: Option<Instant>,
-    /// The shape's user count is still changing (and not paused): pass again within `step`.
-    pub(super) changing: bool,
-    pub(super) step: Duration,
 }
 
 impl Controller {

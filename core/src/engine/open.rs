@@ -5,7 +5,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
 use super::classes::{assign_classes, weights};
-use super::workers::{Inboxes, Spawn};
+use super::user::Spawn;
+use super::workers::Inboxes;
 use super::{stripe, Shared, StopHandle};
 use crate::arrivals::{self, Arrival, ArrivalReport, OpenModel};
 use crate::plan::Plan;

@@ -12,7 +12,6 @@ use tokio::sync::mpsc;
 use wasmtime::component::Accessor;
 
 use super::health::{class_stopped, healthy};
-use super::workers::Spawn;
 use super::{Shared, StopHandle};
 use crate::arrivals::{Arrival, OpenModel};
 use crate::plan::seed::{self, Stream};
@@ -20,6 +19,16 @@ use crate::plugin::state::GroupState;
 use crate::plugin::Instance;
 use crate::plugin::{TaskOutcome, UserHandle, WaitTime};
 use crate::stats::Tally;
+
+/// A user handed to a worker: its id, class and own stop signal (for ramp-down); in the
+/// open model, the arrival it was created for.
+#[derive(Clone)]
+pub(super) struct Spawn {
+    pub(super) id: u64,
+    pub(super) class: usize,
+    pub(super) stop: StopHandle,
+    pub(super) first: Option<Arrival>,
+}
 
 /// Milliseconds until the next task, per the class's wait time.
 fn wait_after(wait: &WaitTime, task_time: Duration, rng: &mut Pcg64Mcg) -> Option<Duration> {

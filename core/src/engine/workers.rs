@@ -10,9 +10,8 @@ use rand_pcg::Pcg64Mcg;
 use tokio::sync::mpsc;
 
 use super::health::{class_stopped, trapped};
-use super::user::{pause, restart_wait, user_loop};
-use super::{Live, Shared, StopHandle};
-use crate::arrivals::Arrival;
+use super::user::{pause, restart_wait, user_loop, Spawn};
+use super::{Live, Shared};
 use crate::plan::seed::{self, Stream};
 use crate::plugin::Group;
 
@@ -312,15 +311,6 @@ async fn group_loop(
             return;
         }
     }
-}
-/// A user handed to a worker: its id, class and own stop signal (for ramp-down); in the
-/// open model, the arrival it was created for.
-#[derive(Clone)]
-pub(super) struct Spawn {
-    pub(super) id: u64,
-    pub(super) class: usize,
-    pub(super) stop: StopHandle,
-    pub(super) first: Option<Arrival>,
 }
 
 struct ActiveGuard(Arc<Live>);

@@ -17,9 +17,6 @@ use perfhost_core::stats::{HistoryPoint, Percentile};
 
 /// The CLI entry: returns the exit code.
 pub fn main(args: RunArgs) -> u8 {
-    if args.web {
-        return crate::run::ui::main(args, true);
-    }
     if args.scenario.as_deref() == Some("all") {
         return run_all(args);
     }
