@@ -654,7 +654,7 @@ pub fn charts(result: &RunResult) -> Vec<Chart> {
 
 /// Writes every chart as `DIR/<id>.png` into `written` (a chart that cannot be drawn or
 /// written is an error there; the others are still written).
-pub fn write_pngs(result: &RunResult, dir: &Path, written: &mut super::output::Written) {
+pub fn write_pngs(result: &RunResult, dir: &Path, written: &mut super::outcome::Written) {
     for chart in charts(result) {
         let path = dir.join(format!("{}.png", chart.id));
         let outcome = chart

@@ -17,11 +17,13 @@ pub mod html;
 pub mod junit;
 pub mod locust_api;
 pub mod markdown;
+pub mod outcome;
 pub(crate) mod output;
 pub mod prometheus;
 
 pub use csv::{CsvPaths, HistoryCsvWriter};
-pub use output::{load_result, parse_result, write_reports, ReportError, ReportOutputs, Written};
+pub use outcome::{ReportError, Written};
+pub use output::{load_result, parse_result, write_reports, ReportOutputs};
 
 /// Local-time-free UTC timestamp `YYYYmmdd_HHMMSS`.
 pub fn timestamp() -> String {

@@ -4,26 +4,9 @@ use std::io::Write as _;
 use std::path::{Path, PathBuf};
 
 use crate::report::csv::{self, CsvPaths};
+use crate::report::outcome::{ReportError, Written};
 use crate::report::{charts, html, markdown};
 use perfhost_core::result::{RunResult, SCHEMA};
-
-/// Why a report could not be read or written.
-#[derive(Debug, thiserror::Error)]
-pub enum ReportError {
-    #[error("{0}")]
-    Read(#[from] perfhost_core::input::InputError),
-    #[error("{} is not valid JSON: {message}", path.display())]
-    Json { path: PathBuf, message: String },
-    #[error("{} is not a perfhost result: {message}", path.display())]
-    NotAResult { path: PathBuf, message: String },
-    #[error("cannot write {}: {source} — the report is not saved there; free space, fix the folder's permissions or pick another path", path.display())]
-    Write {
-        path: PathBuf,
-        source: std::io::Error,
-    },
-    #[error("cannot draw the {chart} chart: {message}")]
-    Chart { chart: String, message: String },
-}
 
 /// Which reports to write (each `None` is skipped).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -58,47 +41,6 @@ fn write_file(path: &Path, text: &str) -> Result<(), ReportError> {
         path: e.path,
         source: e.source,
     })
-}
-
-/// What [`write_reports`] did: the files written, in order, and each one that could not be.
-#[derive(Debug, Default)]
-pub struct Written {
-    pub files: Vec<PathBuf>,
-    pub errors: Vec<ReportError>,
-}
-
-impl Written {
-    pub(crate) fn add(&mut self, path: &Path, outcome: Result<(), ReportError>) {
-        match outcome {
-            Ok(()) => self.files.push(path.to_path_buf()),
-            Err(err) => self.errors.push(err),
-        }
-    }
-
-    /// Names every file written (`written to …`, `-` left out) and every failure
-    /// (`error: …`) on stderr; true when every report was written.
-    pub fn announce(&self, verb: &str) -> bool {
-        for path in self.files.iter().filter(|p| p.as_os_str() != "-") {
-            crate::errln!("{verb} {}", path.display());
-        }
-        for err in &self.errors {
-            crate::errln!("error: {err}");
-        }
-        self.errors.is_empty()
-    }
-
-    /// The files written, or the first failure (for callers that stop at one).
-    pub fn into_result(mut self) -> Result<Vec<PathBuf>, ReportError> {
-        match self.errors.is_empty() {
-            true => Ok(self.files),
-            false => Err(self.errors.remove(0)),
-        }
-    }
-
-    /// Whether `path` was written.
-    pub fn wrote(&self, path: &Path) -> bool {
-        self.files.iter().any(|p| p == path)
-    }
 }
 
 /// Writes the requested reports of `result`: every one it can, each completely or not at all
