@@ -251,11 +251,18 @@ pub struct Surroundings {
     pub events: Events,
 }
 
-/// Everything a run needs before its target: memory, plugins, classes, data, `start_at`.
-pub async fn prepare(plan: &Plan) -> Result<Prepared, RunError> {
+/// The plan's users, checked: the memory plan, the plugins and their classes, and the memory
+/// the loaded plugins need. `prepare` starts with it; `perfhost run --dry-run` stops after it.
+pub async fn check(plan: &Plan) -> Result<(PluginSet, Vec<engine::ClassSlot>), RunError> {
     check_memory(plan)?;
     let (set, classes) = load_plugins(plan).await?;
     check_plugin_memory(plan, &set, &classes)?;
+    Ok((set, classes))
+}
+
+/// Everything a run needs before its target: memory, plugins, classes, data, `start_at`.
+pub async fn prepare(plan: &Plan) -> Result<Prepared, RunError> {
+    let (set, classes) = check(plan).await?;
     let data = DataSets::load(&plan.data)?.for_shard(plan.shard);
     if let Some(at) = plan.start_at {
         barrier(plan, at).await?;

@@ -70,17 +70,15 @@ pub fn main(args: RunArgs) -> u8 {
     })
 }
 
-/// What `--dry-run` checks before printing the plan.
+/// What `--dry-run` checks before printing the plan: what the run checks before it starts.
 fn dry_check(plan: &Plan) -> Result<(), crate::RunError> {
-    perfhost_core::run::check_memory(plan)?;
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
-        .map_err(|e| perfhost_core::plugin::PluginError::Engine(e.to_string()))?;
-    let (set, classes) = runtime.block_on(perfhost_core::run::load_plugins(plan))?;
-    Ok(perfhost_core::run::check_plugin_memory(
-        plan, &set, &classes,
-    )?)
+        .map_err(|e| perfhost_core::plugin::PluginError::Engine(e.to_string()))
+        .map_err(perfhost_core::run::RunError::from)?;
+    runtime.block_on(perfhost_core::run::check(plan))?;
+    Ok(())
 }
 
 /// Runs one plan, prints the summary and writes the reports; returns the result and the exit

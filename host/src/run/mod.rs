@@ -47,12 +47,6 @@ impl RunError {
     }
 }
 
-impl From<perfhost_core::plugin::PluginError> for RunError {
-    fn from(err: perfhost_core::plugin::PluginError) -> Self {
-        RunError::Core(err.into())
-    }
-}
-
 /// `--trace` lines go to stderr.
 fn stderr_events() -> Events {
     Arc::new(|event| match event {
