@@ -659,6 +659,23 @@ impl AuthProbe {
         );
         self.seen.lock().unwrap().iter().all(|a| *a == want)
     }
+
+    /// The shard run `out` exited 0 after at least 3 requests here, each with the secret's
+    /// Basic credentials.
+    fn assert_reached_by(&self, out: &std::process::Output) {
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(self.requests() >= 3, "{} requests", self.requests());
+        assert!(
+            self.all_sent_basic_auth(),
+            "{:?}",
+            self.seen.lock().unwrap()
+        );
+    }
 }
 
 impl Drop for AuthProbe {
@@ -815,19 +832,8 @@ async fn k8s_secrets_go_to_a_secret_never_to_the_manifests() {
         ("PERFHOST_SHARD_COUNT".into(), "1".into()),
     ]);
     let out = perfhost_now(args, &dir.0, env).await;
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
     // The flags name no target: the shard found it in the secret alone.
-    assert!(probe.requests() >= 3, "{} requests", probe.requests());
-    assert!(
-        probe.all_sent_basic_auth(),
-        "{:?}",
-        probe.seen.lock().unwrap()
-    );
+    probe.assert_reached_by(&out);
 
     if let Some(validate) = tool("kubernetes-validate") {
         std::fs::write(dir.join("job.yaml"), &manifests).unwrap();
@@ -934,18 +940,7 @@ async fn slurm_secrets_go_to_a_private_file_the_script_reads() {
         .await
         .expect("the task ends within 90 s")
         .unwrap();
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
     // The flags name no target: the shard found it in the secret alone.
-    assert!(probe.requests() >= 3, "{} requests", probe.requests());
-    assert!(
-        probe.all_sent_basic_auth(),
-        "{:?}",
-        probe.seen.lock().unwrap()
-    );
+    probe.assert_reached_by(&out);
     assert!(dir.join("shared/results/shard-0.json").is_file());
 }
