@@ -57,8 +57,8 @@ pub struct Plan {
     pub force: bool,
     /// Sample the target process's memory during the run.
     pub profile: Option<ProfilePlan>,
-    /// Where each value came from (for `--print-config`), by setting name.
-    pub sources: BTreeMap<&'static str, Source>,
+    /// Where each value came from (for `--print-config` and errors), by setting name.
+    pub sources: BTreeMap<&'static str, Origin>,
     /// One of N processes of the run (`--shard i/N`).
     pub shard: Option<ShardPlan>,
     /// Start at this wall-clock instant (Unix seconds), after loading everything
@@ -330,6 +330,26 @@ pub enum Source {
     File,
     /// perfhost's default.
     Default,
+}
+
+/// Where one resolved value came from: its layer, and the place a user finds it there
+/// (`--users`, `PERFHOST_USERS`, `perfhost.toml:12`, scenario `smoke`; empty for a default).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Origin {
+    /// The layer.
+    pub source: Source,
+    /// The flag, variable, `file:line` or scenario that gave the value.
+    pub place: String,
+}
+
+impl Origin {
+    /// perfhost's own default.
+    pub fn default_value() -> Self {
+        Origin {
+            source: Source::Default,
+            place: String::new(),
+        }
+    }
 }
 
 impl Source {

@@ -174,7 +174,8 @@ fn fits(plan: &Plan, instance_bytes: u64, detail: String) -> Result<(), RunError
 
 /// `message` about `field`, pinned to its scenario line when the scenario set that field.
 fn pinned(plan: &Plan, field: &'static str, err: RunError) -> RunError {
-    let from_scenario = field == "weights" || plan.sources.get(field) == Some(&Source::Scenario);
+    let from_scenario =
+        field == "weights" || plan.sources.get(field).map(|o| o.source) == Some(Source::Scenario);
     match &plan.scenario {
         Some(sc) if from_scenario => sc
             .pin(field, &err.to_string())

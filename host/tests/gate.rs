@@ -280,12 +280,23 @@ async fn locust_flags_and_locust_conf_work() {
     std::fs::write(d.join("locust.conf"), conf).unwrap();
     let (code, out) = perfhost(&["run", "--print-config"], &d).await;
     assert_eq!(code, Some(0), "{out}");
-    assert!(
-        out.contains("http://127.0.0.1:1") && out.contains("users            50"),
+    let row = |key: &str| -> Vec<String> {
+        let line = out
+            .lines()
+            .find(|l| l.split_whitespace().next() == Some(key))
+            .unwrap_or_else(|| panic!("no {key} row in {out}"));
+        line.split_whitespace().map(String::from).collect()
+    };
+    assert_eq!(row("host")[1], "http://127.0.0.1:1", "{out}");
+    // Each value names the line of locust.conf it came from.
+    assert_eq!(
+        row("users")[1..],
+        ["50", "(file", "locust.conf:8)"],
         "{out}"
     );
-    assert!(
-        out.contains("spawn-rate       5/s") && out.contains("(file)"),
+    assert_eq!(
+        row("spawn-rate")[1..],
+        ["5/s", "(file", "locust.conf:9)"],
         "{out}"
     );
     // web-host and web-port are the web UI's (perfhost ui); the rest is commented out.

@@ -901,7 +901,7 @@ fn cases() -> Vec<Case> {
             "bad file",
             "locust.conf with a UTF-8 byte-order mark: its first key is read",
             [RUN, "--config", "{dir}/locust.conf", "--dry-run"],
-            ["--users", "at least 1"],
+            ["locust.conf:1: field", "at least 1"],
             [("locust.conf", b"\xef\xbb\xbfusers = 0\n")]
         ),
         refused!(

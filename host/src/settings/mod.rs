@@ -1,26 +1,30 @@
-//! From the command line, the environment, a scenario and `perfhost.toml` to one resolved
-//! `Plan`. Every setting goes through one layered mechanism: each source gives a `Settings`
-//! (every field optional), the first layer that sets a field wins — CLI > environment >
-//! scenario > file > default — and its name is recorded for `--print-config`.
+//! From the command line, the environment, a scenario and `perfhost.toml` (or `locust.conf`)
+//! to one resolved `Plan`. Every setting is a row of the settings table (`table`); each source
+//! is read into a layer by walking it (`sources`), the first layer that sets a setting wins —
+//! CLI > environment > scenario > file > default — its value is checked once, and its origin
+//! (`--users`, `PERFHOST_USERS`, `perfhost.toml:12`, scenario `smoke`) is kept for errors and
+//! `--print-config`.
 
 pub mod command;
 pub mod run_flags;
 pub mod scenario;
+pub mod sources;
+pub mod table;
 
-use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Duration;
-
-use serde::{Deserialize, Deserializer};
 
 use perfhost_core::client::DEFAULT_MAX_BODY_SIZE;
 use perfhost_core::plan::{
-    format_duration, format_size, parse_duration, parse_size, ClassChoice, ClientOptions,
-    DurationError, FieldError, LoadShape, Outputs, Plan, ProcessQuery, ProfilePlan, SandboxLimits,
-    Secret, SizeError, Source, StopConditions, Target,
+    format_duration, parse_duration, parse_size, ClassChoice, ClientOptions, DurationError,
+    FieldError, LoadShape, Origin, Outputs, Plan, ProcessQuery, ProfilePlan, SandboxLimits, Secret,
+    SizeError, Source, StopConditions, Target,
 };
 use perfhost_core::plugin::{builtin, DEFAULT_CPU_BUDGET, DEFAULT_MEMORY_CAP};
 use scenario::Scenario;
+pub use sources::locust_conf;
+use sources::{Layer, Merged};
+pub use table::env_var;
 
 /// Options of `perfhost run` (Locust's names where Locust has one).
 #[derive(Debug, Clone, Default, clap::Args)]
@@ -259,310 +263,6 @@ pub struct RunArgs {
     pub profile_no_children: bool,
 }
 
-/// One layer of settings, every field optional: `perfhost.toml` as a whole, and what the
-/// command line, the environment and a scenario set. Names are the file's keys.
-#[derive(Debug, Default, Clone, Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "kebab-case")]
-pub struct Settings {
-    pub host: Option<String>,
-    pub plugins: Option<Vec<String>>,
-    pub users: Option<usize>,
-    pub spawn_rate: Option<f64>,
-    pub rate: Option<String>,
-    pub max_users: Option<usize>,
-    pub pre_allocated_users: Option<usize>,
-    pub arrivals: Option<String>,
-    #[serde(default, deserialize_with = "duration_setting")]
-    pub run_time: Option<Duration>,
-    pub iterations: Option<u64>,
-    pub user_classes: Option<Vec<String>>,
-    pub seed: Option<u64>,
-    #[serde(default, deserialize_with = "duration_setting")]
-    pub stop_timeout: Option<Duration>,
-    #[serde(default, deserialize_with = "duration_setting")]
-    pub request_timeout: Option<Duration>,
-    #[serde(default, deserialize_with = "duration_setting")]
-    pub cpu_budget: Option<Duration>,
-    pub memory_cap_mib: Option<usize>,
-    pub log_level: Option<String>,
-    pub run_name: Option<String>,
-    pub reset_stats: Option<bool>,
-    pub trace: Option<bool>,
-    pub insecure: Option<bool>,
-    pub ca_cert: Option<PathBuf>,
-    pub json_file: Option<PathBuf>,
-    pub csv: Option<PathBuf>,
-    pub html: Option<PathBuf>,
-    pub data: Option<Vec<String>>,
-    #[serde(default, deserialize_with = "size_setting")]
-    pub max_body_size: Option<usize>,
-    pub only_summary: Option<bool>,
-    pub print_stats: Option<bool>,
-    pub csv_full_history: Option<bool>,
-    pub exit_code_on_error: Option<u8>,
-    pub junit: Option<PathBuf>,
-    pub thresholds: Option<Vec<String>>,
-    pub web_host: Option<String>,
-    pub web_port: Option<u16>,
-    /// Values for plugins (`ctx.config(KEY)`); merged over layers, the higher one winning.
-    #[serde(default)]
-    pub config: BTreeMap<String, String>,
-}
-
-/// A setting written as text or as a bare number (`"2m"` or `120`), as text; anything else
-/// is one line saying what to write (not serde's "did not match any variant").
-struct TextOrNumber(&'static str);
-
-impl serde::de::Visitor<'_> for TextOrNumber {
-    type Value = String;
-
-    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.0)
-    }
-
-    fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<String, E> {
-        Ok(v.to_string())
-    }
-
-    fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<String, E> {
-        Ok(v.to_string())
-    }
-
-    fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<String, E> {
-        Ok(v.to_string())
-    }
-
-    fn visit_f64<E: serde::de::Error>(self, v: f64) -> Result<String, E> {
-        Ok(v.to_string())
-    }
-}
-
-/// A duration in a settings file: `"2m"`, or a number of seconds.
-fn duration_setting<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
-    let text = d.deserialize_any(TextOrNumber(
-        "a duration such as \"90s\", \"5m\" or \"1h30m\", or a number of seconds",
-    ))?;
-    parse_duration(&text)
-        .map(Some)
-        .map_err(serde::de::Error::custom)
-}
-
-/// A size in a settings file: `"16MiB"`, or a number of bytes.
-fn size_setting<'de, D: Deserializer<'de>>(d: D) -> Result<Option<usize>, D::Error> {
-    let text = d.deserialize_any(TextOrNumber(
-        "a size such as \"16MiB\" or \"100MB\", or a number of bytes",
-    ))?;
-    parse_size(&text)
-        .map(Some)
-        .map_err(serde::de::Error::custom)
-}
-
-/// The settings an environment variable can carry: `PERFHOST_<NAME>` (e.g. `PERFHOST_USERS`,
-/// `PERFHOST_JSON_FILE`), as Locust reads `LOCUST_<NAME>`; `LOAD_TEST_HOST` for the host, as
-/// the Auditor suite does. Every key of `perfhost.toml` but the `[config]` table (plugins'
-/// values: `--config-value`); lists (`plugins`, `user-classes`, `data`, `thresholds`) are
-/// comma-separated. A test checks this list against `Settings`' fields.
-pub const ENV_SETTINGS: [&str; 35] = [
-    "host",
-    "plugins",
-    "users",
-    "spawn-rate",
-    "rate",
-    "max-users",
-    "pre-allocated-users",
-    "arrivals",
-    "run-time",
-    "iterations",
-    "user-classes",
-    "seed",
-    "stop-timeout",
-    "request-timeout",
-    "cpu-budget",
-    "memory-cap-mib",
-    "log-level",
-    "run-name",
-    "reset-stats",
-    "trace",
-    "insecure",
-    "ca-cert",
-    "json-file",
-    "csv",
-    "html",
-    "data",
-    "max-body-size",
-    "only-summary",
-    "print-stats",
-    "csv-full-history",
-    "exit-code-on-error",
-    "junit",
-    "thresholds",
-    "web-host",
-    "web-port",
-];
-
-/// `PERFHOST_<KEY>`: the environment variable of a setting.
-pub fn env_var(key: &str) -> String {
-    format!("PERFHOST_{}", key.replace('-', "_").to_ascii_uppercase())
-}
-
-impl Settings {
-    /// Sets `key` (a settings-file name) from text, as an environment variable gives it.
-    pub fn set(&mut self, key: &str, value: &str) -> Result<(), String> {
-        fn number<T: std::str::FromStr>(v: &str) -> Result<T, String> {
-            let v = v.trim();
-            v.parse().map_err(|_| match v.parse::<f64>() {
-                Ok(n) if n < 0.0 => format!("`{v}` cannot be negative"),
-                Ok(_) if v.parse::<i128>().is_ok() => format!("`{v}` is too large"),
-                Ok(_) => format!("`{v}` is not a whole number"),
-                Err(_) => format!("`{v}` is not a number"),
-            })
-        }
-        fn flag(v: &str) -> Result<bool, String> {
-            match v.trim().to_ascii_lowercase().as_str() {
-                "1" | "true" | "yes" | "on" => Ok(true),
-                "0" | "false" | "no" | "off" | "" => Ok(false),
-                _ => Err(format!("`{v}` is not true or false")),
-            }
-        }
-        let duration = |v: &str| parse_duration(v).map_err(|e| e.to_string());
-        let list = |v: &str| v.split(',').map(|s| s.trim().to_string()).collect();
-        match key {
-            "host" => self.host = Some(value.to_string()),
-            "plugins" => self.plugins = Some(list(value)),
-            "users" => self.users = Some(number(value)?),
-            "spawn-rate" => self.spawn_rate = Some(number(value)?),
-            "rate" => self.rate = Some(value.to_string()),
-            "max-users" => self.max_users = Some(number(value)?),
-            "pre-allocated-users" => self.pre_allocated_users = Some(number(value)?),
-            "arrivals" => self.arrivals = Some(value.to_string()),
-            "run-time" => self.run_time = Some(duration(value)?),
-            "iterations" => self.iterations = Some(number(value)?),
-            "user-classes" => self.user_classes = Some(list(value)),
-            "seed" => self.seed = Some(number(value)?),
-            "stop-timeout" => self.stop_timeout = Some(duration(value)?),
-            "request-timeout" => self.request_timeout = Some(duration(value)?),
-            "cpu-budget" => self.cpu_budget = Some(duration(value)?),
-            "memory-cap-mib" => self.memory_cap_mib = Some(number(value)?),
-            "log-level" => self.log_level = Some(value.to_string()),
-            "run-name" => self.run_name = Some(value.to_string()),
-            "reset-stats" => self.reset_stats = Some(flag(value)?),
-            "trace" => self.trace = Some(flag(value)?),
-            "insecure" => self.insecure = Some(flag(value)?),
-            "ca-cert" => self.ca_cert = Some(PathBuf::from(value)),
-            "json-file" => self.json_file = Some(PathBuf::from(value)),
-            "csv" => self.csv = Some(PathBuf::from(value)),
-            "html" => self.html = Some(PathBuf::from(value)),
-            "data" => self.data = Some(list(value)),
-            "max-body-size" => {
-                self.max_body_size = Some(parse_size(value).map_err(|e| e.to_string())?)
-            }
-            "only-summary" => self.only_summary = Some(flag(value)?),
-            "web-host" => self.web_host = Some(value.to_string()),
-            "web-port" => self.web_port = Some(number(value)?),
-            "print-stats" => self.print_stats = Some(flag(value)?),
-            "csv-full-history" => self.csv_full_history = Some(flag(value)?),
-            "exit-code-on-error" => self.exit_code_on_error = Some(number(value)?),
-            "junit" => self.junit = Some(PathBuf::from(value)),
-            "threshold" | "thresholds" => self.thresholds = Some(list(value)),
-            _ => return Err(format!("unknown setting `{key}`")),
-        }
-        Ok(())
-    }
-
-    /// What the command line sets (flags given, values present).
-    fn from_args(args: &RunArgs) -> Result<Self, ConfigError> {
-        let mut config = BTreeMap::new();
-        for kv in &args.config_values {
-            let (k, v) = kv.split_once('=').ok_or_else(|| ConfigError::Invalid {
-                setting: "--config-value".into(),
-                message: format!("`{kv}`: expected KEY=VALUE"),
-            })?;
-            config.insert(k.to_string(), v.to_string());
-        }
-        let some_vec = |v: &Vec<String>| (!v.is_empty()).then(|| v.clone());
-        let flag = |b: bool| b.then_some(true);
-        Ok(Settings {
-            host: args.host.clone(),
-            plugins: some_vec(&args.plugins),
-            users: args.users,
-            spawn_rate: args.spawn_rate,
-            rate: args.rate.clone(),
-            max_users: args.max_users,
-            pre_allocated_users: args.pre_allocated_users,
-            arrivals: args.arrivals.clone(),
-            run_time: args.run_time,
-            iterations: args.iterations,
-            user_classes: some_vec(&args.user_classes),
-            seed: args.seed,
-            stop_timeout: args.stop_timeout,
-            request_timeout: args.request_timeout,
-            cpu_budget: args.cpu_budget,
-            memory_cap_mib: args.memory_cap_mib,
-            log_level: args.log_level.clone(),
-            run_name: args.run_name.clone(),
-            reset_stats: flag(args.reset_stats),
-            trace: flag(args.trace),
-            insecure: flag(args.insecure),
-            ca_cert: args.ca_cert.clone(),
-            json_file: args.json_file.clone(),
-            csv: args.csv.clone(),
-            html: args.html.clone(),
-            data: some_vec(&args.data),
-            max_body_size: args.max_body_size,
-            only_summary: flag(args.only_summary),
-            print_stats: flag(args.print_stats),
-            csv_full_history: flag(args.csv_full_history),
-            exit_code_on_error: args.exit_code_on_error,
-            junit: args.junit.clone(),
-            thresholds: some_vec(&args.thresholds),
-            web_host: args.web_host.clone(),
-            web_port: args.web_port,
-            config,
-        })
-    }
-
-    /// What the environment sets: `LOAD_TEST_HOST` and `PERFHOST_<NAME>`.
-    fn from_env(env: &dyn Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
-        let mut settings = Settings::default();
-        for key in ENV_SETTINGS {
-            let var = env_var(key);
-            let value = match env(&var).filter(|v| !v.trim().is_empty()) {
-                Some(v) => v,
-                None if key == "host" => match env("LOAD_TEST_HOST") {
-                    Some(v) if !v.trim().is_empty() => v,
-                    _ => continue,
-                },
-                None => continue,
-            };
-            settings
-                .set(key, &value)
-                .map_err(|message| ConfigError::Invalid {
-                    setting: var,
-                    message,
-                })?;
-        }
-        Ok(settings)
-    }
-
-    /// What a scenario sets.
-    fn from_scenario(sc: &Scenario) -> Self {
-        Settings {
-            plugins: sc.plugins.clone(),
-            users: sc.users,
-            spawn_rate: sc.spawn_rate,
-            run_time: sc.duration(),
-            rate: sc.rate.clone(),
-            max_users: sc.max_users,
-            pre_allocated_users: sc.pre_allocated_users,
-            arrivals: sc.arrivals.clone(),
-            user_classes: (!sc.user_classes.is_empty()).then(|| sc.user_classes.clone()),
-            run_name: Some(sc.name.clone()),
-            config: sc.config.clone(),
-            ..Settings::default()
-        }
-    }
-}
-
 /// Configuration problems: one line naming the thing and the fix.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -585,41 +285,6 @@ impl ConfigError {
     }
 }
 
-/// The layers in precedence order, and the source of every value picked from them.
-struct Layers<'a> {
-    layers: Vec<(Source, &'a Settings)>,
-    sources: BTreeMap<&'static str, Source>,
-}
-
-impl<'a> Layers<'a> {
-    /// The value of the first layer that sets `key`; records where it came from.
-    fn pick<T>(&mut self, key: &'static str, get: impl Fn(&'a Settings) -> Option<T>) -> Option<T> {
-        for &(source, settings) in &self.layers {
-            if let Some(value) = get(settings) {
-                self.sources.insert(key, source);
-                return Some(value);
-            }
-        }
-        self.sources.insert(key, Source::Default);
-        None
-    }
-
-    /// `pick`, with a default.
-    fn pick_or<T>(
-        &mut self,
-        key: &'static str,
-        default: T,
-        get: impl Fn(&'a Settings) -> Option<T>,
-    ) -> T {
-        self.pick(key, get).unwrap_or(default)
-    }
-
-    /// Records that `key` came from `source` (values not picked from one layer).
-    fn note(&mut self, key: &'static str, source: Source) {
-        self.sources.insert(key, source);
-    }
-}
-
 /// The web UI's default port (Locust's).
 pub const DEFAULT_WEB_PORT: u16 = 8089;
 
@@ -627,7 +292,7 @@ pub const DEFAULT_WEB_PORT: u16 = 8089;
 /// `--web-token`, `--web-auth`: loopback unless a token or credentials guard it.
 fn metrics_plan(
     args: &RunArgs,
-    l: &mut Layers<'_>,
+    m: &Merged,
 ) -> Result<Option<perfhost_core::plan::MetricsPlan>, ConfigError> {
     let token = args.web_token.clone().filter(|t| !t.is_empty()).map(Secret);
     // The token travels in a header and a cookie: a control character, a space or `;` there
@@ -659,10 +324,7 @@ fn metrics_plan(
     // A config file's web-host/web-port are the web UI's (Locust's locust.conf); the metrics
     // endpoint of a headless run binds where the command line says.
     let (web_host, web_port) = if args.web {
-        (
-            l.pick("web-host", |s| s.web_host.clone()),
-            l.pick("web-port", |s| s.web_port),
-        )
+        (m.text("web-host"), m.count("web-port").map(|p| p as u16))
     } else {
         (args.web_host.clone(), None)
     };
@@ -705,7 +367,7 @@ fn metrics_plan(
         "localhost" => std::net::Ipv4Addr::LOCALHOST.into(),
         h => h.trim_matches(['[', ']']).parse().map_err(|_| {
             ConfigError::invalid(
-                "--web-host",
+                &m.named("web-host"),
                 format!("`{h}` is not an IP address (e.g. 127.0.0.1, ::1, 0.0.0.0)"),
             )
         })?,
@@ -728,26 +390,26 @@ fn metrics_plan(
 /// The open model from `--rate` and its companions, or `None` for the closed model; the
 /// flags that belong to the other model are refused with the one to use instead.
 fn open_model(
-    l: &mut Layers<'_>,
+    m: &mut Merged,
     run_time: Option<Duration>,
     iterations: Option<u64>,
     scenario: Option<&Scenario>,
 ) -> Result<Option<perfhost_core::plan::ArrivalPlan>, ConfigError> {
-    let max_users = l.pick("max-users", |s| s.max_users);
-    let pre_allocated = l.pick("pre-allocated-users", |s| s.pre_allocated_users);
-    let spacing = l.pick("arrivals", |s| s.arrivals.clone());
+    let max_users = m.count("max-users").map(|n| n as usize);
+    let pre_allocated = m.count("pre-allocated-users").map(|n| n as usize);
+    let spacing = m.text("arrivals");
     // A scenario's rate stages, unless the command line or the environment give --rate.
-    let rate_given = l.pick("rate", |s| s.rate.clone());
-    let from_cli = matches!(l.sources.get("rate"), Some(Source::Cli | Source::Env));
+    let rate_given = m.text("rate");
+    let from_cli = matches!(m.source("rate"), Source::Cli | Source::Env);
     let staged = scenario.filter(|sc| !sc.rate_stages.is_empty() && !from_cli);
     let per_class = scenario.filter(|sc| !sc.class_rates.is_empty() && !from_cli);
     let rate = match (staged, per_class, rate_given) {
         (Some(sc), _, _) => {
-            l.note("rate", Source::Scenario);
+            m.note("rate", Source::Scenario, format!("scenario `{}`", sc.name));
             Some(format!("{}/s", sc.rate_stages[0].per_s))
         }
         (None, Some(sc), _) => {
-            l.note("rate", Source::Scenario);
+            m.note("rate", Source::Scenario, format!("scenario `{}`", sc.name));
             Some(format!(
                 "{}/s",
                 sc.class_rates.iter().map(|(_, r)| r).sum::<f64>()
@@ -756,31 +418,31 @@ fn open_model(
         (None, None, rate) => rate,
     };
     let Some(rate) = rate else {
-        for (given, flag) in [
-            (max_users.is_some(), "--max-users"),
-            (pre_allocated.is_some(), "--pre-allocated-users"),
-            (spacing.is_some(), "--arrivals"),
+        for (given, key) in [
+            (max_users.is_some(), "max-users"),
+            (pre_allocated.is_some(), "pre-allocated-users"),
+            (spacing.is_some(), "arrivals"),
         ] {
             if given {
                 return Err(ConfigError::invalid(
-                    flag,
+                    &m.named(key),
                     "belongs to the open model: give --rate N/s too (closed-model runs size themselves with -u)",
                 ));
             }
         }
         return Ok(None);
     };
-    let per_s =
-        perfhost_core::plan::parse_rate(&rate).map_err(|m| ConfigError::invalid("--rate", m))?;
-    if matches!(l.sources.get("users"), Some(Source::Cli | Source::Env)) {
+    let per_s = perfhost_core::plan::parse_rate(&rate)
+        .map_err(|e| ConfigError::invalid(&m.named("rate"), e))?;
+    if matches!(m.source("users"), Source::Cli | Source::Env) {
         return Err(ConfigError::invalid(
-            "--users",
+            &m.named("users"),
             "counts the closed model's users: with --rate the pool grows as arrivals need it — size it with --max-users (and --pre-allocated-users)",
         ));
     }
     if iterations.is_some() {
         return Err(ConfigError::invalid(
-            "--iterations",
+            &m.named("iterations"),
             "cannot end an open-model run: with --rate give -t (arrivals = rate × run time)",
         ));
     }
@@ -801,22 +463,11 @@ fn open_model(
     // Pool defaults follow the highest rate of the schedule.
     let per_s = stages.iter().map(|s| s.per_s).fold(start_per_s, f64::max);
     let max_users = max_users.unwrap_or_else(|| (per_s.ceil() as usize).max(100));
-    if max_users == 0 {
-        return Err(ConfigError::invalid("--max-users", "must be at least 1"));
-    }
     let pre_allocated = pre_allocated
         .unwrap_or_else(|| ((per_s / 10.0).ceil() as usize).max(1))
         .min(max_users);
-    let poisson = match spacing.as_deref() {
-        None | Some("even") => false,
-        Some("poisson") => true,
-        Some(other) => {
-            return Err(ConfigError::invalid(
-                "--arrivals",
-                format!("`{other}` is not a spacing: use even or poisson"),
-            ))
-        }
-    };
+    // The table's check allows only `even` and `poisson`.
+    let poisson = spacing.as_deref() == Some("poisson");
     Ok(Some(perfhost_core::plan::ArrivalPlan {
         stages,
         start_per_s,
@@ -837,7 +488,7 @@ const DEFAULT_USERS: usize = 10;
 /// Resolves CLI > environment > scenario > perfhost.toml > defaults. `env` is passed in so
 /// tests control it.
 pub fn resolve(args: &RunArgs, env: &dyn Fn(&str) -> Option<String>) -> Result<Plan, ConfigError> {
-    let file = load_file(args.config.as_deref())?;
+    let file = sources::from_file(args.config.as_deref())?;
     resolve_layers(args, env, &file)
 }
 
@@ -846,8 +497,8 @@ pub fn resolve(args: &RunArgs, env: &dyn Fn(&str) -> Option<String>) -> Result<P
 /// this folder's `perfhost.toml`).
 pub fn resolve_portable(args: &RunArgs) -> Result<Plan, ConfigError> {
     let file = match &args.config {
-        Some(path) => load_file(Some(path))?,
-        None => Settings::default(),
+        Some(path) => sources::from_file(Some(path))?,
+        None => Layer::default(),
     };
     resolve_layers(args, &|_| None, &file)
 }
@@ -855,184 +506,136 @@ pub fn resolve_portable(args: &RunArgs) -> Result<Plan, ConfigError> {
 /// The plan of `args` alone: no environment, no settings file (for the library's own callers,
 /// such as `perfhost bench`, and tests).
 pub fn resolve_args(args: &RunArgs) -> Result<Plan, ConfigError> {
-    resolve_layers(args, &|_| None, &Settings::default())
+    resolve_layers(args, &|_| None, &Layer::default())
+}
+
+/// A secret only the environment gives (`API_TOKEN`, `API_KEY`), and its origin.
+fn env_secret(env: &dyn Fn(&str) -> Option<String>, var: &str) -> (Option<Secret>, Origin) {
+    match env(var).filter(|s| !s.is_empty()) {
+        Some(value) => (
+            Some(Secret(value)),
+            Origin {
+                source: Source::Env,
+                place: var.to_string(),
+            },
+        ),
+        None => (None, Origin::default_value()),
+    }
 }
 
 fn resolve_layers(
     args: &RunArgs,
     env: &dyn Fn(&str) -> Option<String>,
-    file: &Settings,
+    file: &Layer,
 ) -> Result<Plan, ConfigError> {
     let scenario = match args.scenario.as_deref() {
         Some(name) => Some(scenario::load(name)?),
         None => None,
     };
-    let cli = Settings::from_args(args)?;
-    let environment = Settings::from_env(env)?;
-    let from_scenario = scenario.as_ref().map(Settings::from_scenario);
-    let mut layers = vec![(Source::Cli, &cli), (Source::Env, &environment)];
+    let cli = sources::from_args(args)?;
+    let environment = sources::from_env(env)?;
+    let from_scenario = scenario.as_ref().map(sources::from_scenario);
+    let mut layers = vec![&cli, &environment];
     if let Some(sc) = &from_scenario {
-        layers.push((Source::Scenario, sc));
+        layers.push(sc);
     }
-    layers.push((Source::File, file));
-    let mut l = Layers {
-        layers,
-        sources: BTreeMap::new(),
-    };
+    layers.push(file);
+    let mut m = sources::merge(&layers)?;
 
-    let host = l.pick("host", |s| s.host.clone());
+    let host = m.text("host");
     let target = match &host {
-        Some(url) => {
-            Some(Target::parse(url).map_err(|e| ConfigError::invalid("host", e.to_string()))?)
-        }
+        // The table's check parsed it already.
+        Some(url) => Some(
+            Target::parse(url)
+                .map_err(|e| ConfigError::invalid(&m.named("host"), e.to_string()))?,
+        ),
         None => None,
     };
     let basic_auth = host
         .as_deref()
         .and_then(Target::credentials)
         .map(|(user, password)| (user, Secret(password)));
-    let plugins = l.pick_or(
-        "plugins",
+    let plugins = m.list("plugins").unwrap_or_else(|| {
         builtin::names(&[builtin::Role::Default])
             .into_iter()
             .map(String::from)
-            .collect(),
-        |s| s.plugins.clone(),
-    );
-    let users = l.pick_or("users", DEFAULT_USERS, |s| s.users);
-    let spawn_rate = l.pick("spawn-rate", |s| s.spawn_rate);
-    if users == 0 {
-        return Err(ConfigError::invalid("--users", "must be at least 1"));
-    }
-    let spawn_rate = spawn_rate.unwrap_or(users as f64);
-    if !(spawn_rate > 0.0 && spawn_rate.is_finite()) {
-        return Err(ConfigError::invalid(
-            "--spawn-rate",
-            "must be a positive number of users per second",
-        ));
-    }
+            .collect()
+    });
+    let users = m.count("users").map_or(DEFAULT_USERS, |n| n as usize);
+    let spawn_rate = m.number("spawn-rate").unwrap_or(users as f64);
     // A scenario's stages shape the run unless the command line or the environment ask for a
     // plain ramp with -u / -r.
-    let plain_asked = [Source::Cli, Source::Env]
+    let plain_asked = [m.source("users"), m.source("spawn-rate")]
         .iter()
-        .any(|s| l.sources.get("users") == Some(s) || l.sources.get("spawn-rate") == Some(s));
+        .any(|s| matches!(s, Source::Cli | Source::Env));
     let load = match &scenario {
         Some(sc) if !sc.stages.is_empty() && !plain_asked => {
-            l.note("stages", Source::Scenario);
+            m.note(
+                "stages",
+                Source::Scenario,
+                format!("scenario `{}`", sc.name),
+            );
             LoadShape {
                 stages: sc.stages.clone(),
             }
         }
-        _ => {
-            l.note("stages", Source::Default);
-            LoadShape::ramp(users, spawn_rate)
-        }
+        _ => LoadShape::ramp(users, spawn_rate),
     };
 
-    let iterations = l.pick("iterations", |s| s.iterations);
-    if iterations == Some(0) {
-        return Err(ConfigError::invalid("--iterations", "must be at least 1"));
-    }
-    let run_time = match l.pick("run-time", |s| s.run_time) {
+    let iterations = m.count("iterations");
+    let run_time = match m.duration("run-time") {
         Some(t) => Some(t),
         None if iterations.is_some() => None,
         None => Some(DEFAULT_RUN_TIME),
     };
-    if run_time.is_some_and(|t| t.is_zero()) {
-        return Err(ConfigError::invalid("--run-time", "must be longer than 0s"));
-    }
     let stop = StopConditions {
         run_time,
         iterations,
-        stop_timeout: l.pick_or("stop-timeout", Duration::from_secs(10), |s| s.stop_timeout),
+        stop_timeout: m
+            .duration("stop-timeout")
+            .unwrap_or(Duration::from_secs(10)),
     };
-    let arrivals = open_model(&mut l, run_time, iterations, scenario.as_ref())?;
+    let arrivals = open_model(&mut m, run_time, iterations, scenario.as_ref())?;
     // The shards of one run must draw the same choices (one arrival schedule, one class
     // sequence): without --seed they agree on one from --start-at (else a fixed one).
-    let seed = l
-        .pick("seed", |s| s.seed)
-        .unwrap_or_else(|| match &args.shard {
-            Some(_) => args.start_at.as_deref().map_or(1, |t| {
-                t.bytes().fold(1469598103934665603u64, |h, b| {
-                    (h ^ u64::from(b)).wrapping_mul(1099511628211)
-                })
-            }),
-            None => std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map(|d| d.as_nanos() as u64)
-                .unwrap_or(1),
-        });
+    let seed = m.count("seed").unwrap_or_else(|| match &args.shard {
+        Some(_) => args.start_at.as_deref().map_or(1, |t| {
+            t.bytes().fold(1469598103934665603u64, |h, b| {
+                (h ^ u64::from(b)).wrapping_mul(1099511628211)
+            })
+        }),
+        None => std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos() as u64)
+            .unwrap_or(1),
+    });
 
     let limits = SandboxLimits {
-        cpu_budget: l.pick_or("cpu-budget", DEFAULT_CPU_BUDGET, |s| s.cpu_budget),
-        memory_cap: match l.pick("memory-cap-mib", |s| s.memory_cap_mib) {
-            Some(0) => {
-                return Err(ConfigError::invalid(
-                    "--memory-cap-mib",
-                    "must be at least 1",
-                ))
-            }
-            Some(mib) => mib.checked_mul(1 << 20).ok_or_else(|| {
-                ConfigError::invalid(
-                    "--memory-cap-mib",
-                    "is more memory than this machine can address",
-                )
-            })?,
-            None => DEFAULT_MEMORY_CAP,
-        },
+        cpu_budget: m.duration("cpu-budget").unwrap_or(DEFAULT_CPU_BUDGET),
+        // The table's check keeps the product within usize.
+        memory_cap: m
+            .count("memory-cap-mib")
+            .map_or(DEFAULT_MEMORY_CAP, |mib| (mib as usize) << 20),
     };
-    if limits.cpu_budget < Duration::from_millis(10) {
-        return Err(ConfigError::invalid(
-            "--cpu-budget",
-            "must be at least 10ms (a budget shorter than that stops honest plugins on a busy machine)",
-        ));
-    }
-    let request_timeout = l.pick_or("request-timeout", Duration::from_secs(30), |s| {
-        s.request_timeout
-    });
-    if request_timeout.is_zero() {
-        return Err(ConfigError::invalid(
-            "--request-timeout",
-            "must be longer than 0s",
-        ));
-    }
-    let api_token = env("API_TOKEN").filter(|s| !s.is_empty()).map(Secret);
-    let api_key = env("API_KEY").filter(|s| !s.is_empty()).map(Secret);
-    l.note(
-        "api-token",
-        if api_token.is_some() {
-            Source::Env
-        } else {
-            Source::Default
-        },
-    );
-    l.note(
-        "api-key",
-        if api_key.is_some() {
-            Source::Env
-        } else {
-            Source::Default
-        },
-    );
+    let (api_token, token_origin) = env_secret(env, "API_TOKEN");
+    let (api_key, key_origin) = env_secret(env, "API_KEY");
+    m.sources.insert("api-token", token_origin);
+    m.sources.insert("api-key", key_origin);
     let client = ClientOptions {
-        request_timeout,
-        insecure: l.pick_or("insecure", false, |s| s.insecure),
-        ca_cert: l.pick("ca-cert", |s| s.ca_cert.clone()),
+        request_timeout: m
+            .duration("request-timeout")
+            .unwrap_or(Duration::from_secs(30)),
+        insecure: m.flag("insecure"),
+        ca_cert: m.path("ca-cert"),
         api_token,
         api_key,
         basic_auth,
-        max_body_size: l.pick_or("max-body-size", DEFAULT_MAX_BODY_SIZE, |s| s.max_body_size),
+        max_body_size: m.size("max-body-size").unwrap_or(DEFAULT_MAX_BODY_SIZE),
         keepalive: true,
     };
-    if client.max_body_size == 0 {
-        return Err(ConfigError::invalid(
-            "--max-body-size",
-            "must be at least 1 byte (plugins that never read bodies use discard-body)",
-        ));
-    }
 
     let classes = ClassChoice {
-        only: l.pick_or("user-classes", Vec::new(), |s| s.user_classes.clone()),
+        only: m.list("user-classes").unwrap_or_default(),
         weights: scenario
             .as_ref()
             .map(|s| s.weights.clone())
@@ -1040,105 +643,65 @@ fn resolve_layers(
         task: None,
         no_wait: false,
     };
-    let run_name = l.pick_or("run-name", "run".to_string(), |s| s.run_name.clone());
+    let run_name = m.text("run-name").unwrap_or_else(|| "run".to_string());
     let report_name = scenario
         .as_ref()
         .and_then(|s| s.report_name.clone())
         .unwrap_or_else(|| run_name.clone());
-    // Both name files in reports/: never a path out of it.
-    let from = |source: Option<&Source>| match source {
-        Some(Source::Scenario) => " (the scenario's `name`)",
-        Some(Source::Env) => " (PERFHOST_RUN_NAME)",
-        Some(Source::File) => " (the settings file's `run-name`)",
-        _ => "",
-    };
-    perfhost_core::outfile::check_run_name(&run_name).map_err(|why| {
-        ConfigError::invalid(
-            &format!("--run-name{}", from(l.sources.get("run-name"))),
-            why,
-        )
-    })?;
+    // It names files in reports/: never a path out of it (the run name's own row checks it).
     perfhost_core::outfile::check_run_name(&report_name)
         .map_err(|why| ConfigError::invalid("the scenario's [report] name", why))?;
     let outputs = Outputs {
         run_name,
         json: args.json,
-        json_file: l.pick("json-file", |s| s.json_file.clone()),
+        json_file: m.path("json-file"),
         no_report: args.no_report,
-        csv: l.pick("csv", |s| s.csv.clone()),
-        html: l.pick("html", |s| s.html.clone()),
+        csv: m.path("csv"),
+        html: m.path("html"),
         scenario_csv: scenario.as_ref().is_some_and(|s| s.report_csv),
         scenario_html: scenario.as_ref().is_some_and(|s| s.report_html),
         report_name,
-        only_summary: l.pick_or("only-summary", false, |s| s.only_summary),
-        print_stats: l.pick_or("print-stats", false, |s| s.print_stats),
-        csv_full_history: l.pick_or("csv-full-history", false, |s| s.csv_full_history),
-        junit: l.pick("junit", |s| s.junit.clone()),
-        metrics: metrics_plan(args, &mut l)?,
+        only_summary: m.flag("only-summary"),
+        print_stats: m.flag("print-stats"),
+        csv_full_history: m.flag("csv-full-history"),
+        junit: m.path("junit"),
+        metrics: metrics_plan(args, &m)?,
         hlog: args.hlog.clone(),
-        exit_code_on_error: l.pick_or("exit-code-on-error", crate::exit::TEST_FAILED, |s| {
-            s.exit_code_on_error
-        }),
+        exit_code_on_error: m
+            .count("exit-code-on-error")
+            .map_or(crate::exit::TEST_FAILED, |c| c as u8),
     };
-    let log_level = l.pick_or("log-level", "info".to_string(), |s| s.log_level.clone());
-    let log_level = normalize_log_level(&log_level)
-        .ok_or_else(|| {
-            ConfigError::invalid(
-                "--loglevel",
-                format!("`{log_level}` is not a level — use DEBUG, INFO, WARNING or ERROR"),
-            )
-        })?
+    // The table's check accepts only the levels this knows.
+    let log_level = m
+        .text("log-level")
+        .and_then(|l| normalize_log_level(&l))
+        .unwrap_or("info")
         .to_string();
 
-    // Values for plugins: every layer contributes, the higher one winning per key.
-    let mut config_values = BTreeMap::new();
-    let mut config_source = Source::Default;
-    for (source, settings) in l.layers.iter().rev() {
-        if !settings.config.is_empty() {
-            config_values.extend(settings.config.clone());
-            config_source = *source;
-        }
-    }
-    l.note("config", config_source);
     // A scenario's thresholds, and those of the command line (or environment, or file).
     let mut thresholds = scenario
         .as_ref()
         .map(|s| s.thresholds.clone())
         .unwrap_or_default();
-    let from_scenario = !thresholds.is_empty();
-    for text in l
-        .pick("thresholds", |s| s.thresholds.clone())
-        .unwrap_or_default()
-    {
+    if !thresholds.is_empty() && m.source("thresholds") == Source::Default {
+        let name = scenario.as_ref().map_or(String::new(), |s| s.name.clone());
+        m.note("thresholds", Source::Scenario, format!("scenario `{name}`"));
+    }
+    for text in m.list("thresholds").unwrap_or_default() {
         thresholds.push(
             perfhost_core::plan::parse_threshold(&text)
-                .map_err(|e| ConfigError::invalid("--threshold", e.to_string()))?,
+                .map_err(|e| ConfigError::invalid(&m.named("thresholds"), e.to_string()))?,
         );
     }
-    if from_scenario && l.sources.get("thresholds") == Some(&Source::Default) {
-        l.note("thresholds", Source::Scenario);
-    }
 
-    let reset_stats = l.pick_or("reset-stats", false, |s| s.reset_stats);
-    let trace = l.pick_or("trace", false, |s| s.trace);
-    let data = l.pick_or("data", Vec::new(), |s| s.data.clone());
-    l.note(
-        "workers",
-        if args.workers.is_some() {
-            Source::Cli
-        } else {
-            Source::Default
-        },
-    );
+    let data = m.list("data").unwrap_or_default();
+    if args.workers.is_some() {
+        m.note("workers", Source::Cli, "--workers");
+    }
     let profile = profile_plan(args, target.is_none(), scenario.as_ref())?;
-    l.note(
-        "profile",
-        if profile.as_ref().is_some_and(|p| p.explicit) {
-            Source::Cli
-        } else {
-            Source::Default
-        },
-    );
+    if profile.as_ref().is_some_and(|p| p.explicit) {
+        m.note("profile", Source::Cli, "--profile");
+    }
     let shard = match args.shard.as_deref() {
         Some("auto") => Some(
             perfhost_core::plan::ShardPlan::auto(env)
@@ -1168,9 +731,9 @@ fn resolve_layers(
         client,
         outputs,
         seed,
-        reset_stats,
-        trace,
-        config_values,
+        reset_stats: m.flag("reset-stats"),
+        trace: m.flag("trace"),
+        config_values: m.config.clone(),
         data,
         thresholds,
         scenario: scenario.as_ref().map(Scenario::reference),
@@ -1181,7 +744,7 @@ fn resolve_layers(
         ),
         force: args.force,
         profile,
-        sources: l.sources,
+        sources: m.sources,
         shard,
         start_at,
     })
@@ -1239,49 +802,33 @@ pub fn normalize_log_level(level: &str) -> Option<&'static str> {
     })
 }
 
-/// The text of `--print-config`: every setting and where it came from. Secrets are masked.
+/// The text of `--print-config`: every setting of the table as the plan resolved it, the
+/// plan's other values, and where each came from. Secrets are masked.
 pub fn describe(plan: &Plan) -> String {
-    let src = |k: &str| {
-        plan.sources
-            .get(k)
-            .copied()
-            .unwrap_or(Source::Default)
-            .as_str()
-            .to_string()
-    };
-    let list = |v: &[String], empty: &str| {
-        if v.is_empty() {
-            empty.to_string()
-        } else {
-            v.join(", ")
+    let from = |key: &str| {
+        let origin = plan
+            .sources
+            .get(key)
+            .cloned()
+            .unwrap_or_else(Origin::default_value);
+        match origin.place.as_str() {
+            "" => origin.source.as_str().to_string(),
+            place => format!("{} {place}", origin.source.as_str()),
         }
     };
-    let path = |p: &Option<PathBuf>| {
-        p.as_ref()
-            .map(|p| p.display().to_string())
-            .unwrap_or_else(|| "-".into())
-    };
     let hidden = |s: &Option<Secret>| if s.is_some() { "set (hidden)" } else { "-" }.to_string();
-    let flag = |b: bool| if b { "yes" } else { "no" }.to_string();
     let mut rows: Vec<(String, String, String)> = Vec::new();
-    let mut row = |k: &str, v: String, s: String| rows.push((k.to_string(), v, s));
-    row(
-        "host",
-        plan.target
-            .as_ref()
-            .map(|t| format!("{}{}", t.origin, t.base_path))
-            .unwrap_or_else(|| "built-in demo server".into()),
-        src("host"),
-    );
     if let Some(sc) = &plan.scenario {
-        row("scenario", sc.name.clone(), sc.source.clone());
+        rows.push(("scenario".into(), sc.name.clone(), sc.source.clone()));
     }
-    row("plugins", plan.plugins.join(", "), src("plugins"));
-    row(
-        "user-classes",
-        list(&plan.classes.only, "all"),
-        src("user-classes"),
-    );
+    if plan.arrivals.is_some() {
+        rows.push(("model".into(), "open (arrival rate)".into(), from("rate")));
+    }
+    for row in table::SETTINGS {
+        for value in (row.show)(plan) {
+            rows.push((row.key.to_string(), value, from(row.key)));
+        }
+    }
     if !plan.classes.weights.is_empty() {
         let w: Vec<String> = plan
             .classes
@@ -1289,210 +836,53 @@ pub fn describe(plan: &Plan) -> String {
             .iter()
             .map(|(c, w)| format!("{c}={w}"))
             .collect();
-        row("weights", w.join(", "), "scenario".into());
+        rows.push(("weights".into(), w.join(", "), "scenario".into()));
     }
-    match &plan.arrivals {
-        Some(open) => {
-            let rates: Vec<String> = if open.class_rates.is_empty() {
-                open.stages
-                    .iter()
-                    .map(|s| format!("{}/s over {}", s.per_s, format_duration(s.duration)))
-                    .collect()
-            } else {
-                open.class_rates
-                    .iter()
-                    .map(|(c, r)| format!("{c} {r}/s"))
-                    .collect()
-            };
-            row("model", "open (arrival rate)".into(), src("rate"));
-            row("rate", rates.join(", "), src("rate"));
-            row("max-users", open.max_users.to_string(), src("max-users"));
-            row(
-                "pre-allocated-users",
-                open.pre_allocated.to_string(),
-                src("pre-allocated-users"),
-            );
-            let spacing = if open.poisson { "poisson" } else { "even" };
-            row("arrivals", spacing.into(), src("arrivals"));
-        }
-        None => {
-            row("users", plan.max_users().to_string(), src("users"));
-            row(
-                "spawn-rate",
-                format!("{}/s", plan.load.spawn_rate()),
-                src("spawn-rate"),
-            );
-        }
-    }
-    if plan.sources.get("stages") == Some(&Source::Scenario) {
+    if plan.sources.get("stages").map(|o| o.source) == Some(Source::Scenario) {
         for (i, stage) in plan.load.stages.iter().enumerate() {
-            row(
-                &format!("stage {}", i + 1),
+            rows.push((
+                format!("stage {}", i + 1),
                 format!(
                     "{} users over {}",
                     stage.users,
                     format_duration(stage.duration)
                 ),
-                "scenario".into(),
-            );
+                from("stages"),
+            ));
         }
     }
-    row(
-        "run-time",
-        plan.stop
-            .run_time
-            .map(format_duration)
-            .unwrap_or_else(|| "until -n is reached".into()),
-        src("run-time"),
-    );
-    row(
-        "iterations",
-        plan.stop
-            .iterations
-            .map(|n| n.to_string())
-            .unwrap_or_else(|| "-".into()),
-        src("iterations"),
-    );
-    row(
-        "stop-timeout",
-        format_duration(plan.stop.stop_timeout),
-        src("stop-timeout"),
-    );
-    row("seed", plan.seed.to_string(), src("seed"));
-    row(
-        "request-timeout",
-        format_duration(plan.client.request_timeout),
-        src("request-timeout"),
-    );
-    row("insecure", flag(plan.client.insecure), src("insecure"));
-    row("ca-cert", path(&plan.client.ca_cert), src("ca-cert"));
-    row(
-        "API_TOKEN",
+    rows.push((
+        "API_TOKEN".into(),
         hidden(&plan.client.api_token),
-        src("api-token"),
-    );
-    row("API_KEY", hidden(&plan.client.api_key), src("api-key"));
+        from("api-token"),
+    ));
+    rows.push((
+        "API_KEY".into(),
+        hidden(&plan.client.api_key),
+        from("api-key"),
+    ));
     if let Some((user, _)) = &plan.client.basic_auth {
-        row("basic-auth", format!("{user}:(hidden)"), src("host"));
+        rows.push((
+            "basic-auth".into(),
+            format!("{user}:(hidden)"),
+            from("host"),
+        ));
     }
-    row(
-        "max-body-size",
-        format_size(plan.client.max_body_size),
-        src("max-body-size"),
-    );
-    row(
-        "cpu-budget",
-        format_duration(plan.limits.cpu_budget),
-        src("cpu-budget"),
-    );
-    row(
-        "memory-cap-mib",
-        (plan.limits.memory_cap >> 20).to_string(),
-        src("memory-cap-mib"),
-    );
-    row("reset-stats", flag(plan.reset_stats), src("reset-stats"));
-    row("trace", flag(plan.trace), src("trace"));
-    row("log-level", plan.log_level.clone(), src("log-level"));
-    row("run-name", plan.outputs.run_name.clone(), src("run-name"));
-    row("json-file", path(&plan.outputs.json_file), src("json-file"));
-    row("csv", path(&plan.outputs.csv), src("csv"));
-    row("html", path(&plan.outputs.html), src("html"));
-    row("data", list(&plan.data, "-"), src("data"));
     let config: Vec<String> = plan
         .config_values
         .iter()
         .map(|(k, v)| format!("{k}={v}"))
         .collect();
-    row("config", list(&config, "-"), src("config"));
-    for t in &plan.thresholds {
-        row("threshold", t.text.clone(), src("thresholds"));
-    }
-    row("workers", plan.workers.to_string(), src("workers"));
-    rows.iter()
-        .map(|(k, v, s)| format!("{k:<16} {v:<40} ({s})\n"))
-        .collect()
-}
-
-/// Reads the settings file: the one given (`.toml`: perfhost's format; anything else, such as
-/// `locust.conf`: Locust's), else `./perfhost.toml`, else `./locust.conf`.
-fn load_file(explicit: Option<&Path>) -> Result<Settings, ConfigError> {
-    let path = match explicit {
-        Some(p) => p.to_path_buf(),
-        None => match ["perfhost.toml", "locust.conf"]
-            .into_iter()
-            .map(PathBuf::from)
-            .find(|p| p.exists())
-        {
-            Some(found) => found,
-            None => return Ok(Settings::default()),
-        },
+    let config = if config.is_empty() {
+        "-".to_string()
+    } else {
+        config.join(", ")
     };
-    let text = perfhost_core::input::read_to_string(&path, perfhost_core::input::Kind::Config)?;
-    let shown = path.display().to_string();
-    if path.extension().is_some_and(|e| e == "toml") {
-        return toml::from_str(&text).map_err(|e| scenario::toml_error(&shown, &text, &e).into());
-    }
-    let (settings, ignored) = locust_conf(&shown, &text)?;
-    if !ignored.is_empty() {
-        tracing::warn!(
-            "{shown}: perfhost ignores {} (not supported yet)",
-            ignored.join(", ")
-        );
-    }
-    Ok(settings)
-}
-
-/// Locust's settings that mean nothing to a headless perfhost run.
-const LOCUST_ACCEPTED: [&str; 3] = ["headless", "autostart", "locustfile-is-plugin"];
-
-/// A `locust.conf`, read as Locust reads it: `key = value` (or `key: value`), unquoted, `#`
-/// and `;` comments, `[sections]` ignored. Returns the settings and the keys perfhost does not
-/// support (named in one warning, never silently dropped).
-pub fn locust_conf(file: &str, text: &str) -> Result<(Settings, Vec<String>), ConfigError> {
-    let mut settings = Settings::default();
-    let mut ignored = Vec::new();
-    for (i, raw) in text.lines().enumerate() {
-        let line = raw.trim();
-        if line.is_empty() || line.starts_with(['#', ';', '[']) {
-            continue;
-        }
-        let Some((key, value)) = line.split_once(['=', ':']) else {
-            ignored.push(line.to_string());
-            continue;
-        };
-        let (key, value) = (key.trim().replace('_', "-"), value.trim());
-        let bad = |message: String| FieldError {
-            file: file.to_string(),
-            line: Some(i + 1),
-            field: key.clone(),
-            message,
-        };
-        let known = match key.as_str() {
-            "loglevel" | "log-level" => settings.set("log-level", value),
-            "hatch-rate" => settings.set("spawn-rate", value),
-            "locustfile" | "f" => {
-                if value.ends_with(".wasm") {
-                    settings.plugins = Some(vec![value.to_string()]);
-                    Ok(())
-                } else {
-                    Err(format!(
-                        "`{value}` is a Locust file; perfhost runs WebAssembly plugins (docs/plugins.md) — set `locustfile = my_user.wasm` or use --plugin"
-                    ))
-                }
-            }
-            "stop-timeout" | "reset-stats" | "html" | "csv" | "csv-full-history"
-            | "only-summary" | "exit-code-on-error" | "print-stats" | "host" | "users"
-            | "spawn-rate" | "run-time" | "iterations" | "seed" | "json-file" | "web-host"
-            | "web-port" => settings.set(&key, value),
-            k if LOCUST_ACCEPTED.contains(&k) => Ok(()),
-            _ => {
-                ignored.push(key.clone());
-                continue;
-            }
-        };
-        known.map_err(bad)?;
-    }
-    Ok((settings, ignored))
+    rows.push(("config".into(), config, from("config")));
+    rows.push(("workers".into(), plan.workers.to_string(), from("workers")));
+    rows.iter()
+        .map(|(k, v, s)| format!("{k:<19} {v:<40} ({s})\n"))
+        .collect()
 }
 
 /// clap's parser for duration flags.
@@ -1527,9 +917,12 @@ mod tests {
         let plan = resolve(&args, &|_| None).unwrap();
         let origin = |p: &Plan| p.target.as_ref().map(|t| t.origin.clone());
         assert_eq!(origin(&plan).as_deref(), Some("http://127.0.0.1:7000"));
-        assert_eq!((plan.max_users(), plan.sources["users"]), (3, Source::Cli));
         assert_eq!(
-            (plan.stop.run_time, plan.sources["run-time"]),
+            (plan.max_users(), plan.sources["users"].source),
+            (3, Source::Cli)
+        );
+        assert_eq!(
+            (plan.stop.run_time, plan.sources["run-time"].source),
             (Some(Duration::from_secs(120)), Source::File)
         );
         assert_eq!(plan.plugins, ["burst_user"]);
@@ -1563,7 +956,7 @@ mod tests {
         let plan = resolve(&args, &env).unwrap();
         let origin = |p: &Plan| p.target.as_ref().map(|t| t.origin.clone());
         assert_eq!(origin(&plan).as_deref(), Some("http://127.0.0.1:1234"));
-        assert_eq!(plan.sources["host"], Source::Env);
+        assert_eq!(plan.sources["host"].source, Source::Env);
         assert!(!describe(&plan).contains("secret-key"));
         let args = RunArgs {
             host: Some("http://127.0.0.1:9".into()),
@@ -1572,7 +965,7 @@ mod tests {
         };
         let plan = resolve(&args, &env).unwrap();
         assert_eq!(origin(&plan).as_deref(), Some("http://127.0.0.1:9"));
-        assert_eq!(plan.sources["host"], Source::Cli);
+        assert_eq!(plan.sources["host"].source, Source::Cli);
         assert_eq!(plan.max_users(), 3);
     }
 
@@ -1608,11 +1001,8 @@ mod tests {
                 .lines()
                 .find(|l| l.split_whitespace().next() == Some(key))
                 .unwrap_or_else(|| panic!("no {key} line in\n{text}"));
-            line.rsplit('(')
-                .next()
-                .unwrap()
-                .trim_end_matches(')')
-                .to_string()
+            let origin = line.rsplit('(').next().unwrap().trim_end_matches(')');
+            origin.split(' ').next().unwrap().to_string()
         };
         assert_eq!(plan.client.request_timeout, Duration::from_secs(3));
         assert_eq!(source_of("request-timeout"), "cli");
@@ -1635,91 +1025,200 @@ mod tests {
         assert_eq!(source_of("insecure"), "default");
         // Every setting of the plan has a source, and every line names one.
         for line in text.lines() {
-            let source = line.rsplit('(').next().unwrap_or("");
+            let origin = line.rsplit('(').next().unwrap_or("");
+            let source = origin.split([' ', ')']).next().unwrap_or("");
             assert!(
-                ["cli)", "env)", "scenario)", "file)", "default)"].contains(&source)
+                ["cli", "env", "scenario", "file", "default"].contains(&source)
                     || line.starts_with("scenario"),
                 "{line}"
             );
         }
+        assert!(text.contains("(env PERFHOST_SEED)"), "{text}");
+        assert!(text.contains("(cli --request-timeout)"), "{text}");
     }
 
-    /// Every key `perfhost.toml` takes (serde's list of the fields, from its "unknown field"
-    /// message) is one `PERFHOST_<KEY>` reads, but the plugins' `[config]` table.
-    #[test]
-    fn every_setting_has_its_environment_variable() {
-        let err = toml::from_str::<Settings>("zz-unknown = 1\n")
-            .unwrap_err()
-            .to_string();
-        let listed = err.split("expected one of").nth(1).unwrap_or_default();
-        let mut fields: Vec<&str> = listed.split('`').skip(1).step_by(2).collect();
-        assert!(fields.len() > 30, "{err}");
-        fields.retain(|f| *f != "config");
-        fields.sort_unstable();
-        let mut keys = ENV_SETTINGS.to_vec();
-        keys.sort_unstable();
-        assert_eq!(
-            fields, keys,
-            "ENV_SETTINGS and the fields of Settings differ"
-        );
-    }
-
-    /// Walks ENV_SETTINGS: each `PERFHOST_<KEY>` alone (with the settings it needs) is read,
-    /// and `--print-config`'s source of the value says `env`.
-    #[test]
-    fn each_environment_variable_is_read() {
-        let sample = |key: &str| -> &str {
-            match key {
-                "host" => "http://127.0.0.1:9",
-                "plugins" => "http_get,burst_user",
-                "rate" => "5/s",
-                "arrivals" => "poisson",
-                "user-classes" => "BurstUser",
-                "log-level" => "debug",
-                "run-name" => "from-env",
-                "ca-cert" => "ca.pem",
-                "json-file" => "out.json",
-                "csv" => "out",
-                "html" => "out.html",
-                "junit" => "junit.xml",
-                "data" => "rows=rows.csv",
-                "thresholds" => "p95<1s,failure-rate<1%",
-                "web-host" => "127.0.0.1",
-                "max-body-size" => "1MiB",
-                "run-time" | "stop-timeout" | "request-timeout" | "cpu-budget" => "5s",
-                "reset-stats" | "trace" | "insecure" | "only-summary" | "print-stats"
-                | "csv-full-history" => "true",
-                "spawn-rate" => "2.5",
-                _ => "3",
-            }
-        };
-        for key in ENV_SETTINGS {
-            // The open model's companions need --rate; web-host and web-port the web UI.
-            let needs_rate = ["max-users", "pre-allocated-users", "arrivals"].contains(&key);
-            let env = |var: &str| {
-                if var == env_var(key) {
-                    Some(sample(key).to_string())
-                } else if needs_rate && var == "PERFHOST_RATE" {
-                    Some("5/s".to_string())
-                } else {
-                    None
-                }
-            };
-            let args = RunArgs {
-                web: key.starts_with("web-"),
-                ..Default::default()
-            };
-            let plan = resolve_layers(&args, &env, &Settings::default())
-                .unwrap_or_else(|e| panic!("{}={}: {e}", env_var(key), sample(key)));
-            let source = match key {
-                "rate" => plan.sources.get("rate"),
-                k => plan.sources.get(k),
-            };
-            assert_eq!(source, Some(&Source::Env), "{} was not read", env_var(key));
+    /// A valid value of each setting (not its default), its companions, and an invalid one.
+    fn sample(key: &str) -> (&'static str, Option<&'static str>) {
+        match key {
+            "host" => ("http://127.0.0.1:9", Some("ftp://x")),
+            "plugins" => ("http_get", None),
+            "user-classes" => ("BurstUser", None),
+            "users" => ("3", Some("0")),
+            "spawn-rate" => ("2.5", Some("0")),
+            "rate" => ("5/s", Some("fast")),
+            "max-users" => ("7", Some("0")),
+            "pre-allocated-users" => ("2", Some("x")),
+            "arrivals" => ("poisson", Some("bursty")),
+            "iterations" => ("3", Some("0")),
+            "seed" => ("3", Some("x")),
+            "insecure" | "reset-stats" | "trace" | "csv-full-history" | "only-summary"
+            | "print-stats" => ("true", Some("maybe")),
+            "ca-cert" => ("ca.pem", None),
+            "max-body-size" => ("1MiB", Some("0")),
+            "cpu-budget" => ("5s", Some("1ms")),
+            "memory-cap-mib" => ("3", Some("0")),
+            "log-level" => ("debug", Some("loud")),
+            "run-name" => ("from-source", Some("../x")),
+            "json-file" => ("out.json", None),
+            "csv" => ("out", None),
+            "html" => ("out.html", None),
+            "junit" => ("junit.xml", None),
+            "exit-code-on-error" => ("3", Some("300")),
+            "data" => ("rows=rows.csv", None),
+            "thresholds" => ("p95<1s", Some("p95~1s")),
+            "web-host" => ("127.0.0.2", Some("nowhere")),
+            "web-port" => ("8090", Some("70000")),
+            "run-time" | "stop-timeout" | "request-timeout" => ("5s", Some("soon")),
+            other => panic!("no sample for `{other}`: add one"),
         }
-        // Lists are comma-separated.
+    }
+
+    /// `sample` as a TOML value of its kind.
+    fn toml_value(kind: table::Kind, text: &str) -> String {
+        match kind {
+            table::Kind::Flag | table::Kind::Number if text.parse::<f64>().is_ok() => text.into(),
+            table::Kind::Flag if text == "true" => text.into(),
+            table::Kind::Count { .. } if text.parse::<i64>().is_ok() => text.into(),
+            table::Kind::List => format!("[\"{text}\"]"),
+            _ => format!("\"{text}\""),
+        }
+    }
+
+    /// Walks the settings table: each setting given on the command line, in `PERFHOST_<KEY>`,
+    /// in perfhost.toml and (where Locust has it) in locust.conf reaches the plan as the same
+    /// value, not the default; `--print-config` names the flag, variable or `file:line`; an
+    /// invalid value from each source is refused naming that source.
+    #[test]
+    fn every_setting_reaches_the_plan_from_every_source() {
+        for row in table::SETTINGS {
+            let (good, bad) = sample(row.key);
+            // The open model's companions need a rate; web-host and web-port the web UI.
+            let companions: &[&str] = match row.key {
+                "max-users" | "pre-allocated-users" | "arrivals" => &["--rate", "5/s"],
+                "web-host" | "web-port" => &["--web"],
+                _ => &[],
+            };
+            let flag_args = |value: &str| -> Vec<String> {
+                let mut v: Vec<String> = companions.iter().map(|s| s.to_string()).collect();
+                v.push(row.flag.to_string());
+                if row.kind != table::Kind::Flag {
+                    v.push(value.to_string());
+                }
+                v
+            };
+            let plain =
+                run_flags::parse_run_flags("run", &flag_args(good)[..companions.len()]).unwrap();
+            let var = env_var(row.key);
+            let toml_text =
+                |v: &str| format!("# settings\n{} = {}\n", row.key, toml_value(row.kind, v));
+            let conf_text = |v: &str| {
+                row.locust
+                    .first()
+                    .map(|k| format!("[locust]\n# from Locust\n{k} = {v}\n"))
+            };
+            let none = Layer::default();
+            let shown = |plan: &Plan| (row.show)(plan);
+            let default_plan = resolve_layers(&plain, &|_| None, &none).unwrap();
+
+            // Command line.
+            let args = run_flags::parse_run_flags("run", &flag_args(good)).unwrap();
+            let from_cli = resolve_layers(&args, &|_| None, &none)
+                .unwrap_or_else(|e| panic!("{} {good}: {e}", row.flag));
+            assert_eq!(from_cli.sources[row.key].source, Source::Cli, "{}", row.key);
+            assert_ne!(
+                shown(&from_cli),
+                shown(&default_plan),
+                "{} did not reach the plan",
+                row.flag
+            );
+            assert!(
+                describe(&from_cli).contains(&format!("(cli {})", row.flag)),
+                "{}",
+                describe(&from_cli)
+            );
+            // Environment.
+            let env = |v: &'static str| {
+                move |name: &str| (name == env_var(row.key)).then(|| v.to_string())
+            };
+            let from_env = resolve_layers(&plain, &env(good), &none)
+                .unwrap_or_else(|e| panic!("{var}={good}: {e}"));
+            assert_eq!(shown(&from_env), shown(&from_cli), "{var}");
+            assert!(
+                describe(&from_env).contains(&format!("(env {var})")),
+                "{var}"
+            );
+            // perfhost.toml.
+            let file = sources::perfhost_toml("perfhost.toml", &toml_text(good))
+                .unwrap_or_else(|e| panic!("{}: {e}", toml_text(good)));
+            let from_file = resolve_layers(&plain, &|_| None, &file).unwrap();
+            assert_eq!(
+                shown(&from_file),
+                shown(&from_cli),
+                "perfhost.toml {}",
+                row.key
+            );
+            assert!(
+                describe(&from_file).contains("(file perfhost.toml:2)"),
+                "{}",
+                row.key
+            );
+            // locust.conf.
+            if let Some(text) = conf_text(good) {
+                let (conf, ignored) = locust_conf("locust.conf", &text).unwrap();
+                assert!(ignored.is_empty(), "{ignored:?}");
+                let from_conf = resolve_layers(&plain, &|_| None, &conf).unwrap();
+                assert_eq!(
+                    shown(&from_conf),
+                    shown(&from_cli),
+                    "locust.conf {}",
+                    row.key
+                );
+                assert!(
+                    describe(&from_conf).contains("(file locust.conf:3)"),
+                    "{}",
+                    row.key
+                );
+            }
+
+            // An invalid value names its source.
+            let Some(bad) = bad else { continue };
+            // A flag without a value (`--insecure`) cannot be given a wrong one.
+            if row.kind != table::Kind::Flag {
+                let err = match run_flags::parse_run_flags("run", &flag_args(bad)) {
+                    Err(clap_says) => clap_says,
+                    Ok(args) => resolve_layers(&args, &|_| None, &none)
+                        .map(drop)
+                        .expect_err(bad)
+                        .to_string(),
+                };
+                assert!(err.contains(row.flag), "{} {bad}: {err}", row.flag);
+            }
+            let err = resolve_layers(&plain, &env(bad), &none)
+                .map(drop)
+                .expect_err(bad);
+            assert!(err.to_string().starts_with(&var), "{var}={bad}: {err}");
+            let err = sources::perfhost_toml("perfhost.toml", &toml_text(bad))
+                .and_then(|file| resolve_layers(&plain, &|_| None, &file).map(drop))
+                .expect_err(bad);
+            assert!(
+                err.to_string()
+                    .starts_with(&format!("perfhost.toml:2: field `{}`", row.key)),
+                "{}: {err}",
+                toml_text(bad)
+            );
+            if let Some(text) = conf_text(bad) {
+                let err = locust_conf("locust.conf", &text)
+                    .and_then(|(conf, _)| resolve_layers(&plain, &|_| None, &conf).map(drop))
+                    .expect_err(bad);
+                assert!(
+                    err.to_string().starts_with("locust.conf:3: field"),
+                    "{text}: {err}"
+                );
+            }
+        }
+        // Lists are comma-separated in the environment.
         let env = |var: &str| (var == "PERFHOST_THRESHOLDS").then(|| "p95<1s, rps>1".to_string());
-        let plan = resolve_layers(&RunArgs::default(), &env, &Settings::default()).unwrap();
+        let plan = resolve_layers(&RunArgs::default(), &env, &Layer::default()).unwrap();
         assert_eq!(plan.thresholds.len(), 2);
     }
 }

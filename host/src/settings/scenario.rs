@@ -10,6 +10,8 @@ use std::time::Duration;
 use serde::Deserialize;
 use toml::Spanned;
 
+use super::table::Value;
+
 use perfhost_core::plan::{
     format_duration, parse_duration, parse_rate, parse_threshold, ArrivalPlan, FieldError,
     LeakTables, LoadShape, RateStage, ScenarioRef, Stage, Threshold,
@@ -90,7 +92,7 @@ struct ScenarioFile {
     start_rate: Option<Spanned<String>>,
     max_users: Option<Spanned<i64>>,
     pre_allocated_users: Option<Spanned<i64>>,
-    arrivals: Option<String>,
+    arrivals: Option<Spanned<String>>,
     rates: Option<Spanned<BTreeMap<String, String>>>,
     #[serde(default)]
     stages: Vec<StageFile>,
@@ -298,15 +300,17 @@ pub fn parse(file: &str, text: &str) -> Result<Scenario, ScenarioError> {
         Some(u) => Some(*u.get_ref() as usize),
         None => None,
     };
+    // The settings a run also takes from flags are checked by their row of the settings table.
+    let checked = |key: &str, span: Range<usize>, value: Value| -> Result<Value, ScenarioError> {
+        let row = super::table::find(key).expect("a row of the settings table");
+        (row.check)(&value).map_err(|m| err(Some(span), key, m))?;
+        Ok(value)
+    };
     let spawn_rate = match &raw.spawn_rate {
-        Some(r) if !(*r.get_ref() > 0.0 && r.get_ref().is_finite()) => {
-            return Err(err(
-                Some(r.span()),
-                "spawn-rate",
-                "must be a positive number of users per second".into(),
-            ))
+        Some(r) => {
+            checked("spawn-rate", r.span(), Value::Number(*r.get_ref()))?;
+            Some(*r.get_ref())
         }
-        Some(r) => Some(*r.get_ref()),
         None => None,
     };
     let run_time = raw
@@ -368,7 +372,10 @@ pub fn parse(file: &str, text: &str) -> Result<Scenario, ScenarioError> {
             Some(n) if *n.get_ref() < 1 => {
                 Err(err(Some(n.span()), field, "must be at least 1".into()))
             }
-            Some(n) => Ok(Some(*n.get_ref() as usize)),
+            Some(n) => {
+                checked(field, n.span(), Value::Count(*n.get_ref() as u64))?;
+                Ok(Some(*n.get_ref() as usize))
+            }
             None => Ok(None),
         }
     };
@@ -396,7 +403,21 @@ pub fn parse(file: &str, text: &str) -> Result<Scenario, ScenarioError> {
         .map(|r| rate(r, "start-rate"))
         .transpose()?;
     if let Some(r) = &raw.rate {
-        rate(r, "rate")?;
+        checked("rate", r.span(), Value::Text(r.get_ref().clone()))?;
+    }
+    let arrivals = match &raw.arrivals {
+        Some(a) => Some(
+            checked("arrivals", a.span(), Value::Text(a.get_ref().clone()))
+                .map(|_| a.get_ref().clone())?,
+        ),
+        None => None,
+    };
+    if let Some(t) = &raw.run_time {
+        checked(
+            "run-time",
+            t.span(),
+            Value::Duration(duration(t, "run-time")?),
+        )?;
     }
     let mut weights = BTreeMap::new();
     if let Some(w) = &raw.weights {
@@ -441,7 +462,7 @@ pub fn parse(file: &str, text: &str) -> Result<Scenario, ScenarioError> {
         rate: raw.rate.map(|r| r.into_inner()),
         max_users,
         pre_allocated_users,
-        arrivals: raw.arrivals,
+        arrivals,
         thresholds,
         config: raw.config,
         report_html: raw.report.html,
