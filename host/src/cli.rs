@@ -86,11 +86,17 @@ Precedence: command line > environment > --scenario > config file > defaults (--
 Exit codes: 0 passed, 1 test failed (thresholds, or any failure without thresholds),
 2 usage error, 3 target unreachable, 4 memory-leak warning, 130 interrupted.";
 
-/// Parses the command line, runs the command and maps its outcome to an exit code.
+/// Parses the command line, runs the command and maps its outcome to an exit code. The one
+/// place a failure is printed: `error: …` once, the errors under it at `-L debug`.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
     crate::logging::init();
-    let code = match cli.command {
+    // The level the command line asks for, before a plan resolves: a configuration error
+    // comes before, and `-L debug` shows what is under it.
+    if let Some(level) = early_log_level(&cli.command) {
+        crate::logging::set_level(level);
+    }
+    let outcome = match cli.command {
         Command::DemoServer(args) => crate::demo_server::main(args),
         // `run --web` is the web UI's loop with the run's flags, already started.
         Command::Run(args) if args.web => crate::run::ui::main(*args, true),
@@ -107,5 +113,24 @@ pub fn main() -> ExitCode {
         Command::Profile(args) => crate::profile::command::main(args),
         Command::Compare(args) => crate::compare::command::main(args),
     };
-    ExitCode::from(code)
+    match outcome {
+        Ok(code) => ExitCode::from(code),
+        Err(failure) => {
+            let text = crate::failure::render(&failure, crate::logging::is_debug());
+            crate::console::write_err(format_args!("{text}"), false);
+            ExitCode::from(failure.code())
+        }
+    }
+}
+
+/// `-L/--loglevel` of the commands that take it, else `PERFHOST_LOG_LEVEL`; `None` when
+/// neither names a level (a bad one is the plan's error to report).
+fn early_log_level(command: &Command) -> Option<&'static str> {
+    let flag = match command {
+        Command::Run(args) | Command::Ui(args) => args.log_level.clone(),
+        Command::Bench(args) => args.log_level.clone(),
+        _ => None,
+    };
+    let level = flag.or_else(|| std::env::var("PERFHOST_LOG_LEVEL").ok())?;
+    crate::settings::normalize_log_level(&level)
 }

@@ -5,6 +5,7 @@ use std::net::SocketAddr;
 use std::num::NonZeroUsize;
 
 use crate::exit;
+use crate::failure::Failure;
 use perfhost_demo::{knobs, start, DemoConfig, LatencyRange, RateLimit, Stall};
 
 /// Options of `perfhost demo-server`.
@@ -146,14 +147,9 @@ impl DemoError {
 
 /// Runs the demo server until SIGINT/SIGTERM; returns the process exit code
 /// (0 after a graceful stop, 2 when it cannot listen).
-pub fn main(args: DemoArgs) -> u8 {
-    match run(args) {
-        Ok(()) => exit::OK,
-        Err(e) => {
-            crate::errln!("error: {e}");
-            exit::USAGE
-        }
-    }
+pub fn main(args: DemoArgs) -> Result<u8, Failure> {
+    run(args).map_err(|err| Failure::of(exit::USAGE, &err))?;
+    Ok(exit::OK)
 }
 
 fn run(args: DemoArgs) -> Result<(), DemoError> {

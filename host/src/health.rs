@@ -16,6 +16,12 @@ pub enum HealthError {
     Client(#[from] ClientError),
 }
 
+impl From<HealthError> for crate::failure::Failure {
+    fn from(err: HealthError) -> Self {
+        crate::failure::Failure::of(err.exit_code(), &err)
+    }
+}
+
 impl HealthError {
     /// The exit code (README's table): 3 for an unhealthy target, 2 for a client that cannot
     /// be built from the options.

@@ -9,6 +9,7 @@ pub mod compare;
 pub mod console;
 pub mod demo_server;
 pub mod exit;
+pub mod failure;
 pub mod health;
 pub mod logging;
 pub mod plugin_tools;

@@ -1,5 +1,6 @@
 //! Logging: tracing to stderr, with a level a command sets once its plan is resolved.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::OnceLock;
 
 use tracing_subscriber::layer::SubscriberExt as _;
@@ -9,6 +10,9 @@ use tracing_subscriber::{reload, EnvFilter, Registry};
 /// Changes the log filter once the plan's level is known (`-L/--loglevel`, `log-level` in
 /// perfhost.toml, `PERFHOST_LOG_LEVEL`).
 static LOG_FILTER: OnceLock<reload::Handle<EnvFilter, Registry>> = OnceLock::new();
+
+/// Whether the level set is `debug` or `trace` (a failure's causes are shown then).
+static DEBUG: AtomicBool = AtomicBool::new(false);
 
 /// Logs go to stderr at `info` until a command sets its level; `PERFHOST_LOG` (a tracing
 /// filter such as `perfhost=debug`) overrides every level.
@@ -33,7 +37,13 @@ fn log_filter(level: &str) -> EnvFilter {
 
 /// Sets the log level (`trace`, `debug`, `info`, `warn`, `error` or `off`).
 pub fn set_level(level: &str) {
+    DEBUG.store(matches!(level, "debug" | "trace"), Ordering::Relaxed);
     if let Some(handle) = LOG_FILTER.get() {
         let _ = handle.reload(log_filter(level));
     }
+}
+
+/// Whether the level set is `debug` (or `trace`).
+pub fn is_debug() -> bool {
+    DEBUG.load(Ordering::Relaxed)
 }

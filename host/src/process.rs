@@ -3,7 +3,7 @@
 
 use perfhost_core::stop::StopHandle;
 
-use crate::exit;
+use crate::failure::Failure;
 
 /// Passes the interrupts `signals` gets on to one run's handle (each run gets a fresh one: the
 /// engine stops its handle at the end of a run).
@@ -18,15 +18,12 @@ pub fn forward_signals(signals: &StopHandle, run_stop: &StopHandle) -> tokio::ta
 }
 
 /// The runtime of a command's control loop (users run on the engine's own worker threads).
-pub fn control_runtime() -> Result<tokio::runtime::Runtime, u8> {
+pub fn control_runtime() -> Result<tokio::runtime::Runtime, Failure> {
     tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
         .enable_all()
         .build()
-        .map_err(|err| {
-            crate::errln!("error: cannot start the runtime: {err}");
-            exit::USAGE
-        })
+        .map_err(|err| Failure::usage(format_args!("cannot start the runtime: {err}")))
 }
 
 /// Ctrl-C / SIGTERM stop the run as interrupted (results are still written, exit 130); a

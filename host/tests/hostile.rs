@@ -1841,3 +1841,45 @@ async fn a_second_interrupt_forces_the_stop() {
         .any(|f| f["error"].as_str().unwrap_or("").contains("cancelled"));
     assert!(cancelled, "{}", result["failures"]);
 }
+
+/// A command that fails says so in one `error:` line, printed once; what is under it (the
+/// errors of its chain, the innermost one's value) only at `-L debug` — also for a
+/// configuration error, which comes before the plan's own level is known.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failure_is_one_error_line_with_its_causes_only_at_debug() {
+    let dir = support::TempDir::new("failure-debug");
+    std::fs::write(dir.join("perfhost.toml"), "users = \"ten\"\n").unwrap();
+    let config = dir.join("perfhost.toml").display().to_string();
+    for (debug, level) in [(false, None), (false, Some("info")), (true, Some("debug"))] {
+        let mut args = vec![RUN, "--config", &config, "--dry-run"];
+        if let Some(level) = level {
+            args.extend(["-L", level]);
+        }
+        let out = support::perfhost(&args, &dir.0).await;
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{level:?}: {stderr}");
+        let errors: Vec<&str> = stderr.lines().filter(|l| l.starts_with("error")).collect();
+        assert_eq!(errors.len(), 1, "{level:?}: one error line: {stderr}");
+        assert!(
+            errors[0].starts_with("error: ")
+                && errors[0].contains("perfhost.toml:1")
+                && errors[0].contains("expected a whole number, 0 or more"),
+            "{level:?}: {stderr}"
+        );
+        let under: Vec<&str> = stderr.lines().filter(|l| l.starts_with("  ")).collect();
+        if debug {
+            // The field error's value: its file, line and field as the type holds them.
+            assert!(
+                under.iter().any(|l| l.starts_with("  debug: ")
+                    && l.contains("FieldError")
+                    && l.contains("field: \"users\"")),
+                "{stderr}"
+            );
+        } else {
+            assert!(
+                under.is_empty(),
+                "{level:?}: nothing under the error line: {stderr}"
+            );
+        }
+    }
+}

@@ -7,6 +7,7 @@ use std::path::PathBuf;
 use crate::bench::report::{self as bench_report, BenchResult, Level};
 use crate::bench::{run_suite, Progress};
 use crate::exit;
+use crate::failure::{Failure, Lost};
 use crate::settings::{self, RunArgs};
 use perfhost_core::engine::StopHandle;
 use perfhost_core::plan::format_duration;
@@ -84,7 +85,7 @@ pub struct BenchArgs {
 /// The CLI entry: 0 when every case ran without a failed request (and `--fail-on` held), 1
 /// otherwise, 3 when the health gate failed, 2 for usage errors, 6 when an output could not
 /// be written, 130 when interrupted.
-pub fn main(args: BenchArgs) -> u8 {
+pub fn main(args: BenchArgs) -> Result<u8, Failure> {
     let run_args = RunArgs {
         host: args.host.clone(),
         request_timeout: args.request_timeout,
@@ -96,21 +97,9 @@ pub fn main(args: BenchArgs) -> u8 {
         log_level: args.log_level.clone(),
         ..Default::default()
     };
-    let plan = match settings::resolve(&run_args, &|k| std::env::var(k).ok()) {
-        Ok(plan) => plan,
-        Err(err) => {
-            crate::errln!("error: {err}");
-            return exit::USAGE;
-        }
-    };
+    let plan = settings::resolve(&run_args, &|k| std::env::var(k).ok())?;
     crate::logging::set_level(&plan.log_level);
-    let mut suite = match crate::bench::suite::load(args.suite.as_deref()) {
-        Ok(suite) => suite,
-        Err(err) => {
-            crate::errln!("error: {err}");
-            return exit::USAGE;
-        }
-    };
+    let mut suite = crate::bench::suite::load(args.suite.as_deref())?;
     if let Some(plugin) = &args.plugin {
         suite = suite.with_plugin(plugin);
     }
@@ -119,10 +108,7 @@ pub fn main(args: BenchArgs) -> u8 {
     }
     let most = suite.cases.iter().map(|c| c.concurrency).max().unwrap_or(1);
     crate::process::raise_fd_limit(most);
-    let runtime = match crate::process::control_runtime() {
-        Ok(rt) => rt,
-        Err(code) => return code,
-    };
+    let runtime = crate::process::control_runtime()?;
     let tty = std::io::stderr().is_terminal();
     let stop = StopHandle::default();
     let result = runtime.block_on(async {
@@ -135,21 +121,10 @@ pub fn main(args: BenchArgs) -> u8 {
         );
         run_suite(&plan, &suite, stop.clone(), |p| progress(p, tty)).await
     });
-    let result = match result {
-        Ok(result) => result,
-        Err(err) => {
-            crate::errln!("error: {err}");
-            return err.exit_code();
-        }
-    };
+    let result = result?;
     crate::outln!("\n{}", bench_report::summary(&result));
-    let written = write_outputs(&result, &args);
-    let code = exit_code(&result, args.fail_on, stop.was_interrupted());
-    if written {
-        code
-    } else {
-        exit::OUTPUT_LOST
-    }
+    let lost = write_outputs(&result, &args);
+    lost.or_verdict(exit_code(&result, args.fail_on, stop.was_interrupted()))
 }
 
 fn progress(p: Progress<'_>, tty: bool) {
@@ -201,9 +176,9 @@ fn progress(p: Progress<'_>, tty: bool) {
     }
 }
 
-/// Writes every output asked for (each whole or not at all); false when one could not be.
-fn write_outputs(result: &BenchResult, args: &BenchArgs) -> bool {
-    let mut all = true;
+/// Writes every output asked for (each whole or not at all); names each one that could not be.
+fn write_outputs(result: &BenchResult, args: &BenchArgs) -> Lost {
+    let mut lost = Lost::default();
     // Held until the JSON is written: a second bench in the same second gets `…-2`.
     let mut claim = None;
     let json = match &args.output {
@@ -220,8 +195,7 @@ fn write_outputs(result: &BenchResult, args: &BenchArgs) -> bool {
                     PathBuf::from(path)
                 }
                 Err(err) => {
-                    crate::errln!("error: {err}");
-                    all = false;
+                    lost.add(&err);
                     PathBuf::new()
                 }
             }
@@ -230,10 +204,7 @@ fn write_outputs(result: &BenchResult, args: &BenchArgs) -> bool {
     if !json.as_os_str().is_empty() {
         match result.write_json(&json) {
             Ok(()) => crate::errln!("Result written to {}", json.display()),
-            Err(err) => {
-                all = false;
-                crate::errln!("error: {err}");
-            }
+            Err(err) => lost.add(&err),
         }
     }
     drop(claim);
@@ -244,10 +215,7 @@ fn write_outputs(result: &BenchResult, args: &BenchArgs) -> bool {
         }
         match perfhost_core::outfile::write(path, text.as_bytes()) {
             Ok(()) => crate::errln!("Report written to {}", path.display()),
-            Err(err) => {
-                all = false;
-                crate::errln!("error: {err}");
-            }
+            Err(err) => lost.add(&err),
         }
     };
     if let Some(path) = &args.html {
@@ -262,7 +230,7 @@ fn write_outputs(result: &BenchResult, args: &BenchArgs) -> bool {
             crate::bench::report::junit(result, gate(args.fail_on)),
         );
     }
-    all
+    lost
 }
 
 fn gate(fail_on: Option<FailOn>) -> Option<Level> {

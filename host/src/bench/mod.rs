@@ -37,6 +37,12 @@ pub enum BenchError {
     Demo(#[from] DemoChildError),
 }
 
+impl From<BenchError> for crate::failure::Failure {
+    fn from(err: BenchError) -> Self {
+        crate::failure::Failure::of(err.exit_code(), &err)
+    }
+}
+
 impl BenchError {
     /// The exit code (README's table): 3 for the health gate and the demo target, else the
     /// run's own.

@@ -4,6 +4,7 @@ use std::path::PathBuf;
 
 use crate::compare::{self, Metric, Rules};
 use crate::exit;
+use crate::failure::{Failure, Lost};
 
 /// Options of `perfhost compare`.
 #[derive(Debug, Clone, clap::Args)]
@@ -64,14 +65,11 @@ fn parse_metric(text: &str) -> Result<Metric, String> {
 
 /// The CLI entry: 0 without regression, 1 with one, 2 when a file cannot be read or nothing
 /// could be compared, 6 when `--markdown`/`--junit` could not be written.
-pub fn main(args: CompareArgs) -> u8 {
+pub fn main(args: CompareArgs) -> Result<u8, Failure> {
     let load = |path: &PathBuf| compare::load(path);
     let (baseline, current) = match (load(&args.baseline), load(&args.current)) {
         (Ok(b), Ok(c)) => (b, c),
-        (Err(err), _) | (_, Err(err)) => {
-            crate::errln!("error: {err}");
-            return exit::USAGE;
-        }
+        (Err(err), _) | (_, Err(err)) => return Err(Failure::of(exit::USAGE, &err)),
     };
     let rules = Rules {
         max_regression: args.max_regression,
@@ -86,15 +84,14 @@ pub fn main(args: CompareArgs) -> u8 {
     };
     let comparison = compare::compare(&baseline, &current, &rules);
     crate::out!("{}", compare::table(&comparison));
-    let mut lost = false;
+    let mut lost = Lost::default();
     let mut write = |path: &PathBuf, text: String| {
         if path.as_os_str() == "-" {
             crate::out!("{text}");
             return;
         }
         if let Err(err) = perfhost_core::outfile::write(path, text.as_bytes()) {
-            lost = true;
-            crate::errln!("error: {err}");
+            lost.add(&err);
         }
     };
     if let Some(path) = &args.markdown {
@@ -107,21 +104,18 @@ pub fn main(args: CompareArgs) -> u8 {
     // every metric asked for.
     let judged = comparison.judged();
     if judged == 0 {
-        crate::errln!(
-            "error: nothing was compared: {} — compare two results of the same kind (run with run, bench with bench) that share endpoints or cases, with enough requests (--min-samples)",
+        return Err(lost.before(Failure::usage(format_args!(
+            "nothing was compared: {} — compare two results of the same kind (run with run, bench with bench) that share endpoints or cases, with enough requests (--min-samples)",
             if comparison.lines.is_empty() {
                 "the two files have no endpoint or case in common"
             } else {
                 "every metric had too few samples"
             }
-        );
-        return exit::USAGE;
+        ))));
     }
-    if lost {
-        exit::OUTPUT_LOST
-    } else if comparison.regressions() > 0 {
+    lost.or_verdict(if comparison.regressions() > 0 {
         exit::TEST_FAILED
     } else {
         exit::OK
-    }
+    })
 }

@@ -8,6 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::exit;
+use crate::failure::Failure;
 use crate::plugin_tools::overhead::{
     idle_rss_per_user, measure_native, measure_wasm, workers, NativeTwin,
 };
@@ -38,11 +39,8 @@ pub struct PluginBenchArgs {
 
 /// The CLI entry.
 #[allow(clippy::too_many_lines)]
-pub fn main(args: PluginBenchArgs) -> u8 {
-    let runtime = match crate::process::control_runtime() {
-        Ok(rt) => rt,
-        Err(code) => return code,
-    };
+pub fn main(args: PluginBenchArgs) -> Result<u8, Failure> {
+    let runtime = crate::process::control_runtime()?;
     let max_users = args
         .users
         .iter()
@@ -57,8 +55,10 @@ pub fn main(args: PluginBenchArgs) -> u8 {
             None => match DemoChild::start() {
                 Ok(child) => Some(child),
                 Err(err) => {
-                    crate::errln!("error: cannot start the built-in demo server: {err}");
-                    return exit::UNREACHABLE;
+                    return Err(Failure::unreachable(format_args!(
+                        "cannot start the built-in demo server: {err}"
+                    ))
+                    .because(&err));
                 }
             },
         };
@@ -67,13 +67,7 @@ pub fn main(args: PluginBenchArgs) -> u8 {
             .clone()
             .or_else(|| demo.as_ref().map(|d| d.url.clone()))
             .unwrap_or_default();
-        let target = match Target::parse(&url) {
-            Ok(t) => Arc::new(t),
-            Err(err) => {
-                crate::errln!("error: {err}");
-                return exit::USAGE;
-            }
-        };
+        let target = Arc::new(Target::parse(&url).map_err(Failure::usage)?);
         if perfhost_core::client::probe(&target, Duration::from_secs(5))
             .await
             .is_err()
@@ -81,20 +75,8 @@ pub fn main(args: PluginBenchArgs) -> u8 {
             tokio::time::sleep(Duration::from_millis(300)).await;
         }
         let native_twin = NativeTwin::of(&args.plugin);
-        let spec = match PluginSpec::resolve(&args.plugin) {
-            Ok(spec) => spec,
-            Err(err) => {
-                crate::errln!("error: {err}");
-                return exit::USAGE;
-            }
-        };
-        let set = match PluginSet::load(vec![spec], RuntimeOptions::default()).await {
-            Ok(set) => Arc::new(set),
-            Err(err) => {
-                crate::errln!("error: {err}");
-                return exit::USAGE;
-            }
-        };
+        let spec = PluginSpec::resolve(&args.plugin)?;
+        let set = Arc::new(PluginSet::load(vec![spec], RuntimeOptions::default()).await?);
         let what = match native_twin {
             Some(NativeTwin::BenchVerify) => {
                 "bench_verify: verify loop (3 sources, response checked), WASM and native"
@@ -168,6 +150,6 @@ pub fn main(args: PluginBenchArgs) -> u8 {
             ),
         }
         drop(demo);
-        exit::OK
+        Ok(exit::OK)
     })
 }

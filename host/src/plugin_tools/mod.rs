@@ -7,6 +7,7 @@ pub mod overhead;
 use std::path::PathBuf;
 
 use crate::exit;
+use crate::failure::Failure;
 use perfhost_core::plugin::{builtin, PluginSet, PluginSpec, RuntimeOptions, WaitTime, World};
 
 #[derive(Debug, clap::Subcommand)]
@@ -36,58 +37,40 @@ pub enum PluginCommand {
     },
 }
 
-pub fn main(cmd: PluginCommand) -> u8 {
+pub fn main(cmd: PluginCommand) -> Result<u8, Failure> {
     match cmd {
         PluginCommand::Bench(args) => crate::plugin_tools::bench::main(args),
         PluginCommand::New(args) => crate::plugin_tools::new::main(args),
         PluginCommand::Export { name, output } => {
             let Some(bytes) = builtin::bytes(&name) else {
-                crate::errln!(
-                    "error: unknown built-in plugin `{name}`: the built-ins are {}",
+                return Err(Failure::usage(format_args!(
+                    "unknown built-in plugin `{name}`: the built-ins are {}",
                     builtin::all_names()
-                );
-                return exit::USAGE;
+                )));
             };
             let path = output.unwrap_or_else(|| {
                 PathBuf::from(format!("{}.wasm", name.trim_end_matches(".wasm")))
             });
-            match std::fs::write(&path, bytes) {
-                Ok(()) => {
-                    crate::outln!("wrote {} ({} bytes)", path.display(), bytes.len());
-                    exit::OK
-                }
-                Err(err) => {
-                    crate::errln!("error: cannot write {}: {err}", path.display());
-                    exit::USAGE
-                }
-            }
+            std::fs::write(&path, bytes).map_err(|err| {
+                Failure::usage(format_args!("cannot write {}: {err}", path.display())).because(&err)
+            })?;
+            crate::outln!("wrote {} ({} bytes)", path.display(), bytes.len());
+            Ok(exit::OK)
         }
         PluginCommand::Inspect { plugin, json } => {
-            let runtime = match tokio::runtime::Builder::new_current_thread()
+            let runtime = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
                 .build()
-            {
-                Ok(rt) => rt,
-                Err(err) => {
-                    crate::errln!("error: {err}");
-                    return exit::USAGE;
-                }
-            };
+                .map_err(|err| Failure::of(exit::USAGE, &err))?;
             let loaded = runtime.block_on(async {
                 let spec = PluginSpec::resolve(&plugin)?;
                 PluginSet::load(vec![spec], RuntimeOptions::default()).await
             });
-            let set = match loaded {
-                Ok(set) => set,
-                Err(err) => {
-                    crate::errln!("error: {err}");
-                    return exit::USAGE;
-                }
-            };
+            let set = loaded?;
             let info = &set.plugins[0];
             if json {
                 crate::outln!("{}", serde_json::to_string_pretty(info).unwrap_or_default());
-                return exit::OK;
+                return Ok(exit::OK);
             }
             crate::outln!("plugin    {} ({})", info.name, info.source);
             crate::outln!("contract  {}", info.contract);
@@ -157,7 +140,7 @@ pub fn main(cmd: PluginCommand) -> u8 {
             for import in &info.imports {
                 crate::outln!("  {import}");
             }
-            exit::OK
+            Ok(exit::OK)
         }
     }
 }

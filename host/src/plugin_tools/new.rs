@@ -6,6 +6,7 @@
 use std::path::{Path, PathBuf};
 
 use crate::exit;
+use crate::failure::Failure;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Lang {
@@ -55,29 +56,26 @@ const RUST_SDK: [(&str, &str); 6] = [
     ("user.rs", include_str!("../../../plugins/sdk/src/user.rs")),
 ];
 
-pub fn main(args: NewArgs) -> u8 {
+pub fn main(args: NewArgs) -> Result<u8, Failure> {
     if !valid_name(&args.name) {
-        crate::errln!(
-            "error: plugin name `{}` is not usable: use lower-case letters, digits and `_`, starting with a letter (e.g. heavy_user)",
+        return Err(Failure::usage(format_args!(
+            "plugin name `{}` is not usable: use lower-case letters, digits and `_`, starting with a letter (e.g. heavy_user)",
             args.name
-        );
-        return exit::USAGE;
+        )));
     }
     if let Some(why) = name_clash(&args.name, args.lang) {
-        crate::errln!(
-            "error: plugin name `{}` would make a project that does not build: {why} — choose another name, e.g. {}",
+        return Err(Failure::usage(format_args!(
+            "plugin name `{}` would make a project that does not build: {why} — choose another name, e.g. {}",
             args.name,
             suggestion(&args.name, args.lang)
-        );
-        return exit::USAGE;
+        )));
     }
     let dir = args.dir.unwrap_or_else(|| PathBuf::from(&args.name));
     if dir.exists() {
-        crate::errln!(
-            "error: {} exists already: choose another --dir or name",
+        return Err(Failure::usage(format_args!(
+            "{} exists already: choose another --dir or name",
             dir.display()
-        );
-        return exit::USAGE;
+        )));
     }
     let files = match args.lang {
         Lang::Rust => rust_files(&args.name),
@@ -85,29 +83,24 @@ pub fn main(args: NewArgs) -> u8 {
         Lang::Js => js_files(&args.name),
         Lang::C => c_files(&args.name),
     };
-    match write_all(&dir, &files) {
-        Ok(()) => {
-            crate::outln!(
-                "created {} ({} plugin {}): build it with `bash {}/build.sh`, then `perfhost run --plugin {}/{}.wasm`",
-                dir.display(),
-                match args.lang {
-                    Lang::Rust => "Rust",
-                    Lang::Python => "Python",
-                    Lang::Js => "JavaScript",
-                    Lang::C => "C",
-                },
-                args.name,
-                dir.display(),
-                dir.display(),
-                args.name
-            );
-            exit::OK
-        }
-        Err(err) => {
-            crate::errln!("error: cannot write {}: {err}", dir.display());
-            exit::USAGE
-        }
-    }
+    write_all(&dir, &files).map_err(|err| {
+        Failure::usage(format_args!("cannot write {}: {err}", dir.display())).because(&err)
+    })?;
+    crate::outln!(
+        "created {} ({} plugin {}): build it with `bash {}/build.sh`, then `perfhost run --plugin {}/{}.wasm`",
+        dir.display(),
+        match args.lang {
+            Lang::Rust => "Rust",
+            Lang::Python => "Python",
+            Lang::Js => "JavaScript",
+            Lang::C => "C",
+        },
+        args.name,
+        dir.display(),
+        dir.display(),
+        args.name
+    );
+    Ok(exit::OK)
 }
 
 /// Identifiers the generated projects cannot take, per language (the name is a crate or

@@ -7,6 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::exit;
+use crate::failure::{Failure, Lost};
 use crate::profile::target::FindError;
 use crate::profile::{self, KeepAlive, ProfileOptions};
 use crate::report::memory_line;
@@ -54,8 +55,9 @@ pub struct ProfileArgs {
 }
 
 /// The CLI entry: 0 healthy (or too short to judge), 4 on a leak warning, 2 when the process
-/// cannot be found, 3 when the service does not answer its health check.
-pub fn main(args: ProfileArgs) -> u8 {
+/// cannot be found, 3 when the service does not answer its health check, 6 when an output
+/// could not be written.
+pub fn main(args: ProfileArgs) -> Result<u8, Failure> {
     let url = args
         .host
         .clone()
@@ -65,28 +67,22 @@ pub fn main(args: ProfileArgs) -> u8 {
                 .filter(|h| !h.trim().is_empty())
         })
         .unwrap_or_else(|| "http://localhost:8888".to_string());
-    let target = match Target::parse(&url) {
-        Ok(t) => Arc::new(t),
-        Err(err) => {
-            crate::errln!("error: {err}");
-            return exit::USAGE;
-        }
-    };
+    let target = Arc::new(Target::parse(&url).map_err(Failure::usage)?);
     let keep_alive = match args.request.as_str() {
         "none" => KeepAlive::None,
         "health" => KeepAlive::Get("/health".into()),
         "verify" => KeepAlive::Verify,
         path if path.starts_with('/') => KeepAlive::Get(path.to_string()),
         other => {
-            crate::errln!(
-                "error: --request `{other}`: use health, verify, none or a path such as /health"
-            );
-            return exit::USAGE;
+            return Err(Failure::usage(format_args!(
+                "--request `{other}`: use health, verify, none or a path such as /health"
+            )));
         }
     };
     if args.interval < Duration::from_millis(50) || args.duration.is_zero() {
-        crate::errln!("error: --interval must be at least 50ms and --duration longer than 0s");
-        return exit::USAGE;
+        return Err(Failure::usage(
+            "--interval must be at least 50ms and --duration longer than 0s",
+        ));
     }
     let query = match (args.pid, args.port, &args.match_text) {
         (Some(pid), _, _) => ProcessQuery::Pid(pid),
@@ -97,21 +93,15 @@ pub fn main(args: ProfileArgs) -> u8 {
     let process = match profile::find(&query, !args.no_children, None, Some(&target)) {
         Ok(p) => p,
         Err(err @ FindError::NoListener(_)) if !profile::is_local(&target) => {
-            crate::errln!(
-                "error: {err} — {} is not this machine: name the process with --pid or --match",
+            return Err(Failure::usage(format_args!(
+                "{err} — {} is not this machine: name the process with --pid or --match",
                 target.origin
-            );
-            return exit::USAGE;
+            ))
+            .because(&err));
         }
-        Err(err) => {
-            crate::errln!("error: {err}");
-            return exit::USAGE;
-        }
+        Err(err) => return Err(Failure::of(exit::USAGE, &err)),
     };
-    let runtime = match crate::process::control_runtime() {
-        Ok(rt) => rt,
-        Err(code) => return code,
-    };
+    let runtime = crate::process::control_runtime()?;
     let options = ProfileOptions {
         interval: args.interval,
         duration: args.duration,
@@ -133,10 +123,7 @@ pub fn main(args: ProfileArgs) -> u8 {
     let profile = runtime.block_on(async {
         crate::process::interrupt_on_signal(&stop);
         if keep_alive != KeepAlive::None {
-            if let Err(err) = crate::health::check(&target, &client, "/health").await {
-                crate::errln!("error: {err}");
-                return Err(err.exit_code());
-            }
+            crate::health::check(&target, &client, "/health").await?;
         }
         crate::errln!("perfhost profile");
         crate::errln!("   API URL:  {url}");
@@ -153,7 +140,7 @@ pub fn main(args: ProfileArgs) -> u8 {
             format_duration(args.duration)
         );
         let api = (keep_alive != KeepAlive::None).then(|| (target.clone(), client.clone()));
-        Ok(profile::profile(process, api, &options, stop.clone(), |i, s| {
+        Ok::<_, Failure>(profile::profile(process, api, &options, stop.clone(), |i, s| {
             if (i + 1) % 10 == 0 {
                 crate::errln!(
                     "   Sample {}: RSS={:.1}MB, VMS={:.1}MB, Mem%={:.1}%, threads {}, open files {}",
@@ -168,10 +155,7 @@ pub fn main(args: ProfileArgs) -> u8 {
         })
         .await)
     });
-    let profile = match profile {
-        Ok(p) => p,
-        Err(code) => return code,
-    };
+    let profile = profile?;
     print_analysis(&profile);
     // The default stem is claimed: two profiles in one second get `…-2`.
     let (prefix, claim) = match args.output.clone() {
@@ -181,22 +165,16 @@ pub fn main(args: ProfileArgs) -> u8 {
             &format!("memory_profile_{}", crate::report::timestamp()),
         ) {
             Ok(claim) => (claim.stem.clone(), Some(claim)),
-            Err(err) => {
-                crate::errln!("error: {err}");
-                return exit::OUTPUT_LOST;
-            }
+            Err(err) => return Err(Failure::of(exit::OUTPUT_LOST, &err)),
         },
     };
-    let written = write_outputs(&profile, &prefix, args.plot);
+    let lost = write_outputs(&profile, &prefix, args.plot);
     drop(claim);
-    if !written {
-        return exit::OUTPUT_LOST;
-    }
-    match profile.analysis.as_ref().map(|a| a.verdict) {
+    lost.or_verdict(match profile.analysis.as_ref().map(|a| a.verdict) {
         Some(v) if v.is_warning() => exit::LEAK,
         _ if stop.was_interrupted() => exit::INTERRUPTED,
         _ => exit::OK,
-    }
+    })
 }
 
 fn print_analysis(profile: &MemoryProfile) {
@@ -248,32 +226,36 @@ fn print_analysis(profile: &MemoryProfile) {
     }
 }
 
-/// Writes the profile's JSON (and plot), each whole or not at all; false when one could not be.
-fn write_outputs(profile: &MemoryProfile, prefix: &std::path::Path, plot: bool) -> bool {
+/// Writes the profile's JSON (and plot), each whole or not at all; names each one that could
+/// not be.
+fn write_outputs(profile: &MemoryProfile, prefix: &std::path::Path, plot: bool) -> Lost {
     let with = |suffix: &str| {
         let mut name = prefix.as_os_str().to_owned();
         name.push(suffix);
         PathBuf::from(name)
     };
     let json = with(".json");
-    let mut all = true;
-    let mut write =
-        |path: &PathBuf, bytes: Vec<u8>| match perfhost_core::outfile::write(path, &bytes) {
+    let mut lost = Lost::default();
+    let write =
+        |path: &PathBuf, bytes: Vec<u8>, lost: &mut Lost| match perfhost_core::outfile::write(
+            path, &bytes,
+        ) {
             Ok(()) => crate::errln!("Written to {}", path.display()),
-            Err(err) => {
-                all = false;
-                crate::errln!("error: {err}");
-            }
+            Err(err) => lost.add(&err),
         };
     match serde_json::to_vec_pretty(profile) {
-        Ok(bytes) => write(&json, bytes),
-        Err(err) => crate::errln!("error: cannot encode the profile: {err}"),
+        Ok(bytes) => write(&json, bytes, &mut lost),
+        Err(err) => lost.push(
+            Failure::output_lost(format_args!("cannot encode the profile: {err}")).because(&err),
+        ),
     }
     if plot {
         match crate::report::charts::profile_png(profile) {
-            Ok(bytes) => write(&with(".png"), bytes),
-            Err(err) => crate::errln!("error: cannot draw the plot: {err}"),
+            Ok(bytes) => write(&with(".png"), bytes, &mut lost),
+            Err(err) => lost.push(Failure::output_lost(format_args!(
+                "cannot draw the plot: {err}"
+            ))),
         }
     }
-    all
+    lost
 }

@@ -3,6 +3,7 @@
 use std::path::PathBuf;
 
 use crate::exit;
+use crate::failure::{Failure, Lost};
 use crate::report::{load_result, summary_table, write_reports, ReportOutputs};
 
 /// Render reports from a saved JSON result.
@@ -35,14 +36,8 @@ pub struct ReportArgs {
 /// The CLI entry: 0 when the reports were written, 2 on unreadable input, 6 when a report
 /// could not be written (the others are).
 /// With no output option it prints the console summary of the result.
-pub fn main(args: ReportArgs) -> u8 {
-    let result = match load_result(&args.result) {
-        Ok(result) => result,
-        Err(err) => {
-            crate::errln!("error: {err}");
-            return exit::USAGE;
-        }
-    };
+pub fn main(args: ReportArgs) -> Result<u8, Failure> {
+    let result = load_result(&args.result).map_err(|err| Failure::of(exit::USAGE, &err))?;
     let outputs = ReportOutputs {
         csv_prefix: args.csv,
         html: args.html,
@@ -56,11 +51,9 @@ pub fn main(args: ReportArgs) -> u8 {
         crate::errln!(
             "(no --html, --csv, --markdown or --png-dir given: printed the summary only)"
         );
-        return exit::OK;
+        return Ok(exit::OK);
     }
-    if write_reports(&result, &outputs).announce("wrote") {
-        exit::OK
-    } else {
-        exit::OUTPUT_LOST
-    }
+    let mut lost = Lost::default();
+    write_reports(&result, &outputs).announce("wrote", &mut lost);
+    lost.or_verdict(exit::OK)
 }

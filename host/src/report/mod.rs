@@ -51,9 +51,13 @@ pub fn wrong_target_hint(result: &RunResult) -> Option<String> {
             .plugins
             .iter()
             .all(|p| p.source == "built-in" && speaks_auditor(&p.name));
-    let not_found = |error: &str| ["HTTP 404", "HTTP 405", "HTTP 501"].contains(&error);
+    // The kept samples (the first failures of each request name) carry their status: every
+    // one a 404, 405 or 501 says the target has no such route.
+    let not_found = |status: Option<u16>| matches!(status, Some(404 | 405 | 501));
     let all_failed = result.total.requests > 0 && result.total.failures == result.total.requests;
-    (only_builtins && all_failed && result.failures.iter().all(|f| not_found(&f.error))).then(|| {
+    let no_route = !result.failure_samples.is_empty()
+        && result.failure_samples.iter().all(|s| not_found(s.status));
+    (only_builtins && all_failed && no_route).then(|| {
         format!(
             "hint: every request failed with 404/405/501 — the built-in behaviours speak the JuraGPT Auditor API (/health, /verify); for another service use `--plugin http_get --config-value path=/some/path` or a plugin of your own (docs/plugins.md). Target: {}",
             result.meta.target

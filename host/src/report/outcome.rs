@@ -2,6 +2,8 @@
 
 use std::path::{Path, PathBuf};
 
+use crate::failure::Lost;
+
 /// Why a report could not be read or written.
 #[derive(Debug, thiserror::Error)]
 pub enum ReportError {
@@ -35,16 +37,15 @@ impl Written {
         }
     }
 
-    /// Names every file written (`written to …`, `-` left out) and every failure
-    /// (`error: …`) on stderr; true when every report was written.
-    pub fn announce(&self, verb: &str) -> bool {
+    /// Names every file written (`written to …`, `-` left out) on stderr, and adds every
+    /// report that could not be written to `lost`.
+    pub fn announce(&self, verb: &str, lost: &mut Lost) {
         for path in self.files.iter().filter(|p| p.as_os_str() != "-") {
             crate::errln!("{verb} {}", path.display());
         }
         for err in &self.errors {
-            crate::errln!("error: {err}");
+            lost.add(err);
         }
-        self.errors.is_empty()
     }
 
     /// The files written, or the first failure (for callers that stop at one).

@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use crate::exit;
+use crate::failure::{Failure, Lost};
 use crate::process::{control_runtime, forward_signals, interrupt_on_signal, raise_fd_limit};
 use crate::report;
 use crate::run::Steering;
@@ -15,29 +16,20 @@ use perfhost_core::plan::{format_duration, Plan};
 use perfhost_core::result::RunResult;
 use perfhost_core::stats::{HistoryPoint, Percentile};
 
-/// The CLI entry: returns the exit code.
-pub fn main(args: RunArgs) -> u8 {
+/// The CLI entry: the run's verdict, or why it could not run or lost an output.
+pub fn main(args: RunArgs) -> Result<u8, Failure> {
     if args.scenario.as_deref() == Some("all") {
         return run_all(args);
     }
-    let plan = match settings::resolve(&args, &|k| std::env::var(k).ok()) {
-        Ok(plan) => plan,
-        Err(err) => {
-            crate::errln!("error: {err}");
-            return exit::USAGE;
-        }
-    };
+    let plan = settings::resolve(&args, &|k| std::env::var(k).ok())?;
     crate::logging::set_level(&plan.log_level);
     if args.print_config {
         crate::out!("{}", settings::describe(&plan));
-        return exit::OK;
+        return Ok(exit::OK);
     }
     if args.dry_run {
         // A dry run checks what the real run would: memory, plugins, classes and weights.
-        if let Err(err) = dry_check(&plan) {
-            crate::errln!("error: {err}");
-            return err.exit_code();
-        }
+        dry_check(&plan)?;
         crate::out!("{}", settings::describe(&plan));
         let length = plan
             .stop
@@ -49,24 +41,16 @@ pub fn main(args: RunArgs) -> u8 {
             }
             None => crate::outln!("\n{}", crate::settings::scenario::curve(&plan.load, length)),
         }
-        return exit::OK;
+        return Ok(exit::OK);
     }
-    if let Err(err) = perfhost_core::run::check_memory(&plan) {
-        crate::errln!("error: {err}");
-        return crate::RunError::from(err).exit_code();
-    }
+    perfhost_core::run::check_memory(&plan).map_err(crate::RunError::from)?;
     raise_fd_limit(plan.max_users());
-    let runtime = match control_runtime() {
-        Ok(rt) => rt,
-        Err(code) => return code,
-    };
+    let runtime = control_runtime()?;
     let stop = StopHandle::default();
     runtime.block_on(async {
         interrupt_on_signal(&stop);
-        match run_and_report(&plan, stop, Steering::default()).await {
-            Ok((_, code)) => code,
-            Err((code, _)) => code,
-        }
+        let (_, verdict) = run_and_report(&plan, stop, Steering::default()).await?;
+        verdict
     })
 }
 
@@ -81,13 +65,14 @@ fn dry_check(plan: &Plan) -> Result<(), crate::RunError> {
     Ok(())
 }
 
-/// Runs one plan, prints the summary and writes the reports; returns the result and the exit
-/// code it deserves, or the exit code and error of a run that could not start.
+/// Runs one plan, prints the summary and writes the reports; returns the result and the
+/// verdict it deserves (or, when an output was lost, the failure naming each one), or why the
+/// run could not start.
 pub(crate) async fn run_and_report(
     plan: &Plan,
     stop: StopHandle,
     steering: Steering,
-) -> Result<(RunResult, u8), (u8, String)> {
+) -> Result<(RunResult, Result<u8, Failure>), Failure> {
     let tty = std::io::stderr().is_terminal();
     let (total, users) = (plan.stop.run_time, plan.max_users());
     let out = &plan.outputs;
@@ -99,13 +84,9 @@ pub(crate) async fn run_and_report(
         || (out.json_file.is_none() && !out.no_report);
     let claim = if default_files {
         let base = format!("{}_{}", out.report_name, report::timestamp());
-        match perfhost_core::outfile::claim_stem(Path::new("reports"), &base) {
-            Ok(claim) => Some(claim),
-            Err(err) => {
-                crate::errln!("error: {err}");
-                return Err((exit::USAGE, err.to_string()));
-            }
-        }
+        let claim = perfhost_core::outfile::claim_stem(Path::new("reports"), &base)
+            .map_err(|err| Failure::of(exit::USAGE, &err))?;
+        Some(claim)
     } else {
         None
     };
@@ -125,9 +106,11 @@ pub(crate) async fn run_and_report(
         Some(prefix) => match report::HistoryCsvWriter::create(prefix, out.csv_full_history) {
             Ok(writer) => Some(writer),
             Err(err) => {
-                let message = format!("cannot write {}: {err}", prefix.display());
-                crate::errln!("error: {message}");
-                return Err((exit::USAGE, message));
+                return Err(Failure::usage(format_args!(
+                    "cannot write {}: {err}",
+                    prefix.display()
+                ))
+                .because(&err));
             }
         },
         None => None,
@@ -162,8 +145,7 @@ pub(crate) async fn run_and_report(
             if let Some(writer) = history {
                 let _ = std::fs::remove_file(writer.path());
             }
-            crate::errln!("error: {err}");
-            return Err((err.exit_code(), err.to_string()));
+            return Err(err.into());
         }
     };
     crate::outln!("{}", report::summary_table(&result));
@@ -182,11 +164,11 @@ pub(crate) async fn run_and_report(
         ..Default::default()
     };
     // Every output is written that can be; each one lost is named, and the run exits 6.
-    let mut lost = false;
+    let mut lost = Lost::default();
     let mut html_written = false;
     if !outputs.is_empty() {
         let written = report::write_reports(&result, &outputs);
-        lost |= !written.announce("Report written to");
+        written.announce("Report written to", &mut lost);
         html_written = html.as_ref().is_some_and(|h| written.wrote(h));
     }
     let path = out
@@ -196,19 +178,13 @@ pub(crate) async fn run_and_report(
     if let Some(path) = path {
         match result.write_json(&path) {
             Ok(()) => crate::errln!("Result written to {}", path.display()),
-            Err(err) => {
-                lost = true;
-                crate::errln!("error: {err}");
-            }
+            Err(err) => lost.add(&err),
         }
     }
     if let Some(path) = &out.hlog {
         match report::hlog::write(&result, path) {
             Ok(()) => crate::errln!("Interval log written to {}", path.display()),
-            Err(err) => {
-                lost = true;
-                crate::errln!("error: {err}");
-            }
+            Err(err) => lost.add(&err),
         }
     }
     drop(claim);
@@ -229,10 +205,7 @@ pub(crate) async fn run_and_report(
             code = exit::OK;
         }
     }
-    if lost {
-        code = exit::OUTPUT_LOST;
-    }
-    Ok((result, code))
+    Ok((result, lost.or_verdict(code)))
 }
 
 /// The exit code a result deserves, by the README's precedence: interrupted (130), then the
@@ -302,11 +275,10 @@ fn leak_warning(result: &RunResult) -> bool {
 }
 
 /// `--scenario all`: smoke, baseline, stress and burst in order, a pause between, one summary.
-fn run_all(args: RunArgs) -> u8 {
-    let runtime = match control_runtime() {
-        Ok(rt) => rt,
-        Err(code) => return code,
-    };
+/// A scenario that fails does not stop the next: the failures are named together at the end,
+/// with the worst code of all.
+fn run_all(args: RunArgs) -> Result<u8, Failure> {
+    let runtime = control_runtime()?;
     let mut plans = Vec::new();
     for name in crate::settings::scenario::ALL {
         let scenario_args = RunArgs {
@@ -314,13 +286,9 @@ fn run_all(args: RunArgs) -> u8 {
             json_file: None,
             ..args.clone()
         };
-        match settings::resolve(&scenario_args, &|k| std::env::var(k).ok()) {
-            Ok(plan) => plans.push(plan),
-            Err(err) => {
-                crate::errln!("error: {err}");
-                return exit::USAGE;
-            }
-        }
+        plans.push(settings::resolve(&scenario_args, &|k| {
+            std::env::var(k).ok()
+        })?);
     }
     if let Some(plan) = plans.first() {
         crate::logging::set_level(&plan.log_level);
@@ -333,7 +301,7 @@ fn run_all(args: RunArgs) -> u8 {
                 settings::describe(plan)
             );
         }
-        return exit::OK;
+        return Ok(exit::OK);
     }
     raise_fd_limit(plans.iter().map(Plan::max_users).max().unwrap_or(1));
     let stop = StopHandle::default();
@@ -341,6 +309,7 @@ fn run_all(args: RunArgs) -> u8 {
         interrupt_on_signal(&stop);
         let mut rows = Vec::new();
         let mut worst = exit::OK;
+        let mut failed: Option<Failure> = None;
         for (i, plan) in plans.iter().enumerate() {
             if stop.is_stopping() {
                 break;
@@ -363,14 +332,19 @@ fn run_all(args: RunArgs) -> u8 {
             let forward = forward_signals(&stop, &run_stop);
             let outcome = run_and_report(plan, run_stop, Steering::default()).await;
             forward.abort();
-            match outcome {
-                Ok((result, code)) => {
-                    worst = worst.max(code);
-                    rows.push((plan.outputs.run_name.clone(), Some(result)));
-                }
-                Err((code, _)) => {
-                    worst = worst.max(code);
-                    rows.push((plan.outputs.run_name.clone(), None));
+            let (result, verdict) = match outcome {
+                Ok((result, verdict)) => (Some(result), verdict),
+                Err(failure) => (None, Err(failure)),
+            };
+            rows.push((plan.outputs.run_name.clone(), result));
+            match verdict {
+                Ok(code) => worst = worst.max(code),
+                Err(failure) => {
+                    worst = worst.max(failure.code());
+                    failed = Some(match failed {
+                        Some(earlier) => earlier.and(failure),
+                        None => failure,
+                    });
                 }
             }
         }
@@ -397,10 +371,14 @@ fn run_all(args: RunArgs) -> u8 {
                 None => crate::outln!("{name:<10} did not run"),
             }
         }
-        if stop.was_interrupted() {
+        let code = if stop.was_interrupted() {
             exit::INTERRUPTED
         } else {
             worst
+        };
+        match failed {
+            Some(failure) => Err(failure.with_code(code)),
+            None => Ok(code),
         }
     })
 }

@@ -47,6 +47,12 @@ impl RunError {
     }
 }
 
+impl From<RunError> for crate::failure::Failure {
+    fn from(err: RunError) -> Self {
+        crate::failure::Failure::of(err.exit_code(), &err)
+    }
+}
+
 /// `--trace` lines go to stderr.
 fn stderr_events() -> Events {
     Arc::new(|event| match event {

@@ -6,6 +6,7 @@
 use serde_json::json;
 
 use crate::exit;
+use crate::failure::Failure;
 use crate::process::{control_runtime, forward_signals, interrupt_on_signal, raise_fd_limit_for};
 use crate::run::command::run_and_report;
 use crate::run::Steering;
@@ -14,42 +15,31 @@ use crate::web::session::{FormOptions, Session, StartRequest, Test};
 use perfhost_core::engine::StopHandle;
 use perfhost_core::plan::{format_duration, parse_duration, Plan};
 
-/// The CLI entry: returns the exit code of the last test (0 when none ran). `perfhost run
-/// --web` starts its test at once (`started`), `perfhost ui` with `--autostart`.
-pub fn main(mut args: RunArgs, started: bool) -> u8 {
+/// The CLI entry: the outcome of the last test (0 when none ran). `perfhost run --web` starts
+/// its test at once (`started`), `perfhost ui` with `--autostart`.
+pub fn main(mut args: RunArgs, started: bool) -> Result<u8, Failure> {
     args.web = true;
     args.autostart |= started;
     let env = |k: &str| std::env::var(k).ok();
-    let base = match settings::resolve(&args, &env) {
-        Ok(plan) => plan,
-        Err(err) => {
-            crate::errln!("error: {err}");
-            return exit::USAGE;
-        }
-    };
+    let base = settings::resolve(&args, &env)?;
     crate::logging::set_level(&base.log_level);
     if args.print_config || args.dry_run {
         crate::out!("{}", settings::describe(&base));
-        return exit::OK;
+        return Ok(exit::OK);
     }
     let Some(endpoint) = base.outputs.metrics.clone() else {
-        crate::errln!("error: the web UI has no address (give --web-port)");
-        return exit::USAGE;
+        return Err(Failure::usage(
+            "the web UI has no address (give --web-port)",
+        ));
     };
-    let runtime = match control_runtime() {
-        Ok(rt) => rt,
-        Err(code) => return code,
-    };
+    let runtime = control_runtime()?;
     runtime.block_on(async {
         let quit = StopHandle::default();
         interrupt_on_signal(&quit);
         // The form offers the classes of the plugins the command line names.
         let available_classes = match perfhost_core::run::load_plugins(&base).await {
             Ok((_, classes)) => classes.into_iter().map(|c| c.class.name).collect(),
-            Err(err) => {
-                crate::errln!("error: {err}");
-                return crate::RunError::from(err).exit_code();
-            }
+            Err(err) => return Err(crate::RunError::from(err).into()),
         };
         let form = FormOptions {
             available_classes,
@@ -76,21 +66,20 @@ pub fn main(mut args: RunArgs, started: bool) -> u8 {
             match crate::web::serve(&endpoint, crate::web::Source::Session(session.clone())) {
                 Ok(server) => server,
                 Err(err) => {
-                    crate::errln!(
-                        "error: cannot serve the web UI on {}: {err} — is another one running? Pick a free port with --web-port (0 picks one)",
+                    return Err(Failure::usage(format_args!(
+                        "cannot serve the web UI on {}: {err} — is another one running? Pick a free port with --web-port (0 picks one)",
                         endpoint.addr
-                    );
-                    return exit::USAGE;
+                    ))
+                    .because(&err));
                 }
             };
         announce(&server.addr, &endpoint);
         if args.autostart {
-            if let Err(err) = session.swarm(StartRequest::default()) {
-                crate::errln!("error: {err}");
-                return exit::USAGE;
-            }
+            session
+                .swarm(StartRequest::default())
+                .map_err(Failure::usage)?;
         }
-        let mut code = exit::OK;
+        let mut last = Ok(exit::OK);
         loop {
             let test = tokio::select! {
                 test = tests.recv() => test,
@@ -106,16 +95,16 @@ pub fn main(mut args: RunArgs, started: bool) -> u8 {
                 board: Some(test.board.clone()),
                 control: test.control.clone(),
             };
-            match run_and_report(&test.plan, test.stop.clone(), steering).await {
-                Ok((result, c)) => {
-                    code = c;
+            last = match run_and_report(&test.plan, test.stop.clone(), steering).await {
+                Ok((result, verdict)) => {
                     session.finish(test.run_id, Some(result), None);
+                    verdict
                 }
-                Err((c, message)) => {
-                    code = c;
-                    session.finish(test.run_id, None, Some(message));
+                Err(failure) => {
+                    session.finish(test.run_id, None, Some(failure.message().to_string()));
+                    Err(failure)
                 }
-            }
+            };
             forward.abort();
             if quit.is_stopping() {
                 break;
@@ -129,10 +118,20 @@ pub fn main(mut args: RunArgs, started: bool) -> u8 {
                 }
                 break;
             }
-            crate::errln!("Test ended: the web UI stays up for the next one (Ctrl-C quits)");
+            match &last {
+                // The UI goes on: the failure is the command's only if no test comes after.
+                Err(failure) => crate::errln!(
+                    "Test {} ended: {} — the web UI stays up for the next one (Ctrl-C quits)",
+                    test.run_id,
+                    failure.message().replace('\n', "; ")
+                ),
+                Ok(_) => crate::errln!(
+                    "Test ended: the web UI stays up for the next one (Ctrl-C quits)"
+                ),
+            }
         }
         server.shutdown();
-        code
+        last
     })
 }
 

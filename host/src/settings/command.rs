@@ -1,6 +1,7 @@
 //! `perfhost scenario list|show`.
 
 use crate::exit;
+use crate::failure::Failure;
 use crate::settings::scenario;
 
 #[derive(Debug, clap::Subcommand)]
@@ -11,43 +12,25 @@ pub enum ScenarioCommand {
     Show { name: String },
 }
 
-pub fn main(cmd: ScenarioCommand) -> u8 {
+pub fn main(cmd: ScenarioCommand) -> Result<u8, Failure> {
     match cmd {
-        ScenarioCommand::List => match scenario::list_table() {
-            Ok(table) => {
-                crate::out!("{table}");
-                crate::outln!("\nRun one with `perfhost run --scenario NAME` (add e.g. `--run-time 30s` to shorten it).");
-                exit::OK
-            }
-            Err(err) => {
-                crate::errln!("error: {err}");
-                exit::USAGE
-            }
-        },
+        ScenarioCommand::List => {
+            let table = scenario::list_table()?;
+            crate::out!("{table}");
+            crate::outln!("\nRun one with `perfhost run --scenario NAME` (add e.g. `--run-time 30s` to shorten it).");
+            Ok(exit::OK)
+        }
         ScenarioCommand::Show { name } => {
-            let loaded = match scenario::load(&name) {
-                Ok(s) => s,
-                Err(err) => {
-                    crate::errln!("error: {err}");
-                    return exit::USAGE;
-                }
-            };
+            let loaded = scenario::load(&name)?;
             let text = scenario::PRESETS
                 .iter()
                 .find(|(n, _)| loaded.source.ends_with("(built-in)") && *n == loaded.name)
                 .map(|(_, t)| t.to_string())
                 .map(Ok)
-                .unwrap_or_else(|| scenario::read_scenario(std::path::Path::new(&loaded.source)));
-            let text = match text {
-                Ok(text) => text,
-                Err(err) => {
-                    crate::errln!("error: {err}");
-                    return exit::USAGE;
-                }
-            };
+                .unwrap_or_else(|| scenario::read_scenario(std::path::Path::new(&loaded.source)))?;
             crate::outln!("# {}", loaded.source);
             crate::out!("{text}");
-            exit::OK
+            Ok(exit::OK)
         }
     }
 }

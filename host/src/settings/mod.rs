@@ -276,6 +276,13 @@ pub enum ConfigError {
     Invalid { setting: String, message: String },
 }
 
+/// A setting that cannot be used: nothing ran (exit 2).
+impl From<ConfigError> for crate::failure::Failure {
+    fn from(err: ConfigError) -> Self {
+        crate::failure::Failure::of(crate::exit::USAGE, &err)
+    }
+}
+
 impl ConfigError {
     fn invalid(setting: &str, message: impl Into<String>) -> Self {
         ConfigError::Invalid {

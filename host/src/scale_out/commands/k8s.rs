@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::exit;
+use crate::failure::Failure;
 use crate::scale_out::commands::merge::CollectArgs;
 use crate::scale_out::k8s::{self, K8sOptions};
 use crate::scale_out::{self, DeployOptions};
@@ -83,7 +84,7 @@ pub struct K8sRenderArgs {
     pub run: Vec<String>,
 }
 
-pub fn main(cmd: K8sCommand) -> u8 {
+pub fn main(cmd: K8sCommand) -> Result<u8, Failure> {
     match cmd {
         K8sCommand::Render(args) => render(args),
         K8sCommand::Collect(args) => crate::scale_out::commands::merge::collect(args),
@@ -145,7 +146,7 @@ pub(crate) fn emit(output: Option<&PathBuf>, text: &str) -> Result<(), String> {
     }
 }
 
-fn render(args: K8sRenderArgs) -> u8 {
+fn render(args: K8sRenderArgs) -> Result<u8, Failure> {
     let result = (|| {
         let d = prepare("perfhost k8s render", &args.common, &args.run)?;
         let files = d.read_files().map_err(|e| e.to_string())?;
@@ -168,51 +169,44 @@ fn render(args: K8sRenderArgs) -> u8 {
         }
         Ok::<_, String>((d, options))
     })();
-    match result {
-        Ok((d, options)) => {
-            if let Some(secret) = k8s::secret_name(&d, &options) {
-                let keys: Vec<&str> = d.secrets.iter().map(|s| s.name).collect();
-                let flags: Vec<&str> = d.secrets.iter().map(|s| s.flag).collect();
-                match &args.secret_file {
-                    Some(path) => crate::errln!(
-                        "The secrets of {} are in Secret {secret}, written to {} (mode 0600), not in the manifests: `kubectl apply -f {}` it first, and keep it out of version control",
-                        flags.join(" and "),
-                        path.display(),
-                        path.display()
-                    ),
-                    None => crate::errln!(
-                        "The secrets of {} are not in the manifests: the shards read them from Secret {secret}, keys {} — create it first: kubectl create secret generic {secret}{} {} (or render with --secret-file FILE)",
-                        flags.join(" and "),
-                        keys.join(", "),
-                        args.namespace
-                            .as_ref()
-                            .map(|n| format!(" -n {n}"))
-                            .unwrap_or_default(),
-                        keys.iter()
-                            .map(|k| format!("--from-literal={k}=\"${k}\""))
-                            .collect::<Vec<_>>()
-                            .join(" ")
-                    ),
-                }
-            }
-            if args.files_claim.is_some() && !d.files.is_empty() {
-                crate::errln!("Copy these files to the root of the files claim:");
-                for f in &d.files {
-                    crate::errln!("  {} -> {}", f.source.display(), f.key);
-                }
-            }
-            crate::errln!(
-                "{} shards start at {} (apply before then; a pod not running by then exits 5 and fails the Job); results in {} of the results claim, merged by job/{}-collect",
-                d.shards,
-                d.start_at,
-                k8s::results_dir(&d),
-                d.name
-            );
-            exit::OK
-        }
-        Err(err) => {
-            crate::errln!("error: {err}");
-            exit::USAGE
+    let (d, options) = result.map_err(Failure::usage)?;
+    if let Some(secret) = k8s::secret_name(&d, &options) {
+        let keys: Vec<&str> = d.secrets.iter().map(|s| s.name).collect();
+        let flags: Vec<&str> = d.secrets.iter().map(|s| s.flag).collect();
+        match &args.secret_file {
+            Some(path) => crate::errln!(
+                "The secrets of {} are in Secret {secret}, written to {} (mode 0600), not in the manifests: `kubectl apply -f {}` it first, and keep it out of version control",
+                flags.join(" and "),
+                path.display(),
+                path.display()
+            ),
+            None => crate::errln!(
+                "The secrets of {} are not in the manifests: the shards read them from Secret {secret}, keys {} — create it first: kubectl create secret generic {secret}{} {} (or render with --secret-file FILE)",
+                flags.join(" and "),
+                keys.join(", "),
+                args.namespace
+                    .as_ref()
+                    .map(|n| format!(" -n {n}"))
+                    .unwrap_or_default(),
+                keys.iter()
+                    .map(|k| format!("--from-literal={k}=\"${k}\""))
+                    .collect::<Vec<_>>()
+                    .join(" ")
+            ),
         }
     }
+    if args.files_claim.is_some() && !d.files.is_empty() {
+        crate::errln!("Copy these files to the root of the files claim:");
+        for f in &d.files {
+            crate::errln!("  {} -> {}", f.source.display(), f.key);
+        }
+    }
+    crate::errln!(
+        "{} shards start at {} (apply before then; a pod not running by then exits 5 and fails the Job); results in {} of the results claim, merged by job/{}-collect",
+        d.shards,
+        d.start_at,
+        k8s::results_dir(&d),
+        d.name
+    );
+    Ok(exit::OK)
 }

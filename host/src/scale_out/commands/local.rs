@@ -8,6 +8,7 @@ use std::process::{Command, ExitStatus, Stdio};
 use std::time::Duration;
 
 use crate::exit;
+use crate::failure::Failure;
 use crate::report::{load_result, summary_table, ReportOutputs};
 use crate::scale_out::commands::merge::write_merged;
 use crate::settings::{self, parse_duration_arg};
@@ -50,10 +51,11 @@ pub struct LocalArgs {
 }
 
 /// The CLI entry: the merged run's exit code, or the worst shard's when a shard failed.
-pub fn main(mut args: LocalArgs) -> u8 {
+pub fn main(mut args: LocalArgs) -> Result<u8, Failure> {
     if args.shards == 0 || args.shards > 64 {
-        crate::errln!("error: --shards: give 1 to 64 processes for a run on one machine");
-        return exit::USAGE;
+        return Err(Failure::usage(
+            "--shards: give 1 to 64 processes for a run on one machine",
+        ));
     }
     // The merged result's files may also come among the run flags (`perfhost local --shards 2
     // -u 6 --json-file out.json`): they are the merged result's, never a shard's.
@@ -71,30 +73,20 @@ pub fn main(mut args: LocalArgs) -> u8 {
             *slot = Some(value);
         }
     }
-    let flags = match crate::settings::run_flags::parse_run_flags("perfhost local", &args.run) {
-        Ok(f) => f,
-        Err(err) => {
-            crate::errln!("error: {err}");
-            return exit::USAGE;
-        }
-    };
+    let flags = crate::settings::run_flags::parse_run_flags("perfhost local", &args.run)
+        .map_err(Failure::usage)?;
     for (given, flag) in [
         (flags.shard.is_some(), "--shard"),
         (flags.start_at.is_some(), "--start-at"),
         (flags.web, "--web"),
     ] {
         if given {
-            crate::errln!("error: {flag}: perfhost local sets each shard's own");
-            return exit::USAGE;
+            return Err(Failure::usage(format_args!(
+                "{flag}: perfhost local sets each shard's own"
+            )));
         }
     }
-    let plan = match settings::resolve(&flags, &|k| std::env::var(k).ok()) {
-        Ok(plan) => plan,
-        Err(err) => {
-            crate::errln!("error: {err}");
-            return exit::USAGE;
-        }
-    };
+    let plan = settings::resolve(&flags, &|k| std::env::var(k).ok())?;
     // Outputs set by PERFHOST_<SETTING> (or the config file) are the merged result's too; the
     // shards do not inherit them (each would write the same file).
     args.json_file = args.json_file.or_else(|| plan.outputs.json_file.clone());
@@ -115,18 +107,16 @@ pub fn main(mut args: LocalArgs) -> u8 {
                 demo = Some(child);
             }
             Err(err) => {
-                crate::errln!("error: cannot start the built-in demo server: {err}");
-                return exit::UNREACHABLE;
+                return Err(Failure::unreachable(format_args!(
+                    "cannot start the built-in demo server: {err}"
+                ))
+                .because(&err));
             }
         }
     }
-    let exe = match std::env::current_exe() {
-        Ok(exe) => exe,
-        Err(err) => {
-            crate::errln!("error: cannot find the perfhost executable: {err}");
-            return exit::USAGE;
-        }
-    };
+    let exe = std::env::current_exe().map_err(|err| {
+        Failure::usage(format_args!("cannot find the perfhost executable: {err}")).because(&err)
+    })?;
     // A folder of its own: two runs of one name started in one second get `…-2`.
     let dir = match perfhost_core::outfile::create_new_dir(
         Path::new("reports"),
@@ -137,15 +127,9 @@ pub fn main(mut args: LocalArgs) -> u8 {
         ),
     ) {
         Ok(dir) => dir,
-        Err(err) => {
-            crate::errln!("error: {err}");
-            return exit::USAGE;
-        }
+        Err(err) => return Err(Failure::of(exit::USAGE, &err)),
     };
-    let runtime = match crate::process::control_runtime() {
-        Ok(rt) => rt,
-        Err(code) => return code,
-    };
+    let runtime = crate::process::control_runtime()?;
     // Ctrl-C and SIGTERM reach perfhost local before any shard starts: each is passed on to
     // every shard (their own process group, so a terminal's Ctrl-C is not counted twice), and
     // what they wrote is merged. A first stops their users, a second cancels in-flight
@@ -155,8 +139,9 @@ pub fn main(mut args: LocalArgs) -> u8 {
         match Signals::new() {
             Ok(signals) => signals,
             Err(err) => {
-                crate::errln!("error: cannot listen for signals: {err}");
-                return exit::USAGE;
+                return Err(
+                    Failure::usage(format_args!("cannot listen for signals: {err}")).because(&err),
+                );
             }
         }
     };
@@ -174,9 +159,11 @@ pub fn main(mut args: LocalArgs) -> u8 {
         let log = match std::fs::File::create(dir.join(format!("shard-{i}.log"))) {
             Ok(f) => f,
             Err(err) => {
-                crate::errln!("error: cannot write {}: {err}", dir.display());
                 stop_children(&mut children);
-                return exit::USAGE;
+                return Err(
+                    Failure::usage(format_args!("cannot write {}: {err}", dir.display()))
+                        .because(&err),
+                );
             }
         };
         let err_log = log.try_clone().ok();
@@ -214,9 +201,10 @@ pub fn main(mut args: LocalArgs) -> u8 {
         match command.spawn() {
             Ok(c) => children.push((i, c, json)),
             Err(err) => {
-                crate::errln!("error: cannot start shard {i}: {err}");
                 stop_children(&mut children);
-                return exit::USAGE;
+                return Err(
+                    Failure::usage(format_args!("cannot start shard {i}: {err}")).because(&err),
+                );
             }
         }
     }
@@ -265,10 +253,7 @@ pub fn main(mut args: LocalArgs) -> u8 {
     drop(demo);
     let merged = match merge(results) {
         Ok(merged) => merged,
-        Err(err) => {
-            crate::errln!("error: {err}");
-            return worst.max(exit::USAGE);
-        }
+        Err(err) => return Err(Failure::of(worst.max(exit::USAGE), &err)),
     };
     crate::outln!("{}", summary_table(&merged));
     let outputs = ReportOutputs {
@@ -279,15 +264,12 @@ pub fn main(mut args: LocalArgs) -> u8 {
         ..Default::default()
     };
     let json = args.json_file.unwrap_or_else(|| dir.join("merged.json"));
-    let written = write_merged(&merged, &json, args.hlog.as_deref(), &outputs);
+    let lost = write_merged(&merged, &json, args.hlog.as_deref(), &outputs);
     let mut code = crate::run::command::exit_code(&merged, plan.outputs.exit_code_on_error);
     if interrupted {
         code = exit::INTERRUPTED;
     }
-    if !written {
-        return exit::OUTPUT_LOST;
-    }
-    worst.max(code)
+    lost.or_verdict(worst.max(code))
 }
 
 /// SIGINT and SIGTERM, listened for from before the first shard starts.

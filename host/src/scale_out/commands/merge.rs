@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use crate::exit;
+use crate::failure::{Failure, Lost};
 use crate::report::{load_result, summary_table, write_reports, ReportOutputs};
 use crate::settings::parse_duration_arg;
 use perfhost_core::plan::MAX_SHARDS;
@@ -66,7 +67,7 @@ pub struct CollectArgs {
 
 /// The CLI entry: the merged run's exit code (as `perfhost run`'s), 2 when the shards do not
 /// make one run.
-pub fn main(args: MergeArgs) -> u8 {
+pub fn main(args: MergeArgs) -> Result<u8, Failure> {
     let default_json = |merged: &RunResult| {
         // The name comes from the shards' files: never a path out of reports/.
         let (name, note) = perfhost_core::outfile::file_name_of(&merged.meta.run_name);
@@ -80,10 +81,11 @@ pub fn main(args: MergeArgs) -> u8 {
 
 /// `perfhost k8s collect` / `perfhost slurm collect`: waits for the shards' results in a
 /// folder, then merges them as `merge` does.
-pub fn collect(args: CollectArgs) -> u8 {
+pub fn collect(args: CollectArgs) -> Result<u8, Failure> {
     if args.shards.is_some_and(|n| n == 0 || n > MAX_SHARDS) {
-        crate::errln!("error: --shards must be 1 to {MAX_SHARDS}, the shard counts a run can have");
-        return exit::USAGE;
+        return Err(Failure::usage(format_args!(
+            "--shards must be 1 to {MAX_SHARDS}, the shard counts a run can have"
+        )));
     }
     let deadline = Instant::now() + args.wait.unwrap_or_default();
     let mut seen = usize::MAX;
@@ -93,8 +95,11 @@ pub fn collect(args: CollectArgs) -> u8 {
             // The first shard creates the folder.
             Err(err) if err.kind() == std::io::ErrorKind::NotFound => Vec::new(),
             Err(err) => {
-                crate::errln!("error: cannot read {}: {err}", args.from.display());
-                return exit::USAGE;
+                return Err(Failure::usage(format_args!(
+                    "cannot read {}: {err}",
+                    args.from.display()
+                ))
+                .because(&err));
             }
         };
         let expected = args.shards.or_else(|| {
@@ -104,12 +109,11 @@ pub fn collect(args: CollectArgs) -> u8 {
         if let (Some(asked), Some(first)) = (args.shards, files.first()) {
             if let Some(shard) = load_result(first).ok().and_then(|r| r.meta.shard) {
                 if shard.count != asked {
-                    crate::errln!(
-                        "error: {} is a shard of {}, not of --shards {asked}: collect the folder of this run",
+                    return Err(Failure::usage(format_args!(
+                        "{} is a shard of {}, not of --shards {asked}: collect the folder of this run",
                         first.display(),
                         shard.count
-                    );
-                    return exit::USAGE;
+                    )));
                 }
             }
         }
@@ -129,11 +133,10 @@ pub fn collect(args: CollectArgs) -> u8 {
         std::thread::sleep(Duration::from_secs(1));
     };
     if files.is_empty() {
-        crate::errln!(
-            "error: no shard results (shard-*.json) in {} — give the folder the shards write to (their --json-file)",
+        return Err(Failure::usage(format_args!(
+            "no shard results (shard-*.json) in {} — give the folder the shards write to (their --json-file)",
             args.from.display()
-        );
-        return exit::USAGE;
+        )));
     }
     let dir = args.from.clone();
     merge_files(&files, args.outputs, move |_| dir.join("merged.json"))
@@ -157,31 +160,19 @@ fn merge_files(
     paths: &[PathBuf],
     outputs: MergeOutputs,
     default_json: impl FnOnce(&RunResult) -> PathBuf,
-) -> u8 {
+) -> Result<u8, Failure> {
     if paths.len() > MAX_SHARDS {
-        crate::errln!(
-            "error: {} result files, but a run has at most {MAX_SHARDS} shards — give the shards of one run",
+        return Err(Failure::usage(format_args!(
+            "{} result files, but a run has at most {MAX_SHARDS} shards — give the shards of one run",
             paths.len()
-        );
-        return exit::USAGE;
+        )));
     }
     let mut results = Vec::new();
     for path in paths {
-        match load_result(path) {
-            Ok(r) => results.push((path.display().to_string(), r)),
-            Err(err) => {
-                crate::errln!("error: {err}");
-                return exit::USAGE;
-            }
-        }
+        let result = load_result(path).map_err(|err| Failure::of(exit::USAGE, &err))?;
+        results.push((path.display().to_string(), result));
     }
-    let merged = match merge(results) {
-        Ok(merged) => merged,
-        Err(err) => {
-            crate::errln!("error: {err}");
-            return exit::USAGE;
-        }
-    };
+    let merged = merge(results).map_err(|err| Failure::of(exit::USAGE, &err))?;
     crate::outln!("{}", summary_table(&merged));
     let json = outputs
         .json_file
@@ -194,47 +185,39 @@ fn merge_files(
         junit: outputs.junit,
         ..Default::default()
     };
-    let written = write_merged(&merged, &json, outputs.hlog.as_deref(), &reports);
-    let code = crate::run::command::exit_code(&merged, outputs.exit_code_on_error);
-    if written {
-        code
-    } else {
-        exit::OUTPUT_LOST
-    }
+    let lost = write_merged(&merged, &json, outputs.hlog.as_deref(), &reports);
+    lost.or_verdict(crate::run::command::exit_code(
+        &merged,
+        outputs.exit_code_on_error,
+    ))
 }
 
 /// Writes a merged result: its JSON at `json`, the interval log when asked, every report in
-/// `outputs`; each file written is named on stderr, and each that could not be (`error: …`,
-/// the others are still written). True when every file was written.
+/// `outputs`; each file written is named on stderr, and each that could not be is in the
+/// `Lost` returned (the others are still written).
 pub fn write_merged(
     merged: &RunResult,
     json: &Path,
     hlog: Option<&Path>,
     outputs: &ReportOutputs,
-) -> bool {
-    let mut all = true;
+) -> Lost {
+    let mut lost = Lost::default();
     match merged.write_json(json) {
         Ok(()) => crate::errln!(
             "Merged {} shards into {}",
             merged.meta.merged_shards.unwrap_or(0),
             json.display()
         ),
-        Err(err) => {
-            all = false;
-            crate::errln!("error: {err}");
-        }
+        Err(err) => lost.add(&err),
     }
     if let Some(path) = hlog {
         match crate::report::hlog::write(merged, path) {
             Ok(()) => crate::errln!("Interval log written to {}", path.display()),
-            Err(err) => {
-                all = false;
-                crate::errln!("error: {err}");
-            }
+            Err(err) => lost.add(&err),
         }
     }
     if !outputs.is_empty() {
-        all &= write_reports(merged, outputs).announce("Report written to");
+        write_reports(merged, outputs).announce("Report written to", &mut lost);
     }
-    all
+    lost
 }

@@ -4,6 +4,7 @@
 use std::path::PathBuf;
 
 use crate::exit;
+use crate::failure::Failure;
 use crate::scale_out::commands::k8s::{emit, prepare, RenderArgs};
 use crate::scale_out::commands::merge::CollectArgs;
 use crate::scale_out::slurm::{self, SlurmOptions};
@@ -39,14 +40,14 @@ pub struct SlurmRenderArgs {
     pub run: Vec<String>,
 }
 
-pub fn main(cmd: SlurmCommand) -> u8 {
+pub fn main(cmd: SlurmCommand) -> Result<u8, Failure> {
     match cmd {
         SlurmCommand::Render(args) => render(args),
         SlurmCommand::Collect(args) => crate::scale_out::commands::merge::collect(args),
     }
 }
 
-fn render(args: SlurmRenderArgs) -> u8 {
+fn render(args: SlurmRenderArgs) -> Result<u8, Failure> {
     let result = (|| {
         let d = prepare("perfhost slurm render", &args.common, &args.run)?;
         let dir = args.results.clone().unwrap_or_else(|| {
@@ -76,26 +77,19 @@ fn render(args: SlurmRenderArgs) -> u8 {
         emit(args.common.output.as_ref(), &script)?;
         Ok::<_, String>((d, results))
     })();
-    match result {
-        Ok((d, results)) => {
-            if !d.secrets.is_empty() {
-                let flags: Vec<&str> = d.secrets.iter().map(|s| s.flag).collect();
-                crate::errln!(
-                    "The secrets of {} are in {results}/{} (mode 0600), which the script reads; not in the script",
-                    flags.join(" and "),
-                    slurm::SECRETS_FILE
-                );
-            }
-            crate::errln!(
-                "{} tasks start at {} (submit before then; a task not running by then exits 5); results in {results}: perfhost slurm collect --from {results}",
-                d.shards,
-                d.start_at
-            );
-            exit::OK
-        }
-        Err(err) => {
-            crate::errln!("error: {err}");
-            exit::USAGE
-        }
+    let (d, results) = result.map_err(Failure::usage)?;
+    if !d.secrets.is_empty() {
+        let flags: Vec<&str> = d.secrets.iter().map(|s| s.flag).collect();
+        crate::errln!(
+            "The secrets of {} are in {results}/{} (mode 0600), which the script reads; not in the script",
+            flags.join(" and "),
+            slurm::SECRETS_FILE
+        );
     }
+    crate::errln!(
+        "{} tasks start at {} (submit before then; a task not running by then exits 5); results in {results}: perfhost slurm collect --from {results}",
+        d.shards,
+        d.start_at
+    );
+    Ok(exit::OK)
 }
