@@ -1749,9 +1749,26 @@ async fn user_info_in_the_host_sends_basic_auth() {
     assert_eq!(last.authorization.as_deref(), Some("Bearer tok"));
 }
 
-/// Item 11: once the run stops, a plugin looping requests in on_start sends nothing more.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn no_request_leaves_after_the_stop() {
+/// Item 11: once the run stops, a plugin looping requests in on_start sends nothing more, and
+/// its worker ends: the runtime that ran it shuts down without waiting for a thread still
+/// running the plugin (a refused request that never yields kept it spinning).
+#[test]
+fn no_request_leaves_after_the_stop() {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(loop_in_on_start_stops());
+    let shutdown = Instant::now();
+    runtime.shutdown_timeout(Duration::from_secs(20));
+    assert!(
+        shutdown.elapsed() < Duration::from_secs(20),
+        "a worker still ran the plugin after the run returned"
+    );
+}
+
+async fn loop_in_on_start_stops() {
     let faults = FaultServer::start().await;
     let mut plan = support::plan(&faults.url(), &[&fixture("fixture_start_loop")]);
     plan.load = perfhost_core::plan::LoadShape::ramp(2, 10.0);

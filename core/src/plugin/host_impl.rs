@@ -424,7 +424,6 @@ impl GroupState {
         ctx: &Resource<UserContextState>,
         req: Resource<RequestState>,
     ) -> wasmtime::Result<(Result<OutgoingRequest, HttpError>, Outgoing)> {
-        self.clock.host_activity();
         // `send` takes the request by ownership: no drop follows, so remove it here.
         let mut req = self.table.delete(req)?;
         let name = if req.name.is_empty() {
@@ -441,6 +440,11 @@ impl GroupState {
         // Once the run stops, new requests are refused at once (a plugin looping requests must
         // not keep loading the target for the stop timeout); `on-stop` may still send.
         let refused = self.env.stop.is_stopping() && !user.in_on_stop;
+        // A refused request is no break in the guest's computing: a plugin that loops on them
+        // (ignoring the error) is stopped by its CPU budget like any other endless loop.
+        if !refused {
+            self.clock.host_activity();
+        }
         let request = if refused {
             Err(HttpError::Cancelled)
         } else {
@@ -464,7 +468,9 @@ impl GroupState {
         result: Result<CompletedResponse, HttpError>,
         started: Instant,
     ) -> wasmtime::Result<Result<Resource<ResponseState>, WitHttpError>> {
-        self.clock.host_activity();
+        if !sent.refused {
+            self.clock.host_activity();
+        }
         let Outgoing {
             req,
             name,
@@ -536,6 +542,12 @@ pub(super) async fn send<T>(
     req: Resource<RequestState>,
 ) -> wasmtime::Result<Result<Resource<ResponseState>, WitHttpError>> {
     let (request, mut sent) = accessor.with(|mut access| access.get().begin_send(&ctx, req))?;
+    if sent.refused {
+        // Answered without waiting, a refused request would let a plugin that loops on them
+        // run without ever handing the thread back: its users could not be cancelled at the
+        // stop timeout, and the worker never ended. One yield per refusal lets them be.
+        tokio::task::yield_now().await;
+    }
     let started = Instant::now();
     let result = exchange(request, &mut sent, started).await;
     accessor.with(|mut access| access.get().end_send(&ctx, sent, result, started))
