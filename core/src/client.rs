@@ -250,8 +250,25 @@ impl BodyReader {
 
 type Sender = http1::SendRequest<Full<Bytes>>;
 
-/// hyper's connection future (reads and writes the socket), type-erased over TCP and TLS.
-type Driver = Pin<Box<dyn Future<Output = ()> + Send>>;
+/// hyper's connection over plain TCP, kept by its type so that a resting user can take the
+/// socket back from it ([`Connection::rest`]).
+type PlainConnection = http1::Connection<TokioIo<TcpStream>, Full<Bytes>>;
+
+/// hyper's connection future (reads and writes the socket).
+enum Driver {
+    Plain(Box<PlainConnection>),
+    /// Over TLS, type-erased.
+    Tls(Pin<Box<dyn Future<Output = ()> + Send>>),
+}
+
+impl Driver {
+    fn poll(&mut self, cx: &mut std::task::Context<'_>) -> std::task::Poll<()> {
+        match self {
+            Driver::Plain(conn) => Pin::new(&mut **conn).poll(cx).map(|_| ()),
+            Driver::Tls(conn) => conn.as_mut().poll(cx),
+        }
+    }
+}
 
 /// An open connection. Its driver is polled inline by whoever awaits a request on it rather than
 /// by a task of its own: one task wake-up and one task's memory fewer per request and per user.
@@ -266,7 +283,7 @@ async fn drive<F: Future>(driver: &mut Option<Driver>, work: F) -> F::Output {
     let mut work = std::pin::pin!(work);
     std::future::poll_fn(|cx| {
         if let Some(running) = driver {
-            if running.as_mut().poll(cx).is_ready() {
+            if running.poll(cx).is_ready() {
                 *driver = None;
             }
         }
@@ -286,6 +303,9 @@ pub struct Connection {
     /// before the current request's deadline: `tokio::time::timeout` would insert a timer into
     /// the runtime's wheel and remove it again on every request.
     timer: Option<Pin<Box<tokio::time::Sleep>>>,
+    /// The socket of a resting user, without hyper's state: the next request re-handshakes on
+    /// it (no new TCP connection).
+    parked: Option<TokioIo<TcpStream>>,
 }
 
 const MAX_REDIRECTS: usize = 10;
@@ -298,6 +318,7 @@ impl Connection {
             live: None,
             cookies: Vec::new(),
             connects: 0,
+            parked: None,
             timer: None,
         }
     }
@@ -390,6 +411,7 @@ impl Connection {
         let connect_started = (!keepalive).then(Instant::now);
         if !keepalive {
             self.live = None;
+            self.parked = None;
         }
         let live = self.ready_connection().await?;
         let started = connect_started.unwrap_or_else(Instant::now);
@@ -460,8 +482,41 @@ impl Connection {
             .map_err(|e| HttpError::InvalidRequest(e.to_string()))
     }
 
+    /// Lets hyper's state go while the user waits (its buffers and request channel, ~22 KiB
+    /// of a user's memory), keeping the socket: called before a wait long enough that the
+    /// re-handshake on the next request costs little beside it. Plain TCP only; a TLS
+    /// connection, one with unread bytes or one hyper has not finished with stays as it is or
+    /// is dropped (the next request connects anew, as after a close by the server).
+    pub fn rest(&mut self) {
+        let plain = |live: &Live| matches!(live.driver, Some(Driver::Plain(_)));
+        if !self.live.as_ref().is_some_and(plain) {
+            return;
+        }
+        let Some(Live {
+            sender,
+            driver: Some(Driver::Plain(mut conn)),
+        }) = self.live.take()
+        else {
+            return;
+        };
+        // With its sender gone, an idle connection is done at its next poll: it hands the
+        // socket back without closing it.
+        drop(sender);
+        let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+        if let std::task::Poll::Ready(Ok(())) = conn.poll_without_shutdown(&mut cx) {
+            let parts = conn.into_parts();
+            if parts.read_buf.is_empty() {
+                self.parked = Some(parts.io);
+            }
+        }
+    }
+
     /// The live connection, opening a new one if there is none or the server closed it.
     async fn ready_connection(&mut self) -> Result<&mut Live, HttpError> {
+        if let Some(io) = self.parked.take() {
+            // A failed handshake on the kept socket is a closed connection: connect anew below.
+            self.live = plain_handshake(io).await.ok();
+        }
         if let Some(live) = &mut self.live {
             // Driving it once lets hyper notice a close by the server while we were idle.
             let ready = drive(&mut live.driver, live.sender.ready()).await;
@@ -501,7 +556,7 @@ async fn connect(config: &ClientConfig) -> Result<Live, HttpError> {
         .map_err(|e| HttpError::Connect(format!("{}: {e}", target.origin)))?;
     let _ = tcp.set_nodelay(true);
     match &config.tls {
-        None => handshake(TokioIo::new(tcp)).await,
+        None => plain_handshake(TokioIo::new(tcp)).await,
         Some(tls) => {
             let name = rustls::pki_types::ServerName::try_from(target.host.clone())
                 .map_err(|e| HttpError::Tls(format!("bad server name {}: {e}", target.host)))?;
@@ -509,21 +564,29 @@ async fn connect(config: &ClientConfig) -> Result<Live, HttpError> {
                 .connect(name, tcp)
                 .await
                 .map_err(|e| HttpError::Tls(e.to_string()))?;
-            handshake(TokioIo::new(stream)).await
+            tls_handshake(TokioIo::new(stream)).await
         }
     }
 }
 
-async fn handshake<IO>(io: IO) -> Result<Live, HttpError>
+async fn plain_handshake(io: TokioIo<TcpStream>) -> Result<Live, HttpError> {
+    let (sender, conn) = http1::handshake(io).await.map_err(|e| classify(&e))?;
+    Ok(Live {
+        sender,
+        driver: Some(Driver::Plain(Box::new(conn))),
+    })
+}
+
+async fn tls_handshake<IO>(io: IO) -> Result<Live, HttpError>
 where
     IO: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
 {
     let (sender, conn) = http1::handshake(io).await.map_err(|e| classify(&e))?;
     Ok(Live {
         sender,
-        driver: Some(Box::pin(async move {
+        driver: Some(Driver::Tls(Box::pin(async move {
             let _ = conn.await;
-        })),
+        }))),
     })
 }
 

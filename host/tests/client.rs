@@ -141,8 +141,11 @@ async fn cookies_redirects_gzip_and_reconnects() {
     assert!(matches!(denied, Err(HttpError::Denied(_))), "{denied:?}");
 }
 
-#[tokio::test]
-async fn tls_with_a_private_ca_insecure_or_refused() {
+/// A self-signed certificate for 127.0.0.1, and a TLS acceptor serving it.
+fn self_signed() -> (
+    rcgen::CertifiedKey<rcgen::KeyPair>,
+    tokio_rustls::TlsAcceptor,
+) {
     let key = rcgen::generate_simple_self_signed(vec!["127.0.0.1".to_string()]).unwrap();
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let server = rustls::ServerConfig::builder_with_provider(provider)
@@ -154,7 +157,13 @@ async fn tls_with_a_private_ca_insecure_or_refused() {
             rustls::pki_types::PrivateKeyDer::Pkcs8(key.signing_key.serialize_der().into()),
         )
         .unwrap();
-    let url = serve(Some(tokio_rustls::TlsAcceptor::from(Arc::new(server)))).await;
+    (key, tokio_rustls::TlsAcceptor::from(Arc::new(server)))
+}
+
+#[tokio::test]
+async fn tls_with_a_private_ca_insecure_or_refused() {
+    let (key, acceptor) = self_signed();
+    let url = serve(Some(acceptor)).await;
 
     let dir = std::env::temp_dir().join(format!("perfhost-tls-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
@@ -187,4 +196,75 @@ async fn tls_with_a_private_ca_insecure_or_refused() {
         .unwrap_err()
         .to_string();
     assert!(err.contains("--ca-cert") && err.contains("PEM"), "{err}");
+}
+
+/// Serves `handle` on 127.0.0.1, counting the connections it accepts; with `lifetime`, each
+/// connection is closed that long after it was accepted (an idle timeout).
+async fn serve_counted(
+    lifetime: Option<Duration>,
+) -> (String, Arc<std::sync::atomic::AtomicUsize>) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let accepted = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let count = accepted.clone();
+    tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            count.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            tokio::spawn(async move {
+                let serving = http1::Builder::new()
+                    .serve_connection(TokioIo::new(stream), service_fn(handle));
+                match lifetime {
+                    Some(limit) => drop(tokio::time::timeout(limit, serving).await),
+                    None => drop(serving.await),
+                }
+            });
+        }
+    });
+    (url, accepted)
+}
+
+/// A resting user (`Connection::rest`, before a long wait) lets hyper's state go but keeps
+/// its socket: its next requests go over the same TCP connection with its cookies; a socket
+/// the server closed while it rested is replaced without a failure; TLS stays as it was.
+#[tokio::test]
+async fn a_resting_connection_keeps_its_socket() {
+    use std::sync::atomic::Ordering::SeqCst;
+    let (url, accepted) = serve_counted(None).await;
+    let mut conn = connection(&url, None);
+    get(&mut conn, "/login", true).await.unwrap();
+    for _ in 0..3 {
+        conn.rest();
+        assert_eq!(
+            get(&mut conn, "/whoami", true).await.unwrap(),
+            (200, "session=abc123".to_string())
+        );
+    }
+    assert_eq!(
+        (conn.connects, accepted.load(SeqCst)),
+        (1, 1),
+        "one socket throughout"
+    );
+
+    // The server closes every connection 200 ms after accepting it.
+    let (url, accepted) = serve_counted(Some(Duration::from_millis(200))).await;
+    let mut conn = connection(&url, None);
+    get(&mut conn, "/whoami", true).await.unwrap();
+    conn.rest();
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    assert_eq!(get(&mut conn, "/whoami", true).await.unwrap().0, 200);
+    assert_eq!(
+        (conn.connects, accepted.load(SeqCst)),
+        (2, 2),
+        "a new socket, no failure"
+    );
+
+    // Over TLS the connection stays whole.
+    let (_key, acceptor) = self_signed();
+    let url = serve(Some(acceptor)).await;
+    let insecure = perfhost_core::client::tls_config(true, None).unwrap();
+    let mut conn = connection(&url, Some(insecure));
+    get(&mut conn, "/whoami", true).await.unwrap();
+    conn.rest();
+    assert_eq!(get(&mut conn, "/whoami", true).await.unwrap().0, 200);
+    assert_eq!(conn.connects, 1);
 }

@@ -242,6 +242,19 @@ impl UserHandle {
         })
     }
 
+    /// Lets the user's connection rest while it waits (`client::Connection::rest`); a request
+    /// still in flight keeps it.
+    pub fn rest(&self, accessor: &Accessor<GroupState>) {
+        accessor.with(|mut access| {
+            let table = &mut access.get().table;
+            if let Ok(user) = table.get_mut(&Resource::<UserContextState>::new_borrow(self.ctx)) {
+                if let Some(conn) = user.conn.as_mut() {
+                    conn.rest();
+                }
+            }
+        });
+    }
+
     /// The user's failed requests so far.
     pub fn failed_requests(&self, accessor: &Accessor<GroupState>) -> u64 {
         accessor.with(|mut access| {
