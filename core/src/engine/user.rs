@@ -275,12 +275,23 @@ async fn open_user_life(
             Some(arrival) => arrival,
             None => {
                 open.pool.park(class, tx.clone());
-                tokio::select! {
-                    got = rx.recv() => match got {
-                        Some(arrival) => arrival,
-                        None => return Ok(()),
-                    },
-                    _ = shared.stop.stopped() => return Ok(()),
+                // A user left in the pool this long rests its connection, as a waiting user
+                // of the closed model does.
+                let rest = tokio::time::sleep(REST_AFTER);
+                tokio::pin!(rest);
+                let mut rested = false;
+                loop {
+                    tokio::select! {
+                        got = rx.recv() => match got {
+                            Some(arrival) => break arrival,
+                            None => return Ok(()),
+                        },
+                        _ = &mut rest, if !rested => {
+                            user.rest(accessor);
+                            rested = true;
+                        }
+                        _ = shared.stop.stopped() => return Ok(()),
+                    }
                 }
             }
         };
