@@ -333,7 +333,7 @@ pub enum Source {
 }
 
 /// Where one resolved value came from: its layer, and the place a user finds it there
-/// (`--users`, `PERFHOST_USERS`, `perfhost.toml:12`, scenario `smoke`; empty for a default).
+/// (`--users`, `PERFHOST_USERS`, `perfhost.toml:12`, a scenario's name; empty for a default).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Origin {
     /// The layer.

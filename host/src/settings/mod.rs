@@ -412,11 +412,11 @@ fn open_model(
     let per_class = scenario.filter(|sc| !sc.class_rates.is_empty() && !from_cli);
     let rate = match (staged, per_class, rate_given) {
         (Some(sc), _, _) => {
-            m.note("rate", Source::Scenario, format!("scenario `{}`", sc.name));
+            m.note("rate", Source::Scenario, sc.name.clone());
             Some(format!("{}/s", sc.rate_stages[0].per_s))
         }
         (None, Some(sc), _) => {
-            m.note("rate", Source::Scenario, format!("scenario `{}`", sc.name));
+            m.note("rate", Source::Scenario, sc.name.clone());
             Some(format!(
                 "{}/s",
                 sc.class_rates.iter().map(|(_, r)| r).sum::<f64>()
@@ -577,11 +577,7 @@ fn resolve_layers(
         .any(|s| matches!(s, Source::Cli | Source::Env));
     let load = match &scenario {
         Some(sc) if !sc.stages.is_empty() && !plain_asked => {
-            m.note(
-                "stages",
-                Source::Scenario,
-                format!("scenario `{}`", sc.name),
-            );
+            m.note("stages", Source::Scenario, sc.name.clone());
             LoadShape {
                 stages: sc.stages.clone(),
             }
@@ -692,7 +688,7 @@ fn resolve_layers(
         .unwrap_or_default();
     if !thresholds.is_empty() && m.source("thresholds") == Source::Default {
         let name = scenario.as_ref().map_or(String::new(), |s| s.name.clone());
-        m.note("thresholds", Source::Scenario, format!("scenario `{name}`"));
+        m.note("thresholds", Source::Scenario, name);
     }
     for text in m.list("thresholds").unwrap_or_default() {
         thresholds.push(
@@ -1041,6 +1037,7 @@ mod tests {
             );
         }
         assert!(text.contains("(env PERFHOST_SEED)"), "{text}");
+        assert!(text.contains("(scenario sc)"), "{text}");
         assert!(text.contains("(cli --request-timeout)"), "{text}");
     }
 

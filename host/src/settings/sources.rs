@@ -28,11 +28,12 @@ impl Layer {
 }
 
 /// How an error names a value from `origin`: the flag or variable itself, or the file's line
-/// (or the scenario) and the key.
+/// (or the scenario's name) and the key.
 pub fn named(key: &str, origin: &Origin) -> String {
     match origin.source {
         Source::Cli | Source::Env => origin.place.clone(),
-        Source::File | Source::Scenario => format!("{}: field `{key}`", origin.place),
+        Source::File => format!("{}: field `{key}`", origin.place),
+        Source::Scenario => format!("scenario `{}`: field `{key}`", origin.place),
         Source::Default => table::find(key).map_or(key.to_string(), |s| s.flag.to_string()),
     }
 }
@@ -92,7 +93,7 @@ pub fn from_env(env: &dyn Fn(&str) -> Option<String>) -> Result<Layer, ConfigErr
 /// What a scenario sets (its own checks ran when it was read).
 pub fn from_scenario(sc: &Scenario) -> Layer {
     let mut layer = Layer::default();
-    let place = format!("scenario `{}`", sc.name);
+    let place = sc.name.clone();
     let mut set = |key, value| layer.set(key, value, Source::Scenario, place.clone());
     let count = |n: Option<usize>| n.map(|n| Value::Count(n as u64));
     let given = [
