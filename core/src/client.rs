@@ -488,16 +488,15 @@ impl Connection {
     /// connection, one with unread bytes or one hyper has not finished with stays as it is or
     /// is dropped (the next request connects anew, as after a close by the server).
     pub fn rest(&mut self) {
-        let plain = |live: &Live| matches!(live.driver, Some(Driver::Plain(_)));
-        if !self.live.as_ref().is_some_and(plain) {
-            return;
-        }
-        let Some(Live {
-            sender,
-            driver: Some(Driver::Plain(mut conn)),
-        }) = self.live.take()
-        else {
-            return;
+        let (sender, mut conn) = match self.live.take() {
+            Some(Live {
+                sender,
+                driver: Some(Driver::Plain(conn)),
+            }) => (sender, conn),
+            other => {
+                self.live = other;
+                return;
+            }
         };
         // With its sender gone, an idle connection is done at its next poll: it hands the
         // socket back without closing it.

@@ -143,7 +143,7 @@ impl Default for ReportFile {
 }
 
 /// Line number (1-based) of a byte offset.
-fn line_of(text: &str, offset: usize) -> usize {
+pub(super) fn line_of(text: &str, offset: usize) -> usize {
     text[..offset.min(text.len())].matches('\n').count() + 1
 }
 

@@ -155,11 +155,6 @@ pub fn from_file(explicit: Option<&Path>) -> Result<Layer, ConfigError> {
     Ok(layer)
 }
 
-/// 1-based line of a byte offset.
-fn line_of(text: &str, offset: usize) -> usize {
-    text[..offset.min(text.len())].matches('\n').count() + 1
-}
-
 /// A `perfhost.toml`: every row's key, and `[config]` for plugins; an unknown key is refused
 /// with its line and the keys there are.
 pub fn perfhost_toml(file: &str, text: &str) -> Result<Layer, ConfigError> {
@@ -167,7 +162,7 @@ pub fn perfhost_toml(file: &str, text: &str) -> Result<Layer, ConfigError> {
         toml::from_str(text).map_err(|e| scenario::toml_error(file, text, &e))?;
     let mut layer = Layer::default();
     for (key, spanned) in &doc {
-        let line = line_of(text, spanned.span().start);
+        let line = scenario::line_of(text, spanned.span().start);
         let bad = |message: String| FieldError {
             file: file.to_string(),
             line: Some(line),
