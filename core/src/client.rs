@@ -193,6 +193,14 @@ pub struct CompletedResponse {
     pub latency: Duration,
 }
 
+/// A user about to wait this long (between tasks, in the open model's pool, in `sleep`) lets
+/// its connection's buffers go and re-handshakes on the kept socket before its next request:
+/// `auditor_user` (1–3 s waits) then holds 2.6 KiB per user instead of 23 KiB, for CPU per request within the noise of paired runs (median 1.02×,
+/// docs/benchmarks.md "Memory per idle user"). Locust's and k6's usual waits (1 s and more)
+/// rest; a user pacing faster than twice a second keeps its connection whole, as its buffers
+/// are in use a good share of the time anyway.
+pub const REST_AFTER: Duration = Duration::from_millis(500);
+
 /// Reads a response body frame by frame, keeping at most `keep` bytes and counting the rest.
 /// A body in one frame (the usual case) is kept without a copy.
 struct BodyReader {
@@ -486,8 +494,9 @@ impl Connection {
     /// of a user's memory), keeping the socket: called before a wait long enough that the
     /// re-handshake on the next request costs little beside it. Plain TCP only; a TLS
     /// connection, one with unread bytes or one hyper has not finished with stays as it is or
-    /// is dropped (the next request connects anew, as after a close by the server).
-    pub fn rest(&mut self) {
+    /// is dropped (the next request connects anew, as after a close by the server). Returns
+    /// whether the socket was kept without hyper's state.
+    pub fn rest(&mut self) -> bool {
         let (sender, mut conn) = match self.live.take() {
             Some(Live {
                 sender,
@@ -495,7 +504,7 @@ impl Connection {
             }) => (sender, conn),
             other => {
                 self.live = other;
-                return;
+                return false;
             }
         };
         // With its sender gone, an idle connection is done at its next poll: it hands the
@@ -506,8 +515,10 @@ impl Connection {
             let parts = conn.into_parts();
             if parts.read_buf.is_empty() {
                 self.parked = Some(parts.io);
+                return true;
             }
         }
+        false
     }
 
     /// The live connection, opening a new one if there is none or the server closed it.

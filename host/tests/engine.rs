@@ -477,6 +477,56 @@ async fn trace_prints_requests_and_responses() {
     assert!(stderr.contains("<-- 200"), "{stderr}");
 }
 
+/// A user about to wait 500 ms or more lets its connection rest (`--trace` says so), in the
+/// closed model's waits (auditor_user: 1–3 s) and in the open model's pool (one arrival a
+/// second); a user that never waits (http_get) keeps its connection whole.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_waiting_user_rests_its_connection() {
+    let server = RecordingServer::start(Mode::Auditor).await;
+    let url = server.url();
+    let rests = |args: Vec<&'static str>| {
+        let url = url.clone();
+        async move {
+            let common = [
+                "--trace",
+                "--no-report",
+                "--config",
+                "/dev/null",
+                "--config-value",
+                "path=/health",
+                "-H",
+            ];
+            let out = support::perfhost(
+                &[&["run"][..], &args, &common, &[&url]].concat(),
+                &std::env::temp_dir(),
+            )
+            .await;
+            let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+            assert_eq!(out.status.code(), Some(0), "{stderr}");
+            stderr
+                .matches("connection rests while the user waits")
+                .count()
+        }
+    };
+    let waits = vec!["-u", "1", "-n", "2", "--plugin", "auditor_user"];
+    assert!(rests(waits).await >= 1, "a 1-3 s wait rests");
+    let pool = vec![
+        "--rate",
+        "1/s",
+        "--pre-allocated-users",
+        "1",
+        "--max-users",
+        "1",
+        "-t",
+        "2500ms",
+        "--plugin",
+        "http_get",
+    ];
+    assert!(rests(pool).await >= 1, "a second in the pool rests");
+    let busy = vec!["-u", "1", "-n", "20", "--plugin", "http_get"];
+    assert_eq!(rests(busy).await, 0, "no wait, no rest");
+}
+
 /// The generic built-in requests the configured path in a loop, like wrk.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn http_get_requests_the_configured_path() {

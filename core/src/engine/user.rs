@@ -14,6 +14,7 @@ use wasmtime::component::Accessor;
 use super::health::{class_stopped, healthy};
 use super::{Shared, StopHandle};
 use crate::arrivals::{Arrival, OpenModel};
+use crate::client::REST_AFTER;
 use crate::plan::seed::{self, Stream};
 use crate::plugin::state::GroupState;
 use crate::plugin::Instance;
@@ -216,14 +217,6 @@ async fn user_life(
         }
     }
 }
-
-/// A user about to wait this long lets its connection's buffers go and re-handshakes on the
-/// kept socket before its next request: `auditor_user` (1–3 s waits) then holds 2.6 KiB per
-/// user instead of 23 KiB, for CPU per request within the noise of paired runs (median 1.02×,
-/// docs/benchmarks.md "Memory per idle user"). Locust's and k6's usual waits (1 s and more)
-/// rest; a user pacing faster than twice a second keeps its connection whole, as its buffers
-/// are in use a good share of the time anyway.
-pub(crate) const REST_AFTER: Duration = Duration::from_millis(500);
 
 /// The interval of a pacing wait: the schedule a user of such a class keeps.
 fn schedule_interval(wait: &WaitTime) -> Option<Duration> {
