@@ -517,8 +517,7 @@ fn capitalised(word: &str) -> String {
 
 /// The JavaScript SDK's k6 shape (plugins/examples/js-sdk/health_check.js): one iteration of
 /// the default function per task, `check()` rows that fail when their predicate does, the
-/// default rule on the request itself, `group()` rows, `sleep()` as the pause after the
-/// iteration; and the two-task user (visitor.js) with the seeded `Math.random`.
+/// default rule on the request itself, `group()` rows, `sleep()` at the iteration's end; and the two-task user (visitor.js) with the seeded `Math.random`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_js_sdk_runs_k6_shaped_scripts() {
     if let Some(visitor) = example("visitor_js_sdk.wasm") {
@@ -585,10 +584,65 @@ async fn the_js_sdk_runs_k6_shaped_scripts() {
         assert_eq!(row("group", "::service"), (10, 0), "{mode:?}");
         // Only the path of the script's absolute URL was sent, to the run's target.
         assert!(server.seen().iter().all(|s| s.path == "/health"));
-        // sleep(0.1) after each iteration: a user's 5 iterations take at least 4 pauses.
+        // sleep(0.1) ends each iteration: a user's 5 iterations take at least 4 of them.
         let seen = server.seen();
         let span = seen.last().unwrap().at - seen.first().unwrap().at;
         assert!(span >= Duration::from_millis(350), "{span:?}");
+    }
+}
+
+/// `sleep` waits where it is called, and only for its user, in both worlds: the first user
+/// sends `/health?first`, sleeps 1 s, sends `/health?second`; the other users keep sending
+/// `/health?other` every ~20 ms meanwhile (timestamps taken by the test server). The async
+/// world's `fixture_sleeper` (Rust SDK: users share an instance) and the sync world's
+/// `sleep_between_js_sdk` (k6's `sleep()`: one instance per user).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sleep_spaces_its_users_requests_and_no_one_elses() {
+    let _serial = support::serial().await;
+    let mut plugins = vec![support::fixture("fixture_sleeper")];
+    plugins.extend(example("sleep_between_js_sdk.wasm"));
+    for plugin in plugins {
+        let server = RecordingServer::start(Mode::Auditor).await;
+        let mut plan = support::plan(&server.url(), &[&plugin]);
+        plan.load = LoadShape::ramp(3, 100.0);
+        plan.stop.run_time = Some(Duration::from_millis(1800));
+        let result = support::run(&plan).await;
+        assert_eq!(result.total.failures, 0, "{plugin}: {:?}", result.failures);
+        assert!(
+            result.task_errors.is_empty(),
+            "{plugin}: {:?}",
+            result.task_errors
+        );
+        let seen = server.seen();
+        let at = |path: &str| {
+            let mut hits = seen.iter().filter(|s| s.path == path).map(|s| s.at);
+            let first = hits.next().unwrap_or_else(|| panic!("{plugin}: no {path}"));
+            assert!(hits.next().is_none(), "{plugin}: {path} twice");
+            first
+        };
+        let (first, second) = (at("/health?first"), at("/health?second"));
+        let slept = second - first;
+        assert!(
+            (Duration::from_millis(1000)..Duration::from_millis(1500)).contains(&slept),
+            "{plugin}: /first to /second: {slept:?}"
+        );
+        // The other two users were not held: requests all through the second, no long gap.
+        let mut others: Vec<_> = seen
+            .iter()
+            .filter(|s| s.path == "/health?other" && s.at > first && s.at < second)
+            .map(|s| s.at)
+            .collect();
+        others.sort();
+        assert!(
+            others.len() >= 20,
+            "{plugin}: {} others during the sleep",
+            others.len()
+        );
+        let gap = others.windows(2).map(|w| w[1] - w[0]).max().unwrap();
+        assert!(
+            gap < Duration::from_millis(300),
+            "{plugin}: a gap of {gap:?}"
+        );
     }
 }
 

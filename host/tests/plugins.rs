@@ -410,11 +410,11 @@ fn inspect_shows_classes_and_export_writes_a_loadable_file() {
     let text = String::from_utf8_lossy(&out.stdout);
     assert_eq!(out.status.code(), Some(0), "{text}");
     for needle in [
-        "perfhost:plugin@0.2.2",
+        "perfhost:plugin@0.2.3",
         "AuditorUser (weight 7, wait between 1000–3000 ms)",
         "verify_standard",
         "weight  10 (59%)",
-        "perfhost:plugin/host@0.2.2",
+        "perfhost:plugin/host@0.2.3",
     ] {
         assert!(text.contains(needle), "{needle} in {text}");
     }
@@ -450,20 +450,41 @@ fn inspect_shows_classes_and_export_writes_a_loadable_file() {
     );
 }
 
-/// A plugin built against the released 0.2.0 contract (fixtures/contract_0_2_0, compiled from
-/// the frozen WIT) loads and runs on this 0.2.x host.
+/// Plugins built from the frozen text of each released contract (fixtures/contract_0_2_0 in
+/// the async world, fixtures/contract_0_2_2 in the sync world it added) load and run on this
+/// 0.2.x host.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_plugin_built_against_0_2_0_still_runs() {
+async fn plugins_built_against_released_contracts_still_run() {
     let server = RecordingServer::start(Mode::Auditor).await;
-    let mut plan = support::plan(&server.url(), &[&fixture("fixture_contract_0_2_0")]);
-    plan.load = LoadShape::ramp(2, 10.0);
-    plan.stop.run_time = None;
-    plan.stop.iterations = Some(10);
-    let result = support::run(&plan).await;
-    assert_eq!(result.plugins[0].contract, "perfhost:plugin@0.2.0");
-    assert_eq!((result.total.requests, result.total.failures), (10, 0));
-    assert!(result.task_errors.is_empty(), "{:?}", result.task_errors);
-    assert_eq!(server.seen().len(), 10);
+    for (name, version, world) in [
+        ("fixture_contract_0_2_0", "0.2.0", World::Plugin),
+        ("fixture_contract_0_2_2", "0.2.2", World::PluginSync),
+    ] {
+        let seen = server.seen().len();
+        let mut plan = support::plan(&server.url(), &[&fixture(name)]);
+        plan.load = LoadShape::ramp(2, 10.0);
+        plan.stop.run_time = None;
+        plan.stop.iterations = Some(10);
+        let result = support::run(&plan).await;
+        let info = &result.plugins[0];
+        assert_eq!(
+            info.contract,
+            format!("perfhost:plugin@{version}"),
+            "{name}"
+        );
+        assert_eq!(info.world, world, "{name}");
+        assert_eq!(
+            (result.total.requests, result.total.failures),
+            (10, 0),
+            "{name}"
+        );
+        assert!(
+            result.task_errors.is_empty(),
+            "{name}: {:?}",
+            result.task_errors
+        );
+        assert_eq!(server.seen().len() - seen, 10, "{name}");
+    }
 }
 
 /// Plugin binaries compiled by earlier toolchains and kept as they were built

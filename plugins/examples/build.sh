@@ -12,7 +12,12 @@
 #   auditor_py_sdk.wasm       the three Auditor user classes with the Python SDK
 #   health_check_js_sdk.wasm  a k6-shaped script with the JavaScript SDK
 #   visitor_js_sdk.wasm       the two-task example of docs/plugins.md, k6-shaped
+#   sleep_between_js_sdk.wasm k6's sleep() between two requests of one iteration
+#   plain_get_js_sdk.wasm     the benchmarks' plain GET, k6-shaped (bench/home_peers.sh)
+#   auditor_user_js_sdk.wasm  the Auditor suite's AuditorUser, k6-shaped (bench/home_peers.sh)
+#   plain_get_py_sdk.wasm     the benchmarks' plain GET with the Python SDK
 #   visitor_c_sdk.wasm        the two-task example of docs/plugins.md with the C SDK
+#   plain_get_c_sdk.wasm      the benchmarks' plain GET with the C SDK
 # Usage: plugins/examples/build.sh [python] [python-sdk] [js] [js-sdk] [c] [c-sdk]
 #        (default: all)
 # Tools are looked up in PERFHOST_TOOLS (default ~/.cache/perfhost-tools, where
@@ -63,7 +68,7 @@ build_python_sdk() {
     local t; t=$(date +%s%N)
     local src; src="$(mktemp -d)"
     local module
-    for module in visitor auditor; do
+    for module in visitor auditor plain_get; do
         local src; src="$(mktemp -d)"
         cp "$root"/plugins/sdk-python/*.py "$here"/python-sdk/*.py "$here"/python/auditor_data.py "$src/"
         printf 'import %s  # noqa: F401  (its User subclasses register themselves)\nfrom perfhost import Behaviour  # noqa: F401\n' "$module" >"$src/app.py"
@@ -97,7 +102,7 @@ build_js() {
 build_js_sdk() {
     need jco JavaScript "plugins/examples/install-toolchains.sh js (npm install @bytecodealliance/jco@1.35.0)"
     local script
-    for script in health_check visitor; do
+    for script in health_check visitor sleep_between plain_get auditor_user; do
         local t; t=$(date +%s%N)
         local src; src="$(mktemp -d)"
         cp -r "$root/wit" "$root/plugins/sdk-js/perfhost.js" "$here/js-sdk/$script.js" "$src/"
@@ -154,15 +159,18 @@ build_c() {
 # A user written with the C SDK (plugins/sdk-c) on the sync world.
 build_c_sdk() {
     need_c
-    local t; t=$(date +%s%N)
-    local gen; gen="$(mktemp -d)"
-    wit-bindgen c "$root/wit" --world plugin-sync --out-dir "$gen" >/dev/null
-    clang --target=wasm32-wasi -mexec-model=reactor -O2 -Wall -Wextra -Werror \
-        -I "$root/plugins/sdk-c" -I "$gen" -o "$gen/core.wasm" "$here/c-sdk/visitor.c" \
-        "$root/plugins/sdk-c/perfhost.c" "$gen/plugin_sync.c" "$gen/plugin_sync_component_type.o"
-    wasm-tools component new "$gen/core.wasm" -o "$out/visitor_c_sdk.wasm"
-    rm -rf "$gen"
-    built visitor_c_sdk.wasm "$t"
+    local source
+    for source in visitor plain_get; do
+        local t; t=$(date +%s%N)
+        local gen; gen="$(mktemp -d)"
+        wit-bindgen c "$root/wit" --world plugin-sync --out-dir "$gen" >/dev/null
+        clang --target=wasm32-wasi -mexec-model=reactor -O2 -Wall -Wextra -Werror \
+            -I "$root/plugins/sdk-c" -I "$gen" -o "$gen/core.wasm" "$here/c-sdk/$source.c" \
+            "$root/plugins/sdk-c/perfhost.c" "$gen/plugin_sync.c" "$gen/plugin_sync_component_type.o"
+        wasm-tools component new "$gen/core.wasm" -o "$out/${source}_c_sdk.wasm"
+        rm -rf "$gen"
+        built "${source}_c_sdk.wasm" "$t"
+    done
 }
 
 for lang in "${langs[@]}"; do

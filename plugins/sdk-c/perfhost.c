@@ -112,6 +112,7 @@ ph_response *ph_send(ph_user *u, ph_request req) {
     if (req.timeout_ms) perfhost_plugin_host_sync_method_request_timeout_ms(b, req.timeout_ms);
     if (req.no_redirects) perfhost_plugin_host_sync_method_request_follow_redirects(b, false);
     if (req.catch_response) perfhost_plugin_host_sync_method_request_catch_response(b);
+    if (req.discard_body) perfhost_plugin_host_sync_method_request_discard_body(b);
 
     ph_response *r = checked(calloc(1, sizeof *r));
     r->private_ = checked(calloc(1, sizeof *r->private_));
@@ -190,6 +191,10 @@ uint64_t ph_random_u64(ph_user *u) {
 
 double ph_random(ph_user *u) {
     return perfhost_plugin_host_sync_method_user_context_random_f64(ctx(u));
+}
+
+void ph_sleep(ph_user *u, uint32_t ms) {
+    perfhost_plugin_host_sync_method_user_context_sleep(ctx(u), ms);
 }
 
 uint64_t ph_random_range(ph_user *u, uint64_t low, uint64_t high) {

@@ -56,6 +56,8 @@ typedef struct ph_request {
     bool catch_response;
     /* Do not follow redirects. */
     bool no_redirects;
+    /* The body will never be read: the host counts it and keeps none of it (ph_text is ""). */
+    bool discard_body;
 } ph_request;
 
 #define ph_get(...) ((ph_request){.method = "GET", .path = __VA_ARGS__})
@@ -88,6 +90,10 @@ const char *ph_header(ph_response *r, const char *name);
 void ph_success(ph_response *r);
 void ph_failure(ph_response *r, const char *reason);
 void ph_check(ph_response *r, bool ok, const char *reason_if_not);
+
+/* Waits `ms` milliseconds where it is called (k6's sleep): blocks this user only (it has its
+ * own instance); returns early when the run stops. Since contract 0.2.3. */
+void ph_sleep(ph_user *u, uint32_t ms);
 
 /* The user's seeded random numbers (--seed): 64 bits, [0, 1), a uniform integer in
  * [low, high). */

@@ -14,8 +14,8 @@
 // toolchains cannot build async components yet): each virtual user has its own instance, so
 // globals are per user, as in k6 where each VU has its own runtime. One iteration of the default
 // function is one task. What differs from k6, and why:
-// - `sleep(s)` does not block the instance: the iteration goes on, and the sum of its sleeps is
-//   the pause before the next iteration (the host waits, without holding a thread).
+// - `sleep(s)` waits where it is called, as in k6: the host suspends this user (its own
+//   instance), never the thread; a sleep of 500 ms or more lets its connection rest.
 // - Requests go to the run's target (`perfhost run -H URL`): a URL's origin is dropped and only
 //   its path and query are sent, so a script written against `http://localhost:8000/...` runs
 //   against any target.
@@ -28,7 +28,7 @@
 // Build: see plugins/examples/build.sh (jco componentize with its QuickJS backend). The entry
 // module exports `behaviourSync = plugin(script)`; build.sh writes it.
 
-import * as hostModule from "perfhost:plugin/host-sync@0.2.2";
+import * as hostModule from "perfhost:plugin/host-sync@0.2.3";
 
 // The QuickJS backend hands an interface over as the default export, ComponentizeJS as named
 // exports: accept both.
@@ -66,9 +66,9 @@ function decode(bytes) {
   return out;
 }
 
-/** The user being run: its context, the handles to drop after the iteration, its sleeps, the
- * groups it is in (innermost last, each with the time its requests took). */
-const current = { ctx: null, handles: [], sleptMs: 0, groups: [] };
+/** The user being run: its context, the handles to drop after the iteration, the groups it is
+ * in (innermost last, each with the time its requests took). */
+const current = { ctx: null, handles: [], groups: [] };
 
 function pathOf(url) {
   const match = /^[a-z][a-z0-9+.-]*:\/\/[^/?#]*(.*)$/i.exec(url);
@@ -124,6 +124,10 @@ function request(method, url, body, params = {}) {
   if (headers.length > 0) req.headers(headers);
   if (params.timeout !== undefined) req.timeoutMs(Math.round(milliseconds(params.timeout)));
   if (params.redirects !== undefined && params.redirects > 0) req.followRedirects(true);
+  // k6's `responseType: "none"` (or `options.discardResponseBodies` without a responseType):
+  // the host counts the body and keeps none of it (`response.body` is then empty).
+  const responseType = params.responseType ?? (scriptOptions.discardResponseBodies ? "none" : "text");
+  if (responseType === "none") req.discardBody();
   try {
     const handle = current.ctx.send(req);
     current.handles.push(handle);
@@ -170,8 +174,8 @@ function recordCheck(name, ok) {
 }
 
 /** k6's `group(name, fn)`: runs `fn` and returns its value. The group is a row of type `group`
- * named by its path (`::name`, `::outer::inner`) whose time is that of its requests (k6's
- * group_duration, without sleeps: they do not block here); checks inside it are named
+ * named by its path (`::name`, `::outer::inner`) whose time is that of its requests and sleeps
+ * (k6's group_duration, but for the script's own computing); checks inside it are named
  * `group::check`. */
 export function group(name, fn) {
   const path = groupPath(name);
@@ -200,16 +204,23 @@ export function check(value, checks) {
   return all;
 }
 
-/** k6's `sleep(seconds)`: added to the pause after this iteration (see above). */
+/** k6's `sleep(seconds)`: this user waits here (the host's `sleep`), then the iteration goes
+ * on. Only this user waits: it has its own instance. */
 export function sleep(seconds) {
-  current.sleptMs += Math.max(0, Number(seconds) * 1000);
+  const ms = Math.round(Math.max(0, Number(seconds) || 0) * 1000);
+  current.ctx.sleep(Math.min(ms, 0xffffffff));
+  for (const group of current.groups) group.us += ms * 1000;
 }
+
+/** The script's `options` (read by `request` for `discardResponseBodies`). */
+let scriptOptions = {};
 
 /** Turns a k6-shaped module (its `options` and default function) into `behaviour-sync`. */
 export function plugin(script) {
   // Math.random is this user's seeded generator (--seed), as everything random in perfhost.
   Math.random = () => current.ctx.randomF64();
   const options = script.options ?? {};
+  scriptOptions = options;
   const iteration = script.default;
   if (typeof iteration !== "function") {
     throw new Error("perfhost: the script has no `export default function`");
@@ -219,7 +230,6 @@ export function plugin(script) {
       this.ctx = ctx;
       this.id = id;
       this.iterations = 0;
-      this.pauseMs = 0;
     }
 
     onStart() {
@@ -227,7 +237,7 @@ export function plugin(script) {
     }
 
     runTask() {
-      Object.assign(current, { ctx: this.ctx, handles: [], sleptMs: 0, groups: [] });
+      Object.assign(current, { ctx: this.ctx, handles: [], groups: [] });
       globalThis.__VU = Number(this.id) + 1;
       globalThis.__ITER = this.iterations++;
       let outcome = { tag: "ok" };
@@ -239,7 +249,6 @@ export function plugin(script) {
       for (const handle of current.handles) {
         if (typeof Symbol.dispose === "symbol" && handle[Symbol.dispose]) handle[Symbol.dispose]();
       }
-      this.pauseMs = Math.round(current.sleptMs);
       current.handles = [];
       return outcome;
     }
@@ -249,7 +258,7 @@ export function plugin(script) {
     }
 
     nextWaitMs() {
-      return this.pauseMs;
+      return 0;
     }
 
     onStop() {}
@@ -260,7 +269,7 @@ export function plugin(script) {
         {
           name: options.name ?? "VirtualUser",
           weight: options.weight ?? 1,
-          wait: { tag: "custom" },
+          wait: { tag: "constant", val: 0 },
           tasks: [{ name: "default", weight: 1 }],
           sequential: false,
         },

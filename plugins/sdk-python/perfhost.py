@@ -313,6 +313,11 @@ class User:
     def log(self, message):
         self._ctx.log(_types.LogLevel.INFO, str(message))
 
+    async def sleep(self, seconds):
+        """Waits where it is called (`gevent.sleep` in a Locust task): only this user waits,
+        the plugin's other users go on; returns early when the run stops."""
+        await self._ctx.sleep(max(0, min(round(seconds * 1000), 2**32 - 1)))
+
 
 class Behaviour(exports.Behaviour):
     """The contract's `describe()`: every `User` subclass, in definition order."""

@@ -24,6 +24,7 @@ pub mod sync {
         world: "plugin-sync",
         imports: {
             "perfhost:plugin/host-sync.[method]user-context.send": async | trappable,
+            "perfhost:plugin/host-sync.[method]user-context.sleep": async | trappable,
             default: trappable,
         },
         exports: { default: async | store },
@@ -39,12 +40,12 @@ pub mod sync {
 /// The contract's package name.
 pub const CONTRACT_PACKAGE: &str = "perfhost:plugin";
 /// The contract version this host speaks.
-pub const CONTRACT_VERSION: &str = "0.2.2";
+pub const CONTRACT_VERSION: &str = "0.2.3";
 /// The versions this host loads: every 0.2.x up to its own (0.2.x versions only add, and
-/// wasmtime's linker resolves a 0.2.0 import to the 0.2.2 definition).
-pub const COMPATIBLE_VERSIONS: [&str; 3] = ["0.2.0", "0.2.1", "0.2.2"];
+/// wasmtime's linker resolves a 0.2.0 import to the 0.2.3 definition).
+pub const COMPATIBLE_VERSIONS: [&str; 4] = ["0.2.0", "0.2.1", "0.2.2", "0.2.3"];
 /// The versions of the sync world (added in 0.2.2).
-pub const SYNC_VERSIONS: [&str; 1] = ["0.2.2"];
+pub const SYNC_VERSIONS: [&str; 2] = ["0.2.2", "0.2.3"];
 
 /// The wasmtime this host embeds (named when a component does not load).
 pub const WASMTIME_VERSION: &str = "50.0.1";

@@ -419,6 +419,36 @@ pub(super) struct Outgoing {
 }
 
 impl GroupState {
+    /// Before `sleep`: the wait is the host's time, not the guest's computing, and a long one
+    /// lets the user's connection rest. Returns the run's stop signal to wait on.
+    pub(super) fn begin_sleep(
+        &mut self,
+        ctx: &Resource<UserContextState>,
+        ms: u32,
+    ) -> wasmtime::Result<(crate::stop::StopHandle, bool)> {
+        self.clock.host_activity();
+        let user = self.table.get_mut(ctx)?;
+        let rested = Duration::from_millis(ms.into()) >= crate::client::REST_AFTER
+            && user.conn.as_mut().is_some_and(|conn| conn.rest());
+        Ok((self.env.stop.clone(), rested))
+    }
+
+    /// After `sleep`: the guest's CPU budget starts again from here.
+    pub(super) fn end_sleep(
+        &mut self,
+        ctx: &Resource<UserContextState>,
+        rested: bool,
+    ) -> wasmtime::Result<()> {
+        self.clock.host_activity();
+        if rested && self.env.trace {
+            let user_id = self.table.get(ctx)?.user_id;
+            let line =
+                format!("[user {user_id}] connection rests while the user sleeps (socket kept)");
+            (self.env.events)(Event::Trace(&line));
+        }
+        Ok(())
+    }
+
     pub(super) fn begin_send(
         &mut self,
         ctx: &Resource<UserContextState>,
@@ -531,6 +561,25 @@ impl<T> HostUserContextWithStore<T> for HasSelf<GroupState> {
         req: Resource<RequestState>,
     ) -> wasmtime::Result<Result<Resource<ResponseState>, WitHttpError>> {
         send(accessor, ctx, req).await
+    }
+
+    /// Suspends only this user's task: the instance's other users go on.
+    async fn sleep(
+        accessor: &Accessor<T, Self>,
+        ctx: Resource<UserContextState>,
+        ms: u32,
+    ) -> wasmtime::Result<()> {
+        let (stop, rested) = accessor.with(|mut access| access.get().begin_sleep(&ctx, ms))?;
+        sleep_until_stop(&stop, ms).await;
+        accessor.with(|mut access| access.get().end_sleep(&ctx, rested))
+    }
+}
+
+/// Waits `ms` milliseconds, or less when the run stops first.
+pub(super) async fn sleep_until_stop(stop: &crate::stop::StopHandle, ms: u32) {
+    tokio::select! {
+        _ = tokio::time::sleep(Duration::from_millis(ms.into())) => {}
+        _ = stop.stopped() => {}
     }
 }
 

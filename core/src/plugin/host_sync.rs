@@ -90,6 +90,12 @@ impl sync::HostUserContext for GroupState {
         let result = super::host_impl::exchange(request, &mut sent, started).await;
         self.end_send(&ctx, sent, result, started)
     }
+    /// Blocks this user's instance only (its one user); the thread's other instances run.
+    async fn sleep(&mut self, ctx: Resource<UserContextState>, ms: u32) -> R<()> {
+        let (stop, rested) = self.begin_sleep(&ctx, ms)?;
+        super::host_impl::sleep_until_stop(&stop, ms).await;
+        self.end_sleep(&ctx, rested)
+    }
     fn random_u64(&mut self, ctx: Resource<UserContextState>) -> R<u64> {
         HostUserContext::random_u64(self, ctx)
     }

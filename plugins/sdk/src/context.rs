@@ -228,4 +228,12 @@ impl Context {
         self.inner
             .record_event(kind, name, duration_us, size, error);
     }
+
+    /// Waits where it is called (k6's `sleep`, a `gevent.sleep` inside a Locust task): only
+    /// this user waits, the instance's other users go on; returns early when the run stops.
+    /// A wait of 500 ms or more lets the user's connection rest. At most `u32::MAX` ms.
+    pub async fn sleep(&self, duration: std::time::Duration) {
+        let ms = u32::try_from(duration.as_millis()).unwrap_or(u32::MAX);
+        self.inner.sleep(ms).await;
+    }
 }
