@@ -594,12 +594,14 @@ async fn the_js_sdk_runs_k6_shaped_scripts() {
 /// `sleep` waits where it is called, and only for its user, in both worlds: the first user
 /// sends `/health?first`, sleeps 1 s, sends `/health?second`; the other users keep sending
 /// `/health?other` every ~20 ms meanwhile (timestamps taken by the test server). The async
-/// world's `fixture_sleeper` (Rust SDK: users share an instance) and the sync world's
-/// `sleep_between_js_sdk` (k6's `sleep()`: one instance per user).
+/// world's `fixture_sleeper` (Rust SDK) and `sleep_between_py_sdk` (Python SDK), whose users
+/// share an instance, and the sync world's `sleep_between_js_sdk` (k6's `sleep()`: one
+/// instance per user).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sleep_spaces_its_users_requests_and_no_one_elses() {
     let _serial = support::serial().await;
     let mut plugins = vec![support::fixture("fixture_sleeper")];
+    plugins.extend(example("sleep_between_py_sdk.wasm"));
     plugins.extend(example("sleep_between_js_sdk.wasm"));
     for plugin in plugins {
         let server = RecordingServer::start(Mode::Auditor).await;

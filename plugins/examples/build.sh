@@ -16,6 +16,7 @@
 #   plain_get_js_sdk.wasm     the benchmarks' plain GET, k6-shaped (bench/home_peers.sh)
 #   auditor_user_js_sdk.wasm  the Auditor suite's AuditorUser, k6-shaped (bench/home_peers.sh)
 #   plain_get_py_sdk.wasm     the benchmarks' plain GET with the Python SDK
+#   sleep_between_py_sdk.wasm `await self.sleep()` between two requests of one task
 #   visitor_c_sdk.wasm        the two-task example of docs/plugins.md with the C SDK
 #   plain_get_c_sdk.wasm      the benchmarks' plain GET with the C SDK
 # Usage: plugins/examples/build.sh [python] [python-sdk] [js] [js-sdk] [c] [c-sdk]
@@ -68,7 +69,7 @@ build_python_sdk() {
     local t; t=$(date +%s%N)
     local src; src="$(mktemp -d)"
     local module
-    for module in visitor auditor plain_get; do
+    for module in visitor auditor plain_get sleep_between; do
         local src; src="$(mktemp -d)"
         cp "$root"/plugins/sdk-python/*.py "$here"/python-sdk/*.py "$here"/python/auditor_data.py "$src/"
         printf 'import %s  # noqa: F401  (its User subclasses register themselves)\nfrom perfhost import Behaviour  # noqa: F401\n' "$module" >"$src/app.py"
