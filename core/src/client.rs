@@ -195,8 +195,9 @@ pub struct CompletedResponse {
 
 /// A user about to wait this long (between tasks, in the open model's pool, in `sleep`) lets
 /// its connection's buffers go and re-handshakes on the kept socket before its next request:
-/// `auditor_user` (1–3 s waits) then holds 2.6 KiB per user instead of 23 KiB, for CPU per request within the noise of paired runs (median 1.02×,
-/// docs/benchmarks.md "Memory per idle user"). Locust's and k6's usual waits (1 s and more)
+/// `auditor_user` (1–3 s waits) then holds 2.6 KiB per user instead of 23 KiB, for CPU per
+/// request within the noise of paired runs (median 1.02×, docs/benchmarks.md "Memory per idle
+/// user"). Locust's and k6's usual waits (1 s and more)
 /// rest; a user pacing faster than twice a second keeps its connection whole, as its buffers
 /// are in use a good share of the time anyway.
 pub const REST_AFTER: Duration = Duration::from_millis(500);

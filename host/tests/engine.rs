@@ -478,13 +478,14 @@ async fn trace_prints_requests_and_responses() {
 }
 
 /// A user about to wait 500 ms or more lets its connection rest (`--trace` says so), in the
-/// closed model's waits (auditor_user: 1–3 s) and in the open model's pool (one arrival a
-/// second); a user that never waits (http_get) keeps its connection whole.
+/// closed model's waits (auditor_user: 1–3 s), in the open model's pool (one arrival a
+/// second) and in a 1 s `sleep()`; a user that never waits (http_get) keeps its connection
+/// whole.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_waiting_user_rests_its_connection() {
     let server = RecordingServer::start(Mode::Auditor).await;
     let url = server.url();
-    let rests = |args: Vec<&'static str>| {
+    let rests = |args: Vec<String>| {
         let url = url.clone();
         async move {
             let common = [
@@ -497,20 +498,32 @@ async fn a_waiting_user_rests_its_connection() {
                 "-H",
             ];
             let out = support::perfhost(
-                &[&["run"][..], &args, &common, &[&url]].concat(),
+                &[
+                    &["run"][..],
+                    &args.iter().map(String::as_str).collect::<Vec<_>>(),
+                    &common,
+                    &[&url],
+                ]
+                .concat(),
                 &std::env::temp_dir(),
             )
             .await;
             let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
             assert_eq!(out.status.code(), Some(0), "{stderr}");
-            stderr
-                .matches("connection rests while the user waits")
-                .count()
+            (
+                stderr
+                    .matches("connection rests while the user waits")
+                    .count(),
+                stderr
+                    .matches("connection rests while the user sleeps")
+                    .count(),
+            )
         }
     };
-    let waits = vec!["-u", "1", "-n", "2", "--plugin", "auditor_user"];
-    assert!(rests(waits).await >= 1, "a 1-3 s wait rests");
-    let pool = vec![
+    let args = |a: &[&str]| a.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+    let waits = args(&["-u", "1", "-n", "2", "--plugin", "auditor_user"]);
+    assert!(rests(waits).await.0 >= 1, "a 1-3 s wait rests");
+    let pool = args(&[
         "--rate",
         "1/s",
         "--pre-allocated-users",
@@ -521,10 +534,14 @@ async fn a_waiting_user_rests_its_connection() {
         "2500ms",
         "--plugin",
         "http_get",
-    ];
-    assert!(rests(pool).await >= 1, "a second in the pool rests");
-    let busy = vec!["-u", "1", "-n", "20", "--plugin", "http_get"];
-    assert_eq!(rests(busy).await, 0, "no wait, no rest");
+    ]);
+    assert!(rests(pool).await.0 >= 1, "a second in the pool rests");
+    // The sleeper fixture's user 0 sleeps 1 s between two requests inside its task.
+    let sleeper = support::fixture("fixture_sleeper");
+    let sleeps = args(&["-u", "1", "-t", "2s", "--plugin", &sleeper]);
+    assert_eq!(rests(sleeps).await.1, 1, "a 1 s sleep() rests");
+    let busy = args(&["-u", "1", "-n", "20", "--plugin", "http_get"]);
+    assert_eq!(rests(busy).await, (0, 0), "no wait, no rest");
 }
 
 /// The generic built-in requests the configured path in a loop, like wrk.

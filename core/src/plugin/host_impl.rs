@@ -419,34 +419,34 @@ pub(super) struct Outgoing {
 }
 
 impl GroupState {
-    /// Before `sleep`: the wait is the host's time, not the guest's computing, and a long one
-    /// lets the user's connection rest. Returns the run's stop signal to wait on.
+    /// Lets user `ctx`'s connection rest (`client::Connection::rest`) while it `waits`, and
+    /// with `--trace` says so: the one place the engine's waits and `sleep` rest a connection.
+    pub(crate) fn rest_user(&mut self, ctx: u32, waits: &str) {
+        let Ok(user) = self.table.get_mut(&user_of(ctx)) else {
+            return;
+        };
+        let rested = user.conn.as_mut().is_some_and(|conn| conn.rest());
+        if rested && self.env.trace {
+            let line = format!(
+                "[user {}] connection rests while the user {waits} (socket kept)",
+                user.user_id
+            );
+            (self.env.events)(Event::Trace(&line));
+        }
+    }
+
+    /// Around `sleep`: the wait is the host's time, not the guest's computing; a long one lets
+    /// the user's connection rest. Returns the run's stop signal to wait on.
     pub(super) fn begin_sleep(
         &mut self,
         ctx: &Resource<UserContextState>,
         ms: u32,
-    ) -> wasmtime::Result<(crate::stop::StopHandle, bool)> {
+    ) -> crate::stop::StopHandle {
         self.clock.host_activity();
-        let user = self.table.get_mut(ctx)?;
-        let rested = Duration::from_millis(ms.into()) >= crate::client::REST_AFTER
-            && user.conn.as_mut().is_some_and(|conn| conn.rest());
-        Ok((self.env.stop.clone(), rested))
-    }
-
-    /// After `sleep`: the guest's CPU budget starts again from here.
-    pub(super) fn end_sleep(
-        &mut self,
-        ctx: &Resource<UserContextState>,
-        rested: bool,
-    ) -> wasmtime::Result<()> {
-        self.clock.host_activity();
-        if rested && self.env.trace {
-            let user_id = self.table.get(ctx)?.user_id;
-            let line =
-                format!("[user {user_id}] connection rests while the user sleeps (socket kept)");
-            (self.env.events)(Event::Trace(&line));
+        if Duration::from_millis(ms.into()) >= crate::client::REST_AFTER {
+            self.rest_user(ctx.rep(), "sleeps");
         }
-        Ok(())
+        self.env.stop.clone()
     }
 
     pub(super) fn begin_send(
@@ -569,9 +569,10 @@ impl<T> HostUserContextWithStore<T> for HasSelf<GroupState> {
         ctx: Resource<UserContextState>,
         ms: u32,
     ) -> wasmtime::Result<()> {
-        let (stop, rested) = accessor.with(|mut access| access.get().begin_sleep(&ctx, ms))?;
+        let stop = accessor.with(|mut access| access.get().begin_sleep(&ctx, ms));
         sleep_until_stop(&stop, ms).await;
-        accessor.with(|mut access| access.get().end_sleep(&ctx, rested))
+        accessor.with(|mut access| access.get().clock.host_activity());
+        Ok(())
     }
 }
 

@@ -92,9 +92,10 @@ impl sync::HostUserContext for GroupState {
     }
     /// Blocks this user's instance only (its one user); the thread's other instances run.
     async fn sleep(&mut self, ctx: Resource<UserContextState>, ms: u32) -> R<()> {
-        let (stop, rested) = self.begin_sleep(&ctx, ms)?;
+        let stop = self.begin_sleep(&ctx, ms);
         super::host_impl::sleep_until_stop(&stop, ms).await;
-        self.end_sleep(&ctx, rested)
+        self.clock.host_activity();
+        Ok(())
     }
     fn random_u64(&mut self, ctx: Resource<UserContextState>) -> R<u64> {
         HostUserContext::random_u64(self, ctx)

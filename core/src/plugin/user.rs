@@ -17,7 +17,6 @@ use super::bindings::sync::PluginSync;
 use super::bindings::Plugin;
 use super::state::{GroupState, MemoryCapExceeded, RunEnv};
 use super::{PluginError, PluginSet, Pre, TaskInfo, UserClass, WaitTime, EPOCH_TICK};
-use crate::events::Event;
 use crate::stats::Tally;
 
 /// Users per plugin instance at most: bounds what one trap takes down and how far one
@@ -247,23 +246,7 @@ impl UserHandle {
     /// still in flight keeps it. With `--trace`, a line says so (what shows the engine rests a
     /// waiting user's connection).
     pub fn rest(&self, accessor: &Accessor<GroupState>) {
-        accessor.with(|mut access| {
-            let state = access.get();
-            let Ok(user) = state
-                .table
-                .get_mut(&Resource::<UserContextState>::new_borrow(self.ctx))
-            else {
-                return;
-            };
-            let rested = user.conn.as_mut().is_some_and(|conn| conn.rest());
-            if rested && state.env.trace {
-                let line = format!(
-                    "[user {}] connection rests while the user waits (socket kept)",
-                    user.user_id
-                );
-                (state.env.events)(Event::Trace(&line));
-            }
-        });
+        accessor.with(|mut access| access.get().rest_user(self.ctx, "waits"));
     }
 
     /// The user's failed requests so far.
