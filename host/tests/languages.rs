@@ -442,49 +442,31 @@ async fn plugin_new_projects_build_and_run_unchanged() {
             "{}",
             String::from_utf8_lossy(&out.stderr)
         );
-        // The project's own build script, with nothing of this test's cargo environment.
-        let script = project.join("build.sh");
-        let built = tokio::task::spawn_blocking(move || {
-            let mut cmd = std::process::Command::new("bash");
-            cmd.arg(script);
-            for (key, _) in std::env::vars() {
-                if key.starts_with("CARGO_") && key != "CARGO_HOME" {
-                    cmd.env_remove(key);
-                }
-            }
-            cmd.output().expect("bash runs")
-        })
-        .await
-        .unwrap();
-        assert!(
-            built.status.success(),
-            "{lang}: build.sh failed: {}",
-            String::from_utf8_lossy(&built.stderr)
-        );
-        let wasm = project.join(format!("{name}.wasm"));
-        let server = RecordingServer::start(Mode::Auditor).await;
-        let mut plan = support::plan(&server.url(), &[wasm.to_str().unwrap()]);
-        plan.load = LoadShape::ramp(2, 100.0);
-        plan.stop.run_time = None;
-        plan.stop.iterations = Some(6);
-        let result = support::run(&plan).await;
+        let result = build_and_run_project(&project, &name, lang).await;
         assert_eq!(
             result.plugins[0].classes[0].name,
             format!("New{}User", capitalised(lang))
         );
-        // HTTP rows only: the JavaScript project's `check` adds a row of its own per task.
-        let requests: u64 = result
-            .stats
-            .iter()
-            .filter(|s| s.method != "check")
-            .map(|s| s.requests)
-            .sum();
-        assert_eq!((requests, result.total.failures), (6, 0), "{lang}");
-        assert!(
-            result.task_errors.is_empty(),
-            "{lang}: {:?}",
-            result.task_errors
-        );
+        if lang == "js" && example("plain_get_async_js_sdk.wasm").is_some() {
+            // The same script made async (k6's `http.asyncRequest`): build.sh builds it for
+            // the async world, and its users share an instance.
+            let file = project.join(format!("{name}.js"));
+            let script = std::fs::read_to_string(&file).unwrap();
+            let made_async = script
+                .replace("export default function", "export default async function")
+                .replace(
+                    "http.get(\"/health\", ",
+                    "await http.asyncRequest(\"GET\", \"/health\", null, ",
+                );
+            assert_ne!(script, made_async);
+            std::fs::write(&file, made_async).unwrap();
+            let result = build_and_run_project(&project, &name, "js (async)").await;
+            let info = &result.plugins[0];
+            assert_eq!(
+                (info.world, info.users_per_instance > 1),
+                (World::Plugin, true)
+            );
+        }
     }
     // A second `new` into the same folder, or a bad name, is refused with one line.
     let again = support::perfhost(
@@ -506,6 +488,50 @@ async fn plugin_new_projects_build_and_run_unchanged() {
         "{stderr}"
     );
     let _ = std::fs::remove_dir_all(&root);
+}
+
+/// Runs a `plugin new` project's own build script (with nothing of this test's cargo
+/// environment), then 6 tasks of its plugin against a local server: no failure, no task error.
+async fn build_and_run_project(project: &std::path::Path, name: &str, lang: &str) -> RunResult {
+    let script = project.join("build.sh");
+    let built = tokio::task::spawn_blocking(move || {
+        let mut cmd = std::process::Command::new("bash");
+        cmd.arg(script);
+        for (key, _) in std::env::vars() {
+            if key.starts_with("CARGO_") && key != "CARGO_HOME" {
+                cmd.env_remove(key);
+            }
+        }
+        cmd.output().expect("bash runs")
+    })
+    .await
+    .unwrap();
+    assert!(
+        built.status.success(),
+        "{lang}: build.sh failed: {}",
+        String::from_utf8_lossy(&built.stderr)
+    );
+    let wasm = project.join(format!("{name}.wasm"));
+    let server = RecordingServer::start(Mode::Auditor).await;
+    let mut plan = support::plan(&server.url(), &[wasm.to_str().unwrap()]);
+    plan.load = LoadShape::ramp(2, 100.0);
+    plan.stop.run_time = None;
+    plan.stop.iterations = Some(6);
+    let result = support::run(&plan).await;
+    // HTTP rows only: the JavaScript project's `check` adds a row of its own per task.
+    let requests: u64 = result
+        .stats
+        .iter()
+        .filter(|s| s.method != "check")
+        .map(|s| s.requests)
+        .sum();
+    assert_eq!((requests, result.total.failures), (6, 0), "{lang}");
+    assert!(
+        result.task_errors.is_empty(),
+        "{lang}: {:?}",
+        result.task_errors
+    );
+    result
 }
 
 fn capitalised(word: &str) -> String {
@@ -591,18 +617,102 @@ async fn the_js_sdk_runs_k6_shaped_scripts() {
     }
 }
 
+/// The JavaScript SDK's async form (`export default async function`, k6's
+/// `http.asyncRequest`): built for the async world, its users share an instance; one user sends
+/// the same requests with the same bodies as the sync form of the same script
+/// (auditor_user.js), and 20 users of it run the Auditor mix with its check rows and no task
+/// error.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_js_sdk_async_form_shares_an_instance_and_sends_what_the_sync_form_sends() {
+    let (Some(sync), Some(shared)) = (
+        example("auditor_user_js_sdk.wasm"),
+        example("auditor_user_async_js_sdk.wasm"),
+    ) else {
+        return;
+    };
+    // Two iterations each: the on-start /health, then two tasks with 1–3 s sleeps after them.
+    // The locustfile's structure check fails on the Auditor's real shape, in both forms alike.
+    let one_user = |plugin: String| async move {
+        let server = RecordingServer::start(Mode::Auditor).await;
+        let mut plan = support::plan(&server.url(), &[&plugin]);
+        plan.load = LoadShape::ramp(1, 10.0);
+        plan.stop.run_time = None;
+        plan.stop.iterations = Some(2);
+        let result = support::run(&plan).await;
+        assert!(result.task_errors.is_empty(), "{:?}", result.task_errors);
+        let sent: Vec<_> = server
+            .seen()
+            .into_iter()
+            .map(|s| (s.path, s.body))
+            .collect();
+        (sent, result.total.failures)
+    };
+    let (mine, failures) = one_user(shared.clone()).await;
+    assert_eq!(mine.len(), 3, "{mine:?}");
+    // The SDK's own UTF-8 encoder (QuickJS has no TextEncoder): every answer has a `§` or an
+    // `ü`, and arrives as the JSON text it was.
+    let verifies: Vec<_> = mine.iter().filter(|(path, _)| path == "/verify").collect();
+    assert!(!verifies.is_empty(), "{mine:?}");
+    for (path, body) in verifies {
+        let json: serde_json::Value = serde_json::from_str(body).expect("a JSON body");
+        let answer = json["answer"].as_str().unwrap_or_default();
+        assert!(
+            answer.contains('§') || answer.contains("Würde"),
+            "{path}: {answer}"
+        );
+    }
+    assert_eq!((mine, failures), one_user(sync).await);
+
+    let server = RecordingServer::start(Mode::Auditor).await;
+    let mut plan = support::plan(&server.url(), &[&shared]);
+    plan.load = LoadShape::ramp(20, 1000.0);
+    plan.stop.run_time = Some(Duration::from_secs(3));
+    let result = support::run(&plan).await;
+    let info = &result.plugins[0];
+    assert_eq!(
+        (
+            info.world,
+            info.users_per_instance > 1,
+            info.sync_calls.len()
+        ),
+        (World::Plugin, true, 0),
+        "{:?}",
+        info.sync_calls
+    );
+    assert!(result.task_errors.is_empty(), "{:?}", result.task_errors);
+    let row = |method: &str, name: &str| {
+        result
+            .stats
+            .iter()
+            .find(|s| s.method == method && s.name == name)
+            .map_or(0, |s| s.requests)
+    };
+    // Every user's on-start /health at least, and the weighted tasks after it.
+    assert!(row("GET", "/health") >= 20, "{:?}", result.stats);
+    let verifies = row("POST", "/verify (standard)")
+        + row("POST", "/verify (many sources)")
+        + row("POST", "/verify (strict mode)");
+    assert!(verifies >= 10, "{:?}", result.stats);
+    assert_eq!(
+        row("check", "standard verify structure"),
+        row("POST", "/verify (standard)")
+    );
+}
+
 /// `sleep` waits where it is called, and only for its user, in both worlds: the first user
 /// sends `/health?first`, sleeps 1 s, sends `/health?second`; the other users keep sending
 /// `/health?other` every ~20 ms meanwhile (timestamps taken by the test server). The async
-/// world's `fixture_sleeper` (Rust SDK) and `sleep_between_py_sdk` (Python SDK), whose users
-/// share an instance, and the sync world's `sleep_between_js_sdk` (k6's `sleep()`: one
-/// instance per user).
+/// world's `fixture_sleeper` (Rust SDK), `sleep_between_py_sdk` (Python SDK) and
+/// `sleep_between_async_js_sdk` (the JS SDK's async form: awaited and k6's plain `sleep()`),
+/// whose users share an instance, and the sync world's `sleep_between_js_sdk` (k6's
+/// `sleep()`: one instance per user).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sleep_spaces_its_users_requests_and_no_one_elses() {
     let _serial = support::serial().await;
     let mut plugins = vec![support::fixture("fixture_sleeper")];
     plugins.extend(example("sleep_between_py_sdk.wasm"));
     plugins.extend(example("sleep_between_js_sdk.wasm"));
+    plugins.extend(example("sleep_between_async_js_sdk.wasm"));
     for plugin in plugins {
         let server = RecordingServer::start(Mode::Auditor).await;
         let mut plan = support::plan(&server.url(), &[&plugin]);

@@ -15,6 +15,10 @@
 #   sleep_between_js_sdk.wasm k6's sleep() between two requests of one iteration
 #   plain_get_js_sdk.wasm     the benchmarks' plain GET, k6-shaped (bench/home_peers.sh)
 #   auditor_user_js_sdk.wasm  the Auditor suite's AuditorUser, k6-shaped (bench/home_peers.sh)
+#   plain_get_async_js_sdk.wasm, auditor_user_async_js_sdk.wasm, sleep_between_async_js_sdk.wasm
+#                             the same in the JS SDK's async form (`export default async
+#                             function`): the async world, users share an instance
+#                             (componentize-qjs)
 #   plain_get_py_sdk.wasm     the benchmarks' plain GET with the Python SDK
 #   sleep_between_py_sdk.wasm `await self.sleep()` between two requests of one task
 #   visitor_c_sdk.wasm        the two-task example of docs/plugins.md with the C SDK
@@ -47,7 +51,7 @@ need() {
 built() {
     local file="$out/$1" started="$2"
     local ms=$(( ($(date +%s%N) - started) / 1000000 ))
-    printf '%-26s %10d bytes  built in %6d ms\n' "$1" "$(stat -c %s "$file")" "$ms"
+    printf '%-34s %10d bytes  built in %6d ms\n' "$1" "$(stat -c %s "$file")" "$ms"
 }
 
 build_python() {
@@ -103,13 +107,25 @@ build_js() {
 build_js_sdk() {
     need jco JavaScript "plugins/examples/install-toolchains.sh js (npm install @bytecodealliance/jco@1.35.0)"
     local script
-    for script in health_check visitor sleep_between plain_get auditor_user; do
+    for script in health_check visitor sleep_between plain_get auditor_user \
+        plain_get_async sleep_between_async auditor_user_async; do
         local t; t=$(date +%s%N)
         local src; src="$(mktemp -d)"
         cp -r "$root/wit" "$root/plugins/sdk-js/perfhost.js" "$here/js-sdk/$script.js" "$src/"
-        printf 'import * as script from "./%s.js";\nimport { plugin } from "./perfhost.js";\n\nexport const behaviourSync = plugin(script);\n' "$script" >"$src/app.js"
-        (cd "$src" && jco componentize app.js --wit ./wit --world-name plugin-sync --backend qjs \
-            --backend-qjs-disable-async -o "$out/${script}_js_sdk.wasm" >/dev/null)
+        # The script's default function picks the form: `export default async` is built for
+        # the async world (users share an instance) with componentize-qjs, whose 0.5 wizer
+        # step accepts a world that imports `async func`s (jco 1.35's bundled 0.4.5 does not);
+        # a plain one for the sync world with jco's QuickJS backend.
+        if grep -Eq '^export[[:space:]]+default[[:space:]]+async\b' "$src/$script.js"; then
+            need componentize-qjs JavaScript "plugins/examples/install-toolchains.sh js (cargo install componentize-qjs-cli --version 0.5.0)"
+            printf 'import * as host from "perfhost:plugin/host@0.2.3";\nimport * as script from "./%s.js";\nimport { asyncPlugin } from "./perfhost.js";\n\nexport const behaviour = asyncPlugin(script, host);\n' "$script" >"$src/app.js"
+            (cd "$src" && componentize-qjs --wit ./wit --world plugin --js app.js \
+                -o "$out/${script}_js_sdk.wasm" >/dev/null)
+        else
+            printf 'import * as host from "perfhost:plugin/host-sync@0.2.3";\nimport * as script from "./%s.js";\nimport { plugin } from "./perfhost.js";\n\nexport const behaviourSync = plugin(script, host);\n' "$script" >"$src/app.js"
+            (cd "$src" && jco componentize app.js --wit ./wit --world-name plugin-sync --backend qjs \
+                --backend-qjs-disable-async -o "$out/${script}_js_sdk.wasm" >/dev/null)
+        fi
         rm -rf "$src"
         built "${script}_js_sdk.wasm" "$t"
     done

@@ -2,7 +2,8 @@
 # Installs what plugins/examples/build.sh needs, into a folder outside the clone
 # (PERFHOST_TOOLS, default ~/.cache/perfhost-tools) so that a second run finds it and skips:
 #   Python      componentize-py 0.25.1 and wasm-tools (pip, in a venv)
-#   JavaScript  jco 1.35.0 and componentize-js 0.23.0 (npm)
+#   JavaScript  jco 1.35.0 and componentize-js 0.23.0 (npm); componentize-qjs-cli 0.5.0
+#               (cargo install, ~10 min once: the async form of the JS SDK)
 #   C           clang, lld, wasi-libc (apt) and wit-bindgen-cli 0.63.0 (cargo install, C only)
 # Usage: plugins/examples/install-toolchains.sh [python] [js] [c]   (default: all three)
 # apt-get runs only when a Debian package is missing (it needs root).
@@ -45,6 +46,15 @@ for lang in "${langs[@]}"; do
                 mkdir -p "$TOOLS/npm"
                 (cd "$TOOLS/npm" && npm install --no-audit --no-fund --silent \
                     @bytecodealliance/jco@1.35.0 @bytecodealliance/componentize-js@0.23.0)
+            fi
+            # The async world needs componentize-qjs 0.5 (npm has 0.4.5 only, whose build
+            # step cannot stub the contract's `async func` imports). It needs rustc 1.97+:
+            # the toolchain rust-toolchain.toml pins.
+            if ! cargo install --list --root "$TOOLS" 2>/dev/null | grep -q '^componentize-qjs-cli v0.5.0:' \
+                || [ ! -x "$TOOLS/bin/componentize-qjs" ]; then
+                toolchain="$(sed -n 's/^channel = "\(.*\)"/\1/p' "$(dirname "$0")/../../rust-toolchain.toml")"
+                CARGO_TARGET_DIR="$TOOLS/cargo-target" cargo "+$toolchain" install --quiet --locked --force \
+                    componentize-qjs-cli --version 0.5.0 --root "$TOOLS"
             fi
             ;;
         c)

@@ -221,16 +221,20 @@ class HttpSession:
     ):
         if json is not None:
             body = _json.dumps(json, ensure_ascii=False, separators=(",", ":")).encode()
+        elif data is None:
+            body = b""
         elif isinstance(data, str):
             body = data.encode()
         else:
-            body = bytes(data or b"")
+            body = bytes(data)
         req = _host.Request(method, path, name or path, body)
-        pairs = list((headers or {}).items())
-        if json is not None and not any(k.lower() == "content-type" for k, _ in pairs):
-            pairs.append(("Content-Type", "application/json"))
-        if pairs:
-            req.headers(pairs)
+        # Nothing allocated for what a plain GET lacks: this is every request's path.
+        if headers or json is not None:
+            pairs = list((headers or {}).items())
+            if json is not None and not any(k.lower() == "content-type" for k, _ in pairs):
+                pairs.append(("Content-Type", "application/json"))
+            if pairs:
+                req.headers(pairs)
         if timeout is not None:
             req.timeout_ms(round(timeout * 1000))
         if allow_redirects:
@@ -335,16 +339,25 @@ class Behaviour(exports.Behaviour):
         ]
 
 
+_OK = _types.TaskOutcome_Ok()
+
+
+def _failed(err):
+    """The outcome of a task that raised `err`."""
+    if isinstance(err, StopUser):
+        return _types.TaskOutcome_StopUser()
+    if isinstance(err, RescheduleTask):
+        return _types.TaskOutcome_Reschedule()
+    # A task error, as Locust reports an exception in a task.
+    return _types.TaskOutcome_Error(f"{type(err).__name__}: {err}")
+
+
 async def _outcome(call):
     try:
         await call()
-    except StopUser:
-        return _types.TaskOutcome_StopUser()
-    except RescheduleTask:
-        return _types.TaskOutcome_Reschedule()
-    except Exception as err:  # a task error, as Locust reports an exception in a task
-        return _types.TaskOutcome_Error(f"{type(err).__name__}: {err}")
-    return _types.TaskOutcome_Ok()
+    except Exception as err:
+        return _failed(err)
+    return _OK
 
 
 class _User(_behaviour.User):
@@ -359,8 +372,12 @@ class _User(_behaviour.User):
         return await _outcome(self.user.on_start)
 
     async def run_task(self, task):
-        name = self.cls._tasks[task][0]
-        return await _outcome(getattr(self.user, name))
+        # Every request's path: the task is awaited here, not through `_outcome`'s frame.
+        try:
+            await getattr(self.user, self.cls._tasks[task][0])()
+        except Exception as err:
+            return _failed(err)
+        return _OK
 
     def next_task(self):
         if not self.cls.sequential:

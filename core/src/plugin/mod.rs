@@ -523,6 +523,11 @@ fn new_engine() -> Result<Engine, PluginError> {
     // frames of a guest→host call; wasmtime requires it to exceed `max_wasm_stack`. One per
     // instance (not per user), so its size barely shows in memory per user.
     config.async_stack_size(512 << 10);
+    // For finding where a plugin's time goes: `perf` names the compiled wasm functions from
+    // /tmp/perf-PID.map (docs/benchmarks.md, "Where a request's time goes").
+    if std::env::var_os("PERFHOST_PERF_MAP").is_some_and(|v| v == "1") {
+        config.profiler(wasmtime::ProfilingStrategy::PerfMap);
+    }
     Engine::new(&config).map_err(|e| PluginError::Engine(format!("{e:#}")))
 }
 

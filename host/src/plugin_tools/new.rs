@@ -580,7 +580,6 @@ fn js_files(name: &str) -> Vec<(String, String)> {
             format!("{name}.js"),
             fill(include_str!("scaffold/script.js"), name),
         ),
-        ("app.js".into(), fill(include_str!("scaffold/app.js"), name)),
         (
             "build.sh".into(),
             fill(include_str!("scaffold/build_js.sh"), name),
@@ -589,7 +588,7 @@ fn js_files(name: &str) -> Vec<(String, String)> {
             "README.md".into(),
             fill(include_str!("scaffold/README_js.md"), name),
         ),
-        (".gitignore".into(), "*.wasm\n".into()),
+        (".gitignore".into(), "*.wasm\napp.js\n".into()),
     ]
 }
 
