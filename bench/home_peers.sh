@@ -234,6 +234,12 @@ echo "# machine: $(nproc) cores, $(sed -n 's/^model name[[:space:]]*: //p' /proc
 echo "# versions: $("$BIN" --version); $(nginx -v 2>&1 | sed 's/^nginx version: //')$( [ -x "$K6" ] && echo "; $("$K6" version 2>/dev/null | awk '{print $1, $2}')")$( [ -x "$LOCUST" ] && echo "; $("$LOCUST" --version 2>/dev/null | awk '{print $1, $2}')")$( [ -n "$GOOSE" ] && echo "; goose $(sed -n '/^name = "goose"$/{n;s/version = //p}' bench/peers/goose/Cargo.lock 2>/dev/null | tr -d '"')")"
 echo "# pinning: target on CPU $SERVER_CPU, tool on CPU $GEN_CPU; raw output in $OUT"
 
+# Compile every plugin into perfhost's cache first: a run that compiles (seconds for a 20 MB
+# Python component) would count that in its CPU per request.
+for wasm in "$PLAIN_GET_RUST" "$EXAMPLES"/plain_get_*_sdk.wasm "$EXAMPLES"/auditor_*_sdk.wasm; do
+  [ -f "$wasm" ] && "$BIN" plugin inspect "$wasm" >/dev/null 2>&1 || true
+done
+
 if [[ " $PARTS " == *" cpu "* ]]; then
   start_nginx
   declare -A PER=() RPS=() SRV=() FAILED=()

@@ -23,8 +23,8 @@ pub enum PluginCommand {
     /// Measure a plugin's cost in the sandbox: host CPU per request and memory per user (for
     /// the built-ins bench_verify and http_get, beside native Rust users doing the same work).
     Bench(crate::plugin_tools::bench::PluginBenchArgs),
-    /// Create a plugin project (Rust or Python) that builds and runs unchanged: the contract,
-    /// the SDK, a build script, one example task.
+    /// Create a plugin project (Rust, Python, JavaScript or C) that builds and runs unchanged:
+    /// the contract, the SDK, a build script, one example task.
     New(crate::plugin_tools::new::NewArgs),
     /// Write a built-in plugin to a .wasm file (to share, or as a starting point).
     Export {
