@@ -111,7 +111,7 @@ build_js_sdk() {
         plain_get_async sleep_between_async auditor_user_async; do
         local t; t=$(date +%s%N)
         local src; src="$(mktemp -d)"
-        cp -r "$root/wit" "$root/plugins/sdk-js/perfhost.js" "$here/js-sdk/$script.js" "$src/"
+        cp -r "$root/wit" "$root/plugins/sdk-js/perfhost.js" "$here"/js-sdk/*.js "$src/"
         # The script's default function picks the form: `export default async` is built for
         # the async world (users share an instance) with componentize-qjs, whose 0.5 wizer
         # step accepts a world that imports `async func`s (jco 1.35's bundled 0.4.5 does not);
