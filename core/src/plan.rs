@@ -419,6 +419,73 @@ pub struct ClientOptions {
     /// One kept-alive connection per user; `false`: a new connection for every request, its
     /// set-up timed with the request (as benchmark.py's `requests.post` without a session).
     pub keepalive: bool,
+    /// The HTTP version spoken (`--http-version`).
+    pub http_version: HttpVersion,
+}
+
+/// The HTTP a response came over (a row of the result counts its responses by it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Protocol {
+    /// HTTP/1.1 (also what an HTTP/1.0 server's answers count as).
+    Http1,
+    /// HTTP/2, over TLS (ALPN `h2`) or cleartext with prior knowledge (h2c).
+    Http2,
+}
+
+impl Protocol {
+    /// Every protocol, in the order of a row's counts.
+    pub const ALL: [Protocol; 2] = [Protocol::Http1, Protocol::Http2];
+
+    /// As reports name it: `HTTP/1.1`, `HTTP/2`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Protocol::Http1 => "HTTP/1.1",
+            Protocol::Http2 => "HTTP/2",
+        }
+    }
+
+    /// Its place in [`Protocol::ALL`].
+    pub fn index(self) -> usize {
+        self as usize
+    }
+}
+
+/// `--http-version`: which HTTP a run speaks to its target.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum HttpVersion {
+    /// https: what the server picks by ALPN (HTTP/2 preferred); http: HTTP/1.1.
+    #[default]
+    Auto,
+    /// HTTP/1.1 only.
+    Http1,
+    /// HTTP/2 only: by ALPN on https, with prior knowledge (h2c) on http.
+    Http2,
+}
+
+impl HttpVersion {
+    /// `auto`, `1.1` or `2` (also `http/1.1`, `http2`, `h2`…), as `--http-version` takes it.
+    pub fn parse(text: &str) -> Option<Self> {
+        match text
+            .trim()
+            .to_ascii_lowercase()
+            .trim_start_matches("http")
+            .trim_start_matches('/')
+        {
+            "auto" => Some(HttpVersion::Auto),
+            "1.1" | "1" => Some(HttpVersion::Http1),
+            "2" | "h2" | "2.0" => Some(HttpVersion::Http2),
+            _ => None,
+        }
+    }
+
+    /// As written in settings: `auto`, `1.1`, `2`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            HttpVersion::Auto => "auto",
+            HttpVersion::Http1 => "1.1",
+            HttpVersion::Http2 => "2",
+        }
+    }
 }
 
 impl ClientOptions {

@@ -35,6 +35,9 @@ pub enum RunError {
     /// The HTTP client could not be set up (credentials, TLS).
     #[error("{0}")]
     Client(#[from] ClientError),
+    /// The target does not speak the HTTP version asked for (`--http-version 2`).
+    #[error("{0}")]
+    Protocol(String),
     /// A threshold's `class=` names a class that does not run.
     #[error("threshold `{text}` names the class `{class}`, which does not run here (classes: {known}) — fix the name after class=")]
     ThresholdClass {
@@ -271,6 +274,9 @@ pub async fn prepare(plan: &Plan) -> Result<Prepared, RunError> {
     Ok(Prepared { set, classes, data })
 }
 
+/// How long the TLS handshake (or HTTP/2 preface) that learns the target's protocol may take.
+const NEGOTIATE_TIMEOUT: Duration = Duration::from_secs(5);
+
 /// Runs `prepared` against `target` to its end (or until `stop`) and builds the result (its
 /// `memory` is the caller's to fill). `on_tick` sees every one-second history point and the
 /// time since the start.
@@ -283,8 +289,12 @@ pub async fn execute(
     on_tick: impl FnMut(&HistoryPoint, Duration),
 ) -> Result<RunResult, RunError> {
     let Prepared { set, classes, data } = prepared;
+    let mut client = ClientConfig::new(target.clone(), &plan.client)?;
+    crate::client::negotiate(&mut client, NEGOTIATE_TIMEOUT)
+        .await
+        .map_err(RunError::Protocol)?;
     let env = Arc::new(RunEnv {
-        client: ClientConfig::new(target.clone(), &plan.client)?,
+        client,
         config_values: plan.config_values.clone().into_iter().collect(),
         data,
         seed: plan.seed,

@@ -87,6 +87,8 @@ fn connection(url: &str, tls: Option<rustls::ClientConfig>) -> Connection {
         tls: tls.map(Arc::new),
         max_body_size: perfhost_core::client::DEFAULT_MAX_BODY_SIZE,
         keepalive: true,
+        http_version: perfhost_core::plan::HttpVersion::Auto,
+        speaks_h2: false,
     })
 }
 

@@ -242,7 +242,7 @@ fn cases() -> Vec<Case> {
                 "{fixtures}/fixture_other_version.wasm",
                 "--dry-run"
             ],
-            ["perfhost:plugin@0.1.0", "0.2.3"]
+            ["perfhost:plugin@0.1.0", "0.2.4"]
         ),
         refused!(
             "plugin-missing",

@@ -101,7 +101,7 @@ async fn sync_plugins_keep_their_users_concurrent() {
 }
 
 /// The example plugins, or `None` (with a notice) when they were not built; in CI they must be.
-fn example(file: &str) -> Option<String> {
+pub(crate) fn example(file: &str) -> Option<String> {
     let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
         .join("../plugins/target/examples")
         .join(file);

@@ -8,6 +8,7 @@ mod engine;
 mod faults;
 mod gate;
 mod hostile;
+mod http2;
 mod languages;
 mod layers;
 mod metrics;

@@ -410,11 +410,11 @@ fn inspect_shows_classes_and_export_writes_a_loadable_file() {
     let text = String::from_utf8_lossy(&out.stdout);
     assert_eq!(out.status.code(), Some(0), "{text}");
     for needle in [
-        "perfhost:plugin@0.2.3",
+        "perfhost:plugin@0.2.4",
         "AuditorUser (weight 7, wait between 1000–3000 ms)",
         "verify_standard",
         "weight  10 (59%)",
-        "perfhost:plugin/host@0.2.3",
+        "perfhost:plugin/host@0.2.4",
     ] {
         assert!(text.contains(needle), "{needle} in {text}");
     }
@@ -451,14 +451,15 @@ fn inspect_shows_classes_and_export_writes_a_loadable_file() {
 }
 
 /// Plugins built from the frozen text of each released contract (fixtures/contract_0_2_0 in
-/// the async world, fixtures/contract_0_2_2 in the sync world it added) load and run on this
-/// 0.2.x host.
+/// the async world, fixtures/contract_0_2_2 in the sync world it added, fixtures/contract_0_2_3
+/// with its `sleep`) load and run on this 0.2.x host.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn plugins_built_against_released_contracts_still_run() {
     let server = RecordingServer::start(Mode::Auditor).await;
     for (name, version, world) in [
         ("fixture_contract_0_2_0", "0.2.0", World::Plugin),
         ("fixture_contract_0_2_2", "0.2.2", World::PluginSync),
+        ("fixture_contract_0_2_3", "0.2.3", World::Plugin),
     ] {
         let seen = server.seen().len();
         let mut plan = support::plan(&server.url(), &[&fixture(name)]);

@@ -107,7 +107,7 @@ build_js() {
 build_js_sdk() {
     need jco JavaScript "plugins/examples/install-toolchains.sh js (npm install @bytecodealliance/jco@1.35.0)"
     local script
-    for script in health_check visitor sleep_between plain_get auditor_user \
+    for script in health_check visitor sleep_between plain_get auditor_user batch_get \
         plain_get_async sleep_between_async auditor_user_async; do
         local t; t=$(date +%s%N)
         local src; src="$(mktemp -d)"
@@ -118,11 +118,11 @@ build_js_sdk() {
         # a plain one for the sync world with jco's QuickJS backend.
         if grep -Eq '^export[[:space:]]+default[[:space:]]+async\b' "$src/$script.js"; then
             need componentize-qjs JavaScript "plugins/examples/install-toolchains.sh js (cargo install componentize-qjs-cli --version 0.5.0)"
-            printf 'import * as host from "perfhost:plugin/host@0.2.3";\nimport * as script from "./%s.js";\nimport { asyncPlugin } from "./perfhost.js";\n\nexport const behaviour = asyncPlugin(script, host);\n' "$script" >"$src/app.js"
+            printf 'import * as host from "perfhost:plugin/host@0.2.4";\nimport * as script from "./%s.js";\nimport { asyncPlugin } from "./perfhost.js";\n\nexport const behaviour = asyncPlugin(script, host);\n' "$script" >"$src/app.js"
             (cd "$src" && componentize-qjs --wit ./wit --world plugin --js app.js \
                 -o "$out/${script}_js_sdk.wasm" >/dev/null)
         else
-            printf 'import * as host from "perfhost:plugin/host-sync@0.2.3";\nimport * as script from "./%s.js";\nimport { plugin } from "./perfhost.js";\n\nexport const behaviourSync = plugin(script, host);\n' "$script" >"$src/app.js"
+            printf 'import * as host from "perfhost:plugin/host-sync@0.2.4";\nimport * as script from "./%s.js";\nimport { plugin } from "./perfhost.js";\n\nexport const behaviourSync = plugin(script, host);\n' "$script" >"$src/app.js"
             (cd "$src" && jco componentize app.js --wit ./wit --world-name plugin-sync --backend qjs \
                 --backend-qjs-disable-async -o "$out/${script}_js_sdk.wasm" >/dev/null)
         fi
@@ -177,7 +177,7 @@ build_c() {
 build_c_sdk() {
     need_c
     local source
-    for source in visitor plain_get; do
+    for source in visitor plain_get batch_get; do
         local t; t=$(date +%s%N)
         local gen; gen="$(mktemp -d)"
         wit-bindgen c "$root/wit" --world plugin-sync --out-dir "$gen" >/dev/null

@@ -92,7 +92,8 @@ static const char *http_error_text(perfhost_plugin_host_sync_http_error_t *err) 
     }
 }
 
-ph_response *ph_send(ph_user *u, ph_request req) {
+/* The host's request for `req`, with its options set. */
+static perfhost_plugin_host_sync_own_request_t own_request(ph_request req) {
     plugin_sync_string_t method = str(req.method), path = str(req.path);
     plugin_sync_string_t name = str(req.name ? req.name : req.path);
     const char *body = req.json ? req.json : req.body;
@@ -113,26 +114,66 @@ ph_response *ph_send(ph_user *u, ph_request req) {
     if (req.no_redirects) perfhost_plugin_host_sync_method_request_follow_redirects(b, false);
     if (req.catch_response) perfhost_plugin_host_sync_method_request_catch_response(b);
     if (req.discard_body) perfhost_plugin_host_sync_method_request_discard_body(b);
+    return own;
+}
 
+static ph_response *new_response(ph_user *u) {
     ph_response *r = checked(calloc(1, sizeof *r));
     r->private_ = checked(calloc(1, sizeof *r->private_));
     r->private_->user = u;
     keep(u, r, release_response);
+    return r;
+}
+
+/* Fills `r` from a response handle. */
+static void answered(ph_response *r, perfhost_plugin_host_sync_own_response_t handle) {
+    r->private_->handle = handle;
+    r->private_->has_handle = true;
+    perfhost_plugin_host_sync_borrow_response_t resp = perfhost_plugin_host_sync_borrow_response(handle);
+    r->status = perfhost_plugin_host_sync_method_response_status(resp);
+    r->elapsed_us = perfhost_plugin_host_sync_method_response_elapsed_us(resp);
+}
+
+/* Fills `r` from an error (the host has recorded the failure) and frees the error. */
+static void failed(ph_user *u, ph_response *r, perfhost_plugin_host_sync_http_error_t *err) {
+    const char *fixed = http_error_text(err);
+    /* Every other variant carries a string, at the same place in the union. */
+    r->error = fixed ? fixed : keep_string(u, err->val.other.ptr, err->val.other.len);
+    perfhost_plugin_host_sync_http_error_free(err);
+}
+
+ph_response *ph_send(ph_user *u, ph_request req) {
+    perfhost_plugin_host_sync_own_request_t own = own_request(req);
+    ph_response *r = new_response(u);
+    perfhost_plugin_host_sync_own_response_t handle;
     perfhost_plugin_host_sync_http_error_t err;
-    if (perfhost_plugin_host_sync_method_user_context_send(ctx(u), own, &r->private_->handle,
-                                                           &err)) {
-        r->private_->has_handle = true;
-        perfhost_plugin_host_sync_borrow_response_t resp =
-            perfhost_plugin_host_sync_borrow_response(r->private_->handle);
-        r->status = perfhost_plugin_host_sync_method_response_status(resp);
-        r->elapsed_us = perfhost_plugin_host_sync_method_response_elapsed_us(resp);
+    if (perfhost_plugin_host_sync_method_user_context_send(ctx(u), own, &handle, &err)) {
+        answered(r, handle);
     } else {
-        const char *fixed = http_error_text(&err);
-        /* Every other variant carries a string, at the same place in the union. */
-        r->error = fixed ? fixed : keep_string(u, err.val.other.ptr, err.val.other.len);
-        perfhost_plugin_host_sync_http_error_free(&err);
+        failed(u, r, &err);
     }
     return r;
+}
+
+void ph_send_batch(ph_user *u, const ph_request *reqs, size_t n, ph_response **out) {
+    if (n == 0) return;
+    perfhost_plugin_host_sync_list_own_request_t list = {
+        checked(malloc(n * sizeof(perfhost_plugin_host_sync_own_request_t))), n};
+    for (size_t i = 0; i < n; i++) list.ptr[i] = own_request(reqs[i]);
+    perfhost_plugin_host_sync_list_result_own_response_http_error_t results;
+    perfhost_plugin_host_sync_method_user_context_send_batch(ctx(u), &list, &results);
+    free(list.ptr);
+    for (size_t i = 0; i < n; i++) {
+        out[i] = new_response(u);
+        if (i >= results.len) {
+            out[i]->error = "no answer from the host";
+        } else if (results.ptr[i].is_err) {
+            failed(u, out[i], &results.ptr[i].val.err);
+        } else {
+            answered(out[i], results.ptr[i].val.ok);
+        }
+    }
+    free(results.ptr);
 }
 
 static perfhost_plugin_host_sync_borrow_response_t borrowed(ph_response *r) {

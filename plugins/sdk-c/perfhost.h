@@ -80,6 +80,10 @@ typedef struct ph_response {
 
 /* Sends the request and waits for the response; the other users run meanwhile. */
 ph_response *ph_send(ph_user *u, ph_request req);
+/* Sends the `n` requests at once (k6's http.batch) and waits for all of them: `out[i]` is the
+ * response to `reqs[i]`. They go out as streams of the user's HTTP/2 connection, or over up to
+ * six HTTP/1.1 connections. Since contract 0.2.4. */
+void ph_send_batch(ph_user *u, const ph_request *reqs, size_t n, ph_response **out);
 /* The body as NUL-terminated text ("" when the request failed); ph_body_len gives its size. */
 const char *ph_text(ph_response *r);
 size_t ph_body_len(ph_response *r);

@@ -294,9 +294,52 @@ async function sendAsync(vu, method, url, body, params) {
   }
 }
 
+/** One request of `http.batch` as k6 takes it: a URL (GET), `[method, url, body, params]`, or
+ * `{ method, url, body, params }`. */
+function batchRequest(item) {
+  if (typeof item === "string") return newRequest("GET", item, null, NO_PARAMS);
+  if (Array.isArray(item)) {
+    const [method, url, body, params] = item;
+    return newRequest(String(method).toUpperCase(), url, body, params ?? NO_PARAMS);
+  }
+  return newRequest(String(item.method ?? "GET").toUpperCase(), item.url, item.body, item.params ?? NO_PARAMS);
+}
+
+/** k6's `http.batch(requests)`: sends all of them at once — streams of the user's HTTP/2
+ * connection, or up to six HTTP/1.1 connections — and returns their responses in the same
+ * shape: an array in order, or an object with the same keys. */
+function batch(requests) {
+  if (asyncForm) {
+    throw new Error(
+      "perfhost: http.batch() would hold every user of this instance while it waits: in an async script use `await Promise.all([http.asyncRequest(...), ...])`",
+    );
+  }
+  const keys = Array.isArray(requests) ? null : Object.keys(requests);
+  const items = keys === null ? requests : keys.map((k) => requests[k]);
+  const vu = current;
+  let results;
+  try {
+    results = vu.ctx.sendBatch(items.map(batchRequest));
+  } catch (err) {
+    const response = failed(err);
+    results = items.map(() => response);
+  }
+  // A `result` inside a list comes as `{ tag: "ok" | "err", val }`.
+  const responses = results.map((r) =>
+    r instanceof Response ? r : r.tag === "ok" ? received(vu, r.val) : failed({ payload: r.val }),
+  );
+  if (keys === null) return responses;
+  const out = {};
+  keys.forEach((k, i) => {
+    out[k] = responses[i];
+  });
+  return out;
+}
+
 const http = {
   request,
   asyncRequest,
+  batch,
   get: (url, params) => request("GET", url, null, params),
   head: (url, params) => request("HEAD", url, null, params),
   del: (url, body, params) => request("DELETE", url, body, params),
@@ -430,7 +473,7 @@ export function asyncPlugin(script, hostInterface) {
 function behaviourOf(script, hostInterface, async) {
   if (hostInterface === undefined) {
     throw new Error(
-      'perfhost: plugin(script, host) needs the host interface — the entry module imports it: `import * as host from "perfhost:plugin/host-sync@0.2.3"` (or `perfhost:plugin/host@0.2.3` with asyncPlugin for an async script); plugins/examples/build.sh writes it',
+      'perfhost: plugin(script, host) needs the host interface — the entry module imports it: `import * as host from "perfhost:plugin/host-sync@0.2.4"` (or `perfhost:plugin/host@0.2.4` with asyncPlugin for an async script); plugins/examples/build.sh writes it',
     );
   }
   // The QuickJS backend hands an interface over as the default export, ComponentizeJS as named

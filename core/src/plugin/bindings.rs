@@ -25,6 +25,7 @@ pub mod sync {
         imports: {
             "perfhost:plugin/host-sync.[method]user-context.send": async | trappable,
             "perfhost:plugin/host-sync.[method]user-context.sleep": async | trappable,
+            "perfhost:plugin/host-sync.[method]user-context.send-batch": async | trappable,
             default: trappable,
         },
         exports: { default: async | store },
@@ -40,12 +41,12 @@ pub mod sync {
 /// The contract's package name.
 pub const CONTRACT_PACKAGE: &str = "perfhost:plugin";
 /// The contract version this host speaks.
-pub const CONTRACT_VERSION: &str = "0.2.3";
+pub const CONTRACT_VERSION: &str = "0.2.4";
 /// The versions this host loads: every 0.2.x up to its own (0.2.x versions only add, and
-/// wasmtime's linker resolves a 0.2.0 import to the 0.2.3 definition).
-pub const COMPATIBLE_VERSIONS: [&str; 4] = ["0.2.0", "0.2.1", "0.2.2", "0.2.3"];
+/// wasmtime's linker resolves a 0.2.0 import to the 0.2.4 definition).
+pub const COMPATIBLE_VERSIONS: [&str; 5] = ["0.2.0", "0.2.1", "0.2.2", "0.2.3", "0.2.4"];
 /// The versions of the sync world (added in 0.2.2).
-pub const SYNC_VERSIONS: [&str; 2] = ["0.2.2", "0.2.3"];
+pub const SYNC_VERSIONS: [&str; 3] = ["0.2.2", "0.2.3", "0.2.4"];
 
 /// The wasmtime this host embeds (named when a component does not load).
 pub const WASMTIME_VERSION: &str = "50.0.1";

@@ -18,7 +18,7 @@ use super::bindings::perfhost::plugin::types::{
 };
 use super::state::GroupState;
 use super::state::RunEnv;
-use crate::client::{CompletedResponse, Connection, HttpError, OutgoingRequest};
+use crate::client::{CompletedResponse, Connection, HttpError, OutgoingRequest, UserClient};
 use crate::events::Event;
 use crate::plan::format_size;
 use crate::stats::{FailureSample, RequestRecord, Tally, SAMPLE_BODY_BYTES};
@@ -58,9 +58,9 @@ pub struct UserContextState {
     pub rng: Pcg64Mcg,
     /// Catch-response responses without a verdict yet (table reps).
     pub pending: Vec<u32>,
-    /// The user's keep-alive connection; taken out while a request is in flight, so no borrow
-    /// of the Store spans the exchange.
-    pub conn: Option<Connection>,
+    /// The user's connections; one is leased out of it while a request is in flight, so no
+    /// borrow of the Store spans the exchange.
+    pub client: UserClient,
     /// The user runs its `on-stop`: its requests still go out while the run stops.
     pub in_on_stop: bool,
     /// How late the current task started against the user's schedule (`None`: no schedule).
@@ -117,6 +117,7 @@ fn settle(
         content_bytes: state.response.body_size,
         error: failure.as_deref(),
         lateness_us: state.lateness_us,
+        protocol: Some(state.response.protocol),
     };
     match &failure {
         None => tally.record(&record),
@@ -228,6 +229,7 @@ impl GroupState {
             content_bytes: 0,
             error: Some(&message),
             lateness_us,
+            protocol: None,
         };
         self.tally.record_failure(&record, || FailureSample {
             method: method.to_string(),
@@ -263,6 +265,7 @@ impl Drop for InFlight<'_> {
                 content_bytes: 0,
                 error: Some(&message),
                 lateness_us: None,
+                protocol: None,
             });
         }
     }
@@ -411,7 +414,8 @@ impl HostResponse for GroupState {
 pub(super) struct Outgoing {
     req: RequestState,
     name: String,
-    conn: Connection,
+    /// `None` while the user's six HTTP/1.1 connections are all in use: it waits for one.
+    conn: Option<Connection>,
     tally: std::sync::Arc<Tally>,
     class: u32,
     /// Never sent (the run is stopping): not recorded.
@@ -419,13 +423,27 @@ pub(super) struct Outgoing {
 }
 
 impl GroupState {
+    /// Woken when one of user `ctx`'s connections comes back (`UserClient::freed`).
+    fn freed(
+        &mut self,
+        ctx: &Resource<UserContextState>,
+    ) -> wasmtime::Result<std::sync::Arc<tokio::sync::Notify>> {
+        Ok(self.table.get_mut(ctx)?.client.freed())
+    }
+
+    /// A connection for user `ctx`'s next request, if one is free (`UserClient::lease`).
+    fn lease(&mut self, ctx: &Resource<UserContextState>) -> wasmtime::Result<Option<Connection>> {
+        let config = &self.env.client;
+        Ok(self.table.get_mut(ctx)?.client.lease(config))
+    }
+
     /// Lets user `ctx`'s connection rest (`client::Connection::rest`) while it `waits`, and
     /// with `--trace` says so: the one place the engine's waits and `sleep` rest a connection.
     pub(crate) fn rest_user(&mut self, ctx: u32, waits: &str) {
         let Ok(user) = self.table.get_mut(&user_of(ctx)) else {
             return;
         };
-        let rested = user.conn.as_mut().is_some_and(|conn| conn.rest());
+        let rested = user.client.rest();
         if rested && self.env.trace {
             let line = format!(
                 "[user {}] connection rests while the user {waits} (socket kept)",
@@ -461,15 +479,15 @@ impl GroupState {
         } else {
             std::mem::take(&mut req.name)
         };
-        let client = &self.env.client;
         let user = self.table.get_mut(ctx)?;
-        let conn = user
-            .conn
-            .take()
-            .unwrap_or_else(|| Connection::new(client.clone()));
         // Once the run stops, new requests are refused at once (a plugin looping requests must
         // not keep loading the target for the stop timeout); `on-stop` may still send.
         let refused = self.env.stop.is_stopping() && !user.in_on_stop;
+        let conn = if refused {
+            None
+        } else {
+            user.client.lease(&self.env.client)
+        };
         // A refused request is no break in the guest's computing: a plugin that loops on them
         // (ignoring the error) is stopped by its CPU budget like any other endless loop.
         if !refused {
@@ -509,7 +527,9 @@ impl GroupState {
             ..
         } = sent;
         let user = self.table.get_mut(ctx)?;
-        user.conn = Some(conn);
+        if let Some(conn) = conn {
+            user.client.give_back(conn);
+        }
         let user_id = user.user_id;
         let lateness_us = user.lateness_us;
         match result {
@@ -563,6 +583,20 @@ impl<T> HostUserContextWithStore<T> for HasSelf<GroupState> {
         send(accessor, ctx, req).await
     }
 
+    /// The requests go out at once, as the user's concurrent sends (streams of its HTTP/2
+    /// connection, or up to six HTTP/1.1 connections); the results keep the batch's order.
+    async fn send_batch(
+        accessor: &Accessor<T, Self>,
+        ctx: Resource<UserContextState>,
+        reqs: Vec<Resource<RequestState>>,
+    ) -> wasmtime::Result<Vec<Result<Resource<ResponseState>, WitHttpError>>> {
+        let user = ctx.rep();
+        let sends = reqs
+            .into_iter()
+            .map(|req| send(accessor, user_of(user), req));
+        futures_util::future::try_join_all(sends).await
+    }
+
     /// Suspends only this user's task: the instance's other users go on.
     async fn sleep(
         accessor: &Accessor<T, Self>,
@@ -584,14 +618,20 @@ pub(super) async fn sleep_until_stop(stop: &crate::stop::StopHandle, ms: u32) {
     }
 }
 
-/// `user-context.send` of both worlds: the exchange runs outside the Store, so the instance's
-/// other users (async world) and the thread's other instances go on while it waits.
+/// `user-context.send` of the async world: the exchange runs outside the Store, so the
+/// instance's other users and the thread's other instances go on while it waits.
 pub(super) async fn send<T>(
     accessor: &Accessor<T, HasSelf<GroupState>>,
     ctx: Resource<UserContextState>,
     req: Resource<RequestState>,
 ) -> wasmtime::Result<Result<Resource<ResponseState>, WitHttpError>> {
     let (request, mut sent) = accessor.with(|mut access| access.get().begin_send(&ctx, req))?;
+    // The user's six HTTP/1.1 connections are busy with its other requests: wait for one.
+    while sent.conn.is_none() && !sent.refused && request.is_ok() {
+        let freed = accessor.with(|mut access| access.get().freed(&ctx))?;
+        freed.notified().await;
+        sent.conn = accessor.with(|mut access| access.get().lease(&ctx))?;
+    }
     if sent.refused {
         // Answered without waiting, a refused request would let a plugin that loops on them
         // run without ever handing the thread back: its users could not be cancelled at the
@@ -618,9 +658,58 @@ pub(super) async fn exchange(
         started,
         done: false,
     };
-    let result = sent.conn.send(request).await;
+    let Some(conn) = sent.conn.as_mut() else {
+        return Err(HttpError::Other("no connection".into()));
+    };
+    let result = conn.send(request).await;
     guard.done = true;
     result
+}
+
+/// One request of a batch, begun (`GroupState::begin_send`) and not yet exchanged.
+pub(super) type Begun = (Result<OutgoingRequest, HttpError>, Outgoing, Instant);
+
+/// Exchanges a batch's requests at once (`send-batch`): those that hold a connection start
+/// now; the others, beyond the user's six HTTP/1.1 connections, each take the connection of
+/// the next one to finish. Returns every request's outcome in the batch's order.
+pub(super) async fn exchange_batch(
+    batch: Vec<Begun>,
+) -> Vec<(Outgoing, Result<CompletedResponse, HttpError>, Instant)> {
+    use futures_util::stream::{FuturesUnordered, StreamExt};
+    let mut outcomes: Vec<Option<_>> = (0..batch.len()).map(|_| None).collect();
+    let mut waiting = std::collections::VecDeque::new();
+    let mut running = FuturesUnordered::new();
+    let one = |i: usize, (request, mut sent, started): Begun| async move {
+        let result = exchange(request, &mut sent, started).await;
+        (i, sent, result, started)
+    };
+    for (i, begun) in batch.into_iter().enumerate() {
+        let (request, sent, _) = &begun;
+        if sent.conn.is_some() || sent.refused || request.is_err() {
+            running.push(one(i, begun));
+        } else {
+            waiting.push_back((i, begun));
+        }
+    }
+    while let Some((i, mut sent, result, started)) = running.next().await {
+        if sent.conn.is_some() {
+            if let Some((j, mut next)) = waiting.pop_front() {
+                next.1.conn = sent.conn.take();
+                running.push(one(j, next));
+            }
+        }
+        outcomes[i] = Some((sent, result, started));
+    }
+    // Only when no request of the batch held a connection (none can be: a batch leases what
+    // the user has free, and the sync world's one user has all six).
+    for (i, (_, sent, started)) in waiting {
+        outcomes[i] = Some((
+            sent,
+            Err(HttpError::Other("no connection free".into())),
+            started,
+        ));
+    }
+    outcomes.into_iter().flatten().collect()
 }
 
 impl HostUserContext for GroupState {
@@ -692,6 +781,7 @@ impl HostUserContext for GroupState {
             content_bytes: size,
             error: error.as_deref(),
             lateness_us: None,
+            protocol: None,
         });
         Ok(())
     }
@@ -748,7 +838,8 @@ fn trace_exchange(user: u64, req: &RequestState, resp: &CompletedResponse, env: 
     (env.events)(Event::Trace(&env.redactor.redact(&sent)));
     let text = String::from_utf8_lossy(&resp.body);
     let received = format!(
-        "[user {user}] <-- {} in {:.1} ms: {}",
+        "[user {user}] <-- {} {} in {:.1} ms: {}",
+        resp.protocol.as_str(),
         resp.status.as_u16(),
         resp.latency.as_secs_f64() * 1000.0,
         text.chars().take(2048).collect::<String>()

@@ -90,6 +90,24 @@ impl sync::HostUserContext for GroupState {
         let result = super::host_impl::exchange(request, &mut sent, started).await;
         self.end_send(&ctx, sent, result, started)
     }
+    /// Sends the batch at once (`host_impl::exchange_batch`) while the instance, with its one
+    /// user, waits for all of it.
+    async fn send_batch(
+        &mut self,
+        ctx: Resource<UserContextState>,
+        reqs: Vec<Resource<RequestState>>,
+    ) -> R<Vec<Result<Resource<ResponseState>, HttpError>>> {
+        let mut batch = Vec::with_capacity(reqs.len());
+        for req in reqs {
+            let (request, sent) = self.begin_send(&ctx, req)?;
+            batch.push((request, sent, std::time::Instant::now()));
+        }
+        super::host_impl::exchange_batch(batch)
+            .await
+            .into_iter()
+            .map(|(sent, result, started)| self.end_send(&ctx, sent, result, started))
+            .collect()
+    }
     /// Blocks this user's instance only (its one user); the thread's other instances run.
     async fn sleep(&mut self, ctx: Resource<UserContextState>, ms: u32) -> R<()> {
         let stop = self.begin_sleep(&ctx, ms);

@@ -243,7 +243,7 @@ impl GroupState {
             user_id,
             rng: Pcg64Mcg::seed_from_u64(seed::derive(self.env.seed, user_id, Stream::UserContext)),
             pending: Vec::new(),
-            conn: None,
+            client: Default::default(),
             in_on_stop: false,
             lateness_us: None,
             failed_requests: 0,

@@ -172,6 +172,7 @@ fn entry(file: &str, row: &EndpointStats) -> Result<Entry, MergeError> {
         failures: row.failures,
         content_bytes: (row.avg_content_bytes * row.requests as f64).round() as u64,
         sum_us: (row.avg_ms * 1000.0 * row.requests as f64).round() as u64,
+        protocols: crate::stats::summary::protocol_array(&row.protocols),
     })
 }
 

@@ -326,6 +326,7 @@ mod tests {
                 content_bytes: 10,
                 error: None,
                 lateness_us: None,
+                protocol: None,
             });
         }
         samples.sort_unstable();
@@ -366,6 +367,7 @@ mod tests {
                 content_bytes: 0,
                 error: Some("HTTP 500"),
                 lateness_us: None,
+                protocol: None,
             };
             tallies.tally(i).record_failure(&rec, || {
                 built.set(built.get() + 1);
@@ -405,6 +407,7 @@ mod tests {
                     content_bytes: 0,
                     error: None,
                     lateness_us: None,
+                    protocol: None,
                 });
             }
             run.absorb(tally.take(), 1, 1.0);
@@ -434,6 +437,7 @@ mod tests {
                 content_bytes: 0,
                 error: None,
                 lateness_us: None,
+                protocol: None,
             });
         }
         let mut run = RunStats::default();

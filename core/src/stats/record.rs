@@ -10,7 +10,7 @@ use hdrhistogram::Histogram;
 use serde::{Deserialize, Serialize};
 
 use super::unix_now;
-use crate::plan::Redactor;
+use crate::plan::{Protocol, Redactor};
 
 /// Latencies are recorded in microseconds, 3 significant digits, up to one hour.
 pub(crate) const MAX_LATENCY_US: u64 = 3_600_000_000;
@@ -61,6 +61,8 @@ pub struct Entry {
     pub content_bytes: u64,
     /// Service times summed, in microseconds (for the mean).
     pub sum_us: u64,
+    /// Responses by the HTTP they came over, in the order of `Protocol::ALL`.
+    pub protocols: [u64; 2],
 }
 
 impl Default for Entry {
@@ -79,6 +81,7 @@ impl Entry {
             failures: 0,
             content_bytes: 0,
             sum_us: 0,
+            protocols: [0; 2],
         }
     }
 
@@ -89,6 +92,9 @@ impl Entry {
         self.sum_us += rec.latency_us;
         if rec.error.is_some() {
             self.failures += 1;
+        }
+        if let Some(protocol) = rec.protocol {
+            self.protocols[protocol.index()] += 1;
         }
         let _ = self
             .histogram
@@ -113,6 +119,9 @@ impl Entry {
         self.failures += other.failures;
         self.content_bytes += other.content_bytes;
         self.sum_us += other.sum_us;
+        for (mine, theirs) in self.protocols.iter_mut().zip(other.protocols) {
+            *mine += theirs;
+        }
     }
 }
 
@@ -329,6 +338,8 @@ pub struct RequestRecord<'a> {
     pub error: Option<&'a str>,
     /// How late the request's task started against its schedule (`None`: no schedule).
     pub lateness_us: Option<u64>,
+    /// The HTTP its response came over (`None`: no response, or a custom event).
+    pub protocol: Option<Protocol>,
 }
 
 /// A worker thread's recording tally. Every text it records passes the run's `Redactor`, so
@@ -532,6 +543,7 @@ mod tests {
                     content_bytes: 0,
                     error,
                     lateness_us: None,
+                    protocol: None,
                 },
                 || FailureSample {
                     method: "GET".into(),

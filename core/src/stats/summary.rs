@@ -6,7 +6,10 @@ use hdrhistogram::serialization::Serializer as _;
 use hdrhistogram::Histogram;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
+use std::collections::BTreeMap;
+
 use super::record::Entry;
+use crate::plan::Protocol;
 
 /// A percentile every report shows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -230,6 +233,28 @@ pub struct EndpointStats {
     /// a schedule; the fields above are the service time, from the actual send.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub corrected: Option<CorrectedStats>,
+    /// Responses by the HTTP they came over (`HTTP/1.1`, `HTTP/2`), those seen only; absent
+    /// for rows without HTTP responses (custom events, requests that all failed to connect).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub protocols: BTreeMap<String, u64>,
+}
+
+/// A row's `protocols` from its entry's counts.
+pub fn protocol_counts(counts: &[u64; 2]) -> BTreeMap<String, u64> {
+    Protocol::ALL
+        .into_iter()
+        .filter(|p| counts[p.index()] > 0)
+        .map(|p| (p.as_str().to_string(), counts[p.index()]))
+        .collect()
+}
+
+/// An entry's counts from a row's `protocols` (names this version does not know are left out).
+pub fn protocol_array(counts: &BTreeMap<String, u64>) -> [u64; 2] {
+    let mut out = [0; 2];
+    for p in Protocol::ALL {
+        out[p.index()] = counts.get(p.as_str()).copied().unwrap_or(0);
+    }
+    out
 }
 
 /// The corrected latency of a row: from its task's intended start (its arrival in the open
@@ -289,6 +314,7 @@ impl EndpointStats {
             failures_per_s: per_s(b.failures),
             histogram: serialize_histogram(&entry.histogram),
             corrected: entry.corrected.as_ref().map(CorrectedStats::of),
+            protocols: protocol_counts(&entry.protocols),
         }
     }
 

@@ -256,6 +256,7 @@ async fn native_user(
             content_bytes: size,
             error: error.as_deref(),
             lateness_us: None,
+            protocol: None,
         });
     }
 }

@@ -119,6 +119,7 @@ pub fn main(args: ProfileArgs) -> Result<u8, Failure> {
         basic_auth: None,
         max_body_size: perfhost_core::client::DEFAULT_MAX_BODY_SIZE,
         keepalive: true,
+        http_version: Default::default(),
     };
     let profile = runtime.block_on(async {
         crate::process::interrupt_on_signal(&stop);

@@ -267,6 +267,10 @@ fn summary_section(h: &mut String, result: &RunResult) {
             )
         }),
         ("Users", result.plan.users.to_string()),
+        (
+            "Protocol",
+            super::protocols_text(t).unwrap_or_else(|| "-".to_string()),
+        ),
         ("Duration", fmt_duration(m.duration_s)),
         ("Seed", m.seed.to_string()),
         ("perfhost", m.perfhost_version.clone()),
@@ -297,6 +301,7 @@ fn warnings_section(h: &mut String, result: &RunResult) {
             "User class {class} was stopped because its users kept trapping."
         ));
     }
+    warnings.extend(super::mixed_protocols_warning(&result.total));
     if result.denied_requests > 0 {
         warnings.push(format!(
             "{} requests were denied by the sandbox because they left the target origin.",

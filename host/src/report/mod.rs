@@ -86,6 +86,34 @@ fn percentile_table<'a>(
     }
 }
 
+/// The HTTP the run's responses came over: `HTTP/2`, or each protocol with its count when
+/// the run mixed them; `None` without any response.
+pub fn protocols_text(total: &EndpointStats) -> Option<String> {
+    match total.protocols.len() {
+        0 => None,
+        1 => total.protocols.keys().next().cloned(),
+        _ => Some(
+            total
+                .protocols
+                .iter()
+                .map(|(p, n)| format!("{p} {n}"))
+                .collect::<Vec<_>>()
+                .join(", "),
+        ),
+    }
+}
+
+/// Says so when a run mixed protocols (the server chose HTTP/1.1 for some connections and
+/// HTTP/2 for others, or changed between them).
+pub fn mixed_protocols_warning(total: &EndpointStats) -> Option<String> {
+    if total.protocols.len() < 2 {
+        return None;
+    }
+    protocols_text(total).map(|counts| {
+        format!("The run mixed protocols ({counts} responses): the server did not choose the same HTTP for every connection.")
+    })
+}
+
 pub fn summary_table(result: &RunResult) -> String {
     let mut out = String::new();
     let _ = writeln!(
@@ -135,6 +163,13 @@ pub fn summary_table(result: &RunResult) -> String {
             "\nResponse time from the intended start (ms, coordinated-omission corrected)",
             rows().filter_map(|s| s.corrected.as_ref().map(|c| (s, &c.percentiles_ms))),
         );
+    }
+    // HTTP/1.1 throughout is what a load tester is assumed to speak: said only otherwise.
+    if let Some(protocols) = protocols_text(&result.total).filter(|p| p != "HTTP/1.1") {
+        let _ = writeln!(out, "\nProtocol: {protocols}");
+    }
+    if let Some(warning) = mixed_protocols_warning(&result.total) {
+        let _ = writeln!(out, "{warning}");
     }
     if let Some(a) = &result.arrivals {
         let _ = writeln!(out, "\n{}", a.accounting(("", "")));

@@ -40,7 +40,9 @@ impl RunError {
     /// The process exit code this error deserves (README's table).
     pub fn exit_code(&self) -> u8 {
         match self {
-            RunError::Unreachable { .. } | RunError::Demo(_) => exit::UNREACHABLE,
+            RunError::Unreachable { .. }
+            | RunError::Demo(_)
+            | RunError::Core(core_run::RunError::Protocol(_)) => exit::UNREACHABLE,
             RunError::Core(core_run::RunError::Barrier { .. }) => exit::BARRIER,
             _ => exit::USAGE,
         }

@@ -289,6 +289,9 @@ fn plan_for(
     if !request.user_classes.is_empty() {
         args.user_classes = request.user_classes.clone();
     }
+    if let Some(version) = &request.http_version {
+        args.http_version = Some(version.clone());
+    }
     if let Some(rate) = &request.rate {
         args.rate = Some(rate.clone());
         args.max_users = request.users.or(args.max_users);

@@ -17,8 +17,8 @@ use std::time::Duration;
 use perfhost_core::client::DEFAULT_MAX_BODY_SIZE;
 use perfhost_core::plan::{
     format_duration, parse_duration, parse_size, ClassChoice, ClientOptions, DurationError,
-    FieldError, LoadShape, Origin, Outputs, Plan, ProcessQuery, ProfilePlan, SandboxLimits, Secret,
-    SizeError, Source, StopConditions, Target,
+    FieldError, HttpVersion, LoadShape, Origin, Outputs, Plan, ProcessQuery, ProfilePlan,
+    SandboxLimits, Secret, SizeError, Source, StopConditions, Target,
 };
 use perfhost_core::plugin::{builtin, DEFAULT_CPU_BUDGET, DEFAULT_MEMORY_CAP};
 use scenario::Scenario;
@@ -233,6 +233,11 @@ pub struct RunArgs {
     /// [default: 16MiB].
     #[arg(long = "max-body-size", value_parser = parse_size_arg, value_name = "SIZE")]
     pub max_body_size: Option<usize>,
+    /// HTTP version: auto (https: what the server picks by ALPN, HTTP/2 preferred; http:
+    /// HTTP/1.1), 1.1, or 2 (https: by ALPN only; http: h2c with prior knowledge)
+    /// [default: auto].
+    #[arg(long = "http-version", value_name = "VERSION")]
+    pub http_version: Option<String>,
     /// Worker threads of the engine [default: the CPUs this process may use]. A container
     /// without a CPU limit sees every core of its node: a scheduler's shard says how many.
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
@@ -635,6 +640,11 @@ fn resolve_layers(
         basic_auth,
         max_body_size: m.size("max-body-size").unwrap_or(DEFAULT_MAX_BODY_SIZE),
         keepalive: true,
+        // The table's check has parsed it already.
+        http_version: m
+            .text("http-version")
+            .and_then(|v| HttpVersion::parse(&v))
+            .unwrap_or_default(),
     };
 
     let classes = ClassChoice {
@@ -1059,6 +1069,7 @@ mod tests {
             | "print-stats" => ("true", Some("maybe")),
             "ca-cert" => ("ca.pem", None),
             "max-body-size" => ("1MiB", Some("0")),
+            "http-version" => ("2", Some("3")),
             "cpu-budget" => ("5s", Some("1ms")),
             "memory-cap-mib" => ("3", Some("0")),
             "log-level" => ("debug", Some("loud")),

@@ -62,6 +62,8 @@ pub struct Scenario {
     pub max_users: Option<usize>,
     pub pre_allocated_users: Option<usize>,
     pub arrivals: Option<String>,
+    /// `http-version = "2"`: as `--http-version`.
+    pub http_version: Option<String>,
     pub thresholds: Vec<Threshold>,
     pub config: BTreeMap<String, String>,
     pub report_html: bool,
@@ -93,6 +95,7 @@ struct ScenarioFile {
     max_users: Option<Spanned<i64>>,
     pre_allocated_users: Option<Spanned<i64>>,
     arrivals: Option<Spanned<String>>,
+    http_version: Option<Spanned<String>>,
     rates: Option<Spanned<BTreeMap<String, String>>>,
     #[serde(default)]
     stages: Vec<StageFile>,
@@ -306,6 +309,13 @@ pub fn parse(file: &str, text: &str) -> Result<Scenario, ScenarioError> {
         (row.check)(&value).map_err(|m| err(Some(span), key, m))?;
         Ok(value)
     };
+    let http_version = match &raw.http_version {
+        Some(v) => {
+            checked("http-version", v.span(), Value::Text(v.get_ref().clone()))?;
+            Some(v.get_ref().clone())
+        }
+        None => None,
+    };
     let spawn_rate = match &raw.spawn_rate {
         Some(r) => {
             checked("spawn-rate", r.span(), Value::Number(*r.get_ref()))?;
@@ -463,6 +473,7 @@ pub fn parse(file: &str, text: &str) -> Result<Scenario, ScenarioError> {
         max_users,
         pre_allocated_users,
         arrivals,
+        http_version,
         thresholds,
         config: raw.config,
         report_html: raw.report.html,

@@ -105,6 +105,7 @@ pub fn from_scenario(sc: &Scenario) -> Layer {
         ("max-users", count(sc.max_users)),
         ("pre-allocated-users", count(sc.pre_allocated_users)),
         ("arrivals", sc.arrivals.clone().map(Value::Text)),
+        ("http-version", sc.http_version.clone().map(Value::Text)),
         (
             "user-classes",
             (!sc.user_classes.is_empty()).then(|| Value::List(sc.user_classes.clone())),

@@ -7,7 +7,9 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use perfhost_core::plan::{format_duration, format_size, parse_duration, parse_size, Plan};
+use perfhost_core::plan::{
+    format_duration, format_size, parse_duration, parse_size, HttpVersion, Plan,
+};
 
 use super::RunArgs;
 
@@ -451,6 +453,21 @@ pub static SETTINGS: &[Setting] = &[
             _ => Ok(()),
         },
         show: |p| line(format_size(p.client.max_body_size)),
+    },
+    Setting {
+        key: "http-version",
+        kind: Kind::Text,
+        flag: "--http-version",
+        locust: &[],
+        default: "auto",
+        cli: |a| text(&a.http_version),
+        check: |v| match v {
+            Value::Text(version) if HttpVersion::parse(version).is_none() => Err(format!(
+                "`{version}` is not an HTTP version — use auto, 1.1 or 2"
+            )),
+            _ => Ok(()),
+        },
+        show: |p| line(p.client.http_version.as_str().to_string()),
     },
     Setting {
         key: "cpu-budget",

@@ -579,6 +579,7 @@ async fn start_request(req: Request<hyper::body::Incoming>) -> Result<StartReque
             "user_classes" => request.user_classes.push(value),
             "scenario" => request.scenario = Some(value),
             "rate" => request.rate = Some(value),
+            "http_version" => request.http_version = Some(value),
             // Locust's page sends these too; perfhost has no use for them.
             _ => {}
         }

@@ -24,6 +24,8 @@ pub struct StartRequest {
     pub user_classes: Vec<String>,
     pub scenario: Option<String>,
     pub rate: Option<String>,
+    /// `auto`, `1.1` or `2` (`--http-version`).
+    pub http_version: Option<String>,
 }
 
 /// A test the UI loop is to run: the resolved plan and what the page shows of it.

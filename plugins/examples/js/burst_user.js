@@ -10,7 +10,7 @@
 // the same algorithm from the same random numbers, so for a given `--seed` every user sends the
 // same bodies as the Rust `BurstUser`.
 
-import * as hostSync from "perfhost:plugin/host-sync@0.2.3";
+import * as hostSync from "perfhost:plugin/host-sync@0.2.4";
 
 // The QuickJS backend hands an interface over as the default export, ComponentizeJS as named
 // exports: accept both.

@@ -2,7 +2,7 @@
 //!
 //! Write perfhost virtual-user behaviours in Rust. A plugin is a
 //! WebAssembly component (`cargo build --release --target wasm32-wasip2`) that implements the
-//! `perfhost:plugin@0.2.3` contract; this crate generates the bindings for it and adds an
+//! `perfhost:plugin@0.2.4` contract; this crate generates the bindings for it and adds an
 //! ergonomic layer on top:
 //!
 //! * a declarative [`User`] trait: class name, weight, [wait time](crate::between), weighted

@@ -13,7 +13,7 @@ if grep -Eq '^export[[:space:]]+default[[:space:]]+async\b' {name}.js; then
         exit 3
     fi
     cat >app.js <<'JS'
-import * as host from "perfhost:plugin/host@0.2.3";
+import * as host from "perfhost:plugin/host@0.2.4";
 import * as script from "./{name}.js";
 import { asyncPlugin } from "./perfhost.js";
 
@@ -26,7 +26,7 @@ else
         exit 3
     fi
     cat >app.js <<'JS'
-import * as host from "perfhost:plugin/host-sync@0.2.3";
+import * as host from "perfhost:plugin/host-sync@0.2.4";
 import * as script from "./{name}.js";
 import { plugin } from "./perfhost.js";
 

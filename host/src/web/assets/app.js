@@ -555,6 +555,8 @@ function bind() {
     f.set('scenario', $('scenario').value);
     const rate = $('rate').value.trim();
     if (rate) f.set('rate', rate);
+    // Empty: the command line's --http-version (auto unless it says otherwise).
+    if ($('http-version').value) f.set('http_version', $('http-version').value);
     if (await control($('start'), 'POST', '/swarm', f.toString())) {
       cur.showForm = false;
       refreshState();

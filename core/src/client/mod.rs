@@ -1,25 +1,36 @@
-//! The HTTP client: one keep-alive HTTP/1.1 connection per virtual user (hyper), reconnecting
-//! when the server closes it, with a per-user cookie jar, same-origin redirects, gzip decoding,
-//! a request timeout and distinct error kinds.
+//! The HTTP client (hyper): each virtual user keeps its own connections to the target — a
+//! keep-alive HTTP/1.1 connection per request in flight (at most six, as browsers), or one
+//! HTTP/2 connection whose streams carry them all (ALPN on https; h2c with prior knowledge
+//! when forced) — reconnecting when the server closes them, with a per-user cookie jar,
+//! same-origin redirects, gzip decoding, a request timeout and distinct error kinds.
+
+mod negotiate;
+mod tls;
+mod user;
 
 use std::future::Future;
 use std::io::Read;
 use std::net::SocketAddr;
-use std::path::Path;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::task::Poll;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use http::header::{HeaderMap, HeaderName, HeaderValue};
-use http::{Method, Request, StatusCode, Uri};
+use http::{Method, Request, Response, StatusCode, Uri};
 use http_body_util::{BodyExt, Full};
-use hyper::client::conn::http1;
-use hyper_util::rt::TokioIo;
+use hyper::body::Incoming;
+use hyper::client::conn::{http1, http2};
+use hyper_util::rt::{TokioExecutor, TokioIo};
 use tokio::net::TcpStream;
 
-use crate::plan::{ClientOptions, ResolveError, Secret, Target};
+pub use negotiate::negotiate;
+pub use tls::tls_config;
+pub use user::{UserClient, MAX_HTTP1_CONNECTIONS};
+
+use crate::plan::{ClientOptions, HttpVersion, Protocol, ResolveError, Secret, Target};
 
 /// Why a request produced no response (mirrors the contract's `http-error`).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -96,6 +107,11 @@ pub struct ClientConfig {
     pub max_body_size: usize,
     /// Keep connections alive; `false`: a new one per request, its set-up timed.
     pub keepalive: bool,
+    /// `--http-version`: what ALPN offers on https; `2` on http is h2c.
+    pub http_version: HttpVersion,
+    /// The target speaks HTTP/2 (forced, or chosen by ALPN when the run began, see
+    /// [`negotiate`]): a user's concurrent requests share one connection from their first.
+    pub speaks_h2: bool,
 }
 
 /// Default `--max-body-size`: far above any API answer, far below what 1,000 users could hold.
@@ -123,10 +139,9 @@ impl ClientConfig {
             headers.insert("x-api-key", value);
         }
         let tls = if target.scheme == "https" {
-            Some(Arc::new(tls_config(
-                options.insecure,
-                options.ca_cert.as_deref(),
-            )?))
+            let mut tls = tls_config(options.insecure, options.ca_cert.as_deref())?;
+            tls.alpn_protocols = tls::alpn(options.http_version);
+            Some(Arc::new(tls))
         } else {
             None
         };
@@ -137,6 +152,8 @@ impl ClientConfig {
             tls,
             max_body_size: options.max_body_size,
             keepalive: options.keepalive,
+            http_version: options.http_version,
+            speaks_h2: options.http_version == HttpVersion::Http2,
         })
     }
 
@@ -149,6 +166,8 @@ impl ClientConfig {
             tls: None,
             max_body_size: DEFAULT_MAX_BODY_SIZE,
             keepalive: true,
+            http_version: HttpVersion::Auto,
+            speaks_h2: false,
         }
     }
 }
@@ -191,6 +210,8 @@ pub struct CompletedResponse {
     pub truncated: bool,
     /// From just before the request was written to the last body byte (summed over redirects).
     pub latency: Duration,
+    /// The HTTP it came over.
+    pub protocol: Protocol,
 }
 
 /// A user about to wait this long (between tasks, in the open model's pool, in `sleep`) lets
@@ -258,12 +279,13 @@ impl BodyReader {
 }
 
 type Sender = http1::SendRequest<Full<Bytes>>;
+type H2Sender = http2::SendRequest<Full<Bytes>>;
 
 /// hyper's connection over plain TCP, kept by its type so that a resting user can take the
 /// socket back from it ([`Connection::rest`]).
 type PlainConnection = http1::Connection<TokioIo<TcpStream>, Full<Bytes>>;
 
-/// hyper's connection future (reads and writes the socket).
+/// hyper's HTTP/1.1 connection future (reads and writes the socket).
 enum Driver {
     Plain(Box<PlainConnection>),
     /// Over TLS, type-erased.
@@ -279,12 +301,27 @@ impl Driver {
     }
 }
 
-/// An open connection. Its driver is polled inline by whoever awaits a request on it rather than
-/// by a task of its own: one task wake-up and one task's memory fewer per request and per user.
-struct Live {
-    sender: Sender,
-    /// `None` once the connection has ended (closed by the server, or failed).
-    driver: Option<Driver>,
+/// An open connection.
+enum Live {
+    /// HTTP/1.1, this lease's own. Its driver is polled inline by whoever awaits a request on
+    /// it rather than by a task of its own: one task wake-up and one task's memory fewer per
+    /// request and per user. `None` once the connection has ended.
+    Http1 {
+        sender: Sender,
+        driver: Option<Driver>,
+    },
+    /// A handle on the user's one HTTP/2 connection, whose driver is a task: every stream on it
+    /// needs it driven, whichever of the user's requests is being awaited.
+    Http2(H2Sender),
+}
+
+impl Live {
+    fn protocol(&self) -> Protocol {
+        match self {
+            Live::Http1 { .. } => Protocol::Http1,
+            Live::Http2(_) => Protocol::Http2,
+        }
+    }
 }
 
 /// Awaits `work` while driving the connection, which `work` needs to make progress.
@@ -301,12 +338,40 @@ async fn drive<F: Future>(driver: &mut Option<Driver>, work: F) -> F::Output {
     .await
 }
 
-/// One virtual user's connection: keep-alive, reconnect on close, cookie jar.
+/// What all of one user's connections share.
+pub(crate) struct Shared {
+    /// The user's cookies, name and value, as the target set them.
+    jar: std::sync::Mutex<Vec<(String, String)>>,
+    /// The user's HTTP/2 connection. Locked while it is being opened, so that the user's
+    /// concurrent requests wait for that one connection instead of each opening its own.
+    h2: tokio::sync::Mutex<Option<H2Sender>>,
+    /// The origin answers HTTP/2: a new lease takes a stream on `h2`, not a connection.
+    speaks_h2: AtomicBool,
+}
+
+impl Shared {
+    pub(crate) fn new(speaks_h2: bool) -> Self {
+        Shared {
+            jar: std::sync::Mutex::new(Vec::new()),
+            h2: tokio::sync::Mutex::new(None),
+            speaks_h2: AtomicBool::new(speaks_h2),
+        }
+    }
+
+    pub(crate) fn speaks_h2(&self) -> bool {
+        self.speaks_h2.load(Ordering::Relaxed)
+    }
+}
+
+/// One request's way to the target, leased from the user's [`UserClient`]: a keep-alive
+/// HTTP/1.1 connection of its own (reconnecting when the server closes it), or a stream on
+/// the user's HTTP/2 connection.
 pub struct Connection {
     config: ClientConfig,
     live: Option<Live>,
-    cookies: Vec<(String, String)>,
-    /// Connections opened so far (1 for a user whose connection was kept alive throughout).
+    shared: Arc<Shared>,
+    /// Connections this lease opened so far (1 for a user whose connection was kept alive
+    /// throughout; an HTTP/2 connection counts for the lease that opened it).
     pub connects: u64,
     /// The request timeout's timer, kept from request to request and moved only when it fires
     /// before the current request's deadline: `tokio::time::timeout` would insert a timer into
@@ -322,14 +387,25 @@ const MAX_REDIRECTS: usize = 10;
 impl Connection {
     /// A user's connection with these settings; it connects on the first request.
     pub fn new(config: ClientConfig) -> Self {
+        let shared = Arc::new(Shared::new(config.speaks_h2));
+        Connection::sharing(config, shared)
+    }
+
+    /// Another connection of the user whose connections share `shared`.
+    pub(crate) fn sharing(config: ClientConfig, shared: Arc<Shared>) -> Self {
         Connection {
             config,
             live: None,
-            cookies: Vec::new(),
+            shared,
             connects: 0,
             parked: None,
             timer: None,
         }
+    }
+
+    /// The HTTP of its open connection, if it has one.
+    pub fn protocol(&self) -> Option<Protocol> {
+        self.live.as_ref().map(Live::protocol)
     }
 
     /// The origin this connection sends to.
@@ -408,7 +484,7 @@ impl Connection {
     }
 
     async fn send_once(&mut self, req: &OutgoingRequest) -> Result<CompletedResponse, HttpError> {
-        let request = self.build(req)?;
+        let mut request = self.build(req)?;
         let keep = if req.discard_body {
             0
         } else {
@@ -422,20 +498,23 @@ impl Connection {
             self.live = None;
             self.parked = None;
         }
+        let target = self.config.target.clone();
         let live = self.ready_connection().await?;
+        let protocol = live.protocol();
         let started = connect_started.unwrap_or_else(Instant::now);
-        let response = live.sender.send_request(request);
-        let exchange = async {
-            let (parts, mut body) = response.await?.into_parts();
-            let mut reader = BodyReader::new(keep);
-            while let Some(frame) = body.frame().await {
-                if let Ok(data) = frame?.into_data() {
-                    reader.push(data);
-                }
+        let result = match live {
+            Live::Http1 { sender, driver } => {
+                let response = sender.send_request(request);
+                drive(driver, read_response(response, keep)).await
             }
-            Ok::<_, hyper::Error>((parts, reader))
+            Live::Http2(sender) => {
+                // HTTP/2 names the origin in `:scheme` and `:authority`, not in a Host header.
+                request.headers_mut().remove(http::header::HOST);
+                *request.uri_mut() = absolute(&target, request.uri())?;
+                read_response(sender.send_request(request), keep).await
+            }
         };
-        let (parts, reader) = match drive(&mut live.driver, exchange).await {
+        let (parts, reader) = match result {
             Ok(exchange) => exchange,
             Err(err) => {
                 self.live = None;
@@ -443,7 +522,7 @@ impl Connection {
             }
         };
         let latency = started.elapsed();
-        if connection_close(&parts.headers) || !keepalive {
+        if (protocol == Protocol::Http1 && connection_close(&parts.headers)) || !keepalive {
             self.live = None;
         }
         self.store_cookies(&parts.headers);
@@ -459,6 +538,7 @@ impl Connection {
             body_size,
             truncated,
             latency,
+            protocol,
         })
     }
 
@@ -476,13 +556,8 @@ impl Connection {
         for (name, value) in &req.headers {
             headers.append(name.clone(), value.clone());
         }
-        if !self.cookies.is_empty() && !headers.contains_key(http::header::COOKIE) {
-            let jar: Vec<String> = self
-                .cookies
-                .iter()
-                .map(|(k, v)| format!("{k}={v}"))
-                .collect();
-            if let Ok(value) = HeaderValue::from_str(&jar.join("; ")) {
+        if !headers.contains_key(http::header::COOKIE) {
+            if let Some(value) = self.cookie_header() {
                 headers.insert(http::header::COOKIE, value);
             }
         }
@@ -491,15 +566,25 @@ impl Connection {
             .map_err(|e| HttpError::InvalidRequest(e.to_string()))
     }
 
+    /// The user's cookies as one `Cookie` header, if it has any.
+    fn cookie_header(&self) -> Option<HeaderValue> {
+        let jar = self.shared.jar.lock().ok()?;
+        if jar.is_empty() {
+            return None;
+        }
+        let pairs: Vec<String> = jar.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        HeaderValue::from_str(&pairs.join("; ")).ok()
+    }
+
     /// Lets hyper's state go while the user waits (its buffers and request channel, ~22 KiB
     /// of a user's memory), keeping the socket: called before a wait long enough that the
-    /// re-handshake on the next request costs little beside it. Plain TCP only; a TLS
-    /// connection, one with unread bytes or one hyper has not finished with stays as it is or
-    /// is dropped (the next request connects anew, as after a close by the server). Returns
-    /// whether the socket was kept without hyper's state.
+    /// re-handshake on the next request costs little beside it. Plain HTTP/1.1 only; a TLS or
+    /// HTTP/2 connection, one with unread bytes or one hyper has not finished with stays as it
+    /// is or is dropped (the next request connects anew, as after a close by the server).
+    /// Returns whether the socket was kept without hyper's state.
     pub fn rest(&mut self) -> bool {
         let (sender, mut conn) = match self.live.take() {
-            Some(Live {
+            Some(Live::Http1 {
                 sender,
                 driver: Some(Driver::Plain(conn)),
             }) => (sender, conn),
@@ -528,36 +613,108 @@ impl Connection {
             // A failed handshake on the kept socket is a closed connection: connect anew below.
             self.live = plain_handshake(io).await.ok();
         }
-        if let Some(live) = &mut self.live {
+        let closed = match &mut self.live {
             // Driving it once lets hyper notice a close by the server while we were idle.
-            let ready = drive(&mut live.driver, live.sender.ready()).await;
-            if ready.is_err() {
-                self.live = None;
-            }
+            Some(Live::Http1 { sender, driver }) => drive(driver, sender.ready()).await.is_err(),
+            // Closed after a GOAWAY, a connection error, or by the server.
+            Some(Live::Http2(sender)) => sender.is_closed(),
+            None => false,
+        };
+        if closed {
+            self.live = None;
         }
         if self.live.is_none() {
-            self.live = Some(connect(&self.config).await?);
-            self.connects += 1;
+            self.live = Some(self.open().await?);
         }
         self.live
             .as_mut()
             .ok_or_else(|| HttpError::Other("no connection".into()))
     }
 
+    /// A new connection, or a stream on the user's HTTP/2 connection when it has one open.
+    async fn open(&mut self) -> Result<Live, HttpError> {
+        let keepalive = self.config.keepalive;
+        if keepalive && self.shared.speaks_h2() {
+            let mut slot = self.shared.h2.lock().await;
+            if let Some(sender) = slot.as_ref().filter(|s| !s.is_closed()) {
+                return Ok(Live::Http2(sender.clone()));
+            }
+            let live = connect(&self.config).await?;
+            self.connects += 1;
+            match &live {
+                Live::Http2(sender) => *slot = Some(sender.clone()),
+                // ALPN chose HTTP/1.1 this time (a server behind a balancer that changed):
+                // the user's requests take connections of their own again.
+                Live::Http1 { .. } => {
+                    *slot = None;
+                    self.shared.speaks_h2.store(false, Ordering::Relaxed);
+                }
+            }
+            return Ok(live);
+        }
+        let live = connect(&self.config).await?;
+        self.connects += 1;
+        if let (true, Live::Http2(sender)) = (keepalive, &live) {
+            self.shared.speaks_h2.store(true, Ordering::Relaxed);
+            *self.shared.h2.lock().await = Some(sender.clone());
+        }
+        Ok(live)
+    }
+
     fn store_cookies(&mut self, headers: &HeaderMap) {
-        for value in headers.get_all(http::header::SET_COOKIE) {
+        let mut set = headers.get_all(http::header::SET_COOKIE).iter().peekable();
+        if set.peek().is_none() {
+            return;
+        }
+        let Ok(mut jar) = self.shared.jar.lock() else {
+            return;
+        };
+        for value in set {
             let Ok(text) = value.to_str() else { continue };
             let pair = text.split(';').next().unwrap_or("");
             let Some((name, value)) = pair.split_once('=') else {
                 continue;
             };
             let (name, value) = (name.trim().to_string(), value.trim().to_string());
-            self.cookies.retain(|(k, _)| *k != name);
+            jar.retain(|(k, _)| *k != name);
             if !value.is_empty() {
-                self.cookies.push((name, value));
+                jar.push((name, value));
             }
         }
     }
+}
+
+/// Reads a response to its end, keeping at most `keep` bytes of its body.
+async fn read_response(
+    response: impl Future<Output = hyper::Result<Response<Incoming>>>,
+    keep: usize,
+) -> hyper::Result<(http::response::Parts, BodyReader)> {
+    let (parts, mut body) = response.await?.into_parts();
+    let mut reader = BodyReader::new(keep);
+    while let Some(frame) = body.frame().await {
+        if let Ok(data) = frame?.into_data() {
+            reader.push(data);
+        }
+    }
+    Ok((parts, reader))
+}
+
+/// `uri` (a path) with the target's scheme and authority, as an HTTP/2 request needs it.
+fn absolute(target: &Target, uri: &Uri) -> Result<Uri, HttpError> {
+    let mut parts = uri.clone().into_parts();
+    parts.scheme = Some(if target.scheme == "https" {
+        http::uri::Scheme::HTTPS
+    } else {
+        http::uri::Scheme::HTTP
+    });
+    parts.authority = Some(
+        http::uri::Authority::try_from(target.authority.as_bytes())
+            .map_err(|e| HttpError::InvalidRequest(e.to_string()))?,
+    );
+    if parts.path_and_query.is_none() {
+        parts.path_and_query = Some(http::uri::PathAndQuery::from_static("/"));
+    }
+    Uri::from_parts(parts).map_err(|e| HttpError::InvalidRequest(e.to_string()))
 }
 
 async fn connect(config: &ClientConfig) -> Result<Live, HttpError> {
@@ -567,22 +724,24 @@ async fn connect(config: &ClientConfig) -> Result<Live, HttpError> {
         .map_err(|e| HttpError::Connect(format!("{}: {e}", target.origin)))?;
     let _ = tcp.set_nodelay(true);
     match &config.tls {
+        None if config.http_version == HttpVersion::Http2 => h2_handshake(TokioIo::new(tcp)).await,
         None => plain_handshake(TokioIo::new(tcp)).await,
         Some(tls) => {
-            let name = rustls::pki_types::ServerName::try_from(target.host.clone())
-                .map_err(|e| HttpError::Tls(format!("bad server name {}: {e}", target.host)))?;
-            let stream = tokio_rustls::TlsConnector::from(tls.clone())
-                .connect(name, tcp)
-                .await
-                .map_err(|e| HttpError::Tls(e.to_string()))?;
-            tls_handshake(TokioIo::new(stream)).await
+            let stream = tls::connect(tls, target, tcp).await?;
+            if stream.get_ref().1.alpn_protocol() == Some(b"h2") {
+                h2_handshake(TokioIo::new(stream)).await
+            } else if config.http_version == HttpVersion::Http2 {
+                Err(HttpError::Tls(tls::NO_H2.into()))
+            } else {
+                tls_handshake(TokioIo::new(stream)).await
+            }
         }
     }
 }
 
 async fn plain_handshake(io: TokioIo<TcpStream>) -> Result<Live, HttpError> {
     let (sender, conn) = http1::handshake(io).await.map_err(|e| classify(&e))?;
-    Ok(Live {
+    Ok(Live::Http1 {
         sender,
         driver: Some(Driver::Plain(Box::new(conn))),
     })
@@ -593,12 +752,27 @@ where
     IO: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
 {
     let (sender, conn) = http1::handshake(io).await.map_err(|e| classify(&e))?;
-    Ok(Live {
+    Ok(Live::Http1 {
         sender,
         driver: Some(Driver::Tls(Box::pin(async move {
             let _ = conn.await;
         }))),
     })
+}
+
+/// HTTP/2 on an open stream (TLS after ALPN chose `h2`, or TCP with prior knowledge); the
+/// connection's driver runs as a task of its own until the last handle on it is gone.
+async fn h2_handshake<IO>(io: IO) -> Result<Live, HttpError>
+where
+    IO: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
+{
+    let (sender, conn) = http2::handshake(TokioExecutor::new(), io)
+        .await
+        .map_err(|e| classify(&e))?;
+    tokio::spawn(async move {
+        let _ = conn.await;
+    });
+    Ok(Live::Http2(sender))
 }
 
 fn connection_close(headers: &HeaderMap) -> bool {
@@ -649,6 +823,20 @@ fn classify(err: &hyper::Error) -> HttpError {
     }
     let mut source: Option<&dyn std::error::Error> = std::error::Error::source(err);
     while let Some(inner) = source {
+        if let Some(h2) = inner.downcast_ref::<h2::Error>() {
+            let reason = h2
+                .reason()
+                .map_or_else(String::new, |r| format!(" ({r:?})"));
+            if h2.is_go_away() {
+                return HttpError::Reset(format!("the server sent GOAWAY{reason}"));
+            }
+            if h2.is_reset() {
+                return HttpError::Reset(format!("the server reset the stream{reason}"));
+            }
+            if !h2.is_io() {
+                return HttpError::InvalidResponse(format!("HTTP/2: {h2}"));
+            }
+        }
         if let Some(io) = inner.downcast_ref::<std::io::Error>() {
             return match io.kind() {
                 std::io::ErrorKind::ConnectionReset
@@ -673,88 +861,6 @@ pub async fn probe(target: &Target, timeout: Duration) -> Result<SocketAddr, Htt
             .map_err(|e| HttpError::Connect(e.to_string())),
         Ok(Err(e)) => Err(HttpError::Connect(format!("{}: {e}", target.origin))),
         Err(_) => Err(HttpError::Timeout),
-    }
-}
-
-/// TLS settings for https targets: the webpki roots plus `--ca-cert` (PEM), or `--insecure`.
-pub fn tls_config(
-    insecure: bool,
-    ca_cert: Option<&Path>,
-) -> Result<rustls::ClientConfig, ClientError> {
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let builder = rustls::ClientConfig::builder_with_provider(provider.clone())
-        .with_safe_default_protocol_versions()
-        .map_err(|e| ClientError::Tls(e.to_string()))?;
-    if insecure {
-        return Ok(builder
-            .dangerous()
-            .with_custom_certificate_verifier(Arc::new(AcceptAnyCert(provider)))
-            .with_no_client_auth());
-    }
-    let mut roots = rustls::RootCertStore::empty();
-    roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
-    if let Some(path) = ca_cert {
-        use rustls::pki_types::pem::PemObject;
-        let bad = |e: &dyn std::fmt::Display| ClientError::CaCert {
-            path: path.display().to_string(),
-            why: e.to_string(),
-        };
-        let certs = rustls::pki_types::CertificateDer::pem_file_iter(path).map_err(|e| bad(&e))?;
-        let mut added = 0;
-        for cert in certs {
-            roots.add(cert.map_err(|e| bad(&e))?).map_err(|e| bad(&e))?;
-            added += 1;
-        }
-        if added == 0 {
-            return Err(bad(&"no certificate found"));
-        }
-    }
-    Ok(builder.with_root_certificates(roots).with_no_client_auth())
-}
-
-/// `--insecure`: accepts any server certificate (signatures are still checked).
-#[derive(Debug)]
-struct AcceptAnyCert(Arc<rustls::crypto::CryptoProvider>);
-
-impl rustls::client::danger::ServerCertVerifier for AcceptAnyCert {
-    fn verify_server_cert(
-        &self,
-        _: &rustls::pki_types::CertificateDer<'_>,
-        _: &[rustls::pki_types::CertificateDer<'_>],
-        _: &rustls::pki_types::ServerName<'_>,
-        _: &[u8],
-        _: rustls::pki_types::UnixTime,
-    ) -> Result<rustls::client::danger::ServerCertVerified, rustls::Error> {
-        Ok(rustls::client::danger::ServerCertVerified::assertion())
-    }
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &rustls::pki_types::CertificateDer<'_>,
-        dss: &rustls::DigitallySignedStruct,
-    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls12_signature(
-            message,
-            cert,
-            dss,
-            &self.0.signature_verification_algorithms,
-        )
-    }
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &rustls::pki_types::CertificateDer<'_>,
-        dss: &rustls::DigitallySignedStruct,
-    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(
-            message,
-            cert,
-            dss,
-            &self.0.signature_verification_algorithms,
-        )
-    }
-    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
-        self.0.signature_verification_algorithms.supported_schemes()
     }
 }
 
