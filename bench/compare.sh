@@ -49,7 +49,9 @@
 # --request-timeout 120s --stop-timeout 120s there (valgrind is many times slower); wrk runs
 # CG_WRK_SECONDS and 2× that.
 #
-# Environment: PAIRS (5; 0 = callgrind only), REQUESTS (200000), USERS (100, connections/users),
+# Environment: PROTO (http1; h2: HTTP/2 over TLS, perfhost --http-version 2 --insecure against
+# oha --http2 --insecure; h2c: HTTP/2 with prior knowledge, --http-version 2 / --http2),
+# PAIRS (5; 0 = callgrind only), REQUESTS (200000), USERS (100, connections/users),
 # SERVER_CPU (1), GEN_CPU (0), PLAIN_GET_WASM (target/wasm-plugins/wasm32-wasip2/release/
 # plain_get.wasm of this checkout), RUN_TIMEOUT (300 s per run), WARMUP_REQUESTS (REQUESTS/10;
 # 0 skips the warm-up), SRV_MAX (90, % of a core), QUIET_MAX (15) and QUIET_WAIT (60): before
@@ -104,6 +106,15 @@ done
 [ "$REQUESTS" -gt 0 ] && [ "$USERS" -gt 0 ] && [ "$CG_REQUESTS" -gt 0 ] || die "REQUESTS, USERS and CG_REQUESTS must be > 0"
 [ "$PAIRS" -gt 0 ] || [ "$CALLGRIND" = 1 ] || die "PAIRS=0 measures nothing without --callgrind"
 
+# What the target speaks (bench/nginx_target.sh) and the flags that make each tool speak it:
+# one connection per user (oha: per connection, one stream at a time, its default -p 1).
+PROTO=${PROTO:-http1}
+case $PROTO in
+  http1) PERFHOST_PROTO_FLAGS="" OHA_PROTO_FLAGS="" ;;
+  h2) PERFHOST_PROTO_FLAGS=" --http-version 2 --insecure" OHA_PROTO_FLAGS=" --http2 --insecure" ;;
+  h2c) PERFHOST_PROTO_FLAGS=" --http-version 2" OHA_PROTO_FLAGS=" --http2" ;;
+  *) die "PROTO is http1, h2 or h2c (got '$PROTO')" ;;
+esac
 need() { command -v "$1" >/dev/null || die "$1 not found — install it with: $2"; }
 need nginx "apt-get install -y nginx"
 need taskset "apt-get install -y util-linux"
@@ -121,15 +132,15 @@ expand() {
       if [[ "$bin" == *:* ]]; then wasm=${bin#*:} bin=${bin%%:*}; fi
       [ -x "$bin" ] || die "perfhost binary '$bin' not found or not executable — build it with: cargo build --release -j 2"
       [ -f "$wasm" ] || die "plugin '$wasm' not found — build it with: cargo build --release -j 2 (or set PLAIN_GET_WASM)"
-      printf '%q run -H {url} --plugin %q -u {c} -r {r} -n {n} --no-report --json-file {json}' "$bin" "$wasm"
+      printf '%q run -H {url} --plugin %q -u {c} -r {r} -n {n} --no-report --json-file {json}%s' "$bin" "$wasm" "$PERFHOST_PROTO_FLAGS"
       ;;
     oha)
       need oha "cargo install oha --locked"
       # oha 1.5+ spells JSON output --output-format json; older versions --json.
       if oha --help 2>/dev/null | grep -q -- '--output-format'; then
-        echo 'oha -n {n} -c {c} --no-tui --output-format json {url}/'
+        echo "oha -n {n} -c {c} --no-tui --output-format json$OHA_PROTO_FLAGS {url}/"
       else
-        echo 'oha -n {n} -c {c} --no-tui --json {url}/'
+        echo "oha -n {n} -c {c} --no-tui --json$OHA_PROTO_FLAGS {url}/"
       fi
       ;;
     wrk)

@@ -1,6 +1,8 @@
 # Sourced by bench/compare.sh, bench/generators.sh and bench/request_cost.sh: the nginx target of
 # the benchmarks. Needs OUT (a folder), SERVER_CPU, NOFILE and a `die` function; sets NGINX_PID,
-# NGINX_PORT, NGINX_WORKER and URL; `stop_nginx` (the EXIT trap) stops it. Also the demo-server
+# NGINX_PORT, NGINX_WORKER and URL; `stop_nginx` (the EXIT trap) stops it. PROTO picks what
+# nginx speaks: http1 (the default), h2 (HTTP/2 over TLS by ALPN, a self-signed certificate
+# made with openssl; URL is https://) or h2c (HTTP/2 with prior knowledge only, no TLS). Also the demo-server
 # target (`start_demo_server`, needs BIN).
 # shellcheck shell=bash
 
@@ -42,6 +44,19 @@ start_nginx() {
   printf 'perfhost generator benchmark: a small static body served by nginx from a file, about 100 bytes.\n' >"$dir/www/index.html"
   chmod 644 "$dir/www/index.html"
   NGINX_PORT=$(free_port)
+  local listen="listen 127.0.0.1:$NGINX_PORT;" scheme=http
+  case ${PROTO:-http1} in
+    http1) ;;
+    h2)
+      command -v openssl >/dev/null || die "openssl not found — install it with: apt-get install -y openssl"
+      openssl req -x509 -newkey rsa:2048 -nodes -days 1 -subj /CN=127.0.0.1 \
+        -addext subjectAltName=IP:127.0.0.1 -keyout "$dir/key.pem" -out "$dir/cert.pem" 2>/dev/null
+      listen="listen 127.0.0.1:$NGINX_PORT ssl http2; ssl_certificate $dir/cert.pem; ssl_certificate_key $dir/key.pem;"
+      scheme=https
+      ;;
+    h2c) listen="listen 127.0.0.1:$NGINX_PORT http2;" ;;
+    *) die "PROTO is http1, h2 or h2c (got '$PROTO')" ;;
+  esac
   cat >"$dir/nginx.conf" <<EOF
 worker_processes 1;
 daemon off;
@@ -60,7 +75,7 @@ http {
     uwsgi_temp_path $dir/tmp_uwsgi;
     scgi_temp_path $dir/tmp_scgi;
     server {
-        listen 127.0.0.1:$NGINX_PORT;
+        $listen
         root $dir/www;
         index index.html;
     }
@@ -71,6 +86,6 @@ EOF
   wait_port "$NGINX_PORT" || { cat "$dir/stdout.log" "$dir/error.log" >&2; die "nginx did not start"; }
   NGINX_WORKER=$(pgrep -P "$NGINX_PID" | head -1)
   [ -n "$NGINX_WORKER" ] || die "nginx started without a worker process"
-  URL="http://127.0.0.1:$NGINX_PORT"
-  echo "# target: taskset -c $SERVER_CPU nginx -c $dir/nginx.conf  ($URL/, $(wc -c <"$dir/www/index.html") bytes)"
+  URL="$scheme://127.0.0.1:$NGINX_PORT"
+  echo "# target: taskset -c $SERVER_CPU nginx -c $dir/nginx.conf  ($URL/, ${PROTO:-http1}, $(wc -c <"$dir/www/index.html") bytes)"
 }
