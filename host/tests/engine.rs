@@ -474,7 +474,7 @@ async fn trace_prints_requests_and_responses() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(0), "{stderr}");
     assert!(stderr.contains("--> POST /verify {\"answer\""), "{stderr}");
-    assert!(stderr.contains("<-- 200"), "{stderr}");
+    assert!(stderr.contains("<-- HTTP/1.1 200"), "{stderr}");
 }
 
 /// A user about to wait 500 ms or more lets its connection rest (`--trace` says so), in the

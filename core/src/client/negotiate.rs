@@ -26,10 +26,13 @@ pub async fn negotiate(config: &mut ClientConfig, timeout: Duration) -> Result<P
             let handshake = async {
                 let tcp = TcpStream::connect(config.target.connect_addr())
                     .await
-                    .map_err(|e| e.to_string())?;
+                    .map_err(|e| format!("cannot connect: {e}"))?;
                 let stream = tls::connect(tls_config, &config.target, tcp)
                     .await
-                    .map_err(|e| e.to_string())?;
+                    .map_err(|e| match e {
+                        super::HttpError::Tls(why) if why == tls::NO_H2 => why,
+                        other => format!("TLS handshake failed: {other}"),
+                    })?;
                 Ok::<_, String>(match stream.get_ref().1.alpn_protocol() {
                     Some(b"h2") => Protocol::Http2,
                     _ => Protocol::Http1,
@@ -38,7 +41,7 @@ pub async fn negotiate(config: &mut ClientConfig, timeout: Duration) -> Result<P
             match tokio::time::timeout(timeout, handshake).await {
                 Ok(Ok(Protocol::Http1)) if forced => Err(format!("{origin}: {}", tls::NO_H2)),
                 Ok(Ok(protocol)) => Ok(protocol),
-                Ok(Err(why)) if forced => Err(format!("{origin}: TLS handshake failed: {why}")),
+                Ok(Err(why)) if forced => Err(format!("{origin}: {why}")),
                 Err(_) if forced => Err(format!("{origin}: no TLS handshake within {timeout:?}")),
                 _ => Ok(Protocol::Http1),
             }

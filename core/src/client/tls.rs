@@ -112,5 +112,17 @@ pub(super) async fn connect(
     tokio_rustls::TlsConnector::from(tls.clone())
         .connect(name, tcp)
         .await
-        .map_err(|e| HttpError::Tls(e.to_string()))
+        .map_err(|e| {
+            // A server that speaks none of the protocols ALPN offered ends the handshake with
+            // this alert: offered only `h2` (`--http-version 2`), it speaks HTTP/1.1 only.
+            let no_protocol = e.get_ref().and_then(|i| i.downcast_ref::<rustls::Error>())
+                == Some(&rustls::Error::AlertReceived(
+                    rustls::AlertDescription::NoApplicationProtocol,
+                ));
+            if no_protocol && tls.alpn_protocols == [b"h2".to_vec()] {
+                HttpError::Tls(NO_H2.into())
+            } else {
+                HttpError::Tls(e.to_string())
+            }
+        })
 }

@@ -251,7 +251,7 @@ fn verdict_section(h: &mut String, result: &RunResult) {
 fn summary_section(h: &mut String, result: &RunResult) {
     let m = &result.meta;
     let t = &result.total;
-    let items: Vec<(&str, String)> = vec![
+    let mut items: Vec<(&str, String)> = vec![
         ("Requests", t.requests.to_string()),
         (
             "Failures",
@@ -267,14 +267,14 @@ fn summary_section(h: &mut String, result: &RunResult) {
             )
         }),
         ("Users", result.plan.users.to_string()),
-        (
-            "Protocol",
-            super::protocols_text(t).unwrap_or_else(|| "-".to_string()),
-        ),
         ("Duration", fmt_duration(m.duration_s)),
         ("Seed", m.seed.to_string()),
         ("perfhost", m.perfhost_version.clone()),
     ];
+    // Results of versions before protocols were counted have none: nothing is said then.
+    if let Some(protocols) = super::protocols_text(t) {
+        items.insert(5, ("Protocol", protocols));
+    }
     h.push_str("<section id=\"summary\" class=\"meta\">");
     for (k, v) in items {
         let _ = write!(h, "<div><b>{}</b>{}</div>", esc(k), esc(&v));

@@ -605,7 +605,7 @@ mod tests {
 
     #[test]
     fn malformed_files_name_file_line_and_field() {
-        assert_eq!(error_of("name = \"x\"\nuserz = 3\n"), "bad.toml:2: field `userz`: unknown field `userz`, expected one of `name`, `description`, `plugins`, `user-classes`, `weights`, `users`, `spawn-rate`, `run-time`, `rate`, `start-rate`, `max-users`, `pre-allocated-users`, `arrivals`, `rates`, `stages`, `thresholds`, `config`, `report`, `profile`");
+        assert_eq!(error_of("name = \"x\"\nuserz = 3\n"), "bad.toml:2: field `userz`: unknown field `userz`, expected one of `name`, `description`, `plugins`, `user-classes`, `weights`, `users`, `spawn-rate`, `run-time`, `rate`, `start-rate`, `max-users`, `pre-allocated-users`, `arrivals`, `http-version`, `rates`, `stages`, `thresholds`, `config`, `report`, `profile`");
         assert!(error_of("name = \"x\"\n\nusers = \"ten\"\n")
             .starts_with("bad.toml:3: field `users`: invalid type"));
         assert_eq!(
