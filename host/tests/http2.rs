@@ -37,15 +37,6 @@ fn nginx() -> Option<PathBuf> {
     found
 }
 
-/// A free port on 127.0.0.1 (bound and let go: nginx binds it next).
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 /// A CA and a certificate for 127.0.0.1 it signed: (ca.pem, cert.pem, key.pem) in `dir`.
 fn make_ca(dir: &Path) -> (PathBuf, PathBuf, PathBuf) {
     use rcgen::{BasicConstraints, CertificateParams, IsCa, KeyPair};
@@ -85,7 +76,7 @@ struct Nginx {
 impl Nginx {
     fn start(binary: &Path, dir: &Path) -> Nginx {
         let (ca, cert, key) = make_ca(dir);
-        let (h2, h1) = (free_port(), free_port());
+        let (h2, h1) = (support::free_port(), support::free_port());
         let log = dir.join("access.log");
         let conf = format!(
             r#"pid {dir}/nginx.pid;

@@ -15,14 +15,6 @@ fn get(port: u16, path: &str, token: Option<&str>) -> Option<(u16, String)> {
     support::try_http(port, "GET", path, &headers, "").map(|(status, _, body)| (status, body))
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 /// The value of the sample `name` whose labels include all of `labels`.
 fn value(scrape: &prometheus_parse::Scrape, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
     scrape
@@ -48,7 +40,7 @@ fn parse(text: &str) -> prometheus_parse::Scrape {
 async fn metrics_are_live_and_end_equal_to_the_result() {
     let _serial = support::serial().await;
     let server = RecordingServer::start(Mode::FailVerify).await;
-    let port = free_port();
+    let port = support::free_port();
     let mut plan = support::plan(&server.url(), &["burst_user"]);
     plan.load = perfhost_core::plan::LoadShape::ramp(4, 100.0);
     plan.stop.run_time = Some(Duration::from_secs(3));
@@ -212,7 +204,7 @@ async fn the_endpoint_needs_a_token_beyond_loopback() {
 
     let _serial = support::serial().await;
     let server = RecordingServer::start(Mode::Auditor).await;
-    let port = free_port();
+    let port = support::free_port();
     let mut plan = support::plan(&server.url(), &["burst_user"]);
     plan.load = perfhost_core::plan::LoadShape::ramp(1, 100.0);
     plan.stop.run_time = Some(Duration::from_secs(2));

@@ -16,14 +16,6 @@ struct Cluster {
     _daemons: Vec<ChildGuard>,
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 fn quiet(cmd: &mut Command) -> &mut Command {
     cmd.stdin(Stdio::null())
         .stdout(Stdio::null())
@@ -121,8 +113,8 @@ impl Cluster {
                  SlurmctldLogFile={d}/slurmctld.log\nSlurmdLogFile={d}/slurmd.log\n\
                  NodeName={node} NodeAddr=127.0.0.1 CPUs=8 RealMemory={memory} State=UNKNOWN\n\
                  PartitionName=load Nodes={node} Default=YES MaxTime=INFINITE State=UP\n",
-                free_port(),
-                free_port()
+                support::free_port(),
+                support::free_port()
             ),
         )
         .unwrap();

@@ -436,3 +436,13 @@ pub fn demo_verify_count(addr: SocketAddr) -> u64 {
         .sum();
     counted as u64
 }
+
+/// A free port on 127.0.0.1, bound and let go: for a server the test starts next (nginx,
+/// slurmctld, a browser's driver) that must be told its port.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}

@@ -38,17 +38,9 @@ impl WebDriverCompatibleCommand for BrowserLog {
     }
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 /// Starts chromedriver on a free loopback port and waits (≤ 10 s) until it accepts sessions.
 fn chromedriver(driver: &PathBuf) -> (ChildGuard, u16) {
-    let port = free_port();
+    let port = support::free_port();
     let child = Command::new(driver)
         .arg(format!("--port={port}"))
         .stdout(Stdio::null())
